@@ -1,0 +1,29 @@
+//! What a backwork job requires of the device ([`Constraints`]), what the device currently offers
+//! ([`DeviceState`]), the check between them ([`Constraints::check`], which says *which* constraints
+//! fail and *why*), and the probes that report device state ([`Probe`], [`ManualProbe`]).
+//!
+//! This crate knows nothing of jobs, storage or scheduling: the scheduler asks it one question —
+//! "does this device state satisfy these constraints, and if not, what is missing?".
+//!
+//! ```
+//! use backwork_constraints::{Constraints, DeviceState, Network, NetworkRequirement};
+//!
+//! let wants = Constraints::none().network(NetworkRequirement::Unmetered).charging();
+//! let mut device = DeviceState::default(); // a healthy plugged-in machine
+//! assert!(wants.check(&device).is_empty());
+//!
+//! device.network = Network::Metered;
+//! device.charging = false;
+//! let unmet = wants.check(&device);
+//! assert_eq!(unmet.len(), 2);
+//! assert_eq!(unmet[0].to_string(), "network: requires an unmetered network, the device is on a metered network");
+//! ```
+
+mod probe;
+mod state;
+
+pub use probe::{ManualProbe, Probe};
+pub use state::{
+    Constraint, Constraints, DeviceState, LOW_BATTERY_PERCENT, Network, NetworkRequirement,
+    SettingError, Unmet,
+};

@@ -1,0 +1,109 @@
+//! Errors the core returns for requests it refuses. A refused request changes nothing.
+
+use std::time::Duration;
+
+use super::job::{JobId, JobState, humanize};
+
+/// A request the scheduling core refused. Nothing was changed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CoreError {
+    /// The input payload is larger than the configured cap.
+    #[error(
+        "the input payload is {size} bytes, over the cap of {cap} bytes; store large data elsewhere and pass a reference (a path or a key), or raise the payload cap"
+    )]
+    PayloadTooLarge {
+        /// Serialized size of the payload.
+        size: usize,
+        /// The cap.
+        cap: usize,
+    },
+    /// The worker kind is empty.
+    #[error("the worker kind is empty; name the worker that runs this job")]
+    EmptyKind,
+    /// A periodic interval below the minimum.
+    #[error("the interval {} is shorter than the minimum of {}; use a longer interval", humanize(*every), humanize(*min))]
+    IntervalTooShort {
+        /// The interval given.
+        every: Duration,
+        /// The minimum.
+        min: Duration,
+    },
+    /// A duration too long to be meaningful (over 100 years).
+    #[error("the {what} of {} is longer than 100 years; use a shorter one", humanize(*value))]
+    DurationTooLong {
+        /// Which duration.
+        what: &'static str,
+        /// Its value.
+        value: Duration,
+    },
+    /// A zero duration where one is needed.
+    #[error("the {what} must be longer than zero; give a positive duration or leave it unset")]
+    ZeroDuration {
+        /// Which duration.
+        what: &'static str,
+    },
+    /// A flex window longer than the interval.
+    #[error("the flex window {} is longer than the interval {}; use a flex of at most the interval", humanize(*flex), humanize(*every))]
+    FlexTooLong {
+        /// The flex.
+        flex: Duration,
+        /// The interval.
+        every: Duration,
+    },
+    /// The cron expression does not parse.
+    #[error("{0}")]
+    InvalidCron(String),
+    /// The cron expression never fires after now.
+    #[error("the cron expression `{expr}` never fires after now; check its year and date fields")]
+    CronNeverFires {
+        /// The expression.
+        expr: String,
+    },
+    /// The conflict policy does not apply to the schedule kind.
+    #[error("the conflict policy `{policy}` does not apply to {schedule} jobs; use {allowed}")]
+    PolicyNotAllowed {
+        /// The policy.
+        policy: String,
+        /// `one-off` or `recurring`.
+        schedule: &'static str,
+        /// The allowed policies.
+        allowed: &'static str,
+    },
+    /// Jitter outside `[0, 1)`.
+    #[error("the backoff jitter {0} is outside [0, 1); use a fraction such as 0.1")]
+    InvalidJitter(f64),
+    /// `max_attempts` of zero.
+    #[error("max attempts must be at least 1; leave it unset to retry forever")]
+    ZeroMaxAttempts,
+    /// An empty unique name.
+    #[error("the unique name is empty; give a name or leave it unset")]
+    EmptyUniqueName,
+    /// The id is already taken.
+    #[error("a job with id {0} already exists; generate a fresh id")]
+    DuplicateId(JobId),
+    /// No job matches.
+    #[error("no job matches `{0}`; list jobs with `backwork list`")]
+    NoSuchJob(String),
+    /// The job is already finished.
+    #[error("job {id} has already finished ({state}); there is nothing to {action}")]
+    AlreadyFinished {
+        /// The job.
+        id: JobId,
+        /// Its state.
+        state: JobState,
+        /// What was asked.
+        action: &'static str,
+    },
+    /// The job waits for prerequisites and cannot be run now.
+    #[error(
+        "job {0} is blocked on prerequisites that have not succeeded; run or cancel those first"
+    )]
+    Blocked(JobId),
+    /// The policy rejected the request.
+    #[error("the scheduling policy rejected the request: {0}")]
+    Rejected(String),
+    /// `Load` was sent to a core that already holds jobs.
+    #[error("the core already holds jobs; load a store only into a fresh core")]
+    AlreadyLoaded,
+}

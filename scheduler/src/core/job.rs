@@ -1,0 +1,752 @@
+//! The job model: what a caller asks for ([`JobRequest`]) and what the scheduler keeps ([`Job`]).
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use backwork_constraints::{Constraint, Constraints};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// A wall-clock instant. The core never reads a clock: every instant it sees is an argument.
+pub type Time = DateTime<Utc>;
+
+/// A job's identity: a time-ordered UUID (version 7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobId(pub Uuid);
+
+impl JobId {
+    /// The smallest id; useful as a range bound.
+    pub const MIN: JobId = JobId(Uuid::nil());
+    /// The largest id; useful as a range bound.
+    pub const MAX: JobId = JobId(Uuid::max());
+
+    /// A version-7 id for the millisecond `at`, with `random` filling the remaining bits. The
+    /// runtime passes random bytes; the test driver passes a counter, so its ids are reproducible.
+    pub fn new_v7(at: Time, random: [u8; 10]) -> JobId {
+        let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0);
+        JobId(uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid())
+    }
+
+    /// A 64-bit digest of the id, used to seed per-job pseudo-random choices (jitter).
+    pub fn seed(&self) -> u64 {
+        let v = self.0.as_u128();
+        (v as u64) ^ ((v >> 64) as u64)
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for JobId {
+    type Err = uuid::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s).map(JobId)
+    }
+}
+
+/// Serde helpers for durations as whole milliseconds, so records read well as JSON.
+pub(crate) mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+
+    pub mod option {
+        use std::time::Duration;
+
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+            match d {
+                Some(d) => s.serialize_some(&u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+            Option::<u64>::deserialize(d).map(|o| o.map(Duration::from_millis))
+        }
+    }
+}
+
+/// How a periodic job's periods are placed in time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Anchor {
+    /// Periods are a fixed grid anchored at the first enqueue: the schedule never drifts.
+    #[default]
+    Grid,
+    /// Each period starts when the previous run finished (WorkManager's behaviour; drifts).
+    AfterRun,
+}
+
+/// What a periodic or cron job does about slots missed while the process was down or the machine
+/// was off or suspended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CatchUp {
+    /// Run once as soon as possible (like systemd's `Persistent=true`).
+    #[default]
+    One,
+    /// Wait for the next slot.
+    Skip,
+}
+
+/// When a job runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum Schedule {
+    /// Once, as soon as constraints allow, not before `enqueue time + delay` nor `not_before`.
+    Once {
+        /// Delay after the enqueue time.
+        #[serde(with = "millis", default)]
+        delay: Duration,
+        /// An absolute instant before which the job does not start.
+        #[serde(default)]
+        not_before: Option<Time>,
+    },
+    /// Once per `every`, inside the flex window at the end of each period.
+    Periodic {
+        /// The period length.
+        #[serde(with = "millis")]
+        every: Duration,
+        /// The flex window at the end of each period; `None` means the whole period.
+        #[serde(with = "millis::option", default)]
+        flex: Option<Duration>,
+        /// How periods are placed.
+        #[serde(default)]
+        anchor: Anchor,
+    },
+    /// At the instants a cron expression names (the `cron` crate's syntax, seconds first), in a
+    /// named time zone.
+    Cron {
+        /// The cron expression, e.g. `0 0 3 * * *`.
+        expr: String,
+        /// The IANA time zone the expression is read in.
+        tz: Tz,
+    },
+}
+
+impl Schedule {
+    /// True for periodic and cron schedules.
+    pub fn is_recurring(&self) -> bool {
+        !matches!(self, Schedule::Once { .. })
+    }
+}
+
+impl fmt::Display for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Schedule::Once { delay, not_before } => match (delay.is_zero(), not_before) {
+                (_, Some(t)) => write!(f, "once at {}", t.format("%Y-%m-%d %H:%M:%SZ")),
+                (true, None) => f.write_str("once"),
+                (false, None) => write!(f, "once in {}", humanize(*delay)),
+            },
+            Schedule::Periodic {
+                every,
+                flex,
+                anchor,
+            } => {
+                write!(f, "every {}", humanize(*every))?;
+                if let Some(flex) = flex {
+                    write!(f, " flex {}", humanize(*flex))?;
+                }
+                if *anchor == Anchor::AfterRun {
+                    f.write_str(" after-run")?;
+                }
+                Ok(())
+            }
+            Schedule::Cron { expr, tz } => write!(f, "cron {expr} {tz}"),
+        }
+    }
+}
+
+/// Formats a duration compactly (`6h`, `1m 30s`).
+pub fn humanize(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs == 0 {
+        return format!("{}ms", d.as_millis());
+    }
+    let (days, hours, mins, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    let mut parts = Vec::new();
+    for (v, unit) in [(days, "d"), (hours, "h"), (mins, "m"), (s, "s")] {
+        if v > 0 {
+            parts.push(format!("{v}{unit}"));
+        }
+    }
+    parts.join(" ")
+}
+
+/// The shape of the retry delay.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackoffKind {
+    /// `base · 2^(n−1)`.
+    #[default]
+    Exponential,
+    /// `base · n`.
+    Linear,
+}
+
+/// Retry backoff: kind, base delay (clamped to [10 s, 5 h]) and an optional ± jitter fraction.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Backoff {
+    /// Exponential or linear.
+    pub kind: BackoffKind,
+    /// The base delay (attempt 1's delay).
+    #[serde(with = "millis")]
+    pub base: Duration,
+    /// A fraction in `[0, 1)`: each delay is multiplied by a factor drawn from `[1 − j, 1 + j]`,
+    /// reproducibly per job and attempt.
+    #[serde(default)]
+    pub jitter: f64,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            kind: BackoffKind::Exponential,
+            base: Duration::from_secs(30),
+            jitter: 0.0,
+        }
+    }
+}
+
+impl Backoff {
+    /// Exponential backoff from `base`.
+    pub fn exponential(base: Duration) -> Self {
+        Backoff {
+            kind: BackoffKind::Exponential,
+            base,
+            jitter: 0.0,
+        }
+    }
+
+    /// Linear backoff from `base`.
+    pub fn linear(base: Duration) -> Self {
+        Backoff {
+            kind: BackoffKind::Linear,
+            base,
+            jitter: 0.0,
+        }
+    }
+
+    /// The same backoff with a ± jitter fraction.
+    pub fn with_jitter(mut self, fraction: f64) -> Self {
+        self.jitter = fraction;
+        self
+    }
+}
+
+/// What enqueueing does when a job with the same unique name is already queued or running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictPolicy {
+    /// Keep the existing job; the new request is dropped (its id is the existing one).
+    Keep,
+    /// Cancel the existing job and enqueue the new one. For recurring jobs this is
+    /// [`ConflictPolicy::CancelAndReenqueue`].
+    Replace,
+    /// Update the existing job's request in place, keeping its id and enqueue time.
+    Update,
+    /// One-off only: run the new job after the existing one succeeds (it waits `blocked`); if the
+    /// existing one failed or was cancelled, the new one fails or is cancelled too.
+    Append,
+    /// One-off only: like `Append`, but if the existing chain failed or was cancelled, start a new
+    /// chain instead.
+    AppendOrReplace,
+    /// Recurring only: cancel the existing job and enqueue the new one.
+    CancelAndReenqueue,
+}
+
+impl fmt::Display for ConflictPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ConflictPolicy::Keep => "keep",
+            ConflictPolicy::Replace => "replace",
+            ConflictPolicy::Update => "update",
+            ConflictPolicy::Append => "append",
+            ConflictPolicy::AppendOrReplace => "append_or_replace",
+            ConflictPolicy::CancelAndReenqueue => "cancel_and_reenqueue",
+        })
+    }
+}
+
+/// A unique name and what to do on conflict.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Unique {
+    /// The unique name.
+    pub name: String,
+    /// The conflict policy.
+    pub policy: ConflictPolicy,
+}
+
+/// The default per-run time limit (10 minutes, JobScheduler's execution guarantee).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// What a caller asks to run. Build one with [`JobRequest::once`], [`JobRequest::periodic`] or
+/// [`JobRequest::cron`] and the chained setters.
+///
+/// ```
+/// use std::time::Duration;
+/// use backwork_scheduler::{Constraints, JobRequest, NetworkRequirement};
+///
+/// let req = JobRequest::periodic("sync", Duration::from_secs(6 * 3600))
+///     .flex(Duration::from_secs(1800))
+///     .constraints(Constraints::none().network(NetworkRequirement::Unmetered).charging())
+///     .tag("sync");
+/// assert!(req.schedule.is_recurring());
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRequest {
+    /// The worker kind that runs it.
+    pub kind: String,
+    /// The input payload (a JSON value, capped in size).
+    #[serde(default)]
+    pub input: Value,
+    /// When it runs.
+    pub schedule: Schedule,
+    /// What the device must offer.
+    #[serde(default)]
+    pub constraints: Constraints,
+    /// Do not start if the last successful run started less than this long ago.
+    #[serde(with = "millis::option", default)]
+    pub min_interval: Option<Duration>,
+    /// Retry backoff.
+    #[serde(default)]
+    pub backoff: Backoff,
+    /// Give up (fail) after this many attempts; `None` retries forever.
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    /// Per-run time limit; `None` means no limit.
+    #[serde(with = "millis::option", default = "default_timeout")]
+    pub timeout: Option<Duration>,
+    /// Optional unique name and conflict policy.
+    #[serde(default)]
+    pub unique: Option<Unique>,
+    /// Tags, for listing and cancelling groups.
+    #[serde(default)]
+    pub tags: BTreeSet<String>,
+    /// Missed-slot policy for recurring jobs.
+    #[serde(default)]
+    pub catch_up: CatchUp,
+}
+
+fn default_timeout() -> Option<Duration> {
+    Some(DEFAULT_TIMEOUT)
+}
+
+impl JobRequest {
+    fn with_schedule(kind: impl Into<String>, schedule: Schedule) -> Self {
+        JobRequest {
+            kind: kind.into(),
+            input: Value::Null,
+            schedule,
+            constraints: Constraints::none(),
+            min_interval: None,
+            backoff: Backoff::default(),
+            max_attempts: None,
+            timeout: default_timeout(),
+            unique: None,
+            tags: BTreeSet::new(),
+            catch_up: CatchUp::One,
+        }
+    }
+
+    /// A one-off job of worker kind `kind`, due at once.
+    pub fn once(kind: impl Into<String>) -> Self {
+        Self::with_schedule(
+            kind,
+            Schedule::Once {
+                delay: Duration::ZERO,
+                not_before: None,
+            },
+        )
+    }
+
+    /// A periodic job running once every `every`, anywhere in each period (set a flex to narrow).
+    pub fn periodic(kind: impl Into<String>, every: Duration) -> Self {
+        Self::with_schedule(
+            kind,
+            Schedule::Periodic {
+                every,
+                flex: None,
+                anchor: Anchor::Grid,
+            },
+        )
+    }
+
+    /// A cron job: `expr` in the `cron` crate's syntax (seconds first), read in time zone `tz`.
+    pub fn cron(kind: impl Into<String>, expr: impl Into<String>, tz: Tz) -> Self {
+        Self::with_schedule(
+            kind,
+            Schedule::Cron {
+                expr: expr.into(),
+                tz,
+            },
+        )
+    }
+
+    /// Sets the input payload.
+    pub fn input(mut self, input: Value) -> Self {
+        self.input = input;
+        self
+    }
+
+    /// One-off: do not start before `delay` after the enqueue time.
+    pub fn delay(mut self, delay: Duration) -> Self {
+        if let Schedule::Once { delay: d, .. } = &mut self.schedule {
+            *d = delay;
+        }
+        self
+    }
+
+    /// One-off: do not start before `at`.
+    pub fn not_before(mut self, at: Time) -> Self {
+        if let Schedule::Once { not_before, .. } = &mut self.schedule {
+            *not_before = Some(at);
+        }
+        self
+    }
+
+    /// Periodic: run inside the last `flex` of each period.
+    pub fn flex(mut self, flex: Duration) -> Self {
+        if let Schedule::Periodic { flex: f, .. } = &mut self.schedule {
+            *f = Some(flex);
+        }
+        self
+    }
+
+    /// Periodic: how periods are placed.
+    pub fn anchor(mut self, anchor: Anchor) -> Self {
+        if let Schedule::Periodic { anchor: a, .. } = &mut self.schedule {
+            *a = anchor;
+        }
+        self
+    }
+
+    /// Sets the constraints.
+    pub fn constraints(mut self, constraints: Constraints) -> Self {
+        self.constraints = constraints;
+        self
+    }
+
+    /// Adds one constraint.
+    pub fn requires(mut self, constraint: Constraint) -> Self {
+        self.constraints = self.constraints.with(constraint);
+        self
+    }
+
+    /// Sets the minimum interval between the starts of successful runs.
+    pub fn min_interval(mut self, d: Duration) -> Self {
+        self.min_interval = Some(d);
+        self
+    }
+
+    /// Sets the retry backoff.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Fails the job after `n` attempts.
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = Some(n);
+        self
+    }
+
+    /// Sets the per-run time limit (`None`: no limit).
+    pub fn timeout(mut self, limit: Option<Duration>) -> Self {
+        self.timeout = limit;
+        self
+    }
+
+    /// Sets a unique name and its conflict policy.
+    pub fn unique(mut self, name: impl Into<String>, policy: ConflictPolicy) -> Self {
+        self.unique = Some(Unique {
+            name: name.into(),
+            policy,
+        });
+        self
+    }
+
+    /// Adds a tag.
+    pub fn tag(mut self, tag: impl Into<String>) -> Self {
+        self.tags.insert(tag.into());
+        self
+    }
+
+    /// Sets the missed-slot policy.
+    pub fn catch_up(mut self, catch_up: CatchUp) -> Self {
+        self.catch_up = catch_up;
+        self
+    }
+}
+
+/// The six states of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Waiting to run (for its time, its constraints, a worker, or a free slot).
+    Enqueued,
+    /// Waiting for prerequisite jobs to succeed.
+    Blocked,
+    /// A worker is running it.
+    Running,
+    /// Finished successfully (one-off only; recurring jobs go back to `Enqueued`).
+    Succeeded,
+    /// Finished with a failure, or ran out of attempts.
+    Failed,
+    /// Cancelled.
+    Cancelled,
+}
+
+impl JobState {
+    /// True for `Succeeded`, `Failed` and `Cancelled`.
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Failed | JobState::Cancelled
+        )
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            JobState::Enqueued => "enqueued",
+            JobState::Blocked => "blocked",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        })
+    }
+}
+
+impl FromStr for JobState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "enqueued" => JobState::Enqueued,
+            "blocked" => JobState::Blocked,
+            "running" => JobState::Running,
+            "succeeded" => JobState::Succeeded,
+            "failed" => JobState::Failed,
+            "cancelled" => JobState::Cancelled,
+            other => {
+                return Err(format!(
+                    "unknown state `{other}`; use enqueued, blocked, running, succeeded, failed or cancelled"
+                ));
+            }
+        })
+    }
+}
+
+/// Why a run was stopped or a job left the running state other than by its own result.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "reason", content = "detail")]
+pub enum StopReason {
+    /// Cancelled by the app or the user.
+    Cancelled,
+    /// The run exceeded its time limit.
+    Timeout,
+    /// A constraint stopped holding while it ran.
+    ConstraintLost(Constraint),
+    /// The runtime shut down.
+    Shutdown,
+    /// The process died while it ran (found `running` on recovery).
+    Unknown,
+    /// The OS-emulation policy stopped it (quota, window, budget), with its reason.
+    Policy(String),
+    /// A prerequisite failed or was cancelled.
+    PrerequisiteFailed(JobId),
+}
+
+impl StopReason {
+    /// True when the stop is not the job's fault: the run is not charged as an attempt and the job
+    /// goes back to the queue without backoff.
+    pub fn is_free(&self) -> bool {
+        matches!(
+            self,
+            StopReason::ConstraintLost(_) | StopReason::Shutdown | StopReason::Policy(_)
+        )
+    }
+}
+
+impl fmt::Display for StopReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StopReason::Cancelled => f.write_str("cancelled"),
+            StopReason::Timeout => f.write_str("time limit exceeded"),
+            StopReason::ConstraintLost(c) => write!(f, "constraint {c} lost"),
+            StopReason::Shutdown => f.write_str("shutdown"),
+            StopReason::Unknown => f.write_str("unknown (process died during the run)"),
+            StopReason::Policy(r) => write!(f, "policy: {r}"),
+            StopReason::PrerequisiteFailed(id) => write!(f, "prerequisite {id} failed"),
+        }
+    }
+}
+
+/// What a worker run produced, as the runtime reports it to the core.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type", content = "value")]
+pub enum RunOutcome {
+    /// The work succeeded, with optional output.
+    Success(Option<Value>),
+    /// The work should be retried with backoff.
+    Retry,
+    /// The work failed permanently, with optional output.
+    Failure(Option<Value>),
+    /// The worker panicked (a failure), with the panic message.
+    Panicked(String),
+    /// The runtime dropped the run after a stop request's grace period ran out.
+    Aborted,
+}
+
+/// The result of one run, as kept in a job's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunResult {
+    /// Succeeded.
+    Success,
+    /// Asked to be retried.
+    Retry,
+    /// Failed (including panics).
+    Failure,
+    /// Stopped by the scheduler (see the run's stop reason).
+    Stopped,
+    /// The process died during the run.
+    Crashed,
+}
+
+impl fmt::Display for RunResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RunResult::Success => "success",
+            RunResult::Retry => "retry",
+            RunResult::Failure => "failure",
+            RunResult::Stopped => "stopped",
+            RunResult::Crashed => "crashed",
+        })
+    }
+}
+
+/// One run of a job, kept in its recent history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The attempt number of the run (1-based within the current cycle).
+    pub attempt: u32,
+    /// When it started.
+    pub started: Time,
+    /// When it ended (for a crash: when the crash was discovered).
+    pub finished: Time,
+    /// How it ended.
+    pub result: RunResult,
+    /// Output the worker returned, if any (dropped if over the payload cap; see `note`).
+    #[serde(default)]
+    pub output: Option<Value>,
+    /// Why it was stopped, when it was.
+    #[serde(default)]
+    pub stop_reason: Option<StopReason>,
+    /// Extra detail: a panic message, a dropped-output notice.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// Overrides set by "run now" and by the test driver, cleared when the job next starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Force {
+    /// Treat every time gate (delay, period, backoff, min-interval, policy deferral) as met.
+    pub time: bool,
+    /// Treat every constraint as met.
+    pub constraints: bool,
+}
+
+/// A job as the scheduler keeps it: the request plus its scheduling state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// Identity.
+    pub id: JobId,
+    /// What was asked for (updated in place by the `update` conflict policy).
+    pub request: JobRequest,
+    /// Current state.
+    pub state: JobState,
+    /// When it was first enqueued (periodic grid anchor; kept by `update`).
+    pub enqueued_at: Time,
+    /// Attempts charged in the current cycle (the one-off job, or the current period).
+    pub attempt: u32,
+    /// Earliest start for the current cycle: the due time, or the end of a backoff.
+    pub not_before: Time,
+    /// True when `not_before` is a backoff delay rather than the schedule.
+    pub backing_off: bool,
+    /// Recurring jobs: end of the current slot's window (catch-up decisions use it).
+    #[serde(default)]
+    pub window_end: Option<Time>,
+    /// Start of the last run.
+    #[serde(default)]
+    pub last_started: Option<Time>,
+    /// End of the last run.
+    #[serde(default)]
+    pub last_finished: Option<Time>,
+    /// Start of the last successful run (min-interval gate).
+    #[serde(default)]
+    pub last_success_started: Option<Time>,
+    /// How many runs it has had in all.
+    #[serde(default)]
+    pub runs_total: u64,
+    /// Recurring jobs: how many cycles (periods or cron slots) have ended; 0 for one-off jobs.
+    #[serde(default)]
+    pub cycle: u64,
+    /// Jobs that must succeed before this one may run.
+    #[serde(default)]
+    pub prerequisites: Vec<JobId>,
+    /// Why the last run was stopped or the job ended, if it was.
+    #[serde(default)]
+    pub stop_reason: Option<StopReason>,
+    /// Output of the last run.
+    #[serde(default)]
+    pub output: Option<Value>,
+    /// When it reached a finished state.
+    #[serde(default)]
+    pub finished_at: Option<Time>,
+    /// Recent runs, oldest first.
+    #[serde(default)]
+    pub history: Vec<RunRecord>,
+    /// Pending overrides ("run now").
+    #[serde(default)]
+    pub force: Force,
+}
+
+impl Job {
+    /// The unique name, if any.
+    pub fn unique_name(&self) -> Option<&str> {
+        self.request.unique.as_ref().map(|u| u.name.as_str())
+    }
+
+    /// The stable idempotency key of attempt `attempt` of the current cycle:
+    /// `"{id}-{cycle}-{attempt}"`. A retry gets a new key; a run that was stopped without charge
+    /// (constraint lost, shutdown) and runs again keeps its key; each period of a recurring job
+    /// gets its own keys.
+    pub fn idempotency_key(&self, attempt: u32) -> String {
+        format!("{}-{}-{attempt}", self.id, self.cycle)
+    }
+}

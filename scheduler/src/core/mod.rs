@@ -1,0 +1,1372 @@
+//! The sans-IO scheduling core.
+//!
+//! # Driver contract
+//!
+//! The core is a deterministic state machine. It never reads a clock, never does IO and never
+//! spawns: time is an argument, and effects are returned as [`Action`]s for the driver to carry out.
+//! The runtime shell, the test driver and the simulator all drive this same core:
+//!
+//! 1. Feed one input: [`Scheduler::handle`]`(now, event)`. It returns a [`Reply`] or a
+//!    [`CoreError`]; a refused input changes nothing.
+//! 2. Drain the outputs: call [`Scheduler::poll_action`] until it returns `None`, and carry the
+//!    actions out **in order**. An [`Action::Persist`] always precedes the starts, stops and aborts
+//!    of the same input, and must be durable before they are carried out (a run's attempt number
+//!    is on disk before its worker starts).
+//! 3. Ask for the next deadline: [`Scheduler::poll_timeout`]. When that instant comes, feed
+//!    [`Event::Timeout`]. When nothing is due, it returns `None` and the driver sleeps until the next
+//!    input: there is no periodic tick.
+//!
+//! The same sequence of inputs always produces the same sequence of actions.
+
+mod error;
+mod job;
+mod policy;
+mod schedule;
+mod why;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::ops::Bound::{Excluded, Included, Unbounded};
+use std::time::Duration;
+
+use backwork_constraints::DeviceState;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use error::CoreError;
+pub use job::{
+    Anchor, Backoff, BackoffKind, CatchUp, ConflictPolicy, DEFAULT_TIMEOUT, Force, Job, JobId,
+    JobRequest, JobState, RunOutcome, RunRecord, RunResult, Schedule, StopReason, Time, Unique,
+    humanize,
+};
+pub use policy::{AllowAll, Decision, Policy, PolicyContext};
+pub use schedule::{
+    MAX_BACKOFF, MIN_BACKOFF, Window, add, backoff_delay, effective_flex, next_cron,
+    next_periodic_window, parse_cron, periodic_window_at, since,
+};
+pub use why::WaitReason;
+
+/// The longest duration the core accepts anywhere (100 years).
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// Tunables of the core.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    /// How many jobs may run at once (default 4).
+    pub max_concurrent: usize,
+    /// How long a stopped run may take to wind down before it is dropped (default 5 s).
+    #[serde(with = "job::millis")]
+    pub grace: Duration,
+    /// Largest input or output payload, as serialized JSON bytes (default 10 KiB).
+    pub payload_cap: usize,
+    /// How long finished jobs are kept before they are pruned (default 1 day).
+    #[serde(with = "job::millis")]
+    pub retention: Duration,
+    /// How many recent runs each job keeps (default 10).
+    pub history_len: usize,
+    /// The shortest periodic interval (default 1 s, the desktop profile's).
+    #[serde(with = "job::millis")]
+    pub min_period: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_concurrent: 4,
+            grace: Duration::from_secs(5),
+            payload_cap: 10 * 1024,
+            retention: Duration::from_secs(86_400),
+            history_len: 10,
+            min_period: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Which jobs a command applies to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "by", content = "value")]
+pub enum Selector {
+    /// One job by id.
+    Id(JobId),
+    /// The jobs with this unique name.
+    Name(String),
+    /// The jobs with this tag.
+    Tag(String),
+}
+
+impl std::fmt::Display for Selector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Selector::Id(id) => write!(f, "{id}"),
+            Selector::Name(n) => f.write_str(n),
+            Selector::Tag(t) => write!(f, "tag {t}"),
+        }
+    }
+}
+
+/// An input to the core.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// Load the jobs of a store into a fresh core (recovery: `running` jobs become `enqueued` with
+    /// stop reason `unknown`, charged and backed off; missed slots follow their catch-up policy).
+    Load(Vec<Job>),
+    /// Enqueue a request under a fresh id.
+    Enqueue {
+        /// The new job's id (the driver generates it).
+        id: JobId,
+        /// The request.
+        request: JobRequest,
+    },
+    /// Cancel the unfinished jobs the selector names.
+    Cancel(Selector),
+    /// Treat gates as met for the next run of the selected jobs ("run now", the test driver).
+    Force {
+        /// Which jobs.
+        selector: Selector,
+        /// Which gates.
+        force: Force,
+    },
+    /// The device state changed.
+    DeviceChanged(DeviceState),
+    /// A worker for this kind is now registered.
+    WorkerRegistered(String),
+    /// A run ended.
+    Finished {
+        /// The job.
+        id: JobId,
+        /// The attempt that ended (stale reports are ignored).
+        attempt: u32,
+        /// How it ended.
+        outcome: RunOutcome,
+    },
+    /// The deadline from [`Scheduler::poll_timeout`] has come.
+    Timeout,
+    /// The wall clock jumped or the machine resumed from suspend: missed slots follow their
+    /// catch-up policy.
+    ClockJumped,
+    /// Drop finished jobs past retention now.
+    Prune,
+    /// Stop starting jobs and ask running ones to stop, dropping them after `grace`.
+    Shutdown {
+        /// How long running jobs get to wind down.
+        grace: Duration,
+    },
+}
+
+/// How an enqueue was resolved against an existing unique name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Disposition {
+    /// A new job was inserted.
+    Inserted,
+    /// The existing job was kept; the request was dropped.
+    Kept,
+    /// The existing job's request was updated in place.
+    Updated,
+    /// The existing job was cancelled and the new one inserted.
+    Replaced,
+    /// The new job was appended after the existing one.
+    Appended,
+}
+
+/// The core's answer to an input.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// Nothing to report.
+    Done,
+    /// Jobs loaded; `recovered` were found running and put back.
+    Loaded {
+        /// Jobs loaded.
+        jobs: usize,
+        /// Jobs recovered from `running`.
+        recovered: usize,
+    },
+    /// The request was enqueued (or resolved against a unique name) as job `id`.
+    Enqueued {
+        /// The job that now stands for the request.
+        id: JobId,
+        /// What happened.
+        disposition: Disposition,
+    },
+    /// These jobs were cancelled.
+    Cancelled(Vec<JobId>),
+    /// These jobs were forced.
+    Forced(Vec<JobId>),
+    /// This many finished jobs were pruned.
+    Pruned(usize),
+}
+
+/// Job records to write and ids to delete, as one durable unit.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChangeSet {
+    /// Records to insert or replace.
+    pub upserts: Vec<Job>,
+    /// Ids to delete.
+    pub removes: Vec<JobId>,
+}
+
+impl ChangeSet {
+    /// True when there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.upserts.is_empty() && self.removes.is_empty()
+    }
+
+    /// Folds `later` into `self`: later upserts and removes win.
+    pub fn merge(&mut self, later: ChangeSet) {
+        let gone: BTreeSet<JobId> = later
+            .upserts
+            .iter()
+            .map(|j| j.id)
+            .chain(later.removes.iter().copied())
+            .collect();
+        self.upserts.retain(|j| !gone.contains(&j.id));
+        self.removes.retain(|id| !gone.contains(id));
+        self.upserts.extend(later.upserts);
+        self.removes.extend(later.removes);
+    }
+}
+
+/// A run the driver must start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartJob {
+    /// The job.
+    pub id: JobId,
+    /// Its worker kind.
+    pub kind: String,
+    /// The attempt number (1-based in the current cycle; already durable).
+    pub attempt: u32,
+    /// The input payload.
+    pub input: Value,
+    /// `"{id}-{cycle}-{attempt}"` (see [`Job::idempotency_key`]).
+    pub idempotency_key: String,
+}
+
+/// An output of the core, for the driver to carry out in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Make these changes durable before carrying out the actions that follow.
+    Persist(ChangeSet),
+    /// Start a worker run.
+    Start(StartJob),
+    /// Ask a run to stop (fire its cancellation token); report [`Event::Finished`] when it ends.
+    Stop {
+        /// The job.
+        id: JobId,
+        /// Why.
+        reason: StopReason,
+    },
+    /// The grace period is over: drop the run, then report [`Event::Finished`] with
+    /// [`RunOutcome::Aborted`].
+    Abort {
+        /// The job.
+        id: JobId,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Active {
+    attempt: u32,
+    started: Time,
+    deadline: Option<Time>,
+    ignore_constraints: bool,
+    stop: Option<StopReason>,
+    abort_at: Option<Time>,
+}
+
+/// The scheduling core. See the [module documentation](self) for the driver contract.
+#[derive(Debug)]
+pub struct Scheduler {
+    config: Config,
+    policy: Box<dyn Policy>,
+    now: Time,
+    jobs: BTreeMap<JobId, Job>,
+    by_name: BTreeMap<String, Vec<JobId>>,
+    dependents: BTreeMap<JobId, Vec<JobId>>,
+    /// Enqueued jobs by the instant their time gates open.
+    queue: BTreeSet<(Time, JobId)>,
+    gate: BTreeMap<JobId, Time>,
+    deferred: BTreeMap<JobId, (Option<Time>, String)>,
+    prune_at: BTreeSet<(Time, JobId)>,
+    active: BTreeMap<JobId, Active>,
+    device: DeviceState,
+    kinds: BTreeSet<String>,
+    cron_cache: BTreeMap<String, cron::Schedule>,
+    shutting_down: bool,
+    dirty: BTreeSet<JobId>,
+    removed: Vec<JobId>,
+    pending: Vec<Action>,
+    actions: VecDeque<Action>,
+    pruned: usize,
+}
+
+fn min_time() -> Time {
+    chrono::DateTime::<chrono::Utc>::MIN_UTC
+}
+
+impl Scheduler {
+    /// A core with `config` and `policy`, assuming a healthy device until told otherwise.
+    pub fn new(config: Config, policy: Box<dyn Policy>) -> Self {
+        Scheduler {
+            config,
+            policy,
+            now: min_time(),
+            jobs: BTreeMap::new(),
+            by_name: BTreeMap::new(),
+            dependents: BTreeMap::new(),
+            queue: BTreeSet::new(),
+            gate: BTreeMap::new(),
+            deferred: BTreeMap::new(),
+            prune_at: BTreeSet::new(),
+            active: BTreeMap::new(),
+            device: DeviceState::default(),
+            kinds: BTreeSet::new(),
+            cron_cache: BTreeMap::new(),
+            shutting_down: false,
+            dirty: BTreeSet::new(),
+            removed: Vec::new(),
+            pending: Vec::new(),
+            actions: VecDeque::new(),
+            pruned: 0,
+        }
+    }
+
+    /// Feeds one input at instant `now`. Then drain [`Scheduler::poll_action`].
+    pub fn handle(&mut self, now: Time, event: Event) -> Result<Reply, CoreError> {
+        self.now = now;
+        self.pruned = 0;
+        let reply = match event {
+            Event::Load(jobs) => self.load(now, jobs),
+            Event::Enqueue { id, request } => self.enqueue(now, id, request),
+            Event::Cancel(selector) => self.cancel(now, &selector),
+            Event::Force { selector, force } => self.force(&selector, force),
+            Event::DeviceChanged(device) => {
+                self.device_changed(now, device);
+                Ok(Reply::Done)
+            }
+            Event::WorkerRegistered(kind) => {
+                self.kinds.insert(kind);
+                Ok(Reply::Done)
+            }
+            Event::Finished {
+                id,
+                attempt,
+                outcome,
+            } => {
+                self.finished(now, id, attempt, outcome);
+                Ok(Reply::Done)
+            }
+            Event::Timeout | Event::Prune => Ok(Reply::Done),
+            Event::ClockJumped => {
+                self.apply_catch_up(now);
+                Ok(Reply::Done)
+            }
+            Event::Shutdown { grace } => {
+                self.shutting_down = true;
+                let ids: Vec<JobId> = self.active.keys().copied().collect();
+                for id in ids {
+                    self.request_stop(now, id, StopReason::Shutdown, grace);
+                }
+                Ok(Reply::Done)
+            }
+        };
+        if reply.is_ok() {
+            self.expire(now);
+            self.dispatch(now);
+        }
+        self.flush();
+        match reply {
+            Ok(Reply::Done) if self.pruned > 0 => Ok(Reply::Pruned(self.pruned)),
+            other => other,
+        }
+    }
+
+    /// The next action for the driver, in order; `None` when there is none.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The next instant at which the core needs [`Event::Timeout`], or `None` if it only needs to
+    /// hear about other events.
+    pub fn poll_timeout(&mut self) -> Option<Time> {
+        let now = self.now;
+        let due = self
+            .queue
+            .range((Excluded((now, JobId::MAX)), Unbounded))
+            .next()
+            .map(|&(t, _)| self.policy.plan_wake(now, t));
+        let running = self
+            .active
+            .values()
+            .filter_map(|a| {
+                if a.stop.is_some() {
+                    a.abort_at
+                } else {
+                    a.deadline
+                }
+            })
+            .min();
+        let prune = self.prune_at.first().map(|&(t, _)| t);
+        [due, running, prune].into_iter().flatten().min()
+    }
+
+    /// The job with this id.
+    pub fn job(&self, id: JobId) -> Option<&Job> {
+        self.jobs.get(&id)
+    }
+
+    /// Every job, in id order (which is enqueue order).
+    pub fn jobs(&self) -> impl Iterator<Item = &Job> {
+        self.jobs.values()
+    }
+
+    /// The ids a selector names: one id; every job with the name (oldest first); every job with
+    /// the tag.
+    pub fn resolve(&self, selector: &Selector) -> Vec<JobId> {
+        match selector {
+            Selector::Id(id) => self
+                .jobs
+                .contains_key(id)
+                .then_some(*id)
+                .into_iter()
+                .collect(),
+            Selector::Name(name) => self.by_name.get(name).cloned().unwrap_or_default(),
+            Selector::Tag(tag) => self
+                .jobs
+                .values()
+                .filter(|j| j.request.tags.contains(tag))
+                .map(|j| j.id)
+                .collect(),
+        }
+    }
+
+    /// How many runs are in progress.
+    pub fn running(&self) -> usize {
+        self.active.len()
+    }
+
+    /// The device state the core holds.
+    pub fn device(&self) -> &DeviceState {
+        &self.device
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The worker kinds registered so far.
+    pub fn kinds(&self) -> &BTreeSet<String> {
+        &self.kinds
+    }
+
+    /// The instant of the last input.
+    pub fn now(&self) -> Time {
+        self.now
+    }
+
+    /// True once [`Event::Shutdown`] was handled.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down
+    }
+
+    /// The policy, for inspection by tests and the simulator.
+    pub fn policy(&self) -> &dyn Policy {
+        self.policy.as_ref()
+    }
+
+    // ---------------------------------------------------------------- inputs
+
+    fn load(&mut self, now: Time, jobs: Vec<Job>) -> Result<Reply, CoreError> {
+        if !self.jobs.is_empty() {
+            return Err(CoreError::AlreadyLoaded);
+        }
+        let count = jobs.len();
+        for job in jobs {
+            self.insert_indexes(&job);
+            self.jobs.insert(job.id, job);
+        }
+        let ids: Vec<JobId> = self.jobs.keys().copied().collect();
+        let mut recovered = 0;
+        for id in ids {
+            let Some(job) = self.jobs.get_mut(&id) else {
+                continue;
+            };
+            if job.state == JobState::Running {
+                recovered += 1;
+                let started = job.last_started.unwrap_or(now);
+                let attempt = job.attempt;
+                job.stop_reason = Some(StopReason::Unknown);
+                job.last_finished = Some(now);
+                job.state = JobState::Enqueued;
+                let record = RunRecord {
+                    attempt,
+                    started,
+                    finished: now,
+                    result: RunResult::Crashed,
+                    output: None,
+                    stop_reason: Some(StopReason::Unknown),
+                    note: Some("the process died during this run".into()),
+                };
+                self.push_history(id, record);
+                self.retry(now, id);
+            } else if let Some(at) = job.finished_at.filter(|_| job.state.is_finished()) {
+                self.prune_at
+                    .insert((schedule::add(at, self.config.retention), id));
+            } else {
+                self.reindex(id);
+                self.dirty.remove(&id);
+            }
+        }
+        self.apply_catch_up(now);
+        Ok(Reply::Loaded {
+            jobs: count,
+            recovered,
+        })
+    }
+
+    fn insert_indexes(&mut self, job: &Job) {
+        if let Some(name) = job.unique_name() {
+            self.by_name
+                .entry(name.to_string())
+                .or_default()
+                .push(job.id);
+        }
+        for p in &job.prerequisites {
+            self.dependents.entry(*p).or_default().push(job.id);
+        }
+    }
+
+    fn validate(&mut self, now: Time, r: &JobRequest) -> Result<(), CoreError> {
+        if r.kind.trim().is_empty() {
+            return Err(CoreError::EmptyKind);
+        }
+        let size = serde_json::to_string(&r.input).map_or(usize::MAX, |s| s.len());
+        if size > self.config.payload_cap {
+            return Err(CoreError::PayloadTooLarge {
+                size,
+                cap: self.config.payload_cap,
+            });
+        }
+        let long = |what: &'static str, d: Duration| {
+            if d > MAX_DURATION {
+                Err(CoreError::DurationTooLong { what, value: d })
+            } else {
+                Ok(())
+            }
+        };
+        match &r.schedule {
+            Schedule::Once { delay, .. } => long("delay", *delay)?,
+            Schedule::Periodic { every, flex, .. } => {
+                long("interval", *every)?;
+                if *every < self.config.min_period {
+                    return Err(CoreError::IntervalTooShort {
+                        every: *every,
+                        min: self.config.min_period,
+                    });
+                }
+                if let Some(flex) = flex
+                    && flex > every
+                {
+                    return Err(CoreError::FlexTooLong {
+                        flex: *flex,
+                        every: *every,
+                    });
+                }
+            }
+            Schedule::Cron { expr, tz } => {
+                let parsed = self.cron(expr)?;
+                if next_cron(&parsed, *tz, now).is_none() {
+                    return Err(CoreError::CronNeverFires { expr: expr.clone() });
+                }
+            }
+        }
+        if let Some(d) = r.min_interval {
+            long("minimum interval", d)?;
+        }
+        if let Some(d) = r.timeout {
+            long("time limit", d)?;
+            if d.is_zero() {
+                return Err(CoreError::ZeroDuration { what: "time limit" });
+            }
+        }
+        long("backoff base", r.backoff.base)?;
+        if !(0.0..1.0).contains(&r.backoff.jitter) {
+            return Err(CoreError::InvalidJitter(r.backoff.jitter));
+        }
+        if r.max_attempts == Some(0) {
+            return Err(CoreError::ZeroMaxAttempts);
+        }
+        if let Some(u) = &r.unique {
+            if u.name.trim().is_empty() {
+                return Err(CoreError::EmptyUniqueName);
+            }
+            let recurring = r.schedule.is_recurring();
+            let ok = match u.policy {
+                ConflictPolicy::Keep | ConflictPolicy::Update | ConflictPolicy::Replace => true,
+                ConflictPolicy::Append | ConflictPolicy::AppendOrReplace => !recurring,
+                ConflictPolicy::CancelAndReenqueue => recurring,
+            };
+            if !ok {
+                let (schedule, allowed) = if recurring {
+                    ("recurring", "keep, update, replace or cancel_and_reenqueue")
+                } else {
+                    (
+                        "one-off",
+                        "keep, replace, update, append or append_or_replace",
+                    )
+                };
+                return Err(CoreError::PolicyNotAllowed {
+                    policy: u.policy.to_string(),
+                    schedule,
+                    allowed,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn cron(&mut self, expr: &str) -> Result<cron::Schedule, CoreError> {
+        if let Some(s) = self.cron_cache.get(expr) {
+            return Ok(s.clone());
+        }
+        let parsed = parse_cron(expr).map_err(CoreError::InvalidCron)?;
+        self.cron_cache.insert(expr.to_string(), parsed.clone());
+        Ok(parsed)
+    }
+
+    fn enqueue(&mut self, now: Time, id: JobId, request: JobRequest) -> Result<Reply, CoreError> {
+        self.validate(now, &request)?;
+        if self.jobs.contains_key(&id) {
+            return Err(CoreError::DuplicateId(id));
+        }
+        let cx = PolicyContext {
+            device: &self.device,
+            running: self.active.len(),
+            pending: self
+                .jobs
+                .values()
+                .filter(|j| !j.state.is_finished())
+                .count(),
+        };
+        self.policy
+            .admit(now, &request, cx)
+            .map_err(CoreError::Rejected)?;
+
+        let mut prerequisite = None;
+        let mut disposition = Disposition::Inserted;
+        if let Some(u) = request.unique.clone() {
+            let chain = self.by_name.get(&u.name).cloned().unwrap_or_default();
+            let unfinished: Vec<JobId> = chain
+                .iter()
+                .copied()
+                .filter(|c| self.jobs.get(c).is_some_and(|j| !j.state.is_finished()))
+                .collect();
+            let last = chain.last().and_then(|c| self.jobs.get(c));
+            match u.policy {
+                ConflictPolicy::Keep => {
+                    if let Some(&existing) = unfinished.last() {
+                        return Ok(Reply::Enqueued {
+                            id: existing,
+                            disposition: Disposition::Kept,
+                        });
+                    }
+                }
+                ConflictPolicy::Update => {
+                    if let Some(&existing) = unfinished.last() {
+                        self.update_in_place(existing, request);
+                        return Ok(Reply::Enqueued {
+                            id: existing,
+                            disposition: Disposition::Updated,
+                        });
+                    }
+                }
+                ConflictPolicy::Replace | ConflictPolicy::CancelAndReenqueue => {
+                    for c in &unfinished {
+                        self.cancel_one(now, *c, StopReason::Cancelled);
+                    }
+                    if !unfinished.is_empty() {
+                        disposition = Disposition::Replaced;
+                    }
+                }
+                ConflictPolicy::Append | ConflictPolicy::AppendOrReplace => {
+                    if let Some(last) = last {
+                        let broken = matches!(last.state, JobState::Failed | JobState::Cancelled);
+                        if !(broken && u.policy == ConflictPolicy::AppendOrReplace) {
+                            prerequisite = Some(last.id);
+                            disposition = Disposition::Appended;
+                        }
+                    }
+                }
+            }
+        }
+
+        let job = self.initial_job(now, id, request, prerequisite)?;
+        self.insert_indexes(&job);
+        self.jobs.insert(id, job);
+        self.reindex(id);
+        if let Some(p) = prerequisite {
+            // Appending to a chain whose last job already failed or was cancelled: so does this one.
+            match self.jobs.get(&p).map(|j| j.state) {
+                Some(JobState::Failed) => self.finish_job(
+                    now,
+                    id,
+                    JobState::Failed,
+                    Some(StopReason::PrerequisiteFailed(p)),
+                ),
+                Some(JobState::Cancelled) => self.finish_job(
+                    now,
+                    id,
+                    JobState::Cancelled,
+                    Some(StopReason::PrerequisiteFailed(p)),
+                ),
+                _ => {}
+            }
+        }
+        Ok(Reply::Enqueued { id, disposition })
+    }
+
+    fn initial_job(
+        &mut self,
+        now: Time,
+        id: JobId,
+        request: JobRequest,
+        prerequisite: Option<JobId>,
+    ) -> Result<Job, CoreError> {
+        let blocked = prerequisite
+            .and_then(|p| self.jobs.get(&p))
+            .is_some_and(|p| p.state != JobState::Succeeded);
+        let mut job = Job {
+            id,
+            request,
+            state: if blocked {
+                JobState::Blocked
+            } else {
+                JobState::Enqueued
+            },
+            enqueued_at: now,
+            attempt: 0,
+            not_before: now,
+            backing_off: false,
+            window_end: None,
+            last_started: None,
+            last_finished: None,
+            last_success_started: None,
+            runs_total: 0,
+            cycle: 0,
+            prerequisites: prerequisite.into_iter().collect(),
+            stop_reason: None,
+            output: None,
+            finished_at: None,
+            history: Vec::new(),
+            force: Force::default(),
+        };
+        self.place(&mut job)?;
+        Ok(job)
+    }
+
+    /// Sets `not_before` / `window_end` of `job` for its current cycle from its schedule.
+    fn place(&mut self, job: &mut Job) -> Result<(), CoreError> {
+        match job.request.schedule.clone() {
+            Schedule::Once { delay, not_before } => {
+                let by_delay = schedule::add(job.enqueued_at, delay);
+                job.not_before = not_before.map_or(by_delay, |t| t.max(by_delay));
+                job.window_end = None;
+            }
+            Schedule::Periodic {
+                every,
+                flex,
+                anchor,
+            } => {
+                let w = next_periodic_window(
+                    every,
+                    flex,
+                    anchor,
+                    job.enqueued_at,
+                    job.last_started,
+                    job.last_finished,
+                );
+                job.not_before = w.start;
+                job.window_end = Some(w.end);
+            }
+            Schedule::Cron { expr, tz } => {
+                let parsed = self.cron(&expr)?;
+                // The first slot after the last run started (at most one run per slot, no burst of
+                // missed slots), or after the enqueue for a job that never ran.
+                let after = job.last_started.unwrap_or(job.enqueued_at);
+                let slot =
+                    next_cron(&parsed, tz, after).ok_or(CoreError::CronNeverFires { expr })?;
+                job.not_before = slot;
+                job.window_end = Some(slot);
+            }
+        }
+        job.backing_off = false;
+        Ok(())
+    }
+
+    fn update_in_place(&mut self, id: JobId, mut request: JobRequest) {
+        let Some(mut job) = self.jobs.remove(&id) else {
+            return;
+        };
+        request.unique = job.request.unique.clone();
+        job.request = request;
+        if job.state == JobState::Enqueued && !job.backing_off {
+            let keep = job.clone();
+            if self.place(&mut job).is_err() {
+                job = keep;
+            }
+        }
+        self.jobs.insert(id, job);
+        self.reindex(id);
+    }
+
+    fn cancel(&mut self, now: Time, selector: &Selector) -> Result<Reply, CoreError> {
+        let ids = self.resolve(selector);
+        let unfinished: Vec<JobId> = ids
+            .iter()
+            .copied()
+            .filter(|id| self.jobs.get(id).is_some_and(|j| !j.state.is_finished()))
+            .collect();
+        if unfinished.is_empty() {
+            match selector {
+                Selector::Tag(_) => {}
+                _ => match ids.last().and_then(|id| self.jobs.get(id)) {
+                    Some(job) => {
+                        return Err(CoreError::AlreadyFinished {
+                            id: job.id,
+                            state: job.state,
+                            action: "cancel",
+                        });
+                    }
+                    None => return Err(CoreError::NoSuchJob(selector.to_string())),
+                },
+            }
+        }
+        for id in &unfinished {
+            self.cancel_one(now, *id, StopReason::Cancelled);
+        }
+        Ok(Reply::Cancelled(unfinished))
+    }
+
+    fn cancel_one(&mut self, now: Time, id: JobId, reason: StopReason) {
+        if self.active.contains_key(&id) {
+            self.request_stop(now, id, StopReason::Cancelled, self.config.grace);
+            if let Some(a) = self.active.get_mut(&id) {
+                a.stop = Some(StopReason::Cancelled);
+            }
+        }
+        self.finish_job(now, id, JobState::Cancelled, Some(reason));
+    }
+
+    fn force(&mut self, selector: &Selector, force: Force) -> Result<Reply, CoreError> {
+        let ids = self.resolve(selector);
+        if ids.is_empty() {
+            return Err(CoreError::NoSuchJob(selector.to_string()));
+        }
+        let mut forced = Vec::new();
+        let single = matches!(selector, Selector::Id(_));
+        for id in ids {
+            let Some(job) = self.jobs.get_mut(&id) else {
+                continue;
+            };
+            match job.state {
+                JobState::Enqueued => {
+                    job.force.time |= force.time;
+                    job.force.constraints |= force.constraints;
+                    if force.time {
+                        self.deferred.remove(&id);
+                    }
+                    self.reindex(id);
+                    forced.push(id);
+                }
+                JobState::Running => forced.push(id),
+                JobState::Blocked if single => return Err(CoreError::Blocked(id)),
+                state if single && state.is_finished() => {
+                    return Err(CoreError::AlreadyFinished {
+                        id,
+                        state,
+                        action: "run",
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(Reply::Forced(forced))
+    }
+
+    fn device_changed(&mut self, now: Time, device: DeviceState) {
+        self.device = device;
+        let lost: Vec<(JobId, StopReason)> = self
+            .active
+            .iter()
+            .filter(|(_, a)| a.stop.is_none() && !a.ignore_constraints)
+            .filter_map(|(id, _)| {
+                let job = self.jobs.get(id)?;
+                let unmet = job.request.constraints.check(&device);
+                unmet
+                    .first()
+                    .map(|u| (*id, StopReason::ConstraintLost(u.constraint)))
+            })
+            .collect();
+        for (id, reason) in lost {
+            self.request_stop(now, id, reason, self.config.grace);
+        }
+    }
+
+    fn finished(&mut self, now: Time, id: JobId, attempt: u32, outcome: RunOutcome) {
+        if self.active.get(&id).is_none_or(|a| a.attempt != attempt) {
+            return; // stale or unknown report
+        }
+        let Some(active) = self.active.remove(&id) else {
+            return;
+        };
+        let ran_for = since(now, active.started);
+        if let Some(job) = self.jobs.get(&id) {
+            self.policy.on_finished(now, job, ran_for);
+        }
+        let (mut result, output, mut note) = match outcome {
+            RunOutcome::Success(out) => (RunResult::Success, out, None),
+            RunOutcome::Retry => (RunResult::Retry, None, None),
+            RunOutcome::Failure(out) => (RunResult::Failure, out, None),
+            RunOutcome::Panicked(msg) => (
+                RunResult::Failure,
+                None,
+                Some(format!("the worker panicked: {msg}")),
+            ),
+            RunOutcome::Aborted => (
+                RunResult::Failure,
+                None,
+                Some("the run was dropped after its grace period".to_string()),
+            ),
+        };
+        let output = match output {
+            Some(v) => {
+                let size = serde_json::to_string(&v).map_or(usize::MAX, |s| s.len());
+                if size > self.config.payload_cap {
+                    note = Some(format!(
+                        "the output of {size} bytes was dropped: it is over the cap of {} bytes",
+                        self.config.payload_cap
+                    ));
+                    None
+                } else {
+                    Some(v)
+                }
+            }
+            None => None,
+        };
+        if active.stop.is_some() {
+            result = RunResult::Stopped;
+        }
+        self.push_history(
+            id,
+            RunRecord {
+                attempt,
+                started: active.started,
+                finished: now,
+                result,
+                output: output.clone(),
+                stop_reason: active.stop.clone(),
+                note,
+            },
+        );
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        job.last_finished = Some(now);
+        if job.state.is_finished() {
+            // cancelled while it ran: the record is final already
+            self.dirty.insert(id);
+            return;
+        }
+        let recurring = job.request.schedule.is_recurring();
+        if let Some(reason) = active.stop {
+            job.stop_reason = Some(reason.clone());
+            if reason.is_free() {
+                job.attempt = job.attempt.saturating_sub(1);
+                job.state = JobState::Enqueued;
+                self.reindex(id);
+            } else {
+                self.retry(now, id);
+            }
+            return;
+        }
+        match result {
+            RunResult::Success => {
+                job.last_success_started = Some(active.started);
+                job.output = output;
+                job.stop_reason = None;
+                if recurring {
+                    self.advance_slot(now, id);
+                } else {
+                    self.finish_job(now, id, JobState::Succeeded, None);
+                }
+            }
+            RunResult::Retry => self.retry(now, id),
+            _ => {
+                job.output = output;
+                if recurring {
+                    self.advance_slot(now, id);
+                } else {
+                    self.finish_job(now, id, JobState::Failed, None);
+                }
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- transitions
+
+    fn push_history(&mut self, id: JobId, record: RunRecord) {
+        let cap = self.config.history_len.max(1);
+        if let Some(job) = self.jobs.get_mut(&id) {
+            job.history.push(record);
+            let excess = job.history.len().saturating_sub(cap);
+            job.history.drain(..excess);
+            self.dirty.insert(id);
+        }
+    }
+
+    /// The attempt failed in a way that may be retried: back off, or give up at `max_attempts`.
+    fn retry(&mut self, now: Time, id: JobId) {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let exhausted = job.request.max_attempts.is_some_and(|m| job.attempt >= m);
+        if exhausted {
+            if job.request.schedule.is_recurring() {
+                self.advance_slot(now, id);
+            } else {
+                self.finish_job(now, id, JobState::Failed, None);
+            }
+            return;
+        }
+        let delay = backoff_delay(&job.request.backoff, job.attempt, job.id.seed());
+        job.not_before = schedule::add(now, delay);
+        job.backing_off = true;
+        job.state = JobState::Enqueued;
+        self.reindex(id);
+    }
+
+    /// A recurring job's cycle ended: move to its next slot, with the attempt count reset.
+    fn advance_slot(&mut self, now: Time, id: JobId) {
+        let Some(mut job) = self.jobs.remove(&id) else {
+            return;
+        };
+        job.attempt = 0;
+        job.cycle += 1;
+        job.state = JobState::Enqueued;
+        let placed = self.place(&mut job);
+        self.jobs.insert(id, job);
+        match placed {
+            Ok(()) => self.reindex(id),
+            // a cron expression with no future slot (a year field in the past): the job is done
+            Err(_) => self.finish_job(now, id, JobState::Succeeded, None),
+        }
+    }
+
+    /// Puts a job into a finished state and settles its dependents.
+    fn finish_job(&mut self, now: Time, id: JobId, state: JobState, reason: Option<StopReason>) {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        job.state = state;
+        job.finished_at = Some(now);
+        job.force = Force::default();
+        if reason.is_some() {
+            job.stop_reason = reason;
+        }
+        self.deferred.remove(&id);
+        self.prune_at
+            .insert((schedule::add(now, self.config.retention), id));
+        self.reindex(id);
+        let dependents = self.dependents.get(&id).cloned().unwrap_or_default();
+        for d in dependents {
+            let Some(dep) = self.jobs.get(&d) else {
+                continue;
+            };
+            if dep.state != JobState::Blocked {
+                continue;
+            }
+            match state {
+                JobState::Succeeded => {
+                    let ready = dep.prerequisites.iter().all(|p| {
+                        self.jobs
+                            .get(p)
+                            .is_none_or(|p| p.state == JobState::Succeeded)
+                    });
+                    if ready && let Some(dep) = self.jobs.get_mut(&d) {
+                        dep.state = JobState::Enqueued;
+                        self.reindex(d);
+                    }
+                }
+                other => self.finish_job(now, d, other, Some(StopReason::PrerequisiteFailed(id))),
+            }
+        }
+    }
+
+    fn request_stop(&mut self, now: Time, id: JobId, reason: StopReason, grace: Duration) {
+        let Some(a) = self.active.get_mut(&id) else {
+            return;
+        };
+        let abort_at = schedule::add(now, grace);
+        if a.stop.is_none() {
+            a.stop = Some(reason.clone());
+            a.abort_at = Some(abort_at);
+            self.pending.push(Action::Stop { id, reason });
+        } else if let Some(at) = a.abort_at {
+            a.abort_at = Some(at.min(abort_at));
+        }
+    }
+
+    fn apply_catch_up(&mut self, now: Time) {
+        let skipping: Vec<JobId> = self
+            .jobs
+            .values()
+            .filter(|j| {
+                j.state == JobState::Enqueued
+                    && j.request.catch_up == CatchUp::Skip
+                    && !j.backing_off
+                    && j.window_end.is_some_and(|end| end < now)
+            })
+            .map(|j| j.id)
+            .collect();
+        for id in skipping {
+            let Some(job) = self.jobs.get_mut(&id) else {
+                continue;
+            };
+            job.attempt = 0;
+            job.cycle += 1;
+            match job.request.schedule.clone() {
+                Schedule::Periodic {
+                    every,
+                    flex,
+                    anchor,
+                } => {
+                    let w = periodic_window_at(every, flex, anchor, job.enqueued_at, now);
+                    job.not_before = w.start;
+                    job.window_end = Some(w.end);
+                }
+                Schedule::Cron { expr, tz } => {
+                    let Ok(parsed) = self.cron(&expr) else {
+                        continue;
+                    };
+                    let Some(job) = self.jobs.get_mut(&id) else {
+                        continue;
+                    };
+                    match next_cron(&parsed, tz, now) {
+                        Some(slot) => {
+                            job.not_before = slot;
+                            job.window_end = Some(slot);
+                        }
+                        None => {
+                            self.finish_job(now, id, JobState::Succeeded, None);
+                            continue;
+                        }
+                    }
+                }
+                Schedule::Once { .. } => continue,
+            }
+            self.reindex(id);
+        }
+    }
+
+    /// Re-files a job in the time queue after any change, and marks it for persisting.
+    fn reindex(&mut self, id: JobId) {
+        if let Some(old) = self.gate.remove(&id) {
+            self.queue.remove(&(old, id));
+        }
+        self.dirty.insert(id);
+        let Some(job) = self.jobs.get(&id) else {
+            return;
+        };
+        if job.state != JobState::Enqueued {
+            return;
+        }
+        let key = self.gate_of(job);
+        self.queue.insert((key, id));
+        self.gate.insert(id, key);
+    }
+
+    /// The instant every time gate of an enqueued job is open: due time or backoff, min-interval,
+    /// policy deferral. Forced jobs are open now.
+    fn gate_of(&self, job: &Job) -> Time {
+        if job.force.time {
+            return min_time();
+        }
+        let mut gate = job.not_before;
+        if let (Some(mi), Some(last)) = (job.request.min_interval, job.last_success_started) {
+            gate = gate.max(schedule::add(last, mi));
+        }
+        if let Some((Some(until), _)) = self.deferred.get(&job.id) {
+            gate = gate.max(*until);
+        }
+        gate
+    }
+
+    /// Timed work: time limits, grace periods, retention.
+    fn expire(&mut self, now: Time) {
+        let timed_out: Vec<JobId> = self
+            .active
+            .iter()
+            .filter(|(_, a)| a.stop.is_none() && a.deadline.is_some_and(|d| d <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in timed_out {
+            self.request_stop(now, id, StopReason::Timeout, self.config.grace);
+        }
+        for (id, a) in self.active.iter_mut() {
+            if a.abort_at.is_some_and(|t| t <= now) {
+                a.abort_at = None;
+                self.pending.push(Action::Abort { id: *id });
+            }
+        }
+        while let Some(&(at, id)) = self.prune_at.first() {
+            if at > now {
+                break;
+            }
+            self.prune_at.pop_first();
+            let live = self.jobs.get(&id).is_some_and(|j| {
+                j.state.is_finished()
+                    && j.finished_at
+                        .is_some_and(|f| schedule::add(f, self.config.retention) <= now)
+            });
+            if live && !self.active.contains_key(&id) {
+                self.remove(id);
+            } else if self.active.contains_key(&id) {
+                // still winding down after a cancel: look again after its grace period
+                self.prune_at
+                    .insert((schedule::add(now, self.config.grace), id));
+            }
+        }
+    }
+
+    fn remove(&mut self, id: JobId) {
+        let Some(job) = self.jobs.remove(&id) else {
+            return;
+        };
+        if let Some(name) = job.unique_name()
+            && let Some(chain) = self.by_name.get_mut(name)
+        {
+            chain.retain(|c| *c != id);
+            if chain.is_empty() {
+                self.by_name.remove(name);
+            }
+        }
+        self.dependents.remove(&id);
+        for p in &job.prerequisites {
+            if let Some(ds) = self.dependents.get_mut(p) {
+                ds.retain(|d| *d != id);
+            }
+        }
+        if let Some(old) = self.gate.remove(&id) {
+            self.queue.remove(&(old, id));
+        }
+        self.deferred.remove(&id);
+        self.dirty.remove(&id);
+        self.removed.push(id);
+        self.pruned += 1;
+    }
+
+    /// Starts every job whose gates are open, constraints hold and policy allows, while slots last.
+    fn dispatch(&mut self, now: Time) {
+        if self.shutting_down {
+            return;
+        }
+        let mut cursor: Option<(Time, JobId)> = None;
+        while self.active.len() < self.config.max_concurrent.max(1) {
+            let lower = cursor.map_or(Unbounded, Excluded);
+            let Some(&(key, id)) = self
+                .queue
+                .range((lower, Included((now, JobId::MAX))))
+                .next()
+            else {
+                break;
+            };
+            cursor = Some((key, id));
+            let Some(job) = self.jobs.get(&id) else {
+                continue;
+            };
+            if !self.kinds.contains(&job.request.kind) {
+                continue;
+            }
+            if !job.force.constraints && !job.request.constraints.satisfied_by(&self.device) {
+                continue;
+            }
+            if !job.force.time {
+                let cx = PolicyContext {
+                    device: &self.device,
+                    running: self.active.len(),
+                    pending: self.queue.len() + self.active.len(),
+                };
+                match self.policy.before_start(now, job, cx) {
+                    Decision::Allow => {
+                        self.deferred.remove(&id);
+                    }
+                    Decision::Defer { until, reason } => {
+                        self.deferred.insert(id, (Some(until), reason));
+                        let dirty = self.dirty.contains(&id);
+                        self.reindex(id);
+                        if !dirty {
+                            self.dirty.remove(&id);
+                        }
+                        continue;
+                    }
+                    Decision::Deny { reason } => {
+                        self.deferred.insert(id, (None, reason));
+                        continue;
+                    }
+                }
+            }
+            self.start(now, id);
+        }
+    }
+
+    fn start(&mut self, now: Time, id: JobId) {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let ignore_constraints = job.force.constraints;
+        job.state = JobState::Running;
+        job.attempt += 1;
+        job.runs_total += 1;
+        job.last_started = Some(now);
+        job.stop_reason = None;
+        job.force = Force::default();
+        let start = StartJob {
+            id,
+            kind: job.request.kind.clone(),
+            attempt: job.attempt,
+            input: job.request.input.clone(),
+            idempotency_key: job.idempotency_key(job.attempt),
+        };
+        let deadline = job.request.timeout.map(|d| schedule::add(now, d));
+        self.active.insert(
+            id,
+            Active {
+                attempt: start.attempt,
+                started: now,
+                deadline,
+                ignore_constraints,
+                stop: None,
+                abort_at: None,
+            },
+        );
+        self.deferred.remove(&id);
+        self.reindex(id);
+        if let Some(job) = self.jobs.get(&id) {
+            self.policy.on_started(now, job);
+        }
+        self.pending.push(Action::Start(start));
+    }
+
+    fn flush(&mut self) {
+        let dirty = std::mem::take(&mut self.dirty);
+        let removes = std::mem::take(&mut self.removed);
+        let upserts: Vec<Job> = dirty
+            .into_iter()
+            .filter_map(|id| self.jobs.get(&id).cloned())
+            .collect();
+        if !upserts.is_empty() || !removes.is_empty() {
+            self.actions
+                .push_back(Action::Persist(ChangeSet { upserts, removes }));
+        }
+        self.actions.extend(self.pending.drain(..));
+    }
+}

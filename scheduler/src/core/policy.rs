@@ -1,0 +1,80 @@
+//! The policy hook: how OS-emulation profiles shape when eligible work may run, without touching
+//! the core.
+
+use std::fmt;
+use std::time::Duration;
+
+use backwork_constraints::DeviceState;
+
+use super::job::{Job, JobRequest, Time};
+
+/// A policy's answer when the core is about to start a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Start it.
+    Allow,
+    /// Not before `until`; the core asks again then.
+    Defer {
+        /// When to ask again.
+        until: Time,
+        /// Why (shown by `why`).
+        reason: String,
+    },
+    /// Not now, with no known time; the core asks again on the next event.
+    Deny {
+        /// Why (shown by `why`).
+        reason: String,
+    },
+}
+
+/// What a policy may look at besides the job.
+#[derive(Debug, Clone, Copy)]
+pub struct PolicyContext<'a> {
+    /// The device state the core currently holds.
+    pub device: &'a DeviceState,
+    /// How many jobs are running.
+    pub running: usize,
+    /// How many jobs are queued or running (not finished).
+    pub pending: usize,
+}
+
+/// The hook the core consults before it admits a request, before it starts a job, and when it plans
+/// its next wake-up. OS profiles (desktop, android, ios) implement it; the default allows
+/// everything.
+///
+/// Like the core, a policy must be deterministic: it gets time as an argument and must not read a
+/// clock or do IO.
+pub trait Policy: Send + fmt::Debug + 'static {
+    /// Called when a request is enqueued; an `Err` rejects it with that reason.
+    fn admit(
+        &mut self,
+        _now: Time,
+        _request: &JobRequest,
+        _cx: PolicyContext<'_>,
+    ) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Called when `job` is due, its constraints hold and a slot is free.
+    fn before_start(&mut self, _now: Time, _job: &Job, _cx: PolicyContext<'_>) -> Decision {
+        Decision::Allow
+    }
+
+    /// Called with the earliest instant the core needs to act at; returns the instant to wake at
+    /// (the same or later, e.g. to batch wake-ups). Deadlines of running jobs are not passed here.
+    fn plan_wake(&mut self, _now: Time, earliest: Time) -> Time {
+        earliest
+    }
+
+    /// Called after a job was started.
+    fn on_started(&mut self, _now: Time, _job: &Job) {}
+
+    /// Called after a run ended, with how long it ran.
+    fn on_finished(&mut self, _now: Time, _job: &Job, _ran_for: Duration) {}
+}
+
+/// The default policy: everything is allowed at once.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AllowAll;
+
+impl Policy for AllowAll {}

@@ -1,0 +1,446 @@
+//! Time arithmetic of the core: backoff delays, periodic windows, cron slots across DST.
+//!
+//! Every function here is pure: instants go in, instants come out.
+
+use std::time::Duration;
+
+use chrono::{LocalResult, NaiveDateTime, TimeDelta, TimeZone, Timelike, Utc};
+use chrono_tz::Tz;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::job::{Anchor, Backoff, BackoffKind, Time};
+
+/// The smallest backoff base delay; smaller bases are raised to it (WorkManager's clamp).
+pub const MIN_BACKOFF: Duration = Duration::from_secs(10);
+/// The largest backoff delay; longer delays are capped to it.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(5 * 3600);
+
+/// `t + d`, saturating at the largest representable instant.
+pub fn add(t: Time, d: Duration) -> Time {
+    TimeDelta::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_add_signed(d))
+        .unwrap_or(chrono::DateTime::<Utc>::MAX_UTC)
+}
+
+/// `a − b` as a duration, zero when `b` is after `a`.
+pub fn since(a: Time, b: Time) -> Duration {
+    (a - b).to_std().unwrap_or(Duration::ZERO)
+}
+
+/// The retry delay after attempt `attempt` (1-based) failed: exponential `base · 2^(n−1)` or linear
+/// `base · n`, with `base` clamped to [10 s, 5 h] and the result capped at 5 h. With jitter `j`, the
+/// delay is multiplied by a factor from `[1 − j, 1 + j]` drawn reproducibly from `seed` and the
+/// attempt (then capped again).
+pub fn backoff_delay(backoff: &Backoff, attempt: u32, seed: u64) -> Duration {
+    let base = backoff.base.clamp(MIN_BACKOFF, MAX_BACKOFF);
+    let n = attempt.max(1);
+    let raw = match backoff.kind {
+        BackoffKind::Exponential => {
+            let shift = n - 1;
+            if shift >= 32 {
+                MAX_BACKOFF
+            } else {
+                base.saturating_mul(1u32 << shift)
+            }
+        }
+        BackoffKind::Linear => base.saturating_mul(n),
+    };
+    let capped = raw.min(MAX_BACKOFF);
+    let jitter = backoff.jitter.clamp(0.0, 0.99);
+    if jitter <= 0.0 {
+        return capped;
+    }
+    let mut rng =
+        ChaCha8Rng::seed_from_u64(seed ^ u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let factor: f64 = rng.random_range(1.0 - jitter..=1.0 + jitter);
+    capped.mul_f64(factor).min(MAX_BACKOFF)
+}
+
+/// A window of time in which a recurring job's run for one slot may start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// The earliest start.
+    pub start: Time,
+    /// The end of the window (the period end; for cron, the slot itself).
+    pub end: Time,
+}
+
+fn nanos(t: Time) -> i128 {
+    i128::from(t.timestamp()) * 1_000_000_000 + i128::from(t.timestamp_subsec_nanos())
+}
+
+fn from_nanos(n: i128) -> Time {
+    let secs = n.div_euclid(1_000_000_000);
+    let sub = n.rem_euclid(1_000_000_000);
+    i64::try_from(secs)
+        .ok()
+        .and_then(|s| chrono::DateTime::from_timestamp(s, u32::try_from(sub).unwrap_or(0)))
+        .unwrap_or(chrono::DateTime::<Utc>::MAX_UTC)
+}
+
+/// The effective flex of a periodic schedule: `flex` capped at the interval; `None` is the whole
+/// interval.
+pub fn effective_flex(every: Duration, flex: Option<Duration>) -> Duration {
+    flex.map_or(every, |f| f.min(every))
+}
+
+/// Grid window `k` of a periodic schedule anchored at `anchor`: `[anchor + (k+1)·I − F, anchor +
+/// (k+1)·I]`.
+fn grid_window(anchor: Time, every: Duration, flex: Duration, k: i128) -> Window {
+    let i = every.as_nanos() as i128;
+    let f = flex.as_nanos() as i128;
+    let end = nanos(anchor) + (k + 1) * i;
+    Window {
+        start: from_nanos(end - f),
+        end: from_nanos(end),
+    }
+}
+
+/// The window of the next period of a periodic job.
+///
+/// - With no run yet: the first period, `[E + I − F, E + I]` (E = enqueue time), as WorkManager
+///   places the first period of a flexed job.
+/// - `Grid`: the first grid period whose window starts after the last run started — at most one
+///   run per period, and a missed period is not caught up with a burst.
+/// - `AfterRun`: the period starts when the last run finished (WorkManager; drifts).
+pub fn next_periodic_window(
+    every: Duration,
+    flex: Option<Duration>,
+    anchor: Anchor,
+    enqueued_at: Time,
+    last_started: Option<Time>,
+    last_finished: Option<Time>,
+) -> Window {
+    let flex = effective_flex(every, flex);
+    match (anchor, last_started, last_finished) {
+        (Anchor::AfterRun, Some(_), Some(finished)) => grid_window(finished, every, flex, 0),
+        (_, Some(started), _) => {
+            let i = every.as_nanos().max(1) as i128;
+            let offset = nanos(started) - nanos(enqueued_at) + flex.as_nanos() as i128;
+            let k = if offset < 0 { 0 } else { offset / i };
+            grid_window(enqueued_at, every, flex, k)
+        }
+        _ => grid_window(enqueued_at, every, flex, 0),
+    }
+}
+
+/// The first window of a periodic job that has not ended by `now` (catch-up `skip`).
+pub fn periodic_window_at(
+    every: Duration,
+    flex: Option<Duration>,
+    anchor: Anchor,
+    enqueued_at: Time,
+    now: Time,
+) -> Window {
+    let flex = effective_flex(every, flex);
+    match anchor {
+        Anchor::AfterRun => grid_window(now, every, flex, 0),
+        Anchor::Grid => {
+            let i = every.as_nanos().max(1) as i128;
+            let offset = nanos(now) - nanos(enqueued_at);
+            // smallest k ≥ 0 with E + (k+1)·I ≥ now
+            let k1 = if offset <= 0 { 1 } else { (offset + i - 1) / i };
+            grid_window(enqueued_at, every, flex, (k1 - 1).max(0))
+        }
+    }
+}
+
+/// Parses a cron expression in the `cron` crate's syntax (seconds first).
+pub fn parse_cron(expr: &str) -> Result<cron::Schedule, String> {
+    let fields = expr.split_whitespace().count();
+    if fields == 5 {
+        return Err(format!(
+            "`{expr}` has 5 fields, but backwork's cron expressions start with a seconds field: \
+             write `0 {expr}`"
+        ));
+    }
+    expr.parse::<cron::Schedule>()
+        .map_err(|e| format!("`{expr}` is not a valid cron expression ({e}); write for example `0 0 3 * * *` (sec min hour day month weekday)"))
+}
+
+/// The first instant strictly after `after` at which `schedule` fires in time zone `tz`, with the
+/// DST rules of the design: a local time skipped by spring-forward fires right after the change; a
+/// local time repeated by fall-back fires once (at its first occurrence).
+///
+/// The expression is evaluated on local wall-clock times; each candidate is then mapped to an
+/// instant in `tz`.
+pub fn next_cron(schedule: &cron::Schedule, tz: Tz, after: Time) -> Option<Time> {
+    let local_after = after.with_timezone(&tz).naive_local();
+    let cursor = Utc.from_utc_datetime(&local_after);
+    for candidate in schedule.after(&cursor).take(4096) {
+        let naive = candidate.naive_utc();
+        let instant = match tz.from_local_datetime(&naive) {
+            LocalResult::Single(t) => t,
+            // A repeated local time: the first occurrence, unless it has already passed.
+            LocalResult::Ambiguous(first, second) => {
+                if first.with_timezone(&Utc) > after {
+                    first
+                } else {
+                    second
+                }
+            }
+            LocalResult::None => gap_end(tz, naive)?,
+        };
+        let instant = instant.with_timezone(&Utc);
+        if instant > after {
+            return Some(instant);
+        }
+    }
+    None
+}
+
+/// The first valid local instant after `naive`, which lies in a spring-forward gap: the moment of
+/// the change. Gaps start and end on whole minutes, so the first valid whole minute is the end.
+fn gap_end(tz: Tz, naive: NaiveDateTime) -> Option<chrono::DateTime<Tz>> {
+    let mut m = naive.with_second(0)?.with_nanosecond(0)?;
+    for _ in 0..(26 * 60) {
+        m += TimeDelta::minutes(1);
+        if let Some(t) = tz.from_local_datetime(&m).earliest() {
+            return Some(t);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(s: &str) -> Time {
+        s.parse().unwrap()
+    }
+
+    const S: u64 = 1;
+
+    #[test]
+    fn exponential_backoff_table() {
+        let b = Backoff::default();
+        let expect = [
+            (1, 30),
+            (2, 60),
+            (3, 120),
+            (4, 240),
+            (5, 480),
+            (6, 960),
+            (7, 1920),
+            (8, 3840),
+            (9, 7680),
+            (10, 15360),
+            (11, 18000),
+            (12, 18000),
+            (40, 18000),
+            (u32::MAX, 18000),
+        ];
+        for (n, secs) in expect {
+            assert_eq!(
+                backoff_delay(&b, n, 7),
+                Duration::from_secs(secs * S),
+                "attempt {n}"
+            );
+        }
+    }
+
+    #[test]
+    fn linear_backoff_table() {
+        let b = Backoff::linear(Duration::from_secs(60));
+        for (n, secs) in [(1, 60), (2, 120), (3, 180), (10, 600), (300, 18000)] {
+            assert_eq!(
+                backoff_delay(&b, n, 0),
+                Duration::from_secs(secs),
+                "attempt {n}"
+            );
+        }
+    }
+
+    #[test]
+    fn backoff_base_is_clamped() {
+        assert_eq!(
+            backoff_delay(&Backoff::exponential(Duration::from_secs(1)), 1, 0),
+            MIN_BACKOFF
+        );
+        assert_eq!(
+            backoff_delay(&Backoff::linear(Duration::from_secs(1)), 2, 0),
+            Duration::from_secs(20)
+        );
+        assert_eq!(
+            backoff_delay(&Backoff::linear(Duration::from_secs(86_400)), 1, 0),
+            MAX_BACKOFF
+        );
+    }
+
+    #[test]
+    fn jitter_stays_in_bounds_and_is_reproducible() {
+        let b = Backoff::default().with_jitter(0.2);
+        let mut distinct = std::collections::BTreeSet::new();
+        for seed in 0..200u64 {
+            let d = backoff_delay(&b, 3, seed);
+            assert!(
+                d >= Duration::from_secs(96) && d <= Duration::from_secs(144),
+                "{d:?}"
+            );
+            assert_eq!(d, backoff_delay(&b, 3, seed));
+            distinct.insert(d);
+        }
+        assert!(distinct.len() > 100, "jitter must actually vary");
+    }
+
+    #[test]
+    fn grid_windows_over_hundreds_of_periods_do_not_drift() {
+        let e = t("2026-01-01T00:00:00Z");
+        let every = Duration::from_secs(900);
+        let flex = Some(Duration::from_secs(300));
+        let mut last = None;
+        for k in 0..500i64 {
+            let w = next_periodic_window(every, flex, Anchor::Grid, e, last, None);
+            let end = e + TimeDelta::seconds(900 * (k + 1));
+            assert_eq!(w.end, end, "period {k}");
+            assert_eq!(w.start, end - TimeDelta::seconds(300));
+            // the run starts somewhere in the window and takes a while
+            let started = w.start + TimeDelta::seconds(k % 300);
+            last = Some(started);
+        }
+    }
+
+    #[test]
+    fn grid_without_flex_runs_at_enqueue_then_each_period_start() {
+        let e = t("2026-01-01T00:00:00Z");
+        let every = Duration::from_secs(3600);
+        let w0 = next_periodic_window(every, None, Anchor::Grid, e, None, None);
+        assert_eq!((w0.start, w0.end), (e, t("2026-01-01T01:00:00Z")));
+        let w1 = next_periodic_window(every, None, Anchor::Grid, e, Some(e), None);
+        assert_eq!(w1.start, t("2026-01-01T01:00:00Z"));
+        // a run late in period 5 does not produce a burst: next is period 6
+        let late = t("2026-01-01T05:59:00Z");
+        let w = next_periodic_window(every, None, Anchor::Grid, e, Some(late), None);
+        assert_eq!(w.start, t("2026-01-01T06:00:00Z"));
+    }
+
+    #[test]
+    fn after_run_anchor_drifts_with_the_finish_time() {
+        let e = t("2026-01-01T00:00:00Z");
+        let every = Duration::from_secs(900);
+        let flex = Some(Duration::from_secs(300));
+        let mut finished = None;
+        let mut started = None;
+        for k in 0..300 {
+            let w = next_periodic_window(every, flex, Anchor::AfterRun, e, started, finished);
+            let base = finished.unwrap_or(e);
+            assert_eq!(w.start, base + TimeDelta::seconds(600), "period {k}");
+            assert_eq!(w.end, base + TimeDelta::seconds(900));
+            started = Some(w.start);
+            finished = Some(w.start + TimeDelta::seconds(7)); // each run takes 7 s: drift
+        }
+        // 300 periods × (600 s + 7 s) after the anchor
+        assert_eq!(finished.unwrap(), e + TimeDelta::seconds(300 * 607));
+    }
+
+    #[test]
+    fn skip_window_is_the_first_not_yet_ended() {
+        let e = t("2026-01-01T00:00:00Z");
+        let every = Duration::from_secs(3600);
+        let w = periodic_window_at(
+            every,
+            Some(Duration::from_secs(600)),
+            Anchor::Grid,
+            e,
+            t("2026-01-01T05:30:00Z"),
+        );
+        assert_eq!(w.end, t("2026-01-01T06:00:00Z"));
+        assert_eq!(w.start, t("2026-01-01T05:50:00Z"));
+        let at_end = periodic_window_at(every, None, Anchor::Grid, e, t("2026-01-01T06:00:00Z"));
+        assert_eq!(at_end.end, t("2026-01-01T06:00:00Z"));
+    }
+
+    fn fire_times(expr: &str, tz: Tz, from: Time, n: usize) -> Vec<Time> {
+        let s = parse_cron(expr).unwrap();
+        let mut out = Vec::new();
+        let mut at = from;
+        for _ in 0..n {
+            at = next_cron(&s, tz, at).unwrap();
+            out.push(at);
+        }
+        out
+    }
+
+    #[test]
+    fn cron_spring_forward_runs_right_after_the_change() {
+        // Europe/Berlin: 2026-03-29 02:00 local → 03:00 (01:00 UTC)
+        let tz: Tz = "Europe/Berlin".parse().unwrap();
+        let times = fire_times("0 30 2 * * *", tz, t("2026-03-27T12:00:00Z"), 4);
+        assert_eq!(
+            times,
+            [
+                t("2026-03-28T01:30:00Z"), // 02:30 CET
+                t("2026-03-29T01:00:00Z"), // 02:30 does not exist: right after the change (03:00 CEST)
+                t("2026-03-30T00:30:00Z"), // 02:30 CEST
+                t("2026-03-31T00:30:00Z"),
+            ]
+        );
+    }
+
+    #[test]
+    fn cron_fall_back_runs_a_repeated_time_once() {
+        // Europe/Berlin: 2026-10-25 03:00 CEST → 02:00 CET; 02:00–02:59 happen twice.
+        let tz: Tz = "Europe/Berlin".parse().unwrap();
+        let times = fire_times("0 30 2 * * *", tz, t("2026-10-23T12:00:00Z"), 3);
+        assert_eq!(
+            times,
+            [
+                t("2026-10-24T00:30:00Z"), // 02:30 CEST
+                t("2026-10-25T00:30:00Z"), // first 02:30 (CEST) only
+                t("2026-10-26T01:30:00Z"), // 02:30 CET
+            ]
+        );
+        // every 20 minutes through the repeated hour: each local time once
+        let quarter = fire_times("0 */20 * * * *", tz, t("2026-10-24T23:50:00Z"), 8);
+        assert_eq!(
+            quarter,
+            [
+                t("2026-10-25T00:00:00Z"), // 02:00 CEST
+                t("2026-10-25T00:20:00Z"),
+                t("2026-10-25T00:40:00Z"),
+                t("2026-10-25T02:00:00Z"), // 03:00 CET: the second 02:xx pass is skipped
+                t("2026-10-25T02:20:00Z"),
+                t("2026-10-25T02:40:00Z"),
+                t("2026-10-25T03:00:00Z"),
+                t("2026-10-25T03:20:00Z"),
+            ]
+        );
+    }
+
+    #[test]
+    fn cron_inside_the_gap_every_minute_collapses_to_one_run() {
+        let tz: Tz = "America/New_York".parse().unwrap();
+        // 2026-03-08 02:00 EST → 03:00 EDT (07:00 UTC)
+        let times = fire_times("0 */15 * * * *", tz, t("2026-03-08T06:40:00Z"), 3);
+        assert_eq!(
+            times,
+            [
+                t("2026-03-08T06:45:00Z"), // 01:45 EST
+                t("2026-03-08T07:00:00Z"), // 02:00..02:45 skipped → 03:00 EDT, once
+                t("2026-03-08T07:15:00Z"),
+            ]
+        );
+    }
+
+    #[test]
+    fn cron_in_utc_and_errors() {
+        let times = fire_times("0 0 3 * * *", Tz::UTC, t("2026-01-01T03:00:00Z"), 2);
+        assert_eq!(
+            times,
+            [t("2026-01-02T03:00:00Z"), t("2026-01-03T03:00:00Z")]
+        );
+        assert!(
+            parse_cron("0 3 * * *")
+                .unwrap_err()
+                .contains("seconds field")
+        );
+        assert!(parse_cron("every day").is_err());
+        let never = parse_cron("0 0 0 1 1 * 2001").unwrap();
+        assert_eq!(next_cron(&never, Tz::UTC, t("2026-01-01T00:00:00Z")), None);
+        let _ = Utc.timestamp_opt(0, 0);
+    }
+}

@@ -1,0 +1,222 @@
+//! Why a job is not running now: every reason, each with the value that decides it.
+
+use std::fmt;
+
+use backwork_constraints::Unmet;
+use serde::{Deserialize, Serialize};
+
+use super::job::{JobId, JobState, StopReason, Time};
+use super::{CoreError, Scheduler, schedule};
+
+/// One reason a job is not running now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum WaitReason {
+    /// It is running.
+    Running {
+        /// Since when.
+        since: Time,
+        /// Which attempt.
+        attempt: u32,
+    },
+    /// It has finished.
+    Finished {
+        /// Its final state.
+        state: JobState,
+        /// When.
+        at: Option<Time>,
+        /// Why it stopped, if it was stopped.
+        stop_reason: Option<StopReason>,
+    },
+    /// It waits for prerequisites.
+    Blocked {
+        /// The prerequisites that have not succeeded.
+        on: Vec<JobId>,
+    },
+    /// No worker is registered for its kind.
+    NoWorker {
+        /// The kind.
+        kind: String,
+    },
+    /// Its scheduled time has not come.
+    NotDue {
+        /// When it comes.
+        until: Time,
+    },
+    /// It is backing off after a failed attempt.
+    Backoff {
+        /// Until when.
+        until: Time,
+        /// The attempt that failed.
+        attempt: u32,
+    },
+    /// Its last successful run started less than its minimum interval ago.
+    MinInterval {
+        /// When the interval has passed.
+        until: Time,
+    },
+    /// A constraint does not hold.
+    Constraint(Unmet),
+    /// The OS-emulation policy holds it back.
+    Policy {
+        /// The policy's reason.
+        reason: String,
+        /// Until when, if known.
+        until: Option<Time>,
+    },
+    /// Every run slot is taken.
+    ConcurrencyLimit {
+        /// Jobs running.
+        running: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The runtime is shutting down.
+    ShuttingDown,
+}
+
+fn at(t: Time) -> String {
+    t.format("%Y-%m-%d %H:%M:%SZ").to_string()
+}
+
+impl fmt::Display for WaitReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WaitReason::Running { since, attempt } => {
+                write!(f, "running since {} (attempt {attempt})", at(*since))
+            }
+            WaitReason::Finished {
+                state,
+                at: when,
+                stop_reason,
+            } => {
+                write!(f, "finished: {state}")?;
+                if let Some(t) = when {
+                    write!(f, " at {}", at(*t))?;
+                }
+                if let Some(r) = stop_reason {
+                    write!(f, " ({r})")?;
+                }
+                Ok(())
+            }
+            WaitReason::Blocked { on } => {
+                let ids: Vec<String> = on.iter().map(|i| i.to_string()).collect();
+                write!(f, "blocked: waiting for {} to succeed", ids.join(", "))
+            }
+            WaitReason::NoWorker { kind } => write!(f, "no worker registered for kind {kind}"),
+            WaitReason::NotDue { until } => write!(f, "not due until {}", at(*until)),
+            WaitReason::Backoff { until, attempt } => {
+                write!(
+                    f,
+                    "backing off until {} (attempt {attempt} failed)",
+                    at(*until)
+                )
+            }
+            WaitReason::MinInterval { until } => {
+                write!(f, "minimum interval: not before {}", at(*until))
+            }
+            WaitReason::Constraint(u) => write!(f, "constraint {u}"),
+            WaitReason::Policy { reason, until } => {
+                write!(f, "policy: {reason}")?;
+                if let Some(t) = until {
+                    write!(f, " (until {})", at(*t))?;
+                }
+                Ok(())
+            }
+            WaitReason::ConcurrencyLimit { running, limit } => {
+                write!(f, "all {limit} run slots are taken ({running} running)")
+            }
+            WaitReason::ShuttingDown => f.write_str("the runtime is shutting down"),
+        }
+    }
+}
+
+impl Scheduler {
+    /// Every reason job `id` is not running at `now`; empty when nothing holds it back (it starts
+    /// on the next input).
+    pub fn why(&self, now: Time, id: JobId) -> Result<Vec<WaitReason>, CoreError> {
+        let job = self
+            .jobs
+            .get(&id)
+            .ok_or_else(|| CoreError::NoSuchJob(id.to_string()))?;
+        let mut out = Vec::new();
+        match job.state {
+            JobState::Running => out.push(WaitReason::Running {
+                since: job.last_started.unwrap_or(now),
+                attempt: job.attempt,
+            }),
+            s if s.is_finished() => out.push(WaitReason::Finished {
+                state: s,
+                at: job.finished_at,
+                stop_reason: job.stop_reason.clone(),
+            }),
+            JobState::Blocked => out.push(WaitReason::Blocked {
+                on: job
+                    .prerequisites
+                    .iter()
+                    .copied()
+                    .filter(|p| {
+                        self.jobs
+                            .get(p)
+                            .is_some_and(|p| p.state != JobState::Succeeded)
+                    })
+                    .collect(),
+            }),
+            _ => {
+                if self.shutting_down {
+                    out.push(WaitReason::ShuttingDown);
+                }
+                if !self.kinds.contains(&job.request.kind) {
+                    out.push(WaitReason::NoWorker {
+                        kind: job.request.kind.clone(),
+                    });
+                }
+                if !job.force.time {
+                    if job.not_before > now {
+                        out.push(if job.backing_off {
+                            WaitReason::Backoff {
+                                until: job.not_before,
+                                attempt: job.attempt,
+                            }
+                        } else {
+                            WaitReason::NotDue {
+                                until: job.not_before,
+                            }
+                        });
+                    }
+                    if let (Some(mi), Some(last)) =
+                        (job.request.min_interval, job.last_success_started)
+                    {
+                        let until = schedule::add(last, mi);
+                        if until > now {
+                            out.push(WaitReason::MinInterval { until });
+                        }
+                    }
+                    if let Some((until, reason)) = self.deferred.get(&id) {
+                        out.push(WaitReason::Policy {
+                            reason: reason.clone(),
+                            until: *until,
+                        });
+                    }
+                }
+                if !job.force.constraints {
+                    out.extend(
+                        job.request
+                            .constraints
+                            .check(&self.device)
+                            .into_iter()
+                            .map(WaitReason::Constraint),
+                    );
+                }
+                let limit = self.config.max_concurrent.max(1);
+                if out.is_empty() && self.active.len() >= limit {
+                    out.push(WaitReason::ConcurrencyLimit {
+                        running: self.active.len(),
+                        limit,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+}

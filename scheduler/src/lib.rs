@@ -1,0 +1,27 @@
+//! The scheduling side of backwork: the job model, the sans-IO scheduling core, the store trait
+//! with an in-memory store, the tokio runtime shell, and the test driver.
+//!
+//! - [`Scheduler`] is the core: a deterministic state machine that takes time as an argument (see
+//!   its [driver contract](crate::core)).
+//! - [`Runtime`] drives it on tokio with real workers, a store and a device probe.
+//! - [`TestDriver`] drives the same runtime under a virtual clock for tests.
+
+pub mod core;
+mod runtime;
+mod store;
+
+pub use backwork_constraints::{
+    Constraint, Constraints, DeviceState, ManualProbe, Network, NetworkRequirement, Probe, Unmet,
+};
+pub use core::{
+    Action, AllowAll, Anchor, Backoff, BackoffKind, CatchUp, ChangeSet, Config, ConflictPolicy,
+    CoreError, Decision, Disposition, Event, Force, Job, JobId, JobRequest, JobState, Policy,
+    PolicyContext, Reply, RunOutcome, RunRecord, RunResult, Schedule, Scheduler, Selector,
+    StartJob, StopReason, Time, Unique, WaitReason,
+};
+pub use runtime::{
+    Clock, FnWorker, JobUpdate, ManualClock, Runtime, RuntimeBuilder, RuntimeError, RuntimeHandle,
+    Stats, SystemClock, TestDriver, TestDriverBuilder, TokioClock, WorkContext, WorkResult, Worker,
+    worker_fn,
+};
+pub use store::{MemoryStore, Store, StoreError};

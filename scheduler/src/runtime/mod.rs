@@ -1,0 +1,897 @@
+//! The tokio runtime shell around the core.
+//!
+//! One actor task owns the [`Scheduler`] and the [`Store`]. It waits on exactly one thing at a time
+//! besides its inboxes: the core's next deadline (there is no periodic tick). Each wake-up it
+//! gathers every command and run report that is ready, feeds them to the core, commits all the
+//! resulting changes in **one** store commit (group commit), and only then answers the callers and
+//! starts, stops or aborts workers.
+
+mod clock;
+mod testing;
+mod worker;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use backwork_constraints::{DeviceState, ManualProbe, Probe};
+use serde_json::Value;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::task::AbortHandle;
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tracing::Instrument;
+
+pub use clock::{Clock, ManualClock, SystemClock, TokioClock};
+pub use testing::{TestDriver, TestDriverBuilder};
+use worker::{DynWorker, Erased};
+pub use worker::{FnWorker, WorkContext, WorkResult, Worker, worker_fn};
+
+use crate::core::{
+    Action, AllowAll, ChangeSet, Config, CoreError, Disposition, Event, Force, Job, JobId,
+    JobRequest, JobState, Policy, Reply, RunOutcome, Scheduler, Selector, StopReason, Time,
+    WaitReason,
+};
+use crate::store::{MemoryStore, Store, StoreError};
+
+/// How many ready inputs one wake-up gathers before it commits.
+const MAX_BATCH: usize = 4096;
+
+/// An error from the runtime.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuntimeError {
+    /// The scheduler refused the request; nothing changed.
+    #[error(transparent)]
+    Rejected(#[from] CoreError),
+    /// The store failed; the change was not made durable and the runtime stopped.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The runtime has stopped (shut down, or stopped after a store failure).
+    #[error("the backwork runtime has stopped; start a new one to continue")]
+    Stopped,
+}
+
+/// A change of a job as observers see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobUpdate {
+    /// The job.
+    pub id: JobId,
+    /// Its state.
+    pub state: JobState,
+    /// Its attempt count in the current cycle.
+    pub attempt: u32,
+    /// The last stop reason, if any.
+    pub stop_reason: Option<StopReason>,
+    /// The last output, if any.
+    pub output: Option<Value>,
+    /// Progress the running worker reported, if this update is a progress report.
+    pub progress: Option<Value>,
+    /// When the runtime saw the change.
+    pub at: Time,
+}
+
+impl JobUpdate {
+    fn of(job: &Job, at: Time) -> Self {
+        JobUpdate {
+            id: job.id,
+            state: job.state,
+            attempt: job.attempt,
+            stop_reason: job.stop_reason.clone(),
+            output: job.output.clone(),
+            progress: None,
+            at,
+        }
+    }
+}
+
+type Reply1<T> = oneshot::Sender<T>;
+
+pub(crate) enum Command {
+    Enqueue {
+        request: JobRequest,
+        reply: Reply1<Result<(JobId, Disposition), RuntimeError>>,
+    },
+    Event {
+        event: Event,
+        reply: Reply1<Result<Reply, RuntimeError>>,
+    },
+    Job {
+        id: JobId,
+        reply: Reply1<Option<Job>>,
+    },
+    Jobs {
+        reply: Reply1<Vec<Job>>,
+    },
+    Why {
+        id: JobId,
+        reply: Reply1<Result<Vec<WaitReason>, RuntimeError>>,
+    },
+    Watch {
+        id: JobId,
+        reply: Reply1<Option<watch::Receiver<JobUpdate>>>,
+    },
+    NextDeadline {
+        reply: Reply1<Option<Time>>,
+    },
+    WaitIdle {
+        reply: Reply1<()>,
+    },
+    Progress {
+        id: JobId,
+        value: Value,
+    },
+    Shutdown {
+        grace: Duration,
+        reply: Reply1<()>,
+    },
+}
+
+/// Counters of what the runtime's actor did, for tests and benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// How many times the actor woke up (for any input: a command, a run report, a device
+    /// change, its timer). An idle runtime does not wake at all.
+    pub wakeups: u64,
+    /// How many times its timer fired.
+    pub timer_fires: u64,
+    /// How many store commits it made.
+    pub commits: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    wakeups: AtomicU64,
+    timer_fires: AtomicU64,
+    commits: AtomicU64,
+}
+
+/// A cheap, clonable handle to a running [`Runtime`]: enqueue, cancel, inspect, observe.
+#[derive(Debug, Clone)]
+pub struct RuntimeHandle {
+    tx: mpsc::Sender<Command>,
+    updates: broadcast::Sender<JobUpdate>,
+    clock: Arc<dyn Clock>,
+    counters: Arc<Counters>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Command")
+    }
+}
+
+impl RuntimeHandle {
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, RuntimeError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(make(tx))
+            .await
+            .map_err(|_| RuntimeError::Stopped)?;
+        rx.await.map_err(|_| RuntimeError::Stopped)
+    }
+
+    pub(crate) fn send_lossy(&self, cmd: Command) {
+        let _ = self.tx.try_send(cmd);
+    }
+
+    /// Enqueues a request; returns once it is durable. With a unique name, the id returned is the
+    /// job that now stands for the request (the existing one for `keep` and `update`).
+    pub async fn enqueue(&self, request: JobRequest) -> Result<JobId, RuntimeError> {
+        self.enqueue_resolved(request).await.map(|(id, _)| id)
+    }
+
+    /// Like [`RuntimeHandle::enqueue`], also saying how a unique-name conflict was resolved.
+    pub async fn enqueue_resolved(
+        &self,
+        request: JobRequest,
+    ) -> Result<(JobId, Disposition), RuntimeError> {
+        self.call(|reply| Command::Enqueue { request, reply })
+            .await?
+    }
+
+    async fn event(&self, event: Event) -> Result<Reply, RuntimeError> {
+        self.call(|reply| Command::Event { event, reply }).await?
+    }
+
+    /// Cancels the unfinished jobs the selector names; returns their ids once durable.
+    pub async fn cancel(&self, selector: Selector) -> Result<Vec<JobId>, RuntimeError> {
+        match self.event(Event::Cancel(selector)).await? {
+            Reply::Cancelled(ids) => Ok(ids),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// Runs the selected queued jobs now, past their delay, period, backoff and minimum interval;
+    /// with `ignore_constraints`, also past their constraints.
+    pub async fn run_now(
+        &self,
+        selector: Selector,
+        ignore_constraints: bool,
+    ) -> Result<Vec<JobId>, RuntimeError> {
+        self.force(
+            selector,
+            Force {
+                time: true,
+                constraints: ignore_constraints,
+            },
+        )
+        .await
+    }
+
+    /// Treats the given gates as met for the next run of the selected jobs.
+    pub async fn force(
+        &self,
+        selector: Selector,
+        force: Force,
+    ) -> Result<Vec<JobId>, RuntimeError> {
+        match self.event(Event::Force { selector, force }).await? {
+            Reply::Forced(ids) => Ok(ids),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// Drops finished jobs past retention now; returns how many.
+    pub async fn prune(&self) -> Result<usize, RuntimeError> {
+        match self.event(Event::Prune).await? {
+            Reply::Pruned(n) => Ok(n),
+            _ => Ok(0),
+        }
+    }
+
+    /// The job's current record.
+    pub async fn job(&self, id: JobId) -> Result<Option<Job>, RuntimeError> {
+        self.call(|reply| Command::Job { id, reply }).await
+    }
+
+    /// Every job's current record, in enqueue order.
+    pub async fn jobs(&self) -> Result<Vec<Job>, RuntimeError> {
+        self.call(|reply| Command::Jobs { reply }).await
+    }
+
+    /// Every reason the job is not running now.
+    pub async fn why(&self, id: JobId) -> Result<Vec<WaitReason>, RuntimeError> {
+        self.call(|reply| Command::Why { id, reply }).await?
+    }
+
+    /// Every job change from now on (state changes after they are durable, and progress reports).
+    /// A receiver that falls more than 1024 updates behind skips ahead (`Lagged`).
+    pub fn subscribe(&self) -> broadcast::Receiver<JobUpdate> {
+        self.updates.subscribe()
+    }
+
+    /// A watch on one job: always holds its latest update. `None` if there is no such job.
+    pub async fn watch(
+        &self,
+        id: JobId,
+    ) -> Result<Option<watch::Receiver<JobUpdate>>, RuntimeError> {
+        self.call(|reply| Command::Watch { id, reply }).await
+    }
+
+    /// The next instant the scheduler will wake at, if any.
+    pub async fn next_deadline(&self) -> Result<Option<Time>, RuntimeError> {
+        self.call(|reply| Command::NextDeadline { reply }).await
+    }
+
+    /// Resolves once no run is in progress and nothing can start right now.
+    pub async fn wait_idle(&self) -> Result<(), RuntimeError> {
+        self.call(|reply| Command::WaitIdle { reply }).await
+    }
+
+    /// The runtime clock's current time.
+    pub fn now(&self) -> Time {
+        self.clock.now()
+    }
+
+    /// What the actor has done so far.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            wakeups: self.counters.wakeups.load(Ordering::Relaxed),
+            timer_fires: self.counters.timer_fires.load(Ordering::Relaxed),
+            commits: self.counters.commits.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A running scheduler: the actor task plus a handle to it. Dropping it shuts the actor down
+/// (running workers get the configured grace period); prefer [`Runtime::shutdown`], which waits.
+///
+/// ```
+/// # async fn demo() -> Result<(), backwork_scheduler::RuntimeError> {
+/// use backwork_scheduler::{JobRequest, Runtime, WorkResult, worker_fn};
+///
+/// let runtime = Runtime::builder()
+///     .worker("hello", worker_fn(|_ctx| async { WorkResult::success() }))
+///     .start()
+///     .await?;
+/// let id = runtime.enqueue(JobRequest::once("hello")).await?;
+/// runtime.wait_idle().await?;
+/// # let _ = id;
+/// runtime.shutdown(std::time::Duration::from_secs(5)).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Runtime {
+    handle: RuntimeHandle,
+    task: tokio::task::JoinHandle<Result<(), RuntimeError>>,
+    _guard: DropGuard,
+}
+
+impl std::ops::Deref for Runtime {
+    type Target = RuntimeHandle;
+
+    fn deref(&self) -> &RuntimeHandle {
+        &self.handle
+    }
+}
+
+impl Runtime {
+    /// A builder with the defaults: in-memory store, manual probe (a healthy plugged-in device),
+    /// system clock, the allow-all policy, 4 concurrent runs.
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder {
+            config: Config::default(),
+            policy: Box::new(AllowAll),
+            store: Box::new(MemoryStore::new()),
+            probe: Arc::new(ManualProbe::new()),
+            clock: Arc::new(SystemClock),
+            workers: BTreeMap::new(),
+            sequential_ids: false,
+        }
+    }
+
+    /// A clonable handle.
+    pub fn handle(&self) -> RuntimeHandle {
+        self.handle.clone()
+    }
+
+    /// Stops starting jobs, asks running ones to stop, waits for them (dropping those still running
+    /// after `grace`), writes the final state and closes the store.
+    pub async fn shutdown(self, grace: Duration) -> Result<(), RuntimeError> {
+        let _ = self
+            .handle
+            .call(|reply| Command::Shutdown { grace, reply })
+            .await;
+        self.task.await.map_err(|_| RuntimeError::Stopped)?
+    }
+}
+
+/// Configures and starts a [`Runtime`].
+pub struct RuntimeBuilder {
+    config: Config,
+    policy: Box<dyn Policy>,
+    store: Box<dyn Store>,
+    probe: Arc<dyn Probe>,
+    clock: Arc<dyn Clock>,
+    workers: BTreeMap<String, Arc<dyn DynWorker>>,
+    sequential_ids: bool,
+}
+
+impl std::fmt::Debug for RuntimeBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeBuilder")
+            .field("config", &self.config)
+            .field("workers", &self.workers.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RuntimeBuilder {
+    /// Sets the core configuration.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sets how many jobs may run at once (at least 1).
+    pub fn max_concurrent(mut self, n: usize) -> Self {
+        self.config.max_concurrent = n.max(1);
+        self
+    }
+
+    /// Sets the scheduling policy (an OS profile).
+    pub fn policy(mut self, policy: impl Policy) -> Self {
+        self.policy = Box::new(policy);
+        self
+    }
+
+    /// Sets the store.
+    pub fn store(mut self, store: impl Store) -> Self {
+        self.store = Box::new(store);
+        self
+    }
+
+    /// Sets the device probe.
+    pub fn probe(mut self, probe: impl Probe) -> Self {
+        self.probe = Arc::new(probe);
+        self
+    }
+
+    /// Sets the clock.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Registers the worker for jobs of `kind`. Jobs of kinds with no worker stay queued.
+    pub fn worker(mut self, kind: impl Into<String>, worker: impl Worker) -> Self {
+        self.workers
+            .insert(kind.into(), Arc::new(Erased(Arc::new(worker))));
+        self
+    }
+
+    /// Generates job ids from the clock and a counter instead of randomness, so a test's ids are
+    /// the same on every run.
+    pub fn sequential_ids(mut self, yes: bool) -> Self {
+        self.sequential_ids = yes;
+        self
+    }
+
+    /// Loads the store (recovering jobs left running by a crash), then starts the actor task.
+    /// Must be called inside a tokio runtime.
+    pub async fn start(self) -> Result<Runtime, RuntimeError> {
+        let RuntimeBuilder {
+            config,
+            policy,
+            store,
+            probe,
+            clock,
+            workers,
+            sequential_ids,
+        } = self;
+        let store = Arc::new(Mutex::new(store));
+        let loader = Arc::clone(&store);
+        let jobs = tokio::task::spawn_blocking(move || lock(&loader).load())
+            .await
+            .map_err(|_| RuntimeError::Stopped)??;
+
+        let mut core = Scheduler::new(config, policy);
+        let mut probe_rx = probe.subscribe();
+        let device = *probe_rx.borrow_and_update();
+        let now = clock.now();
+        core.handle(now, Event::DeviceChanged(device))?;
+        for kind in workers.keys() {
+            core.handle(now, Event::WorkerRegistered(kind.clone()))?;
+        }
+        if let Reply::Loaded { jobs, recovered } = core.handle(now, Event::Load(jobs))? {
+            tracing::info!(jobs, recovered, "job store loaded");
+        }
+
+        let (tx, rx) = mpsc::channel(MAX_BATCH);
+        let (updates, _) = broadcast::channel(1024);
+        let handle = RuntimeHandle {
+            tx,
+            updates: updates.clone(),
+            clock: Arc::clone(&clock),
+            counters: Arc::default(),
+        };
+        let stop = CancellationToken::new();
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let mut actor = Actor {
+            core,
+            store,
+            clock,
+            workers,
+            rx,
+            handle: handle.clone(),
+            probe_rx: Some(probe_rx),
+            _probe: probe,
+            runs: BTreeMap::new(),
+            done_tx,
+            done_rx,
+            updates,
+            watchers: HashMap::new(),
+            idle_waiters: Vec::new(),
+            shutdown_waiters: Vec::new(),
+            shutting_down: false,
+            stop: stop.clone(),
+            ids: if sequential_ids {
+                IdSource::Sequential(0)
+            } else {
+                IdSource::Random(uuid::ContextV7::new())
+            },
+            batch: ChangeSet::default(),
+            effects: Vec::new(),
+            replies: Vec::new(),
+        };
+        actor.drain_actions();
+        let task = tokio::spawn(actor.run());
+        Ok(Runtime {
+            handle,
+            task,
+            _guard: stop.drop_guard(),
+        })
+    }
+}
+
+fn lock(store: &Mutex<Box<dyn Store>>) -> std::sync::MutexGuard<'_, Box<dyn Store>> {
+    store.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+enum IdSource {
+    Random(uuid::ContextV7),
+    Sequential(u64),
+}
+
+impl IdSource {
+    fn next(&mut self, now: Time) -> JobId {
+        match self {
+            IdSource::Random(ctx) => {
+                let secs = u64::try_from(now.timestamp()).unwrap_or(0);
+                let ts = uuid::Timestamp::from_unix(&*ctx, secs, now.timestamp_subsec_nanos());
+                JobId(uuid::Uuid::new_v7(ts))
+            }
+            IdSource::Sequential(n) => {
+                *n += 1;
+                let mut bytes = [0u8; 10];
+                bytes[2..].copy_from_slice(&n.to_be_bytes());
+                JobId::new_v7(now, bytes)
+            }
+        }
+    }
+}
+
+struct RunHandle {
+    token: CancellationToken,
+    abort: AbortHandle,
+}
+
+type Respond = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+
+enum Input {
+    Done((JobId, u32, RunOutcome)),
+    Cmd(Command),
+    Device(DeviceState),
+    Timer,
+    Dropped,
+}
+
+struct Actor {
+    core: Scheduler,
+    store: Arc<Mutex<Box<dyn Store>>>,
+    clock: Arc<dyn Clock>,
+    workers: BTreeMap<String, Arc<dyn DynWorker>>,
+    rx: mpsc::Receiver<Command>,
+    handle: RuntimeHandle,
+    probe_rx: Option<watch::Receiver<DeviceState>>,
+    _probe: Arc<dyn Probe>,
+    runs: BTreeMap<JobId, RunHandle>,
+    done_tx: mpsc::UnboundedSender<(JobId, u32, RunOutcome)>,
+    done_rx: mpsc::UnboundedReceiver<(JobId, u32, RunOutcome)>,
+    updates: broadcast::Sender<JobUpdate>,
+    watchers: HashMap<JobId, watch::Sender<JobUpdate>>,
+    idle_waiters: Vec<oneshot::Sender<()>>,
+    shutdown_waiters: Vec<oneshot::Sender<()>>,
+    shutting_down: bool,
+    stop: CancellationToken,
+    ids: IdSource,
+    batch: ChangeSet,
+    effects: Vec<Action>,
+    replies: Vec<Respond>,
+}
+
+async fn next_device(rx: &mut Option<watch::Receiver<DeviceState>>) -> DeviceState {
+    if let Some(r) = rx {
+        if r.changed().await.is_ok() {
+            return *r.borrow_and_update();
+        }
+        *rx = None;
+    }
+    std::future::pending().await
+}
+
+async fn wait(sleep: Option<worker::BoxFuture<()>>) {
+    match sleep {
+        Some(s) => s.await,
+        None => std::future::pending().await,
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a non-string panic payload".to_string()
+    }
+}
+
+impl Actor {
+    async fn run(mut self) -> Result<(), RuntimeError> {
+        let result = self.serve().await;
+        let store = Arc::clone(&self.store);
+        let closed = tokio::task::spawn_blocking(move || lock(&store).close()).await;
+        for w in self.shutdown_waiters.drain(..) {
+            let _ = w.send(());
+        }
+        result?;
+        closed.map_err(|_| RuntimeError::Stopped)??;
+        Ok(())
+    }
+
+    async fn serve(&mut self) -> Result<(), RuntimeError> {
+        // Carry out what loading the store produced (recovery writes, immediate starts).
+        self.commit_and_apply().await?;
+        loop {
+            if self.shutting_down && self.core.running() == 0 {
+                return Ok(());
+            }
+            let deadline = self.core.poll_timeout();
+            let input = {
+                let sleep = deadline.map(|d| self.clock.sleep_until(d));
+                tokio::select! {
+                    biased;
+                    Some(done) = self.done_rx.recv() => Input::Done(done),
+                    state = next_device(&mut self.probe_rx) => Input::Device(state),
+                    () = wait(sleep) => Input::Timer,
+                    () = self.stop.cancelled(), if !self.shutting_down => Input::Dropped,
+                    Some(cmd) = self.rx.recv() => Input::Cmd(cmd),
+                }
+            };
+            self.handle.counters.wakeups.fetch_add(1, Ordering::Relaxed);
+            if matches!(input, Input::Timer) {
+                self.handle
+                    .counters
+                    .timer_fires
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            self.take(input);
+            // Gather everything else that is ready into the same commit.
+            for _ in 0..MAX_BATCH {
+                if let Ok(done) = self.done_rx.try_recv() {
+                    self.take(Input::Done(done));
+                } else if let Ok(cmd) = self.rx.try_recv() {
+                    self.take(Input::Cmd(cmd));
+                } else {
+                    break;
+                }
+            }
+            self.commit_and_apply().await?;
+            if self.core.running() == 0 && self.done_rx.is_empty() && self.rx.is_empty() {
+                for w in self.idle_waiters.drain(..) {
+                    let _ = w.send(());
+                }
+            }
+        }
+    }
+
+    fn feed(&mut self, event: Event) -> Result<Reply, CoreError> {
+        let now = self.clock.now();
+        let reply = self.core.handle(now, event);
+        self.drain_actions();
+        reply
+    }
+
+    fn drain_actions(&mut self) {
+        while let Some(action) = self.core.poll_action() {
+            match action {
+                Action::Persist(changes) => self.batch.merge(changes),
+                other => self.effects.push(other),
+            }
+        }
+    }
+
+    fn respond<T: Send + 'static>(&mut self, tx: oneshot::Sender<T>, value: T) {
+        self.replies.push(Box::new(move |_| {
+            let _ = tx.send(value);
+        }));
+    }
+
+    fn take(&mut self, input: Input) {
+        match input {
+            Input::Done((id, attempt, outcome)) => {
+                self.runs.remove(&id);
+                let _ = self.feed(Event::Finished {
+                    id,
+                    attempt,
+                    outcome,
+                });
+            }
+            Input::Device(state) => {
+                let _ = self.feed(Event::DeviceChanged(state));
+            }
+            Input::Timer => {
+                let _ = self.feed(Event::Timeout);
+            }
+            Input::Dropped => self.begin_shutdown(self.core.config().grace),
+            Input::Cmd(cmd) => self.command(cmd),
+        }
+    }
+
+    fn begin_shutdown(&mut self, grace: Duration) {
+        if !self.shutting_down {
+            self.shutting_down = true;
+            tracing::info!(running = self.core.running(), "runtime shutting down");
+            let _ = self.feed(Event::Shutdown { grace });
+        }
+    }
+
+    fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Enqueue { request, reply } => {
+                let id = self.ids.next(self.clock.now());
+                let result = self.feed(Event::Enqueue { id, request }).map(|r| match r {
+                    Reply::Enqueued { id, disposition } => (id, disposition),
+                    _ => (id, Disposition::Inserted),
+                });
+                self.replies.push(Box::new(move |err| {
+                    let _ = reply.send(match (err, result) {
+                        (_, Err(e)) => Err(e.into()),
+                        (Some(e), Ok(_)) => Err(e.clone().into()),
+                        (None, Ok(v)) => Ok(v),
+                    });
+                }));
+            }
+            Command::Event { event, reply } => {
+                let result = self.feed(event);
+                self.replies.push(Box::new(move |err| {
+                    let _ = reply.send(match (err, result) {
+                        (_, Err(e)) => Err(e.into()),
+                        (Some(e), Ok(_)) => Err(e.clone().into()),
+                        (None, Ok(v)) => Ok(v),
+                    });
+                }));
+            }
+            Command::Job { id, reply } => {
+                let job = self.core.job(id).cloned();
+                self.respond(reply, job);
+            }
+            Command::Jobs { reply } => {
+                let jobs = self.core.jobs().cloned().collect();
+                self.respond(reply, jobs);
+            }
+            Command::Why { id, reply } => {
+                let why = self
+                    .core
+                    .why(self.clock.now(), id)
+                    .map_err(RuntimeError::from);
+                self.respond(reply, why);
+            }
+            Command::Watch { id, reply } => {
+                let now = self.clock.now();
+                let rx = self.core.job(id).map(|job| {
+                    let update = JobUpdate::of(job, now);
+                    self.watchers
+                        .entry(id)
+                        .or_insert_with(|| watch::channel(update).0)
+                        .subscribe()
+                });
+                self.respond(reply, rx);
+            }
+            Command::NextDeadline { reply } => {
+                let t = self.core.poll_timeout();
+                self.respond(reply, t);
+            }
+            Command::WaitIdle { reply } => self.idle_waiters.push(reply),
+            Command::Progress { id, value } => {
+                if let Some(job) = self.core.job(id) {
+                    let mut update = JobUpdate::of(job, self.clock.now());
+                    update.progress = Some(value);
+                    self.publish(update);
+                }
+            }
+            Command::Shutdown { grace, reply } => {
+                self.shutdown_waiters.push(reply);
+                self.begin_shutdown(grace);
+            }
+        }
+    }
+
+    fn publish(&mut self, update: JobUpdate) {
+        if let Some(w) = self.watchers.get(&update.id) {
+            if w.receiver_count() == 0 {
+                self.watchers.remove(&update.id);
+            } else {
+                w.send_replace(update.clone());
+            }
+        }
+        let _ = self.updates.send(update);
+    }
+
+    /// Commits the gathered changes in one store commit, then answers callers, publishes the
+    /// changes and carries out the starts, stops and aborts — in that order.
+    async fn commit_and_apply(&mut self) -> Result<(), RuntimeError> {
+        let changes = std::mem::take(&mut self.batch);
+        let effects = std::mem::take(&mut self.effects);
+        let replies = std::mem::take(&mut self.replies);
+        let (changes, result) = if changes.is_empty() {
+            (changes, Ok(()))
+        } else {
+            let store = Arc::clone(&self.store);
+            self.handle.counters.commits.fetch_add(1, Ordering::Relaxed);
+            tokio::task::spawn_blocking(move || {
+                let r = lock(&store).commit(&changes);
+                (changes, r)
+            })
+            .await
+            .map_err(|_| RuntimeError::Stopped)?
+        };
+        if let Err(e) = result {
+            // Nothing of this batch is durable: refuse it all and stop (fail-stop), so nothing
+            // runs or is acknowledged on a state the store does not have.
+            tracing::error!(error = %e, "store commit failed; the runtime stops");
+            for r in replies {
+                r(Some(&e));
+            }
+            for run in self.runs.values() {
+                run.token.cancel();
+                run.abort.abort();
+            }
+            return Err(e.into());
+        }
+        let now = self.clock.now();
+        for job in &changes.upserts {
+            self.publish(JobUpdate::of(job, now));
+        }
+        for r in replies {
+            r(None);
+        }
+        for effect in effects {
+            self.carry_out(effect);
+        }
+        Ok(())
+    }
+
+    fn carry_out(&mut self, action: Action) {
+        match action {
+            Action::Persist(_) => {}
+            Action::Start(start) => {
+                let id = start.id;
+                let attempt = start.attempt;
+                let Some(worker) = self.workers.get(&start.kind).cloned() else {
+                    // The core starts only registered kinds; report rather than lose the run.
+                    let _ = self.done_tx.send((
+                        id,
+                        attempt,
+                        RunOutcome::Failure(Some(Value::String(format!(
+                            "no worker registered for kind {}",
+                            start.kind
+                        )))),
+                    ));
+                    return;
+                };
+                let token = CancellationToken::new();
+                let span = tracing::info_span!("job_run", job = %id, kind = %start.kind, attempt);
+                let ctx = WorkContext {
+                    id,
+                    kind: start.kind,
+                    input: start.input,
+                    attempt,
+                    idempotency_key: start.idempotency_key,
+                    cancel: token.clone(),
+                    runtime: self.handle.clone(),
+                };
+                let inner = tokio::spawn(worker.run_boxed(ctx).instrument(span));
+                let abort = inner.abort_handle();
+                let done = self.done_tx.clone();
+                tokio::spawn(async move {
+                    let outcome = match inner.await {
+                        Ok(result) => result.into(),
+                        Err(e) if e.is_panic() => {
+                            RunOutcome::Panicked(panic_message(e.into_panic()))
+                        }
+                        Err(_) => RunOutcome::Aborted,
+                    };
+                    let _ = done.send((id, attempt, outcome));
+                });
+                self.runs.insert(id, RunHandle { token, abort });
+            }
+            Action::Stop { id, reason } => {
+                if let Some(run) = self.runs.get(&id) {
+                    tracing::debug!(job = %id, %reason, "asking run to stop");
+                    run.token.cancel();
+                }
+            }
+            Action::Abort { id } => {
+                if let Some(run) = self.runs.get(&id) {
+                    tracing::warn!(job = %id, "run ignored its stop request; dropping it");
+                    run.abort.abort();
+                }
+            }
+        }
+    }
+}

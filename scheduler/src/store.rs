@@ -1,0 +1,119 @@
+//! The store trait — the seam the durable registry implements — and an in-memory store.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::core::{ChangeSet, Job, JobId};
+
+/// Where job records live. The runtime loads every record once at start, then writes each batch
+/// of changes with [`Store::commit`], which must return only once the changes are durable: the
+/// runtime acknowledges a change to its caller, and starts a worker, only after that.
+///
+/// Implementations are called from a blocking thread, one call at a time.
+pub trait Store: Send + 'static {
+    /// Every stored job.
+    fn load(&mut self) -> Result<Vec<Job>, StoreError>;
+
+    /// Writes `changes` atomically and durably.
+    fn commit(&mut self, changes: &ChangeSet) -> Result<(), StoreError>;
+
+    /// Closes the store cleanly (the next open needs no repair).
+    fn close(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// A store failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Reading or writing failed.
+    #[error(
+        "the job store failed to {action}: {detail}; check the disk and the store file, then restart"
+    )]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The underlying error.
+        detail: String,
+    },
+    /// The stored data cannot be read back.
+    #[error(
+        "the job store holds a record it cannot read ({detail}); restore the store from a backup or move it aside"
+    )]
+    Corrupt {
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+/// A store in memory: nothing survives the process, but everything survives a runtime restart
+/// within it (clones share the same records). Tests can make commits fail with
+/// [`MemoryStore::fail_commits`].
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    inner: Arc<Mutex<MemoryInner>>,
+}
+
+#[derive(Debug, Default)]
+struct MemoryInner {
+    jobs: BTreeMap<JobId, Job>,
+    fail_commits: bool,
+    commits: u64,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, MemoryInner> {
+        // A panic while holding the lock leaves plain data behind; keep using it.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A copy of every stored record, in id order.
+    pub fn snapshot(&self) -> Vec<Job> {
+        self.lock().jobs.values().cloned().collect()
+    }
+
+    /// The stored record of `id`.
+    pub fn get(&self, id: JobId) -> Option<Job> {
+        self.lock().jobs.get(&id).cloned()
+    }
+
+    /// How many commits were made.
+    pub fn commits(&self) -> u64 {
+        self.lock().commits
+    }
+
+    /// Makes every following commit fail (`true`) or succeed again (`false`).
+    pub fn fail_commits(&self, fail: bool) {
+        self.lock().fail_commits = fail;
+    }
+}
+
+impl Store for MemoryStore {
+    fn load(&mut self) -> Result<Vec<Job>, StoreError> {
+        Ok(self.snapshot())
+    }
+
+    fn commit(&mut self, changes: &ChangeSet) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        if inner.fail_commits {
+            return Err(StoreError::Io {
+                action: "commit",
+                detail: "injected failure".into(),
+            });
+        }
+        for job in &changes.upserts {
+            inner.jobs.insert(job.id, job.clone());
+        }
+        for id in &changes.removes {
+            inner.jobs.remove(id);
+        }
+        inner.commits += 1;
+        Ok(())
+    }
+}

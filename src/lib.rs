@@ -1,0 +1,55 @@
+//! # backwork
+//!
+//! A background-work scheduler for Rust programs and Linux machines, in the spirit of Android's
+//! WorkManager: register one-off, periodic and cron jobs with constraints (network, charging,
+//! battery, storage, idle, minimum interval); an executor runs each job when it is due and its
+//! constraints hold, retries with backoff, and can be tested on a virtual clock.
+//!
+//! ```
+//! use std::time::Duration;
+//! use backwork::{Constraints, JobRequest, Runtime, WorkResult, worker_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), backwork::RuntimeError> {
+//! let runtime = Runtime::builder()
+//!     .worker("sync", worker_fn(|ctx| async move {
+//!         // talk to the server here; ctx.idempotency_key() identifies this attempt
+//!         let _ = ctx.attempt();
+//!         WorkResult::success()
+//!     }))
+//!     .start()
+//!     .await?;
+//! runtime
+//!     .enqueue(
+//!         JobRequest::periodic("sync", Duration::from_secs(6 * 3600))
+//!             .constraints(Constraints::none().charging().battery_not_low()),
+//!     )
+//!     .await?;
+//! runtime.shutdown(Duration::from_secs(5)).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! The pieces, all re-exported here:
+//! - the job model: [`JobRequest`], [`Job`], [`JobState`], [`Schedule`], [`Backoff`], …;
+//! - the runtime: [`Runtime`], [`RuntimeHandle`], [`Worker`], [`WorkContext`], [`WorkResult`];
+//! - device constraints and probes: [`Constraints`], [`DeviceState`], [`ManualProbe`];
+//! - testing: [`TestDriver`] (virtual clock, scripted device);
+//! - the sans-IO scheduling core for custom drivers: [`core`] ([`Scheduler`]);
+//! - storage: the [`Store`] trait and [`MemoryStore`].
+
+pub use backwork_scheduler::core;
+pub use backwork_scheduler::{
+    Action, AllowAll, Anchor, Backoff, BackoffKind, CatchUp, ChangeSet, Clock, Config,
+    ConflictPolicy, Constraint, Constraints, CoreError, Decision, DeviceState, Disposition, Event,
+    FnWorker, Force, Job, JobId, JobRequest, JobState, JobUpdate, ManualClock, ManualProbe,
+    MemoryStore, Network, NetworkRequirement, Policy, PolicyContext, Probe, Reply, RunOutcome,
+    RunRecord, RunResult, Runtime, RuntimeBuilder, RuntimeError, RuntimeHandle, Schedule,
+    Scheduler, Selector, StartJob, Stats, StopReason, Store, StoreError, SystemClock, TestDriver,
+    TestDriverBuilder, Time, TokioClock, Unique, Unmet, WaitReason, WorkContext, WorkResult,
+    Worker, worker_fn,
+};
+
+/// The README's Rust examples, compiled and run as doc-tests so they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
