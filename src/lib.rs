@@ -37,6 +37,8 @@
 //! - the sans-IO scheduling core for custom drivers: [`core`] ([`Scheduler`]);
 //! - storage: the [`Store`] trait and [`MemoryStore`].
 
+#![warn(missing_docs)]
+
 pub use backwork_scheduler::core;
 pub use backwork_scheduler::{
     Action, AllowAll, Anchor, Backoff, BackoffKind, CatchUp, ChangeSet, Clock, Config,

@@ -19,6 +19,8 @@
 //! assert_eq!(unmet[0].to_string(), "network: requires an unmetered network, the device is on a metered network");
 //! ```
 
+#![warn(missing_docs)]
+
 mod probe;
 mod state;
 

@@ -213,7 +213,7 @@ impl fmt::Display for Network {
 /// What the device offers right now, as a probe sees it.
 ///
 /// The default is a healthy plugged-in machine: unmetered network, charging, battery 100 %, storage
-/// plentiful, not idle — the state a [`ManualProbe`] starts in.
+/// plentiful, not idle — the state a [`ManualProbe`](crate::ManualProbe) starts in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DeviceState {
     /// The current network.

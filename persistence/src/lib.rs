@@ -7,3 +7,5 @@
 //!
 //! It is the only crate that knows redb. Until the durability issue lands it holds no code: the
 //! runtime runs on `backwork_scheduler::MemoryStore`.
+
+#![warn(missing_docs)]

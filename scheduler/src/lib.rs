@@ -6,6 +6,8 @@
 //! - [`Runtime`] drives it on tokio with real workers, a store and a device probe.
 //! - [`TestDriver`] drives the same runtime under a virtual clock for tests.
 
+#![warn(missing_docs)]
+
 pub mod core;
 mod runtime;
 mod store;

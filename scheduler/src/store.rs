@@ -73,6 +73,14 @@ impl MemoryStore {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A store holding `jobs`, exactly as given (e.g. a snapshot taken while a job was running,
+    /// to test recovery after a crash).
+    pub fn with_jobs(jobs: impl IntoIterator<Item = Job>) -> Self {
+        let store = Self::new();
+        store.lock().jobs = jobs.into_iter().map(|j| (j.id, j)).collect();
+        store
+    }
+
     /// A copy of every stored record, in id order.
     pub fn snapshot(&self) -> Vec<Job> {
         self.lock().jobs.values().cloned().collect()

@@ -1055,7 +1055,11 @@ impl Scheduler {
         let placed = self.place(&mut job);
         self.jobs.insert(id, job);
         match placed {
-            Ok(()) => self.reindex(id),
+            Ok(()) => {
+                self.reindex(id);
+                // slots that passed while it ran are missed slots too
+                self.skip_missed(now, id);
+            }
             // a cron expression with no future slot (a year field in the past): the job is done
             Err(_) => self.finish_job(now, id, JobState::Succeeded, None),
         }
@@ -1115,55 +1119,55 @@ impl Scheduler {
         }
     }
 
+    /// Missed slots after downtime: every enqueued recurring job with `catch_up = skip` whose
+    /// window has ended moves to its next slot.
     fn apply_catch_up(&mut self, now: Time) {
-        let skipping: Vec<JobId> = self
-            .jobs
-            .values()
-            .filter(|j| {
-                j.state == JobState::Enqueued
-                    && j.request.catch_up == CatchUp::Skip
-                    && !j.backing_off
-                    && j.window_end.is_some_and(|end| end < now)
-            })
-            .map(|j| j.id)
-            .collect();
-        for id in skipping {
-            let Some(job) = self.jobs.get_mut(&id) else {
-                continue;
-            };
-            job.attempt = 0;
-            job.cycle += 1;
-            match job.request.schedule.clone() {
-                Schedule::Periodic {
-                    every,
-                    flex,
-                    anchor,
-                } => {
-                    let w = periodic_window_at(every, flex, anchor, job.enqueued_at, now);
-                    job.not_before = w.start;
-                    job.window_end = Some(w.end);
-                }
-                Schedule::Cron { expr, tz } => {
-                    let Ok(parsed) = self.cron(&expr) else {
-                        continue;
-                    };
-                    let Some(job) = self.jobs.get_mut(&id) else {
-                        continue;
-                    };
-                    match next_cron(&parsed, tz, now) {
-                        Some(slot) => {
-                            job.not_before = slot;
-                            job.window_end = Some(slot);
-                        }
-                        None => {
-                            self.finish_job(now, id, JobState::Succeeded, None);
-                            continue;
-                        }
-                    }
-                }
-                Schedule::Once { .. } => continue,
+        let ids: Vec<JobId> = self.jobs.keys().copied().collect();
+        for id in ids {
+            self.skip_missed(now, id);
+        }
+    }
+
+    /// If `id` is an enqueued recurring job with `catch_up = skip` (and not backing off) whose
+    /// window ended before `now`, moves it to the first slot that has not ended.
+    fn skip_missed(&mut self, now: Time, id: JobId) {
+        let Some(job) = self.jobs.get(&id) else {
+            return;
+        };
+        let missed = job.state == JobState::Enqueued
+            && job.request.catch_up == CatchUp::Skip
+            && !job.backing_off
+            && job.window_end.is_some_and(|end| end < now);
+        if !missed {
+            return;
+        }
+        let next = match job.request.schedule.clone() {
+            Schedule::Periodic {
+                every,
+                flex,
+                anchor,
+            } => {
+                let w = periodic_window_at(every, flex, anchor, job.enqueued_at, now);
+                Some((w.start, w.end))
             }
-            self.reindex(id);
+            Schedule::Cron { expr, tz } => match self.cron(&expr) {
+                Ok(parsed) => next_cron(&parsed, tz, now).map(|slot| (slot, slot)),
+                Err(_) => return,
+            },
+            Schedule::Once { .. } => return,
+        };
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        job.attempt = 0;
+        job.cycle += 1;
+        match next {
+            Some((start, end)) => {
+                job.not_before = start;
+                job.window_end = Some(end);
+                self.reindex(id);
+            }
+            None => self.finish_job(now, id, JobState::Succeeded, None),
         }
     }
 

@@ -1,0 +1,143 @@
+//! Results and retries: success / retry / failure with output, exponential and linear backoff
+//! through the core, max attempts, time limits with cancellation and grace, panics as failures.
+
+mod common;
+
+use backwork_scheduler::{
+    Backoff, JobRequest, JobState, RunOutcome, RunResult, StopReason, WaitReason,
+};
+use chrono::TimeDelta;
+use common::*;
+use serde_json::json;
+
+#[test]
+fn outcomes_are_recorded_with_their_output() {
+    let mut h = Harness::new();
+    let ok = h.enqueue(JobRequest::once(KIND));
+    h.finish(ok, RunOutcome::Success(Some(json!({ "rows": 3 }))));
+    let job = h.job(ok);
+    assert_eq!(job.state, JobState::Succeeded);
+    assert_eq!(job.output, Some(json!({ "rows": 3 })));
+    assert_eq!(job.history[0].result, RunResult::Success);
+
+    let bad = h.enqueue(JobRequest::once(KIND));
+    h.finish(bad, RunOutcome::Failure(Some(json!("disk full"))));
+    let job = h.job(bad);
+    assert_eq!(job.state, JobState::Failed);
+    assert_eq!(job.output, Some(json!("disk full")));
+    assert_eq!(job.finished_at, Some(h.now));
+}
+
+#[test]
+fn retries_back_off_exponentially_through_the_core() {
+    let mut h = Harness::new();
+    let e = h.now;
+    let id = h.enqueue(JobRequest::once(KIND));
+    let mut expected = vec![e];
+    let mut at = e;
+    for (n, delay) in [
+        30i64, 60, 120, 240, 480, 960, 1920, 3840, 7680, 15360, 18000, 18000,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        h.finish(id, RunOutcome::Retry);
+        assert_eq!(
+            h.core.why(h.now, id).unwrap(),
+            [WaitReason::Backoff {
+                until: at + TimeDelta::seconds(delay),
+                attempt: n as u32 + 1
+            }]
+        );
+        at += TimeDelta::seconds(delay);
+        expected.push(at);
+        h.advance_to(at);
+    }
+    assert_eq!(h.starts(id), expected);
+}
+
+#[test]
+fn linear_backoff_through_the_core() {
+    let mut h = Harness::new();
+    let id = h.enqueue(JobRequest::once(KIND).backoff(Backoff::linear(mins(1))));
+    let e = h.now;
+    h.finish(id, RunOutcome::Retry);
+    h.advance(mins(1));
+    h.finish(id, RunOutcome::Retry);
+    h.advance(mins(2));
+    h.finish(id, RunOutcome::Retry);
+    h.advance(mins(3));
+    assert_eq!(
+        h.starts(id),
+        [
+            e,
+            e + TimeDelta::minutes(1),
+            e + TimeDelta::minutes(3),
+            e + TimeDelta::minutes(6)
+        ]
+    );
+}
+
+#[test]
+fn max_attempts_fails_the_job() {
+    let mut h = Harness::new().auto(|_, _| Some(RunOutcome::Retry));
+    let id = h.enqueue(JobRequest::once(KIND).max_attempts(3));
+    h.advance(hours(1));
+    let job = h.job(id);
+    assert_eq!(h.starts(id).len(), 3);
+    assert_eq!(job.state, JobState::Failed);
+    assert_eq!(job.attempt, 3);
+}
+
+#[test]
+fn a_panic_is_a_failure() {
+    let mut h = Harness::new();
+    let id = h.enqueue(JobRequest::once(KIND));
+    h.finish(id, RunOutcome::Panicked("index out of bounds".into()));
+    let job = h.job(id);
+    assert_eq!(job.state, JobState::Failed);
+    assert_eq!(job.history[0].result, RunResult::Failure);
+    assert!(
+        job.history[0]
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("index out of bounds")
+    );
+}
+
+#[test]
+fn time_limit_stops_then_aborts_counts_an_attempt_and_backs_off() {
+    let mut h = Harness::new();
+    let e = h.now;
+    let id = h.enqueue(JobRequest::once(KIND)); // default limit: 10 minutes
+    h.advance(mins(10) - secs(1));
+    assert!(h.stops(id).is_empty());
+    h.advance(secs(1));
+    assert_eq!(h.stops(id), ["time limit exceeded"]);
+    h.advance(secs(5));
+    assert_eq!(h.aborts(id), 1);
+    h.finish(id, RunOutcome::Aborted);
+    let job = h.job(id);
+    assert_eq!(job.state, JobState::Enqueued);
+    assert_eq!(job.attempt, 1, "a timed-out run is charged");
+    assert_eq!(job.stop_reason, Some(StopReason::Timeout));
+    assert_eq!(job.not_before, e + TimeDelta::seconds(605 + 30));
+    assert_eq!(job.history[0].result, RunResult::Stopped);
+}
+
+#[test]
+fn a_run_that_stops_within_grace_is_not_aborted_and_no_limit_means_none() {
+    let mut h = Harness::new();
+    let id = h.enqueue(JobRequest::once(KIND).timeout(Some(mins(1))));
+    h.advance(mins(1));
+    assert_eq!(h.stops(id).len(), 1);
+    h.finish(id, RunOutcome::Retry);
+    h.advance(secs(10));
+    assert_eq!(h.aborts(id), 0);
+
+    let forever = h.enqueue(JobRequest::once(KIND).timeout(None));
+    h.advance(hours(20));
+    assert!(h.stops(forever).is_empty());
+    assert_eq!(h.job(forever).state, JobState::Running);
+}
