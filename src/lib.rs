@@ -44,11 +44,11 @@ pub use backwork_scheduler::{
     Action, AllowAll, Anchor, Backoff, BackoffKind, CatchUp, ChangeSet, Clock, Config,
     ConflictPolicy, Constraint, Constraints, CoreError, Decision, DeviceState, Disposition, Event,
     FnWorker, Force, Job, JobId, JobRequest, JobState, JobUpdate, ManualClock, ManualProbe,
-    MemoryStore, Network, NetworkRequirement, Policy, PolicyContext, Probe, Reply, RunOutcome,
-    RunRecord, RunResult, Runtime, RuntimeBuilder, RuntimeError, RuntimeHandle, Schedule,
-    Scheduler, Selector, StartJob, Stats, StopReason, Store, StoreError, SystemClock, TestDriver,
-    TestDriverBuilder, Time, TokioClock, Unique, Unmet, WaitReason, WorkContext, WorkResult,
-    Worker, worker_fn,
+    MemoryStore, Network, NetworkRequirement, Policy, PolicyContext, Probe, Receipt, Reply,
+    RunOutcome, RunRecord, RunResult, Runtime, RuntimeBuilder, RuntimeError, RuntimeHandle,
+    Schedule, Scheduler, Selector, StartJob, Stats, StopReason, Store, StoreError, SystemClock,
+    TestDriver, TestDriverBuilder, Time, TokioClock, Unique, Unmet, WaitReason, WorkContext,
+    WorkResult, Worker, worker_fn,
 };
 
 /// The README's Rust examples, compiled and run as doc-tests so they stay true.

@@ -22,8 +22,8 @@ pub use core::{
     StartJob, StopReason, Time, Unique, WaitReason,
 };
 pub use runtime::{
-    Clock, FnWorker, JobUpdate, ManualClock, Runtime, RuntimeBuilder, RuntimeError, RuntimeHandle,
-    Stats, SystemClock, TestDriver, TestDriverBuilder, TokioClock, WorkContext, WorkResult, Worker,
-    worker_fn,
+    Clock, FnWorker, JobUpdate, ManualClock, Receipt, Runtime, RuntimeBuilder, RuntimeError,
+    RuntimeHandle, Stats, SystemClock, TestDriver, TestDriverBuilder, TokioClock, WorkContext,
+    WorkResult, Worker, worker_fn,
 };
 pub use store::{MemoryStore, Store, StoreError};

@@ -329,3 +329,36 @@ fn a_stale_run_report_is_ignored() {
     .unwrap();
     assert_eq!(h.job(other).state, JobState::Enqueued);
 }
+
+/// A policy that gives every run a 30-second budget, like an iOS app-refresh task.
+#[derive(Debug)]
+struct Budget;
+
+impl Policy for Budget {
+    fn run_deadline(&mut self, now: Time, _job: &Job) -> Option<(Time, String)> {
+        Some((
+            now + TimeDelta::seconds(30),
+            "the 30 s refresh budget ran out".into(),
+        ))
+    }
+}
+
+#[test]
+fn a_policy_can_stop_a_run_at_its_budget_without_charging_it() {
+    let mut h = Harness::with(Config::default(), Box::new(Budget));
+    let id = h.enqueue(JobRequest::once(KIND));
+    assert_eq!(h.core.poll_timeout(), Some(h.now + TimeDelta::seconds(30)));
+    h.advance(secs(30));
+    assert_eq!(h.stops(id), ["policy: the 30 s refresh budget ran out"]);
+    h.finish(id, RunOutcome::Retry);
+    // not charged: nothing holds it back, so it starts again at once with the same attempt number
+    let job = h.job(id);
+    assert_eq!(job.state, JobState::Running);
+    assert_eq!(job.attempt, 1);
+    assert_eq!(job.runs_total, 2);
+    assert_eq!(
+        job.history[0].stop_reason,
+        Some(StopReason::Policy("the 30 s refresh budget ran out".into()))
+    );
+    assert_eq!(job.history[0].result, RunResult::Stopped);
+}

@@ -169,3 +169,50 @@ fn each_period_gets_its_own_idempotency_keys() {
         ]
     );
 }
+
+#[test]
+fn short_intervals_are_raised_with_a_warning_when_configured_like_workmanager() {
+    let android_like = backwork_scheduler::Config {
+        min_period: mins(15),
+        min_flex: mins(5),
+        raise_short_periods: true,
+        ..backwork_scheduler::Config::default()
+    };
+    let mut h = Harness::with(android_like, Box::new(backwork_scheduler::AllowAll));
+    let reply = h
+        .try_enqueue(JobRequest::periodic(KIND, mins(5)).flex(mins(1)))
+        .unwrap();
+    let backwork_scheduler::Reply::Enqueued { id, warnings, .. } = reply else {
+        panic!("{reply:?}")
+    };
+    assert_eq!(
+        warnings,
+        [
+            "the interval 5m was raised to the minimum of 15m",
+            "the flex window 1m was raised to the minimum of 5m"
+        ]
+    );
+    let job = h.job(id);
+    assert_eq!(
+        job.request.schedule,
+        backwork_scheduler::Schedule::Periodic {
+            every: mins(15),
+            flex: Some(mins(5)),
+            anchor: Anchor::Grid
+        }
+    );
+    // first run in the flex window at the end of the first period: 10 min after enqueue
+    assert_eq!(job.not_before, h.now + TimeDelta::minutes(10));
+    // the desktop default refuses instead of guessing
+    let mut desktop = Harness::new();
+    let err = desktop
+        .try_enqueue(JobRequest::periodic(
+            KIND,
+            std::time::Duration::from_millis(10),
+        ))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("shorter than the minimum of 1s"),
+        "{err}"
+    );
+}

@@ -200,6 +200,7 @@ fn run(ops: &[Op]) -> Result<Vec<(Time, Action)>, TestCaseError> {
                     Ok(Reply::Enqueued {
                         id: got,
                         disposition,
+                        ..
                     }) => {
                         if disposition == Disposition::Inserted
                             || disposition == Disposition::Replaced

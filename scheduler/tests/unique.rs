@@ -10,7 +10,9 @@ use common::*;
 
 fn enqueue_named(h: &mut Harness, req: JobRequest) -> (backwork_scheduler::JobId, Disposition) {
     match h.try_enqueue(req).unwrap() {
-        Reply::Enqueued { id, disposition } => (id, disposition),
+        Reply::Enqueued {
+            id, disposition, ..
+        } => (id, disposition),
         other => panic!("{other:?}"),
     }
 }

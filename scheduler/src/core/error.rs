@@ -51,6 +51,14 @@ pub enum CoreError {
         /// The interval.
         every: Duration,
     },
+    /// A flex window below the minimum.
+    #[error("the flex window {} is shorter than the minimum of {}; use a longer flex or none", humanize(*flex), humanize(*min))]
+    FlexTooShort {
+        /// The flex.
+        flex: Duration,
+        /// The minimum.
+        min: Duration,
+    },
     /// The cron expression does not parse.
     #[error("{0}")]
     InvalidCron(String),

@@ -63,9 +63,15 @@ pub struct Config {
     pub retention: Duration,
     /// How many recent runs each job keeps (default 10).
     pub history_len: usize,
-    /// The shortest periodic interval (default 1 s, the desktop profile's).
+    /// The shortest periodic interval (default 1 s, the desktop profile's; Android: 15 min).
     #[serde(with = "job::millis")]
     pub min_period: Duration,
+    /// The shortest flex window (default 0; Android: 5 min).
+    #[serde(with = "job::millis")]
+    pub min_flex: Duration,
+    /// An interval or flex below its minimum is raised to it with a warning, as WorkManager does
+    /// (`true`), or refused with an error (`false`, the default).
+    pub raise_short_periods: bool,
 }
 
 impl Default for Config {
@@ -77,6 +83,8 @@ impl Default for Config {
             retention: Duration::from_secs(86_400),
             history_len: 10,
             min_period: Duration::from_secs(1),
+            min_flex: Duration::ZERO,
+            raise_short_periods: false,
         }
     }
 }
@@ -186,6 +194,8 @@ pub enum Reply {
         id: JobId,
         /// What happened.
         disposition: Disposition,
+        /// Values the core changed, e.g. an interval raised to the minimum.
+        warnings: Vec<String>,
     },
     /// These jobs were cancelled.
     Cancelled(Vec<JobId>),
@@ -267,6 +277,7 @@ struct Active {
     attempt: u32,
     started: Time,
     deadline: Option<Time>,
+    policy_deadline: Option<(Time, String)>,
     ignore_constraints: bool,
     stop: Option<StopReason>,
     abort_at: Option<Time>,
@@ -400,7 +411,8 @@ impl Scheduler {
                 if a.stop.is_some() {
                     a.abort_at
                 } else {
-                    a.deadline
+                    let policy = a.policy_deadline.as_ref().map(|(t, _)| *t);
+                    [a.deadline, policy].into_iter().flatten().min()
                 }
             })
             .min();
@@ -535,7 +547,10 @@ impl Scheduler {
         }
     }
 
-    fn validate(&mut self, now: Time, r: &JobRequest) -> Result<(), CoreError> {
+    /// Checks a request, raising short intervals and flex windows when configured to; returns
+    /// what it changed.
+    fn validate(&mut self, now: Time, r: &mut JobRequest) -> Result<Vec<String>, CoreError> {
+        let mut warnings = Vec::new();
         if r.kind.trim().is_empty() {
             return Err(CoreError::EmptyKind);
         }
@@ -553,23 +568,51 @@ impl Scheduler {
                 Ok(())
             }
         };
-        match &r.schedule {
+        match &mut r.schedule {
             Schedule::Once { delay, .. } => long("delay", *delay)?,
             Schedule::Periodic { every, flex, .. } => {
                 long("interval", *every)?;
-                if *every < self.config.min_period {
-                    return Err(CoreError::IntervalTooShort {
-                        every: *every,
-                        min: self.config.min_period,
-                    });
+                let (min, min_flex) = (self.config.min_period, self.config.min_flex);
+                if *every < min {
+                    if !self.config.raise_short_periods {
+                        return Err(CoreError::IntervalTooShort { every: *every, min });
+                    }
+                    warnings.push(format!(
+                        "the interval {} was raised to the minimum of {}",
+                        humanize(*every),
+                        humanize(min)
+                    ));
+                    *every = min;
                 }
-                if let Some(flex) = flex
-                    && flex > every
-                {
-                    return Err(CoreError::FlexTooLong {
-                        flex: *flex,
-                        every: *every,
-                    });
+                if let Some(f) = flex {
+                    if *f > *every {
+                        if !self.config.raise_short_periods {
+                            return Err(CoreError::FlexTooLong {
+                                flex: *f,
+                                every: *every,
+                            });
+                        }
+                        warnings.push(format!(
+                            "the flex window {} was lowered to the interval {}",
+                            humanize(*f),
+                            humanize(*every)
+                        ));
+                        *f = *every;
+                    }
+                    if *f < min_flex {
+                        if !self.config.raise_short_periods {
+                            return Err(CoreError::FlexTooShort {
+                                flex: *f,
+                                min: min_flex,
+                            });
+                        }
+                        warnings.push(format!(
+                            "the flex window {} was raised to the minimum of {}",
+                            humanize(*f),
+                            humanize(min_flex)
+                        ));
+                        *f = min_flex.min(*every);
+                    }
                 }
             }
             Schedule::Cron { expr, tz } => {
@@ -579,6 +622,7 @@ impl Scheduler {
                 }
             }
         }
+        let r = &*r;
         if let Some(d) = r.min_interval {
             long("minimum interval", d)?;
         }
@@ -621,7 +665,7 @@ impl Scheduler {
                 });
             }
         }
-        Ok(())
+        Ok(warnings)
     }
 
     fn cron(&mut self, expr: &str) -> Result<cron::Schedule, CoreError> {
@@ -633,8 +677,13 @@ impl Scheduler {
         Ok(parsed)
     }
 
-    fn enqueue(&mut self, now: Time, id: JobId, request: JobRequest) -> Result<Reply, CoreError> {
-        self.validate(now, &request)?;
+    fn enqueue(
+        &mut self,
+        now: Time,
+        id: JobId,
+        mut request: JobRequest,
+    ) -> Result<Reply, CoreError> {
+        let warnings = self.validate(now, &mut request)?;
         if self.jobs.contains_key(&id) {
             return Err(CoreError::DuplicateId(id));
         }
@@ -667,6 +716,7 @@ impl Scheduler {
                         return Ok(Reply::Enqueued {
                             id: existing,
                             disposition: Disposition::Kept,
+                            warnings,
                         });
                     }
                 }
@@ -676,6 +726,7 @@ impl Scheduler {
                         return Ok(Reply::Enqueued {
                             id: existing,
                             disposition: Disposition::Updated,
+                            warnings,
                         });
                     }
                 }
@@ -721,7 +772,11 @@ impl Scheduler {
                 _ => {}
             }
         }
-        Ok(Reply::Enqueued { id, disposition })
+        Ok(Reply::Enqueued {
+            id,
+            disposition,
+            warnings,
+        })
     }
 
     fn initial_job(
@@ -1215,6 +1270,17 @@ impl Scheduler {
         for id in timed_out {
             self.request_stop(now, id, StopReason::Timeout, self.config.grace);
         }
+        let policy_stops: Vec<(JobId, String)> = self
+            .active
+            .iter()
+            .filter_map(|(id, a)| match (&a.stop, &a.policy_deadline) {
+                (None, Some((at, reason))) if *at <= now => Some((*id, reason.clone())),
+                _ => None,
+            })
+            .collect();
+        for (id, reason) in policy_stops {
+            self.request_stop(now, id, StopReason::Policy(reason), self.config.grace);
+        }
         for (id, a) in self.active.iter_mut() {
             if a.abort_at.is_some_and(|t| t <= now) {
                 a.abort_at = None;
@@ -1341,12 +1407,14 @@ impl Scheduler {
             idempotency_key: job.idempotency_key(job.attempt),
         };
         let deadline = job.request.timeout.map(|d| schedule::add(now, d));
+        let policy_deadline = self.policy.run_deadline(now, job);
         self.active.insert(
             id,
             Active {
                 attempt: start.attempt,
                 started: now,
                 deadline,
+                policy_deadline,
                 ignore_constraints,
                 stop: None,
                 abort_at: None,

@@ -66,6 +66,13 @@ pub trait Policy: Send + fmt::Debug + 'static {
         earliest
     }
 
+    /// Called as `job` starts: an instant at which the policy stops the run, with its reason (an
+    /// iOS task budget, a quota running out). The stop is not charged to the job. `None`: only
+    /// the job's own time limit applies.
+    fn run_deadline(&mut self, _now: Time, _job: &Job) -> Option<(Time, String)> {
+        None
+    }
+
     /// Called after a job was started.
     fn on_started(&mut self, _now: Time, _job: &Job) {}
 

@@ -85,12 +85,23 @@ impl JobUpdate {
     }
 }
 
+/// What an enqueue resolved to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// The job that now stands for the request.
+    pub id: JobId,
+    /// How a unique-name conflict was resolved (`Inserted` when there was none).
+    pub disposition: Disposition,
+    /// Values the scheduler changed, e.g. an interval raised to the profile's minimum.
+    pub warnings: Vec<String>,
+}
+
 type Reply1<T> = oneshot::Sender<T>;
 
 pub(crate) enum Command {
     Enqueue {
         request: JobRequest,
-        reply: Reply1<Result<(JobId, Disposition), RuntimeError>>,
+        reply: Reply1<Result<Receipt, RuntimeError>>,
     },
     Event {
         event: Event,
@@ -181,14 +192,12 @@ impl RuntimeHandle {
     /// Enqueues a request; returns once it is durable. With a unique name, the id returned is the
     /// job that now stands for the request (the existing one for `keep` and `update`).
     pub async fn enqueue(&self, request: JobRequest) -> Result<JobId, RuntimeError> {
-        self.enqueue_resolved(request).await.map(|(id, _)| id)
+        self.enqueue_resolved(request).await.map(|r| r.id)
     }
 
-    /// Like [`RuntimeHandle::enqueue`], also saying how a unique-name conflict was resolved.
-    pub async fn enqueue_resolved(
-        &self,
-        request: JobRequest,
-    ) -> Result<(JobId, Disposition), RuntimeError> {
+    /// Like [`RuntimeHandle::enqueue`], also saying how a unique-name conflict was resolved and
+    /// which values were adjusted.
+    pub async fn enqueue_resolved(&self, request: JobRequest) -> Result<Receipt, RuntimeError> {
         self.call(|reply| Command::Enqueue { request, reply })
             .await?
     }
@@ -715,8 +724,25 @@ impl Actor {
             Command::Enqueue { request, reply } => {
                 let id = self.ids.next(self.clock.now());
                 let result = self.feed(Event::Enqueue { id, request }).map(|r| match r {
-                    Reply::Enqueued { id, disposition } => (id, disposition),
-                    _ => (id, Disposition::Inserted),
+                    Reply::Enqueued {
+                        id,
+                        disposition,
+                        warnings,
+                    } => {
+                        for w in &warnings {
+                            tracing::warn!(job = %id, "{w}");
+                        }
+                        Receipt {
+                            id,
+                            disposition,
+                            warnings,
+                        }
+                    }
+                    _ => Receipt {
+                        id,
+                        disposition: Disposition::Inserted,
+                        warnings: Vec::new(),
+                    },
                 });
                 self.replies.push(Box::new(move |err| {
                     let _ = reply.send(match (err, result) {

@@ -239,7 +239,8 @@ impl TestDriver {
         self.set_initial_delay_met(id).await
     }
 
-    /// Shuts the runtime down; runs still going get the configured grace period of virtual time.
+    /// Shuts the runtime down. Runs that do not stop when asked are dropped after one hour of
+    /// virtual time (the driver moves its clock forward to get there).
     pub async fn shutdown(self) -> Result<(), RuntimeError> {
         let grace = Duration::from_secs(3600);
         let clock = self.clock.clone();
