@@ -35,10 +35,12 @@
 //! - device constraints and probes: [`Constraints`], [`DeviceState`], [`ManualProbe`];
 //! - testing: [`TestDriver`] (virtual clock, scripted device);
 //! - the sans-IO scheduling core for custom drivers: [`core`] ([`Scheduler`]);
-//! - storage: the [`Store`] trait and [`MemoryStore`].
+//! - storage: the [`Store`] trait, the durable [`RedbStore`] (the default store lives at
+//!   [`default_store_path`]) and [`MemoryStore`].
 
 #![warn(missing_docs)]
 
+pub use backwork_persistence::{OpenMode, RedbStore, SCHEMA_VERSION, default_store_path};
 pub use backwork_scheduler::core;
 pub use backwork_scheduler::{
     Action, AllowAll, Anchor, Backoff, BackoffKind, CatchUp, ChangeSet, Clock, Config,

@@ -1,11 +1,25 @@
-//! The durable registry of backwork.
+//! The durable registry of backwork: a [`RedbStore`] that implements the scheduler's
+//! [`Store`](backwork_scheduler::Store) trait on a redb file.
 //!
-//! **Role.** This crate will hold the redb-backed implementation of the scheduler's store trait
-//! (`backwork_scheduler::Store`): the on-disk schema with its version number and migrations, the
-//! encoding of job records, group commit (one writer gathers concurrent changes into one durable
-//! transaction), and recovery on open (every job found `running` goes back to `enqueued`).
+//! - **Schema.** A `meta` table holds the schema version ([`SCHEMA_VERSION`]); `jobs` holds each
+//!   job record (JSON) by id; index tables answer the lookups by state, due time, unique name and
+//!   tag without scanning every record. Older layouts are migrated on open, in one transaction.
+//! - **Durability.** [`RedbStore::commit`](backwork_scheduler::Store::commit) writes a whole change
+//!   set in one `Immediate` transaction; the runtime gathers concurrent changes into one change
+//!   set (group commit).
+//! - **Safety on open.** A missing file is created (0600, in a 0700 directory) only when asked; an
+//!   empty or truncated file is refused and left untouched; a file held by another process, a
+//!   corrupt file and a newer schema each give their own [`StoreError`] with advice.
 //!
-//! It is the only crate that knows redb. Until the durability issue lands it holds no code: the
-//! runtime runs on `backwork_scheduler::MemoryStore`.
+//! This is the only crate that knows redb.
 
 #![warn(missing_docs)]
+
+mod path;
+mod schema;
+mod store;
+
+pub use backwork_scheduler::StoreError;
+pub use path::default_store_path;
+pub use schema::SCHEMA_VERSION;
+pub use store::{OpenMode, RedbStore};

@@ -23,27 +23,90 @@ pub trait Store: Send + 'static {
     }
 }
 
-/// A store failure.
+/// A store failure. Each message names the store and says what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
+    /// Another process has the store open.
+    #[error(
+        "the job store {path} is in use by another process{}; stop that process (or talk to it through its control socket) and try again",
+        holder.as_ref().map(|h| format!(" ({h})")).unwrap_or_default()
+    )]
+    Locked {
+        /// The store file.
+        path: String,
+        /// The process holding it, if known.
+        holder: Option<String>,
+    },
+    /// The store file does not exist (and creating it was not asked for).
+    #[error("there is no job store at {path}; check the path, or create it by starting the daemon")]
+    Missing {
+        /// The store file.
+        path: String,
+    },
+    /// The store file exists but is empty: it was never written, or it was emptied.
+    #[error(
+        "the job store {path} exists but is empty (0 bytes); it was left untouched. If you expected jobs in it, restore it from a backup; otherwise delete the file and start again"
+    )]
+    Empty {
+        /// The store file.
+        path: String,
+    },
+    /// The store file is shorter than its contents say: it was cut off.
+    #[error(
+        "the job store {path} is truncated ({detail}); it was left untouched. Restore it from a backup, or move it aside to start with an empty store"
+    )]
+    Truncated {
+        /// The store file.
+        path: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The stored data cannot be read back.
+    #[error(
+        "the job store {path} is corrupt ({detail}); it was left untouched. Restore it from a backup, or move it aside to start with an empty store"
+    )]
+    Corrupt {
+        /// The store file.
+        path: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The store was written by a newer version of backwork.
+    #[error(
+        "the job store {path} has schema version {found}, newer than the {supported} this backwork understands; upgrade backwork"
+    )]
+    NewerSchema {
+        /// The store file.
+        path: String,
+        /// The version found.
+        found: u64,
+        /// The newest version this binary reads.
+        supported: u64,
+    },
+    /// The disk is full.
+    #[error("the disk holding the job store {path} is full; free some space and try again")]
+    DiskFull {
+        /// The store file.
+        path: String,
+    },
     /// Reading or writing failed.
     #[error(
-        "the job store failed to {action}: {detail}; check the disk and the store file, then restart"
+        "the job store {path} failed to {action}: {detail}; check the disk and the file, then try again"
     )]
     Io {
+        /// The store file.
+        path: String,
         /// What was being done.
         action: &'static str,
         /// The underlying error.
         detail: String,
     },
-    /// The stored data cannot be read back.
-    #[error(
-        "the job store holds a record it cannot read ({detail}); restore the store from a backup or move it aside"
-    )]
-    Corrupt {
-        /// What is wrong.
-        detail: String,
+    /// The store was closed.
+    #[error("the job store {path} is closed; open it again")]
+    Closed {
+        /// The store file.
+        path: String,
     },
 }
 
@@ -111,6 +174,7 @@ impl Store for MemoryStore {
         let mut inner = self.lock();
         if inner.fail_commits {
             return Err(StoreError::Io {
+                path: "memory".into(),
                 action: "commit",
                 detail: "injected failure".into(),
             });

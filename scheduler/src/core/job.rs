@@ -33,6 +33,16 @@ impl JobId {
         JobId(uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid())
     }
 
+    /// The id as a 128-bit integer (its storage key).
+    pub fn as_u128(&self) -> u128 {
+        self.0.as_u128()
+    }
+
+    /// The id from its 128-bit integer form.
+    pub fn from_u128(v: u128) -> JobId {
+        JobId(Uuid::from_u128(v))
+    }
+
     /// A 64-bit digest of the id, used to seed per-job pseudo-random choices (jitter).
     pub fn seed(&self) -> u64 {
         let v = self.0.as_u128();

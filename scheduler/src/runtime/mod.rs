@@ -103,6 +103,10 @@ pub(crate) enum Command {
         request: JobRequest,
         reply: Reply1<Result<Receipt, RuntimeError>>,
     },
+    EnqueueMany {
+        requests: Vec<JobRequest>,
+        reply: Reply1<Result<Vec<Result<Receipt, CoreError>>, RuntimeError>>,
+    },
     Event {
         event: Event,
         reply: Reply1<Result<Reply, RuntimeError>>,
@@ -199,6 +203,17 @@ impl RuntimeHandle {
     /// which values were adjusted.
     pub async fn enqueue_resolved(&self, request: JobRequest) -> Result<Receipt, RuntimeError> {
         self.call(|reply| Command::Enqueue { request, reply })
+            .await?
+    }
+
+    /// Enqueues many requests in one durable commit. Each request is checked on its own: the
+    /// answer holds one result per request, in order; refused requests change nothing, the others
+    /// are all durable when this returns.
+    pub async fn enqueue_many(
+        &self,
+        requests: Vec<JobRequest>,
+    ) -> Result<Vec<Result<Receipt, CoreError>>, RuntimeError> {
+        self.call(|reply| Command::EnqueueMany { requests, reply })
             .await?
     }
 
@@ -722,33 +737,21 @@ impl Actor {
     fn command(&mut self, cmd: Command) {
         match cmd {
             Command::Enqueue { request, reply } => {
-                let id = self.ids.next(self.clock.now());
-                let result = self.feed(Event::Enqueue { id, request }).map(|r| match r {
-                    Reply::Enqueued {
-                        id,
-                        disposition,
-                        warnings,
-                    } => {
-                        for w in &warnings {
-                            tracing::warn!(job = %id, "{w}");
-                        }
-                        Receipt {
-                            id,
-                            disposition,
-                            warnings,
-                        }
-                    }
-                    _ => Receipt {
-                        id,
-                        disposition: Disposition::Inserted,
-                        warnings: Vec::new(),
-                    },
-                });
+                let result = self.enqueue_one(request);
                 self.replies.push(Box::new(move |err| {
                     let _ = reply.send(match (err, result) {
                         (_, Err(e)) => Err(e.into()),
                         (Some(e), Ok(_)) => Err(e.clone().into()),
                         (None, Ok(v)) => Ok(v),
+                    });
+                }));
+            }
+            Command::EnqueueMany { requests, reply } => {
+                let results: Vec<_> = requests.into_iter().map(|r| self.enqueue_one(r)).collect();
+                self.replies.push(Box::new(move |err| {
+                    let _ = reply.send(match err {
+                        Some(e) => Err(e.clone().into()),
+                        None => Ok(results),
                     });
                 }));
             }
@@ -805,6 +808,31 @@ impl Actor {
                 self.begin_shutdown(grace);
             }
         }
+    }
+
+    fn enqueue_one(&mut self, request: JobRequest) -> Result<Receipt, CoreError> {
+        let id = self.ids.next(self.clock.now());
+        self.feed(Event::Enqueue { id, request }).map(|r| match r {
+            Reply::Enqueued {
+                id,
+                disposition,
+                warnings,
+            } => {
+                for w in &warnings {
+                    tracing::warn!(job = %id, "{w}");
+                }
+                Receipt {
+                    id,
+                    disposition,
+                    warnings,
+                }
+            }
+            _ => Receipt {
+                id,
+                disposition: Disposition::Inserted,
+                warnings: Vec::new(),
+            },
+        })
     }
 
     fn publish(&mut self, update: JobUpdate) {

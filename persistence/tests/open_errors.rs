@@ -1,0 +1,192 @@
+//! Opening a store that cannot be used gives a typed error with advice, and never touches the
+//! file: a store in use by another process, an emptied file, a truncated file, a corrupt file, a
+//! newer schema, a missing file.
+
+use std::fs;
+use std::io::Read;
+use std::process::{Command, Stdio};
+
+use backwork_persistence::{OpenMode, RedbStore, StoreError};
+use backwork_scheduler::{ChangeSet, JobId, Store};
+
+fn make_store(path: &std::path::Path, n: usize) {
+    let mut core = backwork_scheduler::Scheduler::new(
+        Default::default(),
+        Box::new(backwork_scheduler::AllowAll),
+    );
+    let now = "2026-01-01T00:00:00Z".parse().unwrap();
+    for i in 0..n {
+        let mut bytes = [0u8; 10];
+        bytes[2..].copy_from_slice(&(i as u64).to_be_bytes());
+        let id = JobId::new_v7(now, bytes);
+        core.handle(
+            now,
+            backwork_scheduler::Event::Enqueue {
+                id,
+                request: backwork_scheduler::JobRequest::once("w")
+                    .delay(std::time::Duration::from_secs(3600))
+                    .input(serde_json::json!({ "i": i, "pad": "x".repeat(200) })),
+            },
+        )
+        .unwrap();
+    }
+    let mut store = RedbStore::open(path, OpenMode::CreateIfMissing).unwrap();
+    store
+        .commit(&ChangeSet {
+            upserts: core.jobs().cloned().collect(),
+            removes: vec![],
+        })
+        .unwrap();
+    store.close().unwrap();
+}
+
+#[test]
+fn an_empty_file_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    fs::write(&path, b"").unwrap();
+    let err = RedbStore::open(&path, OpenMode::CreateIfMissing).unwrap_err();
+    assert!(matches!(err, StoreError::Empty { .. }), "{err}");
+    assert!(err.to_string().contains("left untouched"));
+    assert_eq!(fs::metadata(&path).unwrap().len(), 0);
+}
+
+#[test]
+fn a_truncated_file_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    make_store(&path, 2000);
+    let full = fs::read(&path).unwrap();
+    for cut in [full.len() / 2, full.len() / 2 + 100, 4096 + 17, 600] {
+        fs::write(&path, &full[..cut]).unwrap();
+        let err = RedbStore::open(&path, OpenMode::CreateIfMissing)
+            .err()
+            .unwrap_or_else(|| panic!("a file cut to {cut} of {} bytes opened", full.len()));
+        assert!(
+            matches!(err, StoreError::Truncated { .. }),
+            "cut at {cut}: {err:?}"
+        );
+        assert_eq!(
+            fs::read(&path).unwrap(),
+            &full[..cut],
+            "the file must be left untouched"
+        );
+    }
+}
+
+#[test]
+fn a_corrupt_file_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let garbage: Vec<u8> = (0..65536u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    fs::write(&path, &garbage).unwrap();
+    let err = RedbStore::open(&path, OpenMode::CreateIfMissing).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    assert!(err.to_string().contains("magic number"), "{err}");
+    assert_eq!(fs::read(&path).unwrap(), garbage);
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    make_store(&path, 1);
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut meta = txn
+                .open_table(redb::TableDefinition::<&str, u64>::new("meta"))
+                .unwrap();
+            meta.insert("schema_version", 99).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let err = RedbStore::open(&path, OpenMode::MustExist).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::NewerSchema {
+                found: 99,
+                supported: 2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("upgrade backwork"));
+}
+
+#[test]
+fn a_missing_store_is_created_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested").join("store.redb");
+    let err = RedbStore::open(&path, OpenMode::MustExist).unwrap_err();
+    assert!(matches!(err, StoreError::Missing { .. }));
+    assert!(!path.exists());
+    RedbStore::open(&path, OpenMode::CreateIfMissing).unwrap();
+    assert!(path.exists());
+    let leftovers: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().collect();
+    assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
+}
+
+#[test]
+fn a_second_open_in_this_process_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let _first = RedbStore::open(&path, OpenMode::CreateIfMissing).unwrap();
+    let err = RedbStore::open(&path, OpenMode::MustExist).unwrap_err();
+    assert!(matches!(err, StoreError::Locked { .. }), "{err:?}");
+    assert!(err.to_string().contains("in use by another process"));
+}
+
+/// Helper run in a child process by the next test: holds the store open until stdin closes.
+#[test]
+#[ignore = "run by a_second_process_gets_the_in_use_error"]
+fn helper_hold_store() {
+    let Some(path) = std::env::var_os("BACKWORK_HOLD_STORE") else {
+        return;
+    };
+    let _store = RedbStore::open(&path, OpenMode::CreateIfMissing).unwrap();
+    println!("holding");
+    let mut buf = Vec::new();
+    let _ = std::io::stdin().read_to_end(&mut buf);
+}
+
+#[test]
+fn a_second_process_gets_the_in_use_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "helper_hold_store",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("BACKWORK_HOLD_STORE", &path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // wait until the child says it holds the store
+    let mut out = child.stdout.take().unwrap();
+    let mut seen = String::new();
+    let mut byte = [0u8; 1];
+    while !seen.contains("holding") {
+        if out.read(&mut byte).unwrap() == 0 {
+            panic!("the helper exited before holding the store: {seen}");
+        }
+        seen.push(byte[0] as char);
+    }
+    let err = RedbStore::open(&path, OpenMode::MustExist).unwrap_err();
+    assert!(matches!(err, StoreError::Locked { .. }), "{err:?}");
+    drop(child.stdin.take());
+    child.wait().unwrap();
+    // once the other process is gone, the store opens
+    RedbStore::open(&path, OpenMode::MustExist).unwrap();
+}
