@@ -20,12 +20,12 @@
 
 mod error;
 mod job;
+mod lanes;
 mod policy;
 mod schedule;
 mod why;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::ops::Bound::{Excluded, Included, Unbounded};
 use std::time::Duration;
 
 use backwork_constraints::DeviceState;
@@ -292,9 +292,8 @@ pub struct Scheduler {
     jobs: BTreeMap<JobId, Job>,
     by_name: BTreeMap<String, Vec<JobId>>,
     dependents: BTreeMap<JobId, Vec<JobId>>,
-    /// Enqueued jobs by the instant their time gates open.
-    queue: BTreeSet<(Time, JobId)>,
-    gate: BTreeMap<JobId, Time>,
+    /// Where each enqueued job waits (see [`lanes`]).
+    lanes: lanes::Lanes,
     deferred: BTreeMap<JobId, (Option<Time>, String)>,
     prune_at: BTreeSet<(Time, JobId)>,
     active: BTreeMap<JobId, Active>,
@@ -323,8 +322,7 @@ impl Scheduler {
             jobs: BTreeMap::new(),
             by_name: BTreeMap::new(),
             dependents: BTreeMap::new(),
-            queue: BTreeSet::new(),
-            gate: BTreeMap::new(),
+            lanes: lanes::Lanes::default(),
             deferred: BTreeMap::new(),
             prune_at: BTreeSet::new(),
             active: BTreeMap::new(),
@@ -354,6 +352,9 @@ impl Scheduler {
                 Ok(Reply::Done)
             }
             Event::WorkerRegistered(kind) => {
+                for (key, id) in self.lanes.take_kind(&kind) {
+                    self.lanes.wait_for_time(key, id);
+                }
                 self.kinds.insert(kind);
                 Ok(Reply::Done)
             }
@@ -400,10 +401,9 @@ impl Scheduler {
     pub fn poll_timeout(&mut self) -> Option<Time> {
         let now = self.now;
         let due = self
-            .queue
-            .range((Excluded((now, JobId::MAX)), Unbounded))
-            .next()
-            .map(|&(t, _)| self.policy.plan_wake(now, t));
+            .lanes
+            .next_gate_after(now)
+            .map(|t| self.policy.plan_wake(now, t));
         let running = self
             .active
             .values()
@@ -949,6 +949,10 @@ impl Scheduler {
 
     fn device_changed(&mut self, now: Time, device: DeviceState) {
         self.device = device;
+        // jobs waiting on the device, and ready ones, are filed again against the new state
+        for (key, id) in self.lanes.take_device_dependent() {
+            self.lanes.wait_for_time(key, id);
+        }
         let lost: Vec<(JobId, StopReason)> = self
             .active
             .iter()
@@ -1226,11 +1230,10 @@ impl Scheduler {
         }
     }
 
-    /// Re-files a job in the time queue after any change, and marks it for persisting.
+    /// Re-files a job after any change (an enqueued job waits for its time gates first), and
+    /// marks it for persisting.
     fn reindex(&mut self, id: JobId) {
-        if let Some(old) = self.gate.remove(&id) {
-            self.queue.remove(&(old, id));
-        }
+        self.lanes.remove(id);
         self.dirty.insert(id);
         let Some(job) = self.jobs.get(&id) else {
             return;
@@ -1239,8 +1242,21 @@ impl Scheduler {
             return;
         }
         let key = self.gate_of(job);
-        self.queue.insert((key, id));
-        self.gate.insert(id, key);
+        self.lanes.wait_for_time(key, id);
+    }
+
+    /// Files a job whose time gates are open in the lane of what it waits for next.
+    fn classify(&mut self, key: Time, id: JobId) {
+        let Some(job) = self.jobs.get(&id) else {
+            return;
+        };
+        if !self.kinds.contains(&job.request.kind) {
+            self.lanes.wait_for_worker(key, id, &job.request.kind);
+        } else if !job.force.constraints && !job.request.constraints.satisfied_by(&self.device) {
+            self.lanes.wait_for_device(key, id);
+        } else {
+            self.lanes.ready(key, id);
+        }
     }
 
     /// The instant every time gate of an enqueued job is open: due time or backoff, min-interval,
@@ -1325,45 +1341,36 @@ impl Scheduler {
                 ds.retain(|d| *d != id);
             }
         }
-        if let Some(old) = self.gate.remove(&id) {
-            self.queue.remove(&(old, id));
-        }
+        self.lanes.remove(id);
         self.deferred.remove(&id);
         self.dirty.remove(&id);
         self.removed.push(id);
         self.pruned += 1;
     }
 
-    /// Starts every job whose gates are open, constraints hold and policy allows, while slots last.
+    /// Files every job whose time gates opened, then starts ready jobs the policy allows, in due
+    /// order, while slots last.
     fn dispatch(&mut self, now: Time) {
         if self.shutting_down {
             return;
         }
-        let mut cursor: Option<(Time, JobId)> = None;
+        while let Some((key, id)) = self.lanes.pop_due(now) {
+            self.classify(key, id);
+        }
+        let mut cursor = None;
         while self.active.len() < self.config.max_concurrent.max(1) {
-            let lower = cursor.map_or(Unbounded, Excluded);
-            let Some(&(key, id)) = self
-                .queue
-                .range((lower, Included((now, JobId::MAX))))
-                .next()
-            else {
+            let Some((key, id)) = self.lanes.next_ready(cursor) else {
                 break;
             };
             cursor = Some((key, id));
             let Some(job) = self.jobs.get(&id) else {
                 continue;
             };
-            if !self.kinds.contains(&job.request.kind) {
-                continue;
-            }
-            if !job.force.constraints && !job.request.constraints.satisfied_by(&self.device) {
-                continue;
-            }
             if !job.force.time {
                 let cx = PolicyContext {
                     device: &self.device,
                     running: self.active.len(),
-                    pending: self.queue.len() + self.active.len(),
+                    pending: self.lanes.len() + self.active.len(),
                 };
                 match self.policy.before_start(now, job, cx) {
                     Decision::Allow => {

@@ -1,0 +1,161 @@
+//! Where each enqueued job waits, so that an input only looks at the jobs it can affect.
+//!
+//! A job whose time gates are closed waits in the **timed** lane, ordered by the instant they
+//! open. When that instant comes, it moves to the lane of the next thing it waits for: a worker
+//! for its kind, the device (its constraints), or nothing — **ready** to start when a slot is
+//! free and the policy allows. A device change revisits only the device lane (and the ready
+//! lane); registering a worker revisits only that kind's lane. No input rescans every job.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound::{Excluded, Unbounded};
+
+use super::job::{JobId, Time};
+
+/// The lane a job waits in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Lane {
+    Timed,
+    NoWorker(String),
+    Device,
+    Ready,
+}
+
+type Key = (Time, JobId);
+
+#[derive(Debug, Default)]
+pub(super) struct Lanes {
+    timed: BTreeSet<Key>,
+    no_worker: BTreeMap<String, BTreeSet<Key>>,
+    device: BTreeSet<Key>,
+    ready: BTreeSet<Key>,
+    at: BTreeMap<JobId, (Lane, Time)>,
+}
+
+impl Lanes {
+    /// How many jobs wait, in every lane.
+    pub fn len(&self) -> usize {
+        self.at.len()
+    }
+
+    /// Takes `id` out of whichever lane it is in.
+    pub fn remove(&mut self, id: JobId) {
+        let Some((lane, key)) = self.at.remove(&id) else {
+            return;
+        };
+        let k = (key, id);
+        match lane {
+            Lane::Timed => {
+                self.timed.remove(&k);
+            }
+            Lane::NoWorker(kind) => {
+                if let Some(set) = self.no_worker.get_mut(&kind) {
+                    set.remove(&k);
+                    if set.is_empty() {
+                        self.no_worker.remove(&kind);
+                    }
+                }
+            }
+            Lane::Device => {
+                self.device.remove(&k);
+            }
+            Lane::Ready => {
+                self.ready.remove(&k);
+            }
+        }
+    }
+
+    fn put(&mut self, lane: Lane, key: Time, id: JobId) {
+        self.remove(id);
+        let k = (key, id);
+        match &lane {
+            Lane::Timed => {
+                self.timed.insert(k);
+            }
+            Lane::NoWorker(kind) => {
+                self.no_worker.entry(kind.clone()).or_default().insert(k);
+            }
+            Lane::Device => {
+                self.device.insert(k);
+            }
+            Lane::Ready => {
+                self.ready.insert(k);
+            }
+        }
+        self.at.insert(id, (lane, key));
+    }
+
+    /// Files `id` to wait for its time gates to open at `key`.
+    pub fn wait_for_time(&mut self, key: Time, id: JobId) {
+        self.put(Lane::Timed, key, id);
+    }
+
+    /// Files `id` (due since `key`) to wait for a worker of `kind`.
+    pub fn wait_for_worker(&mut self, key: Time, id: JobId, kind: &str) {
+        self.put(Lane::NoWorker(kind.to_string()), key, id);
+    }
+
+    /// Files `id` (due since `key`) to wait for the device to satisfy its constraints.
+    pub fn wait_for_device(&mut self, key: Time, id: JobId) {
+        self.put(Lane::Device, key, id);
+    }
+
+    /// Files `id` (due since `key`) as ready to start.
+    pub fn ready(&mut self, key: Time, id: JobId) {
+        self.put(Lane::Ready, key, id);
+    }
+
+    /// Takes the earliest timed job whose gates are open at `now`.
+    pub fn pop_due(&mut self, now: Time) -> Option<Key> {
+        let &(key, id) = self.timed.first()?;
+        if key > now {
+            return None;
+        }
+        self.remove(id);
+        Some((key, id))
+    }
+
+    /// The earliest instant after `now` at which a timed job's gates open.
+    pub fn next_gate_after(&self, now: Time) -> Option<Time> {
+        self.timed
+            .range((Excluded((now, JobId::MAX)), Unbounded))
+            .next()
+            .map(|&(t, _)| t)
+    }
+
+    /// Takes every job waiting for the device, and every ready job (whose constraints must be
+    /// checked again), in due order.
+    pub fn take_device_dependent(&mut self) -> Vec<Key> {
+        let mut out: Vec<Key> = self
+            .device
+            .iter()
+            .chain(self.ready.iter())
+            .copied()
+            .collect();
+        out.sort();
+        for &(_, id) in &out {
+            self.remove(id);
+        }
+        out
+    }
+
+    /// Takes every job waiting for a worker of `kind`.
+    pub fn take_kind(&mut self, kind: &str) -> Vec<Key> {
+        let out: Vec<Key> = self
+            .no_worker
+            .get(kind)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default();
+        for &(_, id) in &out {
+            self.remove(id);
+        }
+        out
+    }
+
+    /// The first ready job after `cursor` (from the start when `None`).
+    pub fn next_ready(&self, cursor: Option<Key>) -> Option<Key> {
+        match cursor {
+            None => self.ready.first().copied(),
+            Some(c) => self.ready.range((Excluded(c), Unbounded)).next().copied(),
+        }
+    }
+}
