@@ -690,11 +690,7 @@ impl Scheduler {
         let cx = PolicyContext {
             device: &self.device,
             running: self.active.len(),
-            pending: self
-                .jobs
-                .values()
-                .filter(|j| !j.state.is_finished())
-                .count(),
+            pending: self.lanes.len() + self.active.len(),
         };
         self.policy
             .admit(now, &request, cx)
