@@ -182,6 +182,26 @@ impl RedbStore {
         Ok(store)
     }
 
+    /// Opens (or initializes) a store on a custom redb storage backend — for tests that
+    /// simulate crashes and faults below the file system. `name` is only used in messages.
+    pub fn with_backend(
+        backend: impl redb::StorageBackend,
+        name: impl Into<PathBuf>,
+    ) -> Result<RedbStore, StoreError> {
+        let path = name.into();
+        let db = builder()
+            .create_with_backend(backend)
+            .map_err(|e| database_error(&path, e))?;
+        let mut store = RedbStore {
+            db: Some(db),
+            path,
+            keys: HashMap::new(),
+            failed: false,
+        };
+        store.prepare_schema()?;
+        Ok(store)
+    }
+
     /// Creates a fresh store file atomically: it is built under a temporary name in the same
     /// directory and renamed into place, so a crash never leaves an empty file at `path`.
     fn create(path: &Path) -> Result<(), StoreError> {
