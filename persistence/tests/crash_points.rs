@@ -88,7 +88,7 @@ fn workload() -> Vec<ChangeSet> {
     );
     let mut now: backwork_scheduler::Time = "2026-01-01T00:00:00Z".parse().unwrap();
     let mut sets = Vec::new();
-    let mut drain = |core: &mut Scheduler, sets: &mut Vec<ChangeSet>| {
+    let drain = |core: &mut Scheduler, sets: &mut Vec<ChangeSet>| {
         let mut started = Vec::new();
         while let Some(a) = core.poll_action() {
             match a {
