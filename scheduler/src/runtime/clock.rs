@@ -10,17 +10,29 @@ use tokio::sync::watch;
 use super::worker::BoxFuture;
 use crate::core::{Time, add, since};
 
+/// Why a clock's wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// The deadline came.
+    Deadline,
+    /// The wall clock was set (a jump forwards or backwards) before the deadline came.
+    ClockChanged,
+}
+
 /// A source of wall-clock time and a way to wait for an instant. The runtime keeps exactly one
 /// such wait pending: the core's next deadline.
 pub trait Clock: Send + Sync + fmt::Debug + 'static {
     /// Now.
     fn now(&self) -> Time;
 
-    /// Resolves at (or soon after) `deadline`.
-    fn sleep_until(&self, deadline: Time) -> BoxFuture<()>;
+    /// Resolves at (or soon after) `deadline`, or earlier if the wall clock is set meanwhile.
+    fn sleep_until(&self, deadline: Time) -> BoxFuture<Wake>;
 }
 
-/// The system's wall clock, waited on with a tokio timer.
+/// The system's wall clock. On Linux it waits on a `timerfd` set to the absolute deadline on
+/// `CLOCK_REALTIME` with `TFD_TIMER_CANCEL_ON_SET`, so the wait follows the wall clock across
+/// suspend and notices when the clock is set; elsewhere (or if the timerfd cannot be made, e.g.
+/// in a tokio runtime built without IO) it sleeps on a tokio timer.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
@@ -29,9 +41,89 @@ impl Clock for SystemClock {
         Utc::now()
     }
 
-    fn sleep_until(&self, deadline: Time) -> BoxFuture<()> {
-        let wait = since(deadline, Utc::now());
-        Box::pin(tokio::time::sleep(wait))
+    fn sleep_until(&self, deadline: Time) -> BoxFuture<Wake> {
+        Box::pin(async move {
+            #[cfg(target_os = "linux")]
+            match timerfd::sleep_until(deadline).await {
+                Ok(wake) => return wake,
+                Err(e) => tracing::debug!(error = %e, "no timerfd; using a tokio timer"),
+            }
+            tokio::time::sleep(since(deadline, Utc::now())).await;
+            Wake::Deadline
+        })
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod timerfd {
+    use std::io;
+    use std::os::fd::{AsFd, AsRawFd, RawFd};
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use nix::errno::Errno;
+    use nix::sys::time::TimeSpec;
+    use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
+    use tokio::io::Interest;
+    use tokio::io::unix::AsyncFd;
+
+    use super::Wake;
+    use crate::core::Time;
+
+    /// Set once registering a timerfd with tokio failed (a runtime without IO): later waits go
+    /// straight to the tokio-timer fallback.
+    static UNAVAILABLE: AtomicBool = AtomicBool::new(false);
+
+    struct Timer(TimerFd);
+
+    impl AsRawFd for Timer {
+        fn as_raw_fd(&self) -> RawFd {
+            self.0.as_fd().as_raw_fd()
+        }
+    }
+
+    /// Waits for `deadline` on the wall clock; `ClockChanged` if the clock is set first.
+    pub(super) async fn sleep_until(deadline: Time) -> io::Result<Wake> {
+        if UNAVAILABLE.load(Ordering::Relaxed) {
+            return Err(io::Error::other(
+                "timerfd unavailable in this tokio runtime",
+            ));
+        }
+        let fd = TimerFd::new(
+            ClockId::CLOCK_REALTIME,
+            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+        )?;
+        let at = TimeSpec::new(
+            deadline.timestamp(),
+            i64::from(deadline.timestamp_subsec_nanos()),
+        );
+        fd.set(
+            Expiration::OneShot(at),
+            TimerSetTimeFlags::TFD_TIMER_ABSTIME | TimerSetTimeFlags::TFD_TIMER_CANCEL_ON_SET,
+        )?;
+        // tokio panics when its runtime has no IO driver; treat that as "no timerfd".
+        let registered = std::panic::catch_unwind(|| {
+            // SAFETY: `Timer` owns the timerfd, which stays open, and its `as_raw_fd` returns
+            // the same descriptor, for as long as the `AsyncFd` holds it.
+            unsafe { AsyncFd::register_with_interest(Timer(fd), Interest::READABLE) }
+        });
+        let fd = match registered {
+            Ok(Ok(fd)) => fd,
+            Ok(Err(e)) => return Err(e.into_parts().1),
+            Err(_) => {
+                UNAVAILABLE.store(true, Ordering::Relaxed);
+                return Err(io::Error::other("the tokio runtime has no IO driver"));
+            }
+        };
+        loop {
+            let mut ready = fd.readable().await?;
+            match nix::unistd::read(ready.get_inner().0.as_fd(), &mut [0u8; 8]) {
+                Ok(_) => return Ok(Wake::Deadline),
+                Err(Errno::ECANCELED) => return Ok(Wake::ClockChanged),
+                Err(Errno::EAGAIN) => ready.clear_ready(),
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 }
 
@@ -59,9 +151,12 @@ impl Clock for TokioClock {
         add(self.base, self.origin.elapsed())
     }
 
-    fn sleep_until(&self, deadline: Time) -> BoxFuture<()> {
+    fn sleep_until(&self, deadline: Time) -> BoxFuture<Wake> {
         let at = self.origin + since(deadline, self.base);
-        Box::pin(tokio::time::sleep_until(at))
+        Box::pin(async move {
+            tokio::time::sleep_until(at).await;
+            Wake::Deadline
+        })
     }
 }
 
@@ -95,16 +190,23 @@ impl Clock for ManualClock {
         *self.tx.borrow()
     }
 
-    fn sleep_until(&self, deadline: Time) -> BoxFuture<()> {
+    fn sleep_until(&self, deadline: Time) -> BoxFuture<Wake> {
         let mut rx = self.tx.subscribe();
         Box::pin(async move {
+            let mut last = *rx.borrow_and_update();
             loop {
-                if *rx.borrow_and_update() >= deadline {
-                    return;
+                if last >= deadline {
+                    return Wake::Deadline;
                 }
                 if rx.changed().await.is_err() {
                     std::future::pending::<()>().await;
                 }
+                let now = *rx.borrow_and_update();
+                if now < last {
+                    // set backwards: a clock jump
+                    return Wake::ClockChanged;
+                }
+                last = now;
             }
         })
     }

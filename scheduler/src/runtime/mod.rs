@@ -22,7 +22,7 @@ use tokio::task::AbortHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::Instrument;
 
-pub use clock::{Clock, ManualClock, SystemClock, TokioClock};
+pub use clock::{Clock, ManualClock, SystemClock, TokioClock, Wake};
 pub use testing::{TestDriver, TestDriverBuilder};
 use worker::{DynWorker, Erased};
 pub use worker::{FnWorker, WorkContext, WorkResult, Worker, worker_fn};
@@ -569,7 +569,7 @@ enum Input {
     Done((JobId, u32, RunOutcome)),
     Cmd(Command),
     Device(DeviceState),
-    Timer,
+    Timer { deadline: Time, wake: Wake },
     Dropped,
 }
 
@@ -607,12 +607,16 @@ async fn next_device(rx: &mut Option<watch::Receiver<DeviceState>>) -> DeviceSta
     std::future::pending().await
 }
 
-async fn wait(sleep: Option<worker::BoxFuture<()>>) {
+async fn wait(sleep: Option<(Time, worker::BoxFuture<Wake>)>) -> (Time, Wake) {
     match sleep {
-        Some(s) => s.await,
+        Some((deadline, s)) => (deadline, s.await),
         None => std::future::pending().await,
     }
 }
+
+/// A timer that fires this much after its deadline means the machine was asleep (or the process
+/// stopped): missed slots follow their catch-up policy.
+const LATE_WAKE: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
 fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
@@ -646,18 +650,18 @@ impl Actor {
             }
             let deadline = self.core.poll_timeout();
             let input = {
-                let sleep = deadline.map(|d| self.clock.sleep_until(d));
+                let sleep = deadline.map(|d| (d, self.clock.sleep_until(d)));
                 tokio::select! {
                     biased;
                     Some(done) = self.done_rx.recv() => Input::Done(done),
                     state = next_device(&mut self.probe_rx) => Input::Device(state),
-                    () = wait(sleep) => Input::Timer,
+                    (deadline, wake) = wait(sleep) => Input::Timer { deadline, wake },
                     () = self.stop.cancelled(), if !self.shutting_down => Input::Dropped,
                     Some(cmd) = self.rx.recv() => Input::Cmd(cmd),
                 }
             };
             self.handle.counters.wakeups.fetch_add(1, Ordering::Relaxed);
-            if matches!(input, Input::Timer) {
+            if matches!(input, Input::Timer { .. }) {
                 self.handle
                     .counters
                     .timer_fires
@@ -718,7 +722,12 @@ impl Actor {
             Input::Device(state) => {
                 let _ = self.feed(Event::DeviceChanged(state));
             }
-            Input::Timer => {
+            Input::Timer { deadline, wake } => {
+                let late = self.clock.now() - deadline > LATE_WAKE;
+                if wake == Wake::ClockChanged || late {
+                    tracing::info!(?wake, late, "the wall clock jumped or the machine slept");
+                    let _ = self.feed(Event::ClockJumped);
+                }
                 let _ = self.feed(Event::Timeout);
             }
             Input::Dropped => self.begin_shutdown(self.core.config().grace),
