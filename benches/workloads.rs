@@ -39,6 +39,33 @@ fn raw_redb_single_commits(dir: &Path, n: usize) -> f64 {
 async fn w1(dir: &Path, scale: usize) {
     let n = 3000 / scale;
     let raw = raw_redb_single_commits(dir, n);
+    // the store alone: one job record per commit, no runtime
+    let direct = {
+        let sub = dir.join("direct");
+        std::fs::create_dir_all(&sub).expect("dir");
+        let mut s = store(&sub);
+        let mut core = backwork::Scheduler::new(Config::default(), Box::new(backwork::AllowAll));
+        let now = chrono::Utc::now();
+        let mut sets = Vec::with_capacity(n);
+        for i in 0..n as u64 {
+            let mut b = [0u8; 10];
+            b[2..].copy_from_slice(&i.to_be_bytes());
+            let id = backwork::JobId::new_v7(now, b);
+            let request = JobRequest::once("nobody").input(serde_json::json!(i));
+            core.handle(now, backwork::Event::Enqueue { id, request })
+                .expect("enqueue");
+            while let Some(a) = core.poll_action() {
+                if let backwork::Action::Persist(cs) = a {
+                    sets.push(cs);
+                }
+            }
+        }
+        let start = Instant::now();
+        for cs in &sets {
+            s.commit(cs).expect("commit");
+        }
+        sets.len() as f64 / start.elapsed().as_secs_f64()
+    };
     let rt = Runtime::builder()
         .store(store(dir))
         .start()
@@ -53,7 +80,7 @@ async fn w1(dir: &Path, scale: usize) {
     let rate = n as f64 / start.elapsed().as_secs_f64();
     rt.shutdown(Duration::from_secs(1)).await.expect("shutdown");
     println!(
-        "W1 sequential durable enqueue: {rate:.0} jobs/s; raw redb single commits {raw:.0}/s; ratio {:.0} % (target ≥ 90 %)",
+        "W1 sequential durable enqueue: {rate:.0} jobs/s; raw redb single commits {raw:.0}/s; ratio {:.0} % (target ≥ 90 %); the store's own single-job commits {direct:.0}/s",
         100.0 * rate / raw
     );
 }
@@ -153,6 +180,197 @@ async fn w4(dir: &Path, concurrency: usize, scale: usize) {
     );
 }
 
+/// W5 child: open the store and start running; prints how long from process start to the first
+/// job started, then (after `hold`) exits or waits to be killed.
+async fn w5_child(dir: &Path, started_at: Instant) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let rt = Runtime::builder()
+        .store(store(dir))
+        .worker(
+            "noop",
+            worker_fn(move |_| {
+                let tx = tx.clone();
+                async move {
+                    let _ = tx.send(());
+                    tokio::time::sleep(Duration::from_secs(3600)).await; // in flight until the kill
+                    WorkResult::success()
+                }
+            }),
+        )
+        .start()
+        .await
+        .expect("start");
+    rx.recv().await;
+    println!("first-start {:?}", started_at.elapsed());
+    std::future::pending::<()>().await;
+    drop(rt);
+}
+
+async fn w5(dir: &Path, scale: usize) {
+    let n = 100_000 / scale;
+    {
+        let rt = Runtime::builder()
+            .store(store(dir))
+            .start()
+            .await
+            .expect("start");
+        for chunk in (0..n).collect::<Vec<_>>().chunks(20_000) {
+            let reqs = chunk
+                .iter()
+                .map(|i| JobRequest::once("noop").input(serde_json::json!(i)))
+                .collect();
+            rt.enqueue_many(reqs).await.expect("fill");
+        }
+        rt.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+    }
+    let run_child = || {
+        let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
+            .arg("W5-child")
+            .env("W5_DIR", dir)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("child");
+        let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut out, &mut line).expect("read");
+        child.kill().expect("kill -9");
+        child.wait().expect("wait");
+        line.trim().to_string()
+    };
+    let first = run_child(); // starts 4 jobs, killed with them in flight
+    let second = run_child(); // restart after the kill: recovery + first start
+    let mut s = store(dir);
+    let jobs = s.load().expect("load");
+    let crashed = jobs
+        .iter()
+        .filter(|j| {
+            j.history
+                .iter()
+                .any(|r| r.result == backwork::RunResult::Crashed)
+        })
+        .count();
+    println!(
+        "W5 kill -9 with {n} pending, restart to first job started: {second} (first start {first}); jobs interrupted by kills: {crashed} (≤ 4 in flight per kill) (target ≤ 0.5 s)"
+    );
+}
+
+async fn w6(dir: &Path, scale: usize) {
+    let n = 10_000 / scale;
+    let secs = if scale == 1 { 60 } else { 1 };
+    let rt = Runtime::builder()
+        .store(store(dir))
+        .worker("later", worker_fn(|_| async { WorkResult::success() }))
+        .start()
+        .await
+        .expect("start");
+    let reqs = (0..n)
+        .map(|_| JobRequest::once("later").delay(Duration::from_secs(3 * 3600)))
+        .collect();
+    rt.enqueue_many(reqs).await.expect("fill");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let switches = || -> u64 {
+        let mut total = 0;
+        if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+            for t in tasks.flatten() {
+                let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+                for line in status.lines() {
+                    if let Some(v) = line.strip_prefix("voluntary_ctxt_switches:") {
+                        total += v.trim().parse::<u64>().unwrap_or(0);
+                    }
+                }
+            }
+        }
+        total
+    };
+    let (w0, c0) = (rt.stats().wakeups, switches());
+    // wait outside the runtime, so the bench itself wakes nothing in it
+    tokio::task::spawn_blocking(move || std::thread::sleep(Duration::from_secs(secs)))
+        .await
+        .expect("wait");
+    let (w1, c1) = (rt.stats().wakeups, switches());
+    rt.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+    println!(
+        "W6 idle {secs} s with {n} jobs due in 3 h: {} scheduler wake-ups; {} voluntary context switches in the whole process (the waiting bench thread's own included) (target 0 wake-ups)",
+        w1 - w0,
+        c1.saturating_sub(c0)
+    );
+}
+
+async fn w7(dir: &Path, scale: usize) {
+    let n = 2000 / scale;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<i64>();
+    let rt = Runtime::builder()
+        .store(store(dir))
+        .max_concurrent(64)
+        .worker(
+            "timed",
+            worker_fn(move |ctx| {
+                let late = chrono::Utc::now().timestamp_micros()
+                    - ctx.input()["due_us"].as_i64().unwrap_or(0);
+                let _ = tx.send(late);
+                async { WorkResult::success() }
+            }),
+        )
+        .start()
+        .await
+        .expect("start");
+    let base = chrono::Utc::now() + chrono::TimeDelta::milliseconds(500);
+    let reqs = (0..n)
+        .map(|i| {
+            let due = base + chrono::TimeDelta::milliseconds(3 * i as i64);
+            JobRequest::once("timed")
+                .not_before(due)
+                .input(serde_json::json!({ "due_us": due.timestamp_micros() }))
+        })
+        .collect();
+    rt.enqueue_many(reqs).await.expect("enqueue");
+    let mut lat = Vec::with_capacity(n);
+    while lat.len() < n {
+        lat.push(rx.recv().await.expect("latency"));
+    }
+    rt.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+    lat.sort_unstable();
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)] as f64 / 1000.0;
+    println!(
+        "W7 due → started latency over {n} jobs: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (target p99 ≤ 2 ms)",
+        pct(0.5),
+        pct(0.99),
+        pct(1.0)
+    );
+}
+
+fn rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+async fn w9(dir: &Path, scale: usize) {
+    let n = 1_000_000 / scale;
+    let before = rss_mb();
+    let rt = Runtime::builder()
+        .store(store(dir))
+        .start()
+        .await
+        .expect("start");
+    for chunk in (0..n).collect::<Vec<_>>().chunks(20_000) {
+        let reqs = chunk
+            .iter()
+            .map(|_| JobRequest::once("nobody").delay(Duration::from_secs(3600)))
+            .collect();
+        rt.enqueue_many(reqs).await.expect("fill");
+    }
+    let after = rss_mb();
+    rt.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+    println!(
+        "W9 memory with {n} pending jobs: {after:.0} MB RSS ({:.0} MB before) (target ≤ 256 MB)",
+        before
+    );
+}
+
 fn main() {
     let all: Vec<String> = std::env::args().skip(1).collect();
     let scale = if all.iter().any(|a| a == "--bench") {
@@ -161,6 +379,16 @@ fn main() {
         100
     };
     let args: Vec<String> = all.into_iter().filter(|a| a.starts_with('W')).collect();
+    if args.iter().any(|a| a == "W5-child") {
+        let started = Instant::now();
+        let dir = std::path::PathBuf::from(std::env::var_os("W5_DIR").expect("W5_DIR"));
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("tokio")
+            .block_on(w5_child(&dir, started));
+        return;
+    }
     let want = |w: &str| args.is_empty() || args.iter().any(|a| a == w);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -183,6 +411,18 @@ fn main() {
         if want("W4") {
             w4(fresh().path(), 4, scale).await;
             w4(fresh().path(), 1024, scale).await;
+        }
+        if want("W5") {
+            w5(fresh().path(), scale).await;
+        }
+        if want("W6") {
+            w6(fresh().path(), scale).await;
+        }
+        if want("W7") {
+            w7(fresh().path(), scale).await;
+        }
+        if want("W9") {
+            w9(fresh().path(), scale).await;
         }
     });
 }

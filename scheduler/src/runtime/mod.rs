@@ -866,12 +866,22 @@ impl Actor {
         } else {
             let store = Arc::clone(&self.store);
             self.handle.counters.commits.fetch_add(1, Ordering::Relaxed);
-            tokio::task::spawn_blocking(move || {
-                let r = lock(&store).commit(&changes);
+            // On a multi-thread runtime, commit on this worker thread (tokio moves its other
+            // tasks away meanwhile): no hand-off to a blocking thread and back on the critical
+            // path. A current-thread runtime cannot block, so it hands off.
+            if tokio::runtime::Handle::current().runtime_flavor()
+                == tokio::runtime::RuntimeFlavor::MultiThread
+            {
+                let r = tokio::task::block_in_place(|| lock(&store).commit(&changes));
                 (changes, r)
-            })
-            .await
-            .map_err(|_| RuntimeError::Stopped)?
+            } else {
+                tokio::task::spawn_blocking(move || {
+                    let r = lock(&store).commit(&changes);
+                    (changes, r)
+                })
+                .await
+                .map_err(|_| RuntimeError::Stopped)?
+            }
         };
         if let Err(e) = result {
             // Nothing of this batch is durable: refuse it all and stop (fail-stop), so nothing
