@@ -53,41 +53,53 @@ impl Keys {
     }
 }
 
-/// Writes the index entries of `keys` for `id` (`insert`) or removes them.
-pub(crate) fn index(
-    txn: &WriteTransaction,
-    id: u128,
-    keys: &Keys,
-    insert: bool,
-) -> Result<(), redb::Error> {
-    let mut by_state = txn.open_table(BY_STATE)?;
-    let mut by_due = txn.open_table(BY_DUE)?;
-    let mut by_name = txn.open_multimap_table(BY_NAME)?;
-    let mut by_tag = txn.open_multimap_table(BY_TAG)?;
-    if insert {
-        by_state.insert((keys.state, id), ())?;
-        if let Some(due) = keys.due {
-            by_due.insert((due, id), ())?;
-        }
-        if let Some(name) = &keys.name {
-            by_name.insert(name.as_str(), id)?;
-        }
-        for tag in &keys.tags {
-            by_tag.insert(tag.as_str(), id)?;
-        }
-    } else {
-        by_state.remove((keys.state, id))?;
-        if let Some(due) = keys.due {
-            by_due.remove((due, id))?;
-        }
-        if let Some(name) = &keys.name {
-            by_name.remove(name.as_str(), id)?;
-        }
-        for tag in &keys.tags {
-            by_tag.remove(tag.as_str(), id)?;
-        }
+/// The index tables of one write transaction, opened once per commit.
+pub(crate) struct Indexes<'txn> {
+    by_state: redb::Table<'txn, (u8, u128), ()>,
+    by_due: redb::Table<'txn, (i64, u128), ()>,
+    by_name: redb::MultimapTable<'txn, &'static str, u128>,
+    by_tag: redb::MultimapTable<'txn, &'static str, u128>,
+}
+
+impl<'txn> Indexes<'txn> {
+    pub fn open(txn: &'txn WriteTransaction) -> Result<Self, redb::Error> {
+        Ok(Indexes {
+            by_state: txn.open_table(BY_STATE)?,
+            by_due: txn.open_table(BY_DUE)?,
+            by_name: txn.open_multimap_table(BY_NAME)?,
+            by_tag: txn.open_multimap_table(BY_TAG)?,
+        })
     }
-    Ok(())
+
+    /// Writes the index entries of `keys` for `id`.
+    pub fn insert(&mut self, id: u128, keys: &Keys) -> Result<(), redb::Error> {
+        self.by_state.insert((keys.state, id), ())?;
+        if let Some(due) = keys.due {
+            self.by_due.insert((due, id), ())?;
+        }
+        if let Some(name) = &keys.name {
+            self.by_name.insert(name.as_str(), id)?;
+        }
+        for tag in &keys.tags {
+            self.by_tag.insert(tag.as_str(), id)?;
+        }
+        Ok(())
+    }
+
+    /// Removes the index entries of `keys` for `id`.
+    pub fn remove(&mut self, id: u128, keys: &Keys) -> Result<(), redb::Error> {
+        self.by_state.remove((keys.state, id))?;
+        if let Some(due) = keys.due {
+            self.by_due.remove((due, id))?;
+        }
+        if let Some(name) = &keys.name {
+            self.by_name.remove(name.as_str(), id)?;
+        }
+        for tag in &keys.tags {
+            self.by_tag.remove(tag.as_str(), id)?;
+        }
+        Ok(())
+    }
 }
 
 /// Version 1 → 2: build the index tables from the records.
@@ -102,8 +114,9 @@ pub(crate) fn migrate_1_to_2(txn: &WriteTransaction) -> Result<usize, MigrationE
             entries.push((id.value(), Keys::of(&job)));
         }
     }
+    let mut indexes = Indexes::open(txn)?;
     for (id, keys) in &entries {
-        index(txn, *id, keys, true)?;
+        indexes.insert(*id, keys)?;
     }
     Ok(entries.len())
 }

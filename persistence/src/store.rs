@@ -14,8 +14,8 @@ use redb::{
 };
 
 use crate::schema::{
-    self, BY_DUE, BY_NAME, BY_STATE, BY_TAG, JOBS, Keys, META, MigrationError, SCHEMA_VERSION,
-    VERSION_KEY,
+    self, BY_DUE, BY_NAME, BY_STATE, BY_TAG, Indexes, JOBS, Keys, META, MigrationError,
+    SCHEMA_VERSION, VERSION_KEY,
 };
 
 /// Whether [`RedbStore::open`] may create a missing store.
@@ -482,22 +482,25 @@ impl RedbStore {
                 jobs.remove(id.as_u128()).map_err(|e| err(e.into()))?;
             }
         }
-        for job in &changes.upserts {
-            let new = Keys::of(job);
-            let old = self.keys.get(&job.id);
-            if old != Some(&new) {
-                if let Some(old) = old {
-                    schema::index(&txn, job.id.as_u128(), old, false).map_err(err)?;
+        {
+            let mut indexes = Indexes::open(&txn).map_err(err)?;
+            for job in &changes.upserts {
+                let new = Keys::of(job);
+                let old = self.keys.get(&job.id);
+                if old != Some(&new) {
+                    if let Some(old) = old {
+                        indexes.remove(job.id.as_u128(), old).map_err(err)?;
+                    }
+                    indexes.insert(job.id.as_u128(), &new).map_err(err)?;
                 }
-                schema::index(&txn, job.id.as_u128(), &new, true).map_err(err)?;
+                staged.push((job.id, Some(new)));
             }
-            staged.push((job.id, Some(new)));
-        }
-        for id in &changes.removes {
-            if let Some(old) = self.keys.get(id) {
-                schema::index(&txn, id.as_u128(), old, false).map_err(err)?;
+            for id in &changes.removes {
+                if let Some(old) = self.keys.get(id) {
+                    indexes.remove(id.as_u128(), old).map_err(err)?;
+                }
+                staged.push((*id, None));
             }
-            staged.push((*id, None));
         }
         txn.commit().map_err(|e| err(e.into()))?;
         Ok(staged)

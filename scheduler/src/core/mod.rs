@@ -220,7 +220,8 @@ impl ChangeSet {
         self.upserts.is_empty() && self.removes.is_empty()
     }
 
-    /// Folds `later` into `self`: later upserts and removes win.
+    /// Folds `later` into `self`: later upserts and removes win. Costs O(len(self) + len(later));
+    /// to gather many small change sets, collect them in a map by job id instead.
     pub fn merge(&mut self, later: ChangeSet) {
         let gone: BTreeSet<JobId> = later
             .upserts

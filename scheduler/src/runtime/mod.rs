@@ -517,7 +517,7 @@ impl RuntimeBuilder {
             } else {
                 IdSource::Random(uuid::ContextV7::new())
             },
-            batch: ChangeSet::default(),
+            batch: BTreeMap::new(),
             effects: Vec::new(),
             replies: Vec::new(),
         };
@@ -592,7 +592,8 @@ struct Actor {
     shutting_down: bool,
     stop: CancellationToken,
     ids: IdSource,
-    batch: ChangeSet,
+    /// Changes gathered for the next commit: the latest record of each job, or `None` to delete.
+    batch: BTreeMap<JobId, Option<Job>>,
     effects: Vec<Action>,
     replies: Vec<Respond>,
 }
@@ -697,7 +698,14 @@ impl Actor {
     fn drain_actions(&mut self) {
         while let Some(action) = self.core.poll_action() {
             match action {
-                Action::Persist(changes) => self.batch.merge(changes),
+                Action::Persist(changes) => {
+                    for job in changes.upserts {
+                        self.batch.insert(job.id, Some(job));
+                    }
+                    for id in changes.removes {
+                        self.batch.insert(id, None);
+                    }
+                }
                 other => self.effects.push(other),
             }
         }
@@ -858,7 +866,13 @@ impl Actor {
     /// Commits the gathered changes in one store commit, then answers callers, publishes the
     /// changes and carries out the starts, stops and aborts — in that order.
     async fn commit_and_apply(&mut self) -> Result<(), RuntimeError> {
-        let changes = std::mem::take(&mut self.batch);
+        let mut changes = ChangeSet::default();
+        for (id, job) in std::mem::take(&mut self.batch) {
+            match job {
+                Some(job) => changes.upserts.push(job),
+                None => changes.removes.push(id),
+            }
+        }
         let effects = std::mem::take(&mut self.effects);
         let replies = std::mem::take(&mut self.replies);
         let (changes, result) = if changes.is_empty() {
