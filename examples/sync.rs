@@ -14,15 +14,16 @@
 //! SYNC_RUN_FOR=1m cargo run --example sync       # stop cleanly after a minute
 //! ```
 //!
-//! The device is a scripted healthy machine until the Linux host probe lands.
+//! On Linux the constraints are checked against the real machine (power supplies, default
+//! route, free space), re-read whenever the kernel reports a change.
 
 use std::error::Error;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use backwork::{
-    Backoff, ConflictPolicy, Constraints, JobRequest, ManualProbe, NetworkRequirement, OpenMode,
-    RedbStore, Runtime, WorkResult, default_store_path, worker_fn,
+    Backoff, ConflictPolicy, Constraints, JobRequest, NetworkRequirement, OpenMode, RedbStore,
+    Runtime, WorkResult, default_store_path, worker_fn,
 };
 
 #[tokio::main]
@@ -45,9 +46,20 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let store = RedbStore::open(&path, OpenMode::CreateIfMissing)?;
     println!("store: {}", path.display());
 
-    let runtime = Runtime::builder()
-        .store(store)
-        .probe(ManualProbe::new())
+    let builder = Runtime::builder().store(store);
+    #[cfg(target_os = "linux")]
+    let builder = {
+        let probe = backwork::HostProbe::new(backwork::HostConfig {
+            storage_path: path.parent().map(|p| p.to_path_buf()).unwrap_or_default(),
+            ..Default::default()
+        });
+        if let Err(e) = probe.listen() {
+            eprintln!("not listening for device changes ({e}); the state is read once");
+        }
+        println!("device: {:?}", backwork::Probe::current(&probe));
+        builder.probe(probe)
+    };
+    let runtime = builder
         .worker(
             "sync",
             worker_fn(|ctx| async move {
@@ -106,6 +118,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
             ))
             .unwrap_or_else(|| "never".into())
     );
+
+    for reason in runtime.why(job.id).await? {
+        println!("waiting: {reason}");
+    }
 
     let mut updates = runtime.subscribe();
     let watcher = tokio::spawn(async move {

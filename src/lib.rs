@@ -40,6 +40,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(target_os = "linux")]
+pub use backwork_constraints::{HostConfig, HostProbe, IdleSource};
 pub use backwork_persistence::{OpenMode, RedbStore, SCHEMA_VERSION, default_store_path};
 pub use backwork_scheduler::core;
 pub use backwork_scheduler::{

@@ -21,9 +21,13 @@
 
 #![warn(missing_docs)]
 
+#[cfg(target_os = "linux")]
+pub mod host;
 mod probe;
 mod state;
 
+#[cfg(target_os = "linux")]
+pub use host::{HostConfig, HostProbe, IdleSource};
 pub use probe::{ManualProbe, Probe};
 pub use state::{
     Constraint, Constraints, DeviceState, LOW_BATTERY_PERCENT, Network, NetworkRequirement,
