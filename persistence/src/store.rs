@@ -329,19 +329,24 @@ impl RedbStore {
         &self.path
     }
 
-    /// The schema version on disk.
-    pub fn schema_version(&self) -> Result<u64, StoreError> {
+    /// Runs `f` in a read transaction, mapping redb's errors to [`StoreError`].
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&redb::ReadTransaction) -> Result<T, redb::Error>,
+    ) -> Result<T, StoreError> {
         let txn = self
             .db()?
             .begin_read()
             .map_err(|e| redb_error(&self.path, "read", e))?;
-        let meta = txn
-            .open_table(META)
-            .map_err(|e| redb_error(&self.path, "read", e))?;
-        let v = meta
-            .get(VERSION_KEY)
-            .map_err(|e| redb_error(&self.path, "read", e))?;
-        Ok(v.map_or(0, |v| v.value()))
+        f(&txn).map_err(|e| redb_error(&self.path, "read", e))
+    }
+
+    /// The schema version on disk.
+    pub fn schema_version(&self) -> Result<u64, StoreError> {
+        self.read(|txn| {
+            let v = txn.open_table(META)?.get(VERSION_KEY)?;
+            Ok(v.map_or(0, |v| v.value()))
+        })
     }
 
     fn decode(&self, id: u128, bytes: &[u8]) -> Result<Job, StoreError> {
@@ -353,59 +358,36 @@ impl RedbStore {
 
     /// One record, read from disk.
     pub fn get(&self, id: JobId) -> Result<Option<Job>, StoreError> {
-        let txn = self
-            .db()?
-            .begin_read()
-            .map_err(|e| redb_error(&self.path, "read", e))?;
-        let jobs = txn
-            .open_table(JOBS)
-            .map_err(|e| redb_error(&self.path, "read", e))?;
-        let row = jobs
-            .get(id.as_u128())
-            .map_err(|e| redb_error(&self.path, "read", e))?;
-        row.map(|b| self.decode(id.as_u128(), b.value()))
-            .transpose()
+        let bytes = self.read(|txn| {
+            let row = txn.open_table(JOBS)?.get(id.as_u128())?;
+            Ok(row.map(|b| b.value().to_vec()))
+        })?;
+        bytes.map(|b| self.decode(id.as_u128(), &b)).transpose()
     }
 
     /// Ids of the jobs in `state`, in id order (from the state index).
     pub fn ids_in_state(&self, state: JobState) -> Result<Vec<JobId>, StoreError> {
         let code = schema::state_code(state);
-        let txn = self
-            .db()?
-            .begin_read()
-            .map_err(|e| redb_error(&self.path, "read", e))?;
-        let t = txn
-            .open_table(BY_STATE)
-            .map_err(|e| redb_error(&self.path, "read", e))?;
-        let range = t
-            .range((code, 0u128)..=(code, u128::MAX))
-            .map_err(|e| redb_error(&self.path, "read", e))?;
-        let mut out = Vec::new();
-        for row in range {
-            let (k, _) = row.map_err(|e| redb_error(&self.path, "read", e))?;
-            out.push(JobId::from_u128(k.value().1));
-        }
-        Ok(out)
+        self.read(|txn| {
+            let t = txn.open_table(BY_STATE)?;
+            let mut out = Vec::new();
+            for row in t.range((code, 0u128)..=(code, u128::MAX))? {
+                out.push(JobId::from_u128(row?.0.value().1));
+            }
+            Ok(out)
+        })
     }
 
     /// Ids of the enqueued jobs due at or before `at`, earliest first (from the due index).
     pub fn due_by(&self, at: Time) -> Result<Vec<JobId>, StoreError> {
-        let txn = self
-            .db()?
-            .begin_read()
-            .map_err(|e| redb_error(&self.path, "read", e))?;
-        let t = txn
-            .open_table(BY_DUE)
-            .map_err(|e| redb_error(&self.path, "read", e))?;
-        let range = t
-            .range(..=(at.timestamp_millis(), u128::MAX))
-            .map_err(|e| redb_error(&self.path, "read", e))?;
-        let mut out = Vec::new();
-        for row in range {
-            let (k, _) = row.map_err(|e| redb_error(&self.path, "read", e))?;
-            out.push(JobId::from_u128(k.value().1));
-        }
-        Ok(out)
+        self.read(|txn| {
+            let t = txn.open_table(BY_DUE)?;
+            let mut out = Vec::new();
+            for row in t.range(..=(at.timestamp_millis(), u128::MAX))? {
+                out.push(JobId::from_u128(row?.0.value().1));
+            }
+            Ok(out)
+        })
     }
 
     fn multimap_ids(
@@ -413,19 +395,14 @@ impl RedbStore {
         table: redb::MultimapTableDefinition<&str, u128>,
         key: &str,
     ) -> Result<Vec<JobId>, StoreError> {
-        let txn = self
-            .db()?
-            .begin_read()
-            .map_err(|e| redb_error(&self.path, "read", e))?;
-        let t = txn
-            .open_multimap_table(table)
-            .map_err(|e| redb_error(&self.path, "read", e))?;
-        let mut out = Vec::new();
-        for v in t.get(key).map_err(|e| redb_error(&self.path, "read", e))? {
-            let v = v.map_err(|e| redb_error(&self.path, "read", e))?;
-            out.push(JobId::from_u128(v.value()));
-        }
-        Ok(out)
+        self.read(|txn| {
+            let t = txn.open_multimap_table(table)?;
+            let mut out = Vec::new();
+            for v in t.get(key)? {
+                out.push(JobId::from_u128(v?.value()));
+            }
+            Ok(out)
+        })
     }
 
     /// Ids of the jobs with unique name `name` (from the name index).
@@ -440,14 +417,7 @@ impl RedbStore {
 
     /// How many records the store holds.
     pub fn len(&self) -> Result<u64, StoreError> {
-        let txn = self
-            .db()?
-            .begin_read()
-            .map_err(|e| redb_error(&self.path, "read", e))?;
-        let t = txn
-            .open_table(JOBS)
-            .map_err(|e| redb_error(&self.path, "read", e))?;
-        t.len().map_err(|e| redb_error(&self.path, "read", e))
+        self.read(|txn| Ok(txn.open_table(JOBS)?.len()?))
     }
 
     /// True when the store holds no records.
@@ -509,20 +479,17 @@ impl RedbStore {
 
 impl Store for RedbStore {
     fn load(&mut self) -> Result<Vec<Job>, StoreError> {
-        let txn = self
-            .db()?
-            .begin_read()
-            .map_err(|e| redb_error(&self.path, "read", e))?;
-        let jobs = txn
-            .open_table(JOBS)
-            .map_err(|e| redb_error(&self.path, "read", e))?;
-        let mut out = Vec::new();
-        for row in jobs.iter().map_err(|e| redb_error(&self.path, "read", e))? {
-            let (id, bytes) = row.map_err(|e| redb_error(&self.path, "read", e))?;
-            out.push(self.decode(id.value(), bytes.value())?);
-        }
-        drop(jobs);
-        drop(txn);
+        let decoded = self.read(|txn| {
+            let mut jobs = Vec::new();
+            for row in txn.open_table(JOBS)?.iter()? {
+                let (id, bytes) = row?;
+                jobs.push(self.decode(id.value(), bytes.value()));
+            }
+            Ok(jobs)
+        })?;
+        let out = decoded
+            .into_iter()
+            .collect::<Result<Vec<Job>, StoreError>>()?;
         self.keys = out.iter().map(|j| (j.id, Keys::of(j))).collect();
         Ok(out)
     }
