@@ -1,0 +1,142 @@
+//! Faults below the store: a full disk and an I/O error during a commit give typed errors, the
+//! failed store refuses further commits (a poisoned transaction is never retried in place), and
+//! reopening the same bytes finds exactly what was acknowledged before the fault.
+
+use std::io;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use backwork_persistence::{RedbStore, StoreError};
+use backwork_scheduler::{AllowAll, ChangeSet, Event, JobId, JobRequest, Scheduler, Store};
+
+/// An in-memory disk whose writes and syncs start failing with `errno` once it is set.
+#[derive(Debug, Clone, Default)]
+struct Disk {
+    bytes: Arc<Mutex<Vec<u8>>>,
+    errno: Arc<AtomicI32>,
+}
+
+impl Disk {
+    fn fail_with(&self, errno: i32) {
+        self.errno.store(errno, Ordering::SeqCst);
+    }
+    fn check(&self) -> io::Result<()> {
+        match self.errno.load(Ordering::SeqCst) {
+            0 => Ok(()),
+            e => Err(io::Error::from_raw_os_error(e)),
+        }
+    }
+    fn copy(&self) -> Disk {
+        Disk {
+            bytes: Arc::new(Mutex::new(self.bytes.lock().unwrap().clone())),
+            errno: Arc::default(),
+        }
+    }
+}
+
+impl redb::StorageBackend for Disk {
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.bytes.lock().unwrap().len() as u64)
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
+        let b = self.bytes.lock().unwrap();
+        let (s, e) = (offset as usize, offset as usize + out.len());
+        if e > b.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "read past the end",
+            ));
+        }
+        out.copy_from_slice(&b[s..e]);
+        Ok(())
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.check()?;
+        self.bytes.lock().unwrap().resize(len as usize, 0);
+        Ok(())
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.check()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.check()?;
+        let mut b = self.bytes.lock().unwrap();
+        let e = offset as usize + data.len();
+        if e > b.len() {
+            b.resize(e, 0);
+        }
+        b[offset as usize..e].copy_from_slice(data);
+        Ok(())
+    }
+}
+
+fn change_sets(n: u64) -> Vec<ChangeSet> {
+    let mut core = Scheduler::new(Default::default(), Box::new(AllowAll));
+    let now = "2026-01-01T00:00:00Z".parse().unwrap();
+    let mut out = Vec::new();
+    for i in 0..n {
+        let mut b = [0u8; 10];
+        b[2..].copy_from_slice(&i.to_be_bytes());
+        let request = JobRequest::once("w").input(serde_json::json!({ "pad": "x".repeat(2000) }));
+        core.handle(
+            now,
+            Event::Enqueue {
+                id: JobId::new_v7(now, b),
+                request,
+            },
+        )
+        .unwrap();
+        while let Some(a) = core.poll_action() {
+            if let backwork_scheduler::Action::Persist(cs) = a {
+                out.push(cs);
+            }
+        }
+    }
+    out
+}
+
+fn fault(errno: i32) -> (StoreError, StoreError, usize) {
+    let disk = Disk::default();
+    let sets = change_sets(6);
+    let mut store = RedbStore::with_backend(disk.clone(), "disk").unwrap();
+    for cs in &sets[..3] {
+        store.commit(cs).unwrap();
+    }
+    disk.fail_with(errno);
+    let first = store.commit(&sets[3]).unwrap_err();
+    disk.fail_with(0);
+    let again = store.commit(&sets[4]).unwrap_err();
+    drop(store);
+    let mut reopened = RedbStore::with_backend(disk.copy(), "disk").unwrap();
+    let found = reopened.load().unwrap().len();
+    (first, again, found)
+}
+
+#[test]
+fn a_full_disk_is_a_typed_error_and_loses_nothing_acknowledged() {
+    let (first, again, found) = fault(28); // ENOSPC
+    assert!(matches!(first, StoreError::DiskFull { .. }), "{first:?}");
+    assert!(first.to_string().contains("is full; free some space"));
+    assert!(again.to_string().contains("must be reopened"), "{again}");
+    assert_eq!(
+        found, 3,
+        "the three acknowledged jobs, and not the refused ones"
+    );
+}
+
+#[test]
+fn an_io_error_is_a_typed_error_and_the_store_must_be_reopened() {
+    let (first, again, found) = fault(5); // EIO
+    assert!(
+        matches!(
+            first,
+            StoreError::Io {
+                action: "commit",
+                ..
+            }
+        ),
+        "{first:?}"
+    );
+    assert!(matches!(again, StoreError::Io { .. }));
+    assert_eq!(found, 3);
+}
