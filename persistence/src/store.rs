@@ -85,7 +85,7 @@ fn corrupt_or_truncated(path: &Path, detail: String) -> StoreError {
             path: path_str(path),
             detail,
         }
-    } else if len % 4096 != 0 {
+    } else if !len.is_multiple_of(4096) {
         StoreError::Truncated {
             path: path_str(path),
             detail: format!("its length, {len} bytes, is not a whole number of pages: {detail}"),
