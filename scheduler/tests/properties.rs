@@ -139,7 +139,11 @@ fn request(
     };
     r = r
         .constraints(constraints(bits))
-        .tag(if bits % 2 == 0 { "even" } else { "odd" });
+        .tag(if bits.is_multiple_of(2) {
+            "even"
+        } else {
+            "odd"
+        });
     if let Some(m) = max {
         r = r.max_attempts(u32::from(m));
     }
