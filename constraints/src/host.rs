@@ -289,10 +289,13 @@ impl HostProbe {
     /// route changes) on a tokio task, refreshing after each burst. Needs a tokio runtime with IO.
     /// Dropping the returned handle does not stop the task; abort it to stop listening.
     pub fn listen(&self) -> io::Result<tokio::task::JoinHandle<()>> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            io::Error::other("HostProbe::listen must be called inside a tokio runtime")
+        })?;
         let uevents = netlink::subscribe(netlink::Kind::Uevent)?;
         let routes = netlink::subscribe(netlink::Kind::Route)?;
         let probe = self.clone();
-        Ok(tokio::spawn(async move {
+        Ok(runtime.spawn(async move {
             loop {
                 let woke = tokio::select! {
                     r = netlink::wait(&uevents) => r,

@@ -195,3 +195,10 @@ async fn the_probe_listens_for_kernel_notifications() {
         Err(e) => eprintln!("skipped: netlink sockets are not available here ({e})"),
     }
 }
+
+#[test]
+fn listening_outside_a_runtime_is_an_error_not_a_panic() {
+    let probe = HostProbe::new(HostConfig::default());
+    let err = probe.listen().unwrap_err();
+    assert!(err.to_string().contains("inside a tokio runtime"), "{err}");
+}
