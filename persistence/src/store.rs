@@ -37,6 +37,17 @@ pub struct RedbStore {
     keys: HashMap<JobId, Keys>,
     /// Set after a failed commit: redb may hold a poisoned state, so the store must be reopened.
     failed: bool,
+    /// How to open the database again; `None` for a file store (it reopens its path).
+    reopener: Option<Reopener>,
+}
+
+/// Opens a backend store's database again (on a fresh handle of the same backend).
+struct Reopener(Box<dyn Fn() -> Result<Database, DatabaseError> + Send>);
+
+impl std::fmt::Debug for Reopener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reopener")
+    }
 }
 
 fn path_str(p: &Path) -> String {
@@ -177,6 +188,7 @@ impl RedbStore {
             path,
             keys: HashMap::new(),
             failed: false,
+            reopener: None,
         };
         store.prepare_schema()?;
         Ok(store)
@@ -184,19 +196,25 @@ impl RedbStore {
 
     /// Opens (or initializes) a store on a custom redb storage backend — for tests that
     /// simulate crashes and faults below the file system. `name` is only used in messages.
+    /// The backend is cloned to reopen the store after a failure, so clones must share the
+    /// underlying bytes.
     pub fn with_backend(
-        backend: impl redb::StorageBackend,
+        backend: impl redb::StorageBackend + Clone,
         name: impl Into<PathBuf>,
     ) -> Result<RedbStore, StoreError> {
         let path = name.into();
         let db = builder()
-            .create_with_backend(backend)
+            .create_with_backend(backend.clone())
             .map_err(|e| database_error(&path, e))?;
+        let reopener = Reopener(Box::new(move || {
+            builder().create_with_backend(backend.clone())
+        }));
         let mut store = RedbStore {
             db: Some(db),
             path,
             keys: HashMap::new(),
             failed: false,
+            reopener: Some(reopener),
         };
         store.prepare_schema()?;
         Ok(store)
@@ -525,6 +543,22 @@ impl Store for RedbStore {
             drop(db);
             tracing::debug!(path = %self.path.display(), "job store closed");
         }
+        Ok(())
+    }
+
+    fn reopen(&mut self) -> Result<(), StoreError> {
+        // drop the failed database first: it holds the file lock
+        self.db = None;
+        let db = match &self.reopener {
+            Some(Reopener(open)) => open(),
+            None => builder().open(&self.path),
+        }
+        .map_err(|e| database_error(&self.path, e))?;
+        self.db = Some(db);
+        self.failed = false;
+        self.keys.clear(); // `load` rebuilds it
+        self.prepare_schema()?;
+        tracing::info!(path = %self.path.display(), "job store reopened");
         Ok(())
     }
 }

@@ -140,3 +140,36 @@ fn an_io_error_is_a_typed_error_and_the_store_must_be_reopened() {
     assert!(matches!(again, StoreError::Io { .. }));
     assert_eq!(found, 3);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_runtime_reopens_the_store_after_an_io_error() {
+    use backwork_scheduler::{JobState, Runtime, TokioClock, WorkResult, worker_fn};
+    use std::time::Duration;
+    let disk = Disk::default();
+    let rt = Runtime::builder()
+        .clock(TokioClock::starting_at(
+            "2026-01-01T00:00:00Z".parse().unwrap(),
+        ))
+        .store(RedbStore::with_backend(disk.clone(), "disk").unwrap())
+        .worker("w", worker_fn(|_| async { WorkResult::success() }))
+        .start()
+        .await
+        .unwrap();
+    let kept = rt
+        .enqueue(JobRequest::once("w").delay(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    disk.fail_with(5); // EIO
+    let err = rt.enqueue(JobRequest::once("w")).await.unwrap_err();
+    assert!(err.to_string().contains("failed to commit"), "{err}");
+    disk.fail_with(0);
+    let jobs = rt.jobs().await.unwrap();
+    assert_eq!(jobs.iter().map(|j| j.id).collect::<Vec<_>>(), [kept]);
+    let next = rt.enqueue(JobRequest::once("w")).await.unwrap();
+    rt.wait_idle().await.unwrap();
+    assert_eq!(
+        rt.job(next).await.unwrap().unwrap().state,
+        JobState::Succeeded
+    );
+    rt.shutdown(Duration::from_secs(1)).await.unwrap();
+}

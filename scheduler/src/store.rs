@@ -21,6 +21,13 @@ pub trait Store: Send + 'static {
     fn close(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// Drops whatever state a failed commit left and opens the store again; the runtime calls it
+    /// (with backoff) after a commit failed, then loads every record anew. A store with nothing to
+    /// reopen returns `Ok`.
+    fn reopen(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// A store failure. Each message names the store and says what to do.

@@ -117,6 +117,10 @@ pub enum Event {
     /// Load the jobs of a store into a fresh core (recovery: `running` jobs become `enqueued` with
     /// stop reason `unknown`, charged and backed off; missed slots follow their catch-up policy).
     Load(Vec<Job>),
+    /// Replace every job with the store's records after the store was reopened (an I/O error):
+    /// runs in progress are forgotten (the driver has dropped them), then the records are loaded
+    /// as by [`Event::Load`]. Configuration, policy, registered kinds and device state are kept.
+    Reload(Vec<Job>),
     /// Enqueue a request under a fresh id.
     Enqueue {
         /// The new job's id (the driver generates it).
@@ -345,6 +349,10 @@ impl Scheduler {
         self.pruned = 0;
         let reply = match event {
             Event::Load(jobs) => self.load(now, jobs),
+            Event::Reload(jobs) => {
+                self.forget_jobs();
+                self.load(now, jobs)
+            }
             Event::Enqueue { id, request } => self.enqueue(now, id, request),
             Event::Cancel(selector) => self.cancel(now, &selector),
             Event::Force { selector, force } => self.force(&selector, force),
@@ -487,6 +495,21 @@ impl Scheduler {
     }
 
     // ---------------------------------------------------------------- inputs
+
+    /// Drops every job and what refers to them; keeps configuration, policy, kinds and device.
+    fn forget_jobs(&mut self) {
+        self.jobs.clear();
+        self.by_name.clear();
+        self.dependents.clear();
+        self.lanes = lanes::Lanes::default();
+        self.deferred.clear();
+        self.prune_at.clear();
+        self.active.clear();
+        self.dirty.clear();
+        self.removed.clear();
+        self.pending.clear();
+        self.actions.clear();
+    }
 
     fn load(&mut self, now: Time, jobs: Vec<Job>) -> Result<Reply, CoreError> {
         if !self.jobs.is_empty() {

@@ -898,17 +898,17 @@ impl Actor {
             }
         };
         if let Err(e) = result {
-            // Nothing of this batch is durable: refuse it all and stop (fail-stop), so nothing
-            // runs or is acknowledged on a state the store does not have.
-            tracing::error!(error = %e, "store commit failed; the runtime stops");
+            // Nothing of this batch is durable: refuse it all, drop every run in flight (none may
+            // go on from a state the store does not have), then reopen the store and reload.
+            tracing::error!(error = %e, "store commit failed; reopening the store");
             for r in replies {
                 r(Some(&e));
             }
-            for run in self.runs.values() {
+            for run in std::mem::take(&mut self.runs).into_values() {
                 run.token.cancel();
                 run.abort.abort();
             }
-            return Err(e.into());
+            return self.recover_store().await;
         }
         let now = self.clock.now();
         for job in &changes.upserts {
@@ -921,6 +921,40 @@ impl Actor {
             self.carry_out(effect);
         }
         Ok(())
+    }
+
+    /// Reopens the store with exponential backoff (0.1 s doubling to 1 min) until it opens and
+    /// loads, then rebuilds the core's jobs from it. A poisoned transaction is never retried:
+    /// the store starts from what is on disk. Gives up only when shutting down.
+    async fn recover_store(&mut self) -> Result<(), RuntimeError> {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            tokio::time::sleep(delay).await;
+            let store = Arc::clone(&self.store);
+            let reopened = tokio::task::spawn_blocking(move || {
+                let mut s = lock(&store);
+                s.reopen()?;
+                s.load()
+            })
+            .await
+            .map_err(|_| RuntimeError::Stopped)?;
+            match reopened {
+                Ok(jobs) => {
+                    let n = jobs.len();
+                    let _ = self.feed(Event::Reload(jobs));
+                    tracing::info!(jobs = n, "store reopened; scheduling resumes");
+                    // the reload's own writes (recovery) go through the normal path
+                    return Box::pin(self.commit_and_apply()).await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, retry_in = ?delay, "the store cannot be reopened yet");
+                    if self.shutting_down || self.stop.is_cancelled() {
+                        return Err(e.into());
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(60));
+                }
+            }
+        }
     }
 
     fn carry_out(&mut self, action: Action) {
