@@ -44,6 +44,9 @@ pub struct HostConfig {
     /// Treat every network as metered (`Some(true)`) or unmetered (`Some(false)`) regardless of
     /// its link type.
     pub metered_override: Option<bool>,
+    /// How often storage and idleness (which have no event source) are re-read while a due job
+    /// waits on them; never more often than once a minute (default: a minute).
+    pub poll_every: std::time::Duration,
 }
 
 impl Default for HostConfig {
@@ -57,6 +60,7 @@ impl Default for HostConfig {
             storage_low_bytes: 1 << 30,
             idle: IdleSource::LoadAverage { below: 0.5 },
             metered_override: None,
+            poll_every: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -256,6 +260,8 @@ pub fn read_host(config: &HostConfig) -> DeviceState {
 pub struct HostProbe {
     config: std::sync::Arc<HostConfig>,
     tx: std::sync::Arc<tokio::sync::watch::Sender<DeviceState>>,
+    /// The poll of storage and idleness, running only while a due job waits on them.
+    poll: std::sync::Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 impl HostProbe {
@@ -266,7 +272,13 @@ impl HostProbe {
         HostProbe {
             config: std::sync::Arc::new(config),
             tx: std::sync::Arc::new(tx),
+            poll: std::sync::Arc::default(),
         }
+    }
+
+    /// True while the probe polls storage and idleness (a due job waits on them).
+    pub fn is_polling(&self) -> bool {
+        self.poll.lock().map(|p| p.is_some()).unwrap_or(false)
     }
 
     /// The configuration.
@@ -314,6 +326,42 @@ impl HostProbe {
 impl crate::Probe for HostProbe {
     fn subscribe(&self) -> tokio::sync::watch::Receiver<DeviceState> {
         self.tx.subscribe()
+    }
+
+    /// Storage and idleness have no event source: when a due job starts waiting on them, read
+    /// them at once, then every [`HostConfig::poll_every`] (at least a minute) until no job
+    /// waits on them any more.
+    fn waiting_on(&self, waiting: &std::collections::BTreeSet<crate::Constraint>) {
+        use crate::Constraint;
+        let wanted = waiting.contains(&Constraint::StorageNotLow)
+            || waiting.contains(&Constraint::DeviceIdle);
+        let Ok(mut poll) = self.poll.lock() else {
+            return;
+        };
+        match (wanted, poll.is_some()) {
+            (true, false) => {
+                self.refresh();
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    let probe = self.clone();
+                    let every = self
+                        .config
+                        .poll_every
+                        .max(std::time::Duration::from_secs(60));
+                    *poll = Some(runtime.spawn(async move {
+                        loop {
+                            tokio::time::sleep(every).await;
+                            probe.refresh();
+                        }
+                    }));
+                }
+            }
+            (false, true) => {
+                if let Some(task) = poll.take() {
+                    task.abort();
+                }
+            }
+            _ => {}
+        }
     }
 }
 

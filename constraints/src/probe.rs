@@ -1,10 +1,11 @@
 //! Device probes: sources of [`DeviceState`] that tell their subscribers when it changes.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::{DeviceState, SettingError};
+use crate::{Constraint, DeviceState, SettingError};
 
 /// A source of device state. The runtime subscribes once and is woken only when the state changes:
 /// probes are event-driven, never polled by the scheduler.
@@ -16,6 +17,11 @@ pub trait Probe: Send + Sync + 'static {
     fn current(&self) -> DeviceState {
         *self.subscribe().borrow()
     }
+
+    /// Told by the runtime whenever the set of constraints that due jobs are waiting on changes.
+    /// A probe that has no event source for some of them (storage, idleness) reads them when
+    /// they become wanted and may poll them — at most once a minute — only while they are.
+    fn waiting_on(&self, _waiting: &BTreeSet<Constraint>) {}
 }
 
 /// A probe whose state is set by hand: by tests, the simulator, and `backwork daemon --device

@@ -202,3 +202,47 @@ fn listening_outside_a_runtime_is_an_error_not_a_panic() {
     let err = probe.listen().unwrap_err();
     assert!(err.to_string().contains("inside a tokio runtime"), "{err}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn storage_and_idle_are_polled_only_while_a_job_waits_on_them() {
+    use backwork_constraints::Constraint;
+    use std::collections::BTreeSet;
+    let t = tempfile::tempdir().unwrap();
+    fs::create_dir_all(t.path().join("proc")).unwrap();
+    let loadavg = t.path().join("proc/loadavg");
+    fs::write(&loadavg, "2.00 0 0 1/1 1\n").unwrap();
+    let probe = HostProbe::new(HostConfig {
+        proc_root: t.path().join("proc"),
+        storage_path: t.path().to_path_buf(),
+        ..HostConfig::default()
+    });
+    let mut rx = probe.subscribe();
+    assert!(!rx.borrow_and_update().idle);
+
+    // nobody waits on idleness: a change is not noticed, however long we wait
+    fs::write(&loadavg, "0.10 0 0 1/1 1\n").unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+    assert!(!probe.is_polling());
+    assert!(!rx.has_changed().unwrap());
+
+    // a job waits on idleness: read at once, then once a minute
+    probe.waiting_on(&BTreeSet::from([Constraint::DeviceIdle]));
+    assert!(probe.is_polling());
+    assert!(rx.borrow_and_update().idle, "read as soon as it is wanted");
+    fs::write(&loadavg, "3.00 0 0 1/1 1\n").unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+    assert!(
+        !rx.has_changed().unwrap(),
+        "not more often than once a minute"
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(31)).await;
+    assert!(rx.has_changed().unwrap());
+    assert!(!rx.borrow_and_update().idle);
+
+    // nobody waits any more: the poll stops
+    probe.waiting_on(&BTreeSet::new());
+    assert!(!probe.is_polling());
+    fs::write(&loadavg, "0.10 0 0 1/1 1\n").unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+    assert!(!rx.has_changed().unwrap());
+}

@@ -504,3 +504,67 @@ async fn watch_and_progress() {
     assert!(rt.cancel(Selector::Id(JobId::MAX)).await.is_err());
     rt.shutdown(Duration::from_secs(1)).await.unwrap();
 }
+
+/// A probe that records what the runtime tells it about waiting constraints.
+#[derive(Debug, Clone, Default)]
+struct Recording {
+    inner: ManualProbe,
+    told: Arc<std::sync::Mutex<Vec<Vec<backwork_scheduler::Constraint>>>>,
+}
+
+impl backwork_scheduler::Probe for Recording {
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<backwork_scheduler::DeviceState> {
+        self.inner.subscribe()
+    }
+    fn waiting_on(&self, waiting: &std::collections::BTreeSet<backwork_scheduler::Constraint>) {
+        self.told
+            .lock()
+            .unwrap()
+            .push(waiting.iter().copied().collect());
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_probe_is_told_which_constraints_due_jobs_wait_on() {
+    use backwork_scheduler::Constraint;
+    let probe = Recording::default();
+    probe.inner.apply(["storage=low"]).unwrap();
+    let rt = Runtime::builder()
+        .clock(TokioClock::starting_at(t0()))
+        .probe(probe.clone())
+        .worker("w", worker_fn(|_| async { WorkResult::success() }))
+        .start()
+        .await
+        .unwrap();
+    // not due yet: nothing to watch
+    let id = rt
+        .enqueue(
+            JobRequest::once("w")
+                .delay(Duration::from_secs(60))
+                .constraints(Constraints::none().storage_not_low()),
+        )
+        .await
+        .unwrap();
+    rt.wait_idle().await.unwrap();
+    assert!(probe.told.lock().unwrap().is_empty());
+    // due, and waiting on storage: the probe is told
+    sleep(61).await;
+    rt.wait_idle().await.unwrap();
+    assert_eq!(
+        *probe.told.lock().unwrap(),
+        [vec![Constraint::StorageNotLow]]
+    );
+    // storage comes back: the job runs and nothing is waited on any more
+    probe.inner.apply(["storage=ok"]).unwrap();
+    sleep(1).await;
+    rt.wait_idle().await.unwrap();
+    assert_eq!(
+        rt.job(id).await.unwrap().unwrap().state,
+        JobState::Succeeded
+    );
+    assert_eq!(
+        *probe.told.lock().unwrap(),
+        [vec![Constraint::StorageNotLow], vec![]]
+    );
+    rt.shutdown(Duration::from_secs(1)).await.unwrap();
+}

@@ -7,6 +7,8 @@
 //! lane); registering a worker revisits only that kind's lane. No input rescans every job.
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use backwork_constraints::{Constraint, Constraints};
 use std::ops::Bound::{Excluded, Unbounded};
 
 use super::job::{JobId, Time};
@@ -16,7 +18,7 @@ use super::job::{JobId, Time};
 enum Lane {
     Timed,
     NoWorker(String),
-    Device,
+    Device(Constraints),
     Ready,
 }
 
@@ -27,6 +29,8 @@ pub(super) struct Lanes {
     timed: BTreeSet<Key>,
     no_worker: BTreeMap<String, BTreeSet<Key>>,
     device: BTreeSet<Key>,
+    /// How many jobs in the device lane need each constraint.
+    device_needs: BTreeMap<Constraint, usize>,
     ready: BTreeSet<Key>,
     at: BTreeMap<JobId, (Lane, Time)>,
 }
@@ -55,8 +59,16 @@ impl Lanes {
                     }
                 }
             }
-            Lane::Device => {
+            Lane::Device(needs) => {
                 self.device.remove(&k);
+                for c in needs.list() {
+                    if let Some(n) = self.device_needs.get_mut(&c) {
+                        *n -= 1;
+                        if *n == 0 {
+                            self.device_needs.remove(&c);
+                        }
+                    }
+                }
             }
             Lane::Ready => {
                 self.ready.remove(&k);
@@ -74,8 +86,11 @@ impl Lanes {
             Lane::NoWorker(kind) => {
                 self.no_worker.entry(kind.clone()).or_default().insert(k);
             }
-            Lane::Device => {
+            Lane::Device(needs) => {
                 self.device.insert(k);
+                for c in needs.list() {
+                    *self.device_needs.entry(c).or_default() += 1;
+                }
             }
             Lane::Ready => {
                 self.ready.insert(k);
@@ -94,9 +109,14 @@ impl Lanes {
         self.put(Lane::NoWorker(kind.to_string()), key, id);
     }
 
-    /// Files `id` (due since `key`) to wait for the device to satisfy its constraints.
-    pub fn wait_for_device(&mut self, key: Time, id: JobId) {
-        self.put(Lane::Device, key, id);
+    /// Files `id` (due since `key`) to wait for the device to satisfy its constraints `needs`.
+    pub fn wait_for_device(&mut self, key: Time, id: JobId, needs: Constraints) {
+        self.put(Lane::Device(needs), key, id);
+    }
+
+    /// The constraints that jobs waiting for the device need.
+    pub fn device_needs(&self) -> BTreeSet<Constraint> {
+        self.device_needs.keys().copied().collect()
     }
 
     /// Files `id` (due since `key`) as ready to start.

@@ -474,6 +474,14 @@ impl Scheduler {
         &self.config
     }
 
+    /// The constraints that due jobs are waiting for the device to satisfy (a probe with no
+    /// event source for some of them may watch those, and only those, while they are wanted).
+    pub fn waiting_constraints(
+        &self,
+    ) -> std::collections::BTreeSet<backwork_constraints::Constraint> {
+        self.lanes.device_needs()
+    }
+
     /// The worker kinds registered so far.
     pub fn kinds(&self) -> &BTreeSet<String> {
         &self.kinds
@@ -1273,7 +1281,8 @@ impl Scheduler {
         if !self.kinds.contains(&job.request.kind) {
             self.lanes.wait_for_worker(key, id, &job.request.kind);
         } else if !job.force.constraints && !job.request.constraints.satisfied_by(&self.device) {
-            self.lanes.wait_for_device(key, id);
+            let needs = job.request.constraints;
+            self.lanes.wait_for_device(key, id, needs);
         } else {
             self.lanes.ready(key, id);
         }

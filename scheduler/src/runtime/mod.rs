@@ -502,7 +502,8 @@ impl RuntimeBuilder {
             rx,
             handle: handle.clone(),
             probe_rx: Some(probe_rx),
-            _probe: probe,
+            probe,
+            waiting_on: std::collections::BTreeSet::new(),
             runs: BTreeMap::new(),
             done_tx,
             done_rx,
@@ -581,7 +582,9 @@ struct Actor {
     rx: mpsc::Receiver<Command>,
     handle: RuntimeHandle,
     probe_rx: Option<watch::Receiver<DeviceState>>,
-    _probe: Arc<dyn Probe>,
+    probe: Arc<dyn Probe>,
+    /// The constraints due jobs wait on, as last told to the probe.
+    waiting_on: std::collections::BTreeSet<backwork_constraints::Constraint>,
     runs: BTreeMap<JobId, RunHandle>,
     done_tx: mpsc::UnboundedSender<(JobId, u32, RunOutcome)>,
     done_rx: mpsc::UnboundedReceiver<(JobId, u32, RunOutcome)>,
@@ -680,6 +683,11 @@ impl Actor {
                 }
             }
             self.commit_and_apply().await?;
+            let waiting = self.core.waiting_constraints();
+            if waiting != self.waiting_on {
+                self.probe.waiting_on(&waiting);
+                self.waiting_on = waiting;
+            }
             if self.core.running() == 0 && self.done_rx.is_empty() && self.rx.is_empty() {
                 for w in self.idle_waiters.drain(..) {
                     let _ = w.send(());
