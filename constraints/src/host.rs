@@ -29,8 +29,12 @@ use crate::{DeviceState, Network};
 pub struct HostConfig {
     /// The power-supply class directory (default `/sys/class/power_supply`).
     pub power_supply_root: PathBuf,
-    /// The network class directory (default `/sys/class/net`).
-    pub net_root: PathBuf,
+    /// Where link state comes from. `None` (the default): the kernel, for this process's network
+    /// namespace (`getifaddrs` flags), with link types from `/sys/class/net` where it shows them.
+    /// `Some(dir)`: a sysfs-like tree (`<dir>/<iface>/operstate`, `type`) — for tests. (In a
+    /// container or a fresh network namespace, `/sys/class/net` may show another namespace's
+    /// links, so the default does not read state from it.)
+    pub net_root: Option<PathBuf>,
     /// The procfs root (default `/proc`): `net/route`, `net/ipv6_route`, `loadavg`.
     pub proc_root: PathBuf,
     /// A path on the filesystem whose free space counts (the store's).
@@ -53,7 +57,7 @@ impl Default for HostConfig {
     fn default() -> Self {
         HostConfig {
             power_supply_root: PathBuf::from("/sys/class/power_supply"),
-            net_root: PathBuf::from("/sys/class/net"),
+            net_root: None,
             proc_root: PathBuf::from("/proc"),
             storage_path: PathBuf::from("."),
             storage_low_percent: 10.0,
@@ -157,20 +161,38 @@ fn default_route_interfaces(proc_root: &Path) -> Vec<String> {
     out
 }
 
-fn interface_up(net_root: &Path, iface: &str) -> bool {
-    let dir = net_root.join(iface);
-    if !dir.exists() {
+fn interface_up(net_root: Option<&Path>, iface: &str) -> bool {
+    if iface == "lo" {
         return false;
     }
-    match read_trimmed(&dir.join("operstate")).as_deref() {
-        Some("down") | Some("lowerlayerdown") | Some("notpresent") => false,
-        // "up", and "unknown" (tunnels and PPP often report it while working)
-        _ => iface != "lo",
+    match net_root {
+        // "up", and "unknown" (tunnels and PPP often report it while working), count as up
+        Some(root) => {
+            let dir = root.join(iface);
+            dir.exists()
+                && !matches!(
+                    read_trimmed(&dir.join("operstate")).as_deref(),
+                    Some("down") | Some("lowerlayerdown") | Some("notpresent")
+                )
+        }
+        None => {
+            use nix::net::if_::InterfaceFlags;
+            nix::ifaddrs::getifaddrs().is_ok_and(|mut addrs| {
+                addrs.any(|a| {
+                    a.interface_name == iface
+                        && a.flags
+                            .contains(InterfaceFlags::IFF_UP | InterfaceFlags::IFF_RUNNING)
+                        && !a.flags.contains(InterfaceFlags::IFF_LOOPBACK)
+                })
+            })
+        }
     }
 }
 
-/// True when `iface` is a cellular, point-to-point or tethered link.
-pub fn metered_interface(net_root: &Path, iface: &str) -> bool {
+/// True when `iface` is a cellular, point-to-point or tethered link (by name, or by the link type
+/// under `net_root`, default `/sys/class/net`).
+pub fn metered_interface(net_root: Option<&Path>, iface: &str) -> bool {
+    let net_root = net_root.unwrap_or(Path::new("/sys/class/net"));
     const METERED_PREFIXES: [&str; 6] = ["wwan", "wwp", "ppp", "usb", "rmnet", "ccmni"];
     if METERED_PREFIXES.iter().any(|p| iface.starts_with(p)) {
         return true;
@@ -186,7 +208,7 @@ pub fn metered_interface(net_root: &Path, iface: &str) -> bool {
 pub fn read_network(config: &HostConfig) -> Network {
     let ifaces: Vec<String> = default_route_interfaces(&config.proc_root)
         .into_iter()
-        .filter(|i| interface_up(&config.net_root, i))
+        .filter(|i| interface_up(config.net_root.as_deref(), i))
         .collect();
     if ifaces.is_empty() {
         return Network::None;
@@ -195,7 +217,7 @@ pub fn read_network(config: &HostConfig) -> Network {
         Some(m) => m,
         None => ifaces
             .iter()
-            .all(|i| metered_interface(&config.net_root, i)),
+            .all(|i| metered_interface(config.net_root.as_deref(), i)),
     };
     if metered {
         Network::Metered

@@ -82,7 +82,7 @@ fn net_tree(root: &Path, ifaces: &[(&str, &str, &str)], default_via: &[&str]) ->
     route.push_str("eth0\t0002A8C0\t00000000\t0001\t0\t0\t100\t00FFFFFF\t0\t0\t0\n");
     fs::write(proc_.join("net/route"), route).unwrap();
     HostConfig {
-        net_root: sys,
+        net_root: Some(sys),
         proc_root: proc_,
         ..HostConfig::default()
     }
@@ -153,7 +153,7 @@ fn a_probe_notices_a_flipped_tree_on_refresh() {
     let probe = HostProbe::new(HostConfig {
         power_supply_root: power.clone(),
         proc_root: t.path().join("proc"),
-        net_root: t.path().join("net"),
+        net_root: Some(t.path().join("net")),
         storage_path: t.path().to_path_buf(),
         idle: IdleSource::LoadAverage { below: 0.5 },
         ..HostConfig::default()

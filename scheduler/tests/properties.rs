@@ -173,9 +173,12 @@ fn run(ops: &[Op]) -> Result<Vec<(Time, Action)>, TestCaseError> {
     let mut ids: Vec<JobId> = Vec::new();
     let mut cancelled: BTreeSet<JobId> = BTreeSet::new();
     let mut forced_constraints: BTreeSet<JobId> = BTreeSet::new();
-    // "run now" is an explicit extra run: it is exempt from the one-run-per-period rule
+    // "run now" starts an explicit extra cycle (with its retries): it is exempt from the
+    // one-run-per-period rule
     let mut forced_time: BTreeSet<JobId> = BTreeSet::new();
-    let mut forced_starts: BTreeSet<(JobId, Time)> = BTreeSet::new();
+    let mut forced_cycles: BTreeSet<(JobId, u64)> = BTreeSet::new();
+    // the cycle each run belonged to, by (job, start instant)
+    let mut run_cycles: BTreeMap<(JobId, Time), u64> = BTreeMap::new();
     // periodic jobs without flex: (anchor, interval) → period indices of successful runs
     let mut grids: BTreeMap<JobId, (Time, i64)> = BTreeMap::new();
     let mut periods: BTreeMap<JobId, BTreeSet<i64>> = BTreeMap::new();
@@ -260,7 +263,9 @@ fn run(ops: &[Op]) -> Result<Vec<(Time, Action)>, TestCaseError> {
                 let job = h.job(id);
                 if let (Some((anchor, every)), Some(last)) = (grids.get(&id), job.history.last())
                     && last.result == RunResult::Success
-                    && !forced_starts.contains(&(id, started))
+                    && !run_cycles
+                        .get(&(id, started))
+                        .is_some_and(|c| forced_cycles.contains(&(id, *c)))
                 {
                     let k = (started - *anchor).num_seconds().div_euclid(*every);
                     prop_assert!(
@@ -312,8 +317,10 @@ fn run(ops: &[Op]) -> Result<Vec<(Time, Action)>, TestCaseError> {
         let device = *h.core.device();
         for (_, action) in &h.log[log_before..] {
             if let Action::Start(s) = action {
+                let cycle = h.job(s.id).cycle;
+                run_cycles.insert((s.id, h.now), cycle);
                 if forced_time.remove(&s.id) {
-                    forced_starts.insert((s.id, h.now));
+                    forced_cycles.insert((s.id, cycle));
                 }
                 prop_assert!(!cancelled.contains(&s.id), "cancelled job {} started", s.id);
                 let job = h.job(s.id);
