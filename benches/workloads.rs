@@ -132,24 +132,26 @@ async fn w3(dir: &Path, scale: usize) {
     println!("W3 bulk enqueue of {n}: {rate:.0} jobs/s (target ≥ 500 000 for 20 000)");
 }
 
+/// Fills the store at `dir` with `n` pending no-op jobs (their kind has no worker yet), in bulk.
+async fn fill_pending(dir: &Path, n: usize) {
+    let rt = Runtime::builder()
+        .store(store(dir))
+        .start()
+        .await
+        .expect("start");
+    for chunk in (0..n).collect::<Vec<_>>().chunks(20_000) {
+        let reqs = chunk
+            .iter()
+            .map(|i| JobRequest::once("noop").input(serde_json::json!(i)))
+            .collect();
+        rt.enqueue_many(reqs).await.expect("fill");
+    }
+    rt.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+}
+
 async fn w4(dir: &Path, concurrency: usize, scale: usize) {
     let n = 100_000 / scale;
-    // fill the store with pending jobs whose kind has no worker yet
-    {
-        let rt = Runtime::builder()
-            .store(store(dir))
-            .start()
-            .await
-            .expect("start");
-        for chunk in (0..n).collect::<Vec<_>>().chunks(20_000) {
-            let reqs = chunk
-                .iter()
-                .map(|i| JobRequest::once("noop").input(serde_json::json!(i)))
-                .collect();
-            rt.enqueue_many(reqs).await.expect("fill");
-        }
-        rt.shutdown(Duration::from_secs(1)).await.expect("shutdown");
-    }
+    fill_pending(dir, n).await;
     let start = Instant::now();
     let rt = Runtime::builder()
         .store(store(dir))
@@ -208,21 +210,7 @@ async fn w5_child(dir: &Path, started_at: Instant) {
 
 async fn w5(dir: &Path, scale: usize) {
     let n = 100_000 / scale;
-    {
-        let rt = Runtime::builder()
-            .store(store(dir))
-            .start()
-            .await
-            .expect("start");
-        for chunk in (0..n).collect::<Vec<_>>().chunks(20_000) {
-            let reqs = chunk
-                .iter()
-                .map(|i| JobRequest::once("noop").input(serde_json::json!(i)))
-                .collect();
-            rt.enqueue_many(reqs).await.expect("fill");
-        }
-        rt.shutdown(Duration::from_secs(1)).await.expect("shutdown");
-    }
+    fill_pending(dir, n).await;
     let run_child = || {
         let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
             .arg("W5-child")
