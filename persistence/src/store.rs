@@ -249,17 +249,7 @@ impl RedbStore {
             let db = builder()
                 .create_with_backend(backend)
                 .map_err(|e| database_error(&tmp, e))?;
-            let txn = db
-                .begin_write()
-                .map_err(|e| redb_error(&tmp, "create", e))?;
-            {
-                let mut meta = txn
-                    .open_table(META)
-                    .map_err(|e| redb_error(&tmp, "create", e))?;
-                meta.insert(VERSION_KEY, SCHEMA_VERSION)
-                    .map_err(|e| redb_error(&tmp, "create", e))?;
-            }
-            txn.commit().map_err(|e| redb_error(&tmp, "create", e))?;
+            // the schema (version, tables) is written by `prepare_schema` on the first open
             drop(db);
             fs::rename(&tmp, path).map_err(|e| io_error(path, "create", &e))?;
             if let Ok(d) = fs::File::open(dir) {
@@ -448,11 +438,12 @@ impl RedbStore {
         let err = |e: redb::Error| redb_error(&path, "commit", e);
         let db = self.db()?;
         let mut txn = db.begin_write().map_err(|e| err(e.into()))?;
-        txn.set_durability(Durability::Immediate).map_err(|e| {
-            err(redb::Error::from(redb::StorageError::Io(io::Error::other(
-                e.to_string(),
-            ))))
-        })?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(|e| StoreError::Io {
+                path: path_str(&path),
+                action: "commit",
+                detail: e.to_string(),
+            })?;
         let mut staged = Vec::with_capacity(changes.upserts.len() + changes.removes.len());
         {
             let mut jobs = txn.open_table(JOBS).map_err(|e| err(e.into()))?;

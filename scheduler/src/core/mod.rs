@@ -223,21 +223,6 @@ impl ChangeSet {
     pub fn is_empty(&self) -> bool {
         self.upserts.is_empty() && self.removes.is_empty()
     }
-
-    /// Folds `later` into `self`: later upserts and removes win. Costs O(len(self) + len(later));
-    /// to gather many small change sets, collect them in a map by job id instead.
-    pub fn merge(&mut self, later: ChangeSet) {
-        let gone: BTreeSet<JobId> = later
-            .upserts
-            .iter()
-            .map(|j| j.id)
-            .chain(later.removes.iter().copied())
-            .collect();
-        self.upserts.retain(|j| !gone.contains(&j.id));
-        self.removes.retain(|id| !gone.contains(id));
-        self.upserts.extend(later.upserts);
-        self.removes.extend(later.removes);
-    }
 }
 
 /// A run the driver must start.

@@ -719,6 +719,22 @@ impl Actor {
         }
     }
 
+    /// Answers a change once the commit holding it is done: the core's refusal, the store's
+    /// failure, or the result.
+    fn respond_after_commit<T: Send + 'static>(
+        &mut self,
+        tx: oneshot::Sender<Result<T, RuntimeError>>,
+        result: Result<T, CoreError>,
+    ) {
+        self.replies.push(Box::new(move |err| {
+            let _ = tx.send(match (err, result) {
+                (_, Err(e)) => Err(e.into()),
+                (Some(e), Ok(_)) => Err(e.clone().into()),
+                (None, Ok(v)) => Ok(v),
+            });
+        }));
+    }
+
     fn respond<T: Send + 'static>(&mut self, tx: oneshot::Sender<T>, value: T) {
         self.replies.push(Box::new(move |_| {
             let _ = tx.send(value);
@@ -763,13 +779,7 @@ impl Actor {
         match cmd {
             Command::Enqueue { request, reply } => {
                 let result = self.enqueue_one(request);
-                self.replies.push(Box::new(move |err| {
-                    let _ = reply.send(match (err, result) {
-                        (_, Err(e)) => Err(e.into()),
-                        (Some(e), Ok(_)) => Err(e.clone().into()),
-                        (None, Ok(v)) => Ok(v),
-                    });
-                }));
+                self.respond_after_commit(reply, result);
             }
             Command::EnqueueMany { requests, reply } => {
                 let results: Vec<_> = requests.into_iter().map(|r| self.enqueue_one(r)).collect();
@@ -782,13 +792,7 @@ impl Actor {
             }
             Command::Event { event, reply } => {
                 let result = self.feed(event);
-                self.replies.push(Box::new(move |err| {
-                    let _ = reply.send(match (err, result) {
-                        (_, Err(e)) => Err(e.into()),
-                        (Some(e), Ok(_)) => Err(e.clone().into()),
-                        (None, Ok(v)) => Ok(v),
-                    });
-                }));
+                self.respond_after_commit(reply, result);
             }
             Command::Job { id, reply } => {
                 let job = self.core.job(id).cloned();
@@ -918,9 +922,12 @@ impl Actor {
             }
             return self.recover_store().await;
         }
-        let now = self.clock.now();
-        for job in &changes.upserts {
-            self.publish(JobUpdate::of(job, now));
+        // observers: only build updates when someone listens (this is the hot path of bulk work)
+        if self.updates.receiver_count() > 0 || !self.watchers.is_empty() {
+            let now = self.clock.now();
+            for job in &changes.upserts {
+                self.publish(JobUpdate::of(job, now));
+            }
         }
         for r in replies {
             r(None);
