@@ -397,6 +397,8 @@ fn main() {
             w3(fresh().path(), scale).await;
         }
         if want("W4") {
+            // the sequential reference: one job at a time, on a tenth of the jobs
+            w4(fresh().path(), 1, scale * 10).await;
             w4(fresh().path(), 4, scale).await;
             w4(fresh().path(), 1024, scale).await;
         }
