@@ -65,14 +65,14 @@ async fn main() -> Result<(), Box<dyn Error>> {
             worker_fn(|ctx| async move {
                 // Pretend work: a second of uploading, interrupted if the scheduler asks.
                 tokio::select! {
-                    () = ctx.cancellation().cancelled() => return WorkResult::Retry,
+                    () = ctx.cancellation().cancelled() => return WorkResult::Retry(None),
                     () = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
                 // Every fifth attempt key hashes to "server busy": retry with backoff.
                 let busy = ctx.idempotency_key().bytes().map(u32::from).sum::<u32>() % 5 == 0;
                 if busy {
                     println!("  sync {}: server busy, will retry", ctx.idempotency_key());
-                    return WorkResult::Retry;
+                    return WorkResult::Retry(None);
                 }
                 let uploaded = 3 + ctx.attempt() * 2;
                 println!(

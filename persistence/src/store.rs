@@ -109,12 +109,39 @@ fn corrupt_or_truncated(path: &Path, detail: String) -> StoreError {
     }
 }
 
+/// The process that has `path` open, if one of this user's processes does (Linux: looks through
+/// `/proc/*/fd`); "process 1234 (backwork)".
+fn lock_holder(path: &Path) -> Option<String> {
+    let target = std::fs::canonicalize(path).ok()?;
+    let procs = std::fs::read_dir("/proc").ok()?;
+    for entry in procs.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue; // another user's process, or gone
+        };
+        let holds = fds
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l == target));
+        if holds {
+            let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            return Some(match comm.trim() {
+                "" => format!("process {pid}"),
+                c => format!("process {pid} ({c})"),
+            });
+        }
+    }
+    None
+}
+
 fn database_error(path: &Path, e: DatabaseError) -> StoreError {
     match e {
         DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch => {
             StoreError::Locked {
                 path: path_str(path),
-                holder: None,
+                holder: lock_holder(path),
             }
         }
         DatabaseError::Storage(s) => storage_error(path, "open", s),

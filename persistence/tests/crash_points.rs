@@ -122,7 +122,7 @@ fn workload() -> Vec<ChangeSet> {
         running.extend(drain(&mut core, &mut sets));
         if let Some((id, attempt)) = running.pop() {
             let outcome = if i % 4 == 0 {
-                RunOutcome::Retry
+                RunOutcome::Retry(None)
             } else {
                 RunOutcome::Success(None)
             };

@@ -138,8 +138,16 @@ fn a_second_open_in_this_process_is_refused() {
     let path = dir.path().join("store.redb");
     let _first = RedbStore::open(&path, OpenMode::CreateIfMissing).unwrap();
     let err = RedbStore::open(&path, OpenMode::MustExist).unwrap_err();
-    assert!(matches!(err, StoreError::Locked { .. }), "{err:?}");
-    assert!(err.to_string().contains("in use by another process"));
+    let StoreError::Locked { holder, .. } = &err else {
+        panic!("{err:?}");
+    };
+    // the holder is this very process
+    let me = format!("process {} ", std::process::id());
+    assert!(
+        holder.as_ref().is_some_and(|h| h.starts_with(&me)),
+        "{holder:?}"
+    );
+    assert!(err.to_string().contains("is in use by process"), "{err}");
 }
 
 /// Helper run in a child process by the next test: holds the store open until stdin closes.
@@ -184,7 +192,15 @@ fn a_second_process_gets_the_in_use_error() {
         seen.push(byte[0] as char);
     }
     let err = RedbStore::open(&path, OpenMode::MustExist).unwrap_err();
-    assert!(matches!(err, StoreError::Locked { .. }), "{err:?}");
+    let StoreError::Locked { holder, .. } = &err else {
+        panic!("{err:?}");
+    };
+    // the message names the process that holds the store
+    let them = format!("process {} ", child.id());
+    assert!(
+        holder.as_ref().is_some_and(|h| h.starts_with(&them)),
+        "{holder:?}"
+    );
     drop(child.stdin.take());
     child.wait().unwrap();
     // once the other process is gone, the store opens

@@ -23,7 +23,7 @@ pub use core::{
 };
 pub use runtime::{
     Clock, FnWorker, JobUpdate, ManualClock, Receipt, Runtime, RuntimeBuilder, RuntimeError,
-    RuntimeHandle, Stats, SystemClock, TestDriver, TestDriverBuilder, TokioClock, Wake,
+    RuntimeHandle, Service, Stats, SystemClock, TestDriver, TestDriverBuilder, TokioClock, Wake,
     WorkContext, WorkResult, Worker, worker_fn,
 };
 pub use store::{MemoryStore, Store, StoreError};

@@ -36,8 +36,8 @@ pub trait Store: Send + 'static {
 pub enum StoreError {
     /// Another process has the store open.
     #[error(
-        "the job store {path} is in use by another process{}; stop that process (or talk to it through its control socket) and try again",
-        holder.as_ref().map(|h| format!(" ({h})")).unwrap_or_default()
+        "the job store {path} is in use by {}; stop that process (or talk to it through its control socket) and try again",
+        holder.as_deref().unwrap_or("another process")
     )]
     Locked {
         /// The store file.

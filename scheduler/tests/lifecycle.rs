@@ -350,7 +350,7 @@ fn a_policy_can_stop_a_run_at_its_budget_without_charging_it() {
     assert_eq!(h.core.poll_timeout(), Some(h.now + TimeDelta::seconds(30)));
     h.advance(secs(30));
     assert_eq!(h.stops(id), ["policy: the 30 s refresh budget ran out"]);
-    h.finish(id, RunOutcome::Retry);
+    h.finish(id, RunOutcome::Retry(None));
     // not charged: nothing holds it back, so it starts again at once with the same attempt number
     let job = h.job(id);
     assert_eq!(job.state, JobState::Running);

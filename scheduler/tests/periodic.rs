@@ -129,11 +129,11 @@ fn retry_within_a_period_backs_off_and_counts_attempts() {
     let mut h = Harness::new();
     let e = h.now;
     let id = h.enqueue(JobRequest::periodic(KIND, hours(6)));
-    h.finish(id, RunOutcome::Retry);
+    h.finish(id, RunOutcome::Retry(None));
     assert_eq!(h.job(id).attempt, 1);
     h.advance(secs(30));
     assert_eq!(h.starts(id), [e, e + TimeDelta::seconds(30)]);
-    h.finish(id, RunOutcome::Retry);
+    h.finish(id, RunOutcome::Retry(None));
     h.advance(secs(60));
     assert_eq!(h.starts(id).len(), 3);
     assert_eq!(h.running[&id], 3);
@@ -148,7 +148,7 @@ fn retry_within_a_period_backs_off_and_counts_attempts() {
 fn each_period_gets_its_own_idempotency_keys() {
     let mut h = Harness::new();
     let id = h.enqueue(JobRequest::periodic(KIND, hours(1)));
-    h.finish(id, RunOutcome::Retry);
+    h.finish(id, RunOutcome::Retry(None));
     h.advance(secs(30));
     h.finish(id, RunOutcome::Success(None));
     h.advance(hours(1));

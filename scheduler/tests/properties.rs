@@ -254,7 +254,7 @@ fn run(ops: &[Op]) -> Result<Vec<(Time, Action)>, TestCaseError> {
                 let started = *h.starts(id).last().unwrap();
                 let outcome = match outcome {
                     0 => RunOutcome::Success(None),
-                    1 => RunOutcome::Retry,
+                    1 => RunOutcome::Retry(None),
                     2 => RunOutcome::Failure(None),
                     3 => RunOutcome::Panicked("boom".into()),
                     _ => RunOutcome::Aborted,

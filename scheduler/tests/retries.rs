@@ -41,7 +41,7 @@ fn retries_back_off_exponentially_through_the_core() {
     .into_iter()
     .enumerate()
     {
-        h.finish(id, RunOutcome::Retry);
+        h.finish(id, RunOutcome::Retry(None));
         assert_eq!(
             h.core.why(h.now, id).unwrap(),
             [WaitReason::Backoff {
@@ -61,11 +61,11 @@ fn linear_backoff_through_the_core() {
     let mut h = Harness::new();
     let id = h.enqueue(JobRequest::once(KIND).backoff(Backoff::linear(mins(1))));
     let e = h.now;
-    h.finish(id, RunOutcome::Retry);
+    h.finish(id, RunOutcome::Retry(None));
     h.advance(mins(1));
-    h.finish(id, RunOutcome::Retry);
+    h.finish(id, RunOutcome::Retry(None));
     h.advance(mins(2));
-    h.finish(id, RunOutcome::Retry);
+    h.finish(id, RunOutcome::Retry(None));
     h.advance(mins(3));
     assert_eq!(
         h.starts(id),
@@ -80,7 +80,7 @@ fn linear_backoff_through_the_core() {
 
 #[test]
 fn max_attempts_fails_the_job() {
-    let mut h = Harness::new().auto(|_, _| Some(RunOutcome::Retry));
+    let mut h = Harness::new().auto(|_, _| Some(RunOutcome::Retry(None)));
     let id = h.enqueue(JobRequest::once(KIND).max_attempts(3));
     h.advance(hours(1));
     let job = h.job(id);
@@ -132,7 +132,7 @@ fn a_run_that_stops_within_grace_is_not_aborted_and_no_limit_means_none() {
     let id = h.enqueue(JobRequest::once(KIND).timeout(Some(mins(1))));
     h.advance(mins(1));
     assert_eq!(h.stops(id).len(), 1);
-    h.finish(id, RunOutcome::Retry);
+    h.finish(id, RunOutcome::Retry(None));
     h.advance(secs(10));
     assert_eq!(h.aborts(id), 0);
 

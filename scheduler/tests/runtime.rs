@@ -206,7 +206,7 @@ async fn the_time_limit_cancels_then_drops_a_hanging_worker() {
             "polite",
             worker_fn(|ctx| async move {
                 ctx.cancellation().cancelled().await;
-                WorkResult::Retry
+                WorkResult::Retry(None)
             }),
         )
         .start()
@@ -267,7 +267,7 @@ async fn a_lost_constraint_fires_the_token_and_requeues_without_penalty() {
             "upload",
             worker_fn(|ctx| async move {
                 tokio::select! {
-                    () = ctx.cancellation().cancelled() => WorkResult::Retry,
+                    () = ctx.cancellation().cancelled() => WorkResult::Retry(None),
                     () = tokio::time::sleep(Duration::from_secs(120)) => WorkResult::success(),
                 }
             }),
@@ -313,7 +313,7 @@ async fn the_context_carries_attempt_and_idempotency_key() {
                 let attempt = ctx.attempt();
                 async move {
                     if attempt < 3 {
-                        WorkResult::Retry
+                        WorkResult::Retry(None)
                     } else {
                         WorkResult::success()
                     }

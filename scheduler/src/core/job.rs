@@ -622,8 +622,8 @@ impl fmt::Display for StopReason {
 pub enum RunOutcome {
     /// The work succeeded, with optional output.
     Success(Option<Value>),
-    /// The work should be retried with backoff.
-    Retry,
+    /// The work should be retried with backoff, with optional output.
+    Retry(Option<Value>),
     /// The work failed permanently, with optional output.
     Failure(Option<Value>),
     /// The worker panicked (a failure), with the panic message.

@@ -996,7 +996,7 @@ impl Scheduler {
         }
         let (mut result, output, mut note) = match outcome {
             RunOutcome::Success(out) => (RunResult::Success, out, None),
-            RunOutcome::Retry => (RunResult::Retry, None, None),
+            RunOutcome::Retry(v) => (RunResult::Retry, v, None),
             RunOutcome::Failure(out) => (RunResult::Failure, out, None),
             RunOutcome::Panicked(msg) => (
                 RunResult::Failure,

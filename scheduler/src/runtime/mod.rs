@@ -50,6 +50,31 @@ pub enum RuntimeError {
     /// The runtime has stopped (shut down, or stopped after a store failure).
     #[error("the backwork runtime has stopped; start a new one to continue")]
     Stopped,
+    /// A service registered with [`RuntimeBuilder::service`] could not start; the runtime did not
+    /// start either.
+    #[error("could not start the {name}: {detail}")]
+    Service {
+        /// The service's name.
+        name: String,
+        /// What went wrong, and what to do about it.
+        detail: String,
+    },
+}
+
+/// A companion task that runs beside a [`Runtime`] and stops with it, such as the control socket
+/// that lets the `backwork` command line inspect an app's queue.
+pub trait Service: Send + 'static {
+    /// A short name for errors and logs ("control socket").
+    fn name(&self) -> String;
+
+    /// Starts the service. [`RuntimeBuilder::start`] calls it after the store is loaded (so the
+    /// store's lock is held) and before any job starts. `stop` fires when the runtime shuts down;
+    /// the task should then finish promptly. An error stops the runtime from starting.
+    fn start(
+        self: Box<Self>,
+        runtime: RuntimeHandle,
+        stop: CancellationToken,
+    ) -> Result<tokio::task::JoinHandle<()>, String>;
 }
 
 /// A change of a job as observers see it.
@@ -117,6 +142,13 @@ pub(crate) enum Command {
     },
     Jobs {
         reply: Reply1<Vec<Job>>,
+    },
+    Device {
+        reply: Reply1<DeviceState>,
+    },
+    Inspect {
+        selector: Option<Selector>,
+        reply: Reply1<Vec<(Job, Vec<WaitReason>)>>,
     },
     Why {
         id: JobId,
@@ -276,6 +308,21 @@ impl RuntimeHandle {
         self.call(|reply| Command::Jobs { reply }).await
     }
 
+    /// The device state the scheduler decides by (the probe's latest report).
+    pub async fn device(&self) -> Result<DeviceState, RuntimeError> {
+        self.call(|reply| Command::Device { reply }).await
+    }
+
+    /// The jobs the selector names (every job for `None`), in enqueue order, each with every
+    /// reason it is not running now — one consistent snapshot.
+    pub async fn inspect(
+        &self,
+        selector: Option<Selector>,
+    ) -> Result<Vec<(Job, Vec<WaitReason>)>, RuntimeError> {
+        self.call(|reply| Command::Inspect { selector, reply })
+            .await
+    }
+
     /// Every reason the job is not running now.
     pub async fn why(&self, id: JobId) -> Result<Vec<WaitReason>, RuntimeError> {
         self.call(|reply| Command::Why { id, reply }).await?
@@ -341,6 +388,8 @@ impl RuntimeHandle {
 pub struct Runtime {
     handle: RuntimeHandle,
     task: tokio::task::JoinHandle<Result<(), RuntimeError>>,
+    services: Vec<tokio::task::JoinHandle<()>>,
+    services_stop: CancellationToken,
     _guard: DropGuard,
 }
 
@@ -364,6 +413,7 @@ impl Runtime {
             clock: Arc::new(SystemClock),
             workers: BTreeMap::new(),
             sequential_ids: false,
+            services: Vec::new(),
         }
     }
 
@@ -375,6 +425,10 @@ impl Runtime {
     /// Stops starting jobs, asks running ones to stop, waits for them (dropping those still running
     /// after `grace`), writes the final state and closes the store.
     pub async fn shutdown(self, grace: Duration) -> Result<(), RuntimeError> {
+        self.services_stop.cancel();
+        for service in self.services {
+            let _ = service.await;
+        }
         let _ = self
             .handle
             .call(|reply| Command::Shutdown { grace, reply })
@@ -392,6 +446,7 @@ pub struct RuntimeBuilder {
     clock: Arc<dyn Clock>,
     workers: BTreeMap<String, Arc<dyn DynWorker>>,
     sequential_ids: bool,
+    services: Vec<Box<dyn Service>>,
 }
 
 impl std::fmt::Debug for RuntimeBuilder {
@@ -447,6 +502,13 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Runs `service` beside the runtime: started once the store is loaded, stopped first on
+    /// shutdown.
+    pub fn service(mut self, service: impl Service) -> Self {
+        self.services.push(Box::new(service));
+        self
+    }
+
     /// Generates job ids from the clock and a counter instead of randomness, so a test's ids are
     /// the same on every run.
     pub fn sequential_ids(mut self, yes: bool) -> Self {
@@ -465,6 +527,7 @@ impl RuntimeBuilder {
             clock,
             workers,
             sequential_ids,
+            services,
         } = self;
         let store = Arc::new(Mutex::new(store));
         let loader = Arc::clone(&store);
@@ -522,11 +585,25 @@ impl RuntimeBuilder {
             effects: Vec::new(),
             replies: Vec::new(),
         };
+        let services_stop = stop.child_token();
+        let mut started = Vec::with_capacity(services.len());
+        for service in services {
+            let name = service.name();
+            match service.start(handle.clone(), services_stop.clone()) {
+                Ok(task) => started.push(task),
+                Err(detail) => {
+                    services_stop.cancel();
+                    return Err(RuntimeError::Service { name, detail });
+                }
+            }
+        }
         actor.drain_actions();
         let task = tokio::spawn(actor.run());
         Ok(Runtime {
             handle,
             task,
+            services: started,
+            services_stop,
             _guard: stop.drop_guard(),
         })
     }
@@ -674,6 +751,14 @@ impl Actor {
             self.take(input);
             // Gather everything else that is ready into the same commit.
             for _ in 0..MAX_BATCH {
+                // a device change is taken before the commands that follow it, so a caller that
+                // changed a manual probe and then asks sees the new state
+                if let Some(rx) = &mut self.probe_rx
+                    && rx.has_changed().unwrap_or(false)
+                {
+                    let state = *rx.borrow_and_update();
+                    self.take(Input::Device(state));
+                }
                 if let Ok(done) = self.done_rx.try_recv() {
                     self.take(Input::Done(done));
                 } else if let Ok(cmd) = self.rx.try_recv() {
@@ -801,6 +886,26 @@ impl Actor {
             Command::Jobs { reply } => {
                 let jobs = self.core.jobs().cloned().collect();
                 self.respond(reply, jobs);
+            }
+            Command::Inspect { selector, reply } => {
+                let now = self.clock.now();
+                let ids: Vec<JobId> = match &selector {
+                    Some(s) => self.core.resolve(s),
+                    None => self.core.jobs().map(|j| j.id).collect(),
+                };
+                let out = ids
+                    .into_iter()
+                    .filter_map(|id| {
+                        let job = self.core.job(id)?.clone();
+                        let why = self.core.why(now, id).unwrap_or_default();
+                        Some((job, why))
+                    })
+                    .collect();
+                self.respond(reply, out);
+            }
+            Command::Device { reply } => {
+                let device = *self.core.device();
+                self.respond(reply, device);
             }
             Command::Why { id, reply } => {
                 let why = self

@@ -17,8 +17,9 @@ use crate::core::{JobId, RunOutcome};
 pub enum WorkResult {
     /// The work is done, with optional output.
     Success(Option<Value>),
-    /// The work should be tried again later, with backoff.
-    Retry,
+    /// The work should be tried again later, with backoff; optional output (an error
+    /// description, say) is kept with the run.
+    Retry(Option<Value>),
     /// The work failed for good, with optional output.
     Failure(Option<Value>),
 }
@@ -39,6 +40,16 @@ impl WorkResult {
         }
     }
 
+    /// Retry without output.
+    pub fn retry() -> Self {
+        WorkResult::Retry(None)
+    }
+
+    /// Retry, keeping an output with the run (what went wrong, say).
+    pub fn retry_with(output: impl Serialize) -> Self {
+        WorkResult::Retry(serde_json::to_value(output).ok())
+    }
+
     /// Failure without output.
     pub fn failure() -> Self {
         WorkResult::Failure(None)
@@ -54,7 +65,7 @@ impl From<WorkResult> for RunOutcome {
     fn from(r: WorkResult) -> Self {
         match r {
             WorkResult::Success(v) => RunOutcome::Success(v),
-            WorkResult::Retry => RunOutcome::Retry,
+            WorkResult::Retry(v) => RunOutcome::Retry(v),
             WorkResult::Failure(v) => RunOutcome::Failure(v),
         }
     }
@@ -98,8 +109,8 @@ impl WorkContext {
         self.attempt
     }
 
-    /// `"{job id}-{attempt}"`: stable for this attempt, also across a crash and restart. Send it
-    /// with side effects so a server can drop duplicates.
+    /// `"{job id}-{cycle}-{attempt}"`: stable for this attempt, also across a crash and restart.
+    /// Send it with side effects so a server can drop duplicates.
     pub fn idempotency_key(&self) -> &str {
         &self.idempotency_key
     }

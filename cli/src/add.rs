@@ -1,0 +1,407 @@
+//! `backwork add`: the flags become a job request for the command worker.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use backwork_control::{COMMAND_KIND, CommandSpec};
+use backwork_scheduler::{
+    Anchor, Backoff, CatchUp, ConflictPolicy, Constraint, JobRequest, NetworkRequirement, Time,
+};
+
+use crate::args::{AddArgs, AnchorArg, CatchUpArg, OnConflict, Requirement};
+use crate::error::CliError;
+use crate::time::{local_zone, parse_at, parse_duration, parse_zone};
+
+/// The job request `args` describe, with the environment and directory captured from this
+/// process (`env`, `cwd`), at `now`.
+pub fn request(
+    args: &AddArgs,
+    env: impl IntoIterator<Item = (String, String)>,
+    cwd: &Path,
+    now: Time,
+) -> Result<JobRequest, CliError> {
+    let spec = command_spec(args, env, cwd)?;
+    let zone = match &args.tz {
+        Some(name) => parse_zone(name)?,
+        None => local_zone(),
+    };
+    let mut req = if let Some(every) = &args.every {
+        let mut r = JobRequest::periodic(COMMAND_KIND, parse_duration("every", every)?);
+        if let Some(flex) = &args.flex {
+            r = r.flex(parse_duration("flex", flex)?);
+        }
+        if let Some(anchor) = args.anchor {
+            r = r.anchor(match anchor {
+                AnchorArg::Grid => Anchor::Grid,
+                AnchorArg::AfterRun => Anchor::AfterRun,
+            });
+        }
+        r
+    } else if let Some(expr) = &args.cron {
+        JobRequest::cron(COMMAND_KIND, cron_expr(expr), zone)
+    } else if let Some(at) = &args.at {
+        let at = parse_at(at, zone)?;
+        if at < now {
+            return Err(CliError::invalid(format!(
+                "--at {} is in the past; give a future time, or leave the schedule out to run at once",
+                args.at.as_deref().unwrap_or_default()
+            )));
+        }
+        JobRequest::once(COMMAND_KIND).not_before(at)
+    } else if let Some(delay) = &args.in_ {
+        JobRequest::once(COMMAND_KIND).delay(parse_duration("in", delay)?)
+    } else {
+        JobRequest::once(COMMAND_KIND)
+    };
+    if args.tz.is_some() && args.cron.is_none() && args.at.is_none() {
+        return Err(CliError::invalid(
+            "--tz applies to --cron and --at only; drop it or add one of them",
+        ));
+    }
+    if let Some(c) = args.catch_up {
+        if !req.schedule.is_recurring() {
+            return Err(CliError::invalid(
+                "--catch-up applies to --every and --cron jobs only; drop it",
+            ));
+        }
+        req = req.catch_up(match c {
+            CatchUpArg::One => CatchUp::One,
+            CatchUpArg::Skip => CatchUp::Skip,
+        });
+    }
+    for r in &args.requires {
+        req = req.requires(match r {
+            Requirement::Network => Constraint::Network(NetworkRequirement::Connected),
+            Requirement::Unmetered => Constraint::Network(NetworkRequirement::Unmetered),
+            Requirement::Charging => Constraint::Charging,
+            Requirement::BatteryNotLow => Constraint::BatteryNotLow,
+            Requirement::StorageNotLow => Constraint::StorageNotLow,
+            Requirement::Idle => Constraint::DeviceIdle,
+        });
+    }
+    if let Some(d) = &args.min_interval {
+        req = req.min_interval(parse_duration("min-interval", d)?);
+    }
+    if let Some(b) = &args.backoff {
+        req = req.backoff(parse_backoff(b)?);
+    }
+    if let Some(n) = args.max_attempts {
+        if n == 0 {
+            return Err(CliError::invalid(
+                "--max-attempts must be at least 1; leave it out to retry forever",
+            ));
+        }
+        req = req.max_attempts(n);
+    }
+    if let Some(t) = &args.timeout {
+        req = req.timeout(match t.as_str() {
+            "none" | "never" => None,
+            other => Some(parse_duration("timeout", other)?),
+        });
+    }
+    if let Some(name) = &args.unique {
+        let recurring = req.schedule.is_recurring();
+        let policy = match args.on_conflict.unwrap_or(OnConflict::Keep) {
+            OnConflict::Keep => ConflictPolicy::Keep,
+            OnConflict::Replace if recurring => ConflictPolicy::CancelAndReenqueue,
+            OnConflict::Replace => ConflictPolicy::Replace,
+            OnConflict::Update => ConflictPolicy::Update,
+            OnConflict::Append => ConflictPolicy::Append,
+        };
+        req = req.unique(name.clone(), policy);
+    }
+    for t in &args.tag {
+        req = req.tag(t.clone());
+    }
+    let input = serde_json::to_value(&spec)
+        .map_err(|e| CliError::invalid(format!("the command could not be encoded: {e}")))?;
+    Ok(req.input(input))
+}
+
+/// Cron expressions: the `cron` crate's (seconds first, six or seven fields), or a five-field
+/// crontab line, which gets a `0` seconds field.
+fn cron_expr(expr: &str) -> String {
+    if expr.split_whitespace().count() == 5 {
+        format!("0 {}", expr.trim())
+    } else {
+        expr.trim().to_string()
+    }
+}
+
+/// `exponential:30s`, `linear:1m`, or a bare kind (base 30 s).
+pub fn parse_backoff(value: &str) -> Result<Backoff, CliError> {
+    let (kind, base) = match value.split_once(':') {
+        Some((k, b)) => (k, parse_duration("backoff", b)?),
+        None => (value, Duration::from_secs(30)),
+    };
+    match kind {
+        "exponential" | "exp" => Ok(Backoff::exponential(base)),
+        "linear" => Ok(Backoff::linear(base)),
+        _ => Err(CliError::invalid(format!(
+            "--backoff {value:?} is not a backoff; write exponential:30s or linear:1m"
+        ))),
+    }
+}
+
+fn command_spec(
+    args: &AddArgs,
+    env: impl IntoIterator<Item = (String, String)>,
+    cwd: &Path,
+) -> Result<CommandSpec, CliError> {
+    let mut vars: BTreeMap<String, String> = if args.clear_env {
+        BTreeMap::new()
+    } else {
+        env.into_iter().collect()
+    };
+    for kv in &args.env {
+        let Some((k, v)) = kv.split_once('=').filter(|(k, _)| !k.is_empty()) else {
+            return Err(CliError::invalid(format!(
+                "--env {kv:?} is not KEY=VALUE; write it like --env LANG=C"
+            )));
+        };
+        vars.insert(k.to_string(), v.to_string());
+    }
+    let dir = match &args.cwd {
+        Some(d) if d.is_absolute() => d.clone(),
+        Some(d) => cwd.join(d),
+        None => cwd.to_path_buf(),
+    };
+    if !dir.is_dir() {
+        return Err(CliError::invalid(format!(
+            "the working directory {} does not exist; pass an existing --cwd",
+            dir.display()
+        )));
+    }
+    let Some(program) = args.command.first() else {
+        return Err(CliError::invalid(
+            "no command given; write it after `--`, like: backwork add -- echo hello",
+        ));
+    };
+    if find_program(program, vars.get("PATH").map(String::as_str), &dir).is_none() {
+        return Err(CliError::invalid(format!(
+            "command not found: `{program}` is not an executable file{}; give its full path or fix PATH",
+            if program.contains('/') {
+                String::new()
+            } else {
+                " in the job's PATH".into()
+            }
+        )));
+    }
+    Ok(CommandSpec {
+        argv: args.command.clone(),
+        env: vars,
+        cwd: dir,
+        fail_on_exit: args.fail_on_exit.clone(),
+    })
+}
+
+/// Where `program` resolves: a path (relative to `dir`) if it has a `/`, else the first
+/// executable file of that name in `path`.
+fn find_program(program: &str, path: Option<&str>, dir: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let p = dir.join(program);
+        return executable(&p).then_some(p);
+    }
+    std::env::split_paths(path.unwrap_or("/usr/local/bin:/usr/bin:/bin"))
+        .map(|d| dir.join(d).join(program))
+        .find(|p| executable(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use backwork_scheduler::Schedule;
+    use chrono_tz::Tz;
+    use clap::Parser;
+
+    fn parse(line: &[&str]) -> AddArgs {
+        let mut argv = vec!["backwork", "add"];
+        argv.extend_from_slice(line);
+        match crate::args::Cli::parse_from(argv).verb {
+            crate::args::Verb::Add(a) => *a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn now() -> Time {
+        chrono::DateTime::parse_from_rfc3339("2026-11-22T12:00:00Z")
+            .unwrap()
+            .to_utc()
+    }
+
+    fn env() -> Vec<(String, String)> {
+        vec![
+            ("PATH".into(), "/usr/bin:/bin".into()),
+            ("HOME".into(), "/root".into()),
+        ]
+    }
+
+    #[test]
+    fn every_flag_lands_in_the_request() {
+        let a = parse(&[
+            "--every",
+            "6h",
+            "--flex",
+            "30m",
+            "--anchor",
+            "after-run",
+            "--requires",
+            "charging",
+            "--requires",
+            "unmetered",
+            "--min-interval",
+            "1h",
+            "--backoff",
+            "linear:1m",
+            "--max-attempts",
+            "5",
+            "--timeout",
+            "none",
+            "--unique",
+            "photos",
+            "--on-conflict",
+            "replace",
+            "--tag",
+            "a",
+            "--tag",
+            "b",
+            "--catch-up",
+            "skip",
+            "--fail-on-exit",
+            "3",
+            "--env",
+            "LANG=C",
+            "--",
+            "sh",
+            "-c",
+            "echo hi",
+        ]);
+        let r = request(&a, env(), Path::new("/"), now()).unwrap();
+        assert_eq!(
+            r.schedule,
+            Schedule::Periodic {
+                every: Duration::from_secs(6 * 3600),
+                flex: Some(Duration::from_secs(1800)),
+                anchor: Anchor::AfterRun
+            }
+        );
+        assert!(r.constraints.list().contains(&Constraint::Charging));
+        assert!(
+            r.constraints
+                .list()
+                .contains(&Constraint::Network(NetworkRequirement::Unmetered))
+        );
+        assert_eq!(r.min_interval, Some(Duration::from_secs(3600)));
+        assert_eq!(r.backoff, Backoff::linear(Duration::from_secs(60)));
+        assert_eq!(r.max_attempts, Some(5));
+        assert_eq!(r.timeout, None);
+        let u = r.unique.as_ref().unwrap();
+        assert_eq!(
+            (u.name.as_str(), u.policy),
+            ("photos", ConflictPolicy::CancelAndReenqueue)
+        );
+        assert_eq!(r.tags.iter().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(r.catch_up, CatchUp::Skip);
+        let spec: CommandSpec = serde_json::from_value(r.input).unwrap();
+        assert_eq!(spec.argv, ["sh", "-c", "echo hi"]);
+        assert_eq!(spec.env["LANG"], "C");
+        assert_eq!(spec.env["HOME"], "/root");
+        assert_eq!(spec.cwd, Path::new("/"));
+        assert_eq!(spec.fail_on_exit, [3]);
+    }
+
+    #[test]
+    fn schedules_from_in_at_and_cron() {
+        let r = request(
+            &parse(&["--in", "10m", "--", "true"]),
+            env(),
+            Path::new("/"),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(
+            r.schedule,
+            Schedule::Once {
+                delay: Duration::from_secs(600),
+                not_before: None
+            }
+        );
+        let r = request(
+            &parse(&["--at", "2026-12-01T03:00", "--tz", "UTC", "--", "true"]),
+            env(),
+            Path::new("/"),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(
+            r.schedule,
+            Schedule::Once {
+                delay: Duration::ZERO,
+                not_before: Some(parse_at("2026-12-01T03:00:00Z", Tz::UTC).unwrap())
+            }
+        );
+        // a crontab line gets its seconds field
+        let r = request(
+            &parse(&[
+                "--cron",
+                "30 3 * * *",
+                "--tz",
+                "Europe/Berlin",
+                "--",
+                "true",
+            ]),
+            env(),
+            Path::new("/"),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(
+            r.schedule,
+            Schedule::Cron {
+                expr: "0 30 3 * * *".into(),
+                tz: "Europe/Berlin".parse().unwrap()
+            }
+        );
+    }
+
+    #[test]
+    fn bad_input_is_refused_with_a_sentence() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["--in", "soon", "--", "true"], "is not a duration"),
+            (&["--at", "2020-01-01T00:00", "--", "true"], "in the past"),
+            (
+                &["--backoff", "random:1s", "--", "true"],
+                "is not a backoff",
+            ),
+            (
+                &[
+                    "--cron",
+                    "0 0 3 * * *",
+                    "--tz",
+                    "Mars/Olympus",
+                    "--",
+                    "true",
+                ],
+                "unknown time zone",
+            ),
+            (&["--env", "NOVALUE", "--", "true"], "is not KEY=VALUE"),
+            (&["--", "no-such-program-anywhere"], "command not found"),
+            (
+                &["--in", "1m", "--catch-up", "one", "--", "true"],
+                "--catch-up applies",
+            ),
+            (&["--max-attempts", "0", "--", "true"], "at least 1"),
+            (&["--cwd", "/no/such/dir", "--", "true"], "does not exist"),
+        ];
+        for (line, want) in cases {
+            let err = request(&parse(line), env(), Path::new("/"), now()).unwrap_err();
+            assert_eq!(err.code, 2, "{line:?}");
+            assert!(err.message.contains(want), "{line:?}: {}", err.message);
+        }
+    }
+}

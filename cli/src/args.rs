@@ -1,0 +1,349 @@
+//! The command line's grammar (clap).
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+/// The whole command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "backwork",
+    version,
+    about = "Durable background jobs with device constraints: run this command every 6 h, but only on AC power and a good network.",
+    long_about = "backwork runs one-off, periodic and cron jobs when they are due and the device can serve them \
+(network, unmetered network, charging, battery not low, storage not low, idle), retries them with backoff, \
+and keeps them across crashes and reboots.\n\n\
+`backwork daemon` runs command jobs; the other verbs talk to it through its control socket, or to any app \
+that serves one. When nothing answers, they open the store directly.",
+    after_help = "Examples:\n  backwork daemon &\n  backwork add --every 6h --requires charging --requires unmetered -- rsync -a ~/photos nas:photos\n  backwork list\n  backwork why photos-sync\n  backwork run photos-sync --ignore-constraints"
+)]
+pub struct Cli {
+    /// The job store [default: $XDG_DATA_HOME/backwork/store.redb].
+    #[arg(long, global = true, env = "BACKWORK_STORE", value_name = "PATH")]
+    pub store: Option<PathBuf>,
+    /// The control socket [default: $XDG_RUNTIME_DIR/backwork/control.sock].
+    #[arg(long, global = true, env = "BACKWORK_SOCKET", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Print records as JSON Lines (one object per line; see docs/cli.md for the fields).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print less (errors only).
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub quiet: u8,
+    /// Print more (repeat for more detail); logs go to stderr.
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub verb: Verb,
+}
+
+/// The verbs.
+#[derive(Debug, Subcommand)]
+pub enum Verb {
+    /// Run the scheduler with the command worker on the store and serve the control socket.
+    #[command(
+        long_about = "Run the scheduler with the built-in command worker on the store, and serve the control \
+socket so the other verbs can inspect and manage the queue. Sends READY to systemd when NOTIFY_SOCKET is set. \
+SIGTERM or SIGINT shut it down cleanly: running commands get SIGTERM, then SIGKILL after the grace period.",
+        after_help = "Examples:\n  backwork daemon\n  backwork daemon --device manual     # set the device state by hand: backwork device set charging=false"
+    )]
+    Daemon(DaemonArgs),
+    /// Add a command job; prints its id.
+    #[command(
+        long_about = "Add a job that runs a command. The command runs directly (no shell: write `sh -c '…'` for one), \
+in the current directory, with the current environment, both captured now. Exit code 0 is success; any other \
+retries with backoff, unless --fail-on-exit names it.",
+        after_help = "Examples:\n  backwork add --in 10m -- notify-send 'tea is ready'\n  backwork add --every 6h --flex 30m --requires charging --requires unmetered --unique photos -- rsync -a ~/photos nas:photos\n  backwork add --cron '0 0 3 * * *' --tz Europe/Berlin --tag backup -- restic backup ~\n  backwork add --at 2026-12-01T03:00 --timeout none -- sh -c 'make -C ~/src world > ~/build.log'"
+    )]
+    Add(Box<AddArgs>),
+    /// One line per job: ID, NAME, SCHEDULE, STATE, NEXT, LEFT, LAST, RESULT, WAITING ON.
+    #[command(
+        after_help = "Examples:\n  backwork list\n  backwork list --state enqueued --tag backup\n  backwork list --json | jq -r 'select(.waiting_on != []) | .id'"
+    )]
+    List(ListArgs),
+    /// The whole record of a job and its recent runs, with their output.
+    #[command(
+        after_help = "Examples:\n  backwork show photos\n  backwork show 019a4b2c-7d1e-7c3a-9f00-1b2c3d4e5f60 --json"
+    )]
+    Show(Target),
+    /// Why a job is not running now: every reason, with the value that decides it.
+    #[command(
+        after_help = "Examples:\n  backwork why photos\n\nA reason is one of: an unmet constraint with the device's current value; backoff until T \
+(attempt n); minimum interval until T; not due until T; a profile window or quota; no worker for kind K; \
+finished or cancelled."
+    )]
+    Why(Target),
+    /// Run a job now, past its schedule, backoff and minimum interval.
+    #[command(
+        after_help = "Examples:\n  backwork run photos\n  backwork run photos --ignore-constraints"
+    )]
+    Run(RunArgs),
+    /// Cancel a job (by id or name) or every job with a tag.
+    #[command(after_help = "Examples:\n  backwork cancel photos\n  backwork cancel --tag backup")]
+    Cancel(CancelArgs),
+    /// The device state as the scheduler sees it; `set` changes it (daemon with --device manual).
+    #[command(
+        after_help = "Examples:\n  backwork device\n  backwork device set charging=false battery=12 network=metered\n\nKeys: network=none|metered|unmetered, charging=true|false, battery=0-100|none, storage_low=true|false, idle=true|false."
+    )]
+    Device(DeviceArgs),
+    /// Run a scenario under an emulated OS on a virtual clock.
+    #[command(
+        after_help = "Examples:\n  backwork simulate examples/scenarios/phone-overnight.toml --svg timeline.svg"
+    )]
+    Simulate(SimulateArgs),
+    /// Drop finished jobs past their retention now.
+    #[command(after_help = "Examples:\n  backwork prune")]
+    Prune,
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  backwork completions bash > ~/.local/share/bash-completion/completions/backwork\n  backwork completions zsh > ~/.zfunc/_backwork"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Where the daemon's device state comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeviceSource {
+    /// The machine: power supplies, network, free space, load.
+    Host,
+    /// Set by hand with `backwork device set` (tests, demos).
+    Manual,
+}
+
+/// The OS whose background limits the daemon emulates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Profile {
+    /// No limits beyond the job's own.
+    Desktop,
+    /// Android: Doze, standby buckets, WorkManager minimums.
+    Android,
+    /// iOS: background task budgets.
+    Ios,
+}
+
+/// `backwork daemon`.
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Where the device state comes from.
+    #[arg(long, value_enum, default_value_t = DeviceSource::Host)]
+    pub device: DeviceSource,
+    /// The OS background limits to apply.
+    #[arg(long, value_enum, default_value_t = Profile::Desktop)]
+    pub profile: Profile,
+    /// How many jobs may run at once.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub max_concurrent: usize,
+    /// How long a stopped command gets between SIGTERM and SIGKILL.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub grace: std::time::Duration,
+    /// Also accept control connections from root.
+    #[arg(long)]
+    pub allow_root: bool,
+}
+
+/// `backwork add`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("schedule").args(["in_", "at", "every", "cron"]).multiple(false))]
+pub struct AddArgs {
+    /// Run once, this long from now (e.g. 10m, 1h 30m).
+    #[arg(long = "in", value_name = "DURATION", help_heading = "Schedule")]
+    pub in_: Option<String>,
+    /// Run once, at this time (2026-12-01T03:00 in the local zone or --tz, or RFC 3339).
+    #[arg(long, value_name = "TIME", help_heading = "Schedule")]
+    pub at: Option<String>,
+    /// Run once every period (e.g. 6h).
+    #[arg(long, value_name = "DURATION", help_heading = "Schedule")]
+    pub every: Option<String>,
+    /// With --every: run in the last FLEX of each period [default: anywhere in it].
+    #[arg(
+        long,
+        value_name = "DURATION",
+        requires = "every",
+        help_heading = "Schedule"
+    )]
+    pub flex: Option<String>,
+    /// With --every: periods on a fixed grid, or counted from each run's end.
+    #[arg(long, value_enum, requires = "every", help_heading = "Schedule")]
+    pub anchor: Option<AnchorArg>,
+    /// Run at the times of a cron expression: seconds first ("0 0 3 * * *"), or five crontab fields.
+    #[arg(long, value_name = "EXPR", help_heading = "Schedule")]
+    pub cron: Option<String>,
+    /// The time zone of --cron and --at [default: the local zone].
+    #[arg(long, value_name = "ZONE", help_heading = "Schedule")]
+    pub tz: Option<String>,
+    /// Slots missed while the machine was off: run once, or wait for the next.
+    #[arg(long, value_enum, help_heading = "Schedule")]
+    pub catch_up: Option<CatchUpArg>,
+    /// Run only while this holds (repeatable).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "CONSTRAINT",
+        help_heading = "Constraints"
+    )]
+    pub requires: Vec<Requirement>,
+    /// Do not start again sooner than this after a successful run's start.
+    #[arg(long, value_name = "DURATION", help_heading = "Constraints")]
+    pub min_interval: Option<String>,
+    /// Retry delays: exponential:BASE or linear:BASE [default: exponential:30s].
+    #[arg(long, value_name = "KIND:BASE", help_heading = "Policy")]
+    pub backoff: Option<String>,
+    /// Fail the job after this many attempts [default: retry forever].
+    #[arg(long, value_name = "N", help_heading = "Policy")]
+    pub max_attempts: Option<u32>,
+    /// Time limit of each run, or `none` [default: 10m].
+    #[arg(long, value_name = "DURATION|none", help_heading = "Policy")]
+    pub timeout: Option<String>,
+    /// A unique name: a second add with the same name follows --on-conflict.
+    #[arg(long, value_name = "NAME", help_heading = "Policy")]
+    pub unique: Option<String>,
+    /// With --unique: keep the existing job, replace it, update it, or run after it.
+    #[arg(long, value_enum, requires = "unique", help_heading = "Policy")]
+    pub on_conflict: Option<OnConflict>,
+    /// A tag, for `list --tag` and `cancel --tag` (repeatable).
+    #[arg(long, value_name = "TAG", help_heading = "Policy")]
+    pub tag: Vec<String>,
+    /// Treat this exit code as a permanent failure, not a retry (repeatable).
+    #[arg(
+        long,
+        value_name = "CODE",
+        help_heading = "Command",
+        allow_negative_numbers = true
+    )]
+    pub fail_on_exit: Vec<i32>,
+    /// Set this variable for the command (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", help_heading = "Command")]
+    pub env: Vec<String>,
+    /// Start from an empty environment (plus --env) instead of the current one.
+    #[arg(long, help_heading = "Command")]
+    pub clear_env: bool,
+    /// The working directory [default: the current one].
+    #[arg(long, value_name = "DIR", help_heading = "Command")]
+    pub cwd: Option<PathBuf>,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+/// `--anchor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AnchorArg {
+    /// A fixed grid from the first add: never drifts.
+    Grid,
+    /// Each period from the end of the previous run (WorkManager's behaviour).
+    AfterRun,
+}
+
+/// `--catch-up`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CatchUpArg {
+    /// Run once as soon as possible.
+    One,
+    /// Wait for the next slot.
+    Skip,
+}
+
+/// `--requires`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Requirement {
+    /// Any network connection.
+    Network,
+    /// An unmetered network.
+    Unmetered,
+    /// On AC power.
+    Charging,
+    /// Battery above 15 %, or charging.
+    BatteryNotLow,
+    /// Free space not low on the store's filesystem.
+    StorageNotLow,
+    /// The machine is idle.
+    Idle,
+}
+
+/// `--on-conflict`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnConflict {
+    /// Keep the existing job; drop this one.
+    Keep,
+    /// Cancel the existing job and add this one.
+    Replace,
+    /// Update the existing job in place.
+    Update,
+    /// One-off jobs: run this one after the existing one succeeds.
+    Append,
+}
+
+/// `backwork list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only jobs in this state: enqueued, blocked, running, succeeded, failed, cancelled.
+    #[arg(long, value_name = "STATE")]
+    pub state: Option<String>,
+    /// Only jobs with this tag.
+    #[arg(long, value_name = "TAG")]
+    pub tag: Option<String>,
+}
+
+/// A job named on the command line.
+#[derive(Debug, Args)]
+pub struct Target {
+    /// The job's id or unique name.
+    #[arg(value_name = "ID|NAME")]
+    pub target: String,
+}
+
+/// `backwork run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The job's id or unique name.
+    #[arg(value_name = "ID|NAME")]
+    pub target: String,
+    /// Also run it if its constraints do not hold.
+    #[arg(long)]
+    pub ignore_constraints: bool,
+}
+
+/// `backwork cancel`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("which").args(["target", "tag"]).required(true).multiple(false))]
+pub struct CancelArgs {
+    /// The job's id or unique name.
+    #[arg(value_name = "ID|NAME")]
+    pub target: Option<String>,
+    /// Every unfinished job with this tag.
+    #[arg(long, value_name = "TAG")]
+    pub tag: Option<String>,
+}
+
+/// `backwork device`.
+#[derive(Debug, Args)]
+pub struct DeviceArgs {
+    /// `set KEY=VALUE…` changes the state.
+    #[command(subcommand)]
+    pub action: Option<DeviceAction>,
+}
+
+/// `backwork device set`.
+#[derive(Debug, Subcommand)]
+pub enum DeviceAction {
+    /// Set device values (only on a daemon started with --device manual).
+    Set {
+        /// KEY=VALUE settings.
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        settings: Vec<String>,
+    },
+}
+
+/// `backwork simulate`.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// The scenario file (TOML).
+    pub scenario: PathBuf,
+    /// Draw the timeline to this SVG file.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+}

@@ -1,0 +1,119 @@
+//! `backwork daemon`: the scheduler with the command worker, the control socket, systemd
+//! readiness and clean shutdown on SIGTERM or SIGINT.
+
+use std::path::Path;
+
+use backwork_constraints::ManualProbe;
+use backwork_control::{COMMAND_KIND, ControlSocket};
+use backwork_persistence::{OpenMode, RedbStore};
+use backwork_scheduler::{Runtime, RuntimeError};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::args::{DaemonArgs, DeviceSource, Profile};
+use crate::command::CommandWorker;
+use crate::error::CliError;
+use crate::session::{core_config, host_probe, store_path};
+
+/// Sends `state` to systemd's notification socket, if `NOTIFY_SOCKET` names one (a path, or an
+/// abstract socket written `@name`). Failures are logged, never fatal.
+pub fn sd_notify(state: &str) {
+    let Some(target) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let send = || -> std::io::Result<()> {
+        let sock = std::os::unix::net::UnixDatagram::unbound()?;
+        let bytes = target.as_encoded_bytes();
+        if let Some(name) = bytes.strip_prefix(b"@") {
+            #[cfg(target_os = "linux")]
+            {
+                use std::os::linux::net::SocketAddrExt;
+                let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+                sock.send_to_addr(state.as_bytes(), &addr)?;
+            }
+            #[cfg(not(target_os = "linux"))]
+            let _ = name;
+        } else {
+            sock.send_to(state.as_bytes(), Path::new(&target))?;
+        }
+        Ok(())
+    };
+    if let Err(e) = send() {
+        tracing::warn!(error = %e, "could not notify systemd");
+    }
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn run(store: Option<&Path>, socket: &Path, args: &DaemonArgs) -> Result<(), CliError> {
+    if args.profile != Profile::Desktop {
+        return Err(CliError::invalid(
+            format!(
+                "the {:?} profile is not available yet in this build; use --profile desktop",
+                args.profile
+            )
+            .to_lowercase(),
+        ));
+    }
+    let path = store_path(store)?;
+    // the store's lock first: only its holder may replace a stale socket
+    let opened = RedbStore::open(&path, OpenMode::CreateIfMissing)?;
+    // the worker escalates to SIGKILL a little before the runtime would drop the run, so the
+    // run's output is still recorded
+    let worker_grace = args.grace.mul_f64(0.8);
+    let control = ControlSocket::new(socket)
+        .role("daemon")
+        .store_path(&path)
+        .allow_root(args.allow_root);
+    let builder = Runtime::builder()
+        .store(opened)
+        .config(backwork_scheduler::Config {
+            grace: args.grace,
+            ..core_config(args.max_concurrent)
+        })
+        .worker(COMMAND_KIND, CommandWorker::new(worker_grace));
+    let (builder, control) = match args.device {
+        DeviceSource::Manual => {
+            let probe = ManualProbe::new();
+            (builder.probe(probe.clone()), control.manual_device(probe))
+        }
+        DeviceSource::Host => {
+            let probe = host_probe(&path);
+            #[cfg(target_os = "linux")]
+            if let Err(e) = probe.listen() {
+                tracing::warn!(error = %e, "not listening for device changes; the state is read when jobs wait on it");
+            }
+            (builder.probe(probe), control)
+        }
+    };
+    let runtime = builder
+        .service(control)
+        .start()
+        .await
+        .map_err(|e| match e {
+            RuntimeError::Service { .. } => CliError::unavailable(e.to_string()),
+            other => other.into(),
+        })?;
+    let mut term = signal(SignalKind::terminate())
+        .map_err(|e| CliError::unavailable(format!("could not watch for SIGTERM: {e}")))?;
+    let mut int = signal(SignalKind::interrupt())
+        .map_err(|e| CliError::unavailable(format!("could not watch for SIGINT: {e}")))?;
+    tracing::info!(
+        store = %path.display(),
+        socket = %socket.display(),
+        device = ?args.device,
+        "backwork daemon ready"
+    );
+    sd_notify(&format!(
+        "READY=1\nSTATUS=serving {} on {}",
+        path.display(),
+        socket.display()
+    ));
+    let which = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::info!(signal = which, "shutting down");
+    sd_notify("STOPPING=1");
+    runtime.shutdown(args.grace).await?;
+    tracing::info!("backwork daemon stopped");
+    Ok(())
+}

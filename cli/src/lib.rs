@@ -1,0 +1,286 @@
+//! The `backwork` command line (DESIGN §7): the daemon that runs command jobs, and the verbs that
+//! inspect and manage a queue — through the control socket of a daemon or an app, or on the
+//! store itself when nothing serves it.
+//!
+//! `main.rs` only calls [`main`]; everything else lives here so tests can reach it.
+
+#![warn(missing_docs)]
+
+pub mod add;
+pub mod args;
+pub mod command;
+pub mod daemon;
+pub mod error;
+pub mod render;
+pub mod session;
+pub mod time;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use backwork_control::{Request, Response, default_socket_path};
+use backwork_scheduler::{JobId, JobState, Selector};
+use clap::{CommandFactory, Parser};
+
+use args::{Cli, DeviceAction, Verb};
+use error::CliError;
+use render::Style;
+use session::Session;
+
+/// Runs the command line and returns its exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let daemon = matches!(cli.verb, Verb::Daemon(_));
+    init_logging(cli.quiet, cli.verbose, daemon);
+    let runtime = if daemon {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    };
+    let result = match runtime {
+        Ok(rt) => rt.block_on(run(cli)),
+        Err(e) => Err(CliError::unavailable(format!(
+            "could not start the async runtime: {e}"
+        ))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "error: {}", e.message);
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+fn init_logging(quiet: u8, verbose: u8, daemon: bool) {
+    let base = if daemon { 2 } else { 1 }; // info for the daemon, warn for the verbs
+    let level = match (base + i16::from(verbose) - i16::from(quiet)).max(0) {
+        0 => "error",
+        1 => "warn",
+        2 => "info",
+        3 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BACKWORK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+/// Writes to stdout; a closed pipe (`backwork list | head`) is not an error.
+fn out(text: &str) -> Result<(), CliError> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::unavailable(
+            format!("could not write to standard output: {e}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// One JSON object per line.
+fn json_lines<T: serde::Serialize>(items: impl IntoIterator<Item = T>) -> Result<(), CliError> {
+    let mut text = String::new();
+    for item in items {
+        let line = serde_json::to_string(&item)
+            .map_err(|e| CliError::unavailable(format!("could not encode a record: {e}")))?;
+        text.push_str(&line);
+        text.push('\n');
+    }
+    out(&text)
+}
+
+fn note(quiet: u8, text: &str) {
+    if quiet == 0 {
+        let _ = writeln!(std::io::stderr(), "{text}");
+    }
+}
+
+/// An id if it parses as one, else a unique name.
+pub fn parse_target(s: &str) -> Selector {
+    match s.parse::<JobId>() {
+        Ok(id) => Selector::Id(id),
+        Err(_) => Selector::Name(s.to_string()),
+    }
+}
+
+fn terminal_width() -> Option<usize> {
+    use std::io::IsTerminal;
+    if let Some(cols) = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()) {
+        return Some(cols);
+    }
+    if !std::io::stdout().is_terminal() {
+        return None; // a pipe gets whole lines
+    }
+    terminal_size::terminal_size().map(|(w, _)| usize::from(w.0))
+}
+
+const NO_DAEMON: &str = "note: no daemon is running; the change is stored and takes effect when `backwork daemon` starts";
+
+async fn run(cli: Cli) -> Result<(), CliError> {
+    let socket = cli.socket.clone().unwrap_or_else(default_socket_path);
+    let store = cli.store.as_deref();
+    let request = match &cli.verb {
+        Verb::Daemon(args) => return daemon::run(store, &socket, args).await,
+        Verb::Completions { shell } => {
+            let mut buf = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "backwork", &mut buf);
+            return out(&String::from_utf8_lossy(&buf));
+        }
+        Verb::Simulate(_) => {
+            return Err(CliError::invalid(
+                "the simulator is not available yet in this build; it comes with the OS-emulation work",
+            ));
+        }
+        Verb::Add(args) => {
+            let cwd = std::env::current_dir().map_err(|e| {
+                CliError::invalid(format!(
+                    "the current directory is unreadable ({e}); pass --cwd"
+                ))
+            })?;
+            let env = std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+            Request::Add {
+                request: add::request(args, env, &cwd, chrono::Utc::now())?,
+            }
+        }
+        Verb::List(args) => Request::List {
+            state: match &args.state {
+                Some(s) => Some(s.parse::<JobState>().map_err(CliError::invalid)?),
+                None => None,
+            },
+            tag: args.tag.clone(),
+        },
+        Verb::Show(t) => Request::Show {
+            target: parse_target(&t.target),
+        },
+        Verb::Why(t) => Request::Why {
+            target: parse_target(&t.target),
+        },
+        Verb::Run(r) => Request::Run {
+            target: parse_target(&r.target),
+            ignore_constraints: r.ignore_constraints,
+        },
+        Verb::Cancel(c) => Request::Cancel {
+            target: match (&c.target, &c.tag) {
+                (_, Some(tag)) => Selector::Tag(tag.clone()),
+                (Some(t), None) => parse_target(t),
+                (None, None) => {
+                    return Err(CliError::invalid("name a job, or give --tag TAG"));
+                }
+            },
+        },
+        Verb::Device(d) => match &d.action {
+            None => Request::Device,
+            Some(DeviceAction::Set { settings }) => Request::DeviceSet {
+                settings: settings.clone(),
+            },
+        },
+        Verb::Prune => Request::Prune,
+    };
+    let create = matches!(request, Request::Add { .. });
+    let mut session = Session::open(&socket, store, create).await?;
+    let local = session.is_local();
+    let answer = session.call(request).await;
+    session.close().await?;
+    let style = Style {
+        now: chrono::Utc::now(),
+        zone: time::local_zone(),
+        local,
+    };
+    match answer? {
+        Response::Added {
+            id,
+            disposition,
+            warnings,
+        } => {
+            for w in &warnings {
+                note(0, &format!("warning: {w}"));
+            }
+            if cli.json {
+                json_lines([serde_json::json!({
+                    "id": id, "disposition": disposition, "warnings": warnings
+                })])?;
+            } else {
+                out(&format!("{id}\n"))?;
+            }
+            if disposition == backwork_scheduler::Disposition::Kept {
+                note(
+                    cli.quiet,
+                    "note: a job with this unique name already exists; it was kept and this one dropped (use --on-conflict replace or update)",
+                );
+            }
+            if local {
+                note(cli.quiet, NO_DAEMON);
+            }
+        }
+        Response::Jobs { jobs } => {
+            if cli.json {
+                json_lines(&jobs)?;
+            } else {
+                out(&render::list(&jobs, &style, terminal_width()))?;
+            }
+        }
+        Response::Details { jobs } => {
+            if cli.json {
+                json_lines(&jobs)?;
+            } else {
+                let text: Vec<String> = jobs.iter().map(|d| render::show(d, &style)).collect();
+                out(&text.join("\n"))?;
+            }
+        }
+        Response::Why { jobs } => {
+            if cli.json {
+                json_lines(&jobs)?;
+            } else {
+                out(&jobs
+                    .iter()
+                    .map(|j| render::why(j, &style))
+                    .collect::<String>())?;
+            }
+        }
+        Response::Ran { ids } | Response::Cancelled { ids } => {
+            if cli.json {
+                json_lines(ids.iter().map(|id| serde_json::json!({ "id": id })))?;
+            } else {
+                out(&ids.iter().map(|id| format!("{id}\n")).collect::<String>())?;
+            }
+            if local {
+                note(cli.quiet, NO_DAEMON);
+            }
+        }
+        Response::Device { state, source } => {
+            if cli.json {
+                let mut v = serde_json::to_value(state).map_err(|e| {
+                    CliError::unavailable(format!("could not encode the device state: {e}"))
+                })?;
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("source".into(), source.clone().into());
+                }
+                json_lines([v])?;
+            } else {
+                out(&render::device(&state, &source))?;
+            }
+        }
+        Response::Pruned { count } => {
+            if cli.json {
+                json_lines([serde_json::json!({ "pruned": count })])?;
+            } else {
+                out(&format!("pruned {count} finished job(s)\n"))?;
+            }
+        }
+        Response::Pong { server } => json_lines([server])?,
+        Response::Error { kind, message } => return Err(CliError::new(kind, message)),
+    }
+    Ok(())
+}

@@ -1,0 +1,492 @@
+//! What the verbs print: tables sized to the terminal, records, reasons, device state.
+
+use std::fmt::Write as _;
+
+use backwork_constraints::DeviceState;
+use backwork_control::{CommandOutput, CommandSpec, JobDetail, JobReasons, JobView};
+use backwork_scheduler::{Job, RunRecord, Schedule, Time, WaitReason};
+use chrono_tz::Tz;
+
+use crate::time::{instant, instant_long, relative, span};
+
+/// How times and reasons are shown.
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    /// The current time.
+    pub now: Time,
+    /// The zone instants are shown in.
+    pub zone: Tz,
+    /// True when the answer comes from the store itself, with no daemon or app serving it: a
+    /// missing worker then means that nothing is running.
+    pub local: bool,
+}
+
+impl Style {
+    fn when(&self, t: Time) -> String {
+        format!("{} ({})", instant_long(t, self.zone), relative(t, self.now))
+    }
+
+    /// One reason as a sentence, with its instants shown locally and relative to now.
+    pub fn reason(&self, r: &WaitReason) -> String {
+        match r {
+            WaitReason::NotDue { until } => format!("not due until {}", self.when(*until)),
+            WaitReason::Backoff { until, attempt } => format!(
+                "backing off until {} after attempt {attempt} failed",
+                self.when(*until)
+            ),
+            WaitReason::MinInterval { until } => format!(
+                "minimum interval since the last successful start: not before {}",
+                self.when(*until)
+            ),
+            WaitReason::Running { since, attempt } => {
+                format!("running since {} (attempt {attempt})", self.when(*since))
+            }
+            WaitReason::NoWorker { kind } if self.local => format!(
+                "no worker for kind {kind}: no daemon or app is serving the control socket, so nothing runs jobs (start one with `backwork daemon`)"
+            ),
+            WaitReason::Finished {
+                state,
+                at,
+                stop_reason,
+            } => {
+                let mut s = format!("finished: {state}");
+                if let Some(t) = at {
+                    let _ = write!(s, " at {}", self.when(*t));
+                }
+                if let Some(r) = stop_reason {
+                    let _ = write!(s, " ({r})");
+                }
+                s
+            }
+            WaitReason::Policy {
+                reason,
+                until: Some(t),
+            } => format!("profile: {reason} until {}", self.when(*t)),
+            other => other.to_string(),
+        }
+    }
+
+    /// One reason, short, for the WAITING ON column.
+    fn reason_short(&self, r: &WaitReason) -> Option<String> {
+        Some(match r {
+            WaitReason::NotDue { .. } => return None, // NEXT and LEFT say it
+            WaitReason::Backoff { attempt, .. } => format!("backoff (attempt {attempt} failed)"),
+            WaitReason::MinInterval { .. } => "min-interval".into(),
+            WaitReason::Constraint(u) => u.to_string(),
+            WaitReason::NoWorker { kind } if self.local => format!("no daemon (kind {kind})"),
+            WaitReason::NoWorker { kind } => format!("no worker for kind {kind}"),
+            WaitReason::Blocked { on } => format!("blocked by {} job(s)", on.len()),
+            WaitReason::Policy { reason, .. } => format!("profile: {reason}"),
+            WaitReason::ConcurrencyLimit { limit, .. } => format!("all {limit} slots busy"),
+            WaitReason::ShuttingDown => "shutting down".into(),
+            WaitReason::Running { .. } | WaitReason::Finished { .. } => return None,
+        })
+    }
+}
+
+/// The NAME column: the unique name, else the command line, else the kind.
+fn display_name(v: &JobView) -> String {
+    if let Some(n) = &v.name {
+        return n.clone();
+    }
+    match &v.command {
+        Some(argv) => CommandSpec {
+            argv: argv.clone(),
+            env: Default::default(),
+            cwd: Default::default(),
+            fail_on_exit: Vec::new(),
+        }
+        .display(),
+        None => format!("({})", v.kind),
+    }
+}
+
+/// A column: its header, how narrow it may get, and whether it gives way when the table is too
+/// wide for the terminal.
+struct Column {
+    header: &'static str,
+    min: usize,
+    flexible: bool,
+}
+
+fn truncate(s: &str, width: usize) -> String {
+    let n = s.chars().count();
+    if n <= width {
+        s.to_string()
+    } else if width == 0 {
+        String::new()
+    } else {
+        let mut out: String = s.chars().take(width - 1).collect();
+        out.push('…');
+        out
+    }
+}
+
+/// Lays out rows under headers, two spaces apart, shrinking the flexible columns (widest first)
+/// until the table fits `width` columns, if a width is given.
+fn table(columns: &[Column], rows: &[Vec<String>], width: Option<usize>) -> String {
+    let mut widths: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([c.header.len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    if let Some(limit) = width {
+        let total = |w: &[usize]| w.iter().sum::<usize>() + 2 * w.len().saturating_sub(1);
+        while total(&widths) > limit {
+            let widest = columns
+                .iter()
+                .enumerate()
+                .filter(|(i, c)| c.flexible && widths[*i] > c.min.max(c.header.len()))
+                .max_by_key(|(i, _)| widths[*i])
+                .map(|(i, _)| i);
+            match widest {
+                Some(i) => widths[i] -= 1,
+                None => break, // the fixed columns alone are wider: let the terminal wrap
+            }
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: Vec<String>, out: &mut String| {
+        let last = cells.len() - 1;
+        for (i, cell) in cells.into_iter().enumerate() {
+            let cell = truncate(&cell, widths[i]);
+            if i == last {
+                out.push_str(&cell);
+            } else {
+                let _ = write!(out, "{cell:<w$}  ", w = widths[i]);
+            }
+        }
+        let trimmed = out.trim_end().len();
+        out.truncate(trimmed);
+        out.push('\n');
+    };
+    line(
+        columns.iter().map(|c| c.header.to_string()).collect(),
+        &mut out,
+    );
+    for r in rows {
+        line(r.clone(), &mut out);
+    }
+    out
+}
+
+/// `backwork list` as a table.
+pub fn list(jobs: &[JobView], style: &Style, width: Option<usize>) -> String {
+    let columns = [
+        Column {
+            header: "ID",
+            min: 36,
+            flexible: false,
+        },
+        Column {
+            header: "NAME",
+            min: 8,
+            flexible: true,
+        },
+        Column {
+            header: "SCHEDULE",
+            min: 8,
+            flexible: true,
+        },
+        Column {
+            header: "STATE",
+            min: 9,
+            flexible: false,
+        },
+        Column {
+            header: "NEXT",
+            min: 4,
+            flexible: false,
+        },
+        Column {
+            header: "LEFT",
+            min: 4,
+            flexible: false,
+        },
+        Column {
+            header: "LAST",
+            min: 4,
+            flexible: false,
+        },
+        Column {
+            header: "RESULT",
+            min: 6,
+            flexible: false,
+        },
+        Column {
+            header: "WAITING ON",
+            min: 12,
+            flexible: true,
+        },
+    ];
+    let dash = || "-".to_string();
+    let rows: Vec<Vec<String>> = jobs
+        .iter()
+        .map(|v| {
+            let waiting: Vec<String> = v
+                .waiting_on
+                .iter()
+                .filter_map(|r| style.reason_short(r))
+                .collect();
+            vec![
+                v.id.to_string(),
+                display_name(v),
+                v.schedule.clone(),
+                v.state.to_string(),
+                v.next.map_or_else(dash, |t| instant(t, style.zone)),
+                v.next.map_or_else(dash, |t| relative(t, style.now)),
+                v.last.map_or_else(dash, |t| relative(t, style.now)),
+                v.result.map_or_else(dash, |r| r.to_string()),
+                if waiting.is_empty() {
+                    dash()
+                } else {
+                    waiting.join("; ")
+                },
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        return "no jobs\n".into();
+    }
+    table(&columns, &rows, width)
+}
+
+fn duration_text(d: std::time::Duration) -> String {
+    backwork_scheduler::core::humanize(d)
+}
+
+/// `backwork show`: the record, why it waits, and its recent runs with their output.
+pub fn show(detail: &JobDetail, style: &Style) -> String {
+    let job: &Job = &detail.job;
+    let r = &job.request;
+    let mut s = String::new();
+    let mut field = |k: &str, v: String| {
+        let _ = writeln!(s, "{k:<14} {v}");
+    };
+    field("id", job.id.to_string());
+    if let Some(n) = job.unique_name() {
+        field("name", n.to_string());
+    }
+    match CommandSpec::of(job) {
+        Some(spec) => {
+            field("command", spec.display());
+            field("directory", spec.cwd.display().to_string());
+            if !spec.fail_on_exit.is_empty() {
+                let codes: Vec<String> = spec.fail_on_exit.iter().map(i32::to_string).collect();
+                field("fail on exit", codes.join(", "));
+            }
+        }
+        None => {
+            field("kind", r.kind.clone());
+            if !r.input.is_null() {
+                field("input", r.input.to_string());
+            }
+        }
+    }
+    field("schedule", r.schedule.to_string());
+    if let Schedule::Cron { .. } | Schedule::Periodic { .. } = r.schedule {
+        field("catch up", format!("{:?}", r.catch_up).to_lowercase());
+    }
+    field("state", job.state.to_string());
+    let constraints: Vec<String> = r.constraints.list().iter().map(|c| c.to_string()).collect();
+    field(
+        "requires",
+        if constraints.is_empty() {
+            "nothing".into()
+        } else {
+            constraints.join(", ")
+        },
+    );
+    if let Some(d) = r.min_interval {
+        field("min interval", duration_text(d));
+    }
+    field(
+        "backoff",
+        format!(
+            "{:?} from {}",
+            r.backoff.kind,
+            duration_text(r.backoff.base)
+        )
+        .to_lowercase(),
+    );
+    field(
+        "attempts",
+        match r.max_attempts {
+            Some(m) => format!("{} of {m} in this cycle", job.attempt),
+            None => format!("{} in this cycle (no limit)", job.attempt),
+        },
+    );
+    field("timeout", r.timeout.map_or("none".into(), duration_text));
+    if !r.tags.is_empty() {
+        field(
+            "tags",
+            r.tags.iter().cloned().collect::<Vec<_>>().join(", "),
+        );
+    }
+    field("added", style.when(job.enqueued_at));
+    if let Some(t) = job.last_started {
+        field("last start", style.when(t));
+    }
+    field("runs", job.runs_total.to_string());
+    if let Some(reason) = &job.stop_reason {
+        field("stop reason", reason.to_string());
+    }
+    s.push('\n');
+    if detail.reasons.is_empty() {
+        s.push_str("runs as soon as a run slot is free\n");
+    } else {
+        s.push_str("why it is not running now:\n");
+        for reason in &detail.reasons {
+            let _ = writeln!(s, "  - {}", style.reason(reason));
+        }
+    }
+    if !job.history.is_empty() {
+        let _ = writeln!(s, "\nrecent runs (oldest first):");
+        for run in &job.history {
+            s.push_str(&run_text(run, style));
+        }
+    }
+    s
+}
+
+fn run_text(run: &RunRecord, style: &Style) -> String {
+    let mut s = String::new();
+    let took = span(run.finished - run.started);
+    let _ = write!(
+        s,
+        "  {}  attempt {}  {}  took {took}",
+        instant_long(run.started, style.zone),
+        run.attempt,
+        run.result
+    );
+    let command: Option<CommandOutput> = run
+        .output
+        .as_ref()
+        .and_then(|o| serde_json::from_value(o.clone()).ok());
+    if let Some(c) = &command {
+        match (c.exit_code, c.signal) {
+            (Some(code), _) => {
+                let _ = write!(s, "  exit {code}");
+            }
+            (None, Some(sig)) => {
+                let _ = write!(s, "  killed by signal {sig}");
+            }
+            _ => {}
+        }
+    }
+    if let Some(r) = &run.stop_reason {
+        let _ = write!(s, "  stopped: {r}");
+    }
+    s.push('\n');
+    if let Some(n) = &run.note {
+        let _ = writeln!(s, "    note: {n}");
+    }
+    match (command, &run.output) {
+        (Some(c), _) => {
+            if let Some(e) = &c.error {
+                let _ = writeln!(s, "    error: {e}");
+            }
+            for (name, text, dropped) in [
+                ("stdout", &c.stdout, c.stdout_dropped),
+                ("stderr", &c.stderr, c.stderr_dropped),
+            ] {
+                if text.is_empty() {
+                    continue;
+                }
+                let cut = if dropped > 0 {
+                    format!(
+                        " (last {} bytes; {dropped} before them dropped)",
+                        text.len()
+                    )
+                } else {
+                    String::new()
+                };
+                let _ = writeln!(s, "    {name}{cut}:");
+                for l in text.lines() {
+                    let _ = writeln!(s, "      | {l}");
+                }
+            }
+        }
+        (None, Some(v)) => {
+            let _ = writeln!(s, "    output: {v}");
+        }
+        (None, None) => {}
+    }
+    s
+}
+
+/// `backwork why`.
+pub fn why(entry: &JobReasons, style: &Style) -> String {
+    let who = match &entry.name {
+        Some(n) => format!("{} ({n})", entry.id),
+        None => entry.id.to_string(),
+    };
+    if entry.reasons.is_empty() {
+        return format!("{who}: nothing holds it back; it starts as soon as a run slot is free\n");
+    }
+    let mut s = format!("{who}:\n");
+    for r in &entry.reasons {
+        let _ = writeln!(s, "  - {}", style.reason(r));
+    }
+    s
+}
+
+/// `backwork device`.
+pub fn device(state: &DeviceState, source: &str) -> String {
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    format!(
+        "network       {}\ncharging      {}\nbattery       {}\nstorage low   {}\nidle          {}\nsource        {source}\n",
+        state.network,
+        yes(state.charging),
+        state
+            .battery
+            .map_or("none (no battery)".into(), |b| format!("{b} %")),
+        yes(state.storage_low),
+        yes(state.idle),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_shrink_flexible_columns_to_the_width_and_mark_the_cut() {
+        let columns = [
+            Column {
+                header: "ID",
+                min: 4,
+                flexible: false,
+            },
+            Column {
+                header: "NAME",
+                min: 4,
+                flexible: true,
+            },
+            Column {
+                header: "WAITING ON",
+                min: 10,
+                flexible: true,
+            },
+        ];
+        let rows = vec![vec![
+            "abcd".to_string(),
+            "a-very-long-name".to_string(),
+            "charging: the device is on battery (9 %)".to_string(),
+        ]];
+        let wide = table(&columns, &rows, None);
+        assert!(wide.contains("charging: the device is on battery (9 %)"));
+        let narrow = table(&columns, &rows, Some(40));
+        for line in narrow.lines() {
+            assert!(line.chars().count() <= 40, "{line:?}");
+        }
+        assert!(narrow.contains('…'));
+        assert!(narrow.lines().nth(1).unwrap().starts_with("abcd  "));
+    }
+}

@@ -1,0 +1,134 @@
+//! How a verb reaches the queue: through the control socket when a daemon or an app serves it,
+//! else by opening the store itself and answering with the same dispatcher.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use backwork_control::{Client, Context, Request, Response, ServerInfo, dispatch};
+use backwork_persistence::{OpenMode, RedbStore, default_store_path};
+use backwork_scheduler::{Config, Runtime, StoreError};
+
+use crate::error::CliError;
+
+/// The core configuration the daemon and the command line's local mode share: command jobs carry
+/// their environment in, and up to 8 KiB of output tails out, so payloads may be up to 64 KiB.
+pub fn core_config(max_concurrent: usize) -> Config {
+    Config {
+        max_concurrent: max_concurrent.max(1),
+        payload_cap: 64 * 1024,
+        ..Config::default()
+    }
+}
+
+/// The store path: `--store`, `BACKWORK_STORE`, or the default.
+pub fn store_path(flag: Option<&Path>) -> Result<PathBuf, CliError> {
+    match flag {
+        Some(p) => Ok(p.to_path_buf()),
+        None => default_store_path().map_err(CliError::from),
+    }
+}
+
+/// The device probe of a process that reads the machine's state.
+#[cfg(target_os = "linux")]
+pub fn host_probe(store: &Path) -> backwork_constraints::HostProbe {
+    backwork_constraints::HostProbe::new(backwork_constraints::HostConfig {
+        storage_path: store
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+        ..Default::default()
+    })
+}
+
+/// The device probe of a process that reads the machine's state (elsewhere: a healthy machine).
+#[cfg(not(target_os = "linux"))]
+pub fn host_probe(_store: &Path) -> backwork_constraints::ManualProbe {
+    backwork_constraints::ManualProbe::new()
+}
+
+enum Backend {
+    Remote(Client),
+    Local { runtime: Runtime, ctx: Context },
+}
+
+/// A connection to the queue for one command.
+pub struct Session {
+    backend: Backend,
+}
+
+impl Session {
+    /// Connects to the server on `socket`; if none answers, opens the store at `store` (creating
+    /// it only if `create`).
+    pub async fn open(
+        socket: &Path,
+        store: Option<&Path>,
+        create: bool,
+    ) -> Result<Session, CliError> {
+        if let Some(client) = Client::connect(socket).await? {
+            return Ok(Session {
+                backend: Backend::Remote(client),
+            });
+        }
+        let path = store_path(store)?;
+        let mode = if create {
+            OpenMode::CreateIfMissing
+        } else {
+            OpenMode::MustExist
+        };
+        let opened = match RedbStore::open(&path, mode) {
+            Ok(s) => s,
+            Err(StoreError::Locked { path, holder }) => {
+                return Err(CliError::unavailable(format!(
+                    "the job store {path} is in use by {} and nothing answers on the control socket {}; if it is a backwork daemon or app, give its socket with --socket, otherwise stop it and try again",
+                    holder.as_deref().unwrap_or("another process"),
+                    socket.display()
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let runtime = Runtime::builder()
+            .store(opened)
+            .probe(host_probe(&path))
+            .config(core_config(1))
+            .start()
+            .await?;
+        let ctx = Context {
+            info: ServerInfo {
+                pid: std::process::id(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                role: "local".into(),
+                device: "host".into(),
+                store: Some(path),
+            },
+            manual: None,
+        };
+        Ok(Session {
+            backend: Backend::Local { runtime, ctx },
+        })
+    }
+
+    /// True when no server answered and the store was opened directly.
+    pub fn is_local(&self) -> bool {
+        matches!(self.backend, Backend::Local { .. })
+    }
+
+    /// Sends one request; a [`Response::Error`] becomes a [`CliError`] with its exit code.
+    pub async fn call(&mut self, request: Request) -> Result<Response, CliError> {
+        let response = match &mut self.backend {
+            Backend::Remote(client) => client.call(&request).await?,
+            Backend::Local { runtime, ctx } => dispatch(&runtime.handle(), ctx, request).await,
+        };
+        match response {
+            Response::Error { kind, message } => Err(CliError::new(kind, message)),
+            other => Ok(other),
+        }
+    }
+
+    /// Closes the session; a local store is written and closed cleanly.
+    pub async fn close(self) -> Result<(), CliError> {
+        if let Backend::Local { runtime, .. } = self.backend {
+            runtime.shutdown(Duration::ZERO).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,169 @@
+//! Answering requests with a runtime: shared by the socket server and by the command line when no
+//! server answers and it opens the store itself.
+
+use backwork_constraints::ManualProbe;
+use backwork_scheduler::{CoreError, RuntimeError, RuntimeHandle, Selector, StoreError};
+
+use crate::protocol::{ErrorKind, JobDetail, JobReasons, JobView, Request, Response, ServerInfo};
+
+/// What a server knows besides its runtime.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// Who is serving (the answer to [`Request::Ping`]).
+    pub info: ServerInfo,
+    /// The probe `device set` changes, when the device state is set by hand.
+    pub manual: Option<ManualProbe>,
+}
+
+/// The kind of a runtime error, which sets the command line's exit code.
+pub fn runtime_error_kind(e: &RuntimeError) -> ErrorKind {
+    match e {
+        RuntimeError::Rejected(CoreError::NoSuchJob(_)) => ErrorKind::NotFound,
+        RuntimeError::Rejected(_) => ErrorKind::Invalid,
+        RuntimeError::Store(s) => store_error_kind(s),
+        _ => ErrorKind::Unavailable,
+    }
+}
+
+/// The error response for a runtime error.
+pub fn error_response(e: &RuntimeError) -> Response {
+    Response::error(runtime_error_kind(e), e.to_string())
+}
+
+/// The kind of a store error: a damaged or too-new store is `Corrupt`, anything else
+/// `Unavailable`.
+pub fn store_error_kind(e: &StoreError) -> ErrorKind {
+    match e {
+        StoreError::Corrupt { .. }
+        | StoreError::Truncated { .. }
+        | StoreError::Empty { .. }
+        | StoreError::NewerSchema { .. } => ErrorKind::Corrupt,
+        _ => ErrorKind::Unavailable,
+    }
+}
+
+fn not_found(target: &Selector) -> Response {
+    let what = match target {
+        Selector::Id(id) => format!("no job has the id {id}"),
+        Selector::Name(n) => format!("no job has the name `{n}`"),
+        Selector::Tag(t) => format!("no unfinished job has the tag `{t}`"),
+    };
+    Response::error(
+        ErrorKind::NotFound,
+        format!("{what}; list the jobs with `backwork list`"),
+    )
+}
+
+/// Answers one request with `runtime`.
+pub async fn dispatch(runtime: &RuntimeHandle, ctx: &Context, request: Request) -> Response {
+    match answer(runtime, ctx, request).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    }
+}
+
+async fn answer(
+    runtime: &RuntimeHandle,
+    ctx: &Context,
+    request: Request,
+) -> Result<Response, RuntimeError> {
+    Ok(match request {
+        Request::Ping => Response::Pong {
+            server: ctx.info.clone(),
+        },
+        Request::List { state, tag } => {
+            let selector = tag.map(Selector::Tag);
+            let jobs = runtime
+                .inspect(selector)
+                .await?
+                .into_iter()
+                .filter(|(job, _)| state.is_none_or(|s| job.state == s))
+                .map(|(job, why)| JobView::of(&job, why))
+                .collect();
+            Response::Jobs { jobs }
+        }
+        Request::Show { target } => {
+            let jobs: Vec<JobDetail> = runtime
+                .inspect(Some(target.clone()))
+                .await?
+                .into_iter()
+                .map(|(job, reasons)| JobDetail { job, reasons })
+                .collect();
+            if jobs.is_empty() {
+                return Ok(not_found(&target));
+            }
+            Response::Details { jobs }
+        }
+        Request::Why { target } => {
+            let jobs: Vec<JobReasons> = runtime
+                .inspect(Some(target.clone()))
+                .await?
+                .into_iter()
+                .map(|(job, reasons)| JobReasons {
+                    id: job.id,
+                    name: job.unique_name().map(str::to_string),
+                    reasons,
+                })
+                .collect();
+            if jobs.is_empty() {
+                return Ok(not_found(&target));
+            }
+            Response::Why { jobs }
+        }
+        Request::Add { request } => {
+            let receipt = runtime.enqueue_resolved(request).await?;
+            Response::Added {
+                id: receipt.id,
+                disposition: receipt.disposition,
+                warnings: receipt.warnings,
+            }
+        }
+        Request::Run {
+            target,
+            ignore_constraints,
+        } => {
+            let ids = runtime.run_now(target.clone(), ignore_constraints).await?;
+            if ids.is_empty() {
+                return Ok(Response::error(
+                    ErrorKind::Invalid,
+                    format!(
+                        "no job named by `{target}` is queued; `backwork show {target}` says what state they are in"
+                    ),
+                ));
+            }
+            Response::Ran { ids }
+        }
+        Request::Cancel { target } => {
+            let ids = runtime.cancel(target.clone()).await?;
+            if ids.is_empty() {
+                return Ok(not_found(&target));
+            }
+            Response::Cancelled { ids }
+        }
+        Request::Device => Response::Device {
+            state: runtime.device().await?,
+            source: ctx.info.device.clone(),
+        },
+        Request::DeviceSet { settings } => match &ctx.manual {
+            None => Response::error(
+                ErrorKind::Invalid,
+                format!(
+                    "the device state comes from the {} here and cannot be set; start the daemon with `backwork daemon --device manual` to set it by hand",
+                    ctx.info.device
+                ),
+            ),
+            Some(probe) => match probe.apply(settings.iter().map(String::as_str)) {
+                Err(e) => Response::error(ErrorKind::Invalid, e.to_string()),
+                // The runtime's actor takes probe changes before commands, so this read already
+                // sees the new state: the answer is what the scheduler now decides by.
+                Ok(_) => Response::Device {
+                    state: runtime.device().await?,
+                    source: ctx.info.device.clone(),
+                },
+            },
+        },
+        Request::Prune => Response::Pruned {
+            count: runtime.prune().await?,
+        },
+    })
+}

@@ -1,0 +1,84 @@
+//! The backwork control socket.
+//!
+//! A process that runs a backwork [`Runtime`](backwork_scheduler::Runtime) — the `backwork daemon`,
+//! or any app that adds the [`ControlSocket`] service with one builder call — answers requests on
+//! a Unix socket, so the `backwork` command line can list its jobs, say why one is waiting, run,
+//! cancel or add jobs. When nobody answers, the command line opens the store itself and answers
+//! the same requests with the same [`dispatch`] function.
+//!
+//! - [`protocol`]: the requests, the answers and the job summaries, with the wire format.
+//! - [`ControlSocket`]: the server, with the socket's safety rules.
+//! - [`Client`]: the client.
+
+#![warn(missing_docs)]
+
+mod client;
+mod dispatch;
+mod path;
+pub mod protocol;
+mod server;
+
+use std::path::PathBuf;
+
+pub use client::Client;
+pub use dispatch::{Context, dispatch, error_response, runtime_error_kind, store_error_kind};
+pub use path::{SocketFile, check_socket, default_socket_path, prepare_dir};
+pub use protocol::{
+    COMMAND_KIND, CommandOutput, CommandSpec, ErrorKind, JobDetail, JobReasons, JobView,
+    MAX_REQUEST, MAX_RESPONSE, Request, Response, ServerInfo,
+};
+pub use server::ControlSocket;
+
+/// An error setting up or using the control socket.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ControlError {
+    /// The path is a symlink.
+    #[error("refusing {path}: it is a symlink; use a real path for the socket and its directory")]
+    Symlink {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The path belongs to another user.
+    #[error(
+        "refusing {path}: it belongs to uid {owner}, not to you; use your own socket path (--socket)"
+    )]
+    NotOwned {
+        /// The path.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+    },
+    /// Something other than a socket is at the path.
+    #[error(
+        "refusing {path}: it exists and is not a socket; remove it or choose another path (--socket)"
+    )]
+    NotASocket {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A live server already answers on the path.
+    #[error(
+        "another backwork server already answers on {path}; stop it, or give this one another --socket"
+    )]
+    InUse {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A system call failed.
+    #[error("could not {action} {path}: {detail}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// What was being done.
+        action: &'static str,
+        /// The system's message.
+        detail: String,
+    },
+    /// The other side did not speak the protocol.
+    #[error("control socket protocol error: {detail}")]
+    Protocol {
+        /// What went wrong.
+        detail: String,
+    },
+}

@@ -1,0 +1,352 @@
+//! The wire protocol of the control socket.
+//!
+//! Every message is one frame: a 4-byte big-endian length, then that many bytes of JSON. A client
+//! sends a [`Request`] and reads one [`Response`] per request, in order, on the same connection.
+//! Requests are capped at [`MAX_REQUEST`] bytes; a bigger, truncated or malformed frame gets a
+//! [`Response::Error`] and the server keeps serving other connections.
+//!
+//! ```
+//! use backwork_control::{Request, Response};
+//!
+//! let wire = serde_json::to_string(&Request::List { state: None, tag: Some("sync".into()) }).unwrap();
+//! assert_eq!(wire, r#"{"op":"list","state":null,"tag":"sync"}"#);
+//! let reply: Response = serde_json::from_str(r#"{"type":"pruned","count":3}"#).unwrap();
+//! assert_eq!(reply, Response::Pruned { count: 3 });
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use backwork_constraints::DeviceState;
+use backwork_scheduler::{
+    Disposition, Job, JobId, JobRequest, JobState, RunResult, Selector, Time, WaitReason,
+};
+use serde::{Deserialize, Serialize};
+
+/// The largest request frame a server reads (1 MiB).
+pub const MAX_REQUEST: usize = 1 << 20;
+
+/// The largest response frame a client reads (1 GiB: a listing of every job in a big store).
+pub const MAX_RESPONSE: usize = 1 << 30;
+
+/// The worker kind of command jobs, the ones `backwork add` creates and the daemon runs.
+pub const COMMAND_KIND: &str = "command";
+
+/// The input of a command job: what to run, with what environment, where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandSpec {
+    /// The program and its arguments; run directly, without a shell.
+    pub argv: Vec<String>,
+    /// The whole environment of the run (captured when the job was added).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// The working directory (captured when the job was added).
+    pub cwd: PathBuf,
+    /// Exit codes that fail the job for good instead of retrying it.
+    #[serde(default)]
+    pub fail_on_exit: Vec<i32>,
+}
+
+impl CommandSpec {
+    /// The spec of a command job, if `job` is one and its input parses.
+    pub fn of(job: &Job) -> Option<CommandSpec> {
+        if job.request.kind != COMMAND_KIND {
+            return None;
+        }
+        serde_json::from_value(job.request.input.clone()).ok()
+    }
+
+    /// The command line as a person would type it (arguments with spaces or quotes are quoted).
+    pub fn display(&self) -> String {
+        self.argv
+            .iter()
+            .map(|a| {
+                if !a.is_empty()
+                    && a.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
+                {
+                    a.clone()
+                } else {
+                    format!("'{}'", a.replace('\'', r"'\''"))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// What a command run produced: kept as the run's output and shown by `backwork show`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandOutput {
+    /// The exit code, when the process exited by itself.
+    pub exit_code: Option<i32>,
+    /// The signal that ended it, when one did.
+    pub signal: Option<i32>,
+    /// The last 4 KiB of its standard output (invalid UTF-8 replaced).
+    pub stdout: String,
+    /// The last 4 KiB of its standard error (invalid UTF-8 replaced).
+    pub stderr: String,
+    /// How many bytes of standard output were dropped before the tail.
+    #[serde(default)]
+    pub stdout_dropped: u64,
+    /// How many bytes of standard error were dropped before the tail.
+    #[serde(default)]
+    pub stderr_dropped: u64,
+    /// Why it could not be run, when it could not.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// A request to the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Who is serving: answered by [`Response::Pong`].
+    Ping,
+    /// One summary per job, optionally only those in `state` or with `tag`.
+    List {
+        /// Only jobs in this state.
+        state: Option<JobState>,
+        /// Only jobs with this tag.
+        tag: Option<String>,
+    },
+    /// The whole record of the selected jobs, with their recent runs and why they wait.
+    Show {
+        /// Which jobs (an id or a unique name).
+        target: Selector,
+    },
+    /// Why the selected jobs are not running now.
+    Why {
+        /// Which jobs.
+        target: Selector,
+    },
+    /// Enqueue a job.
+    Add {
+        /// The request.
+        request: JobRequest,
+    },
+    /// Run the selected jobs now.
+    Run {
+        /// Which jobs.
+        target: Selector,
+        /// Also past their constraints.
+        ignore_constraints: bool,
+    },
+    /// Cancel the selected jobs.
+    Cancel {
+        /// Which jobs (by id, name or tag).
+        target: Selector,
+    },
+    /// The device state the scheduler decides by.
+    Device,
+    /// Change the device state (only a server whose device is set by hand accepts this).
+    DeviceSet {
+        /// `KEY=VALUE` settings, as `backwork device set` takes them.
+        settings: Vec<String>,
+    },
+    /// Drop finished jobs past retention.
+    Prune,
+}
+
+/// Who answers on a socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerInfo {
+    /// The serving process.
+    pub pid: u32,
+    /// Its backwork version.
+    pub version: String,
+    /// What it is: `daemon`, or the app's own name.
+    pub role: String,
+    /// Where its device state comes from: `host` or `manual`.
+    pub device: String,
+    /// Its store file, if it said.
+    pub store: Option<PathBuf>,
+}
+
+/// One job in a listing: the columns of `backwork list` and the fields of `list --json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobView {
+    /// The job's id.
+    pub id: JobId,
+    /// Its unique name, if it has one.
+    pub name: Option<String>,
+    /// Its worker kind.
+    pub kind: String,
+    /// For command jobs: the program and arguments.
+    pub command: Option<Vec<String>>,
+    /// The schedule, as text (`every 6h flex 30m`, `cron 0 0 3 * * * Europe/Berlin`, `once`).
+    pub schedule: String,
+    /// Its state.
+    pub state: JobState,
+    /// When it may next start, if a time gate (due time, backoff, minimum interval, policy) holds
+    /// it; `null` when only other reasons do (see `waiting_on`) or it is running or finished.
+    pub next: Option<Time>,
+    /// When its last run started.
+    pub last: Option<Time>,
+    /// How its last run ended.
+    pub result: Option<RunResult>,
+    /// Attempts charged in the current cycle.
+    pub attempt: u32,
+    /// Runs in all.
+    pub runs: u64,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// Every reason it is not running now (empty when it runs or is about to).
+    pub waiting_on: Vec<WaitReason>,
+}
+
+impl JobView {
+    /// The summary of `job`, given why it is not running.
+    pub fn of(job: &Job, reasons: Vec<WaitReason>) -> JobView {
+        let next = reasons
+            .iter()
+            .filter_map(|r| match r {
+                WaitReason::NotDue { until }
+                | WaitReason::Backoff { until, .. }
+                | WaitReason::MinInterval { until } => Some(*until),
+                WaitReason::Policy { until, .. } => *until,
+                _ => None,
+            })
+            .max();
+        JobView {
+            id: job.id,
+            name: job.unique_name().map(str::to_string),
+            kind: job.request.kind.clone(),
+            command: CommandSpec::of(job).map(|c| c.argv),
+            schedule: job.request.schedule.to_string(),
+            state: job.state,
+            next,
+            last: job.last_started,
+            result: job.history.last().map(|r| r.result),
+            attempt: job.attempt,
+            runs: job.runs_total,
+            tags: job.request.tags.iter().cloned().collect(),
+            waiting_on: reasons
+                .into_iter()
+                .filter(|r| !matches!(r, WaitReason::Running { .. } | WaitReason::Finished { .. }))
+                .collect(),
+        }
+    }
+}
+
+/// One job with everything known about it: `backwork show`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobDetail {
+    /// The whole record, with its recent runs (`history`).
+    pub job: Job,
+    /// Why it is not running now.
+    pub reasons: Vec<WaitReason>,
+}
+
+/// Why one job is not running: `backwork why`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobReasons {
+    /// The job.
+    pub id: JobId,
+    /// Its unique name, if it has one.
+    pub name: Option<String>,
+    /// Every reason it is not running now.
+    pub reasons: Vec<WaitReason>,
+}
+
+/// The kind of a failed request; each maps to an exit code of the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// Nothing matched the id, name or tag (exit 1).
+    NotFound,
+    /// The request was invalid, or not allowed here (exit 2).
+    Invalid,
+    /// The store or the scheduler is unavailable (exit 3).
+    Unavailable,
+    /// The store is corrupt or newer than this binary (exit 4).
+    Corrupt,
+    /// The peer is not allowed to use this socket (exit 3).
+    Denied,
+}
+
+impl ErrorKind {
+    /// The command line's exit code for this kind of error.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            ErrorKind::NotFound => 1,
+            ErrorKind::Invalid => 2,
+            ErrorKind::Unavailable | ErrorKind::Denied => 3,
+            ErrorKind::Corrupt => 4,
+        }
+    }
+}
+
+/// The server's answer to one request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Response {
+    /// Who is serving.
+    Pong {
+        /// The server.
+        server: ServerInfo,
+    },
+    /// Job summaries, in enqueue order.
+    Jobs {
+        /// The jobs.
+        jobs: Vec<JobView>,
+    },
+    /// Whole records.
+    Details {
+        /// The jobs.
+        jobs: Vec<JobDetail>,
+    },
+    /// Why each selected job is not running.
+    Why {
+        /// One entry per job.
+        jobs: Vec<JobReasons>,
+    },
+    /// The job was added (or resolved against its unique name).
+    Added {
+        /// The job that now stands for the request.
+        id: JobId,
+        /// What happened on a unique-name conflict.
+        disposition: Disposition,
+        /// Values the scheduler changed.
+        warnings: Vec<String>,
+    },
+    /// These jobs will run now.
+    Ran {
+        /// The jobs.
+        ids: Vec<JobId>,
+    },
+    /// These jobs were cancelled.
+    Cancelled {
+        /// The jobs.
+        ids: Vec<JobId>,
+    },
+    /// The device state.
+    Device {
+        /// The state.
+        state: DeviceState,
+        /// Where it comes from: `host` or `manual`.
+        source: String,
+    },
+    /// This many finished jobs were dropped.
+    Pruned {
+        /// How many.
+        count: usize,
+    },
+    /// The request failed.
+    Error {
+        /// What kind of failure.
+        kind: ErrorKind,
+        /// A sentence that says what went wrong and what to do.
+        message: String,
+    },
+}
+
+impl Response {
+    /// An error response.
+    pub fn error(kind: ErrorKind, message: impl Into<String>) -> Response {
+        Response::Error {
+            kind,
+            message: message.into(),
+        }
+    }
+}

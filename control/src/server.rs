@@ -1,0 +1,283 @@
+//! The control socket server: one task beside the runtime, one task per connection.
+
+use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use backwork_constraints::ManualProbe;
+use backwork_scheduler::{RuntimeHandle, Service};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio_util::bytes::Bytes;
+use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
+use tokio_util::sync::CancellationToken;
+
+use crate::ControlError;
+use crate::dispatch::{Context, dispatch};
+use crate::path::{SocketFile, check_socket, prepare_dir};
+use crate::protocol::{ErrorKind, MAX_REQUEST, MAX_RESPONSE, Request, Response, ServerInfo};
+
+/// The control socket, as a [`Service`] of the runtime: the command line (`backwork list`, `why`,
+/// `cancel`, …) then inspects and manages this process's queue.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use backwork_control::ControlSocket;
+/// use backwork_scheduler::Runtime;
+///
+/// let runtime = Runtime::builder()
+///     .service(ControlSocket::new(backwork_control::default_socket_path()))
+///     .start()
+///     .await?;
+/// # Ok(()) }
+/// ```
+///
+/// The rules: the socket's directory is created 0700 (an existing one must be a directory this
+/// user owns, and loses any group or other permissions); the socket is 0600 whatever the umask;
+/// every connection's peer uid (`SO_PEERCRED`) must be this process's uid (root too, with
+/// [`ControlSocket::allow_root`]); a path that is a symlink, not a socket, or another user's is
+/// refused; a socket left by a killed server is replaced — the runtime starts services only after
+/// its store is loaded, so only the process holding the store's lock replaces it — but one a live
+/// server answers on is not.
+#[derive(Debug, Clone)]
+pub struct ControlSocket {
+    path: PathBuf,
+    info: ServerInfo,
+    manual: Option<ManualProbe>,
+    allow_root: bool,
+}
+
+impl ControlSocket {
+    /// A control socket at `path`, reporting the host's device state.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        let role = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "app".into());
+        ControlSocket {
+            path: path.into(),
+            info: ServerInfo {
+                pid: std::process::id(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                role,
+                device: "host".into(),
+                store: None,
+            },
+            manual: None,
+            allow_root: false,
+        }
+    }
+
+    /// Names what serves (`daemon`, or the app's name; default: the executable's name).
+    pub fn role(mut self, role: impl Into<String>) -> Self {
+        self.info.role = role.into();
+        self
+    }
+
+    /// Says which store the runtime uses, for `ping`.
+    pub fn store_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.info.store = Some(path.into());
+        self
+    }
+
+    /// The runtime's device state is set by hand through `probe`: `backwork device set` changes it.
+    pub fn manual_device(mut self, probe: ManualProbe) -> Self {
+        self.info.device = "manual".into();
+        self.manual = Some(probe);
+        self
+    }
+
+    /// Also serve connections from root.
+    pub fn allow_root(mut self, yes: bool) -> Self {
+        self.allow_root = yes;
+        self
+    }
+
+    /// Checks the path, replaces a stale socket, binds and makes the socket 0600.
+    pub fn bind(&self) -> Result<UnixListener, ControlError> {
+        let path = &self.path;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            prepare_dir(dir)?;
+        }
+        if check_socket(path)? == SocketFile::Present {
+            match std::os::unix::net::UnixStream::connect(path) {
+                Ok(_) => {
+                    return Err(ControlError::InUse { path: path.clone() });
+                }
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                    std::fs::remove_file(path).map_err(|e| ControlError::Io {
+                        path: path.clone(),
+                        action: "remove the stale socket",
+                        detail: e.to_string(),
+                    })?;
+                    tracing::info!(socket = %path.display(), "replaced a stale control socket");
+                }
+                Err(e) => {
+                    return Err(ControlError::Io {
+                        path: path.clone(),
+                        action: "probe the existing socket",
+                        detail: e.to_string(),
+                    });
+                }
+            }
+        }
+        let io_err = |action: &'static str| {
+            move |e: io::Error| ControlError::Io {
+                path: path.clone(),
+                action,
+                detail: e.to_string(),
+            }
+        };
+        let listener = std::os::unix::net::UnixListener::bind(path).map_err(io_err("bind"))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(io_err("make the socket private (0600)"))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(io_err("configure the socket"))?;
+        UnixListener::from_std(listener).map_err(io_err("register the socket"))
+    }
+}
+
+impl Service for ControlSocket {
+    fn name(&self) -> String {
+        format!("control socket {}", self.path.display())
+    }
+
+    fn start(
+        self: Box<Self>,
+        runtime: RuntimeHandle,
+        stop: CancellationToken,
+    ) -> Result<tokio::task::JoinHandle<()>, String> {
+        let listener = self.bind().map_err(|e| e.to_string())?;
+        let inode = std::fs::metadata(&self.path).map(|m| m.ino()).ok();
+        tracing::info!(socket = %self.path.display(), "control socket listening");
+        let ctx = Arc::new(Context {
+            info: self.info.clone(),
+            manual: self.manual.clone(),
+        });
+        let me = nix::unistd::geteuid().as_raw();
+        let allow_root = self.allow_root;
+        let path = self.path.clone();
+        Ok(tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, _)) => {
+                            let ctx = Arc::clone(&ctx);
+                            let runtime = runtime.clone();
+                            conns.spawn(async move {
+                                serve(stream, runtime, ctx, me, allow_root).await;
+                            });
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "control socket: accept failed");
+                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        }
+                    },
+                    Some(_) = conns.join_next(), if !conns.is_empty() => {}
+                }
+            }
+            conns.shutdown().await;
+            remove_if_ours(&path, inode);
+        }))
+    }
+}
+
+/// Removes the socket file on shutdown, unless another server has replaced it since.
+fn remove_if_ours(path: &Path, inode: Option<u64>) {
+    let current = std::fs::symlink_metadata(path).map(|m| m.ino()).ok();
+    if current.is_some() && current == inode {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+async fn serve(stream: UnixStream, runtime: RuntimeHandle, ctx: Arc<Context>, me: u32, root: bool) {
+    let peer = stream.peer_cred().map(|c| c.uid());
+    let (read, write) = stream.into_split();
+    let mut writer = FramedWrite::new(
+        write,
+        LengthDelimitedCodec::builder()
+            .max_frame_length(MAX_RESPONSE)
+            .new_codec(),
+    );
+    match peer {
+        Ok(uid) if uid == me || (root && uid == 0) => {}
+        Ok(uid) => {
+            tracing::warn!(
+                uid,
+                "control socket: refused a connection from another user"
+            );
+            let refusal = Response::error(
+                ErrorKind::Denied,
+                format!(
+                    "this socket serves uid {me} only, and you are uid {uid}; talk to your own daemon, or run the command as uid {me}"
+                ),
+            );
+            let _ = send(&mut writer, &refusal).await;
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "control socket: cannot read the peer's credentials");
+            return;
+        }
+    }
+    let mut reader = FramedRead::new(
+        read,
+        LengthDelimitedCodec::builder()
+            .max_frame_length(MAX_REQUEST)
+            .new_codec(),
+    );
+    while let Some(frame) = reader.next().await {
+        let (response, go_on) = match frame {
+            Ok(bytes) => match serde_json::from_slice::<Request>(&bytes) {
+                Ok(request) => (dispatch(&runtime, &ctx, request).await, true),
+                Err(e) => (
+                    Response::error(
+                        ErrorKind::Invalid,
+                        format!(
+                            "malformed request ({e}); send one JSON request per length-prefixed frame, as backwork_control::protocol documents"
+                        ),
+                    ),
+                    true,
+                ),
+            },
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => (
+                Response::error(
+                    ErrorKind::Invalid,
+                    format!(
+                        "the request is over the cap of {MAX_REQUEST} bytes; send a smaller one"
+                    ),
+                ),
+                false,
+            ),
+            Err(e) => (
+                Response::error(
+                    ErrorKind::Invalid,
+                    format!(
+                        "the request frame is truncated or unreadable ({e}); send whole frames"
+                    ),
+                ),
+                false,
+            ),
+        };
+        if send(&mut writer, &response).await.is_err() || !go_on {
+            break;
+        }
+    }
+}
+
+async fn send(
+    writer: &mut FramedWrite<tokio::net::unix::OwnedWriteHalf, LengthDelimitedCodec>,
+    response: &Response,
+) -> io::Result<()> {
+    let bytes = serde_json::to_vec(response).or_else(|e| {
+        serde_json::to_vec(&Response::error(
+            ErrorKind::Unavailable,
+            format!("the answer could not be encoded ({e})"),
+        ))
+    })?;
+    writer.send(Bytes::from(bytes)).await
+}
