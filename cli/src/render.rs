@@ -101,12 +101,20 @@ fn display_name(v: &JobView) -> String {
     }
 }
 
-/// A column: its header, how narrow it may get, and whether it gives way when the table is too
-/// wide for the terminal.
+/// A column: its header, how narrow it may get, and when it gives way if the table is too wide
+/// for the terminal (`shrink`: 0 never; otherwise lower numbers give way first).
 struct Column {
     header: &'static str,
     min: usize,
-    flexible: bool,
+    shrink: u8,
+}
+
+const fn col(header: &'static str, min: usize, shrink: u8) -> Column {
+    Column {
+        header,
+        min,
+        shrink,
+    }
 }
 
 fn truncate(s: &str, width: usize) -> String {
@@ -122,7 +130,7 @@ fn truncate(s: &str, width: usize) -> String {
     }
 }
 
-/// Lays out rows under headers, two spaces apart, shrinking the flexible columns (widest first)
+/// Lays out rows under headers, two spaces apart, shrinking the flexible columns (in their order)
 /// until the table fits `width` columns, if a width is given.
 fn table(columns: &[Column], rows: &[Vec<String>], width: Option<usize>) -> String {
     let mut widths: Vec<usize> = columns
@@ -139,13 +147,13 @@ fn table(columns: &[Column], rows: &[Vec<String>], width: Option<usize>) -> Stri
     if let Some(limit) = width {
         let total = |w: &[usize]| w.iter().sum::<usize>() + 2 * w.len().saturating_sub(1);
         while total(&widths) > limit {
-            let widest = columns
+            let next = columns
                 .iter()
                 .enumerate()
-                .filter(|(i, c)| c.flexible && widths[*i] > c.min.max(c.header.len()))
-                .max_by_key(|(i, _)| widths[*i])
+                .filter(|(i, c)| c.shrink > 0 && widths[*i] > c.min.max(c.header.len()))
+                .min_by_key(|(_, c)| c.shrink)
                 .map(|(i, _)| i);
-            match widest {
+            match next {
                 Some(i) => widths[i] -= 1,
                 None => break, // the fixed columns alone are wider: let the terminal wrap
             }
@@ -179,51 +187,15 @@ fn table(columns: &[Column], rows: &[Vec<String>], width: Option<usize>) -> Stri
 /// `backwork list` as a table.
 pub fn list(jobs: &[JobView], style: &Style, width: Option<usize>) -> String {
     let columns = [
-        Column {
-            header: "ID",
-            min: 36,
-            flexible: false,
-        },
-        Column {
-            header: "NAME",
-            min: 8,
-            flexible: true,
-        },
-        Column {
-            header: "SCHEDULE",
-            min: 8,
-            flexible: true,
-        },
-        Column {
-            header: "STATE",
-            min: 9,
-            flexible: false,
-        },
-        Column {
-            header: "NEXT",
-            min: 4,
-            flexible: false,
-        },
-        Column {
-            header: "LEFT",
-            min: 4,
-            flexible: false,
-        },
-        Column {
-            header: "LAST",
-            min: 4,
-            flexible: false,
-        },
-        Column {
-            header: "RESULT",
-            min: 6,
-            flexible: false,
-        },
-        Column {
-            header: "WAITING ON",
-            min: 12,
-            flexible: true,
-        },
+        col("ID", 36, 0),
+        col("NAME", 8, 1),
+        col("SCHEDULE", 10, 2),
+        col("STATE", 9, 0),
+        col("NEXT", 4, 0),
+        col("LEFT", 4, 0),
+        col("LAST", 4, 0),
+        col("RESULT", 6, 0),
+        col("WAITING ON", 12, 3),
     ];
     let dash = || "-".to_string();
     let rows: Vec<Vec<String>> = jobs
@@ -458,23 +430,7 @@ mod tests {
 
     #[test]
     fn tables_shrink_flexible_columns_to_the_width_and_mark_the_cut() {
-        let columns = [
-            Column {
-                header: "ID",
-                min: 4,
-                flexible: false,
-            },
-            Column {
-                header: "NAME",
-                min: 4,
-                flexible: true,
-            },
-            Column {
-                header: "WAITING ON",
-                min: 10,
-                flexible: true,
-            },
-        ];
+        let columns = [col("ID", 4, 0), col("NAME", 4, 1), col("WAITING ON", 10, 2)];
         let rows = vec![vec![
             "abcd".to_string(),
             "a-very-long-name".to_string(),
