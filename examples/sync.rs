@@ -14,6 +14,9 @@
 //! SYNC_RUN_FOR=1m cargo run --example sync       # stop cleanly after a minute
 //! ```
 //!
+//! It serves the control socket (`$BACKWORK_SOCKET`, default `$XDG_RUNTIME_DIR/backwork/control.sock`),
+//! so while it runs `backwork list` and `backwork why background-sync` show its queue.
+//!
 //! On Linux the constraints are checked against the real machine (power supplies, default
 //! route, free space), re-read whenever the kernel reports a change.
 
@@ -22,8 +25,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use backwork::{
-    Backoff, ConflictPolicy, Constraints, JobRequest, NetworkRequirement, OpenMode, RedbStore,
-    Runtime, WorkResult, default_store_path, worker_fn,
+    Backoff, ConflictPolicy, Constraints, ControlSocket, JobRequest, NetworkRequirement, OpenMode,
+    RedbStore, Runtime, WorkResult, default_socket_path, default_store_path, worker_fn,
 };
 
 #[tokio::main]
@@ -43,6 +46,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
         Ok(s) => Some(humantime::parse_duration(&s)?),
         Err(_) => None,
     };
+    let socket = std::env::var_os("BACKWORK_SOCKET")
+        .map(PathBuf::from)
+        .unwrap_or_else(default_socket_path);
     let store = RedbStore::open(&path, OpenMode::CreateIfMissing)?;
     println!("store: {}", path.display());
 
@@ -82,8 +88,16 @@ async fn main() -> Result<(), Box<dyn Error>> {
                 WorkResult::success_with(serde_json::json!({ "uploaded": uploaded }))
             }),
         )
+        // the `backwork` command line can inspect this queue: `backwork list`, `backwork why
+        // background-sync`, `backwork run background-sync`
+        .service(
+            ControlSocket::new(&socket)
+                .role("sync example")
+                .store_path(&path),
+        )
         .start()
         .await?;
+    println!("control socket: {}", socket.display());
 
     // One sync job, whatever how often this program starts: a unique name, kept if present.
     let receipt = runtime

@@ -36,12 +36,16 @@
 //! - testing: [`TestDriver`] (virtual clock, scripted device);
 //! - the sans-IO scheduling core for custom drivers: [`core`] ([`Scheduler`]);
 //! - storage: the [`Store`] trait, the durable [`RedbStore`] (the default store lives at
-//!   [`default_store_path`]) and [`MemoryStore`].
+//!   [`default_store_path`]) and [`MemoryStore`];
+//! - the control socket: add [`ControlSocket`] as a [`Service`] with one builder call and the
+//!   `backwork` command line lists, explains, runs and cancels this app's jobs:
+//!   `Runtime::builder().service(ControlSocket::new(default_socket_path()))`.
 
 #![warn(missing_docs)]
 
 #[cfg(target_os = "linux")]
 pub use backwork_constraints::{HostConfig, HostProbe, IdleSource};
+pub use backwork_control::{ControlSocket, default_socket_path};
 pub use backwork_persistence::{OpenMode, RedbStore, SCHEMA_VERSION, default_store_path};
 pub use backwork_scheduler::core;
 pub use backwork_scheduler::{
@@ -50,9 +54,9 @@ pub use backwork_scheduler::{
     FnWorker, Force, Job, JobId, JobRequest, JobState, JobUpdate, ManualClock, ManualProbe,
     MemoryStore, Network, NetworkRequirement, Policy, PolicyContext, Probe, Receipt, Reply,
     RunOutcome, RunRecord, RunResult, Runtime, RuntimeBuilder, RuntimeError, RuntimeHandle,
-    Schedule, Scheduler, Selector, StartJob, Stats, StopReason, Store, StoreError, SystemClock,
-    TestDriver, TestDriverBuilder, Time, TokioClock, Unique, Unmet, WaitReason, WorkContext,
-    WorkResult, Worker, worker_fn,
+    Schedule, Scheduler, Selector, Service, StartJob, Stats, StopReason, Store, StoreError,
+    SystemClock, TestDriver, TestDriverBuilder, Time, TokioClock, Unique, Unmet, WaitReason,
+    WorkContext, WorkResult, Worker, worker_fn,
 };
 
 /// The README's Rust examples, compiled and run as doc-tests so they stay true.

@@ -611,8 +611,11 @@ fn malformed_truncated_and_oversized_frames_get_errors_and_the_daemon_keeps_serv
 #[test]
 fn a_symlinked_socket_path_is_refused_by_the_daemon_and_the_cli() {
     let dir = tempfile::tempdir().unwrap();
-    let real = dir.path().join("real.sock");
-    let link = dir.path().join("link.sock");
+    let private = dir.path().join("private");
+    std::fs::create_dir(&private).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let real = private.join("real.sock");
+    let link = private.join("link.sock");
     std::os::unix::fs::symlink(&real, &link).unwrap();
     let out = Command::new(BIN)
         .args(["daemon", "--device", "manual"])
@@ -632,6 +635,25 @@ fn a_symlinked_socket_path_is_refused_by_the_daemon_and_the_cli() {
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("symlink"));
     assert!(!real.exists());
+}
+
+#[test]
+fn a_socket_in_a_directory_other_users_may_enter_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let out = Command::new(BIN)
+        .args(["daemon", "--device", "manual"])
+        .env("BACKWORK_STORE", dir.path().join("store.redb"))
+        .env("BACKWORK_SOCKET", shared.join("control.sock"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("other users may enter it"), "{err}");
+    let mode = std::fs::metadata(&shared).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o1777, "the directory is left as it was");
 }
 
 #[test]

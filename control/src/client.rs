@@ -63,10 +63,14 @@ impl Client {
         let bytes = serde_json::to_vec(request).map_err(|e| ControlError::Protocol {
             detail: format!("the request could not be encoded: {e}"),
         })?;
-        self.framed
-            .send(Bytes::from(bytes))
-            .await
-            .map_err(|e| io_err("send a request", e))?;
+        // A server that refuses the connection answers and hangs up, maybe before the request
+        // is written: then its answer is still there to read.
+        if let Err(e) = self.framed.send(Bytes::from(bytes)).await {
+            return match self.framed.next().await {
+                Some(Ok(frame)) => decode(&frame),
+                _ => Err(io_err("send a request", e)),
+            };
+        }
         let frame = self
             .framed
             .next()
@@ -75,10 +79,14 @@ impl Client {
                 detail: "the server closed the connection without answering".into(),
             })?
             .map_err(|e| io_err("read the answer", e))?;
-        serde_json::from_slice(&frame).map_err(|e| ControlError::Protocol {
-            detail: format!(
-                "the answer could not be decoded ({e}); is the server the same backwork version?"
-            ),
-        })
+        decode(&frame)
     }
+}
+
+fn decode(frame: &[u8]) -> Result<Response, ControlError> {
+    serde_json::from_slice(frame).map_err(|e| ControlError::Protocol {
+        detail: format!(
+            "the answer could not be decoded ({e}); is the server the same backwork version?"
+        ),
+    })
 }

@@ -49,6 +49,16 @@ pub enum ControlError {
         /// Its owner.
         owner: u32,
     },
+    /// The socket's directory lets other users in.
+    #[error(
+        "refusing {path} as the socket's directory: its mode is {mode:o}, so other users may enter it; put the socket in a private directory (mode 700), e.g. a new one"
+    )]
+    OpenDirectory {
+        /// The directory.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// Something other than a socket is at the path.
     #[error(
         "refusing {path}: it exists and is not a socket; remove it or choose another path (--socket)"

@@ -1,7 +1,7 @@
 //! Where the control socket lives, and the checks that keep other users away from it.
 
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use crate::ControlError;
@@ -29,7 +29,7 @@ fn io_error(path: &Path, action: &'static str, e: &io::Error) -> ControlError {
 }
 
 /// Creates the socket's directory 0700 if it is missing; checks that it is a real directory (not
-/// a symlink) owned by this user, and takes group and other permissions away if it has any.
+/// a symlink) owned by this user that no one else may enter (no group or other permissions).
 pub fn prepare_dir(dir: &Path) -> Result<(), ControlError> {
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -58,9 +58,11 @@ pub fn prepare_dir(dir: &Path) -> Result<(), ControlError> {
         });
     }
     if meta.mode() & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| io_error(dir, "make the socket directory private (0700)", &e))?;
-        tracing::info!(dir = %dir.display(), "made the socket directory private (0700)");
+        // never loosen or tighten a directory we did not create: it may be shared (/tmp)
+        return Err(ControlError::OpenDirectory {
+            path: dir.to_path_buf(),
+            mode: meta.mode() & 0o7777,
+        });
     }
     Ok(())
 }

@@ -34,7 +34,7 @@ use crate::protocol::{ErrorKind, MAX_REQUEST, MAX_RESPONSE, Request, Response, S
 /// ```
 ///
 /// The rules: the socket's directory is created 0700 (an existing one must be a directory this
-/// user owns, and loses any group or other permissions); the socket is 0600 whatever the umask;
+/// user owns with no group or other permissions: a socket in `/tmp` itself is refused); the socket is 0600 whatever the umask;
 /// every connection's peer uid (`SO_PEERCRED`) must be this process's uid (root too, with
 /// [`ControlSocket::allow_root`]); a path that is a symlink, not a socket, or another user's is
 /// refused; a socket left by a killed server is replaced — the runtime starts services only after
@@ -97,9 +97,11 @@ impl ControlSocket {
     /// Checks the path, replaces a stale socket, binds and makes the socket 0600.
     pub fn bind(&self) -> Result<UnixListener, ControlError> {
         let path = &self.path;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            prepare_dir(dir)?;
-        }
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        prepare_dir(dir)?;
         if check_socket(path)? == SocketFile::Present {
             match std::os::unix::net::UnixStream::connect(path) {
                 Ok(_) => {
