@@ -99,7 +99,10 @@ pub async fn run(store: Option<&Path>, socket: &Path, args: &DaemonArgs) -> Resu
     tracing::info!(
         store = %path.display(),
         socket = %socket.display(),
-        device = ?args.device,
+        device = match args.device {
+            DeviceSource::Host => "host",
+            DeviceSource::Manual => "manual",
+        },
         "backwork daemon ready"
     );
     sd_notify(&format!(

@@ -310,10 +310,18 @@ pub fn show(detail: &JobDetail, style: &Style) -> String {
         field("stop reason", reason.to_string());
     }
     s.push('\n');
+    let settled = detail
+        .reasons
+        .iter()
+        .all(|r| matches!(r, WaitReason::Running { .. } | WaitReason::Finished { .. }));
     if detail.reasons.is_empty() {
         s.push_str("runs as soon as a run slot is free\n");
     } else {
-        s.push_str("why it is not running now:\n");
+        s.push_str(if settled {
+            "status:\n"
+        } else {
+            "why it is not running now:\n"
+        });
         for reason in &detail.reasons {
             let _ = writeln!(s, "  - {}", style.reason(reason));
         }

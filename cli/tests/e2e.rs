@@ -128,13 +128,9 @@ impl Daemon {
         }
     }
 
-    fn stop(&mut self) -> std::process::ExitStatus {
+    fn stop(&mut self, sig: nix::sys::signal::Signal) -> std::process::ExitStatus {
         let mut c = self.child.take().unwrap();
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(c.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .unwrap();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), sig).unwrap();
         c.wait().unwrap()
     }
 }
@@ -429,12 +425,16 @@ fn kill_9_and_a_restart_keep_every_job_and_its_history() {
         "before the kill\n"
     );
     assert_eq!(d.ok(&["list", "--json"]).lines().count(), 3);
-    // SIGTERM is a clean shutdown
-    assert!(d.stop().success());
+    // SIGTERM and SIGINT are clean shutdowns
+    assert!(d.stop(nix::sys::signal::Signal::SIGTERM).success());
     assert!(
         !d.socket().exists(),
         "the daemon removes its socket on shutdown"
     );
+    d.launch(&["--device", "manual"]);
+    assert_eq!(d.ok(&["list", "--json"]).lines().count(), 3);
+    assert!(d.stop(nix::sys::signal::Signal::SIGINT).success());
+    assert!(!d.socket().exists());
 }
 
 #[test]
@@ -654,6 +654,46 @@ fn a_socket_in_a_directory_other_users_may_enter_is_refused() {
     assert!(err.contains("other users may enter it"), "{err}");
     let mode = std::fs::metadata(&shared).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode, 0o1777, "the directory is left as it was");
+}
+
+#[test]
+fn a_stale_socket_is_replaced_only_by_the_process_that_holds_the_store() {
+    let mut d = Daemon::start();
+    d.kill9();
+    assert!(d.socket().exists(), "kill -9 leaves the socket behind");
+    // another process holds the store (a daemon serving another socket)
+    let holder = Daemon::start();
+    let out = Command::new(BIN)
+        .args(["daemon", "--device", "manual"])
+        .env("BACKWORK_STORE", holder.store())
+        .env("BACKWORK_SOCKET", d.socket())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in use by process"));
+    assert!(
+        d.socket().exists(),
+        "the stale socket is left alone without the store's lock"
+    );
+    // with the store's lock, it is replaced
+    d.launch(&["--device", "manual"]);
+    assert_eq!(ping(&d.socket())["type"], "pong");
+}
+
+#[test]
+fn completions_are_generated_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Command::new(BIN)
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{shell}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("backwork") && text.contains("ignore-constraints"),
+            "{shell}"
+        );
+    }
 }
 
 #[test]
