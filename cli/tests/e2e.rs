@@ -827,3 +827,88 @@ fn the_time_limit_kills_a_process_group_that_ignores_sigterm() {
         assert!(gone, "process {pid} of the group survived");
     }
 }
+
+/// An OS-emulation policy that defers every start until a fixed instant ("quiet hours").
+#[derive(Debug)]
+struct QuietHours {
+    until: backwork_scheduler::Time,
+}
+
+impl backwork_scheduler::Policy for QuietHours {
+    fn before_start(
+        &mut self,
+        now: backwork_scheduler::Time,
+        _job: &backwork_scheduler::Job,
+        _cx: backwork_scheduler::PolicyContext<'_>,
+    ) -> backwork_scheduler::Decision {
+        if now < self.until {
+            backwork_scheduler::Decision::Defer {
+                until: self.until,
+                reason: "quiet hours".into(),
+            }
+        } else {
+            backwork_scheduler::Decision::Allow
+        }
+    }
+}
+
+/// An app that embeds backwork enables the control socket with one builder call; the command line
+/// then inspects its queue, including a profile's deferral.
+#[test]
+fn the_cli_inspects_an_embedding_apps_queue_and_names_a_profile_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("run").join("app.sock");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let until = chrono::Utc::now() + chrono::TimeDelta::hours(2);
+    let (runtime, id) = rt.block_on(async {
+        let runtime = backwork_scheduler::Runtime::builder()
+            .policy(QuietHours { until })
+            .worker(
+                "upload",
+                backwork_scheduler::worker_fn(|_| async {
+                    backwork_scheduler::WorkResult::success()
+                }),
+            )
+            .service(backwork_control::ControlSocket::new(&socket).role("photo app"))
+            .start()
+            .await
+            .unwrap();
+        let id = runtime
+            .enqueue(
+                backwork_scheduler::JobRequest::once("upload")
+                    .unique("upload-photos", backwork_scheduler::ConflictPolicy::Keep),
+            )
+            .await
+            .unwrap();
+        (runtime, id)
+    });
+    let cli = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .env("BACKWORK_SOCKET", &socket)
+            .env("BACKWORK_STORE", dir.path().join("unused.redb"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let why = cli(&["why", "upload-photos"]);
+    assert!(why.contains("profile: quiet hours until"), "{why}");
+    let line: Value = serde_json::from_str(cli(&["list", "--json"]).trim()).unwrap();
+    assert_eq!(line["id"], id.to_string());
+    assert_eq!(line["waiting_on"][0]["type"], "policy");
+    assert_eq!(line["waiting_on"][0]["reason"], "quiet hours");
+    assert!(
+        line["next"].is_string(),
+        "the profile's deferral is a time gate: {line}"
+    );
+    let pong = ping(&socket);
+    assert_eq!(pong["server"]["role"], "photo app");
+    rt.block_on(runtime.shutdown(Duration::from_secs(1)))
+        .unwrap();
+    assert!(!socket.exists(), "the socket goes with the runtime");
+}
