@@ -13,6 +13,17 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_backwork");
 
+/// Runs `backwork ARGS` with this store and socket.
+fn backwork(args: &[&str], store: impl AsRef<Path>, socket: impl AsRef<Path>) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("BACKWORK_STORE", store.as_ref())
+        .env("BACKWORK_SOCKET", socket.as_ref())
+        .env_remove("COLUMNS")
+        .output()
+        .unwrap()
+}
+
 /// A daemon on its own store and socket in a temp dir.
 struct Daemon {
     child: Option<Child>,
@@ -68,13 +79,7 @@ impl Daemon {
 
     /// Runs `backwork ARGS` against this daemon.
     fn cli(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .args(args)
-            .env("BACKWORK_STORE", self.store())
-            .env("BACKWORK_SOCKET", self.socket())
-            .env_remove("COLUMNS")
-            .output()
-            .unwrap()
+        backwork(args, self.store(), self.socket())
     }
 
     /// Runs `backwork ARGS`, expects exit 0, returns stdout.
@@ -459,34 +464,19 @@ fn exit_codes_zero_to_four() {
     assert_eq!(out.status.code(), Some(2), "the daemon refuses it: {out:?}");
     // 3: the store is locked and nothing answers (another socket path), or missing
     let elsewhere = d.dir.path().join("elsewhere.sock");
-    let out = Command::new(BIN)
-        .args(["list"])
-        .env("BACKWORK_STORE", d.store())
-        .env("BACKWORK_SOCKET", &elsewhere)
-        .output()
-        .unwrap();
+    let out = backwork(&["list"], d.store(), &elsewhere);
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
     let pid = d.child.as_ref().unwrap().id();
     assert!(err.contains(&format!("in use by process {pid}")), "{err}");
     let missing = d.dir.path().join("missing.redb");
-    let out = Command::new(BIN)
-        .args(["list"])
-        .env("BACKWORK_STORE", &missing)
-        .env("BACKWORK_SOCKET", &elsewhere)
-        .output()
-        .unwrap();
+    let out = backwork(&["list"], &missing, &elsewhere);
     assert_eq!(out.status.code(), Some(3));
     assert!(!missing.exists(), "listing does not create a store");
     // 4: a corrupt store
     let corrupt = d.dir.path().join("corrupt.redb");
     std::fs::write(&corrupt, vec![0xAB; 8192]).unwrap();
-    let out = Command::new(BIN)
-        .args(["list"])
-        .env("BACKWORK_STORE", &corrupt)
-        .env("BACKWORK_SOCKET", &elsewhere)
-        .output()
-        .unwrap();
+    let out = backwork(&["list"], &corrupt, &elsewhere);
     assert_eq!(out.status.code(), Some(4), "{out:?}");
     assert_eq!(
         std::fs::read(&corrupt).unwrap(),
@@ -499,12 +489,11 @@ fn exit_codes_zero_to_four() {
 fn without_a_daemon_the_cli_works_on_the_store_itself() {
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
-        Command::new(BIN)
-            .args(args)
-            .env("BACKWORK_STORE", dir.path().join("store.redb"))
-            .env("BACKWORK_SOCKET", dir.path().join("control.sock"))
-            .output()
-            .unwrap()
+        backwork(
+            args,
+            dir.path().join("store.redb"),
+            dir.path().join("control.sock"),
+        )
     };
     let out = run(&["add", "--unique", "offline", "--", "true"]);
     assert!(out.status.success(), "{out:?}");
@@ -558,9 +547,13 @@ fn read_frame(stream: &mut UnixStream) -> Option<Value> {
 }
 
 fn ping(socket: &Path) -> Value {
+    // a server that refuses the peer answers and hangs up, maybe before the request is written:
+    // ignore write errors and read the answer
     let mut s = UnixStream::connect(socket).unwrap();
     let body = br#"{"op":"ping"}"#;
-    raw_exchange(&mut s, body.len() as u32, body).expect("a pong")
+    let _ = s.write_all(&(body.len() as u32).to_be_bytes());
+    let _ = s.write_all(body);
+    read_frame(&mut s).expect("an answer")
 }
 
 #[test]
@@ -617,21 +610,15 @@ fn a_symlinked_socket_path_is_refused_by_the_daemon_and_the_cli() {
     let real = private.join("real.sock");
     let link = private.join("link.sock");
     std::os::unix::fs::symlink(&real, &link).unwrap();
-    let out = Command::new(BIN)
-        .args(["daemon", "--device", "manual"])
-        .env("BACKWORK_STORE", dir.path().join("store.redb"))
-        .env("BACKWORK_SOCKET", &link)
-        .output()
-        .unwrap();
+    let out = backwork(
+        &["daemon", "--device", "manual"],
+        dir.path().join("store.redb"),
+        &link,
+    );
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("symlink"), "{err}");
-    let out = Command::new(BIN)
-        .args(["list"])
-        .env("BACKWORK_STORE", dir.path().join("store.redb"))
-        .env("BACKWORK_SOCKET", &link)
-        .output()
-        .unwrap();
+    let out = backwork(&["list"], dir.path().join("store.redb"), &link);
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("symlink"));
     assert!(!real.exists());
@@ -643,12 +630,11 @@ fn a_socket_in_a_directory_other_users_may_enter_is_refused() {
     let shared = dir.path().join("shared");
     std::fs::create_dir(&shared).unwrap();
     std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
-    let out = Command::new(BIN)
-        .args(["daemon", "--device", "manual"])
-        .env("BACKWORK_STORE", dir.path().join("store.redb"))
-        .env("BACKWORK_SOCKET", shared.join("control.sock"))
-        .output()
-        .unwrap();
+    let out = backwork(
+        &["daemon", "--device", "manual"],
+        dir.path().join("store.redb"),
+        shared.join("control.sock"),
+    );
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("other users may enter it"), "{err}");
@@ -663,12 +649,11 @@ fn a_stale_socket_is_replaced_only_by_the_process_that_holds_the_store() {
     assert!(d.socket().exists(), "kill -9 leaves the socket behind");
     // another process holds the store (a daemon serving another socket)
     let holder = Daemon::start();
-    let out = Command::new(BIN)
-        .args(["daemon", "--device", "manual"])
-        .env("BACKWORK_STORE", holder.store())
-        .env("BACKWORK_SOCKET", d.socket())
-        .output()
-        .unwrap();
+    let out = backwork(
+        &["daemon", "--device", "manual"],
+        holder.store(),
+        d.socket(),
+    );
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("in use by process"));
     assert!(
@@ -700,12 +685,11 @@ fn completions_are_generated_for_each_shell() {
 fn a_live_daemons_socket_is_not_taken_over() {
     let d = Daemon::start();
     let other = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
-        .args(["daemon", "--device", "manual"])
-        .env("BACKWORK_STORE", other.path().join("store.redb"))
-        .env("BACKWORK_SOCKET", d.socket())
-        .output()
-        .unwrap();
+    let out = backwork(
+        &["daemon", "--device", "manual"],
+        other.path().join("store.redb"),
+        d.socket(),
+    );
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("already answers"));
     assert_eq!(ping(&d.socket())["type"], "pong");
@@ -719,13 +703,7 @@ fn helper_raw_ping() {
     let Some(path) = std::env::var_os("BACKWORK_RAW_SOCKET") else {
         return;
     };
-    // the server may answer and hang up before the request is written: ignore write errors
-    let mut s = UnixStream::connect(Path::new(&path)).unwrap();
-    let body = br#"{"op":"ping"}"#;
-    let _ = s.write_all(&(body.len() as u32).to_be_bytes());
-    let _ = s.write_all(body);
-    let reply = read_frame(&mut s).expect("a reply");
-    println!("REPLY {reply}");
+    println!("REPLY {}", ping(Path::new(&path)));
 }
 
 #[test]
@@ -887,12 +865,7 @@ fn the_cli_inspects_an_embedding_apps_queue_and_names_a_profile_window() {
         (runtime, id)
     });
     let cli = |args: &[&str]| {
-        let out = Command::new(BIN)
-            .args(args)
-            .env("BACKWORK_SOCKET", &socket)
-            .env("BACKWORK_STORE", dir.path().join("unused.redb"))
-            .output()
-            .unwrap();
+        let out = backwork(args, dir.path().join("unused.redb"), &socket);
         assert!(out.status.success(), "{args:?}: {out:?}");
         String::from_utf8(out.stdout).unwrap()
     };
