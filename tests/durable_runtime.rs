@@ -96,7 +96,8 @@ async fn a_record_left_running_is_recovered_on_open() {
     assert_eq!(job.state, JobState::Enqueued);
     assert_eq!(job.stop_reason, Some(StopReason::Unknown));
     assert_eq!(job.attempt, 1);
-    tokio::time::sleep(Duration::from_secs(31)).await;
+    // the 30 s backoff, plus up to the 1-min batching window
+    tokio::time::sleep(Duration::from_secs(91)).await;
     rt.wait_idle().await.unwrap();
     assert_eq!(
         rt.job(job.id).await.unwrap().unwrap().state,

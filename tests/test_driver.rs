@@ -100,7 +100,8 @@ async fn a_driver_restarted_on_the_same_store_resumes() {
         .enqueue(JobRequest::periodic("w", Duration::from_secs(3600)))
         .await
         .unwrap();
-    d.advance(Duration::from_secs(2 * 3600)).await.unwrap();
+    // two periods, the last slot's run up to the 1-min batching window late
+    d.advance(Duration::from_secs(2 * 3600 + 60)).await.unwrap();
     assert_eq!(runs.load(Ordering::SeqCst), 3);
     d.shutdown().await.unwrap();
 
@@ -114,7 +115,7 @@ async fn a_driver_restarted_on_the_same_store_resumes() {
         .unwrap();
     // the 02:00 period already ran; the next is 03:00
     assert_eq!(runs2.load(Ordering::SeqCst), 0);
-    d.advance(Duration::from_secs(30 * 60)).await.unwrap();
+    d.advance(Duration::from_secs(31 * 60)).await.unwrap();
     assert_eq!(runs2.load(Ordering::SeqCst), 1);
     assert_eq!(d.job(id).await.unwrap().unwrap().runs_total, 4);
     d.shutdown().await.unwrap();

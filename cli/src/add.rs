@@ -70,6 +70,17 @@ pub fn request(
             CatchUpArg::Skip => CatchUp::Skip,
         });
     }
+    if args.accurate {
+        req = req.accurate();
+    }
+    if let Some(j) = &args.jitter {
+        let max = parse_duration("jitter", j)?;
+        req = if args.fixed_jitter {
+            req.fixed_jitter(max)
+        } else {
+            req.jitter(max)
+        };
+    }
     for r in &args.requires {
         req = req.requires(match r {
             Requirement::Network => Constraint::Network(NetworkRequirement::Connected),
@@ -276,6 +287,10 @@ mod tests {
             "3",
             "--env",
             "LANG=C",
+            "--accurate",
+            "--jitter",
+            "5m",
+            "--fixed-jitter",
             "--",
             "sh",
             "-c",
@@ -313,6 +328,14 @@ mod tests {
         assert_eq!(spec.env["HOME"], "/root");
         assert_eq!(spec.cwd, Path::new("/"));
         assert_eq!(spec.fail_on_exit, [3]);
+        assert!(r.accurate);
+        assert_eq!(
+            r.jitter,
+            Some(backwork_scheduler::Jitter {
+                max: Duration::from_secs(300),
+                fixed: true
+            })
+        );
     }
 
     #[test]

@@ -175,6 +175,15 @@ pub struct AddArgs {
     /// The time zone of --cron and --at [default: the local zone].
     #[arg(long, value_name = "ZONE", help_heading = "Schedule")]
     pub tz: Option<String>,
+    /// Start at the due time exactly, not batched with other work (up to 1 min later).
+    #[arg(long, help_heading = "Schedule")]
+    pub accurate: bool,
+    /// Delay each due time by a pseudo-random amount up to this (spreads a fleet's load).
+    #[arg(long, value_name = "DURATION", help_heading = "Schedule")]
+    pub jitter: Option<String>,
+    /// With --jitter: the same delay every time (systemd's FixedRandomDelay).
+    #[arg(long, requires = "jitter", help_heading = "Schedule")]
+    pub fixed_jitter: bool,
     /// Slots missed while the machine was off: run once, or wait for the next.
     #[arg(long, value_enum, help_heading = "Schedule")]
     pub catch_up: Option<CatchUpArg>,

@@ -262,6 +262,23 @@ pub fn show(detail: &JobDetail, style: &Style) -> String {
         }
     }
     field("schedule", r.schedule.to_string());
+    if r.accurate {
+        field("batching", "off (accurate)".into());
+    }
+    if let Some(j) = r.jitter {
+        field(
+            "jitter",
+            format!(
+                "up to {}{}",
+                duration_text(j.max),
+                if j.fixed {
+                    ", fixed"
+                } else {
+                    ", new each cycle"
+                }
+            ),
+        );
+    }
     if let Schedule::Cron { .. } | Schedule::Periodic { .. } = r.schedule {
         field("catch up", format!("{:?}", r.catch_up).to_lowercase());
     }

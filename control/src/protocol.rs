@@ -98,6 +98,8 @@ pub struct CommandOutput {
 }
 
 /// A request to the server.
+// Decoded once per frame and moved into `dispatch`; boxing the request buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {

@@ -163,6 +163,14 @@ fn bad_requests_are_refused_and_change_nothing() {
         ),
         (JobRequest::once(KIND).max_attempts(0), "at least 1"),
         (
+            JobRequest::once(KIND).jitter(std::time::Duration::ZERO),
+            "jitter must be longer than zero",
+        ),
+        (
+            JobRequest::once(KIND).jitter(std::time::Duration::from_secs(u64::MAX)),
+            "jitter of",
+        ),
+        (
             JobRequest::once(KIND).timeout(Some(std::time::Duration::ZERO)),
             "longer than zero",
         ),

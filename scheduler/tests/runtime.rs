@@ -17,13 +17,22 @@ fn t0() -> Time {
 
 const H: u64 = 3600;
 
+/// A runtime builder with batching off: these tests check the runtime's mechanics at exact
+/// instants (batching has its own tests, in `batching.rs`).
+fn builder() -> backwork_scheduler::RuntimeBuilder {
+    Runtime::builder().config(backwork_scheduler::Config {
+        batch_window: Duration::ZERO,
+        ..backwork_scheduler::Config::default()
+    })
+}
+
 async fn sleep(secs: u64) {
     tokio::time::sleep(Duration::from_secs(secs)).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_due_job_runs_and_observers_see_each_state() {
-    let rt = Runtime::builder()
+    let rt = builder()
         .clock(TokioClock::starting_at(t0()))
         .worker(
             "hello",
@@ -50,7 +59,7 @@ async fn a_due_job_runs_and_observers_see_each_state() {
 async fn an_idle_runtime_does_not_wake_until_its_deadline() {
     let runs = Arc::new(AtomicU32::new(0));
     let r = Arc::clone(&runs);
-    let rt = Runtime::builder()
+    let rt = builder()
         .clock(TokioClock::starting_at(t0()))
         .worker(
             "later",
@@ -89,7 +98,7 @@ async fn an_idle_runtime_does_not_wake_until_its_deadline() {
 
 #[tokio::test(start_paused = true)]
 async fn periodic_job_runs_once_per_period_on_virtual_time() {
-    let rt = Runtime::builder()
+    let rt = builder()
         .clock(TokioClock::starting_at(t0()))
         .worker("tick", worker_fn(|_| async { WorkResult::success() }))
         .start()
@@ -119,7 +128,7 @@ async fn the_concurrency_limit_holds() {
     let now = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
     let (n, p) = (Arc::clone(&now), Arc::clone(&peak));
-    let rt = Runtime::builder()
+    let rt = builder()
         .clock(TokioClock::starting_at(t0()))
         .worker(
             "slow",
@@ -164,7 +173,7 @@ async fn futures_lite(rt: &Runtime, n: usize) -> Vec<JobId> {
 
 #[tokio::test(start_paused = true)]
 async fn a_job_can_enqueue_work_from_inside_its_run() {
-    let rt = Runtime::builder()
+    let rt = builder()
         .clock(TokioClock::starting_at(t0()))
         .worker(
             "parent",
@@ -193,7 +202,7 @@ async fn a_job_can_enqueue_work_from_inside_its_run() {
 
 #[tokio::test(start_paused = true)]
 async fn the_time_limit_cancels_then_drops_a_hanging_worker() {
-    let rt = Runtime::builder()
+    let rt = builder()
         .clock(TokioClock::starting_at(t0()))
         .worker(
             "hang",
@@ -260,7 +269,7 @@ async fn the_time_limit_cancels_then_drops_a_hanging_worker() {
 #[tokio::test(start_paused = true)]
 async fn a_lost_constraint_fires_the_token_and_requeues_without_penalty() {
     let probe = ManualProbe::new();
-    let rt = Runtime::builder()
+    let rt = builder()
         .clock(TokioClock::starting_at(t0()))
         .probe(probe.clone())
         .worker(
@@ -300,7 +309,7 @@ async fn a_lost_constraint_fires_the_token_and_requeues_without_penalty() {
 async fn the_context_carries_attempt_and_idempotency_key() {
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let s = Arc::clone(&seen);
-    let rt = Runtime::builder()
+    let rt = builder()
         .clock(TokioClock::starting_at(t0()))
         .worker(
             "flaky",
@@ -346,7 +355,7 @@ async fn the_context_carries_attempt_and_idempotency_key() {
 #[tokio::test(start_paused = true)]
 async fn shutdown_gives_runs_their_grace_then_persists() {
     let store = MemoryStore::new();
-    let rt = Runtime::builder()
+    let rt = builder()
         .clock(TokioClock::starting_at(t0()))
         .store(store.clone())
         .worker(
@@ -389,7 +398,7 @@ async fn shutdown_gives_runs_their_grace_then_persists() {
 #[tokio::test(start_paused = true)]
 async fn a_restart_on_the_same_store_recovers_a_job_that_was_running() {
     let store = MemoryStore::new();
-    let rt = Runtime::builder()
+    let rt = builder()
         .clock(TokioClock::starting_at(t0()))
         .store(store.clone())
         .worker("work", worker_fn(|_| std::future::pending::<WorkResult>()))
@@ -411,7 +420,7 @@ async fn a_restart_on_the_same_store_recovers_a_job_that_was_running() {
     drop(rt);
 
     let recovered = MemoryStore::with_jobs(on_disk);
-    let rt = Runtime::builder()
+    let rt = builder()
         .clock(TokioClock::starting_at(t0() + TimeDelta::minutes(5)))
         .store(recovered.clone())
         .worker("work", worker_fn(|_| async { WorkResult::success() }))
@@ -437,7 +446,7 @@ async fn a_restart_on_the_same_store_recovers_a_job_that_was_running() {
 #[tokio::test(start_paused = true)]
 async fn a_failed_commit_acknowledges_nothing_and_the_runtime_reopens_the_store() {
     let store = MemoryStore::new();
-    let rt = Runtime::builder()
+    let rt = builder()
         .clock(TokioClock::starting_at(t0()))
         .store(store.clone())
         .worker("w", worker_fn(|_| async { WorkResult::success() }))
@@ -468,7 +477,7 @@ async fn a_failed_commit_acknowledges_nothing_and_the_runtime_reopens_the_store(
 
 #[tokio::test(start_paused = true)]
 async fn watch_and_progress() {
-    let rt = Runtime::builder()
+    let rt = builder()
         .clock(TokioClock::starting_at(t0()))
         .worker(
             "long",
@@ -529,7 +538,7 @@ async fn the_probe_is_told_which_constraints_due_jobs_wait_on() {
     use backwork_scheduler::Constraint;
     let probe = Recording::default();
     probe.inner.apply(["storage=low"]).unwrap();
-    let rt = Runtime::builder()
+    let rt = builder()
         .clock(TokioClock::starting_at(t0()))
         .probe(probe.clone())
         .worker("w", worker_fn(|_| async { WorkResult::success() }))

@@ -357,6 +357,26 @@ pub struct JobRequest {
     /// Missed-slot policy for recurring jobs.
     #[serde(default)]
     pub catch_up: CatchUp,
+    /// Start at the due instant exactly: no batching slack (systemd's `AccuracySec=1us`).
+    #[serde(default)]
+    pub accurate: bool,
+    /// A pseudo-random delay added to each due time, to spread a fleet's load.
+    #[serde(default)]
+    pub jitter: Option<Jitter>,
+}
+
+/// A pseudo-random delay in `[0, max)` added to each due time (systemd's `RandomizedDelaySec`),
+/// derived from the job's id — the same on every run of the program, so a restart does not move
+/// it. `fixed`: one offset for the job's whole life (`FixedRandomDelay`); otherwise a new one each
+/// cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Jitter {
+    /// The largest delay.
+    #[serde(with = "millis")]
+    pub max: Duration,
+    /// The same delay every cycle.
+    #[serde(default)]
+    pub fixed: bool,
 }
 
 fn default_timeout() -> Option<Duration> {
@@ -377,6 +397,8 @@ impl JobRequest {
             unique: None,
             tags: BTreeSet::new(),
             catch_up: CatchUp::One,
+            accurate: false,
+            jitter: None,
         }
     }
 
@@ -506,6 +528,25 @@ impl JobRequest {
     /// Sets the missed-slot policy.
     pub fn catch_up(mut self, catch_up: CatchUp) -> Self {
         self.catch_up = catch_up;
+        self
+    }
+
+    /// Starts at the due instant exactly, without the batching window that lets the scheduler
+    /// run it together with other work (for alarms; costs wake-ups).
+    pub fn accurate(mut self) -> Self {
+        self.accurate = true;
+        self
+    }
+
+    /// Delays each due time by a pseudo-random amount in `[0, max)`, new each cycle.
+    pub fn jitter(mut self, max: Duration) -> Self {
+        self.jitter = Some(Jitter { max, fixed: false });
+        self
+    }
+
+    /// Delays each due time by the same pseudo-random amount in `[0, max)`, fixed for the job.
+    pub fn fixed_jitter(mut self, max: Duration) -> Self {
+        self.jitter = Some(Jitter { max, fixed: true });
         self
     }
 }

@@ -16,7 +16,8 @@ use super::job::{JobId, Time};
 /// The lane a job waits in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Lane {
-    Timed,
+    /// Waiting for its gates to open; may start as late as the instant held here (batching).
+    Timed(Time),
     NoWorker(String),
     Device(Constraints),
     Ready,
@@ -27,6 +28,8 @@ type Key = (Time, JobId);
 #[derive(Debug, Default)]
 pub(super) struct Lanes {
     timed: BTreeSet<Key>,
+    /// The timed jobs by the latest instant they may start: the wake-up planner's input.
+    latest: BTreeSet<Key>,
     no_worker: BTreeMap<String, BTreeSet<Key>>,
     device: BTreeSet<Key>,
     /// How many jobs in the device lane need each constraint.
@@ -48,8 +51,9 @@ impl Lanes {
         };
         let k = (key, id);
         match lane {
-            Lane::Timed => {
+            Lane::Timed(latest) => {
                 self.timed.remove(&k);
+                self.latest.remove(&(latest, id));
             }
             Lane::NoWorker(kind) => {
                 if let Some(set) = self.no_worker.get_mut(&kind) {
@@ -80,8 +84,9 @@ impl Lanes {
         self.remove(id);
         let k = (key, id);
         match &lane {
-            Lane::Timed => {
+            Lane::Timed(latest) => {
                 self.timed.insert(k);
+                self.latest.insert((*latest, id));
             }
             Lane::NoWorker(kind) => {
                 self.no_worker.entry(kind.clone()).or_default().insert(k);
@@ -99,9 +104,10 @@ impl Lanes {
         self.at.insert(id, (lane, key));
     }
 
-    /// Files `id` to wait for its time gates to open at `key`.
-    pub fn wait_for_time(&mut self, key: Time, id: JobId) {
-        self.put(Lane::Timed, key, id);
+    /// Files `id` to wait for its time gates to open at `key`; it may start as late as `latest`
+    /// (at least `key`) so that it shares a wake-up with other jobs.
+    pub fn wait_for_time(&mut self, key: Time, latest: Time, id: JobId) {
+        self.put(Lane::Timed(latest.max(key)), key, id);
     }
 
     /// Files `id` (due since `key`) to wait for a worker of `kind`.
@@ -134,9 +140,14 @@ impl Lanes {
         Some((key, id))
     }
 
-    /// The earliest instant after `now` at which a timed job's gates open.
-    pub fn next_gate_after(&self, now: Time) -> Option<Time> {
-        self.timed
+    /// When to wake next: the earliest instant after `now` by which a timed job must start.
+    ///
+    /// Each timed job may start anywhere in `[gate, latest]`; a wake-up starts every job whose
+    /// gate has opened. Waking at the earliest `latest` is the greedy choice for interval
+    /// stabbing ("earliest window end first"), which is optimal: no schedule serves these
+    /// windows with fewer wake-ups.
+    pub fn next_wake_after(&self, now: Time) -> Option<Time> {
+        self.latest
             .range((Excluded((now, JobId::MAX)), Unbounded))
             .next()
             .map(|&(t, _)| t)

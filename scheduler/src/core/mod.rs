@@ -34,13 +34,13 @@ use serde_json::Value;
 
 pub use error::CoreError;
 pub use job::{
-    Anchor, Backoff, BackoffKind, CatchUp, ConflictPolicy, DEFAULT_TIMEOUT, Force, Job, JobId,
-    JobRequest, JobState, RunOutcome, RunRecord, RunResult, Schedule, StopReason, Time, Unique,
-    humanize,
+    Anchor, Backoff, BackoffKind, CatchUp, ConflictPolicy, DEFAULT_TIMEOUT, Force, Jitter, Job,
+    JobId, JobRequest, JobState, RunOutcome, RunRecord, RunResult, Schedule, StopReason, Time,
+    Unique, humanize,
 };
 pub use policy::{AllowAll, Decision, Policy, PolicyContext};
 pub use schedule::{
-    MAX_BACKOFF, MIN_BACKOFF, Window, add, backoff_delay, effective_flex, next_cron,
+    MAX_BACKOFF, MIN_BACKOFF, Window, add, backoff_delay, effective_flex, jitter_offset, next_cron,
     next_periodic_window, parse_cron, periodic_window_at, since,
 };
 pub use why::WaitReason;
@@ -72,6 +72,16 @@ pub struct Config {
     /// An interval or flex below its minimum is raised to it with a warning, as WorkManager does
     /// (`true`), or refused with an error (`false`, the default).
     pub raise_short_periods: bool,
+    /// How long past its due time a job without a flex window may wait so that it shares a
+    /// wake-up with other work (default 1 min, like systemd's `AccuracySec`); periodic jobs with a
+    /// flex window may wait to their window's end. Zero turns batching off: every job starts at
+    /// its due time, flex windows included.
+    #[serde(with = "job::millis", default = "default_batch_window")]
+    pub batch_window: Duration,
+}
+
+fn default_batch_window() -> Duration {
+    Duration::from_secs(60)
 }
 
 impl Default for Config {
@@ -85,6 +95,7 @@ impl Default for Config {
             min_period: Duration::from_secs(1),
             min_flex: Duration::ZERO,
             raise_short_periods: false,
+            batch_window: default_batch_window(),
         }
     }
 }
@@ -112,6 +123,9 @@ impl std::fmt::Display for Selector {
 }
 
 /// An input to the core.
+// An event is built once and moved into `handle`; boxing the request would cost an allocation
+// per enqueue for no gain.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// Load the jobs of a store into a fresh core (recovery: `running` jobs become `enqueued` with
@@ -347,7 +361,7 @@ impl Scheduler {
             }
             Event::WorkerRegistered(kind) => {
                 for (key, id) in self.lanes.take_kind(&kind) {
-                    self.lanes.wait_for_time(key, id);
+                    self.lanes.wait_for_time(key, key, id);
                 }
                 self.kinds.insert(kind);
                 Ok(Reply::Done)
@@ -396,7 +410,7 @@ impl Scheduler {
         let now = self.now;
         let due = self
             .lanes
-            .next_gate_after(now)
+            .next_wake_after(now)
             .map(|t| self.policy.plan_wake(now, t));
         let running = self
             .active
@@ -650,6 +664,12 @@ impl Scheduler {
             }
         }
         long("backoff base", r.backoff.base)?;
+        if let Some(j) = r.jitter {
+            long("jitter", j.max)?;
+            if j.max.is_zero() {
+                return Err(CoreError::ZeroDuration { what: "jitter" });
+            }
+        }
         if !(0.0..1.0).contains(&r.backoff.jitter) {
             return Err(CoreError::InvalidJitter(r.backoff.jitter));
         }
@@ -964,7 +984,7 @@ impl Scheduler {
         self.device = device;
         // jobs waiting on the device, and ready ones, are filed again against the new state
         for (key, id) in self.lanes.take_device_dependent() {
-            self.lanes.wait_for_time(key, id);
+            self.lanes.wait_for_time(key, key, id);
         }
         let lost: Vec<(JobId, StopReason)> = self
             .active
@@ -1209,7 +1229,14 @@ impl Scheduler {
         let missed = job.state == JobState::Enqueued
             && job.request.catch_up == CatchUp::Skip
             && !job.backing_off
-            && job.window_end.is_some_and(|end| end < now);
+            && job.window_end.is_some_and(|end| {
+                // a slot without a flex window may start up to the batching slack late
+                let slack = match job.request.schedule {
+                    Schedule::Periodic { flex: Some(_), .. } => Duration::ZERO,
+                    _ => self.batch_slack(job),
+                };
+                schedule::add(end, slack) < now
+            });
         if !missed {
             return;
         }
@@ -1255,7 +1282,42 @@ impl Scheduler {
             return;
         }
         let key = self.gate_of(job);
-        self.lanes.wait_for_time(key, id);
+        let latest = self.latest_start(job, key);
+        self.lanes.wait_for_time(key, latest, id);
+    }
+
+    /// How long past its gate a job may wait to share a wake-up: its flex window's end for a
+    /// periodic job with a flex (unless it backs off), else the batching window; nothing for an
+    /// accurate or forced job.
+    fn latest_start(&self, job: &Job, gate: Time) -> Time {
+        let policy_chose =
+            matches!(self.deferred.get(&job.id), Some((Some(until), _)) if *until == gate);
+        if job.force.time
+            || job.request.accurate
+            || self.config.batch_window.is_zero()
+            || policy_chose
+        {
+            // forced, accurate, batching off, or the policy picked the instant itself (a
+            // maintenance window opens then)
+            return gate;
+        }
+        let flexed = matches!(
+            job.request.schedule,
+            Schedule::Periodic { flex: Some(_), .. }
+        ) && !job.backing_off;
+        match job.window_end {
+            Some(end) if flexed && end >= gate => end,
+            _ => schedule::add(gate, self.batch_slack(job)),
+        }
+    }
+
+    /// The batching slack of a job without a flex window.
+    fn batch_slack(&self, job: &Job) -> Duration {
+        if job.request.accurate {
+            Duration::ZERO
+        } else {
+            self.config.batch_window
+        }
     }
 
     /// Files a job whose time gates are open in the lane of what it waits for next.
@@ -1280,6 +1342,16 @@ impl Scheduler {
             return min_time();
         }
         let mut gate = job.not_before;
+        if let Some(j) = job.request.jitter
+            && !job.backing_off
+        {
+            gate = schedule::add(gate, schedule::jitter_offset(job.id, j, job.cycle));
+            if let (Schedule::Periodic { flex: Some(_), .. }, Some(end)) =
+                (&job.request.schedule, job.window_end)
+            {
+                gate = gate.min(end); // stay inside the flex window
+            }
+        }
         if let (Some(mi), Some(last)) = (job.request.min_interval, job.last_success_started) {
             gate = gate.max(schedule::add(last, mi));
         }

@@ -9,7 +9,7 @@ use chrono_tz::Tz;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::job::{Anchor, Backoff, BackoffKind, Time};
+use super::job::{Anchor, Backoff, BackoffKind, Jitter, JobId, Time};
 
 /// The smallest backoff base delay; smaller bases are raised to it (WorkManager's clamp).
 pub const MIN_BACKOFF: Duration = Duration::from_secs(10);
@@ -56,6 +56,23 @@ pub fn backoff_delay(backoff: &Backoff, attempt: u32, seed: u64) -> Duration {
         ChaCha8Rng::seed_from_u64(seed ^ u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let factor: f64 = rng.random_range(1.0 - jitter..=1.0 + jitter);
     capped.mul_f64(factor).min(MAX_BACKOFF)
+}
+
+/// The delay a job's [`Jitter`] adds to the due time of cycle `cycle`: in `[0, max)`, drawn
+/// reproducibly from the job's id (and the cycle, unless the jitter is fixed), at millisecond
+/// resolution.
+pub fn jitter_offset(id: JobId, jitter: Jitter, cycle: u64) -> Duration {
+    let max = u64::try_from(jitter.max.as_millis()).unwrap_or(u64::MAX);
+    if max == 0 {
+        return Duration::ZERO;
+    }
+    let salt = if jitter.fixed {
+        0
+    } else {
+        cycle.wrapping_add(1)
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(id.seed() ^ salt.wrapping_mul(0xD6E8_FEB8_6659_FD93));
+    Duration::from_millis(rng.random_range(0..max))
 }
 
 /// A window of time in which a recurring job's run for one slot may start.

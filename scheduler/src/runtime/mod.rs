@@ -643,6 +643,8 @@ struct RunHandle {
 
 type Respond = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 
+// One input at a time lives on the actor's stack; boxing commands would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 enum Input {
     Done((JobId, u32, RunOutcome)),
     Cmd(Command),

@@ -40,7 +40,9 @@ use crate::store::MemoryStore;
 /// driver.set_device(|d| d.charging = true).await?;        // plug in: it runs at once
 /// assert_eq!(driver.job(id).await?.unwrap().runs_total, 1);
 ///
-/// driver.advance(Duration::from_secs(3 * 3600)).await?;   // three more periods
+/// // three more periods; each run may start up to the batching window (1 min) after its slot,
+/// // so that runs due close together share one wake-up
+/// driver.advance(Duration::from_secs(3 * 3600 + 60)).await?;
 /// let job = driver.job(id).await?.unwrap();
 /// assert_eq!(job.runs_total, 4);
 /// assert_eq!(job.state, JobState::Enqueued);

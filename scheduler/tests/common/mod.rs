@@ -32,6 +32,14 @@ pub fn hours(n: u64) -> Duration {
 /// What the harness does with a run as soon as it starts.
 pub type Auto = Box<dyn FnMut(&Job, u32) -> Option<RunOutcome>>;
 
+/// The default configuration with batching off.
+pub fn accurate() -> Config {
+    Config {
+        batch_window: Duration::ZERO,
+        ..Config::default()
+    }
+}
+
 pub struct Harness {
     pub core: Scheduler,
     pub now: Time,
@@ -39,13 +47,17 @@ pub struct Harness {
     pub log: Vec<(Time, Action)>,
     /// Runs in progress: job → attempt.
     pub running: BTreeMap<JobId, u32>,
+    /// The deadlines the core asked to be woken at, and was (`advance` stops at each).
+    pub wakes: Vec<Time>,
     next_id: u64,
     auto: Option<Auto>,
 }
 
 impl Harness {
+    /// A core with the default configuration but batching off: the semantics tests check due
+    /// times to the millisecond (batching has its own tests, in `batching.rs`).
     pub fn new() -> Self {
-        Self::with(Config::default(), Box::new(AllowAll))
+        Self::with(accurate(), Box::new(AllowAll))
     }
 
     pub fn with(config: Config, policy: Box<dyn Policy>) -> Self {
@@ -54,6 +66,7 @@ impl Harness {
             now: t("2026-01-01T00:00:00Z"),
             log: Vec::new(),
             running: BTreeMap::new(),
+            wakes: Vec::new(),
             next_id: 0,
             auto: None,
         };
@@ -152,6 +165,7 @@ impl Harness {
                 break;
             }
             self.now = next.max(self.now);
+            self.wakes.push(self.now);
             self.handle(Event::Timeout).unwrap();
         }
         self.now = target.max(self.now);
