@@ -84,7 +84,7 @@ finished or cancelled."
     Cancel(CancelArgs),
     /// The device state as the scheduler sees it; `set` changes it (daemon with --device manual).
     #[command(
-        after_help = "Examples:\n  backwork device\n  backwork device set charging=false battery=12 network=metered\n\nKeys: network=none|metered|unmetered, charging=true|false, battery=0-100|none, storage_low=true|false, idle=true|false."
+        after_help = "Examples:\n  backwork device\n  backwork device set charging=false battery=12 network=metered\n\nKeys: network=none|metered|unmetered, charging=true|false, battery=0-100, storage=low|ok, idle=true|false, screen=on|off."
     )]
     Device(DeviceArgs),
     /// Run a scenario under an emulated OS on a virtual clock.

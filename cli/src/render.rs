@@ -438,7 +438,7 @@ pub fn why(entry: &JobReasons, style: &Style) -> String {
 pub fn device(state: &DeviceState, source: &str) -> String {
     let yes = |b: bool| if b { "yes" } else { "no" };
     format!(
-        "network       {}\ncharging      {}\nbattery       {}\nstorage low   {}\nidle          {}\nsource        {source}\n",
+        "network       {}\ncharging      {}\nbattery       {}\nstorage low   {}\nidle          {}\nscreen        {}\nsource        {source}\n",
         state.network,
         yes(state.charging),
         state
@@ -446,6 +446,7 @@ pub fn device(state: &DeviceState, source: &str) -> String {
             .map_or("none (no battery)".into(), |b| format!("{b} %")),
         yes(state.storage_low),
         yes(state.idle),
+        if state.screen_on { "on" } else { "off" },
     )
 }
 

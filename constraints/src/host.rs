@@ -272,6 +272,8 @@ pub fn read_host(config: &HostConfig) -> DeviceState {
         )
         .unwrap_or(false),
         idle: read_idle(config),
+        // a Linux box has no notion of "screen off" that background work should wait for
+        screen_on: true,
     }
 }
 

@@ -226,6 +226,14 @@ pub struct DeviceState {
     pub storage_low: bool,
     /// The device is idle.
     pub idle: bool,
+    /// The screen is on (someone is using the device). Mobile OS profiles enter Doze only while
+    /// it is off; a desktop reports `true`.
+    #[serde(default = "screen_default")]
+    pub screen_on: bool,
+}
+
+fn screen_default() -> bool {
+    true
 }
 
 impl Default for DeviceState {
@@ -236,6 +244,7 @@ impl Default for DeviceState {
             battery: Some(100),
             storage_low: false,
             idle: false,
+            screen_on: true,
         }
     }
 }
@@ -267,7 +276,7 @@ impl DeviceState {
 
     /// Applies one `KEY=VALUE` setting, as `backwork device set` takes them:
     /// `network=none|metered|unmetered`, `charging=true|false`, `battery=PERCENT`,
-    /// `storage=low|ok`, `idle=true|false`. On error nothing changes.
+    /// `storage=low|ok`, `idle=true|false`, `screen=on|off`. On error nothing changes.
     pub fn apply_setting(&mut self, setting: &str) -> Result<(), SettingError> {
         let Some((key, value)) = setting.split_once('=') else {
             return Err(SettingError::NotKeyValue {
@@ -308,6 +317,7 @@ impl DeviceState {
                 }
             }
             "idle" => self.idle = parse_bool(value)?,
+            "screen" => self.screen_on = parse_bool(value)?,
             other => {
                 return Err(SettingError::UnknownKey {
                     key: other.to_string(),
@@ -489,6 +499,7 @@ mod tests {
         d.apply_setting("network=metered").unwrap();
         d.apply_setting("storage=low").unwrap();
         d.apply_setting("idle=true").unwrap();
+        d.apply_setting("screen=off").unwrap();
         assert_eq!(
             d,
             DeviceState {
@@ -496,7 +507,8 @@ mod tests {
                 charging: false,
                 battery: Some(42),
                 storage_low: true,
-                idle: true
+                idle: true,
+                screen_on: false,
             }
         );
         let before = d;

@@ -245,6 +245,7 @@ fn run(ops: &[Op]) -> Result<Vec<(Time, Action)>, TestCaseError> {
                     battery: Some(*battery),
                     storage_low: *storage_low,
                     idle: *idle,
+                    screen_on: true,
                 };
                 h.handle(Event::DeviceChanged(d)).unwrap();
             }

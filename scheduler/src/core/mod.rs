@@ -171,6 +171,9 @@ pub enum Event {
     ClockJumped,
     /// Drop finished jobs past retention now.
     Prune,
+    /// The policy's view of the world changed outside the device state (an app's standby bucket,
+    /// a force-quit): every job it deferred or denied is asked again.
+    PolicyChanged,
     /// Stop starting jobs and ask running ones to stop, dropping them after `grace`.
     Shutdown {
         /// How long running jobs get to wind down.
@@ -375,6 +378,10 @@ impl Scheduler {
                 Ok(Reply::Done)
             }
             Event::Timeout | Event::Prune => Ok(Reply::Done),
+            Event::PolicyChanged => {
+                self.ask_policy_again();
+                Ok(Reply::Done)
+            }
             Event::ClockJumped => {
                 self.apply_catch_up(now);
                 Ok(Reply::Done)
@@ -982,10 +989,13 @@ impl Scheduler {
 
     fn device_changed(&mut self, now: Time, device: DeviceState) {
         self.device = device;
+        self.policy.on_device(now, &device);
         // jobs waiting on the device, and ready ones, are filed again against the new state
         for (key, id) in self.lanes.take_device_dependent() {
             self.lanes.wait_for_time(key, key, id);
         }
+        // the policy may see things differently now (a screen that comes on ends Doze)
+        self.ask_policy_again();
         let lost: Vec<(JobId, StopReason)> = self
             .active
             .iter()
@@ -1000,6 +1010,19 @@ impl Scheduler {
             .collect();
         for (id, reason) in lost {
             self.request_stop(now, id, reason, self.config.grace);
+        }
+    }
+
+    /// Every job the policy deferred or denied is asked again at the next dispatch.
+    fn ask_policy_again(&mut self) {
+        let held: Vec<JobId> = self.deferred.keys().copied().collect();
+        self.deferred.clear();
+        for id in held {
+            let dirty = self.dirty.contains(&id);
+            self.reindex(id);
+            if !dirty {
+                self.dirty.remove(&id); // a deferral is not part of the record
+            }
         }
     }
 

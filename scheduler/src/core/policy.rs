@@ -73,6 +73,10 @@ pub trait Policy: Send + fmt::Debug + 'static {
         None
     }
 
+    /// Called when the device state changes (before the core looks at any job again). Every job
+    /// the policy deferred or denied is asked again afterwards.
+    fn on_device(&mut self, _now: Time, _device: &DeviceState) {}
+
     /// Called after a job was started.
     fn on_started(&mut self, _now: Time, _job: &Job) {}
 
