@@ -1,0 +1,91 @@
+//! OS background-limit profiles (DESIGN §6): the policies that shape *when* eligible work may run,
+//! plugged into the core's [`Policy`] hook. The runtime (`backwork daemon --profile`) and the
+//! simulator use the same code.
+//!
+//! - `desktop`: no quotas; jobs without a flex window may wait up to the 1-minute batching window
+//!   to share a wake-up (a job marked `accurate` never waits).
+//! - `android`: [`AndroidPolicy`] — Doze, App Standby buckets and their quotas, JobScheduler's
+//!   limits — plus WorkManager's minimums (15-minute periods, 5-minute flex, raised with a
+//!   warning).
+//!
+//! ```
+//! use backwork_profiles::Profile;
+//!
+//! let p = Profile::by_name("android").unwrap();
+//! assert_eq!(p.config.min_period, std::time::Duration::from_secs(900));
+//! ```
+
+#![warn(missing_docs)]
+
+mod android;
+
+use std::time::Duration;
+
+use backwork_scheduler::{AllowAll, Config, Policy};
+
+pub use android::{
+    AndroidPolicy, AndroidSettings, AppControl, Bucket, BucketLimits, DozePhase,
+};
+
+/// A profile: the core configuration and the policy that together emulate an OS.
+#[derive(Debug)]
+pub struct Profile {
+    /// `desktop`, `android` or `ios`.
+    pub name: &'static str,
+    /// The core configuration (minimum period and flex, batching window, …).
+    pub config: Config,
+    /// The policy.
+    pub policy: Box<dyn Policy>,
+    /// Changes the app's standby bucket (android only).
+    pub app: Option<AppControl>,
+}
+
+/// A profile that does not exist or is not built yet.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProfileError {
+    /// No such profile.
+    #[error("unknown profile `{0}`; use desktop or android")]
+    Unknown(String),
+    /// The profile is planned but not available in this build.
+    #[error("the {0} profile is not available yet in this build; use desktop or android")]
+    NotYet(String),
+}
+
+impl Profile {
+    /// The desktop profile: no quotas, a 1-minute batching window.
+    pub fn desktop() -> Profile {
+        Profile {
+            name: "desktop",
+            config: Config::default(),
+            policy: Box::new(AllowAll),
+            app: None,
+        }
+    }
+
+    /// The android profile with `settings`.
+    pub fn android(settings: AndroidSettings) -> Profile {
+        let policy = AndroidPolicy::new(settings);
+        let app = policy.control();
+        Profile {
+            name: "android",
+            config: Config {
+                min_period: Duration::from_secs(15 * 60),
+                min_flex: Duration::from_secs(5 * 60),
+                raise_short_periods: true,
+                ..Config::default()
+            },
+            policy: Box::new(policy),
+            app: Some(app),
+        }
+    }
+
+    /// A profile by name, with its default numbers.
+    pub fn by_name(name: &str) -> Result<Profile, ProfileError> {
+        match name {
+            "desktop" => Ok(Profile::desktop()),
+            "android" => Ok(Profile::android(AndroidSettings::default())),
+            "ios" => Err(ProfileError::NotYet(name.into())),
+            other => Err(ProfileError::Unknown(other.into())),
+        }
+    }
+}
