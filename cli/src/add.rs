@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use backwork_control::{COMMAND_KIND, CommandSpec};
 use backwork_scheduler::{
@@ -142,17 +141,9 @@ fn cron_expr(expr: &str) -> String {
 
 /// `exponential:30s`, `linear:1m`, or a bare kind (base 30 s).
 pub fn parse_backoff(value: &str) -> Result<Backoff, CliError> {
-    let (kind, base) = match value.split_once(':') {
-        Some((k, b)) => (k, parse_duration("backoff", b)?),
-        None => (value, Duration::from_secs(30)),
-    };
-    match kind {
-        "exponential" | "exp" => Ok(Backoff::exponential(base)),
-        "linear" => Ok(Backoff::linear(base)),
-        _ => Err(CliError::invalid(format!(
-            "--backoff {value:?} is not a backoff; write exponential:30s or linear:1m"
-        ))),
-    }
+    value
+        .parse::<Backoff>()
+        .map_err(|e| CliError::invalid(format!("--backoff {e}")))
 }
 
 fn command_spec(
@@ -229,6 +220,7 @@ mod tests {
     use backwork_scheduler::Schedule;
     use chrono_tz::Tz;
     use clap::Parser;
+    use std::time::Duration;
 
     fn parse(line: &[&str]) -> AddArgs {
         let mut argv = vec!["backwork", "add"];

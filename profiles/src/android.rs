@@ -215,6 +215,13 @@ impl AppControl {
     }
 }
 
+fn doze_reason(deep: bool) -> String {
+    format!(
+        "{} Doze until the next maintenance window",
+        if deep { "deep" } else { "light" }
+    )
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Run {
     id: JobId,
@@ -364,7 +371,11 @@ impl AndroidPolicy {
         .max()
         .unwrap_or_default();
         let from = now - chrono::TimeDelta::from_std(horizon).unwrap_or(chrono::TimeDelta::MAX);
-        while self.runs.front().is_some_and(|r| r.end.is_some_and(|e| e < from)) {
+        while self
+            .runs
+            .front()
+            .is_some_and(|r| r.end.is_some_and(|e| e < from))
+        {
             self.runs.pop_front();
         }
     }
@@ -385,10 +396,7 @@ impl Policy for AndroidPolicy {
         if let DozePhase::Idle { deep, until } = self.doze_phase(now) {
             return Decision::Defer {
                 until,
-                reason: format!(
-                    "{} Doze until the next maintenance window",
-                    if deep { "deep" } else { "light" }
-                ),
+                reason: doze_reason(deep),
             };
         }
         if self.charging {
@@ -419,6 +427,13 @@ impl Policy for AndroidPolicy {
         Decision::Allow
     }
 
+    fn hold(&self, now: Time) -> Option<(Time, String)> {
+        match self.doze_phase(now) {
+            DozePhase::Idle { deep, until } => Some((until, doze_reason(deep))),
+            _ => None,
+        }
+    }
+
     fn plan_wake(&mut self, _now: Time, earliest: Time) -> Time {
         match self.doze_phase(earliest) {
             DozePhase::Idle { until, .. } => until,
@@ -441,7 +456,10 @@ impl Policy for AndroidPolicy {
             let (used, _) = self.usage(now, l.window);
             let out = add(now, l.max_job_time.saturating_sub(used));
             if out < deadline.0 {
-                deadline = (out, format!("standby bucket {bucket}: job-time quota used up"));
+                deadline = (
+                    out,
+                    format!("standby bucket {bucket}: job-time quota used up"),
+                );
             }
         }
         Some(deadline)

@@ -23,9 +23,7 @@ use std::time::Duration;
 
 use backwork_scheduler::{AllowAll, Config, Policy};
 
-pub use android::{
-    AndroidPolicy, AndroidSettings, AppControl, Bucket, BucketLimits, DozePhase,
-};
+pub use android::{AndroidPolicy, AndroidSettings, AppControl, Bucket, BucketLimits, DozePhase};
 
 /// A profile: the core configuration and the policy that together emulate an OS.
 #[derive(Debug)]

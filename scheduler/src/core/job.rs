@@ -265,6 +265,25 @@ impl Backoff {
     }
 }
 
+/// Parses `exponential:30s`, `linear:1m`, or a bare kind (base 30 s) — the form the command
+/// line and scenario files use.
+impl FromStr for Backoff {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("{value:?} is not a backoff; write exponential:30s or linear:1m");
+        let (kind, base) = match value.split_once(':') {
+            Some((k, b)) => (k, humantime::parse_duration(b.trim()).map_err(|_| bad())?),
+            None => (value, Duration::from_secs(30)),
+        };
+        match kind.trim() {
+            "exponential" | "exp" => Ok(Backoff::exponential(base)),
+            "linear" => Ok(Backoff::linear(base)),
+            _ => Err(bad()),
+        }
+    }
+}
+
 /// What enqueueing does when a job with the same unique name is already queued or running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

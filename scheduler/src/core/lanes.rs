@@ -104,6 +104,23 @@ impl Lanes {
         self.at.insert(id, (lane, key));
     }
 
+    /// The jobs whose time gates are open at `now` but that have not started (waiting for a
+    /// worker, the device, a slot, or a wake-up).
+    pub fn due_waiting(&self, now: Time) -> impl Iterator<Item = JobId> + '_ {
+        self.at
+            .iter()
+            .filter(move |(_, (lane, key))| !matches!(lane, Lane::Timed(_)) || *key <= now)
+            .map(|(id, _)| *id)
+    }
+
+    /// The earliest instant after `now` at which a timed job's gates open.
+    pub fn next_gate_after(&self, now: Time) -> Option<Time> {
+        self.timed
+            .range((Excluded((now, JobId::MAX)), Unbounded))
+            .next()
+            .map(|&(t, _)| t)
+    }
+
     /// Files `id` to wait for its time gates to open at `key`; it may start as late as `latest`
     /// (at least `key`) so that it shares a wake-up with other jobs.
     pub fn wait_for_time(&mut self, key: Time, latest: Time, id: JobId) {

@@ -465,6 +465,23 @@ impl Scheduler {
         }
     }
 
+    /// The jobs held back at `now` although their schedule lets them run: waiting for a worker,
+    /// the device, a run slot, the policy, or a wake-up. (Jobs only waiting for their time are
+    /// not here.)
+    pub fn held_back(&self, now: Time) -> Vec<JobId> {
+        let mut ids: Vec<JobId> = self.lanes.due_waiting(now).collect();
+        ids.extend(self.deferred.keys().copied());
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// The next instant after the last input's at which some job's time gates open (an observer
+    /// such as the simulator looks then; the core itself may wake later, to batch).
+    pub fn next_gate(&self) -> Option<Time> {
+        self.lanes.next_gate_after(self.now)
+    }
+
     /// How many runs are in progress.
     pub fn running(&self) -> usize {
         self.active.len()

@@ -73,6 +73,12 @@ pub trait Policy: Send + fmt::Debug + 'static {
         None
     }
 
+    /// If the policy holds every start at `now` (a device in Doze), until when and why. `why`
+    /// reports it for due jobs the core has not asked about yet (it is not woken while held).
+    fn hold(&self, _now: Time) -> Option<(Time, String)> {
+        None
+    }
+
     /// Called when the device state changes (before the core looks at any job again). Every job
     /// the policy deferred or denied is asked again afterwards.
     fn on_device(&mut self, _now: Time, _device: &DeviceState) {}

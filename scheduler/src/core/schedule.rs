@@ -130,9 +130,12 @@ pub fn next_periodic_window(
     last_started: Option<Time>,
     last_finished: Option<Time>,
 ) -> Window {
+    let after_run_flex = after_run_flex(flex);
     let flex = effective_flex(every, flex);
     match (anchor, last_started, last_finished) {
-        (Anchor::AfterRun, Some(_), Some(finished)) => grid_window(finished, every, flex, 0),
+        (Anchor::AfterRun, Some(_), Some(finished)) => {
+            grid_window(finished, every, after_run_flex, 0)
+        }
         (_, Some(started), _) => {
             let i = every.as_nanos().max(1) as i128;
             let offset = nanos(started) - nanos(enqueued_at) + flex.as_nanos() as i128;
@@ -143,6 +146,12 @@ pub fn next_periodic_window(
     }
 }
 
+/// The flex of an `after-run` period: without a flex the next run is due one whole interval
+/// after the last one finished (WorkManager's `lastEnqueueTime + interval`), not anywhere in it.
+fn after_run_flex(flex: Option<Duration>) -> Duration {
+    flex.unwrap_or(Duration::ZERO)
+}
+
 /// The first window of a periodic job that has not ended by `now` (catch-up `skip`).
 pub fn periodic_window_at(
     every: Duration,
@@ -151,9 +160,10 @@ pub fn periodic_window_at(
     enqueued_at: Time,
     now: Time,
 ) -> Window {
+    let after_run = after_run_flex(flex);
     let flex = effective_flex(every, flex);
     match anchor {
-        Anchor::AfterRun => grid_window(now, every, flex, 0),
+        Anchor::AfterRun => grid_window(now, every, after_run, 0),
         Anchor::Grid => {
             let i = every.as_nanos().max(1) as i128;
             let offset = nanos(now) - nanos(enqueued_at);

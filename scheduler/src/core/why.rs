@@ -197,6 +197,15 @@ impl Scheduler {
                             reason: reason.clone(),
                             until: *until,
                         });
+                    } else if job.not_before <= now
+                        && let Some((until, reason)) = self.policy.hold(now)
+                    {
+                        // due, but the policy holds every start (Doze) and the core has not
+                        // been woken to ask it
+                        out.push(WaitReason::Policy {
+                            reason,
+                            until: Some(until),
+                        });
                     }
                 }
                 if !job.force.constraints {

@@ -1,0 +1,477 @@
+//! The simulation loop: the scheduling core driven from event to event on a virtual clock.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use backwork_constraints::DeviceState;
+use backwork_profiles::{AndroidSettings, Profile};
+use backwork_scheduler::{Action, Event, JobId, Reply, RunOutcome, Scheduler, Time, WaitReason};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::SimError;
+use crate::report::{JobReport, Report, RunReport};
+use crate::scenario::{EventSpec, Scenario};
+
+/// The kind every simulated job runs as (each has its own worker in the outcome model).
+const KIND: &str = "simulated";
+
+fn profile(s: &Scenario) -> Result<Profile, SimError> {
+    match s.profile.as_str() {
+        "android" => {
+            let settings: AndroidSettings = toml::Value::Table(s.overrides.clone())
+                .try_into()
+                .map_err(|e| SimError::Profile(format!("android overrides: {e}")))?;
+            Ok(Profile::android(settings))
+        }
+        other => {
+            if !s.overrides.is_empty() {
+                return Err(SimError::Profile(format!(
+                    "the {other} profile takes no overrides; remove [overrides]"
+                )));
+            }
+            Profile::by_name(other).map_err(|e| SimError::Profile(e.to_string()))
+        }
+    }
+}
+
+fn add(t: Time, d: std::time::Duration) -> Time {
+    backwork_scheduler::core::add(t, d)
+}
+
+struct Running {
+    attempt: u32,
+    ends: Time,
+    fails: bool,
+    started: Time,
+}
+
+struct Sim<'a> {
+    scenario: &'a Scenario,
+    core: Scheduler,
+    app: Option<backwork_profiles::AppControl>,
+    now: Time,
+    device: DeviceState,
+    rng: ChaCha8Rng,
+    /// Which job spec each job came from, and its name.
+    spec_of: BTreeMap<JobId, (usize, String)>,
+    running: BTreeMap<JobId, Running>,
+    wakeups: u64,
+    reports: BTreeMap<JobId, JobReport>,
+    /// What holds each job back right now (reason label), from the last step.
+    held: BTreeMap<JobId, Vec<String>>,
+    /// Jobs that were held by a quota at the last step (to count new hits only).
+    quota_held: BTreeSet<JobId>,
+    timeline: Vec<(Time, String)>,
+}
+
+fn label(r: &WaitReason) -> Option<String> {
+    Some(match r {
+        WaitReason::Constraint(u) => format!("constraint {}", u.constraint),
+        WaitReason::Policy { reason, .. } => format!("profile: {reason}"),
+        WaitReason::NoWorker { kind } => format!("no worker for {kind}"),
+        WaitReason::ConcurrencyLimit { .. } => "run slots busy".into(),
+        WaitReason::Blocked { .. } => "prerequisites".into(),
+        WaitReason::ShuttingDown => "shutting down".into(),
+        WaitReason::NotDue { .. }
+        | WaitReason::Backoff { .. }
+        | WaitReason::MinInterval { .. }
+        | WaitReason::Running { .. }
+        | WaitReason::Finished { .. } => return None,
+    })
+}
+
+fn is_quota(label: &str) -> bool {
+    label.starts_with("profile: standby bucket")
+}
+
+impl Sim<'_> {
+    fn feed(&mut self, event: Event) -> Result<Reply, SimError> {
+        let reply = self.core.handle(self.now, event);
+        self.drain();
+        reply.map_err(|e| SimError::Profile(e.to_string()))
+    }
+
+    fn drain(&mut self) {
+        while let Some(action) = self.core.poll_action() {
+            match action {
+                Action::Start(s) => {
+                    let Some((spec, _)) = self.spec_of.get(&s.id) else {
+                        continue;
+                    };
+                    let outcome = self.scenario.jobs[*spec].outcome;
+                    let fails = outcome.fail > 0.0 && self.rng.random_bool(outcome.fail);
+                    self.running.insert(
+                        s.id,
+                        Running {
+                            attempt: s.attempt,
+                            ends: add(self.now, outcome.duration),
+                            fails,
+                            started: self.now,
+                        },
+                    );
+                }
+                Action::Stop { id, reason } => {
+                    // a simulated worker stops at once
+                    if let Some(r) = self.running.remove(&id) {
+                        self.record(id, r.started, format!("stopped: {reason}"));
+                        let _ = self.core.handle(
+                            self.now,
+                            Event::Finished {
+                                id,
+                                attempt: r.attempt,
+                                outcome: RunOutcome::Retry(None),
+                            },
+                        );
+                    }
+                }
+                Action::Abort { .. } | Action::Persist(_) => {}
+            }
+        }
+    }
+
+    fn record(&mut self, id: JobId, start: Time, outcome: String) {
+        if let Some(rep) = self.reports.get_mut(&id) {
+            match outcome.as_str() {
+                "success" => rep.succeeded += 1,
+                "retry" => rep.failed += 1,
+                _ => rep.stopped += 1,
+            }
+            rep.runs.push(RunReport {
+                start,
+                end: self.now,
+                outcome,
+            });
+        }
+    }
+
+    /// What holds each job back now.
+    fn observe(&mut self) {
+        let mut held = BTreeMap::new();
+        let mut quota = BTreeSet::new();
+        for id in self.core.held_back(self.now) {
+            let Ok(reasons) = self.core.why(self.now, id) else {
+                continue;
+            };
+            let labels: Vec<String> = reasons.iter().filter_map(label).collect();
+            if labels.iter().any(|l| is_quota(l)) {
+                quota.insert(id);
+                if !self.quota_held.contains(&id)
+                    && let Some(rep) = self.reports.get_mut(&id)
+                {
+                    rep.quota_hits += 1;
+                }
+            }
+            if !labels.is_empty() {
+                held.insert(id, labels);
+            }
+        }
+        self.held = held;
+        self.quota_held = quota;
+    }
+
+    /// Charges the time until `to` to what held each job back.
+    fn account(&mut self, to: Time) {
+        let ms = u64::try_from((to - self.now).num_milliseconds()).unwrap_or(0);
+        if ms == 0 {
+            return;
+        }
+        for (id, labels) in &self.held {
+            if let Some(rep) = self.reports.get_mut(id) {
+                for l in labels {
+                    *rep.held_back_ms.entry(l.clone()).or_default() += ms;
+                }
+            }
+        }
+    }
+
+    fn apply(&mut self, e: &EventSpec) -> Result<(), SimError> {
+        let mut what = Vec::new();
+        if e.reboot {
+            what.push("reboot".to_string());
+            self.reboot(e)?;
+        }
+        let device = e.device.apply(self.device);
+        if device != self.device {
+            what.push(describe(&self.device, &device));
+            self.device = device;
+            self.feed(Event::DeviceChanged(device))?;
+        }
+        if let (Some(b), Some(app)) = (e.bucket, &self.app) {
+            app.set_bucket(b);
+            what.push(format!("bucket {b}"));
+            self.feed(Event::PolicyChanged)?;
+        }
+        if !what.is_empty() {
+            self.timeline.push((self.now, what.join(", ")));
+        }
+        Ok(())
+    }
+
+    /// The device restarts: runs in progress are lost, and after `down` a new scheduler loads
+    /// the jobs (recovering the ones that were running).
+    fn reboot(&mut self, e: &EventSpec) -> Result<(), SimError> {
+        let jobs: Vec<_> = self.core.jobs().cloned().collect();
+        let lost: Vec<(JobId, Time)> = self
+            .running
+            .iter()
+            .map(|(id, r)| (*id, r.started))
+            .collect();
+        for (id, started) in lost {
+            self.record(id, started, "crashed".into());
+        }
+        self.running.clear();
+        if let Some(down) = e.down {
+            self.now = add(self.now, down);
+        }
+        let bucket = self.app.as_ref().map(|a| a.bucket());
+        let p = profile(self.scenario)?;
+        if let (Some(b), Some(app)) = (bucket, &p.app) {
+            app.set_bucket(b);
+        }
+        self.app = p.app;
+        self.core = Scheduler::new(p.config, p.policy);
+        self.feed(Event::WorkerRegistered(KIND.into()))?;
+        self.feed(Event::DeviceChanged(self.device))?;
+        self.feed(Event::Load(jobs))?;
+        Ok(())
+    }
+}
+
+fn describe(old: &DeviceState, new: &DeviceState) -> String {
+    let mut parts = Vec::new();
+    if old.screen_on != new.screen_on {
+        parts.push(format!(
+            "screen {}",
+            if new.screen_on { "on" } else { "off" }
+        ));
+    }
+    if old.charging != new.charging {
+        parts.push(
+            if new.charging {
+                "charging"
+            } else {
+                "on battery"
+            }
+            .to_string(),
+        );
+    }
+    if old.network != new.network {
+        parts.push(format!("network {}", new.network));
+    }
+    if old.battery != new.battery
+        && let Some(b) = new.battery
+    {
+        parts.push(format!("battery {b} %"));
+    }
+    if old.storage_low != new.storage_low {
+        parts.push(format!(
+            "storage {}",
+            if new.storage_low { "low" } else { "ok" }
+        ));
+    }
+    if old.idle != new.idle {
+        parts.push(format!("idle {}", new.idle));
+    }
+    parts.join(", ")
+}
+
+/// Runs `scenario` and reports what happened.
+pub fn simulate(scenario: &Scenario) -> Result<Report, SimError> {
+    let p = profile(scenario)?;
+    let start = scenario.start;
+    let end = add(start, scenario.duration);
+    let device = scenario.device.apply(DeviceState {
+        screen_on: true,
+        ..DeviceState::default()
+    });
+    let mut sim = Sim {
+        scenario,
+        core: Scheduler::new(p.config, p.policy),
+        app: p.app,
+        now: start,
+        device,
+        rng: ChaCha8Rng::seed_from_u64(scenario.seed),
+        spec_of: BTreeMap::new(),
+        running: BTreeMap::new(),
+        wakeups: 0,
+        reports: BTreeMap::new(),
+        held: BTreeMap::new(),
+        quota_held: BTreeSet::new(),
+        timeline: Vec::new(),
+    };
+    sim.feed(Event::WorkerRegistered(KIND.into()))?;
+    sim.feed(Event::DeviceChanged(device))?;
+    sim.feed(Event::Load(Vec::new()))?;
+
+    // every timeline event and job addition, in time order (ties: scenario order)
+    enum Item {
+        Event(usize),
+        Add(usize, u32),
+    }
+    let mut agenda: Vec<(Time, usize, Item)> = Vec::new();
+    let mut seq = 0;
+    for (i, e) in scenario.events.iter().enumerate() {
+        let mut at = add(start, e.at);
+        while at <= end {
+            agenda.push((at, seq, Item::Event(i)));
+            seq += 1;
+            match e.repeat {
+                Some(r) if !r.is_zero() => at = add(at, r),
+                _ => break,
+            }
+        }
+    }
+    for (i, j) in scenario.jobs.iter().enumerate() {
+        for copy in 0..j.count.max(1) {
+            agenda.push((
+                add(start, j.added.unwrap_or_default()),
+                seq,
+                Item::Add(i, copy),
+            ));
+            seq += 1;
+        }
+    }
+    agenda.sort_by_key(|(t, s, _)| (*t, *s));
+    let mut agenda = agenda.into_iter().peekable();
+    let mut order: Vec<JobId> = Vec::new();
+    let mut stuck = 0u32;
+
+    loop {
+        let next_agenda = agenda.peek().map(|(t, _, _)| *t);
+        let next_done = sim.running.values().map(|r| r.ends).min();
+        let next_timer = sim.core.poll_timeout();
+        // a gate opening is only observed (what holds the job back from then on), not fed
+        let next_gate = sim.core.next_gate().filter(|g| *g > sim.now);
+        let Some(t) = [next_agenda, next_done, next_timer, next_gate]
+            .into_iter()
+            .flatten()
+            .min()
+        else {
+            break;
+        };
+        if t > end {
+            break;
+        }
+        if t == sim.now {
+            stuck += 1;
+            if stuck > 100_000 {
+                return Err(SimError::Profile(format!(
+                    "the simulation makes no progress at {t}; the profile keeps asking to wake at the same instant"
+                )));
+            }
+        } else {
+            stuck = 0;
+        }
+        sim.account(t);
+        sim.now = t.max(sim.now);
+        let mut progressed = false;
+        while agenda.peek().is_some_and(|(at, _, _)| *at <= sim.now) {
+            let Some((_, _, item)) = agenda.next() else {
+                break;
+            };
+            progressed = true;
+            match item {
+                Item::Event(i) => sim.apply(&scenario.events[i])?,
+                Item::Add(i, copy) => {
+                    let spec = &scenario.jobs[i];
+                    let name = if spec.count > 1 {
+                        format!("{}-{}", spec.name, copy + 1)
+                    } else {
+                        spec.name.clone()
+                    };
+                    let request = spec.request(KIND, &name)?;
+                    let mut bytes = [0u8; 10];
+                    bytes[2..].copy_from_slice(&(order.len() as u64 + 1).to_be_bytes());
+                    let id = JobId::new_v7(sim.now, bytes);
+                    match sim.core.handle(sim.now, Event::Enqueue { id, request }) {
+                        Ok(_) => {}
+                        Err(e) => {
+                            return Err(SimError::Job {
+                                job: name,
+                                detail: e.to_string(),
+                            });
+                        }
+                    }
+                    // the schedule as the profile left it (a short interval raised)
+                    let schedule = sim
+                        .core
+                        .job(id)
+                        .map(|j| j.request.schedule.to_string())
+                        .unwrap_or_default();
+                    sim.spec_of.insert(id, (i, name.clone()));
+                    sim.reports.insert(
+                        id,
+                        JobReport {
+                            name,
+                            schedule,
+                            runs: Vec::new(),
+                            succeeded: 0,
+                            failed: 0,
+                            stopped: 0,
+                            per_day: 0.0,
+                            held_back_ms: BTreeMap::new(),
+                            quota_hits: 0,
+                        },
+                    );
+                    order.push(id);
+                    sim.drain();
+                }
+            }
+        }
+        let done: Vec<(JobId, u32, bool, Time)> = sim
+            .running
+            .iter()
+            .filter(|(_, r)| r.ends <= sim.now)
+            .map(|(id, r)| (*id, r.attempt, r.fails, r.started))
+            .collect();
+        for (id, attempt, fails, started) in done {
+            progressed = true;
+            sim.running.remove(&id);
+            sim.record(id, started, if fails { "retry" } else { "success" }.into());
+            let outcome = if fails {
+                RunOutcome::Retry(None)
+            } else {
+                RunOutcome::Success(None)
+            };
+            sim.feed(Event::Finished {
+                id,
+                attempt,
+                outcome,
+            })?;
+        }
+        if sim.core.poll_timeout().is_some_and(|d| d <= sim.now) {
+            sim.wakeups += 1;
+            sim.feed(Event::Timeout)?;
+        } else if !progressed && next_gate != Some(sim.now) {
+            return Err(SimError::Profile(format!(
+                "the simulation stalled at {}; this is a bug in the simulator",
+                sim.now
+            )));
+        }
+        sim.observe();
+    }
+    sim.account(end);
+    sim.now = end;
+
+    let days = ((end - start).num_milliseconds() as f64 / 86_400_000.0).max(1e-9);
+    let mut jobs = Vec::with_capacity(order.len());
+    let mut quota_hits = 0;
+    for id in order {
+        if let Some(mut r) = sim.reports.remove(&id) {
+            r.per_day = (r.succeeded as f64 / days * 10.0).round() / 10.0;
+            quota_hits += r.quota_hits;
+            jobs.push(r);
+        }
+    }
+    Ok(Report {
+        name: scenario.name.clone(),
+        profile: scenario.profile.clone(),
+        seed: scenario.seed,
+        start,
+        end,
+        wakeups: sim.wakeups,
+        quota_hits,
+        timeline: sim.timeline,
+        jobs,
+    })
+}

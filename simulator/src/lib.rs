@@ -1,0 +1,54 @@
+//! The backwork simulator: runs the same scheduling core the runtime uses under a virtual clock
+//! and an emulated OS profile, and reports when each job ran and why it waited.
+//!
+//! ```
+//! use backwork_simulator::{Scenario, simulate};
+//!
+//! let scenario = Scenario::from_toml(r#"
+//!     profile = "android"
+//!     start = "2026-11-23T00:00:00Z"
+//!     duration = "1d"
+//!     device = { screen = "on", charging = false, battery = 80 }
+//!
+//!     [[job]]
+//!     name = "sync"
+//!     every = "15m"
+//!     outcome = { duration = "3m" }
+//!
+//!     [[event]]        # the app falls into the rare bucket
+//!     at = "0s"
+//!     bucket = "rare"
+//! "#).unwrap();
+//! let report = simulate(&scenario).unwrap();
+//! let sync = &report.jobs[0];
+//! assert!(sync.succeeded >= 3 && sync.succeeded <= 4, "{}", sync.succeeded); // 10 min of job time a day
+//! ```
+
+#![warn(missing_docs)]
+
+mod engine;
+mod report;
+mod scenario;
+
+pub use engine::simulate;
+pub use report::{JobReport, Report, RunReport};
+pub use scenario::{DeviceSpec, EventSpec, JobSpec, OnOff, Outcome, Scenario, StorageSpec};
+
+/// Why a scenario could not be simulated.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SimError {
+    /// The scenario file does not parse.
+    #[error("the scenario does not parse: {0}")]
+    Parse(String),
+    /// A profile name or override is wrong.
+    #[error("{0}")]
+    Profile(String),
+    /// A job is invalid.
+    #[error("job `{job}`: {detail}")]
+    Job {
+        /// The job's name.
+        job: String,
+        /// What is wrong, and what to do.
+        detail: String,
+    },
+}

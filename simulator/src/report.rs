@@ -1,0 +1,139 @@
+//! What a simulation found: per job, its runs and why it was held back; in all, the wake-ups.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use backwork_scheduler::Time;
+use serde::{Deserialize, Serialize};
+
+/// One run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunReport {
+    /// When it started.
+    pub start: Time,
+    /// When it ended.
+    pub end: Time,
+    /// `success`, `retry`, `stopped: REASON`, or `crashed`.
+    pub outcome: String,
+}
+
+/// One job's story.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobReport {
+    /// Its name.
+    pub name: String,
+    /// Its schedule, as text.
+    pub schedule: String,
+    /// Every run, in order.
+    pub runs: Vec<RunReport>,
+    /// Runs that succeeded.
+    pub succeeded: u64,
+    /// Runs that failed (and were retried or failed the job).
+    pub failed: u64,
+    /// Runs stopped before their end (by the profile, a lost constraint, a time limit) or lost
+    /// in a reboot.
+    pub stopped: u64,
+    /// Successful runs per simulated day.
+    pub per_day: f64,
+    /// Milliseconds it was held back although its schedule let it run, by reason.
+    pub held_back_ms: BTreeMap<String, u64>,
+    /// How many times a quota stopped it from starting.
+    pub quota_hits: u64,
+}
+
+/// The whole report. The same scenario and seed give the same report, byte for byte.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The scenario's title.
+    pub name: String,
+    /// The profile.
+    pub profile: String,
+    /// The seed.
+    pub seed: u64,
+    /// When the simulation started.
+    pub start: Time,
+    /// When it ended.
+    pub end: Time,
+    /// How many times the scheduler's timer woke it.
+    pub wakeups: u64,
+    /// How many times a quota held a job back, over all jobs.
+    pub quota_hits: u64,
+    /// The device-state timeline as applied: (instant, what changed).
+    pub timeline: Vec<(Time, String)>,
+    /// One entry per job, in the scenario's order.
+    pub jobs: Vec<JobReport>,
+}
+
+fn span(ms: u64) -> String {
+    let secs = ms / 1000;
+    if secs == 0 {
+        return format!("{ms}ms");
+    }
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    let parts: Vec<String> = [(d, "d"), (h, "h"), (m, "m"), (s, "s")]
+        .iter()
+        .filter(|(v, _)| *v > 0)
+        .take(2)
+        .map(|(v, u)| format!("{v}{u}"))
+        .collect();
+    parts.join(" ")
+}
+
+impl Report {
+    /// The days simulated.
+    pub fn days(&self) -> f64 {
+        ((self.end - self.start).num_milliseconds() as f64 / 86_400_000.0).max(1e-9)
+    }
+
+    /// The report as a person reads it.
+    pub fn text(&self) -> String {
+        let mut s = String::new();
+        let title = if self.name.is_empty() {
+            "scenario".to_string()
+        } else {
+            self.name.clone()
+        };
+        let _ = writeln!(
+            s,
+            "{title}: profile {}, {} to {} ({:.1} days), seed {}",
+            self.profile,
+            self.start.format("%Y-%m-%d %H:%M UTC"),
+            self.end.format("%Y-%m-%d %H:%M UTC"),
+            self.days(),
+            self.seed
+        );
+        let _ = writeln!(
+            s,
+            "wake-ups: {} ({:.1} per day); quota hits: {}",
+            self.wakeups,
+            self.wakeups as f64 / self.days(),
+            self.quota_hits
+        );
+        for j in &self.jobs {
+            let _ = writeln!(s, "\n{}  ({})", j.name, j.schedule);
+            let _ = writeln!(
+                s,
+                "  runs {}: {} succeeded, {} failed, {} stopped; {:.1} successful runs per day",
+                j.runs.len(),
+                j.succeeded,
+                j.failed,
+                j.stopped,
+                j.per_day
+            );
+            let total: u64 = j.held_back_ms.values().sum();
+            if total > 0 {
+                let mut by: Vec<(&String, &u64)> = j.held_back_ms.iter().collect();
+                by.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+                let reasons: Vec<String> = by
+                    .iter()
+                    .map(|(r, ms)| format!("{r}: {}", span(**ms)))
+                    .collect();
+                let _ = writeln!(s, "  held back (by reason): {}", reasons.join("; "));
+            }
+            if j.quota_hits > 0 {
+                let _ = writeln!(s, "  quota hits: {}", j.quota_hits);
+            }
+        }
+        s
+    }
+}

@@ -1,0 +1,336 @@
+//! The scenario file: a profile, a time span, a seed, a device timeline and jobs. The format is
+//! documented with an annotated example in `docs/simulator.md`.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use backwork_constraints::{Constraint, DeviceState, Network};
+use backwork_profiles::Bucket;
+use backwork_scheduler::{Anchor, Backoff, CatchUp, JobRequest, Time};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use crate::SimError;
+
+/// A whole scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// A title for the report.
+    #[serde(default)]
+    pub name: String,
+    /// `desktop` or `android`.
+    #[serde(default = "desktop")]
+    pub profile: String,
+    /// Overrides of the profile's numbers (for android: the fields of `AndroidSettings`).
+    #[serde(default)]
+    pub overrides: toml::Table,
+    /// When the simulation starts (RFC 3339).
+    pub start: Time,
+    /// How long it runs (`7d`, `36h`).
+    #[serde(with = "humantime_serde")]
+    pub duration: Duration,
+    /// The seed of every random choice (outcomes); the same seed gives the same report.
+    #[serde(default)]
+    pub seed: u64,
+    /// The device at the start.
+    #[serde(default)]
+    pub device: DeviceSpec,
+    /// Changes over time.
+    #[serde(default, rename = "event")]
+    pub events: Vec<EventSpec>,
+    /// The jobs.
+    #[serde(default, rename = "job")]
+    pub jobs: Vec<JobSpec>,
+}
+
+fn desktop() -> String {
+    "desktop".into()
+}
+
+/// A device state, or a change of some of its values.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceSpec {
+    /// `on` or `off`.
+    pub screen: Option<OnOff>,
+    /// On AC power.
+    pub charging: Option<bool>,
+    /// `none`, `metered` or `unmetered`.
+    pub network: Option<Network>,
+    /// Battery percent.
+    pub battery: Option<u8>,
+    /// `low` or `ok`.
+    pub storage: Option<StorageSpec>,
+    /// The device is idle.
+    pub idle: Option<bool>,
+}
+
+/// `on` / `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnOff {
+    /// On.
+    On,
+    /// Off.
+    Off,
+}
+
+/// `low` / `ok`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StorageSpec {
+    /// Free space is low.
+    Low,
+    /// Free space is fine.
+    Ok,
+}
+
+impl DeviceSpec {
+    /// `base` with these values applied.
+    pub fn apply(&self, mut base: DeviceState) -> DeviceState {
+        if let Some(s) = self.screen {
+            base.screen_on = s == OnOff::On;
+        }
+        if let Some(c) = self.charging {
+            base.charging = c;
+        }
+        if let Some(n) = self.network {
+            base.network = n;
+        }
+        if let Some(b) = self.battery {
+            base.battery = Some(b.min(100));
+        }
+        if let Some(s) = self.storage {
+            base.storage_low = s == StorageSpec::Low;
+        }
+        if let Some(i) = self.idle {
+            base.idle = i;
+        }
+        base
+    }
+
+    fn is_empty(&self) -> bool {
+        *self == DeviceSpec::default()
+    }
+}
+
+/// Something that happens at an offset from the start (and again every `repeat`, if given).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventSpec {
+    /// When, from the start (`0s`, `14h 30m`).
+    #[serde(with = "humantime_serde")]
+    pub at: Duration,
+    /// Repeat every this long (`24h` for a daily routine).
+    #[serde(default, with = "humantime_serde")]
+    pub repeat: Option<Duration>,
+    /// Device values that change.
+    #[serde(flatten)]
+    pub device: DeviceSpec,
+    /// The app's standby bucket becomes this (android).
+    #[serde(default)]
+    pub bucket: Option<Bucket>,
+    /// The device reboots: runs in progress are lost; the scheduler starts again from its store
+    /// after `down`.
+    #[serde(default)]
+    pub reboot: bool,
+    /// How long a reboot keeps the device down.
+    #[serde(default, with = "humantime_serde")]
+    pub down: Option<Duration>,
+}
+
+impl EventSpec {
+    /// True when the event changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.device.is_empty() && self.bucket.is_none() && !self.reboot
+    }
+}
+
+/// How a job's runs turn out.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outcome {
+    /// The probability that a run fails and asks to be retried.
+    #[serde(default)]
+    pub fail: f64,
+    /// How long each run takes.
+    #[serde(default = "one_second", with = "humantime_serde")]
+    pub duration: Duration,
+}
+
+fn one_second() -> Duration {
+    Duration::from_secs(1)
+}
+
+impl Default for Outcome {
+    fn default() -> Self {
+        Outcome {
+            fail: 0.0,
+            duration: one_second(),
+        }
+    }
+}
+
+/// A job: the request fields of `backwork add`, an outcome model, and how many copies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    /// Its name (also its unique name).
+    pub name: String,
+    /// Enqueued this long after the start.
+    #[serde(default, with = "humantime_serde")]
+    pub added: Option<Duration>,
+    /// Once, this long after it is added.
+    #[serde(default, rename = "in", with = "humantime_serde")]
+    pub in_: Option<Duration>,
+    /// Periodic.
+    #[serde(default, with = "humantime_serde")]
+    pub every: Option<Duration>,
+    /// Periodic: the flex window.
+    #[serde(default, with = "humantime_serde")]
+    pub flex: Option<Duration>,
+    /// Periodic: `grid` or `after-run`.
+    #[serde(default)]
+    pub anchor: Option<Anchor>,
+    /// Cron (seconds first).
+    #[serde(default)]
+    pub cron: Option<String>,
+    /// The cron expression's zone (default UTC in a scenario).
+    #[serde(default)]
+    pub tz: Option<Tz>,
+    /// `one` or `skip`.
+    #[serde(default)]
+    pub catch_up: Option<CatchUp>,
+    /// Constraints: `network`, `unmetered`, `charging`, `battery-not-low`, `storage-not-low`,
+    /// `idle`.
+    #[serde(default)]
+    pub requires: Vec<String>,
+    /// Minimum interval between successful starts.
+    #[serde(default, with = "humantime_serde")]
+    pub min_interval: Option<Duration>,
+    /// `exponential:30s` or `linear:1m`.
+    #[serde(default)]
+    pub backoff: Option<String>,
+    /// Give up after this many attempts.
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    /// Time limit of each run (`10m`, or `none`).
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// Start exactly when due, not batched.
+    #[serde(default)]
+    pub accurate: bool,
+    /// Delay each due time by up to this.
+    #[serde(default, with = "humantime_serde")]
+    pub jitter: Option<Duration>,
+    /// With `jitter`: the same delay every time.
+    #[serde(default)]
+    pub fixed_jitter: bool,
+    /// Tags.
+    #[serde(default)]
+    pub tags: BTreeSet<String>,
+    /// How its runs turn out.
+    #[serde(default)]
+    pub outcome: Outcome,
+    /// How many copies of this job (named `name-1`, `name-2`, … when more than one).
+    #[serde(default = "one")]
+    pub count: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl JobSpec {
+    /// The request for copy `name` of this job.
+    pub fn request(&self, kind: &str, name: &str) -> Result<JobRequest, SimError> {
+        let bad = |detail: String| SimError::Job {
+            job: self.name.clone(),
+            detail,
+        };
+        let schedules = [
+            self.every.is_some(),
+            self.cron.is_some(),
+            self.in_.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        if schedules > 1 {
+            return Err(bad("give one of every, cron and in".into()));
+        }
+        let mut r = if let Some(every) = self.every {
+            let mut r = JobRequest::periodic(kind, every);
+            if let Some(f) = self.flex {
+                r = r.flex(f);
+            }
+            if let Some(a) = self.anchor {
+                r = r.anchor(a);
+            }
+            r
+        } else if let Some(expr) = &self.cron {
+            JobRequest::cron(kind, expr.clone(), self.tz.unwrap_or(Tz::UTC))
+        } else {
+            JobRequest::once(kind).delay(self.in_.unwrap_or_default())
+        };
+        if let Some(c) = self.catch_up {
+            r = r.catch_up(c);
+        }
+        for c in &self.requires {
+            let c: Constraint = c.parse().map_err(|e| bad(format!("{e}")))?;
+            r = r.requires(c);
+        }
+        if let Some(m) = self.min_interval {
+            r = r.min_interval(m);
+        }
+        if let Some(b) = &self.backoff {
+            r = r.backoff(b.parse::<Backoff>().map_err(bad)?);
+        }
+        if let Some(n) = self.max_attempts {
+            r = r.max_attempts(n);
+        }
+        if let Some(t) = &self.timeout {
+            r = r.timeout(match t.as_str() {
+                "none" => None,
+                other => Some(
+                    humantime::parse_duration(other)
+                        .map_err(|e| bad(format!("timeout {other:?}: {e}")))?,
+                ),
+            });
+        }
+        if self.accurate {
+            r = r.accurate();
+        }
+        if let Some(j) = self.jitter {
+            r = if self.fixed_jitter {
+                r.fixed_jitter(j)
+            } else {
+                r.jitter(j)
+            };
+        }
+        for t in &self.tags {
+            r = r.tag(t.clone());
+        }
+        if !(0.0..=1.0).contains(&self.outcome.fail) {
+            return Err(bad(format!(
+                "outcome.fail {} is not a probability; use a number from 0 to 1",
+                self.outcome.fail
+            )));
+        }
+        Ok(r.unique(name, backwork_scheduler::ConflictPolicy::Keep))
+    }
+}
+
+impl Scenario {
+    /// Parses a scenario from TOML text.
+    pub fn from_toml(text: &str) -> Result<Scenario, SimError> {
+        let s: Scenario = toml::from_str(text).map_err(|e| SimError::Parse(e.to_string()))?;
+        if s.jobs.is_empty() {
+            return Err(SimError::Parse(
+                "the scenario has no [[job]]; add at least one".into(),
+            ));
+        }
+        Ok(s)
+    }
+}
