@@ -44,15 +44,12 @@ pub fn sd_notify(state: &str) {
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(store: Option<&Path>, socket: &Path, args: &DaemonArgs) -> Result<(), CliError> {
-    if args.profile != Profile::Desktop {
-        return Err(CliError::invalid(
-            format!(
-                "the {:?} profile is not available yet in this build; use --profile desktop",
-                args.profile
-            )
-            .to_lowercase(),
-        ));
-    }
+    let profile = backwork_profiles::Profile::by_name(match args.profile {
+        Profile::Desktop => "desktop",
+        Profile::Android => "android",
+        Profile::Ios => "ios",
+    })
+    .map_err(|e| CliError::invalid(e.to_string()))?;
     let path = store_path(store)?;
     // the store's lock first: only its holder may replace a stale socket
     let opened = RedbStore::open(&path, OpenMode::CreateIfMissing)?;
@@ -67,8 +64,11 @@ pub async fn run(store: Option<&Path>, socket: &Path, args: &DaemonArgs) -> Resu
         .store(opened)
         .config(backwork_scheduler::Config {
             grace: args.grace,
-            ..core_config(args.max_concurrent)
+            max_concurrent: args.max_concurrent.max(1),
+            payload_cap: core_config(1).payload_cap,
+            ..profile.config
         })
+        .policy(profile.policy)
         .worker(COMMAND_KIND, CommandWorker::new(worker_grace));
     let (builder, control) = match args.device {
         DeviceSource::Manual => {

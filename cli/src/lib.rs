@@ -125,6 +125,29 @@ fn terminal_width() -> Option<usize> {
     terminal_size::terminal_size().map(|(w, _)| usize::from(w.0))
 }
 
+/// `backwork simulate`: runs the scenario and prints its report (and draws it, with `--svg`).
+fn simulate(args: &args::SimulateArgs, json: bool) -> Result<(), CliError> {
+    let text = std::fs::read_to_string(&args.scenario).map_err(|e| {
+        CliError::invalid(format!(
+            "cannot read the scenario {}: {e}",
+            args.scenario.display()
+        ))
+    })?;
+    let scenario = backwork_simulator::Scenario::from_toml(&text)
+        .map_err(|e| CliError::invalid(format!("{}: {e}", args.scenario.display())))?;
+    let report = backwork_simulator::simulate(&scenario)
+        .map_err(|e| CliError::invalid(format!("{}: {e}", args.scenario.display())))?;
+    if let Some(path) = &args.svg {
+        std::fs::write(path, backwork_simulator::svg(&report))
+            .map_err(|e| CliError::unavailable(format!("cannot write {}: {e}", path.display())))?;
+    }
+    if json {
+        json_lines([&report])
+    } else {
+        out(&report.text())
+    }
+}
+
 const NO_DAEMON: &str = "note: no daemon is running; the change is stored and takes effect when `backwork daemon` starts";
 
 async fn run(cli: Cli) -> Result<(), CliError> {
@@ -137,11 +160,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             clap_complete::generate(*shell, &mut Cli::command(), "backwork", &mut buf);
             return out(&String::from_utf8_lossy(&buf));
         }
-        Verb::Simulate(_) => {
-            return Err(CliError::invalid(
-                "the simulator is not available yet in this build; it comes with the OS-emulation work",
-            ));
-        }
+        Verb::Simulate(args) => return simulate(args, cli.json),
         Verb::Add(args) => {
             let cwd = std::env::current_dir().map_err(|e| {
                 CliError::invalid(format!(

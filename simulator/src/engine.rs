@@ -62,6 +62,7 @@ struct Sim<'a> {
     /// Jobs that were held by a quota at the last step (to count new hits only).
     quota_held: BTreeSet<JobId>,
     timeline: Vec<(Time, String)>,
+    states: Vec<(Time, DeviceState)>,
 }
 
 fn label(r: &WaitReason) -> Option<String> {
@@ -203,6 +204,7 @@ impl Sim<'_> {
         }
         if !what.is_empty() {
             self.timeline.push((self.now, what.join(", ")));
+            self.states.push((self.now, self.device));
         }
         Ok(())
     }
@@ -298,6 +300,7 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, SimError> {
         held: BTreeMap::new(),
         quota_held: BTreeSet::new(),
         timeline: Vec::new(),
+        states: vec![(start, device)],
     };
     sim.feed(Event::WorkerRegistered(KIND.into()))?;
     sim.feed(Event::DeviceChanged(device))?;
@@ -472,6 +475,7 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, SimError> {
         wakeups: sim.wakeups,
         quota_hits,
         timeline: sim.timeline,
+        device: sim.states,
         jobs,
     })
 }

@@ -29,10 +29,12 @@
 mod engine;
 mod report;
 mod scenario;
+mod svg;
 
 pub use engine::simulate;
 pub use report::{JobReport, Report, RunReport};
 pub use scenario::{DeviceSpec, EventSpec, JobSpec, OnOff, Outcome, Scenario, StorageSpec};
+pub use svg::render as svg;
 
 /// Why a scenario could not be simulated.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

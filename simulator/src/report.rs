@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use backwork_constraints::DeviceState;
 use backwork_scheduler::Time;
 use serde::{Deserialize, Serialize};
 
@@ -60,6 +61,8 @@ pub struct Report {
     pub quota_hits: u64,
     /// The device-state timeline as applied: (instant, what changed).
     pub timeline: Vec<(Time, String)>,
+    /// The device state from the start and after each change.
+    pub device: Vec<(Time, DeviceState)>,
     /// One entry per job, in the scenario's order.
     pub jobs: Vec<JobReport>,
 }

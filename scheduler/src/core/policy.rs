@@ -90,6 +90,34 @@ pub trait Policy: Send + fmt::Debug + 'static {
     fn on_finished(&mut self, _now: Time, _job: &Job, _ran_for: Duration) {}
 }
 
+/// A boxed policy is a policy (profiles are chosen at run time).
+impl Policy for Box<dyn Policy> {
+    fn admit(&mut self, now: Time, r: &JobRequest, cx: PolicyContext<'_>) -> Result<(), String> {
+        (**self).admit(now, r, cx)
+    }
+    fn before_start(&mut self, now: Time, job: &Job, cx: PolicyContext<'_>) -> Decision {
+        (**self).before_start(now, job, cx)
+    }
+    fn plan_wake(&mut self, now: Time, earliest: Time) -> Time {
+        (**self).plan_wake(now, earliest)
+    }
+    fn run_deadline(&mut self, now: Time, job: &Job) -> Option<(Time, String)> {
+        (**self).run_deadline(now, job)
+    }
+    fn hold(&self, now: Time) -> Option<(Time, String)> {
+        (**self).hold(now)
+    }
+    fn on_device(&mut self, now: Time, device: &DeviceState) {
+        (**self).on_device(now, device)
+    }
+    fn on_started(&mut self, now: Time, job: &Job) {
+        (**self).on_started(now, job)
+    }
+    fn on_finished(&mut self, now: Time, job: &Job, ran_for: Duration) {
+        (**self).on_finished(now, job, ran_for)
+    }
+}
+
 /// The default policy: everything is allowed at once.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AllowAll;
