@@ -1,4 +1,4 @@
-//! The DESIGN §9 workloads on a file-backed store, as a bench binary.
+//! The DESIGN §9 workloads on a file-backed store (W10: the simulator), as a bench binary.
 //!
 //! ```sh
 //! cargo bench --bench workloads            # every workload
@@ -359,6 +359,59 @@ async fn w9(dir: &Path, scale: usize) {
     );
 }
 
+/// W10: the simulator, 1 000 periodic jobs (15 min, flex 5 min, network) for 7 simulated days
+/// under the android profile, with a screen going on and off and a nightly charger.
+fn w10(scale: usize) {
+    let jobs = 1000 / scale;
+    let scenario = format!(
+        r#"
+        profile = "android"
+        start = "2026-11-23T00:00:00Z"
+        duration = "7d"
+        seed = 10
+        overrides = {{ max_scheduled_jobs = {jobs} }}
+        device = {{ screen = "on", charging = false, battery = 80, network = "unmetered" }}
+
+        [[event]]
+        at = "1h"
+        repeat = "6h"
+        screen = "off"
+
+        [[event]]
+        at = "4h"
+        repeat = "6h"
+        screen = "on"
+
+        [[event]]
+        at = "22h"
+        repeat = "24h"
+        charging = true
+
+        [[event]]
+        at = "30h"
+        repeat = "24h"
+        charging = false
+
+        [[job]]
+        name = "sync"
+        every = "15m"
+        flex = "5m"
+        requires = ["network"]
+        count = {jobs}
+        outcome = {{ fail = 0.1, duration = "5s" }}
+        "#
+    );
+    let scenario = backwork_simulator::Scenario::from_toml(&scenario).expect("scenario");
+    let start = Instant::now();
+    let report = backwork_simulator::simulate(&scenario).expect("simulate");
+    let took = start.elapsed();
+    let runs: usize = report.jobs.iter().map(|j| j.runs.len()).sum();
+    println!(
+        "W10 simulator, {jobs} jobs x 7 days, android: {took:.2?} ({runs} runs, {} wake-ups) (target ≤ 1 s)",
+        report.wakeups
+    );
+}
+
 fn main() {
     let all: Vec<String> = std::env::args().skip(1).collect();
     let scale = if all.iter().any(|a| a == "--bench") {
@@ -413,6 +466,9 @@ fn main() {
         }
         if want("W9") {
             w9(fresh().path(), scale).await;
+        }
+        if want("W10") {
+            w10(scale);
         }
     });
 }

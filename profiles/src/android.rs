@@ -240,6 +240,11 @@ pub struct AndroidPolicy {
     doze_since: Option<Time>,
     /// Job runs that count against the bucket quota (started on battery), oldest first.
     runs: VecDeque<Run>,
+    /// The last usage computed: (at, window) → (job time, starts); every job asks at the same
+    /// instant, so this saves a scan per job.
+    usage_memo: Option<(Time, Duration, (Duration, u32))>,
+    /// The last quota answer, for the instant it was computed at.
+    quota_memo: Option<(Time, Bucket, Option<(Time, String)>)>,
 }
 
 impl AndroidPolicy {
@@ -251,6 +256,8 @@ impl AndroidPolicy {
             charging: true,
             doze_since: None,
             runs: VecDeque::new(),
+            usage_memo: None,
+            quota_memo: None,
         }
     }
 
@@ -318,7 +325,19 @@ impl AndroidPolicy {
 
     /// Job time used and jobs started within `[now − window, now]`, and when enough of each
     /// leaves the window.
-    fn usage(&self, now: Time, window: Duration) -> (Duration, u32) {
+    fn usage(&mut self, now: Time, window: Duration) -> (Duration, u32) {
+        if let Some((at, w, u)) = self.usage_memo
+            && at == now
+            && w == window
+        {
+            return u;
+        }
+        let u = self.scan_usage(now, window);
+        self.usage_memo = Some((now, window, u));
+        u
+    }
+
+    fn scan_usage(&self, now: Time, window: Duration) -> (Duration, u32) {
         let from = now - chrono::TimeDelta::from_std(window).unwrap_or(chrono::TimeDelta::MAX);
         let mut used = Duration::ZERO;
         let mut count = 0;
@@ -357,6 +376,42 @@ impl AndroidPolicy {
                 .find(|t| *t > now)
                 .unwrap_or(now + w)
         }
+    }
+
+    /// If the bucket's quota is used up at `now`: until when, and why. The quota is the app's,
+    /// so every job asking at one instant gets the same answer (computed once).
+    fn quota_block(&mut self, now: Time) -> Option<(Time, String)> {
+        let (bucket, l) = self.limits();
+        if let Some((at, b, answer)) = &self.quota_memo
+            && *at == now
+            && *b == bucket
+        {
+            return answer.clone();
+        }
+        self.forget_old(now);
+        let (used, count) = self.usage(now, l.window);
+        let window = humantime::format_duration(l.window);
+        let answer = if count >= l.max_jobs {
+            Some((
+                self.quota_free_at(now, l, true),
+                format!(
+                    "standby bucket {bucket}: {} jobs per {window} used",
+                    l.max_jobs
+                ),
+            ))
+        } else if used >= l.max_job_time {
+            Some((
+                self.quota_free_at(now, l, false),
+                format!(
+                    "standby bucket {bucket}: {} of job time per {window} used",
+                    humantime::format_duration(l.max_job_time)
+                ),
+            ))
+        } else {
+            None
+        };
+        self.quota_memo = Some((now, bucket, answer.clone()));
+        answer
     }
 
     fn forget_old(&mut self, now: Time) {
@@ -402,29 +457,10 @@ impl Policy for AndroidPolicy {
         if self.charging {
             return Decision::Allow; // no quotas while charging
         }
-        self.forget_old(now);
-        let (bucket, l) = self.limits();
-        let (used, count) = self.usage(now, l.window);
-        let window = humantime::format_duration(l.window);
-        if count >= l.max_jobs {
-            return Decision::Defer {
-                until: self.quota_free_at(now, l, true),
-                reason: format!(
-                    "standby bucket {bucket}: {} jobs per {window} used",
-                    l.max_jobs
-                ),
-            };
+        match self.quota_block(now) {
+            Some((until, reason)) => Decision::Defer { until, reason },
+            None => Decision::Allow,
         }
-        if used >= l.max_job_time {
-            return Decision::Defer {
-                until: self.quota_free_at(now, l, false),
-                reason: format!(
-                    "standby bucket {bucket}: {} of job time per {window} used",
-                    humantime::format_duration(l.max_job_time)
-                ),
-            };
-        }
-        Decision::Allow
     }
 
     fn hold(&self, now: Time) -> Option<(Time, String)> {
@@ -467,6 +503,7 @@ impl Policy for AndroidPolicy {
 
     fn on_device(&mut self, now: Time, device: &DeviceState) {
         self.charging = device.charging;
+        self.quota_memo = None;
         let dozable = !device.screen_on && !device.charging;
         match (dozable, self.doze_since) {
             (true, None) => self.doze_since = Some(now),
@@ -476,6 +513,8 @@ impl Policy for AndroidPolicy {
     }
 
     fn on_started(&mut self, now: Time, job: &Job) {
+        self.usage_memo = None;
+        self.quota_memo = None;
         if !self.charging {
             self.runs.push_back(Run {
                 id: job.id,
@@ -486,6 +525,8 @@ impl Policy for AndroidPolicy {
     }
 
     fn on_finished(&mut self, now: Time, job: &Job, _ran_for: Duration) {
+        self.usage_memo = None;
+        self.quota_memo = None;
         if let Some(r) = self
             .runs
             .iter_mut()

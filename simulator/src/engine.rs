@@ -57,12 +57,25 @@ struct Sim<'a> {
     running: BTreeMap<JobId, Running>,
     wakeups: u64,
     reports: BTreeMap<JobId, JobReport>,
-    /// What holds each job back right now (reason label), from the last step.
-    held: BTreeMap<JobId, Vec<String>>,
+    /// What holds each job back, and since when.
+    held: BTreeMap<JobId, (Time, Vec<String>)>,
+    /// When `observe` last looked.
+    observed_at: Time,
     /// Jobs that were held by a quota at the last step (to count new hits only).
     quota_held: BTreeSet<JobId>,
     timeline: Vec<(Time, String)>,
     states: Vec<(Time, DeviceState)>,
+}
+
+/// What a simulation step did, for how much of the held-back picture to look at again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Only runs ended: jobs may have started, none can be newly held.
+    RunsEnded,
+    /// Only gates opened: jobs may be newly held.
+    GatesOpened,
+    /// Anything else (an event, a wake-up, a job added): look at everything.
+    Full,
 }
 
 fn label(r: &WaitReason) -> Option<String> {
@@ -145,9 +158,41 @@ impl Sim<'_> {
         }
     }
 
-    /// What holds each job back now.
-    fn observe(&mut self) {
-        let mut held = BTreeMap::new();
+    /// Looks at what holds each job back now: an interval whose reasons change is closed and
+    /// charged, a new one opened. With `only_started`, nothing new can be held (the step only
+    /// ended runs): jobs that started are let go without asking the core again.
+    fn observe(&mut self, step: Step) {
+        let since = std::mem::replace(&mut self.observed_at, self.now);
+        if step == Step::RunsEnded {
+            let started: Vec<JobId> = self
+                .held
+                .keys()
+                .filter(|id| self.running.contains_key(id))
+                .copied()
+                .collect();
+            for id in started {
+                self.release(id);
+            }
+            return;
+        }
+        if step == Step::GatesOpened {
+            // only jobs whose gate just opened can be newly held; the others' reasons change
+            // only with events and wake-ups, which observe everything
+            for id in self.core.gates_opened(since, self.now) {
+                if self.held.contains_key(&id) {
+                    continue;
+                }
+                let Ok(reasons) = self.core.why(self.now, id) else {
+                    continue;
+                };
+                let labels: Vec<String> = reasons.iter().filter_map(label).collect();
+                if !labels.is_empty() {
+                    self.held.insert(id, (self.now, labels));
+                }
+            }
+            return;
+        }
+        let mut seen = BTreeSet::new();
         let mut quota = BTreeSet::new();
         for id in self.core.held_back(self.now) {
             let Ok(reasons) = self.core.why(self.now, id) else {
@@ -162,25 +207,42 @@ impl Sim<'_> {
                     rep.quota_hits += 1;
                 }
             }
-            if !labels.is_empty() {
-                held.insert(id, labels);
+            if labels.is_empty() {
+                continue;
+            }
+            seen.insert(id);
+            match self.held.get(&id) {
+                Some((_, old)) if *old == labels => {}
+                _ => {
+                    self.release(id);
+                    self.held.insert(id, (self.now, labels));
+                }
             }
         }
-        self.held = held;
+        let gone: Vec<JobId> = self
+            .held
+            .keys()
+            .filter(|id| !seen.contains(id))
+            .copied()
+            .collect();
+        for id in gone {
+            self.release(id);
+        }
         self.quota_held = quota;
     }
 
-    /// Charges the time until `to` to what held each job back.
-    fn account(&mut self, to: Time) {
-        let ms = u64::try_from((to - self.now).num_milliseconds()).unwrap_or(0);
+    /// Closes `id`'s held interval, charging it to its reasons.
+    fn release(&mut self, id: JobId) {
+        let Some((since, labels)) = self.held.remove(&id) else {
+            return;
+        };
+        let ms = u64::try_from((self.now - since).num_milliseconds()).unwrap_or(0);
         if ms == 0 {
             return;
         }
-        for (id, labels) in &self.held {
-            if let Some(rep) = self.reports.get_mut(id) {
-                for l in labels {
-                    *rep.held_back_ms.entry(l.clone()).or_default() += ms;
-                }
+        if let Some(rep) = self.reports.get_mut(&id) {
+            for l in labels {
+                *rep.held_back_ms.entry(l).or_default() += ms;
             }
         }
     }
@@ -231,7 +293,7 @@ impl Sim<'_> {
             app.set_bucket(b);
         }
         self.app = p.app;
-        self.core = Scheduler::new(p.config, p.policy);
+        self.core = Scheduler::new(p.config, p.policy).without_persistence();
         self.feed(Event::WorkerRegistered(KIND.into()))?;
         self.feed(Event::DeviceChanged(self.device))?;
         self.feed(Event::Load(jobs))?;
@@ -288,7 +350,7 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, SimError> {
     });
     let mut sim = Sim {
         scenario,
-        core: Scheduler::new(p.config, p.policy),
+        core: Scheduler::new(p.config, p.policy).without_persistence(),
         app: p.app,
         now: start,
         device,
@@ -298,6 +360,7 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, SimError> {
         wakeups: 0,
         reports: BTreeMap::new(),
         held: BTreeMap::new(),
+        observed_at: start,
         quota_held: BTreeSet::new(),
         timeline: Vec::new(),
         states: vec![(start, device)],
@@ -365,14 +428,15 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, SimError> {
         } else {
             stuck = 0;
         }
-        sim.account(t);
         sim.now = t.max(sim.now);
         let mut progressed = false;
+        let mut step = Step::RunsEnded;
         while agenda.peek().is_some_and(|(at, _, _)| *at <= sim.now) {
             let Some((_, _, item)) = agenda.next() else {
                 break;
             };
             progressed = true;
+            step = Step::Full;
             match item {
                 Item::Event(i) => sim.apply(&scenario.events[i])?,
                 Item::Add(i, copy) => {
@@ -442,7 +506,11 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, SimError> {
                 outcome,
             })?;
         }
+        if (!progressed || next_gate == Some(sim.now)) && step == Step::RunsEnded {
+            step = Step::GatesOpened; // a job may be held from now on
+        }
         if sim.core.poll_timeout().is_some_and(|d| d <= sim.now) {
+            step = Step::Full;
             sim.wakeups += 1;
             sim.feed(Event::Timeout)?;
         } else if !progressed && next_gate != Some(sim.now) {
@@ -451,10 +519,13 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, SimError> {
                 sim.now
             )));
         }
-        sim.observe();
+        sim.observe(step);
     }
-    sim.account(end);
     sim.now = end;
+    let still: Vec<JobId> = sim.held.keys().copied().collect();
+    for id in still {
+        sim.release(id);
+    }
 
     let days = ((end - start).num_milliseconds() as f64 / 86_400_000.0).max(1e-9);
     let mut jobs = Vec::with_capacity(order.len());

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use backwork_constraints::{Constraint, Constraints};
-use std::ops::Bound::{Excluded, Unbounded};
+use std::ops::Bound::{Excluded, Included, Unbounded};
 
 use super::job::{JobId, Time};
 
@@ -107,10 +107,19 @@ impl Lanes {
     /// The jobs whose time gates are open at `now` but that have not started (waiting for a
     /// worker, the device, a slot, or a wake-up).
     pub fn due_waiting(&self, now: Time) -> impl Iterator<Item = JobId> + '_ {
-        self.at
-            .iter()
-            .filter(move |(_, (lane, key))| !matches!(lane, Lane::Timed(_)) || *key <= now)
-            .map(|(id, _)| *id)
+        self.timed
+            .range(..=(now, JobId::MAX))
+            .chain(self.no_worker.values().flatten())
+            .chain(self.device.iter())
+            .chain(self.ready.iter())
+            .map(|&(_, id)| id)
+    }
+
+    /// The timed jobs whose gates open in `(from, to]`.
+    pub fn gates_in(&self, from: Time, to: Time) -> impl Iterator<Item = JobId> + '_ {
+        self.timed
+            .range((Excluded((from, JobId::MAX)), Included((to, JobId::MAX))))
+            .map(|&(_, id)| id)
     }
 
     /// The earliest instant after `now` at which a timed job's gates open.

@@ -308,6 +308,8 @@ pub struct Scheduler {
     kinds: BTreeSet<String>,
     cron_cache: BTreeMap<String, cron::Schedule>,
     shutting_down: bool,
+    /// Emit `Persist` actions (off for a driver without a store, such as the simulator).
+    persist: bool,
     dirty: BTreeSet<JobId>,
     removed: Vec<JobId>,
     pending: Vec<Action>,
@@ -337,12 +339,20 @@ impl Scheduler {
             kinds: BTreeSet::new(),
             cron_cache: BTreeMap::new(),
             shutting_down: false,
+            persist: true,
             dirty: BTreeSet::new(),
             removed: Vec::new(),
             pending: Vec::new(),
             actions: VecDeque::new(),
             pruned: 0,
         }
+    }
+
+    /// A core for a driver that keeps no store (a simulation): it emits no
+    /// [`Action::Persist`], saving a copy of every changed record.
+    pub fn without_persistence(mut self) -> Self {
+        self.persist = false;
+        self
     }
 
     /// Feeds one input at instant `now`. Then drain [`Scheduler::poll_action`].
@@ -474,6 +484,12 @@ impl Scheduler {
         ids.sort_unstable();
         ids.dedup();
         ids
+    }
+
+    /// The jobs whose time gates opened in `(from, to]` and that the core has not looked at
+    /// since (it was not woken): what an observer checks when only time passed.
+    pub fn gates_opened(&self, from: Time, to: Time) -> Vec<JobId> {
+        self.lanes.gates_in(from, to).collect()
     }
 
     /// The next instant after the last input's at which some job's time gates open (an observer
@@ -1564,6 +1580,10 @@ impl Scheduler {
     fn flush(&mut self) {
         let dirty = std::mem::take(&mut self.dirty);
         let removes = std::mem::take(&mut self.removed);
+        if !self.persist {
+            self.actions.extend(self.pending.drain(..));
+            return;
+        }
         let upserts: Vec<Job> = dirty
             .into_iter()
             .filter_map(|id| self.jobs.get(&id).cloned())
