@@ -199,6 +199,9 @@ fn doubling(first: Duration, max: Duration, k: u32) -> Duration {
     first.saturating_mul(1u32 << k.min(20)).min(max)
 }
 
+/// Held back until an instant, for a reason.
+type Hold = (Time, String);
+
 /// Changes the app's standby bucket from outside (the simulator's "app usage").
 #[derive(Debug, Clone)]
 pub struct AppControl(Arc<Mutex<Bucket>>);
@@ -244,7 +247,7 @@ pub struct AndroidPolicy {
     /// instant, so this saves a scan per job.
     usage_memo: Option<(Time, Duration, (Duration, u32))>,
     /// The last quota answer, for the instant it was computed at.
-    quota_memo: Option<(Time, Bucket, Option<(Time, String)>)>,
+    quota_memo: Option<(Time, Bucket, Option<Hold>)>,
 }
 
 impl AndroidPolicy {
@@ -380,7 +383,7 @@ impl AndroidPolicy {
 
     /// If the bucket's quota is used up at `now`: until when, and why. The quota is the app's,
     /// so every job asking at one instant gets the same answer (computed once).
-    fn quota_block(&mut self, now: Time) -> Option<(Time, String)> {
+    fn quota_block(&mut self, now: Time) -> Option<Hold> {
         let (bucket, l) = self.limits();
         if let Some((at, b, answer)) = &self.quota_memo
             && *at == now
