@@ -148,7 +148,11 @@ impl Sim<'_> {
             match outcome.as_str() {
                 "success" => rep.succeeded += 1,
                 "retry" => rep.failed += 1,
-                _ => rep.stopped += 1,
+                other => {
+                    rep.stopped += 1;
+                    let why = other.strip_prefix("stopped: ").unwrap_or(other);
+                    *rep.stops.entry(why.to_string()).or_default() += 1;
+                }
             }
             rep.runs.push(RunReport {
                 start,
@@ -478,6 +482,7 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, SimError> {
                             per_day: 0.0,
                             held_back_ms: BTreeMap::new(),
                             quota_hits: 0,
+                            stops: BTreeMap::new(),
                         },
                     );
                     order.push(id);

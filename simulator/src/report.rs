@@ -40,6 +40,8 @@ pub struct JobReport {
     pub held_back_ms: BTreeMap<String, u64>,
     /// How many times a quota stopped it from starting.
     pub quota_hits: u64,
+    /// Stopped runs by why they were stopped.
+    pub stops: BTreeMap<String, u64>,
 }
 
 /// The whole report. The same scenario and seed give the same report, byte for byte.
@@ -132,6 +134,10 @@ impl Report {
                     .map(|(r, ms)| format!("{r}: {}", span(**ms)))
                     .collect();
                 let _ = writeln!(s, "  held back (by reason): {}", reasons.join("; "));
+            }
+            if !j.stops.is_empty() {
+                let stops: Vec<String> = j.stops.iter().map(|(r, n)| format!("{r}: {n}")).collect();
+                let _ = writeln!(s, "  stopped (by reason): {}", stops.join("; "));
             }
             if j.quota_hits > 0 {
                 let _ = writeln!(s, "  quota hits: {}", j.quota_hits);

@@ -49,18 +49,27 @@ fn device_lane(
         y + LANE * 0.68,
         esc(label)
     );
+    // consecutive states with the same paint make one bar
+    let mut bars: Vec<(Time, Time, &'static str)> = Vec::new();
     for (i, (t, d)) in states.iter().enumerate() {
         let until = states.get(i + 1).map_or(end, |(n, _)| *n);
-        if let Some(color) = paint(d) {
-            let (x0, x1) = (scale.x(*t), scale.x(until));
-            let _ = writeln!(
-                out,
-                r##"<rect x="{x0:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{color}"/>"##,
-                y + 3.0,
-                (x1 - x0).max(0.5),
-                LANE - 6.0
-            );
+        let Some(color) = paint(d) else {
+            continue;
+        };
+        match bars.last_mut() {
+            Some((_, e, c)) if *e == *t && *c == color => *e = until,
+            _ => bars.push((*t, until, color)),
         }
+    }
+    for (from, until, color) in bars {
+        let (x0, x1) = (scale.x(from), scale.x(until));
+        let _ = writeln!(
+            out,
+            r##"<rect x="{x0:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{color}"/>"##,
+            y + 3.0,
+            (x1 - x0).max(0.5),
+            LANE - 6.0
+        );
     }
 }
 
@@ -175,6 +184,18 @@ pub fn render(report: &Report) -> String {
             );
         }
         y += LANE;
+    }
+    // reboots: a dashed line across every lane
+    for (t, what) in &report.timeline {
+        if what.contains("reboot") {
+            let x = scale.x(*t);
+            let _ = writeln!(
+                s,
+                r##"<line x1="{x:.1}" y1="{TOP:.1}" x2="{x:.1}" y2="{y:.1}" stroke="#d62728" stroke-dasharray="4 3"/><text x="{:.1}" y="{:.1}" class="tick" fill="#d62728">reboot</text>"##,
+                x + 3.0,
+                y + 12.0
+            );
+        }
     }
     let mut note_y = y + 22.0;
     if report.jobs.len() > jobs.len() {
