@@ -89,7 +89,7 @@ finished or cancelled."
     Device(DeviceArgs),
     /// Run a scenario under an emulated OS on a virtual clock.
     #[command(
-        after_help = "Examples:\n  backwork simulate examples/scenarios/phone-overnight.toml --svg timeline.svg"
+        after_help = "Examples:\n  backwork simulate examples/scenarios/phone-overnight.toml --svg timeline.svg\n  backwork simulate examples/scenarios/fleet-nightly-upload.toml --devices 1000\n\nThe scenario format: docs/simulator.md."
     )]
     Simulate(SimulateArgs),
     /// Drop finished jobs past their retention now.
@@ -353,6 +353,10 @@ pub struct SimulateArgs {
     /// The scenario file (TOML).
     pub scenario: PathBuf,
     /// Draw the timeline to this SVG file.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "devices")]
     pub svg: Option<PathBuf>,
+    /// Simulate a fleet of N devices (routines and install times vary) and report the load on
+    /// the server: requests per minute, the peak, the 99th percentile.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub devices: Option<u32>,
 }

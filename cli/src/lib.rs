@@ -135,8 +135,18 @@ fn simulate(args: &args::SimulateArgs, json: bool) -> Result<(), CliError> {
     })?;
     let scenario = backwork_simulator::Scenario::from_toml(&text)
         .map_err(|e| CliError::invalid(format!("{}: {e}", args.scenario.display())))?;
-    let report = backwork_simulator::simulate(&scenario)
-        .map_err(|e| CliError::invalid(format!("{}: {e}", args.scenario.display())))?;
+    let failed = |e: backwork_simulator::SimError| {
+        CliError::invalid(format!("{}: {e}", args.scenario.display()))
+    };
+    if let Some(n) = args.devices {
+        let fleet = backwork_simulator::simulate_fleet(&scenario, n).map_err(failed)?;
+        return if json {
+            json_lines([&fleet])
+        } else {
+            out(&fleet.text())
+        };
+    }
+    let report = backwork_simulator::simulate(&scenario).map_err(failed)?;
     if let Some(path) = &args.svg {
         std::fs::write(path, backwork_simulator::svg(&report))
             .map_err(|e| CliError::unavailable(format!("cannot write {}: {e}", path.display())))?;

@@ -27,11 +27,13 @@
 #![warn(missing_docs)]
 
 mod engine;
+mod fleet;
 mod report;
 mod scenario;
 mod svg;
 
 pub use engine::simulate;
+pub use fleet::{FleetReport, INSTALL_SPREAD, ROUTINE_SHIFT, simulate_fleet};
 pub use report::{JobReport, Report, RunReport};
 pub use scenario::{DeviceSpec, EventSpec, JobSpec, OnOff, Outcome, Scenario, StorageSpec};
 pub use svg::render as svg;

@@ -1,0 +1,46 @@
+//! Fleet mode: aligned schedules make a thundering herd on the server; jitter flattens it.
+
+use backwork_simulator::{Scenario, simulate_fleet};
+
+const FLEET: &str = r#"
+    start = "2026-11-23T00:00:00Z"
+    duration = "1d"
+    seed = 11
+    device = { network = "unmetered" }
+
+    [[job]]
+    name = "nightly-upload"
+    cron = "0 0 3 * * *"
+    requires = ["network"]
+    outcome = { duration = "30s" }
+"#;
+
+#[test]
+fn a_daily_cron_job_is_a_thundering_herd_and_jitter_flattens_it() {
+    let devices = 300;
+    let herd = simulate_fleet(&Scenario::from_toml(FLEET).unwrap(), devices).unwrap();
+    eprintln!("{}", herd.text());
+    assert_eq!(herd.requests, u64::from(devices));
+    // every device in the same minute (the slot plus its batching minute)
+    assert_eq!(herd.peak_per_minute, devices);
+    assert_eq!(herd.peak_at.unwrap().format("%H:%M").to_string(), "03:01");
+    let jittered = FLEET.replace(
+        "outcome = { duration = \"30s\" }",
+        "jitter = \"30m\"\n    outcome = { duration = \"30s\" }",
+    );
+    let flat = simulate_fleet(&Scenario::from_toml(&jittered).unwrap(), devices).unwrap();
+    eprintln!("{}", flat.text());
+    assert_eq!(
+        flat.requests,
+        u64::from(devices),
+        "every device still uploads once"
+    );
+    assert!(
+        flat.peak_per_minute * 10 <= devices,
+        "30 minutes of jitter spread {devices} requests to a peak of {}",
+        flat.peak_per_minute
+    );
+    // the same fleet twice: the same report
+    let again = simulate_fleet(&Scenario::from_toml(&jittered).unwrap(), devices).unwrap();
+    assert_eq!(flat, again);
+}
