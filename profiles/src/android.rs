@@ -202,19 +202,51 @@ fn doubling(first: Duration, max: Duration, k: u32) -> Duration {
 /// Held back until an instant, for a reason.
 type Hold = (Time, String);
 
-/// Changes the app's standby bucket from outside (the simulator's "app usage").
-#[derive(Debug, Clone)]
-pub struct AppControl(Arc<Mutex<Bucket>>);
+/// What the OS knows about the app besides the device: its standby bucket (android), and
+/// whether the user force-quit it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppState {
+    /// The standby bucket (android).
+    pub bucket: Bucket,
+    /// Force-quit by the user: nothing runs until the app is opened again.
+    pub force_quit: bool,
+}
+
+/// Changes the app's state from outside (the simulator's "app usage", "force-quit"). Tell the
+/// core with `Event::PolicyChanged` afterwards.
+#[derive(Debug, Clone, Default)]
+pub struct AppControl(Arc<Mutex<AppState>>);
 
 impl AppControl {
-    /// Moves the app to `bucket`. Tell the core with `Event::PolicyChanged`.
+    fn with<T>(&self, f: impl FnOnce(&mut AppState) -> T) -> T {
+        f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Moves the app to `bucket`.
     pub fn set_bucket(&self, bucket: Bucket) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = bucket;
+        self.with(|a| a.bucket = bucket);
     }
 
     /// The app's bucket.
     pub fn bucket(&self) -> Bucket {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.with(|a| a.bucket)
+    }
+
+    /// The user force-quits the app (`true`) or opens it again (`false`).
+    pub fn set_force_quit(&self, quit: bool) {
+        self.with(|a| a.force_quit = quit);
+    }
+
+    /// The app's state.
+    pub fn state(&self) -> AppState {
+        self.with(|a| *a)
+    }
+}
+
+/// The refusal every profile gives while the app is force-quit.
+pub(crate) fn force_quit_decision() -> Decision {
+    Decision::Deny {
+        reason: "the app was force-quit; nothing runs until it is opened again".into(),
     }
 }
 
@@ -254,7 +286,10 @@ impl AndroidPolicy {
     /// A policy with these settings, the device awake and charging until told otherwise.
     pub fn new(settings: AndroidSettings) -> Self {
         AndroidPolicy {
-            bucket: AppControl(Arc::new(Mutex::new(settings.bucket))),
+            bucket: AppControl(Arc::new(Mutex::new(AppState {
+                bucket: settings.bucket,
+                force_quit: false,
+            }))),
             settings,
             charging: true,
             doze_since: None,
@@ -451,6 +486,9 @@ impl Policy for AndroidPolicy {
     }
 
     fn before_start(&mut self, now: Time, _job: &Job, _cx: PolicyContext<'_>) -> Decision {
+        if self.bucket.state().force_quit {
+            return force_quit_decision();
+        }
         if let DozePhase::Idle { deep, until } = self.doze_phase(now) {
             return Decision::Defer {
                 until,

@@ -7,6 +7,9 @@
 //! - `android`: [`AndroidPolicy`] — Doze, App Standby buckets and their quotas, JobScheduler's
 //!   limits — plus WorkManager's minimums (15-minute periods, 5-minute flex, raised with a
 //!   warning).
+//! - `ios`: [`IosPolicy`] — app-refresh and processing tasks (by tag), their pending limits
+//!   (1 and 10) and budgets (30 s, minutes), refreshes 15 minutes apart, processing only while
+//!   idle and charging, nothing after a force-quit.
 //!
 //! ```
 //! use backwork_profiles::Profile;
@@ -18,12 +21,16 @@
 #![warn(missing_docs)]
 
 mod android;
+mod ios;
 
 use std::time::Duration;
 
 use backwork_scheduler::{AllowAll, Config, Policy};
 
-pub use android::{AndroidPolicy, AndroidSettings, AppControl, Bucket, BucketLimits, DozePhase};
+pub use android::{
+    AndroidPolicy, AndroidSettings, AppControl, AppState, Bucket, BucketLimits, DozePhase,
+};
+pub use ios::{IosPolicy, IosSettings, PROCESSING_TAG, REFRESH_TAG};
 
 /// A profile: the core configuration and the policy that together emulate an OS.
 #[derive(Debug)]
@@ -34,19 +41,16 @@ pub struct Profile {
     pub config: Config,
     /// The policy.
     pub policy: Box<dyn Policy>,
-    /// Changes the app's standby bucket (android only).
+    /// Changes what the OS knows about the app (standby bucket, force-quit).
     pub app: Option<AppControl>,
 }
 
-/// A profile that does not exist or is not built yet.
+/// A profile that does not exist.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProfileError {
     /// No such profile.
-    #[error("unknown profile `{0}`; use desktop or android")]
+    #[error("unknown profile `{0}`; use desktop, android or ios")]
     Unknown(String),
-    /// The profile is planned but not available in this build.
-    #[error("the {0} profile is not available yet in this build; use desktop or android")]
-    NotYet(String),
 }
 
 impl Profile {
@@ -77,12 +81,28 @@ impl Profile {
         }
     }
 
+    /// The ios profile with `settings`.
+    pub fn ios(settings: IosSettings) -> Profile {
+        let policy = IosPolicy::new(settings);
+        let app = policy.control();
+        Profile {
+            name: "ios",
+            config: Config {
+                min_period: Duration::from_secs(15 * 60),
+                raise_short_periods: true,
+                ..Config::default()
+            },
+            policy: Box::new(policy),
+            app: Some(app),
+        }
+    }
+
     /// A profile by name, with its default numbers.
     pub fn by_name(name: &str) -> Result<Profile, ProfileError> {
         match name {
             "desktop" => Ok(Profile::desktop()),
             "android" => Ok(Profile::android(AndroidSettings::default())),
-            "ios" => Err(ProfileError::NotYet(name.into())),
+            "ios" => Ok(Profile::ios(IosSettings::default())),
             other => Err(ProfileError::Unknown(other.into())),
         }
     }

@@ -4,7 +4,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use backwork_constraints::DeviceState;
 use backwork_profiles::{AndroidSettings, Profile};
-use backwork_scheduler::{Action, Event, JobId, Reply, RunOutcome, Scheduler, Time, WaitReason};
+use backwork_scheduler::{
+    Action, CoreError, Event, JobId, Reply, RunOutcome, Scheduler, Time, WaitReason,
+};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -22,6 +24,12 @@ fn profile(s: &Scenario) -> Result<Profile, SimError> {
                 .try_into()
                 .map_err(|e| SimError::Profile(format!("android overrides: {e}")))?;
             Ok(Profile::android(settings))
+        }
+        "ios" => {
+            let settings: backwork_profiles::IosSettings = toml::Value::Table(s.overrides.clone())
+                .try_into()
+                .map_err(|e| SimError::Profile(format!("ios overrides: {e}")))?;
+            Ok(Profile::ios(settings))
         }
         other => {
             if !s.overrides.is_empty() {
@@ -65,6 +73,7 @@ struct Sim<'a> {
     quota_held: BTreeSet<JobId>,
     timeline: Vec<(Time, String)>,
     states: Vec<(Time, DeviceState)>,
+    rejected: Vec<(Time, String, String)>,
 }
 
 /// What a simulation step did, for how much of the held-back picture to look at again.
@@ -263,10 +272,23 @@ impl Sim<'_> {
             self.device = device;
             self.feed(Event::DeviceChanged(device))?;
         }
-        if let (Some(b), Some(app)) = (e.bucket, &self.app) {
-            app.set_bucket(b);
-            what.push(format!("bucket {b}"));
-            self.feed(Event::PolicyChanged)?;
+        if let Some(app) = &self.app {
+            let before = app.state();
+            if let Some(b) = e.bucket {
+                app.set_bucket(b);
+                what.push(format!("bucket {b}"));
+            }
+            if e.force_quit {
+                app.set_force_quit(true);
+                what.push("force-quit".into());
+            }
+            if e.app_open {
+                app.set_force_quit(false);
+                what.push("app opened".into());
+            }
+            if app.state() != before {
+                self.feed(Event::PolicyChanged)?;
+            }
         }
         if !what.is_empty() {
             self.timeline.push((self.now, what.join(", ")));
@@ -291,10 +313,11 @@ impl Sim<'_> {
         if let Some(down) = e.down {
             self.now = add(self.now, down);
         }
-        let bucket = self.app.as_ref().map(|a| a.bucket());
+        let state = self.app.as_ref().map(|a| a.state());
         let p = profile(self.scenario)?;
-        if let (Some(b), Some(app)) = (bucket, &p.app) {
-            app.set_bucket(b);
+        if let (Some(st), Some(app)) = (state, &p.app) {
+            app.set_bucket(st.bucket);
+            app.set_force_quit(st.force_quit);
         }
         self.app = p.app;
         self.core = Scheduler::new(p.config, p.policy).without_persistence();
@@ -368,6 +391,7 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, SimError> {
         quota_held: BTreeSet::new(),
         timeline: Vec::new(),
         states: vec![(start, device)],
+        rejected: Vec::new(),
     };
     sim.feed(Event::WorkerRegistered(KIND.into()))?;
     sim.feed(Event::DeviceChanged(device))?;
@@ -456,6 +480,11 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, SimError> {
                     let id = JobId::new_v7(sim.now, bytes);
                     match sim.core.handle(sim.now, Event::Enqueue { id, request }) {
                         Ok(_) => {}
+                        Err(CoreError::Rejected(reason)) => {
+                            // the OS refused the submit: the app sees an error; go on
+                            sim.rejected.push((sim.now, name, reason));
+                            continue;
+                        }
                         Err(e) => {
                             return Err(SimError::Job {
                                 job: name,
@@ -552,6 +581,7 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, SimError> {
         quota_hits,
         timeline: sim.timeline,
         device: sim.states,
+        rejected: sim.rejected,
         jobs,
     })
 }

@@ -35,7 +35,9 @@ mod svg;
 pub use engine::simulate;
 pub use fleet::{FleetReport, INSTALL_SPREAD, ROUTINE_SHIFT, simulate_fleet};
 pub use report::{JobReport, Report, RunReport};
-pub use scenario::{DeviceSpec, EventSpec, JobSpec, OnOff, Outcome, Scenario, StorageSpec};
+pub use scenario::{
+    DeviceSpec, EventSpec, IosTask, JobSpec, OnOff, Outcome, Scenario, StorageSpec,
+};
 pub use svg::render as svg;
 
 /// Why a scenario could not be simulated.

@@ -65,6 +65,8 @@ pub struct Report {
     pub timeline: Vec<(Time, String)>,
     /// The device state from the start and after each change.
     pub device: Vec<(Time, DeviceState)>,
+    /// Requests the profile refused: (when, job, why).
+    pub rejected: Vec<(Time, String, String)>,
     /// One entry per job, in the scenario's order.
     pub jobs: Vec<JobReport>,
 }
@@ -114,6 +116,13 @@ impl Report {
             self.wakeups as f64 / self.days(),
             self.quota_hits
         );
+        for (at, name, why) in &self.rejected {
+            let _ = writeln!(
+                s,
+                "rejected at {}: {name}: {why}",
+                at.format("%Y-%m-%d %H:%M UTC")
+            );
+        }
         for j in &self.jobs {
             let _ = writeln!(s, "\n{}  ({})", j.name, j.schedule);
             let _ = writeln!(

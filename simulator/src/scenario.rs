@@ -138,12 +138,22 @@ pub struct EventSpec {
     /// How long a reboot keeps the device down.
     #[serde(default, with = "humantime_serde")]
     pub down: Option<Duration>,
+    /// The user force-quits the app: nothing runs until it is opened again (ios, android).
+    #[serde(default)]
+    pub force_quit: bool,
+    /// The user opens the app (after a force-quit).
+    #[serde(default)]
+    pub app_open: bool,
 }
 
 impl EventSpec {
     /// True when the event changes nothing.
     pub fn is_empty(&self) -> bool {
-        self.device.is_empty() && self.bucket.is_none() && !self.reboot
+        self.device.is_empty()
+            && self.bucket.is_none()
+            && !self.reboot
+            && !self.force_quit
+            && !self.app_open
     }
 }
 
@@ -236,6 +246,20 @@ pub struct JobSpec {
     /// How many copies of this job (named `name-1`, `name-2`, … when more than one).
     #[serde(default = "one")]
     pub count: u32,
+    /// ios: `refresh` or `processing` task (a submit with the same name replaces the pending
+    /// one).
+    #[serde(default)]
+    pub task: Option<IosTask>,
+}
+
+/// The kind of iOS background task a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IosTask {
+    /// `BGAppRefreshTask`: short, frequent.
+    Refresh,
+    /// `BGProcessingTask`: minutes, while idle and charging.
+    Processing,
 }
 
 fn one() -> u32 {
@@ -318,7 +342,18 @@ impl JobSpec {
                 self.outcome.fail
             )));
         }
-        Ok(r.unique(name, backwork_scheduler::ConflictPolicy::Keep))
+        // iOS: a submit with the same identifier replaces the pending request
+        let (r, replace) = match self.task {
+            Some(IosTask::Processing) => (r.tag(backwork_profiles::PROCESSING_TAG), true),
+            Some(IosTask::Refresh) => (r.tag(backwork_profiles::REFRESH_TAG), true),
+            None => (r, false),
+        };
+        let conflict = match (replace, r.schedule.is_recurring()) {
+            (false, _) => backwork_scheduler::ConflictPolicy::Keep,
+            (true, false) => backwork_scheduler::ConflictPolicy::Replace,
+            (true, true) => backwork_scheduler::ConflictPolicy::CancelAndReenqueue,
+        };
+        Ok(r.unique(name, conflict))
     }
 }
 

@@ -238,3 +238,150 @@ fn the_same_scenario_and_seed_give_the_same_report_byte_for_byte() {
         serde_json::to_string(&simulate(&Scenario::from_toml(&other).unwrap()).unwrap()).unwrap();
     assert_ne!(a, c, "another seed draws other failures");
 }
+
+/// iOS: a second app-refresh submit with the same identifier replaces the first.
+#[test]
+fn ios_a_second_refresh_request_replaces_the_first() {
+    let r = run(r#"
+        profile = "ios"
+        start = "2026-11-23T00:00:00Z"
+        duration = "2h"
+
+        [[job]]
+        name = "feed"
+        task = "refresh"
+        in = "1h"
+
+        [[job]]
+        name = "feed"
+        task = "refresh"
+        added = "10m"
+        in = "5m"
+        outcome = { duration = "5s" }
+    "#);
+    assert!(r.rejected.is_empty(), "{:?}", r.rejected);
+    assert_eq!(r.jobs.len(), 2);
+    assert!(r.jobs[0].runs.is_empty(), "the first request was replaced");
+    assert_eq!(r.jobs[1].runs.len(), 1);
+    assert_eq!(
+        r.jobs[1].runs[0].start,
+        t("2026-11-23T00:16:00Z"),
+        "15 min + batching"
+    );
+    // a second refresh with another identifier is refused: one pending refresh per app
+    let r = run(r#"
+        profile = "ios"
+        start = "2026-11-23T00:00:00Z"
+        duration = "1h"
+
+        [[job]]
+        name = "feed"
+        task = "refresh"
+        in = "30m"
+
+        [[job]]
+        name = "weather"
+        task = "refresh"
+        in = "30m"
+    "#);
+    assert_eq!(r.rejected.len(), 1);
+    assert!(
+        r.rejected[0].2.contains("1 pending app-refresh"),
+        "{:?}",
+        r.rejected
+    );
+}
+
+/// iOS: ten processing requests may be pending; the eleventh is rejected.
+#[test]
+fn ios_an_eleventh_processing_request_is_rejected() {
+    let r = run(r#"
+        profile = "ios"
+        start = "2026-11-23T00:00:00Z"
+        duration = "1h"
+
+        [[job]]
+        name = "index"
+        task = "processing"
+        in = "30m"
+        count = 11
+    "#);
+    assert_eq!(r.jobs.len(), 10);
+    assert_eq!(r.rejected.len(), 1);
+    assert_eq!(r.rejected[0].1, "index-11");
+    assert!(
+        r.rejected[0].2.contains("10 pending processing"),
+        "{:?}",
+        r.rejected
+    );
+}
+
+/// iOS: an app-refresh run is stopped when its 30-second budget runs out; processing waits for
+/// idle and charging; nothing runs after a force-quit until the app is opened.
+#[test]
+fn ios_budgets_idle_charging_and_force_quit() {
+    let r = run(r#"
+        profile = "ios"
+        start = "2026-11-23T00:00:00Z"
+        duration = "3h"
+        device = { screen = "on", charging = false }
+
+        [[job]]
+        name = "refresh"
+        task = "refresh"
+        outcome = { duration = "2m" }
+
+        [[job]]
+        name = "index"
+        task = "processing"
+        outcome = { duration = "5m" }
+
+        [[event]]
+        at = "1h"
+        screen = "off"
+        charging = true
+
+        [[event]]
+        at = "1h 30m"
+        force_quit = true
+
+        [[event]]
+        at = "2h 30m"
+        app_open = true
+    "#);
+    let refresh = &r.jobs[0];
+    let first = &refresh.runs[0];
+    assert_eq!(first.end - first.start, TimeDelta::seconds(30), "{first:?}");
+    assert!(first.outcome.contains("budget"), "{}", first.outcome);
+    let quit = t("2026-11-23T01:30:00Z");
+    let open = t("2026-11-23T02:30:00Z");
+    for run in &refresh.runs {
+        assert!(
+            run.start < quit || run.start >= open,
+            "ran while force-quit: {run:?}"
+        );
+        // 15 minutes apart at least
+    }
+    for w in refresh.runs.windows(2) {
+        assert!(w[1].start - w[0].start >= TimeDelta::minutes(15));
+    }
+    let index = &r.jobs[1];
+    assert_eq!(index.runs.len(), 1);
+    assert_eq!(
+        index.runs[0].start,
+        t("2026-11-23T01:00:00Z"),
+        "idle and charging at 01:00"
+    );
+    assert!(
+        index
+            .held_back_ms
+            .keys()
+            .any(|k| k.contains("idle and charging"))
+    );
+    assert!(
+        refresh
+            .held_back_ms
+            .keys()
+            .any(|k| k.contains("force-quit"))
+    );
+}

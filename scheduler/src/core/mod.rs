@@ -764,10 +764,28 @@ impl Scheduler {
         if self.jobs.contains_key(&id) {
             return Err(CoreError::DuplicateId(id));
         }
+        let same_name = request.unique.as_ref().map(|u| u.name.as_str());
+        let by_tag: Vec<(String, usize)> = request
+            .tags
+            .iter()
+            .map(|tag| {
+                let n = self
+                    .jobs
+                    .values()
+                    .filter(|j| {
+                        !j.state.is_finished()
+                            && j.request.tags.contains(tag)
+                            && (same_name.is_none() || j.unique_name() != same_name)
+                    })
+                    .count();
+                (tag.clone(), n)
+            })
+            .collect();
         let cx = PolicyContext {
             device: &self.device,
             running: self.active.len(),
             pending: self.lanes.len() + self.active.len(),
+            pending_by_tag: &by_tag,
         };
         self.policy
             .admit(now, &request, cx)
@@ -1513,6 +1531,7 @@ impl Scheduler {
                     device: &self.device,
                     running: self.active.len(),
                     pending: self.lanes.len() + self.active.len(),
+                    pending_by_tag: &[],
                 };
                 match self.policy.before_start(now, job, cx) {
                     Decision::Allow => {

@@ -36,6 +36,10 @@ pub struct PolicyContext<'a> {
     pub running: usize,
     /// How many jobs are queued or running (not finished).
     pub pending: usize,
+    /// At admission: for each tag of the request, how many unfinished jobs carry it — not
+    /// counting a job with the request's unique name, which the request would replace or
+    /// update. Empty elsewhere.
+    pub pending_by_tag: &'a [(String, usize)],
 }
 
 /// The hook the core consults before it admits a request, before it starts a job, and when it plans

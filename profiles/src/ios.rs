@@ -1,0 +1,160 @@
+//! The iOS profile: BGTaskScheduler's app-refresh and processing tasks, their pending limits and
+//! run budgets, and force-quit.
+//!
+//! A job is an app-refresh task when tagged [`REFRESH_TAG`], a processing task when tagged
+//! [`PROCESSING_TAG`] (untagged jobs count as refresh tasks). iOS has no periodic tasks — an app
+//! resubmits its request from each run — so a periodic job stands for that resubmission, at least
+//! 15 minutes apart.
+
+use std::time::Duration;
+
+use backwork_constraints::DeviceState;
+use backwork_scheduler::{Decision, Job, JobRequest, Policy, PolicyContext, Time};
+use serde::{Deserialize, Serialize};
+
+use crate::android::{AppControl, force_quit_decision};
+
+/// The tag of app-refresh tasks.
+pub const REFRESH_TAG: &str = "ios:refresh";
+/// The tag of processing tasks.
+pub const PROCESSING_TAG: &str = "ios:processing";
+
+/// The iOS profile's numbers, each overridable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IosSettings {
+    /// App-refresh requests pending at once.
+    pub max_refresh_pending: usize,
+    /// Processing requests pending at once.
+    pub max_processing_pending: usize,
+    /// How long an app-refresh run may take before iOS stops it.
+    #[serde(with = "humantime_serde")]
+    pub refresh_budget: Duration,
+    /// How long a processing run may take.
+    #[serde(with = "humantime_serde")]
+    pub processing_budget: Duration,
+    /// The least time between two app-refresh runs.
+    #[serde(with = "humantime_serde")]
+    pub refresh_interval: Duration,
+}
+
+impl Default for IosSettings {
+    fn default() -> Self {
+        IosSettings {
+            max_refresh_pending: 1,
+            max_processing_pending: 10,
+            refresh_budget: Duration::from_secs(30),
+            processing_budget: Duration::from_secs(10 * 60),
+            refresh_interval: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+fn is_processing(tags: &std::collections::BTreeSet<String>) -> bool {
+    tags.contains(PROCESSING_TAG)
+}
+
+/// The iOS policy.
+#[derive(Debug)]
+pub struct IosPolicy {
+    settings: IosSettings,
+    app: AppControl,
+    device: DeviceState,
+    last_refresh: Option<Time>,
+}
+
+impl IosPolicy {
+    /// A policy with these settings.
+    pub fn new(settings: IosSettings) -> Self {
+        IosPolicy {
+            settings,
+            app: AppControl::default(),
+            device: DeviceState::default(),
+            last_refresh: None,
+        }
+    }
+
+    /// A handle that force-quits and reopens the app.
+    pub fn control(&self) -> AppControl {
+        self.app.clone()
+    }
+}
+
+impl Policy for IosPolicy {
+    fn admit(&mut self, _now: Time, r: &JobRequest, cx: PolicyContext<'_>) -> Result<(), String> {
+        let (tag, max, what) = if is_processing(&r.tags) {
+            (
+                PROCESSING_TAG,
+                self.settings.max_processing_pending,
+                "processing",
+            )
+        } else {
+            (
+                REFRESH_TAG,
+                self.settings.max_refresh_pending,
+                "app-refresh",
+            )
+        };
+        let pending = cx
+            .pending_by_tag
+            .iter()
+            .find(|(t, _)| t == tag)
+            .map_or(0, |(_, n)| *n);
+        if pending >= max {
+            return Err(format!(
+                "iOS allows {max} pending {what} request(s) per app; submit with the same identifier (unique name) to replace one"
+            ));
+        }
+        Ok(())
+    }
+
+    fn before_start(&mut self, now: Time, job: &Job, _cx: PolicyContext<'_>) -> Decision {
+        if self.app.state().force_quit {
+            return force_quit_decision();
+        }
+        if is_processing(&job.request.tags) {
+            if !self.device.charging || self.device.screen_on {
+                return Decision::Deny {
+                    reason: "iOS runs processing tasks while the device is idle and charging"
+                        .into(),
+                };
+            }
+            return Decision::Allow;
+        }
+        if let Some(last) = self.last_refresh {
+            let next = backwork_scheduler::core::add(last, self.settings.refresh_interval);
+            if now < next {
+                return Decision::Defer {
+                    until: next,
+                    reason: "iOS spaces app refreshes at least 15 minutes apart".into(),
+                };
+            }
+        }
+        Decision::Allow
+    }
+
+    fn run_deadline(&mut self, now: Time, job: &Job) -> Option<(Time, String)> {
+        let (budget, what) = if is_processing(&job.request.tags) {
+            (self.settings.processing_budget, "processing")
+        } else {
+            (self.settings.refresh_budget, "app-refresh")
+        };
+        Some((
+            backwork_scheduler::core::add(now, budget),
+            format!(
+                "the iOS {what} budget of {} ran out",
+                humantime::format_duration(budget)
+            ),
+        ))
+    }
+
+    fn on_device(&mut self, _now: Time, device: &DeviceState) {
+        self.device = *device;
+    }
+
+    fn on_started(&mut self, now: Time, job: &Job) {
+        if !is_processing(&job.request.tags) {
+            self.last_refresh = Some(now);
+        }
+    }
+}
