@@ -125,6 +125,47 @@ fn terminal_width() -> Option<usize> {
     terminal_size::terminal_size().map(|(w, _)| usize::from(w.0))
 }
 
+/// A progress bar on stderr that appears only once a run has taken a second, and only on a
+/// terminal.
+struct Progress {
+    started: std::time::Instant,
+    bar: std::cell::OnceCell<indicatif::ProgressBar>,
+    enabled: bool,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Progress {
+            started: std::time::Instant::now(),
+            bar: std::cell::OnceCell::new(),
+            enabled: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        }
+    }
+
+    fn show(&self, fraction: f64, what: &str) {
+        if !self.enabled || self.started.elapsed() < std::time::Duration::from_secs(1) {
+            return;
+        }
+        let bar = self.bar.get_or_init(|| {
+            let b = indicatif::ProgressBar::new(1000);
+            if let Ok(style) =
+                indicatif::ProgressStyle::with_template("{bar:40} {percent:>3}% {msg} ({elapsed})")
+            {
+                b.set_style(style);
+            }
+            b.set_message(what.to_string());
+            b
+        });
+        bar.set_position((fraction.clamp(0.0, 1.0) * 1000.0) as u64);
+    }
+
+    fn finish(&self) {
+        if let Some(b) = self.bar.get() {
+            b.finish_and_clear();
+        }
+    }
+}
+
 /// `backwork simulate`: runs the scenario and prints its report (and draws it, with `--svg`).
 fn simulate(args: &args::SimulateArgs, json: bool) -> Result<(), CliError> {
     let text = std::fs::read_to_string(&args.scenario).map_err(|e| {
@@ -138,15 +179,24 @@ fn simulate(args: &args::SimulateArgs, json: bool) -> Result<(), CliError> {
     let failed = |e: backwork_simulator::SimError| {
         CliError::invalid(format!("{}: {e}", args.scenario.display()))
     };
+    let bar = Progress::new();
     if let Some(n) = args.devices {
-        let fleet = backwork_simulator::simulate_fleet(&scenario, n).map_err(failed)?;
+        let fleet = backwork_simulator::simulate_fleet_with_progress(&scenario, n, &mut |done| {
+            bar.show(f64::from(done) / f64::from(n), "devices")
+        })
+        .map_err(failed)?;
+        bar.finish();
         return if json {
             json_lines([&fleet])
         } else {
             out(&fleet.text())
         };
     }
-    let report = backwork_simulator::simulate(&scenario).map_err(failed)?;
+    let report = backwork_simulator::simulate_with_progress(&scenario, &mut |f| {
+        bar.show(f, "simulated time")
+    })
+    .map_err(failed)?;
+    bar.finish();
     if let Some(path) = &args.svg {
         std::fs::write(path, backwork_simulator::svg(&report))
             .map_err(|e| CliError::unavailable(format!("cannot write {}: {e}", path.display())))?;

@@ -368,6 +368,15 @@ fn describe(old: &DeviceState, new: &DeviceState) -> String {
 
 /// Runs `scenario` and reports what happened.
 pub fn simulate(scenario: &Scenario) -> Result<Report, SimError> {
+    simulate_with_progress(scenario, &mut |_| {})
+}
+
+/// Like [`simulate`], telling `progress` now and then how much of the simulated span is done
+/// (from 0 to 1), for a progress bar.
+pub fn simulate_with_progress(
+    scenario: &Scenario,
+    progress: &mut dyn FnMut(f64),
+) -> Result<Report, SimError> {
     let p = profile(scenario)?;
     let start = scenario.start;
     let end = add(start, scenario.duration);
@@ -430,7 +439,13 @@ pub fn simulate(scenario: &Scenario) -> Result<Report, SimError> {
     let mut order: Vec<JobId> = Vec::new();
     let mut stuck = 0u32;
 
+    let span_ms = ((end - start).num_milliseconds() as f64).max(1.0);
+    let mut steps = 0u64;
     loop {
+        steps += 1;
+        if steps.is_multiple_of(4096) {
+            progress((sim.now - start).num_milliseconds() as f64 / span_ms);
+        }
         let next_agenda = agenda.peek().map(|(t, _, _)| *t);
         let next_done = sim.running.values().map(|r| r.ends).min();
         let next_timer = sim.core.poll_timeout();

@@ -51,6 +51,15 @@ fn shift(d: Duration, by_ms: i64) -> Duration {
 /// shifted by up to ±30 minutes and its jobs added up to 10 minutes late (drawn from the
 /// scenario's seed); every run start is a request to the server.
 pub fn simulate_fleet(scenario: &Scenario, devices: u32) -> Result<FleetReport, SimError> {
+    simulate_fleet_with_progress(scenario, devices, &mut |_| {})
+}
+
+/// Like [`simulate_fleet`], telling `progress` how many devices are done after each.
+pub fn simulate_fleet_with_progress(
+    scenario: &Scenario,
+    devices: u32,
+    progress: &mut dyn FnMut(u32),
+) -> Result<FleetReport, SimError> {
     let mut rng = ChaCha8Rng::seed_from_u64(scenario.seed ^ 0xF1EE_7000_0000_0000);
     let shift_ms = i64::try_from(ROUTINE_SHIFT.as_millis()).unwrap_or(0);
     let spread_ms = i64::try_from(INSTALL_SPREAD.as_millis()).unwrap_or(0);
@@ -69,6 +78,7 @@ pub fn simulate_fleet(scenario: &Scenario, devices: u32) -> Result<FleetReport, 
             j.added = Some(shift(j.added.unwrap_or_default(), install));
         }
         let report = simulate(&device)?;
+        progress(i + 1);
         runs_per_day.push(report.jobs.iter().map(|j| j.per_day).sum());
         for run in report.jobs.iter().flat_map(|j| &j.runs) {
             let minute = run.start.timestamp() / 60 * 60;

@@ -32,8 +32,10 @@ mod report;
 mod scenario;
 mod svg;
 
-pub use engine::simulate;
-pub use fleet::{FleetReport, INSTALL_SPREAD, ROUTINE_SHIFT, simulate_fleet};
+pub use engine::{simulate, simulate_with_progress};
+pub use fleet::{
+    FleetReport, INSTALL_SPREAD, ROUTINE_SHIFT, simulate_fleet, simulate_fleet_with_progress,
+};
 pub use report::{JobReport, Report, RunReport};
 pub use scenario::{
     DeviceSpec, EventSpec, IosTask, JobSpec, OnOff, Outcome, Scenario, StorageSpec,
