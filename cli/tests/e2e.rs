@@ -885,3 +885,14 @@ fn the_cli_inspects_an_embedding_apps_queue_and_names_a_profile_window() {
         .unwrap();
     assert!(!socket.exists(), "the socket goes with the runtime");
 }
+
+#[test]
+fn the_daemon_runs_with_the_android_profile() {
+    let d = Daemon::start_with(&["--device", "manual", "--profile", "android"]);
+    let out = d.cli(&["add", "--every", "5m", "--", "true"]);
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("warning:") && err.contains("15m"), "WorkManager's minimum: {err}");
+    let line: Value = serde_json::from_str(d.ok(&["list", "--json"]).trim()).unwrap();
+    assert_eq!(line["schedule"], "every 15m");
+}
