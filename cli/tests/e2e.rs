@@ -892,7 +892,10 @@ fn the_daemon_runs_with_the_android_profile() {
     let out = d.cli(&["add", "--every", "5m", "--", "true"]);
     assert!(out.status.success(), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("warning:") && err.contains("15m"), "WorkManager's minimum: {err}");
+    assert!(
+        err.contains("warning:") && err.contains("15m"),
+        "WorkManager's minimum: {err}"
+    );
     let line: Value = serde_json::from_str(d.ok(&["list", "--json"]).trim()).unwrap();
     assert_eq!(line["schedule"], "every 15m");
 }
