@@ -134,6 +134,10 @@ pub struct DaemonArgs {
     /// The OS background limits to apply.
     #[arg(long, value_enum, default_value_t = Profile::Desktop)]
     pub profile: Profile,
+    /// Override one of the profile's numbers, e.g. `--set deep_idle_after=30m` (repeatable;
+    /// the names are in docs/simulator.md).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
     /// How many jobs may run at once.
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub max_concurrent: usize,

@@ -44,11 +44,28 @@ pub fn sd_notify(state: &str) {
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(store: Option<&Path>, socket: &Path, args: &DaemonArgs) -> Result<(), CliError> {
-    let profile = backwork_profiles::Profile::by_name(match args.profile {
-        Profile::Desktop => "desktop",
-        Profile::Android => "android",
-        Profile::Ios => "ios",
-    })
+    let mut overrides = toml::Table::new();
+    for kv in &args.overrides {
+        let Some((k, v)) = kv.split_once('=') else {
+            return Err(CliError::invalid(format!(
+                "--set {kv:?} is not KEY=VALUE; write it like --set deep_idle_after=30m"
+            )));
+        };
+        // a TOML value if it is one (numbers, booleans), else text (durations)
+        let value = toml::from_str::<toml::Table>(&format!("v = {v}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(v.to_string()));
+        overrides.insert(k.trim().to_string(), value);
+    }
+    let profile = backwork_profiles::Profile::with_overrides(
+        match args.profile {
+            Profile::Desktop => "desktop",
+            Profile::Android => "android",
+            Profile::Ios => "ios",
+        },
+        &overrides,
+    )
     .map_err(|e| CliError::invalid(e.to_string()))?;
     let path = store_path(store)?;
     // the store's lock first: only its holder may replace a stale socket

@@ -898,4 +898,19 @@ fn the_daemon_runs_with_the_android_profile() {
     );
     let line: Value = serde_json::from_str(d.ok(&["list", "--json"]).trim()).unwrap();
     assert_eq!(line["schedule"], "every 15m");
+    // its numbers are overridable; a wrong one is a clear error
+    let bad = backwork(
+        &[
+            "daemon",
+            "--profile",
+            "android",
+            "--set",
+            "deep_idle_after=soon",
+        ],
+        d.dir.path().join("other.redb"),
+        d.dir.path().join("other").join("s.sock"),
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("android overrides"), "{err}");
 }

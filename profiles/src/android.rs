@@ -113,6 +113,11 @@ pub struct AndroidSettings {
     /// JobScheduler's execution limit: a run is stopped after this long.
     #[serde(with = "humantime_serde")]
     pub execution_limit: Duration,
+    /// Apps outside the active bucket run their jobs in batches: when this many are ready…
+    pub batch_ready_jobs: usize,
+    /// …or when the oldest has waited this long.
+    #[serde(with = "humantime_serde")]
+    pub batch_max_wait: Duration,
 }
 
 impl Default for AndroidSettings {
@@ -137,6 +142,8 @@ impl Default for AndroidSettings {
             restricted: limits(1440, 10),
             max_scheduled_jobs: 150,
             execution_limit: m(10),
+            batch_ready_jobs: 5,
+            batch_max_wait: m(31),
         }
     }
 }
@@ -278,6 +285,12 @@ pub struct AndroidPolicy {
     /// The last usage computed: (at, window) → (job time, starts); every job asks at the same
     /// instant, so this saves a scan per job.
     usage_memo: Option<(Time, Duration, (Duration, u32))>,
+    /// Jobs held for a batch (not in the active bucket, on battery), since when.
+    batch: std::collections::BTreeMap<JobId, Time>,
+    /// Jobs of a batch that was let go: they start whenever a slot is free.
+    released: std::collections::BTreeSet<JobId>,
+    /// A batch was let go: the core should ask the held jobs again.
+    release: bool,
     /// The last quota answer, for the instant it was computed at.
     quota_memo: Option<(Time, Bucket, Option<Hold>)>,
 }
@@ -296,6 +309,9 @@ impl AndroidPolicy {
             runs: VecDeque::new(),
             usage_memo: None,
             quota_memo: None,
+            batch: std::collections::BTreeMap::new(),
+            released: std::collections::BTreeSet::new(),
+            release: false,
         }
     }
 
@@ -452,6 +468,32 @@ impl AndroidPolicy {
         answer
     }
 
+    /// Outside the active bucket, jobs wait until enough are ready or the oldest has waited
+    /// long enough; then the whole batch goes.
+    fn batch_hold(&mut self, now: Time, id: JobId) -> Option<Decision> {
+        let bucket = self.bucket.bucket();
+        if bucket == Bucket::Active || self.released.contains(&id) {
+            return None;
+        }
+        let since = *self.batch.entry(id).or_insert(now);
+        let oldest = self.batch.values().min().copied().unwrap_or(since);
+        let deadline = add(oldest, self.settings.batch_max_wait);
+        if self.batch.len() >= self.settings.batch_ready_jobs || now >= deadline {
+            self.release = self.batch.len() > 1;
+            self.released
+                .extend(std::mem::take(&mut self.batch).into_keys());
+            return None;
+        }
+        Some(Decision::Defer {
+            until: deadline,
+            reason: format!(
+                "bucket {bucket}: batched until {} jobs are ready or the oldest has waited {}",
+                self.settings.batch_ready_jobs,
+                humantime::format_duration(self.settings.batch_max_wait)
+            ),
+        })
+    }
+
     fn forget_old(&mut self, now: Time) {
         let horizon = [
             self.settings.active.window,
@@ -485,7 +527,7 @@ impl Policy for AndroidPolicy {
         Ok(())
     }
 
-    fn before_start(&mut self, now: Time, _job: &Job, _cx: PolicyContext<'_>) -> Decision {
+    fn before_start(&mut self, now: Time, job: &Job, _cx: PolicyContext<'_>) -> Decision {
         if self.bucket.state().force_quit {
             return force_quit_decision();
         }
@@ -496,12 +538,19 @@ impl Policy for AndroidPolicy {
             };
         }
         if self.charging {
-            return Decision::Allow; // no quotas while charging
+            return Decision::Allow; // no quotas or batching while charging
+        }
+        if let Some(hold) = self.batch_hold(now, job.id) {
+            return hold;
         }
         match self.quota_block(now) {
             Some((until, reason)) => Decision::Defer { until, reason },
             None => Decision::Allow,
         }
+    }
+
+    fn wants_reask(&mut self) -> bool {
+        std::mem::take(&mut self.release)
     }
 
     fn hold(&self, now: Time) -> Option<(Time, String)> {
@@ -554,6 +603,8 @@ impl Policy for AndroidPolicy {
     }
 
     fn on_started(&mut self, now: Time, job: &Job) {
+        self.batch.remove(&job.id);
+        self.released.remove(&job.id);
         self.usage_memo = None;
         self.quota_memo = None;
         if !self.charging {

@@ -48,6 +48,14 @@ pub struct Profile {
 /// A profile that does not exist.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProfileError {
+    /// An override does not fit the profile.
+    #[error("{profile} overrides: {detail}")]
+    Override {
+        /// The profile.
+        profile: String,
+        /// What is wrong, and what to do.
+        detail: String,
+    },
     /// No such profile.
     #[error("unknown profile `{0}`; use desktop, android or ios")]
     Unknown(String),
@@ -94,6 +102,32 @@ impl Profile {
             },
             policy: Box::new(policy),
             app: Some(app),
+        }
+    }
+
+    /// A profile by name, with some of its numbers overridden (the fields of
+    /// [`AndroidSettings`] or [`IosSettings`]; durations as text like `"30m"`).
+    pub fn with_overrides(name: &str, overrides: &toml::Table) -> Result<Profile, ProfileError> {
+        let bad = |e: toml::de::Error| ProfileError::Override {
+            profile: name.to_string(),
+            detail: e.message().to_string(),
+        };
+        match name {
+            "android" => Ok(Profile::android(
+                toml::Value::Table(overrides.clone())
+                    .try_into()
+                    .map_err(bad)?,
+            )),
+            "ios" => Ok(Profile::ios(
+                toml::Value::Table(overrides.clone())
+                    .try_into()
+                    .map_err(bad)?,
+            )),
+            other if overrides.is_empty() => Profile::by_name(other),
+            other => Err(ProfileError::Override {
+                profile: other.to_string(),
+                detail: "this profile has no numbers to override".into(),
+            }),
         }
     }
 

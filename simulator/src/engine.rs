@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use backwork_constraints::DeviceState;
-use backwork_profiles::{AndroidSettings, Profile};
+use backwork_profiles::Profile;
 use backwork_scheduler::{
     Action, CoreError, Event, JobId, Reply, RunOutcome, Scheduler, Time, WaitReason,
 };
@@ -18,28 +18,7 @@ use crate::scenario::{EventSpec, Scenario};
 const KIND: &str = "simulated";
 
 fn profile(s: &Scenario) -> Result<Profile, SimError> {
-    match s.profile.as_str() {
-        "android" => {
-            let settings: AndroidSettings = toml::Value::Table(s.overrides.clone())
-                .try_into()
-                .map_err(|e| SimError::Profile(format!("android overrides: {e}")))?;
-            Ok(Profile::android(settings))
-        }
-        "ios" => {
-            let settings: backwork_profiles::IosSettings = toml::Value::Table(s.overrides.clone())
-                .try_into()
-                .map_err(|e| SimError::Profile(format!("ios overrides: {e}")))?;
-            Ok(Profile::ios(settings))
-        }
-        other => {
-            if !s.overrides.is_empty() {
-                return Err(SimError::Profile(format!(
-                    "the {other} profile takes no overrides; remove [overrides]"
-                )));
-            }
-            Profile::by_name(other).map_err(|e| SimError::Profile(e.to_string()))
-        }
-    }
+    Profile::with_overrides(&s.profile, &s.overrides).map_err(|e| SimError::Profile(e.to_string()))
 }
 
 fn add(t: Time, d: std::time::Duration) -> Time {

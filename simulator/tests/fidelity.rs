@@ -385,3 +385,45 @@ fn ios_budgets_idle_charging_and_force_quit() {
             .any(|k| k.contains("force-quit"))
     );
 }
+
+/// Android batches the jobs of apps outside the active bucket: they wait until 5 are ready or
+/// the oldest has waited 31 minutes; charging lifts it.
+#[test]
+fn android_batches_jobs_of_non_active_apps_until_five_are_ready_or_31_minutes() {
+    let mut toml = String::from(
+        r#"
+        profile = "android"
+        start = "2026-11-23T00:00:00Z"
+        duration = "2h"
+        device = { screen = "on", charging = false }
+
+        [[event]]
+        at = "0s"
+        bucket = "frequent"
+    "#,
+    );
+    for k in 0..5 {
+        toml.push_str(&format!(
+            "\n[[job]]\nname = \"j{k}\"\nadded = \"{}m\"\n",
+            3 * k + 1
+        ));
+    }
+    toml.push_str("\n[[job]]\nname = \"late\"\nadded = \"40m\"\n");
+    let r = run(&toml);
+    let at = |m: i64| t("2026-11-23T00:00:00Z") + TimeDelta::minutes(m);
+    for j in &r.jobs[..5] {
+        // the fifth is ready at 13 min; four run slots, so the last one starts a second later
+        let start = j.runs[0].start;
+        assert!(
+            start >= at(13) && start <= at(13) + TimeDelta::seconds(1),
+            "{}: the batch of five goes when the fifth is ready, not at {start}",
+            j.name
+        );
+    }
+    assert_eq!(
+        r.jobs[5].runs[0].start,
+        at(71),
+        "alone, it waits 31 minutes"
+    );
+    assert!(r.jobs[5].held_back_ms.keys().any(|k| k.contains("batched")));
+}

@@ -1511,6 +1511,15 @@ impl Scheduler {
     /// Files every job whose time gates opened, then starts ready jobs the policy allows, in due
     /// order, while slots last.
     fn dispatch(&mut self, now: Time) {
+        self.dispatch_once(now);
+        // a policy that let a batch go may release the jobs it held for that batch
+        if self.policy.wants_reask() {
+            self.ask_policy_again();
+            self.dispatch_once(now);
+        }
+    }
+
+    fn dispatch_once(&mut self, now: Time) {
         if self.shutting_down {
             return;
         }

@@ -83,6 +83,12 @@ pub trait Policy: Send + fmt::Debug + 'static {
         None
     }
 
+    /// Asked after the core offered the ready jobs: `true` makes it ask every job the policy
+    /// deferred again, at once (a batch the policy was holding jobs for is now complete).
+    fn wants_reask(&mut self) -> bool {
+        false
+    }
+
     /// Called when the device state changes (before the core looks at any job again). Every job
     /// the policy deferred or denied is asked again afterwards.
     fn on_device(&mut self, _now: Time, _device: &DeviceState) {}
@@ -110,6 +116,9 @@ impl Policy for Box<dyn Policy> {
     }
     fn hold(&self, now: Time) -> Option<(Time, String)> {
         (**self).hold(now)
+    }
+    fn wants_reask(&mut self) -> bool {
+        (**self).wants_reask()
     }
     fn on_device(&mut self, now: Time, device: &DeviceState) {
         (**self).on_device(now, device)
