@@ -308,6 +308,7 @@ async fn w7(dir: &Path, scale: usize) {
             let due = base + chrono::TimeDelta::milliseconds(3 * i as i64);
             JobRequest::once("timed")
                 .not_before(due)
+                .accurate() // W7 measures with batching off
                 .input(serde_json::json!({ "due_us": due.timestamp_micros() }))
         })
         .collect();

@@ -282,6 +282,10 @@ pub struct AndroidPolicy {
     doze_since: Option<Time>,
     /// Job runs that count against the bucket quota (started on battery), oldest first.
     runs: VecDeque<Run>,
+    /// The sequence number of `runs`' front (runs are numbered as they start).
+    first_run: u64,
+    /// Each running job's run number.
+    open: std::collections::BTreeMap<JobId, u64>,
     /// The last usage computed: (at, window) → (job time, starts); every job asks at the same
     /// instant, so this saves a scan per job.
     usage_memo: Option<(Time, Duration, (Duration, u32))>,
@@ -307,6 +311,8 @@ impl AndroidPolicy {
             charging: true,
             doze_since: None,
             runs: VecDeque::new(),
+            first_run: 0,
+            open: std::collections::BTreeMap::new(),
             usage_memo: None,
             quota_memo: None,
             batch: std::collections::BTreeMap::new(),
@@ -512,6 +518,7 @@ impl AndroidPolicy {
             .is_some_and(|r| r.end.is_some_and(|e| e < from))
         {
             self.runs.pop_front();
+            self.first_run += 1;
         }
     }
 }
@@ -608,6 +615,8 @@ impl Policy for AndroidPolicy {
         self.usage_memo = None;
         self.quota_memo = None;
         if !self.charging {
+            self.open
+                .insert(job.id, self.first_run + self.runs.len() as u64);
             self.runs.push_back(Run {
                 id: job.id,
                 start: now,
@@ -619,11 +628,14 @@ impl Policy for AndroidPolicy {
     fn on_finished(&mut self, now: Time, job: &Job, _ran_for: Duration) {
         self.usage_memo = None;
         self.quota_memo = None;
-        if let Some(r) = self
-            .runs
-            .iter_mut()
-            .rev()
-            .find(|r| r.id == job.id && r.end.is_none())
+        let Some(n) = self.open.remove(&job.id) else {
+            return;
+        };
+        let index = n
+            .checked_sub(self.first_run)
+            .and_then(|i| usize::try_from(i).ok());
+        if let Some(r) = index.and_then(|i| self.runs.get_mut(i))
+            && r.id == job.id
         {
             r.end = Some(now);
         }
