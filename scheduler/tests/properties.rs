@@ -218,6 +218,20 @@ fn run(ops: &[Op]) -> Result<Vec<(Time, Action)>, TestCaseError> {
                                 grids.insert(id, (h.now, i64::from(*every_min) * 60));
                             }
                         }
+                        if disposition == Disposition::Updated {
+                            // the schedule changed in place (keeping the enqueue time): the
+                            // one-run-per-period rule starts over with the new one
+                            periods.remove(&got);
+                            match sched {
+                                Sched::Periodic { every_min } => {
+                                    let anchor = h.job(got).enqueued_at;
+                                    grids.insert(got, (anchor, i64::from(*every_min) * 60));
+                                }
+                                _ => {
+                                    grids.remove(&got);
+                                }
+                            }
+                        }
                     }
                     other => prop_assert!(false, "enqueue failed: {:?}", other),
                 }
