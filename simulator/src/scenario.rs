@@ -194,6 +194,9 @@ pub struct JobSpec {
     /// Once, this long after it is added.
     #[serde(default, rename = "in", with = "humantime_serde")]
     pub in_: Option<Duration>,
+    /// Once, at this instant (RFC 3339).
+    #[serde(default)]
+    pub at: Option<Time>,
     /// Periodic.
     #[serde(default, with = "humantime_serde")]
     pub every: Option<Duration>,
@@ -277,12 +280,13 @@ impl JobSpec {
             self.every.is_some(),
             self.cron.is_some(),
             self.in_.is_some(),
+            self.at.is_some(),
         ]
         .iter()
         .filter(|b| **b)
         .count();
         if schedules > 1 {
-            return Err(bad("give one of every, cron and in".into()));
+            return Err(bad("give one of every, cron, in and at".into()));
         }
         let mut r = if let Some(every) = self.every {
             let mut r = JobRequest::periodic(kind, every);
@@ -295,6 +299,8 @@ impl JobSpec {
             r
         } else if let Some(expr) = &self.cron {
             JobRequest::cron(kind, expr.clone(), self.tz.unwrap_or(Tz::UTC))
+        } else if let Some(at) = self.at {
+            JobRequest::once(kind).not_before(at)
         } else {
             JobRequest::once(kind).delay(self.in_.unwrap_or_default())
         };

@@ -427,3 +427,48 @@ fn android_batches_jobs_of_non_active_apps_until_five_are_ready_or_31_minutes() 
     );
     assert!(r.jobs[5].held_back_ms.keys().any(|k| k.contains("batched")));
 }
+
+#[test]
+fn a_job_at_an_instant_runs_then_and_bad_scenarios_are_clear_errors() {
+    let r = run(r#"
+        start = "2026-11-23T00:00:00Z"
+        duration = "1h"
+
+        [[job]]
+        name = "once"
+        at = "2026-11-23T00:20:00Z"
+        accurate = true
+    "#);
+    assert_eq!(r.jobs[0].runs[0].start, t("2026-11-23T00:20:00Z"));
+    let err = |toml: &str| match Scenario::from_toml(toml).map(|s| simulate(&s)) {
+        Err(e) | Ok(Err(e)) => e.to_string(),
+        Ok(Ok(_)) => panic!("accepted: {toml}"),
+    };
+    let head = "start = \"2026-11-23T00:00:00Z\"\nduration = \"1h\"\n";
+    assert!(err(head).contains("no [[job]]"));
+    assert!(
+        err(&format!(
+            "{head}[[job]]\nname = \"x\"\nevery = \"1h\"\nin = \"5m\"\n"
+        ))
+        .contains("one of every, cron, in and at")
+    );
+    assert!(
+        err(&format!(
+            "{head}[[job]]\nname = \"x\"\nrequires = [\"wifi\"]\n"
+        ))
+        .contains("job `x`")
+    );
+    assert!(
+        err(&format!(
+            "{head}profile = \"windows\"\n[[job]]\nname = \"x\"\n"
+        ))
+        .contains("unknown profile")
+    );
+    assert!(
+        err(&format!(
+            "{head}profile = \"android\"\noverrides = {{ doze = 1 }}\n[[job]]\nname = \"x\"\n"
+        ))
+        .contains("android overrides")
+    );
+    assert!(err(&format!("{head}[[job]]\nname = \"x\"\nbogus = 1\n")).contains("does not parse"));
+}
