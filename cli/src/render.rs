@@ -30,6 +30,10 @@ impl Style {
     pub fn reason(&self, r: &WaitReason) -> String {
         match r {
             WaitReason::NotDue { until } => format!("not due until {}", self.when(*until)),
+            WaitReason::Batched { until } => format!(
+                "batched with other due work: starts by {} at the latest",
+                self.when(*until)
+            ),
             WaitReason::Backoff { until, attempt } => format!(
                 "backing off until {} after attempt {attempt} failed",
                 self.when(*until)
@@ -79,6 +83,7 @@ impl Style {
             WaitReason::Policy { reason, .. } => format!("profile: {reason}"),
             WaitReason::ConcurrencyLimit { limit, .. } => format!("all {limit} slots busy"),
             WaitReason::ShuttingDown => "shutting down".into(),
+            WaitReason::Batched { .. } => return None, // NEXT and LEFT say it
             WaitReason::Running { .. } | WaitReason::Finished { .. } => return None,
         })
     }

@@ -242,3 +242,17 @@ fn a_policy_deferral_starts_at_the_policys_instant() {
     h.handle(Event::ClockJumped).unwrap();
     assert_eq!(h.starts(id).len(), 3, "the 30-min slot ran at once");
 }
+
+#[test]
+fn why_says_a_due_job_waits_for_its_batched_wake_up() {
+    let mut h = batching();
+    let t0 = h.now;
+    let id = h.enqueue(JobRequest::once(KIND).delay(secs(10)));
+    h.now = t0 + TimeDelta::seconds(30); // due, the core not woken yet
+    assert_eq!(
+        h.core.why(h.now, id).unwrap(),
+        [backwork_scheduler::WaitReason::Batched {
+            until: t0 + TimeDelta::seconds(70)
+        }]
+    );
+}

@@ -75,6 +75,7 @@ fn label(r: &WaitReason) -> Option<String> {
         WaitReason::Blocked { .. } => "prerequisites".into(),
         WaitReason::ShuttingDown => "shutting down".into(),
         WaitReason::NotDue { .. }
+        | WaitReason::Batched { .. }
         | WaitReason::Backoff { .. }
         | WaitReason::MinInterval { .. }
         | WaitReason::Running { .. }

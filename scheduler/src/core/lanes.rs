@@ -115,6 +115,15 @@ impl Lanes {
             .map(|&(_, id)| id)
     }
 
+    /// If `id` waits in the timed lane with its gate open at `now` (for the batched wake-up):
+    /// the latest instant it starts.
+    pub fn batched_until(&self, id: JobId, now: Time) -> Option<Time> {
+        match self.at.get(&id) {
+            Some((Lane::Timed(latest), gate)) if *gate <= now && *latest > now => Some(*latest),
+            _ => None,
+        }
+    }
+
     /// The timed jobs whose gates open in `(from, to]`.
     pub fn gates_in(&self, from: Time, to: Time) -> impl Iterator<Item = JobId> + '_ {
         self.timed

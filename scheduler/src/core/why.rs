@@ -73,6 +73,13 @@ pub enum WaitReason {
     },
     /// The runtime is shutting down.
     ShuttingDown,
+    /// It is due and waits to share a wake-up with other work: it starts by `until` (its flex
+    /// window's end, or the batching window's) or sooner, when something else wakes the
+    /// scheduler.
+    Batched {
+        /// The latest start.
+        until: Time,
+    },
 }
 
 fn at(t: Time) -> String {
@@ -127,6 +134,11 @@ impl fmt::Display for WaitReason {
                 write!(f, "all {limit} run slots are taken ({running} running)")
             }
             WaitReason::ShuttingDown => f.write_str("the runtime is shutting down"),
+            WaitReason::Batched { until } => write!(
+                f,
+                "batched: starts by {} together with other due work",
+                at(*until)
+            ),
         }
     }
 }
@@ -216,6 +228,11 @@ impl Scheduler {
                             .into_iter()
                             .map(WaitReason::Constraint),
                     );
+                }
+                if out.is_empty()
+                    && let Some(until) = self.lanes.batched_until(id, now)
+                {
+                    out.push(WaitReason::Batched { until });
                 }
                 let limit = self.config.max_concurrent.max(1);
                 if out.is_empty() && self.active.len() >= limit {
