@@ -12,6 +12,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::SimError;
 
+/// The longest span a scenario may simulate.
+const MAX_SPAN: Duration = Duration::from_secs(10 * 365 * 86_400);
+/// The most jobs (copies included) a scenario may hold.
+const MAX_JOBS: u64 = 100_000;
+/// The most times one event may repeat.
+const MAX_REPEATS: f64 = 1_000_000.0;
+
 /// A whole scenario.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -371,6 +378,29 @@ impl Scenario {
             return Err(SimError::Parse(
                 "the scenario has no [[job]]; add at least one".into(),
             ));
+        }
+        if s.duration > MAX_SPAN {
+            return Err(SimError::Parse(format!(
+                "a duration of {} is longer than the 10 years a scenario may span; shorten it",
+                humantime::format_duration(s.duration)
+            )));
+        }
+        let copies: u64 = s.jobs.iter().map(|j| u64::from(j.count.max(1))).sum();
+        if copies > MAX_JOBS {
+            return Err(SimError::Parse(format!(
+                "the scenario has {copies} jobs (counting copies); at most {MAX_JOBS} fit a simulation"
+            )));
+        }
+        for e in &s.events {
+            if let Some(r) = e.repeat.filter(|r| !r.is_zero()) {
+                let times = s.duration.as_secs_f64() / r.as_secs_f64();
+                if times > MAX_REPEATS {
+                    return Err(SimError::Parse(format!(
+                        "an event repeats every {}, {times:.0} times in the scenario; repeat it at most {MAX_REPEATS} times (a longer repeat)",
+                        humantime::format_duration(r)
+                    )));
+                }
+            }
         }
         Ok(s)
     }

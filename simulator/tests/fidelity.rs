@@ -472,3 +472,28 @@ fn a_job_at_an_instant_runs_then_and_bad_scenarios_are_clear_errors() {
     );
     assert!(err(&format!("{head}[[job]]\nname = \"x\"\nbogus = 1\n")).contains("does not parse"));
 }
+
+#[test]
+fn scenarios_too_big_to_simulate_are_refused_not_run() {
+    let job = "[[job]]\nname = \"x\"\n";
+    for (toml, want) in [
+        (
+            format!("start = \"2026-11-23T00:00:00Z\"\nduration = \"100years\"\n{job}"),
+            "10 years",
+        ),
+        (
+            "start = \"2026-11-23T00:00:00Z\"\nduration = \"1d\"\n[[job]]\nname = \"x\"\ncount = 4000000000\n"
+                .to_string(),
+            "at most",
+        ),
+        (
+            format!(
+                "start = \"2026-11-23T00:00:00Z\"\nduration = \"7d\"\n[[event]]\nat = \"0s\"\nrepeat = \"1ms\"\nscreen = \"off\"\n{job}"
+            ),
+            "repeats every",
+        ),
+    ] {
+        let err = Scenario::from_toml(&toml).unwrap_err().to_string();
+        assert!(err.contains(want), "{err}");
+    }
+}
