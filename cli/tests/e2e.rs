@@ -913,4 +913,21 @@ fn the_daemon_runs_with_the_android_profile() {
     assert_eq!(bad.status.code(), Some(2));
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("android overrides"), "{err}");
+    // the desktop profile's batching window too
+    let mut off = Daemon::start_with(&["--device", "manual", "--set", "batch_window=0s"]);
+    let id = off.add(&["--in", "100ms", "--", "true"]);
+    off.wait_for(&id, "the run", |r| state(r) == "succeeded");
+    let r = off.record(&id);
+    let due = r["job"]["not_before"].as_str().unwrap().to_string();
+    let started = r["job"]["last_started"].as_str().unwrap().to_string();
+    let ms = |s: &str| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .timestamp_millis()
+    };
+    assert!(
+        ms(&started) - ms(&due) < 1000,
+        "no batching delay: due {due}, started {started}"
+    );
+    off.kill9();
 }

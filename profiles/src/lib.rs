@@ -32,6 +32,24 @@ pub use android::{
 };
 pub use ios::{IosPolicy, IosSettings, PROCESSING_TAG, REFRESH_TAG};
 
+/// The desktop profile's numbers.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DesktopSettings {
+    /// How late a job without a flex window may start to share a wake-up (systemd's
+    /// `AccuracySec`); `0s` turns batching off.
+    #[serde(with = "humantime_serde")]
+    pub batch_window: Duration,
+}
+
+impl Default for DesktopSettings {
+    fn default() -> Self {
+        DesktopSettings {
+            batch_window: Config::default().batch_window,
+        }
+    }
+}
+
 /// A profile: the core configuration and the policy that together emulate an OS.
 #[derive(Debug)]
 pub struct Profile {
@@ -64,9 +82,17 @@ pub enum ProfileError {
 impl Profile {
     /// The desktop profile: no quotas, a 1-minute batching window.
     pub fn desktop() -> Profile {
+        Profile::desktop_with(DesktopSettings::default())
+    }
+
+    /// The desktop profile with `settings`.
+    pub fn desktop_with(settings: DesktopSettings) -> Profile {
         Profile {
             name: "desktop",
-            config: Config::default(),
+            config: Config {
+                batch_window: settings.batch_window,
+                ..Config::default()
+            },
             policy: Box::new(AllowAll),
             app: None,
         }
@@ -106,28 +132,25 @@ impl Profile {
     }
 
     /// A profile by name, with some of its numbers overridden (the fields of
-    /// [`AndroidSettings`] or [`IosSettings`]; durations as text like `"30m"`).
+    /// [`DesktopSettings`], [`AndroidSettings`] or [`IosSettings`]; durations as text like
+    /// `"30m"`).
     pub fn with_overrides(name: &str, overrides: &toml::Table) -> Result<Profile, ProfileError> {
-        let bad = |e: toml::de::Error| ProfileError::Override {
-            profile: name.to_string(),
-            detail: e.message().to_string(),
-        };
+        fn parse<T: serde::de::DeserializeOwned>(
+            name: &str,
+            overrides: &toml::Table,
+        ) -> Result<T, ProfileError> {
+            toml::Value::Table(overrides.clone())
+                .try_into()
+                .map_err(|e: toml::de::Error| ProfileError::Override {
+                    profile: name.to_string(),
+                    detail: e.message().to_string(),
+                })
+        }
         match name {
-            "android" => Ok(Profile::android(
-                toml::Value::Table(overrides.clone())
-                    .try_into()
-                    .map_err(bad)?,
-            )),
-            "ios" => Ok(Profile::ios(
-                toml::Value::Table(overrides.clone())
-                    .try_into()
-                    .map_err(bad)?,
-            )),
-            other if overrides.is_empty() => Profile::by_name(other),
-            other => Err(ProfileError::Override {
-                profile: other.to_string(),
-                detail: "this profile has no numbers to override".into(),
-            }),
+            "android" => Ok(Profile::android(parse(name, overrides)?)),
+            "ios" => Ok(Profile::ios(parse(name, overrides)?)),
+            "desktop" => Ok(Profile::desktop_with(parse(name, overrides)?)),
+            other => Profile::by_name(other),
         }
     }
 
