@@ -4,8 +4,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use backwork_control::{COMMAND_KIND, CommandSpec};
+use backwork_scheduler::core::RequestSpec;
 use backwork_scheduler::{
-    Anchor, Backoff, CatchUp, ConflictPolicy, Constraint, JobRequest, NetworkRequirement, Time,
+    Anchor, Backoff, CatchUp, ConflictPolicy, Constraint, Jitter, JobRequest, NetworkRequirement,
+    Time, Unique,
 };
 
 use crate::args::{AddArgs, AnchorArg, CatchUpArg, OnConflict, Requirement};
@@ -20,123 +22,91 @@ pub fn request(
     cwd: &Path,
     now: Time,
 ) -> Result<JobRequest, CliError> {
-    let spec = command_spec(args, env, cwd)?;
+    let command = command_spec(args, env, cwd)?;
     let zone = match &args.tz {
         Some(name) => parse_zone(name)?,
         None => local_zone(),
-    };
-    let mut req = if let Some(every) = &args.every {
-        let mut r = JobRequest::periodic(COMMAND_KIND, parse_duration("every", every)?);
-        if let Some(flex) = &args.flex {
-            r = r.flex(parse_duration("flex", flex)?);
-        }
-        if let Some(anchor) = args.anchor {
-            r = r.anchor(match anchor {
-                AnchorArg::Grid => Anchor::Grid,
-                AnchorArg::AfterRun => Anchor::AfterRun,
-            });
-        }
-        r
-    } else if let Some(expr) = &args.cron {
-        JobRequest::cron(COMMAND_KIND, cron_expr(expr), zone)
-    } else if let Some(at) = &args.at {
-        let at = parse_at(at, zone)?;
-        if at < now {
-            return Err(CliError::invalid(format!(
-                "--at {} is in the past; give a future time, or leave the schedule out to run at once",
-                args.at.as_deref().unwrap_or_default()
-            )));
-        }
-        JobRequest::once(COMMAND_KIND).not_before(at)
-    } else if let Some(delay) = &args.in_ {
-        JobRequest::once(COMMAND_KIND).delay(parse_duration("in", delay)?)
-    } else {
-        JobRequest::once(COMMAND_KIND)
     };
     if args.tz.is_some() && args.cron.is_none() && args.at.is_none() {
         return Err(CliError::invalid(
             "--tz applies to --cron and --at only; drop it or add one of them",
         ));
     }
-    if let Some(c) = args.catch_up {
-        if !req.schedule.is_recurring() {
-            return Err(CliError::invalid(
-                "--catch-up applies to --every and --cron jobs only; drop it",
-            ));
+    let duration =
+        |flag: &str, v: &Option<String>| v.as_deref().map(|v| parse_duration(flag, v)).transpose();
+    let at = match &args.at {
+        Some(text) => {
+            let at = parse_at(text, zone)?;
+            if at < now {
+                return Err(CliError::invalid(format!(
+                    "--at {text} is in the past; give a future time, or leave the schedule out to run at once"
+                )));
+            }
+            Some(at)
         }
-        req = req.catch_up(match c {
+        None => None,
+    };
+    if args.max_attempts == Some(0) {
+        return Err(CliError::invalid(
+            "--max-attempts must be at least 1; leave it out to retry forever",
+        ));
+    }
+    let spec = RequestSpec {
+        every: duration("every", &args.every)?,
+        flex: duration("flex", &args.flex)?,
+        anchor: args.anchor.map(|a| match a {
+            AnchorArg::Grid => Anchor::Grid,
+            AnchorArg::AfterRun => Anchor::AfterRun,
+        }),
+        cron: args.cron.clone().map(|expr| (expr, zone)),
+        delay: duration("in", &args.in_)?,
+        at,
+        catch_up: args.catch_up.map(|c| match c {
             CatchUpArg::One => CatchUp::One,
             CatchUpArg::Skip => CatchUp::Skip,
-        });
-    }
-    if args.accurate {
-        req = req.accurate();
-    }
-    if let Some(j) = &args.jitter {
-        let max = parse_duration("jitter", j)?;
-        req = if args.fixed_jitter {
-            req.fixed_jitter(max)
-        } else {
-            req.jitter(max)
-        };
-    }
-    for r in &args.requires {
-        req = req.requires(match r {
-            Requirement::Network => Constraint::Network(NetworkRequirement::Connected),
-            Requirement::Unmetered => Constraint::Network(NetworkRequirement::Unmetered),
-            Requirement::Charging => Constraint::Charging,
-            Requirement::BatteryNotLow => Constraint::BatteryNotLow,
-            Requirement::StorageNotLow => Constraint::StorageNotLow,
-            Requirement::Idle => Constraint::DeviceIdle,
-        });
-    }
-    if let Some(d) = &args.min_interval {
-        req = req.min_interval(parse_duration("min-interval", d)?);
-    }
-    if let Some(b) = &args.backoff {
-        req = req.backoff(parse_backoff(b)?);
-    }
-    if let Some(n) = args.max_attempts {
-        if n == 0 {
-            return Err(CliError::invalid(
-                "--max-attempts must be at least 1; leave it out to retry forever",
-            ));
-        }
-        req = req.max_attempts(n);
-    }
-    if let Some(t) = &args.timeout {
-        req = req.timeout(match t.as_str() {
-            "none" | "never" => None,
-            other => Some(parse_duration("timeout", other)?),
-        });
-    }
-    if let Some(name) = &args.unique {
-        let recurring = req.schedule.is_recurring();
-        let policy = match args.on_conflict.unwrap_or(OnConflict::Keep) {
-            OnConflict::Keep => ConflictPolicy::Keep,
-            OnConflict::Replace if recurring => ConflictPolicy::CancelAndReenqueue,
-            OnConflict::Replace => ConflictPolicy::Replace,
-            OnConflict::Update => ConflictPolicy::Update,
-            OnConflict::Append => ConflictPolicy::Append,
-        };
-        req = req.unique(name.clone(), policy);
-    }
-    for t in &args.tag {
-        req = req.tag(t.clone());
-    }
-    let input = serde_json::to_value(&spec)
+        }),
+        requires: args
+            .requires
+            .iter()
+            .map(|r| match r {
+                Requirement::Network => Constraint::Network(NetworkRequirement::Connected),
+                Requirement::Unmetered => Constraint::Network(NetworkRequirement::Unmetered),
+                Requirement::Charging => Constraint::Charging,
+                Requirement::BatteryNotLow => Constraint::BatteryNotLow,
+                Requirement::StorageNotLow => Constraint::StorageNotLow,
+                Requirement::Idle => Constraint::DeviceIdle,
+            })
+            .collect(),
+        min_interval: duration("min-interval", &args.min_interval)?,
+        backoff: args.backoff.as_deref().map(parse_backoff).transpose()?,
+        max_attempts: args.max_attempts,
+        timeout: match args.timeout.as_deref() {
+            Some("none" | "never") => Some(None),
+            Some(other) => Some(Some(parse_duration("timeout", other)?)),
+            None => None,
+        },
+        accurate: args.accurate,
+        jitter: duration("jitter", &args.jitter)?.map(|max| Jitter {
+            max,
+            fixed: args.fixed_jitter,
+        }),
+        unique: args.unique.clone().map(|name| Unique {
+            name,
+            policy: match args.on_conflict.unwrap_or(OnConflict::Keep) {
+                OnConflict::Keep => ConflictPolicy::Keep,
+                OnConflict::Replace => ConflictPolicy::Replace,
+                OnConflict::Update => ConflictPolicy::Update,
+                OnConflict::Append => ConflictPolicy::Append,
+            },
+        }),
+        tags: args.tag.iter().cloned().collect(),
+    };
+    let input = serde_json::to_value(&command)
         .map_err(|e| CliError::invalid(format!("the command could not be encoded: {e}")))?;
-    Ok(req.input(input))
-}
-
-/// Cron expressions: the `cron` crate's (seconds first, six or seven fields), or a five-field
-/// crontab line, which gets a `0` seconds field.
-fn cron_expr(expr: &str) -> String {
-    if expr.split_whitespace().count() == 5 {
-        format!("0 {}", expr.trim())
-    } else {
-        expr.trim().to_string()
-    }
+    Ok(spec
+        .request(COMMAND_KIND)
+        .map_err(CliError::invalid)?
+        .input(input))
 }
 
 /// `exponential:30s`, `linear:1m`, or a bare kind (base 30 s).
@@ -408,7 +378,7 @@ mod tests {
             (&["--", "no-such-program-anywhere"], "command not found"),
             (
                 &["--in", "1m", "--catch-up", "one", "--", "true"],
-                "--catch-up applies",
+                "catch-up applies",
             ),
             (&["--max-attempts", "0", "--", "true"], "at least 1"),
             (&["--cwd", "/no/such/dir", "--", "true"], "does not exist"),

@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use backwork_constraints::{Constraint, DeviceState, Network};
 use backwork_profiles::Bucket;
-use backwork_scheduler::{Anchor, Backoff, CatchUp, JobRequest, Time};
+use backwork_scheduler::core::RequestSpec;
+use backwork_scheduler::{
+    Anchor, Backoff, CatchUp, ConflictPolicy, Jitter, JobRequest, Time, Unique,
+};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -283,90 +286,68 @@ impl JobSpec {
             job: self.name.clone(),
             detail,
         };
-        let schedules = [
-            self.every.is_some(),
-            self.cron.is_some(),
-            self.in_.is_some(),
-            self.at.is_some(),
-        ]
-        .iter()
-        .filter(|b| **b)
-        .count();
-        if schedules > 1 {
-            return Err(bad("give one of every, cron, in and at".into()));
-        }
-        let mut r = if let Some(every) = self.every {
-            let mut r = JobRequest::periodic(kind, every);
-            if let Some(f) = self.flex {
-                r = r.flex(f);
-            }
-            if let Some(a) = self.anchor {
-                r = r.anchor(a);
-            }
-            r
-        } else if let Some(expr) = &self.cron {
-            JobRequest::cron(kind, expr.clone(), self.tz.unwrap_or(Tz::UTC))
-        } else if let Some(at) = self.at {
-            JobRequest::once(kind).not_before(at)
-        } else {
-            JobRequest::once(kind).delay(self.in_.unwrap_or_default())
-        };
-        if let Some(c) = self.catch_up {
-            r = r.catch_up(c);
-        }
-        for c in &self.requires {
-            let c: Constraint = c.parse().map_err(|e| bad(format!("{e}")))?;
-            r = r.requires(c);
-        }
-        if let Some(m) = self.min_interval {
-            r = r.min_interval(m);
-        }
-        if let Some(b) = &self.backoff {
-            r = r.backoff(b.parse::<Backoff>().map_err(bad)?);
-        }
-        if let Some(n) = self.max_attempts {
-            r = r.max_attempts(n);
-        }
-        if let Some(t) = &self.timeout {
-            r = r.timeout(match t.as_str() {
-                "none" => None,
-                other => Some(
-                    humantime::parse_duration(other)
-                        .map_err(|e| bad(format!("timeout {other:?}: {e}")))?,
-                ),
-            });
-        }
-        if self.accurate {
-            r = r.accurate();
-        }
-        if let Some(j) = self.jitter {
-            r = if self.fixed_jitter {
-                r.fixed_jitter(j)
-            } else {
-                r.jitter(j)
-            };
-        }
-        for t in &self.tags {
-            r = r.tag(t.clone());
-        }
         if !(0.0..=1.0).contains(&self.outcome.fail) {
             return Err(bad(format!(
                 "outcome.fail {} is not a probability; use a number from 0 to 1",
                 self.outcome.fail
             )));
         }
+        let mut tags = self.tags.clone();
         // iOS: a submit with the same identifier replaces the pending request
-        let (r, replace) = match self.task {
-            Some(IosTask::Processing) => (r.tag(backwork_profiles::PROCESSING_TAG), true),
-            Some(IosTask::Refresh) => (r.tag(backwork_profiles::REFRESH_TAG), true),
-            None => (r, false),
+        let policy = match self.task {
+            Some(IosTask::Processing) => {
+                tags.insert(backwork_profiles::PROCESSING_TAG.into());
+                ConflictPolicy::Replace
+            }
+            Some(IosTask::Refresh) => {
+                tags.insert(backwork_profiles::REFRESH_TAG.into());
+                ConflictPolicy::Replace
+            }
+            None => ConflictPolicy::Keep,
         };
-        let conflict = match (replace, r.schedule.is_recurring()) {
-            (false, _) => backwork_scheduler::ConflictPolicy::Keep,
-            (true, false) => backwork_scheduler::ConflictPolicy::Replace,
-            (true, true) => backwork_scheduler::ConflictPolicy::CancelAndReenqueue,
+        let spec = RequestSpec {
+            every: self.every,
+            flex: self.flex,
+            anchor: self.anchor,
+            cron: self
+                .cron
+                .clone()
+                .map(|expr| (expr, self.tz.unwrap_or(Tz::UTC))),
+            delay: self.in_,
+            at: self.at,
+            catch_up: self.catch_up,
+            requires: self
+                .requires
+                .iter()
+                .map(|c| c.parse::<Constraint>().map_err(|e| bad(e.to_string())))
+                .collect::<Result<_, _>>()?,
+            min_interval: self.min_interval,
+            backoff: self
+                .backoff
+                .as_deref()
+                .map(|b| b.parse::<Backoff>().map_err(bad))
+                .transpose()?,
+            max_attempts: self.max_attempts,
+            timeout: match self.timeout.as_deref() {
+                Some("none") => Some(None),
+                Some(other) => Some(Some(
+                    humantime::parse_duration(other)
+                        .map_err(|e| bad(format!("timeout {other:?}: {e}")))?,
+                )),
+                None => None,
+            },
+            accurate: self.accurate,
+            jitter: self.jitter.map(|max| Jitter {
+                max,
+                fixed: self.fixed_jitter,
+            }),
+            unique: Some(Unique {
+                name: name.to_string(),
+                policy,
+            }),
+            tags,
         };
-        Ok(r.unique(name, conflict))
+        spec.request(kind).map_err(bad)
     }
 }
 

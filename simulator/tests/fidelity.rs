@@ -450,7 +450,7 @@ fn a_job_at_an_instant_runs_then_and_bad_scenarios_are_clear_errors() {
         err(&format!(
             "{head}[[job]]\nname = \"x\"\nevery = \"1h\"\nin = \"5m\"\n"
         ))
-        .contains("one of every, cron, in and at")
+        .contains("only one schedule")
     );
     assert!(
         err(&format!(

@@ -23,6 +23,7 @@ mod job;
 mod lanes;
 mod policy;
 mod schedule;
+mod spec;
 mod why;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -43,6 +44,7 @@ pub use schedule::{
     MAX_BACKOFF, MIN_BACKOFF, Window, add, backoff_delay, effective_flex, jitter_offset, next_cron,
     next_periodic_window, parse_cron, periodic_window_at, since,
 };
+pub use spec::RequestSpec;
 pub use why::WaitReason;
 
 /// The longest duration the core accepts anywhere (100 years).
