@@ -12,7 +12,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::args::{DaemonArgs, DeviceSource, Profile};
 use crate::command::CommandWorker;
 use crate::error::CliError;
-use crate::session::{core_config, host_probe, store_path};
+use crate::session::{PAYLOAD_CAP, host_probe, store_path};
 
 /// Sends `state` to systemd's notification socket, if `NOTIFY_SOCKET` names one (a path, or an
 /// abstract socket written `@name`). Failures are logged, never fatal.
@@ -82,7 +82,7 @@ pub async fn run(store: Option<&Path>, socket: &Path, args: &DaemonArgs) -> Resu
         .config(backwork_scheduler::Config {
             grace: args.grace,
             max_concurrent: args.max_concurrent.max(1),
-            payload_cap: core_config(1).payload_cap,
+            payload_cap: PAYLOAD_CAP,
             ..profile.config
         })
         .policy(profile.policy)

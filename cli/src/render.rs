@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use backwork_constraints::DeviceState;
-use backwork_control::{CommandOutput, CommandSpec, JobDetail, JobReasons, JobView};
+use backwork_control::{CommandOutput, CommandSpec, JobDetail, JobReasons, JobView, command_line};
 use backwork_scheduler::{Job, RunRecord, Schedule, Time, WaitReason};
 use chrono_tz::Tz;
 
@@ -95,13 +95,7 @@ fn display_name(v: &JobView) -> String {
         return n.clone();
     }
     match &v.command {
-        Some(argv) => CommandSpec {
-            argv: argv.clone(),
-            env: Default::default(),
-            cwd: Default::default(),
-            fail_on_exit: Vec::new(),
-        }
-        .display(),
+        Some(argv) => command_line(argv),
         None => format!("({})", v.kind),
     }
 }

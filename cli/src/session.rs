@@ -10,15 +10,9 @@ use backwork_scheduler::{Config, Runtime, StoreError};
 
 use crate::error::CliError;
 
-/// The core configuration the daemon and the command line's local mode share: command jobs carry
-/// their environment in, and up to 8 KiB of output tails out, so payloads may be up to 64 KiB.
-pub fn core_config(max_concurrent: usize) -> Config {
-    Config {
-        max_concurrent: max_concurrent.max(1),
-        payload_cap: 64 * 1024,
-        ..Config::default()
-    }
-}
+/// The payload cap of command jobs, for the daemon and the command line's local mode alike:
+/// they carry their environment in, and up to 8 KiB of output tails out.
+pub const PAYLOAD_CAP: usize = 64 * 1024;
 
 /// The store path: `--store`, `BACKWORK_STORE`, or the default.
 pub fn store_path(flag: Option<&Path>) -> Result<PathBuf, CliError> {
@@ -89,7 +83,10 @@ impl Session {
         let runtime = Runtime::builder()
             .store(opened)
             .probe(host_probe(&path))
-            .config(core_config(1))
+            .config(Config {
+                payload_cap: PAYLOAD_CAP,
+                ..Config::default()
+            })
             .start()
             .await?;
         let ctx = Context {

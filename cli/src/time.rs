@@ -75,28 +75,9 @@ pub fn instant_long(t: Time, zone: Tz) -> String {
         .to_string()
 }
 
-/// A compact span with its two largest units: `3h 12m`, `45s`, `2d 4h`.
+/// The length of `d` (either sign) to a person's precision: `3h 12m`, `45s`, `2d 4h`.
 pub fn span(d: chrono::TimeDelta) -> String {
-    let secs = d.num_seconds().unsigned_abs();
-    if secs == 0 {
-        return format!("{}ms", d.num_milliseconds().unsigned_abs());
-    }
-    let units = [(86_400, "d"), (3600, "h"), (60, "m"), (1, "s")];
-    let mut parts = Vec::new();
-    let mut rest = secs;
-    for (size, unit) in units {
-        if rest >= size && parts.len() < 2 {
-            parts.push(format!("{}{unit}", rest / size));
-            rest %= size;
-        } else if !parts.is_empty() {
-            break;
-        }
-    }
-    if parts.is_empty() {
-        "0s".into()
-    } else {
-        parts.join(" ")
-    }
+    backwork_scheduler::core::humanize_approx(d.abs().to_std().unwrap_or_default())
 }
 
 /// `in 3h 12m`, `5m ago`, or `now` (within a second).

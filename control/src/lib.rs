@@ -25,7 +25,7 @@ pub use dispatch::{Context, dispatch, error_response, runtime_error_kind, store_
 pub use path::{SocketFile, check_socket, default_socket_path, prepare_dir};
 pub use protocol::{
     COMMAND_KIND, CommandOutput, CommandSpec, ErrorKind, JobDetail, JobReasons, JobView,
-    MAX_REQUEST, MAX_RESPONSE, Request, Response, ServerInfo,
+    MAX_REQUEST, MAX_RESPONSE, Request, Response, ServerInfo, command_line,
 };
 pub use server::ControlSocket;
 

@@ -56,23 +56,28 @@ impl CommandSpec {
         serde_json::from_value(job.request.input.clone()).ok()
     }
 
-    /// The command line as a person would type it (arguments with spaces or quotes are quoted).
+    /// The command line as a person would type it (see [`command_line`]).
     pub fn display(&self) -> String {
-        self.argv
-            .iter()
-            .map(|a| {
-                if !a.is_empty()
-                    && a.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
-                {
-                    a.clone()
-                } else {
-                    format!("'{}'", a.replace('\'', r"'\''"))
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
+        command_line(&self.argv)
     }
+}
+
+/// A program and its arguments as a person would type them: arguments with spaces, quotes or
+/// other shell characters are single-quoted.
+pub fn command_line(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// What a command run produced: kept as the run's output and shown by `backwork show`.

@@ -72,18 +72,7 @@ pub struct Report {
 }
 
 fn span(ms: u64) -> String {
-    let secs = ms / 1000;
-    if secs == 0 {
-        return format!("{ms}ms");
-    }
-    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
-    let parts: Vec<String> = [(d, "d"), (h, "h"), (m, "m"), (s, "s")]
-        .iter()
-        .filter(|(v, _)| *v > 0)
-        .take(2)
-        .map(|(v, u)| format!("{v}{u}"))
-        .collect();
-    parts.join(" ")
+    backwork_scheduler::core::humanize_approx(std::time::Duration::from_millis(ms))
 }
 
 impl Report {

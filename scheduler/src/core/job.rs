@@ -204,6 +204,26 @@ pub fn humanize(d: Duration) -> String {
     parts.join(" ")
 }
 
+/// Formats a duration to a person's precision: its two largest units (`3h 12m`, `45s`,
+/// `2d 4h`; `2h` when the minutes are zero), milliseconds under a second.
+pub fn humanize_approx(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs == 0 {
+        return format!("{}ms", d.as_millis());
+    }
+    let mut parts = Vec::new();
+    let mut rest = secs;
+    for (size, unit) in [(86_400, "d"), (3600, "h"), (60, "m"), (1, "s")] {
+        if rest >= size && parts.len() < 2 {
+            parts.push(format!("{}{unit}", rest / size));
+            rest %= size;
+        } else if !parts.is_empty() {
+            break;
+        }
+    }
+    parts.join(" ")
+}
+
 /// The shape of the retry delay.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

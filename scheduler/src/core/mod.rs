@@ -37,7 +37,7 @@ pub use error::CoreError;
 pub use job::{
     Anchor, Backoff, BackoffKind, CatchUp, ConflictPolicy, DEFAULT_TIMEOUT, Force, Jitter, Job,
     JobId, JobRequest, JobState, RunOutcome, RunRecord, RunResult, Schedule, StopReason, Time,
-    Unique, humanize,
+    Unique, humanize, humanize_approx,
 };
 pub use policy::{AllowAll, Decision, Policy, PolicyContext};
 pub use schedule::{
