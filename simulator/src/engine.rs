@@ -391,13 +391,11 @@ pub fn simulate_with_progress(
         Event(usize),
         Add(usize, u32),
     }
-    let mut agenda: Vec<(Time, usize, Item)> = Vec::new();
-    let mut seq = 0;
+    let mut agenda: Vec<(Time, Item)> = Vec::new();
     for (i, e) in scenario.events.iter().enumerate() {
         let mut at = add(start, e.at);
         while at <= end {
-            agenda.push((at, seq, Item::Event(i)));
-            seq += 1;
+            agenda.push((at, Item::Event(i)));
             match e.repeat {
                 Some(r) if !r.is_zero() => at = add(at, r),
                 _ => break,
@@ -406,15 +404,10 @@ pub fn simulate_with_progress(
     }
     for (i, j) in scenario.jobs.iter().enumerate() {
         for copy in 0..j.count.max(1) {
-            agenda.push((
-                add(start, j.added.unwrap_or_default()),
-                seq,
-                Item::Add(i, copy),
-            ));
-            seq += 1;
+            agenda.push((add(start, j.added.unwrap_or_default()), Item::Add(i, copy)));
         }
     }
-    agenda.sort_by_key(|(t, s, _)| (*t, *s));
+    agenda.sort_by_key(|(t, _)| *t); // stable: ties keep the scenario's order
     let mut agenda = agenda.into_iter().peekable();
     let mut order: Vec<JobId> = Vec::new();
     let mut stuck = 0u32;
@@ -426,7 +419,7 @@ pub fn simulate_with_progress(
         if steps.is_multiple_of(4096) {
             progress((sim.now - start).num_milliseconds() as f64 / span_ms);
         }
-        let next_agenda = agenda.peek().map(|(t, _, _)| *t);
+        let next_agenda = agenda.peek().map(|(t, _)| *t);
         let next_done = sim.running.values().map(|r| r.ends).min();
         let next_timer = sim.core.poll_timeout();
         // a gate opening is only observed (what holds the job back from then on), not fed
@@ -454,8 +447,8 @@ pub fn simulate_with_progress(
         sim.now = t.max(sim.now);
         let mut progressed = false;
         let mut step = Step::RunsEnded;
-        while agenda.peek().is_some_and(|(at, _, _)| *at <= sim.now) {
-            let Some((_, _, item)) = agenda.next() else {
+        while agenda.peek().is_some_and(|(at, _)| *at <= sim.now) {
+            let Some((_, item)) = agenda.next() else {
                 break;
             };
             progressed = true;
