@@ -30,10 +30,20 @@ impl Style {
     pub fn reason(&self, r: &WaitReason) -> String {
         match r {
             WaitReason::NotDue { until } => format!("not due until {}", self.when(*until)),
-            WaitReason::Batched { until } => format!(
-                "batched with other due work: starts by {} at the latest",
-                self.when(*until)
-            ),
+            WaitReason::Batched { until, with } => {
+                let ids: Vec<String> = with.iter().take(2).map(|i| i.to_string()).collect();
+                let more = with.len().saturating_sub(ids.len());
+                format!(
+                    "batched: starts at {} together with {}{}, due by then",
+                    self.when(*until),
+                    ids.join(", "),
+                    if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    }
+                )
+            }
             WaitReason::Backoff { until, attempt } => format!(
                 "backing off until {} after attempt {attempt} failed",
                 self.when(*until)

@@ -209,7 +209,7 @@ impl JobView {
             .iter()
             .filter_map(|r| match r {
                 WaitReason::NotDue { until }
-                | WaitReason::Batched { until }
+                | WaitReason::Batched { until, .. }
                 | WaitReason::Backoff { until, .. }
                 | WaitReason::MinInterval { until } => Some(*until),
                 WaitReason::Policy { until, .. } => *until,

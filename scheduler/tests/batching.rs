@@ -1,6 +1,9 @@
-//! Batching (DESIGN §6): the core wakes at the earliest window end, starts every job whose window
-//! has opened, and so needs the fewest wake-ups any schedule could (interval stabbing); "now" is
-//! never delayed.
+//! Batching (DESIGN §6): the core picks its wake-up at the earliest window end (the greedy
+//! choice of interval stabbing, so it needs the fewest wake-ups any schedule could), then moves
+//! it back to the latest gate among the jobs that wake-up serves, so no job is later than it
+//! must be: a lone job runs at its gate, and a period or cron slot shorter than the batching
+//! window is never eaten (the bug where a per-minute cron job ran every two minutes and
+//! `--every 10s` every 70 s). "Now" is never delayed.
 
 mod common;
 
@@ -32,6 +35,30 @@ fn stabbing_lower_bound(mut windows: Vec<(Time, Time)>) -> usize {
         points += 1;
     }
     points
+}
+
+/// The total lateness (start − window start, in ms) of the left-shifted greedy: stab the
+/// unstabbed window that ends first at its end, then move that point back to the latest start
+/// among the windows it stabs (the same windows, each served as early as the point allows).
+fn left_shifted_lateness(mut windows: Vec<(Time, Time)>) -> i64 {
+    windows.sort_by_key(|&(_, end)| end);
+    let mut stabbed = vec![false; windows.len()];
+    let mut total = 0;
+    for i in 0..windows.len() {
+        if stabbed[i] {
+            continue;
+        }
+        let end = windows[i].1;
+        let served: Vec<usize> = (i..windows.len())
+            .filter(|&j| !stabbed[j] && windows[j].0 <= end)
+            .collect();
+        let point = served.iter().map(|&j| windows[j].0).max().unwrap();
+        for j in served {
+            stabbed[j] = true;
+            total += (point - windows[j].0).num_milliseconds();
+        }
+    }
+    total
 }
 
 /// W8 of DESIGN §9: 100 periodic jobs (15 min, flex 5 min) enqueued at seeded random instants,
@@ -69,9 +96,24 @@ fn w8_wake_ups_equal_the_interval_stabbing_lower_bound() {
             }
         }
         let bound = stabbing_lower_bound(windows.clone());
-        let wakes = h.wakes.iter().filter(|&&w| w <= horizon).count();
+        // the wake-ups that served those windows (a wake-up just before the horizon may serve
+        // only windows that end after it: those are not in the bound)
+        let mut served = std::collections::BTreeSet::new();
+        for &(id, e) in &enqueued {
+            for (k, s) in h.starts(id).into_iter().enumerate() {
+                if e + TimeDelta::minutes(15 * (k as i64 + 1)) <= horizon {
+                    served.insert(s);
+                }
+            }
+        }
+        let wakes = served.len();
         assert_eq!(wakes, bound, "seed {seed}: wake-ups vs the lower bound");
-        // and every window was served by a run inside it
+        // and no wake-up was wasted: each one started something
+        let all_starts: std::collections::BTreeSet<Time> =
+            enqueued.iter().flat_map(|&(id, _)| h.starts(id)).collect();
+        assert!(h.wakes.iter().all(|w| all_starts.contains(w)));
+        // and every window was served by a run inside it, as early as the optimum allows
+        let mut lateness = 0;
         for &(id, e) in &enqueued {
             let starts = h.starts(id);
             let due: Vec<_> = (1..)
@@ -88,8 +130,14 @@ fn w8_wake_ups_equal_the_interval_stabbing_lower_bound() {
                     *s >= *end - TimeDelta::minutes(5) && s <= end,
                     "run at {s}, window end {end}"
                 );
+                lateness += (*s - (*end - TimeDelta::minutes(5))).num_milliseconds();
             }
         }
+        let optimum = left_shifted_lateness(windows.clone());
+        assert_eq!(
+            lateness, optimum,
+            "seed {seed}: total lateness vs the left-shifted greedy's"
+        );
         // batching off needs a wake-up per distinct window start
         let mut accurate = Harness::new().auto_succeed();
         for &(_, e) in &enqueued {
@@ -100,8 +148,10 @@ fn w8_wake_ups_equal_the_interval_stabbing_lower_bound() {
         let unbatched = accurate.wakes.iter().filter(|&&w| w <= horizon).count();
         assert!(unbatched > 5 * wakes, "seed {seed}: {unbatched} vs {wakes}");
         eprintln!(
-            "seed {seed}: {wakes} wake-ups batched (lower bound {bound}), {unbatched} without batching, {} windows",
-            windows.len()
+            "seed {seed}: {wakes} wake-ups batched (lower bound {bound}), {unbatched} without batching, {} windows, total lateness {} s (left-shifted optimum {} s)",
+            windows.len(),
+            lateness / 1000,
+            optimum / 1000
         );
     }
 }
@@ -114,12 +164,89 @@ fn jobs_without_flex_share_a_wake_up_within_the_batching_window() {
     let b = h.enqueue(JobRequest::once(KIND).delay(secs(40)));
     let c = h.enqueue(JobRequest::once(KIND).delay(secs(200)));
     h.advance(mins(10));
-    // a's window is [10 s, 70 s], b's [40 s, 100 s]: one wake at 70 s serves both; c alone
+    // a may start in [10 s, 70 s], b in [40 s, 100 s]: the greedy wake-up at 70 s serves both,
+    // and moves back to b's gate, 40 s; c has nothing to share a wake-up with: at its gate
     let at = |s: i64| t0 + TimeDelta::seconds(s);
-    assert_eq!(h.wakes, [at(70), at(260)]);
-    assert_eq!(h.starts(a), [at(70)]);
-    assert_eq!(h.starts(b), [at(70)]);
-    assert_eq!(h.starts(c), [at(260)]);
+    assert_eq!(h.wakes, [at(40), at(200)]);
+    assert_eq!(h.starts(a), [at(40)]);
+    assert_eq!(h.starts(b), [at(40)]);
+    assert_eq!(h.starts(c), [at(200)]);
+}
+
+#[test]
+fn a_lone_one_off_runs_at_its_due_time() {
+    // `backwork add --in 10m` ran after 11 min 0 s: it must run at 10 min
+    let mut h = batching();
+    let t0 = h.now;
+    let id = h.enqueue(JobRequest::once(KIND).delay(mins(10)));
+    h.advance(hours(1));
+    assert_eq!(h.starts(id), [t0 + TimeDelta::minutes(10)]);
+    assert_eq!(h.wakes, [t0 + TimeDelta::minutes(10)]);
+}
+
+#[test]
+fn a_linear_backoff_retry_comes_after_its_delay() {
+    // `--backoff linear:10s` retried after 79 s; DESIGN §2: linear `base · n`
+    let mut h = Harness::with(Config::default(), Box::new(backwork_scheduler::AllowAll)).auto(
+        |_, _| Some(backwork_scheduler::RunOutcome::Retry(None)),
+    );
+    let t0 = h.now;
+    let id = h.enqueue(JobRequest::once(KIND).backoff(backwork_scheduler::Backoff::linear(secs(10))));
+    h.advance(secs(100));
+    let at = |s: i64| t0 + TimeDelta::seconds(s);
+    // attempts at 0, then +10, +20, +30: 0, 10, 30, 60, 100
+    assert_eq!(h.starts(id), [at(0), at(10), at(30), at(60), at(100)]);
+}
+
+/// Every start of `id` and the gaps between them, for the slot tests below.
+fn assert_every(h: &Harness, id: backwork_scheduler::JobId, first: Time, gap: TimeDelta, n: usize) {
+    let starts = h.starts(id);
+    let expected: Vec<Time> = (0..n as i32).map(|k| first + gap * k).collect();
+    assert_eq!(starts.len(), n, "runs: {starts:?}");
+    assert_eq!(starts, expected);
+}
+
+#[test]
+fn short_periods_and_per_minute_cron_lose_no_slot() {
+    // a lone periodic job every 10 s and every minute: one run per period, each at its start
+    for every in [10u64, 60] {
+        let mut h = batching();
+        let t0 = h.now;
+        let id = h.enqueue(JobRequest::periodic(KIND, secs(every)));
+        h.advance_to(t0 + TimeDelta::hours(1) - TimeDelta::milliseconds(1));
+        let n = (3600 / every) as usize;
+        assert_every(&h, id, t0, TimeDelta::seconds(every as i64), n);
+    }
+    // a per-minute crontab line: 60 runs in an hour, each at its minute (cron(5): `* * * * *`
+    // runs every minute)
+    let mut h = batching();
+    let t0 = h.now; // 2026-01-01T00:00:00Z, a whole minute
+    let id = h.enqueue(JobRequest::cron(KIND, "* * * * *", chrono_tz::UTC));
+    h.advance_to(t0 + TimeDelta::hours(1));
+    assert_every(&h, id, t0 + TimeDelta::minutes(1), TimeDelta::minutes(1), 60);
+}
+
+#[test]
+fn a_slot_shorter_than_the_window_is_not_eaten_by_a_shared_wake_up() {
+    // other work whose gates fall just before and just at the next minute: the per-minute job
+    // may go along with them, but never past its next slot
+    let mut h = batching();
+    let t0 = h.now;
+    let cron = h.enqueue(JobRequest::cron(KIND, "* * * * *", chrono_tz::UTC));
+    for k in 0..60 {
+        h.enqueue(JobRequest::once(KIND).delay(secs(60 * k + 119)));
+        h.enqueue(JobRequest::once(KIND).delay(secs(60 * k + 120)));
+    }
+    h.advance_to(t0 + TimeDelta::hours(1) + TimeDelta::seconds(30));
+    let starts = h.starts(cron);
+    assert_eq!(starts.len(), 60, "one run per minute slot: {starts:?}");
+    for (k, s) in starts.iter().enumerate() {
+        let slot = t0 + TimeDelta::minutes(k as i64 + 1);
+        assert!(
+            *s >= slot && *s < slot + TimeDelta::minutes(1),
+            "run {k} at {s} serves the slot {slot}"
+        );
+    }
 }
 
 #[test]
@@ -127,11 +254,12 @@ fn an_accurate_job_starts_at_its_due_instant() {
     let mut h = batching();
     let t0 = h.now;
     let id = h.enqueue(JobRequest::once(KIND).delay(secs(10)).accurate());
-    let lazy = h.enqueue(JobRequest::once(KIND).delay(secs(30)));
+    let other = h.enqueue(JobRequest::once(KIND).delay(secs(30)));
     h.advance(mins(5));
     assert_eq!(h.starts(id), [t0 + TimeDelta::seconds(10)]);
-    assert_eq!(h.starts(lazy), [t0 + TimeDelta::seconds(90)]);
-    // a zero batching window turns batching off for every job, flex windows included
+    assert_eq!(h.starts(other), [t0 + TimeDelta::seconds(30)]);
+    // a zero batching window turns batching off for every job, flex windows included: the
+    // job starts when its window opens
     let mut off = Harness::new().auto_succeed();
     let t0 = off.now;
     let p = off.enqueue(JobRequest::periodic(KIND, mins(15)).flex(mins(5)));
@@ -140,23 +268,21 @@ fn an_accurate_job_starts_at_its_due_instant() {
 }
 
 #[test]
-fn a_flex_job_alone_runs_at_its_window_end_and_an_earlier_wake_takes_it_along() {
+fn a_flex_job_alone_runs_when_its_window_opens_and_shares_a_later_wake_up() {
     let mut h = batching();
     let t0 = h.now;
     let p = h.enqueue(JobRequest::periodic(KIND, mins(15)).flex(mins(5)));
     h.advance(mins(15));
-    assert_eq!(h.starts(p), [t0 + TimeDelta::minutes(15)]);
-    // a one-off due inside the next window wakes the core; the periodic job goes along
+    // alone: nothing to wait for, so at its window's start
+    assert_eq!(h.starts(p), [t0 + TimeDelta::minutes(10)]);
+    // its next window is [25, 30]; a one-off due at 26 min (may start until 27): one wake-up
+    // serves both, at the later gate, 26 min
     h.now = t0 + TimeDelta::minutes(20);
-    let o = h.enqueue(JobRequest::once(KIND).delay(mins(6))); // due 26 min, window open from 25
+    let o = h.enqueue(JobRequest::once(KIND).delay(mins(6)));
     h.advance(mins(20));
-    let at = t0 + TimeDelta::minutes(27);
+    let at = t0 + TimeDelta::minutes(26);
     assert_eq!(h.starts(o), [at]);
-    assert_eq!(
-        h.starts(p)[1],
-        at,
-        "started with the one-off, inside its window [25, 30]"
-    );
+    assert_eq!(h.starts(p)[1], at, "started with the one-off, inside [25, 30]");
 }
 
 #[test]
@@ -225,9 +351,8 @@ fn jitter_spreads_due_times_reproducibly() {
 }
 
 #[test]
-fn a_policy_deferral_starts_at_the_policys_instant() {
-    // covered with a real policy in lifecycle.rs; here: a missed cron slot within the batching
-    // slack is not treated as missed by catch-up = skip
+fn a_missed_cron_slot_within_its_latest_start_is_not_missed() {
+    // catch-up = skip: a clock jump that lands inside a slot's batching slack still runs it
     let mut h = batching();
     let t0 = h.now;
     let id = h.enqueue(
@@ -235,24 +360,39 @@ fn a_policy_deferral_starts_at_the_policys_instant() {
             .catch_up(backwork_scheduler::CatchUp::Skip),
     );
     h.advance(mins(25));
-    let at = |m: i64| t0 + TimeDelta::minutes(m) + TimeDelta::seconds(60);
+    let at = |m: i64| t0 + TimeDelta::minutes(m);
     assert_eq!(h.starts(id), [at(10), at(20)]);
-    // a clock jump inside the slack of the 30-min slot: it still runs for that slot
-    h.jump_to(t0 + TimeDelta::minutes(30) + TimeDelta::seconds(30));
+    h.jump_to(at(30) + TimeDelta::seconds(30));
     h.handle(Event::ClockJumped).unwrap();
     assert_eq!(h.starts(id).len(), 3, "the 30-min slot ran at once");
 }
 
 #[test]
-fn why_says_a_due_job_waits_for_its_batched_wake_up() {
+fn why_says_batched_only_when_other_work_shares_the_wake_up() {
     let mut h = batching();
     let t0 = h.now;
-    let id = h.enqueue(JobRequest::once(KIND).delay(secs(10)));
-    h.now = t0 + TimeDelta::seconds(30); // due, the core not woken yet
+    let a = h.enqueue(JobRequest::once(KIND).delay(secs(10)));
+    let b = h.enqueue(JobRequest::once(KIND).delay(secs(40)));
+    // the planned wake-up is b's gate; at 20 s a waits for it, and names b
+    assert_eq!(h.core.poll_timeout(), Some(t0 + TimeDelta::seconds(40)));
+    let at20 = t0 + TimeDelta::seconds(20);
     assert_eq!(
-        h.core.why(h.now, id).unwrap(),
+        h.core.why(at20, a).unwrap(),
         [backwork_scheduler::WaitReason::Batched {
-            until: t0 + TimeDelta::seconds(70)
+            until: t0 + TimeDelta::seconds(40),
+            with: vec![b],
         }]
     );
+    assert_eq!(
+        h.core.why(at20, b).unwrap(),
+        [backwork_scheduler::WaitReason::NotDue {
+            until: t0 + TimeDelta::seconds(40)
+        }]
+    );
+    // a lone job whose gate has passed waits for nothing: "batched" would be a lie
+    let mut lone = batching();
+    let t0 = lone.now;
+    let id = lone.enqueue(JobRequest::once(KIND).delay(secs(10)));
+    assert_eq!(lone.core.poll_timeout(), Some(t0 + TimeDelta::seconds(10)));
+    assert_eq!(lone.core.why(t0 + TimeDelta::seconds(11), id).unwrap(), []);
 }

@@ -154,8 +154,18 @@ fn bad_requests_are_refused_and_change_nothing() {
             "not a valid cron expression",
         ),
         (
-            JobRequest::cron(KIND, "0 3 * * *", chrono_tz::Tz::UTC),
-            "seconds field",
+            JobRequest::cron(KIND, "0 3 * *", chrono_tz::Tz::UTC),
+            "has 4 fields",
+        ),
+        (
+            // cron(5): day of week is 0–7
+            JobRequest::cron(KIND, "0 3 * * 8", chrono_tz::Tz::UTC),
+            "not a valid cron expression",
+        ),
+        (
+            // February 30th never comes
+            JobRequest::cron(KIND, "0 0 30 2 *", chrono_tz::Tz::UTC),
+            "never fires",
         ),
         (
             JobRequest::cron(KIND, "0 0 0 1 1 * 2001", chrono_tz::Tz::UTC),

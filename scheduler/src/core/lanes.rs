@@ -115,13 +115,17 @@ impl Lanes {
             .map(|&(_, id)| id)
     }
 
-    /// If `id` waits in the timed lane with its gate open at `now` (for the batched wake-up):
-    /// the latest instant it starts.
-    pub fn batched_until(&self, id: JobId, now: Time) -> Option<Time> {
+    /// If `id` waits in the timed lane with its gate open at `now` for a wake-up that other
+    /// work shares: the planned wake-up and the jobs whose gates open by then (the reason it
+    /// waits). `None` when the wake-up is due at `now` (a lone job runs at its gate).
+    pub fn batched_until(&self, id: JobId, now: Time) -> Option<(Time, Vec<JobId>)> {
         match self.at.get(&id) {
-            Some((Lane::Timed(latest), gate)) if *gate <= now && *latest > now => Some(*latest),
-            _ => None,
+            Some((Lane::Timed(_), gate)) if *gate <= now => {}
+            _ => return None,
         }
+        let wake = self.next_wake_after(now)?;
+        let with: Vec<JobId> = self.gates_in(now, wake).filter(|j| *j != id).collect();
+        (!with.is_empty()).then_some((wake, with))
     }
 
     /// The timed jobs whose gates open in `(from, to]`.
@@ -175,17 +179,27 @@ impl Lanes {
         Some((key, id))
     }
 
-    /// When to wake next: the earliest instant after `now` by which a timed job must start.
+    /// When to wake next: the earliest instant after `now` by which a timed job must start,
+    /// moved back to the latest gate among the jobs that wake-up serves.
     ///
     /// Each timed job may start anywhere in `[gate, latest]`; a wake-up starts every job whose
     /// gate has opened. Waking at the earliest `latest` is the greedy choice for interval
     /// stabbing ("earliest window end first"), which is optimal: no schedule serves these
-    /// windows with fewer wake-ups.
+    /// windows with fewer wake-ups. The jobs that wake-up serves are those whose gate opens by
+    /// then; waking at the latest of their gates serves exactly the same jobs, each as early as
+    /// the optimum allows — a job with nothing to share a wake-up with runs at its gate.
     pub fn next_wake_after(&self, now: Time) -> Option<Time> {
-        self.latest
+        let &(latest, _) = self
+            .latest
             .range((Excluded((now, JobId::MAX)), Unbounded))
-            .next()
-            .map(|&(t, _)| t)
+            .next()?;
+        let back = self
+            .timed
+            .range(..=(latest, JobId::MAX))
+            .next_back()
+            .map(|&(gate, _)| gate)
+            .filter(|gate| *gate > now);
+        Some(back.unwrap_or(latest))
     }
 
     /// Takes every job waiting for the device, and every ready job (whose constraints must be

@@ -30,6 +30,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use backwork_constraints::DeviceState;
+use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -41,7 +42,7 @@ pub use job::{
 };
 pub use policy::{AllowAll, Decision, Policy, PolicyContext};
 pub use schedule::{
-    MAX_BACKOFF, MIN_BACKOFF, Window, add, backoff_delay, effective_flex, jitter_offset, next_cron,
+    CronSchedule, MAX_BACKOFF, MIN_BACKOFF, Window, add, backoff_delay, effective_flex, jitter_offset, next_cron,
     next_periodic_window, parse_cron, periodic_window_at, since,
 };
 pub use spec::RequestSpec;
@@ -281,6 +282,34 @@ pub enum Action {
     },
 }
 
+/// The time gates of one enqueued job (see `Scheduler::gates`).
+#[derive(Debug, Clone)]
+struct Gates {
+    /// The due time of the current cycle, jitter included, or the end of a backoff.
+    due: Time,
+    /// `due` is a backoff's end.
+    backing_off: bool,
+    /// When the minimum interval since the last successful start has passed.
+    min_interval: Option<Time>,
+    /// A policy deferral: until when (if known), and why.
+    policy: Option<(Option<Time>, String)>,
+}
+
+impl Gates {
+    /// The instant all of them are open (a denial without an end does not count: the policy is
+    /// asked again when the world changes).
+    fn open_at(&self) -> Time {
+        let mut at = self.due;
+        if let Some(t) = self.min_interval {
+            at = at.max(t);
+        }
+        if let Some((Some(until), _)) = &self.policy {
+            at = at.max(*until);
+        }
+        at
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Active {
     attempt: u32,
@@ -308,7 +337,7 @@ pub struct Scheduler {
     active: BTreeMap<JobId, Active>,
     device: DeviceState,
     kinds: BTreeSet<String>,
-    cron_cache: BTreeMap<String, cron::Schedule>,
+    cron_cache: BTreeMap<String, CronSchedule>,
     shutting_down: bool,
     /// Emit `Persist` actions (off for a driver without a store, such as the simulator).
     persist: bool,
@@ -747,7 +776,7 @@ impl Scheduler {
         Ok(warnings)
     }
 
-    fn cron(&mut self, expr: &str) -> Result<cron::Schedule, CoreError> {
+    fn cron(&mut self, expr: &str) -> Result<CronSchedule, CoreError> {
         if let Some(s) = self.cron_cache.get(expr) {
             return Ok(s.clone());
         }
@@ -947,7 +976,22 @@ impl Scheduler {
             }
         }
         job.backing_off = false;
+        job.not_before = self.jittered(job, job.not_before);
         Ok(())
+    }
+
+    /// `due` delayed by the job's jitter for its current cycle (decided once per slot: the
+    /// result is stored as the job's `not_before`, so a restart keeps it and `why`/`list` show
+    /// it); a flexed periodic job stays inside its window.
+    fn jittered(&self, job: &Job, due: Time) -> Time {
+        let Some(j) = job.request.jitter else {
+            return due;
+        };
+        let at = schedule::add(due, schedule::jitter_offset(job.id, j, job.cycle));
+        match (&job.request.schedule, job.window_end) {
+            (Schedule::Periodic { flex: Some(_), .. }, Some(end)) => at.min(end.max(due)),
+            _ => at,
+        }
     }
 
     fn update_in_place(&mut self, id: JobId, mut request: JobRequest) {
@@ -1287,8 +1331,7 @@ impl Scheduler {
         }
     }
 
-    /// Missed slots after downtime: every enqueued recurring job with `catch_up = skip` whose
-    /// window has ended moves to its next slot.
+    /// Missed slots after downtime (see [`Scheduler::skip_missed`]).
     fn apply_catch_up(&mut self, now: Time) {
         let ids: Vec<JobId> = self.jobs.keys().copied().collect();
         for id in ids {
@@ -1296,24 +1339,39 @@ impl Scheduler {
         }
     }
 
-    /// If `id` is an enqueued recurring job with `catch_up = skip` (and not backing off) whose
-    /// window ended before `now`, moves it to the first slot that has not ended.
+    /// True when the current slot of an enqueued recurring job (not backing off) can no longer
+    /// start on time at `now`: a periodic job's window has ended, a cron slot's latest start
+    /// (its jittered due time plus the batching slack) has passed.
+    fn slot_missed(&self, job: &Job, now: Time) -> bool {
+        if job.state != JobState::Enqueued || job.backing_off {
+            return false;
+        }
+        match (&job.request.schedule, job.window_end) {
+            (Schedule::Periodic { .. }, Some(end)) => end.max(job.not_before) < now,
+            (Schedule::Cron { .. }, Some(_)) => self.latest_start(job, job.not_before) < now,
+            _ => false,
+        }
+    }
+
+    /// If `id` is a recurring job whose slot was missed at `now`, applies its catch-up policy:
+    /// `skip` moves it to the first slot that has not ended; `one` runs it once as soon as
+    /// possible — delayed by its jitter, when it has one, so that jobs catching up together do
+    /// not all start at the same instant.
     fn skip_missed(&mut self, now: Time, id: JobId) {
         let Some(job) = self.jobs.get(&id) else {
             return;
         };
-        let missed = job.state == JobState::Enqueued
-            && job.request.catch_up == CatchUp::Skip
-            && !job.backing_off
-            && job.window_end.is_some_and(|end| {
-                // a slot without a flex window may start up to the batching slack late
-                let slack = match job.request.schedule {
-                    Schedule::Periodic { flex: Some(_), .. } => Duration::ZERO,
-                    _ => self.batch_slack(job),
-                };
-                schedule::add(end, slack) < now
-            });
-        if !missed {
+        if !self.slot_missed(job, now) {
+            return;
+        }
+        if job.request.catch_up == CatchUp::One {
+            if job.request.jitter.is_some() {
+                let due = self.jittered(job, now);
+                if let Some(job) = self.jobs.get_mut(&id) {
+                    job.not_before = due;
+                }
+                self.reindex(id);
+            }
             return;
         }
         let next = match job.request.schedule.clone() {
@@ -1331,17 +1389,18 @@ impl Scheduler {
             },
             Schedule::Once { .. } => return,
         };
-        let Some(job) = self.jobs.get_mut(&id) else {
+        let Some(mut job) = self.jobs.remove(&id) else {
             return;
         };
         job.attempt = 0;
         job.cycle += 1;
-        match next {
-            Some((start, end)) => {
-                job.not_before = start;
-                job.window_end = Some(end);
-                self.reindex(id);
-            }
+        let placed = next.map(|(start, end)| {
+            job.window_end = Some(end);
+            job.not_before = self.jittered(&job, start);
+        });
+        self.jobs.insert(id, job);
+        match placed {
+            Some(()) => self.reindex(id),
             None => self.finish_job(now, id, JobState::Succeeded, None),
         }
     }
@@ -1364,7 +1423,8 @@ impl Scheduler {
 
     /// How long past its gate a job may wait to share a wake-up: its flex window's end for a
     /// periodic job with a flex (unless it backs off), else the batching window; nothing for an
-    /// accurate or forced job.
+    /// accurate or forced job. Never as late as the job's next slot, so a period or cron slot
+    /// shorter than the batching window is not eaten.
     fn latest_start(&self, job: &Job, gate: Time) -> Time {
         let policy_chose =
             matches!(self.deferred.get(&job.id), Some((Some(until), _)) if *until == gate);
@@ -1381,9 +1441,43 @@ impl Scheduler {
             job.request.schedule,
             Schedule::Periodic { flex: Some(_), .. }
         ) && !job.backing_off;
-        match job.window_end {
+        let latest = match job.window_end {
             Some(end) if flexed && end >= gate => end,
             _ => schedule::add(gate, self.batch_slack(job)),
+        };
+        match self.next_slot(job) {
+            // a margin before the next slot opens (a second, or half the gap if that is less)
+            Some(next) if next > gate => {
+                let margin = since(next, gate).min(Duration::from_secs(2)) / 2;
+                latest.min(next - TimeDelta::from_std(margin).unwrap_or_default())
+            }
+            Some(_) => gate,
+            None => latest,
+        }
+    }
+
+    /// When the slot after a recurring job's current one opens (before jitter): the next grid
+    /// period's window start, or the next cron slot. `None` for one-off jobs and periods anchored
+    /// after the run (those begin when this run ends).
+    fn next_slot(&self, job: &Job) -> Option<Time> {
+        let end = job.window_end?;
+        match &job.request.schedule {
+            Schedule::Periodic {
+                every,
+                flex,
+                anchor: Anchor::Grid,
+            } => Some(schedule::add(
+                end,
+                every.saturating_sub(effective_flex(*every, *flex)),
+            )),
+            Schedule::Cron { expr, tz } => {
+                let parsed = match self.cron_cache.get(expr) {
+                    Some(p) => p.clone(),
+                    None => parse_cron(expr).ok()?,
+                };
+                next_cron(&parsed, *tz, end)
+            }
+            _ => None,
         }
     }
 
@@ -1411,30 +1505,28 @@ impl Scheduler {
         }
     }
 
-    /// The instant every time gate of an enqueued job is open: due time or backoff, min-interval,
-    /// policy deferral. Forced jobs are open now.
+    /// The time gates of an enqueued job, each with the instant it opens: the one computation
+    /// that dispatch (through [`Scheduler::gate_of`]), `why` and `list` use.
+    fn gates(&self, job: &Job) -> Gates {
+        let min_interval = match (job.request.min_interval, job.last_success_started) {
+            (Some(mi), Some(last)) => Some(schedule::add(last, mi)),
+            _ => None,
+        };
+        Gates {
+            due: job.not_before,
+            backing_off: job.backing_off,
+            min_interval,
+            policy: self.deferred.get(&job.id).cloned(),
+        }
+    }
+
+    /// The instant every time gate of an enqueued job is open: due time (with its jitter) or
+    /// backoff, min-interval, policy deferral. Forced jobs are open now.
     fn gate_of(&self, job: &Job) -> Time {
         if job.force.time {
             return min_time();
         }
-        let mut gate = job.not_before;
-        if let Some(j) = job.request.jitter
-            && !job.backing_off
-        {
-            gate = schedule::add(gate, schedule::jitter_offset(job.id, j, job.cycle));
-            if let (Schedule::Periodic { flex: Some(_), .. }, Some(end)) =
-                (&job.request.schedule, job.window_end)
-            {
-                gate = gate.min(end); // stay inside the flex window
-            }
-        }
-        if let (Some(mi), Some(last)) = (job.request.min_interval, job.last_success_started) {
-            gate = gate.max(schedule::add(last, mi));
-        }
-        if let Some((Some(until), _)) = self.deferred.get(&job.id) {
-            gate = gate.max(*until);
-        }
-        gate
+        self.gates(job).open_at()
     }
 
     /// Timed work: time limits, grace periods, retention.

@@ -174,48 +174,148 @@ pub fn periodic_window_at(
     }
 }
 
-/// Parses a cron expression in the `cron` crate's syntax (seconds first).
-pub fn parse_cron(expr: &str) -> Result<cron::Schedule, String> {
-    let fields = expr.split_whitespace().count();
-    if fields == 5 {
-        return Err(format!(
-            "`{expr}` has 5 fields, but backwork's cron expressions start with a seconds field: \
-             write `0 {expr}`"
-        ));
-    }
-    expr.parse::<cron::Schedule>()
-        .map_err(|e| format!("`{expr}` is not a valid cron expression ({e}); write for example `0 0 3 * * *` (sec min hour day month weekday)"))
+/// A parsed cron expression: when it fires, and how it crosses DST changes.
+///
+/// Five fields mean what they mean in a crontab (Vixie cron / cronie, cron(5)): `min hour dom
+/// month dow`, day of week 0–7 with 0 and 7 = Sunday, names (`MON`, `JAN`), `@daily` & co, and a
+/// day that matches when *either* day field matches if both are restricted. Six fields put
+/// seconds first; a seventh is a year. Parsing and matching are [`croner`]'s; backwork adds the
+/// mapping of local times to instants (see [`next_cron`]).
+#[derive(Debug, Clone)]
+pub struct CronSchedule {
+    cron: croner::Cron,
+    /// The hour field is a wildcard or a step (`*`, `*/2`, `@hourly`): the job follows real
+    /// elapsed time across DST changes instead of running once per wall-clock time.
+    follows_real_time: bool,
 }
 
-/// The first instant strictly after `after` at which `schedule` fires in time zone `tz`, with the
-/// DST rules of the design: a local time skipped by spring-forward fires right after the change; a
-/// local time repeated by fall-back fires once (at its first occurrence).
+impl CronSchedule {
+    /// True when the hour field is a wildcard or a step, so the job runs through a repeated
+    /// hour by real time (see [`next_cron`]).
+    pub fn follows_real_time(&self) -> bool {
+        self.follows_real_time
+    }
+}
+
+/// The hour field of a cron expression as written (`None` for a nickname such as `@daily`).
+fn hour_field(expr: &str) -> Option<&str> {
+    let fields: Vec<&str> = expr.split_whitespace().collect();
+    match fields.len() {
+        5 => Some(fields[1]),
+        6 | 7 => Some(fields[2]),
+        _ => None,
+    }
+}
+
+/// Parses a cron expression: five crontab fields, or six with seconds first (a seventh field is
+/// a year), or a nickname (`@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`).
 ///
-/// The expression is evaluated on local wall-clock times; each candidate is then mapped to an
-/// instant in `tz`.
-pub fn next_cron(schedule: &cron::Schedule, tz: Tz, after: Time) -> Option<Time> {
+/// # Errors
+///
+/// A one-line sentence naming the expression and the reason, with an example of each form.
+pub fn parse_cron(expr: &str) -> Result<CronSchedule, String> {
+    let trimmed = expr.trim();
+    let fields = trimmed.split_whitespace().count();
+    let example = "write five crontab fields (`0 3 * * 1`: Mondays at 03:00) or six with seconds \
+                   first (`30 0 3 * * 1`)";
+    if trimmed.starts_with('@') {
+        if fields != 1 {
+            return Err(format!(
+                "`{trimmed}` is not a valid cron expression: a nickname such as @daily stands alone"
+            ));
+        }
+        if trimmed.eq_ignore_ascii_case("@reboot") {
+            return Err(
+                "@reboot is not a schedule backwork can keep: add a one-off job instead (backwork \
+                 add -- CMD runs it now)"
+                    .into(),
+            );
+        }
+    } else if !(5..=7).contains(&fields) {
+        return Err(format!(
+            "`{trimmed}` is not a valid cron expression: it has {fields} field{}, not 5, 6 or 7; \
+             {example}",
+            if fields == 1 { "" } else { "s" }
+        ));
+    }
+    let cron = croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Optional)
+        .year(croner::parser::Year::Optional)
+        .build()
+        .parse(trimmed)
+        .map_err(|e| {
+            let reason = e.to_string().replace('\n', " ");
+            format!("`{trimmed}` is not a valid cron expression ({reason}); {example}")
+        })?;
+    let follows_real_time = match hour_field(trimmed) {
+        Some(h) => h == "*" || h.contains('/'),
+        None => trimmed.eq_ignore_ascii_case("@hourly"),
+    };
+    Ok(CronSchedule {
+        cron,
+        follows_real_time,
+    })
+}
+
+/// The widest shift of a UTC offset at a DST change that [`next_cron`] looks around (real
+/// changes are 30 min to 2 h).
+const MAX_SHIFT: TimeDelta = TimeDelta::hours(3);
+
+/// The first instant strictly after `after` at which `schedule` fires in time zone `tz`.
+///
+/// The expression is matched on local wall-clock times (croner); each match is then mapped to
+/// instants in `tz` by Vixie cron's DST rule (DESIGN §2):
+/// - a job with a **fixed hour** runs once per wall-clock time: a time skipped by spring-forward
+///   runs right after the change, a time repeated by fall-back runs at its first occurrence
+///   (or at its second when the first had passed before the job could see it);
+/// - a job whose hour field is a **wildcard or a step** follows real elapsed time: it runs at
+///   both occurrences of a repeated time, and a skipped time simply does not occur.
+///
+/// `None` when the expression never fires again.
+pub fn next_cron(schedule: &CronSchedule, tz: Tz, after: Time) -> Option<Time> {
     let local_after = after.with_timezone(&tz).naive_local();
-    let cursor = Utc.from_utc_datetime(&local_after);
-    for candidate in schedule.after(&cursor).take(4096) {
-        let naive = candidate.naive_utc();
-        let instant = match tz.from_local_datetime(&naive) {
-            LocalResult::Single(t) => t,
-            // A repeated local time: the first occurrence, unless it has already passed.
+    // A real-time job may have a match earlier on the wall clock that is still ahead in real
+    // time (the second pass of a repeated hour): start looking one offset shift back.
+    let mut cursor = if schedule.follows_real_time {
+        local_after - MAX_SHIFT
+    } else {
+        local_after
+    };
+    let mut best: Option<Time> = None;
+    for _ in 0..100_000 {
+        let naive = schedule.cron.find_next_occurrence(&cursor, false).ok()?;
+        if let Some(b) = best
+            && naive > b.with_timezone(&tz).naive_local() + MAX_SHIFT
+        {
+            break;
+        }
+        cursor = naive;
+        let instants: Vec<Time> = match tz.from_local_datetime(&naive) {
+            LocalResult::Single(t) => vec![t.with_timezone(&Utc)],
             LocalResult::Ambiguous(first, second) => {
-                if first.with_timezone(&Utc) > after {
-                    first
+                let (first, second) = (first.with_timezone(&Utc), second.with_timezone(&Utc));
+                if schedule.follows_real_time {
+                    vec![first, second]
+                } else if first > after {
+                    vec![first]
                 } else {
-                    second
+                    vec![second]
                 }
             }
-            LocalResult::None => gap_end(tz, naive)?,
+            LocalResult::None if schedule.follows_real_time => vec![],
+            LocalResult::None => gap_end(tz, naive)
+                .map(|t| t.with_timezone(&Utc))
+                .into_iter()
+                .collect(),
         };
-        let instant = instant.with_timezone(&Utc);
-        if instant > after {
-            return Some(instant);
+        if let Some(t) = instants.into_iter().find(|t| *t > after) {
+            best = Some(best.map_or(t, |b| b.min(t)));
+            if !schedule.follows_real_time {
+                break;
+            }
         }
     }
-    None
+    best
 }
 
 /// The first valid local instant after `naive`, which lies in a spring-forward gap: the moment of
@@ -234,7 +334,6 @@ fn gap_end(tz: Tz, naive: NaiveDateTime) -> Option<chrono::DateTime<Tz>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
 
     fn t(s: &str) -> Time {
         s.parse().unwrap()
@@ -421,19 +520,19 @@ mod tests {
                 t("2026-10-26T01:30:00Z"), // 02:30 CET
             ]
         );
-        // every 20 minutes through the repeated hour: each local time once
-        let quarter = fire_times("0 */20 * * * *", tz, t("2026-10-24T23:50:00Z"), 8);
+        // every 20 minutes (hour field `*`): by real time, through both passes of 02:xx
+        let twenty = fire_times("0 */20 * * * *", tz, t("2026-10-24T23:50:00Z"), 8);
         assert_eq!(
-            quarter,
+            twenty,
             [
                 t("2026-10-25T00:00:00Z"), // 02:00 CEST
                 t("2026-10-25T00:20:00Z"),
                 t("2026-10-25T00:40:00Z"),
-                t("2026-10-25T02:00:00Z"), // 03:00 CET: the second 02:xx pass is skipped
+                t("2026-10-25T01:00:00Z"), // 02:00 CET, the second pass
+                t("2026-10-25T01:20:00Z"),
+                t("2026-10-25T01:40:00Z"),
+                t("2026-10-25T02:00:00Z"), // 03:00 CET
                 t("2026-10-25T02:20:00Z"),
-                t("2026-10-25T02:40:00Z"),
-                t("2026-10-25T03:00:00Z"),
-                t("2026-10-25T03:20:00Z"),
             ]
         );
     }
@@ -460,14 +559,13 @@ mod tests {
             times,
             [t("2026-01-02T03:00:00Z"), t("2026-01-03T03:00:00Z")]
         );
-        assert!(
-            parse_cron("0 3 * * *")
-                .unwrap_err()
-                .contains("seconds field")
-        );
+        // five fields are a crontab line: minute first
+        let crontab = fire_times("0 3 * * *", Tz::UTC, t("2026-01-01T03:00:00Z"), 1);
+        assert_eq!(crontab, [t("2026-01-02T03:00:00Z")]);
+        let err = parse_cron("0 3 * *").unwrap_err();
+        assert!(err.contains("it has 4 fields") && !err.contains('\n'), "{err}");
         assert!(parse_cron("every day").is_err());
         let never = parse_cron("0 0 0 1 1 * 2001").unwrap();
         assert_eq!(next_cron(&never, Tz::UTC, t("2026-01-01T00:00:00Z")), None);
-        let _ = Utc.timestamp_opt(0, 0);
     }
 }

@@ -35,7 +35,8 @@ pub struct RequestSpec {
     pub flex: Option<Duration>,
     /// Periodic: how periods are placed.
     pub anchor: Option<Anchor>,
-    /// Cron: the expression (seconds first, or five crontab fields) and its zone.
+    /// Cron: the expression (five crontab fields, or six with seconds first), kept as written,
+    /// and its zone.
     pub cron: Option<(String, Tz)>,
     /// Once, this long after the enqueue.
     pub delay: Option<Duration>,
@@ -62,15 +63,6 @@ pub struct RequestSpec {
     pub unique: Option<Unique>,
     /// Tags.
     pub tags: BTreeSet<String>,
-}
-
-/// A five-field crontab line gets a `0` seconds field; other expressions pass as they are.
-fn cron_expr(expr: &str) -> String {
-    if expr.split_whitespace().count() == 5 {
-        format!("0 {}", expr.trim())
-    } else {
-        expr.trim().to_string()
-    }
 }
 
 impl RequestSpec {
@@ -108,7 +100,7 @@ impl RequestSpec {
                 }
                 r
             }
-            (_, Some((expr, tz)), _) => JobRequest::cron(kind, cron_expr(expr), *tz),
+            (_, Some((expr, tz)), _) => JobRequest::cron(kind, expr.trim(), *tz),
             (_, _, Some(at)) => JobRequest::once(kind).not_before(at),
             _ => JobRequest::once(kind).delay(self.delay.unwrap_or_default()),
         };

@@ -6,7 +6,7 @@ use backwork_constraints::Unmet;
 use serde::{Deserialize, Serialize};
 
 use super::job::{JobId, JobState, StopReason, Time};
-use super::{CoreError, Scheduler, schedule};
+use super::{CoreError, Scheduler};
 
 /// One reason a job is not running now.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,12 +73,15 @@ pub enum WaitReason {
     },
     /// The runtime is shutting down.
     ShuttingDown,
-    /// It is due and waits to share a wake-up with other work: it starts by `until` (its flex
-    /// window's end, or the batching window's) or sooner, when something else wakes the
-    /// scheduler.
+    /// It is due and waits to share a wake-up with other work whose time comes a little later
+    /// (within its flex window or the batching window): it starts at `until`, or sooner when
+    /// something else wakes the scheduler.
     Batched {
-        /// The latest start.
+        /// The planned wake-up.
         until: Time,
+        /// The jobs whose time comes by then, which it waits for.
+        #[serde(default)]
+        with: Vec<JobId>,
     },
 }
 
@@ -134,11 +137,15 @@ impl fmt::Display for WaitReason {
                 write!(f, "all {limit} run slots are taken ({running} running)")
             }
             WaitReason::ShuttingDown => f.write_str("the runtime is shutting down"),
-            WaitReason::Batched { until } => write!(
-                f,
-                "batched: starts by {} together with other due work",
-                at(*until)
-            ),
+            WaitReason::Batched { until, with } => {
+                write!(f, "batched: starts at {} together with ", at(*until))?;
+                let shown: Vec<String> = with.iter().take(3).map(|i| i.to_string()).collect();
+                write!(f, "{}", shown.join(", "))?;
+                if with.len() > shown.len() {
+                    write!(f, " and {} more", with.len() - shown.len())?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -184,32 +191,23 @@ impl Scheduler {
                     });
                 }
                 if !job.force.time {
-                    if job.not_before > now {
-                        out.push(if job.backing_off {
+                    let gates = self.gates(job);
+                    if gates.due > now {
+                        out.push(if gates.backing_off {
                             WaitReason::Backoff {
-                                until: job.not_before,
+                                until: gates.due,
                                 attempt: job.attempt,
                             }
                         } else {
-                            WaitReason::NotDue {
-                                until: job.not_before,
-                            }
+                            WaitReason::NotDue { until: gates.due }
                         });
                     }
-                    if let (Some(mi), Some(last)) =
-                        (job.request.min_interval, job.last_success_started)
-                    {
-                        let until = schedule::add(last, mi);
-                        if until > now {
-                            out.push(WaitReason::MinInterval { until });
-                        }
+                    if let Some(until) = gates.min_interval.filter(|t| *t > now) {
+                        out.push(WaitReason::MinInterval { until });
                     }
-                    if let Some((until, reason)) = self.deferred.get(&id) {
-                        out.push(WaitReason::Policy {
-                            reason: reason.clone(),
-                            until: *until,
-                        });
-                    } else if job.not_before <= now
+                    if let Some((until, reason)) = gates.policy {
+                        out.push(WaitReason::Policy { reason, until });
+                    } else if gates.due <= now
                         && let Some((until, reason)) = self.policy.hold(now)
                     {
                         // due, but the policy holds every start (Doze) and the core has not
@@ -230,9 +228,9 @@ impl Scheduler {
                     );
                 }
                 if out.is_empty()
-                    && let Some(until) = self.lanes.batched_until(id, now)
+                    && let Some((until, with)) = self.lanes.batched_until(id, now)
                 {
-                    out.push(WaitReason::Batched { until });
+                    out.push(WaitReason::Batched { until, with });
                 }
                 let limit = self.config.max_concurrent.max(1);
                 if out.is_empty() && self.active.len() >= limit {
