@@ -187,11 +187,11 @@ fn a_lone_one_off_runs_at_its_due_time() {
 #[test]
 fn a_linear_backoff_retry_comes_after_its_delay() {
     // `--backoff linear:10s` retried after 79 s; DESIGN §2: linear `base · n`
-    let mut h = Harness::with(Config::default(), Box::new(backwork_scheduler::AllowAll)).auto(
-        |_, _| Some(backwork_scheduler::RunOutcome::Retry(None)),
-    );
+    let mut h = Harness::with(Config::default(), Box::new(backwork_scheduler::AllowAll))
+        .auto(|_, _| Some(backwork_scheduler::RunOutcome::Retry(None)));
     let t0 = h.now;
-    let id = h.enqueue(JobRequest::once(KIND).backoff(backwork_scheduler::Backoff::linear(secs(10))));
+    let id =
+        h.enqueue(JobRequest::once(KIND).backoff(backwork_scheduler::Backoff::linear(secs(10))));
     h.advance(secs(100));
     let at = |s: i64| t0 + TimeDelta::seconds(s);
     // attempts at 0, then +10, +20, +30: 0, 10, 30, 60, 100
@@ -223,7 +223,13 @@ fn short_periods_and_per_minute_cron_lose_no_slot() {
     let t0 = h.now; // 2026-01-01T00:00:00Z, a whole minute
     let id = h.enqueue(JobRequest::cron(KIND, "* * * * *", chrono_tz::UTC));
     h.advance_to(t0 + TimeDelta::hours(1));
-    assert_every(&h, id, t0 + TimeDelta::minutes(1), TimeDelta::minutes(1), 60);
+    assert_every(
+        &h,
+        id,
+        t0 + TimeDelta::minutes(1),
+        TimeDelta::minutes(1),
+        60,
+    );
 }
 
 #[test]
@@ -282,7 +288,11 @@ fn a_flex_job_alone_runs_when_its_window_opens_and_shares_a_later_wake_up() {
     h.advance(mins(20));
     let at = t0 + TimeDelta::minutes(26);
     assert_eq!(h.starts(o), [at]);
-    assert_eq!(h.starts(p)[1], at, "started with the one-off, inside [25, 30]");
+    assert_eq!(
+        h.starts(p)[1],
+        at,
+        "started with the one-off, inside [25, 30]"
+    );
 }
 
 #[test]

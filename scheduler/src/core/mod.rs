@@ -42,8 +42,8 @@ pub use job::{
 };
 pub use policy::{AllowAll, Decision, Policy, PolicyContext};
 pub use schedule::{
-    CronSchedule, MAX_BACKOFF, MIN_BACKOFF, Window, add, backoff_delay, effective_flex, jitter_offset, next_cron,
-    next_periodic_window, parse_cron, periodic_window_at, since,
+    CronSchedule, MAX_BACKOFF, MIN_BACKOFF, Window, add, backoff_delay, effective_flex,
+    jitter_offset, next_cron, next_periodic_window, parse_cron, periodic_window_at, since,
 };
 pub use spec::RequestSpec;
 pub use why::WaitReason;

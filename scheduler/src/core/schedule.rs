@@ -207,6 +207,26 @@ fn hour_field(expr: &str) -> Option<&str> {
     }
 }
 
+/// cron(5): the day-of-month/day-of-week OR applies when both fields are restricted, "i.e., do
+/// not contain the `*` character"; a field such as `*/10` contains it, so such a line matches on
+/// days where *both* fields match (as cronie and Vixie cron do). croner treats only a bare `*`
+/// as unrestricted, so the line gets croner's `+` (AND) on its weekday field.
+fn with_crontab_day_rule(expr: &str) -> String {
+    let mut fields: Vec<String> = expr.split_whitespace().map(str::to_string).collect();
+    let (dom, dow) = match fields.len() {
+        5 => (2, 4),
+        6 | 7 => (3, 5),
+        _ => return expr.to_string(),
+    };
+    let starred = |f: &str| f.starts_with('*');
+    let bare = |f: &str| f == "*" || f == "?";
+    let (d, w) = (&fields[dom], &fields[dow]);
+    if !bare(d) && !bare(w) && (starred(d) || starred(w)) && !w.starts_with('+') {
+        fields[dow] = format!("+{w}");
+    }
+    fields.join(" ")
+}
+
 /// Parses a cron expression: five crontab fields, or six with seconds first (a seventh field is
 /// a year), or a nickname (`@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`).
 ///
@@ -242,7 +262,7 @@ pub fn parse_cron(expr: &str) -> Result<CronSchedule, String> {
         .seconds(croner::parser::Seconds::Optional)
         .year(croner::parser::Year::Optional)
         .build()
-        .parse(trimmed)
+        .parse(&with_crontab_day_rule(trimmed))
         .map_err(|e| {
             let reason = e.to_string().replace('\n', " ");
             format!("`{trimmed}` is not a valid cron expression ({reason}); {example}")
@@ -563,7 +583,10 @@ mod tests {
         let crontab = fire_times("0 3 * * *", Tz::UTC, t("2026-01-01T03:00:00Z"), 1);
         assert_eq!(crontab, [t("2026-01-02T03:00:00Z")]);
         let err = parse_cron("0 3 * *").unwrap_err();
-        assert!(err.contains("it has 4 fields") && !err.contains('\n'), "{err}");
+        assert!(
+            err.contains("it has 4 fields") && !err.contains('\n'),
+            "{err}"
+        );
         assert!(parse_cron("every day").is_err());
         let never = parse_cron("0 0 0 1 1 * 2001").unwrap();
         assert_eq!(next_cron(&never, Tz::UTC, t("2026-01-01T00:00:00Z")), None);

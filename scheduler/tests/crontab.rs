@@ -1,0 +1,319 @@
+//! Five-field cron lines mean what they mean in a crontab. Every expected fire time below comes
+//! from the cron(5) man page (Vixie cron / cronie) and the calendar (2026-01-01 is a Thursday,
+//! `date -d 2026-01-01 +%a`), not from this code: the bug this guards against is a parser with
+//! Quartz weekday numbering (1 = Sunday) that ran `0 3 * * 1` on Sundays and refused `0 3 * * 0`.
+
+use backwork_scheduler::{Time, next_cron, parse_cron};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+fn instant(s: &str) -> Time {
+    DateTime::parse_from_rfc3339(s)
+        .expect("test instant")
+        .with_timezone(&Utc)
+}
+
+/// The next three fire times of `expr` in `zone` after `from`.
+fn next_three(expr: &str, zone: Tz, from: &str) -> Vec<Time> {
+    let schedule = parse_cron(expr).unwrap_or_else(|e| panic!("{expr}: {e}"));
+    let mut at = instant(from);
+    (0..3)
+        .map(|_| {
+            at = next_cron(&schedule, zone, at).expect("fires");
+            at
+        })
+        .collect()
+}
+
+#[test]
+fn crontab_lines_fire_as_cron_5_says() {
+    let berlin: Tz = "Europe/Berlin".parse().unwrap();
+    // From Thursday 2026-01-01 00:00 in Berlin (CET, UTC+1). Each row: the line, what cron(5)
+    // says it means, and the next three fire times in local time.
+    let from = "2026-01-01T00:00:00+01:00";
+    let rows: &[(&str, &str, [&str; 3])] = &[
+        // "day of week 0-7 (0 or 7 is Sunday, or use names)"
+        (
+            "0 3 * * 0",
+            "Sundays",
+            [
+                "2026-01-04T03:00:00+01:00",
+                "2026-01-11T03:00:00+01:00",
+                "2026-01-18T03:00:00+01:00",
+            ],
+        ),
+        (
+            "0 3 * * 1",
+            "Mondays",
+            [
+                "2026-01-05T03:00:00+01:00",
+                "2026-01-12T03:00:00+01:00",
+                "2026-01-19T03:00:00+01:00",
+            ],
+        ),
+        (
+            "0 3 * * 2",
+            "Tuesdays",
+            [
+                "2026-01-06T03:00:00+01:00",
+                "2026-01-13T03:00:00+01:00",
+                "2026-01-20T03:00:00+01:00",
+            ],
+        ),
+        (
+            "0 3 * * 3",
+            "Wednesdays",
+            [
+                "2026-01-07T03:00:00+01:00",
+                "2026-01-14T03:00:00+01:00",
+                "2026-01-21T03:00:00+01:00",
+            ],
+        ),
+        (
+            "0 3 * * 4",
+            "Thursdays",
+            [
+                "2026-01-01T03:00:00+01:00",
+                "2026-01-08T03:00:00+01:00",
+                "2026-01-15T03:00:00+01:00",
+            ],
+        ),
+        (
+            "0 3 * * 5",
+            "Fridays",
+            [
+                "2026-01-02T03:00:00+01:00",
+                "2026-01-09T03:00:00+01:00",
+                "2026-01-16T03:00:00+01:00",
+            ],
+        ),
+        (
+            "0 3 * * 6",
+            "Saturdays",
+            [
+                "2026-01-03T03:00:00+01:00",
+                "2026-01-10T03:00:00+01:00",
+                "2026-01-17T03:00:00+01:00",
+            ],
+        ),
+        (
+            "0 3 * * 7",
+            "Sundays (7 is Sunday too)",
+            [
+                "2026-01-04T03:00:00+01:00",
+                "2026-01-11T03:00:00+01:00",
+                "2026-01-18T03:00:00+01:00",
+            ],
+        ),
+        // ranges: "1-5" is Monday to Friday
+        (
+            "0 3 * * 1-5",
+            "weekdays",
+            [
+                "2026-01-01T03:00:00+01:00",
+                "2026-01-02T03:00:00+01:00",
+                "2026-01-05T03:00:00+01:00",
+            ],
+        ),
+        (
+            "0 3 * * 5-7",
+            "Friday to Sunday",
+            [
+                "2026-01-02T03:00:00+01:00",
+                "2026-01-03T03:00:00+01:00",
+                "2026-01-04T03:00:00+01:00",
+            ],
+        ),
+        // names, case-insensitive, in lists
+        (
+            "0 3 * * MON",
+            "Mondays by name",
+            [
+                "2026-01-05T03:00:00+01:00",
+                "2026-01-12T03:00:00+01:00",
+                "2026-01-19T03:00:00+01:00",
+            ],
+        ),
+        (
+            "0 3 * * mon,wed",
+            "Mondays and Wednesdays",
+            [
+                "2026-01-05T03:00:00+01:00",
+                "2026-01-07T03:00:00+01:00",
+                "2026-01-12T03:00:00+01:00",
+            ],
+        ),
+        (
+            "0 0 1 jan,jul *",
+            "1 January and 1 July",
+            [
+                "2026-07-01T00:00:00+02:00",
+                "2027-01-01T00:00:00+01:00",
+                "2027-07-01T00:00:00+02:00",
+            ],
+        ),
+        // cron(5): "30 4 1,15 * 5 would cause a command to be run at 4:30 am on the 1st and
+        // 15th of each month, plus every Friday" (both day fields restricted: either matches)
+        (
+            "30 4 1,15 * 5",
+            "1st, 15th and Fridays",
+            [
+                "2026-01-01T04:30:00+01:00",
+                "2026-01-02T04:30:00+01:00",
+                "2026-01-09T04:30:00+01:00",
+            ],
+        ),
+        // "restricted (i.e., do not contain the * character)": `*/10` contains it, so this is
+        // not the OR case — days 1, 11, 21, 31 that are also Mondays (the first three in 2026:
+        // 05-11, 06-01, 08-31, by `date -d 2026-05-11 +%a`)
+        (
+            "0 0 */10 * 1",
+            "days 1, 11, 21, 31 that are Mondays",
+            [
+                "2026-05-11T00:00:00+02:00",
+                "2026-06-01T00:00:00+02:00",
+                "2026-08-31T00:00:00+02:00",
+            ],
+        ),
+        // a restricted day of month with an unrestricted weekday: only the day of month
+        (
+            "0 3 13 * *",
+            "the 13th",
+            [
+                "2026-01-13T03:00:00+01:00",
+                "2026-02-13T03:00:00+01:00",
+                "2026-03-13T03:00:00+01:00",
+            ],
+        ),
+        // steps: "0-23/2 ... every other hour"; "*/2" the same
+        (
+            "0 0-23/2 * * *",
+            "every other hour",
+            [
+                "2026-01-01T02:00:00+01:00",
+                "2026-01-01T04:00:00+01:00",
+                "2026-01-01T06:00:00+01:00",
+            ],
+        ),
+        (
+            "0 */6 * * *",
+            "every six hours",
+            [
+                "2026-01-01T06:00:00+01:00",
+                "2026-01-01T12:00:00+01:00",
+                "2026-01-01T18:00:00+01:00",
+            ],
+        ),
+        (
+            "*/15 * * * *",
+            "every quarter hour",
+            [
+                "2026-01-01T00:15:00+01:00",
+                "2026-01-01T00:30:00+01:00",
+                "2026-01-01T00:45:00+01:00",
+            ],
+        ),
+        (
+            "5-20/5 9 * * *",
+            "09:05, 09:10, 09:15, 09:20",
+            [
+                "2026-01-01T09:05:00+01:00",
+                "2026-01-01T09:10:00+01:00",
+                "2026-01-01T09:15:00+01:00",
+            ],
+        ),
+        // nicknames: "@daily = 0 0 * * *", "@weekly = 0 0 * * 0", "@monthly = 0 0 1 * *",
+        // "@hourly = 0 * * * *", "@yearly = 0 0 1 1 *"
+        (
+            "@daily",
+            "midnight",
+            [
+                "2026-01-02T00:00:00+01:00",
+                "2026-01-03T00:00:00+01:00",
+                "2026-01-04T00:00:00+01:00",
+            ],
+        ),
+        (
+            "@weekly",
+            "Sunday midnight",
+            [
+                "2026-01-04T00:00:00+01:00",
+                "2026-01-11T00:00:00+01:00",
+                "2026-01-18T00:00:00+01:00",
+            ],
+        ),
+        (
+            "@monthly",
+            "first of the month",
+            [
+                "2026-02-01T00:00:00+01:00",
+                "2026-03-01T00:00:00+01:00",
+                "2026-04-01T00:00:00+02:00",
+            ],
+        ),
+        (
+            "@hourly",
+            "every hour",
+            [
+                "2026-01-01T01:00:00+01:00",
+                "2026-01-01T02:00:00+01:00",
+                "2026-01-01T03:00:00+01:00",
+            ],
+        ),
+        (
+            "@yearly",
+            "1 January",
+            [
+                "2027-01-01T00:00:00+01:00",
+                "2028-01-01T00:00:00+01:00",
+                "2029-01-01T00:00:00+01:00",
+            ],
+        ),
+        // six fields put seconds first, with the same weekday numbering
+        (
+            "30 0 3 * * 1",
+            "Mondays 03:00:30",
+            [
+                "2026-01-05T03:00:30+01:00",
+                "2026-01-12T03:00:30+01:00",
+                "2026-01-19T03:00:30+01:00",
+            ],
+        ),
+        (
+            "0 0 3 * * 0",
+            "Sundays 03:00:00",
+            [
+                "2026-01-04T03:00:00+01:00",
+                "2026-01-11T03:00:00+01:00",
+                "2026-01-18T03:00:00+01:00",
+            ],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (expr, meaning, expected) in rows {
+        let expected: Vec<Time> = expected.iter().map(|s| instant(s)).collect();
+        let got = next_three(expr, berlin, from);
+        if got != expected {
+            failures.push(format!(
+                "`{expr}` ({meaning}): got {got:?}, cron(5) says {expected:?}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn bad_lines_get_one_line_reasons() {
+    for (expr, needle) in [
+        ("0 3 * * 8", "not a valid cron expression"),
+        ("61 * * * *", "not a valid cron expression"),
+        ("0 3 * *", "it has 4 fields"),
+        ("", "it has 0 fields"),
+        ("@reboot", "@reboot"),
+        ("@daily 3", "stands alone"),
+    ] {
+        let err = parse_cron(expr).unwrap_err();
+        assert!(err.contains(needle), "`{expr}`: {err}");
+        assert!(!err.contains('\n'), "one line: {err}");
+    }
+}
