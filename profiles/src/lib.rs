@@ -108,6 +108,10 @@ impl Profile {
                 min_period: Duration::from_secs(15 * 60),
                 min_flex: Duration::from_secs(5 * 60),
                 raise_short_periods: true,
+                // Android batches through Doze, standby buckets and the non-active-app batching
+                // of this profile's policy, not the desktop window (DESIGN §6): a WorkManager
+                // backoff of 30 s is 30 s, and a flex window is eligible from its start
+                batch_window: Duration::ZERO,
                 ..Config::default()
             },
             policy: Box::new(policy),

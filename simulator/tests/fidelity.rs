@@ -265,8 +265,8 @@ fn ios_a_second_refresh_request_replaces_the_first() {
     assert_eq!(r.jobs[1].runs.len(), 1);
     assert_eq!(
         r.jobs[1].runs[0].start,
-        t("2026-11-23T00:16:00Z"),
-        "15 min + batching"
+        t("2026-11-23T00:15:00Z"),
+        "added at 10 min, earliest begin 5 min later; alone, it runs then (DESIGN §6)"
     );
     // a second refresh with another identifier is refused: one pending refresh per app
     let r = run(r#"
@@ -496,4 +496,53 @@ fn scenarios_too_big_to_simulate_are_refused_not_run() {
         let err = Scenario::from_toml(&toml).unwrap_err().to_string();
         assert!(err.contains(want), "{err}");
     }
+}
+
+/// WorkManager's backoff under the android profile, screen on and charging (no Doze, no bucket
+/// quota): a one-off that always asks to be retried is retried after exactly 30 s · 2^(n−1),
+/// capped at 5 h — WorkManager's `DEFAULT_BACKOFF_DELAY_MILLIS` = 30 000 and
+/// `MAX_BACKOFF_MILLIS` = 5 h (androidx.work `WorkRequest`). The desktop batching minute made
+/// every gap 60 s too long.
+#[test]
+fn android_backoff_gaps_are_workmanagers_to_the_second() {
+    let r = run(r#"
+        profile = "android"
+        start = "2026-11-23T00:00:00Z"
+        duration = "30h"
+        device = { screen = "on", charging = true }
+
+        [[job]]
+        name = "upload"
+        outcome = { fail = 1.0, duration = "0s" }
+    "#);
+    let runs = &r.jobs[0].runs;
+    let gaps: Vec<i64> = runs
+        .windows(2)
+        .map(|w| (w[1].start - w[0].end).num_seconds())
+        .collect();
+    let expected: Vec<i64> = (1..gaps.len() as u32 + 1)
+        .map(|n| (30i64 << (n - 1).min(20)).min(18_000))
+        .collect();
+    assert!(gaps.len() >= 12, "{gaps:?}");
+    assert_eq!(gaps, expected);
+    assert_eq!(&gaps[..11], [30, 60, 120, 240, 480, 960, 1920, 3840, 7680, 15360, 18000]);
+}
+
+/// `every = "10s"` on the desktop profile: 8 640 runs a day, one per period (it was 1 235: each
+/// run pushed to the end of its batching minute ate the periods in between).
+#[test]
+fn desktop_ten_second_period_runs_8640_times_a_day() {
+    let r = run(r#"
+        profile = "desktop"
+        start = "2026-11-23T00:00:00Z"
+        duration = "1d"
+
+        [[job]]
+        name = "tick"
+        every = "10s"
+        outcome = { duration = "0s" }
+    "#);
+    let end = t("2026-11-24T00:00:00Z");
+    let in_the_day = r.jobs[0].runs.iter().filter(|run| run.start < end).count();
+    assert_eq!(in_the_day, 8640);
 }
