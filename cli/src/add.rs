@@ -79,6 +79,7 @@ pub fn request(
             .collect(),
         min_interval: duration("min-interval", &args.min_interval)?,
         backoff: args.backoff.as_deref().map(parse_backoff).transpose()?,
+        backoff_jitter: args.backoff_jitter,
         max_attempts: args.max_attempts,
         timeout: match args.timeout.as_deref() {
             Some("none" | "never") => Some(None),

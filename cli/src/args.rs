@@ -173,7 +173,8 @@ pub struct AddArgs {
     /// With --every: periods on a fixed grid, or counted from each run's end.
     #[arg(long, value_enum, requires = "every", help_heading = "Schedule")]
     pub anchor: Option<AnchorArg>,
-    /// Run at the times of a cron expression: seconds first ("0 0 3 * * *"), or five crontab fields.
+    /// Run at the times of a cron expression: five crontab fields ("0 3 * * 1": Mondays 03:00),
+    /// or six with seconds first ("30 0 3 * * 1"); @daily, @hourly… too.
     #[arg(long, value_name = "EXPR", help_heading = "Schedule")]
     pub cron: Option<String>,
     /// The time zone of --cron and --at [default: the local zone].
@@ -205,6 +206,10 @@ pub struct AddArgs {
     /// Retry delays: exponential:BASE or linear:BASE [default: exponential:30s].
     #[arg(long, value_name = "KIND:BASE", help_heading = "Policy")]
     pub backoff: Option<String>,
+    /// Spread each retry delay by up to ± this fraction (0 to 0.99), so jobs that fail
+    /// together do not retry together.
+    #[arg(long, value_name = "FRACTION", help_heading = "Policy")]
+    pub backoff_jitter: Option<f64>,
     /// Fail the job after this many attempts [default: retry forever].
     #[arg(long, value_name = "N", help_heading = "Policy")]
     pub max_attempts: Option<u32>,

@@ -31,7 +31,10 @@ fn why_and_next_show_the_jittered_start() {
     let t0 = h.now;
     let id = h.enqueue(JobRequest::once(KIND).delay(secs(1)).jitter(hours(1)));
     let start = t0 + TimeDelta::seconds(1) + offset(&h, id, 0);
-    assert!(start > t0 + TimeDelta::seconds(2), "this id's draw is later than 2 s");
+    assert!(
+        start > t0 + TimeDelta::seconds(2),
+        "this id's draw is later than 2 s"
+    );
     assert_eq!(h.job(id).not_before, start, "stored with the slot");
     let later = t0 + TimeDelta::seconds(2);
     assert_eq!(
@@ -54,14 +57,21 @@ fn a_restart_between_the_slot_and_its_jittered_start_keeps_the_run() {
         );
         let slot = t0 + TimeDelta::hours(1);
         let start = slot + offset(&h, id, 0);
-        assert!(start > slot + TimeDelta::minutes(3), "this id's draw is late enough");
+        assert!(
+            start > slot + TimeDelta::minutes(3),
+            "this id's draw is late enough"
+        );
         // the process stops a second after the slot and is back two minutes later (past the
         // batching slack of the slot itself), before the delayed start
         h.advance_to(slot + TimeDelta::seconds(1));
         assert!(h.starts(id).is_empty());
         let mut fresh = restart(&h, slot + TimeDelta::minutes(2));
         fresh.advance_to(slot + TimeDelta::minutes(59));
-        assert_eq!(fresh.starts(id), [start], "{catch_up:?}: the slot still runs, at its start");
+        assert_eq!(
+            fresh.starts(id),
+            [start],
+            "{catch_up:?}: the slot still runs, at its start"
+        );
     }
 }
 
@@ -79,7 +89,11 @@ fn a_jittered_slot_missed_by_downtime_follows_its_catch_up_policy() {
     let mut fresh = restart(&h, t0 + TimeDelta::minutes(210));
     fresh.advance_to(t0 + TimeDelta::hours(4) + TimeDelta::minutes(30));
     let starts = fresh.starts(skip);
-    assert_eq!(starts.len(), 1, "skip: only the 04:00 slot runs: {starts:?}");
+    assert_eq!(
+        starts.len(),
+        1,
+        "skip: only the 04:00 slot runs: {starts:?}"
+    );
     assert!(starts[0] >= t0 + TimeDelta::hours(4) && starts[0] < t0 + TimeDelta::minutes(250));
 }
 
@@ -110,5 +124,9 @@ fn catch_up_runs_after_downtime_are_spread_by_their_jitter() {
     }
     catch_up.sort();
     catch_up.dedup();
-    assert!(catch_up.len() > 50, "spread, not one instant: {} distinct", catch_up.len());
+    assert!(
+        catch_up.len() > 50,
+        "spread, not one instant: {} distinct",
+        catch_up.len()
+    );
 }

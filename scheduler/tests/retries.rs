@@ -141,3 +141,43 @@ fn a_run_that_stops_within_grace_is_not_aborted_and_no_limit_means_none() {
     assert!(h.stops(forever).is_empty());
     assert_eq!(h.job(forever).state, JobState::Running);
 }
+
+/// 500 jobs that fail together with a backoff jitter of 0.5 retry spread over 30 s ± 50 %, not
+/// in the same half-second (DESIGN §2: "Optional jitter (± fraction)").
+#[test]
+fn backoff_jitter_spreads_retries_of_jobs_that_fail_together() {
+    let spec = backwork_scheduler::core::RequestSpec {
+        backoff_jitter: Some(0.5),
+        ..Default::default()
+    };
+    let mut h = Harness::new().auto(|_, attempt| {
+        Some(if attempt == 1 {
+            backwork_scheduler::RunOutcome::Retry(None)
+        } else {
+            backwork_scheduler::RunOutcome::Success(None)
+        })
+    });
+    let t0 = h.now;
+    let ids: Vec<_> = (0..500)
+        .map(|_| h.enqueue(spec.request(KIND).unwrap()))
+        .collect();
+    h.advance(mins(1));
+    let mut retries: Vec<i64> = ids
+        .iter()
+        .map(|&id| (h.starts(id)[1] - t0).num_milliseconds())
+        .collect();
+    retries.sort_unstable();
+    assert!(
+        retries[0] >= 15_000 && retries[499] <= 45_000,
+        "{retries:?}"
+    );
+    let busiest_half_second = retries
+        .iter()
+        .map(|&r| retries.iter().filter(|&&o| o >= r && o < r + 500).count())
+        .max()
+        .unwrap();
+    assert!(
+        busiest_half_second < 25,
+        "{busiest_half_second} retries in one half-second"
+    );
+}

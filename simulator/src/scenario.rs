@@ -235,6 +235,9 @@ pub struct JobSpec {
     /// `exponential:30s` or `linear:1m`.
     #[serde(default)]
     pub backoff: Option<String>,
+    /// Spread each retry delay by up to ± this fraction (0 to 0.99).
+    #[serde(default)]
+    pub backoff_jitter: Option<f64>,
     /// Give up after this many attempts.
     #[serde(default)]
     pub max_attempts: Option<u32>,
@@ -327,6 +330,7 @@ impl JobSpec {
                 .as_deref()
                 .map(|b| b.parse::<Backoff>().map_err(bad))
                 .transpose()?,
+            backoff_jitter: self.backoff_jitter,
             max_attempts: self.max_attempts,
             timeout: match self.timeout.as_deref() {
                 Some("none") => Some(None),

@@ -525,7 +525,10 @@ fn android_backoff_gaps_are_workmanagers_to_the_second() {
         .collect();
     assert!(gaps.len() >= 12, "{gaps:?}");
     assert_eq!(gaps, expected);
-    assert_eq!(&gaps[..11], [30, 60, 120, 240, 480, 960, 1920, 3840, 7680, 15360, 18000]);
+    assert_eq!(
+        &gaps[..11],
+        [30, 60, 120, 240, 480, 960, 1920, 3840, 7680, 15360, 18000]
+    );
 }
 
 /// `every = "10s"` on the desktop profile: 8 640 runs a day, one per period (it was 1 235: each

@@ -50,6 +50,9 @@ pub struct RequestSpec {
     pub min_interval: Option<Duration>,
     /// Retry backoff.
     pub backoff: Option<Backoff>,
+    /// Spread each retry delay by ± this fraction (0 ≤ f < 1), so jobs that fail together do
+    /// not all retry at the same instant.
+    pub backoff_jitter: Option<f64>,
     /// Attempts before the job fails.
     pub max_attempts: Option<u32>,
     /// Time limit of each run: `Some(None)` for none; `None` for the default.
@@ -118,6 +121,9 @@ impl RequestSpec {
         }
         if let Some(b) = self.backoff {
             r = r.backoff(b);
+        }
+        if let Some(j) = self.backoff_jitter {
+            r.backoff.jitter = j;
         }
         if let Some(n) = self.max_attempts {
             r = r.max_attempts(n);
