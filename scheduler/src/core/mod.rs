@@ -77,8 +77,10 @@ pub struct Config {
     pub raise_short_periods: bool,
     /// How long past its due time a job without a flex window may wait so that it shares a
     /// wake-up with other work (default 1 min, like systemd's `AccuracySec`); periodic jobs with a
-    /// flex window may wait to their window's end. Zero turns batching off: every job starts at
-    /// its due time, flex windows included.
+    /// flex window may wait to their window's end. A job never waits past its next slot, and
+    /// one that has nothing to share a wake-up with starts at its due time (DESIGN §6). Zero
+    /// turns batching off: every job starts at its due time, flex windows included (the
+    /// android profile's setting: Android batches through Doze and standby buckets instead).
     #[serde(with = "job::millis", default = "default_batch_window")]
     pub batch_window: Duration,
 }
