@@ -331,7 +331,7 @@ mod tests {
                 not_before: Some(parse_at("2026-12-01T03:00:00Z", Tz::UTC).unwrap())
             }
         );
-        // a crontab line gets its seconds field
+        // a crontab line is kept as written
         let r = request(
             &parse(&[
                 "--cron",
@@ -349,7 +349,7 @@ mod tests {
         assert_eq!(
             r.schedule,
             Schedule::Cron {
-                expr: "0 30 3 * * *".into(),
+                expr: "30 3 * * *".into(),
                 tz: "Europe/Berlin".parse().unwrap()
             }
         );
