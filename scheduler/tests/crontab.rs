@@ -317,3 +317,80 @@ fn bad_lines_get_one_line_reasons() {
         assert!(!err.contains('\n'), "one line: {err}");
     }
 }
+
+/// Zones with every kind of change the tz database has in 2025–2026: northern and southern
+/// DST, changes at midnight (Santiago, Havana, Asunción), a 30-minute change (Lord Howe),
+/// 45-minute offsets (Chatham, Kathmandu), a zone that leaves DST for Ramadan (Casablanca),
+/// and zones without DST.
+const ZONES: [&str; 12] = [
+    "Europe/Berlin",
+    "America/New_York",
+    "Australia/Melbourne",
+    "Australia/Lord_Howe",
+    "America/Santiago",
+    "America/Havana",
+    "America/Asuncion",
+    "Pacific/Chatham",
+    "Asia/Kathmandu",
+    "Africa/Casablanca",
+    "Asia/Tokyo",
+    "UTC",
+];
+
+/// DESIGN §2: a job whose hour field is `*` follows real elapsed time. Every change in these
+/// zones moves the clock by a multiple of 30 minutes, so `*/30 * * * *` must fire exactly every
+/// 30 minutes of real time all year — no run lost in a repeated hour, none doubled in a gap.
+#[test]
+fn a_wildcard_hour_job_fires_every_30_real_minutes_through_every_change_of_a_year() {
+    let schedule = parse_cron("*/30 * * * *").unwrap();
+    for zone in ZONES {
+        let tz: Tz = zone.parse().unwrap();
+        let mut at = instant("2025-01-01T00:00:00Z");
+        let mut prev = next_cron(&schedule, tz, at).unwrap();
+        let end = instant("2026-01-01T00:00:00Z");
+        while prev < end {
+            at = next_cron(&schedule, tz, prev).unwrap();
+            assert_eq!(
+                (at - prev).num_minutes(),
+                30,
+                "{zone}: {prev} → {at} is not 30 minutes of real time"
+            );
+            prev = at;
+        }
+    }
+}
+
+/// DESIGN §2: a job with a fixed hour runs once per day of the local calendar — once on a day
+/// whose 02:30 occurs twice, and on a day whose 02:30 is skipped, right after the change.
+#[test]
+fn a_fixed_hour_job_runs_once_every_local_day_through_every_change_of_a_year() {
+    let schedule = parse_cron("30 2 * * *").unwrap();
+    for zone in ZONES {
+        let tz: Tz = zone.parse().unwrap();
+        let mut at = instant("2025-01-01T00:00:00Z");
+        let mut days = Vec::new();
+        while at < instant("2026-01-01T00:00:00Z") {
+            at = next_cron(&schedule, tz, at).unwrap();
+            let local = at.with_timezone(&tz);
+            let wall = local.time();
+            // 02:30, or (on a day 02:30 is skipped) the first instant after the gap
+            if wall != chrono::NaiveTime::from_hms_opt(2, 30, 0).unwrap() {
+                let before = (at - chrono::TimeDelta::seconds(1)).with_timezone(&tz);
+                assert!(
+                    before.offset() != local.offset(),
+                    "{zone}: {local} is neither 02:30 nor the moment of a change"
+                );
+            }
+            days.push(local.date_naive());
+        }
+        for pair in days.windows(2) {
+            assert_eq!(
+                (pair[1] - pair[0]).num_days(),
+                1,
+                "{zone}: runs on {} then {}",
+                pair[0],
+                pair[1]
+            );
+        }
+    }
+}

@@ -597,6 +597,11 @@ impl Scheduler {
         }
         let count = jobs.len();
         for job in jobs {
+            if let Schedule::Cron { expr, .. } = &job.request.schedule {
+                // parsed once here, not at every look at the job (a stored expression that no
+                // longer parses fails the job when it is placed)
+                let _ = self.cron(expr);
+            }
             self.insert_indexes(&job);
             self.jobs.insert(job.id, job);
         }
@@ -1472,13 +1477,10 @@ impl Scheduler {
                 end,
                 every.saturating_sub(effective_flex(*every, *flex)),
             )),
-            Schedule::Cron { expr, tz } => {
-                let parsed = match self.cron_cache.get(expr) {
-                    Some(p) => p.clone(),
-                    None => parse_cron(expr).ok()?,
-                };
-                next_cron(&parsed, *tz, end)
-            }
+            Schedule::Cron { expr, tz } => match self.cron_cache.get(expr) {
+                Some(parsed) => next_cron(parsed, *tz, end),
+                None => next_cron(&parse_cron(expr).ok()?, *tz, end),
+            },
             _ => None,
         }
     }

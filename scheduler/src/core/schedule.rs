@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use chrono::{LocalResult, NaiveDateTime, TimeDelta, TimeZone, Timelike, Utc};
+use chrono::{LocalResult, NaiveDateTime, Offset, TimeDelta, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -277,8 +277,8 @@ pub fn parse_cron(expr: &str) -> Result<CronSchedule, String> {
     })
 }
 
-/// The widest shift of a UTC offset at a DST change that [`next_cron`] looks around (real
-/// changes are 30 min to 2 h).
+/// How far ahead [`next_cron`] looks for a fall-back change that repeats wall-clock times a
+/// real-time job must run through (real changes shift the offset by 30 min to 2 h).
 const MAX_SHIFT: TimeDelta = TimeDelta::hours(3);
 
 /// The first instant strictly after `after` at which `schedule` fires in time zone `tz`.
@@ -294,48 +294,85 @@ const MAX_SHIFT: TimeDelta = TimeDelta::hours(3);
 /// `None` when the expression never fires again.
 pub fn next_cron(schedule: &CronSchedule, tz: Tz, after: Time) -> Option<Time> {
     let local_after = after.with_timezone(&tz).naive_local();
-    // A real-time job may have a match earlier on the wall clock that is still ahead in real
-    // time (the second pass of a repeated hour): start looking one offset shift back.
-    let mut cursor = if schedule.follows_real_time {
-        local_after - MAX_SHIFT
-    } else {
-        local_after
+    let first = first_match(schedule, tz, local_after, false, after);
+    if !schedule.follows_real_time {
+        return first;
+    }
+    // A real-time job before a fall-back change: the wall-clock times repeated after the
+    // change lie behind `local_after` on the wall clock but ahead in real time.
+    let Some(change) = fall_back_after(tz, after) else {
+        return first;
     };
-    let mut best: Option<Time> = None;
-    for _ in 0..100_000 {
-        let naive = schedule.cron.find_next_occurrence(&cursor, false).ok()?;
-        if let Some(b) = best
-            && naive > b.with_timezone(&tz).naive_local() + MAX_SHIFT
-        {
-            break;
-        }
+    if first.is_some_and(|t| t < change) {
+        return first;
+    }
+    let repeated_from = change.with_timezone(&tz).naive_local();
+    let second = first_match(schedule, tz, repeated_from, true, after);
+    match (first, second) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The first match of `schedule` on the wall clock from `cursor` (inclusive or not) whose
+/// instant in `tz` is after `after`, mapping wall-clock times to instants by the DST rule of
+/// [`next_cron`].
+fn first_match(
+    schedule: &CronSchedule,
+    tz: Tz,
+    mut cursor: NaiveDateTime,
+    mut inclusive: bool,
+    after: Time,
+) -> Option<Time> {
+    for _ in 0..10_000 {
+        let naive = schedule.cron.find_next_occurrence(&cursor, inclusive).ok()?;
         cursor = naive;
-        let instants: Vec<Time> = match tz.from_local_datetime(&naive) {
-            LocalResult::Single(t) => vec![t.with_timezone(&Utc)],
+        inclusive = false;
+        let instant = match tz.from_local_datetime(&naive) {
+            LocalResult::Single(t) => Some(t.with_timezone(&Utc)),
             LocalResult::Ambiguous(first, second) => {
                 let (first, second) = (first.with_timezone(&Utc), second.with_timezone(&Utc));
+                Some(if first > after { first } else { second })
+            }
+            LocalResult::None => {
+                let end = gap_end(tz, naive)?;
                 if schedule.follows_real_time {
-                    vec![first, second]
-                } else if first > after {
-                    vec![first]
+                    // the skipped times do not occur: go on from the end of the gap
+                    cursor = end.naive_local();
+                    inclusive = true;
+                    None
                 } else {
-                    vec![second]
+                    Some(end.with_timezone(&Utc))
                 }
             }
-            LocalResult::None if schedule.follows_real_time => vec![],
-            LocalResult::None => gap_end(tz, naive)
-                .map(|t| t.with_timezone(&Utc))
-                .into_iter()
-                .collect(),
         };
-        if let Some(t) = instants.into_iter().find(|t| *t > after) {
-            best = Some(best.map_or(t, |b| b.min(t)));
-            if !schedule.follows_real_time {
-                break;
-            }
+        if let Some(t) = instant.filter(|t| *t > after) {
+            return Some(t);
         }
     }
-    best
+    None
+}
+
+/// The instant of the first change after `after`, within [`MAX_SHIFT`], at which `tz`'s UTC
+/// offset goes down (a fall-back), to the second.
+fn fall_back_after(tz: Tz, after: Time) -> Option<Time> {
+    let offset = |t: Time| t.with_timezone(&tz).offset().fix().local_minus_utc();
+    let before = offset(after);
+    let horizon = after + MAX_SHIFT;
+    if offset(horizon) >= before {
+        return None;
+    }
+    // the offset is `before` at `lo` and lower at `hi`
+    let (mut lo, mut hi) = (after, horizon);
+    while hi - lo > TimeDelta::seconds(1) {
+        let mid = lo + (hi - lo) / 2;
+        if offset(mid) < before {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    Some(hi.with_nanosecond(0).unwrap_or(hi))
 }
 
 /// The first valid local instant after `naive`, which lies in a spring-forward gap: the moment of
