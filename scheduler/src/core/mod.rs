@@ -598,8 +598,7 @@ impl Scheduler {
         let count = jobs.len();
         for job in jobs {
             if let Schedule::Cron { expr, .. } = &job.request.schedule {
-                // parsed once here, not at every look at the job (a stored expression that no
-                // longer parses fails the job when it is placed)
+                // parsed once here, not at every look at the job
                 let _ = self.cron(expr);
             }
             self.insert_indexes(&job);
