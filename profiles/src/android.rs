@@ -38,25 +38,34 @@ impl std::fmt::Display for Bucket {
     }
 }
 
-/// A bucket's quota: at most `max_job_time` of job execution and `max_jobs` job starts within
-/// any rolling `window`.
+/// A bucket's quota as AOSP's `QuotaController` keeps it: within any rolling `window`, at most
+/// `max_job_time` of execution time (counted over timing sessions: overlapping runs once), at
+/// most `max_jobs` jobs and at most `max_sessions` timing sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BucketLimits {
-    /// The rolling window.
+    /// The rolling window (`WINDOW_SIZE_*_MS`).
     #[serde(with = "humantime_serde")]
     pub window: Duration,
-    /// Job execution time allowed per window.
+    /// Execution time allowed per window (`ALLOWED_TIME_PER_PERIOD_MS`, 10 min).
     #[serde(with = "humantime_serde")]
     pub max_job_time: Duration,
-    /// Job starts allowed per window.
+    /// Jobs allowed per window (`MAX_JOB_COUNT_*`).
     pub max_jobs: u32,
+    /// Timing sessions allowed per window (`MAX_SESSION_COUNT_*`).
+    #[serde(default = "unlimited_sessions")]
+    pub max_sessions: u32,
 }
 
-const fn limits(window_mins: u64, max_jobs: u32) -> BucketLimits {
+fn unlimited_sessions() -> u32 {
+    u32::MAX
+}
+
+const fn limits(window_mins: u64, max_jobs: u32, max_sessions: u32) -> BucketLimits {
     BucketLimits {
         window: Duration::from_secs(window_mins * 60),
         max_job_time: Duration::from_secs(600),
         max_jobs,
+        max_sessions,
     }
 }
 
@@ -113,6 +122,24 @@ pub struct AndroidSettings {
     /// JobScheduler's execution limit: a run is stopped after this long.
     #[serde(with = "humantime_serde")]
     pub execution_limit: Duration,
+    /// Runs of an app that start less than this after its last timing session ended join that
+    /// session (`TIMING_SESSION_COALESCING_DURATION_MS`, 5 s).
+    #[serde(with = "humantime_serde")]
+    pub session_coalescing: Duration,
+    /// An app out of execution-time quota is back in quota once it has this much left
+    /// (`IN_QUOTA_BUFFER_MS`, 30 s).
+    #[serde(with = "humantime_serde")]
+    pub in_quota_buffer: Duration,
+    /// Execution time allowed in any 24 hours, whatever the bucket (`MAX_EXECUTION_TIME_MS`,
+    /// 4 h).
+    #[serde(with = "humantime_serde")]
+    pub max_execution_per_day: Duration,
+    /// The rate-limiting window of every bucket (`RATE_LIMITING_WINDOW_MS`, 10 min)…
+    #[serde(with = "humantime_serde")]
+    pub rate_limit_window: Duration,
+    /// …and the jobs and sessions allowed in it (`MAX_JOB_COUNT_PER_RATE_LIMITING_WINDOW`,
+    /// `MAX_SESSION_COUNT_PER_RATE_LIMITING_WINDOW`: 20 each).
+    pub rate_limit_count: u32,
     /// Apps outside the active bucket run their jobs in batches: when this many are ready…
     pub batch_ready_jobs: usize,
     /// …or when the oldest has waited this long.
@@ -135,11 +162,19 @@ impl Default for AndroidSettings {
             deep_maintenance_min: m(5),
             deep_maintenance_max: m(10),
             bucket: Bucket::Active,
-            active: limits(10, 75),
-            working_set: limits(120, 120),
-            frequent: limits(480, 200),
-            rare: limits(1440, 48),
-            restricted: limits(1440, 10),
+            // AOSP QuotaController.QcConstants (Android 12+): windows 10 min / 2 h / 8 h /
+            // 24 h / 24 h, MAX_JOB_COUNT 75 / 120 / 200 / 48 / 10, MAX_SESSION_COUNT
+            // 75 / 10 / 8 / 3 / 1
+            active: limits(10, 75, 75),
+            working_set: limits(120, 120, 10),
+            frequent: limits(480, 200, 8),
+            rare: limits(1440, 48, 3),
+            restricted: limits(1440, 10, 1),
+            session_coalescing: Duration::from_secs(5),
+            in_quota_buffer: Duration::from_secs(30),
+            max_execution_per_day: m(240),
+            rate_limit_window: m(10),
+            rate_limit_count: 20,
             max_scheduled_jobs: 150,
             execution_limit: m(10),
             batch_ready_jobs: 5,
@@ -171,6 +206,14 @@ pub enum DozePhase {
 
 fn add(t: Time, d: Duration) -> Time {
     backwork_scheduler::core::add(t, d)
+}
+
+/// `t − d`, saturating at the earliest representable instant.
+fn sub(t: Time, d: Duration) -> Time {
+    chrono::TimeDelta::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_sub_signed(d))
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
 }
 
 /// Walks an idle/maintenance cycle from `start` to `now` (at most a few dozen steps a week).
@@ -264,11 +307,24 @@ fn doze_reason(deep: bool) -> String {
     )
 }
 
+/// A timing session of `QuotaController`: a stretch of time in which at least one of the
+/// app's jobs ran on battery; runs that overlap share it, and a run that starts within the
+/// coalescing time of its end joins it.
 #[derive(Debug, Clone, Copy)]
-struct Run {
-    id: JobId,
+struct Session {
     start: Time,
+    /// `None` while jobs of the session run.
     end: Option<Time>,
+    /// Jobs started in it.
+    jobs: u32,
+}
+
+/// What an app used within a window.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Usage {
+    time: Duration,
+    jobs: u32,
+    sessions: u32,
 }
 
 /// The Android policy. Build it with [`AndroidPolicy::new`]; [`AndroidPolicy::control`] changes
@@ -280,15 +336,10 @@ pub struct AndroidPolicy {
     charging: bool,
     /// Since when the screen has been off on battery (Doze counts from here).
     doze_since: Option<Time>,
-    /// Job runs that count against the bucket quota (started on battery), oldest first.
-    runs: VecDeque<Run>,
-    /// The sequence number of `runs`' front (runs are numbered as they start).
-    first_run: u64,
-    /// Each running job's run number.
-    open: std::collections::BTreeMap<JobId, u64>,
-    /// The last usage computed: (at, window) → (job time, starts); every job asks at the same
-    /// instant, so this saves a scan per job.
-    usage_memo: Option<(Time, Duration, (Duration, u32))>,
+    /// The app's timing sessions, oldest first: one history across bucket changes.
+    sessions: VecDeque<Session>,
+    /// The jobs running in the open session (started on battery).
+    open: std::collections::BTreeSet<JobId>,
     /// Jobs held for a batch (not in the active bucket, on battery), since when.
     batch: std::collections::BTreeMap<JobId, Time>,
     /// Jobs of a batch that was let go: they start whenever a slot is free.
@@ -310,10 +361,8 @@ impl AndroidPolicy {
             settings,
             charging: true,
             doze_since: None,
-            runs: VecDeque::new(),
-            first_run: 0,
-            open: std::collections::BTreeMap::new(),
-            usage_memo: None,
+            sessions: VecDeque::new(),
+            open: std::collections::BTreeSet::new(),
             quota_memo: None,
             batch: std::collections::BTreeMap::new(),
             released: std::collections::BTreeSet::new(),
@@ -383,62 +432,57 @@ impl AndroidPolicy {
         (b, l)
     }
 
-    /// Job time used and jobs started within `[now − window, now]`, and when enough of each
-    /// leaves the window.
-    fn usage(&mut self, now: Time, window: Duration) -> (Duration, u32) {
-        if let Some((at, w, u)) = self.usage_memo
-            && at == now
-            && w == window
-        {
-            return u;
+    /// What the app used in the window `(at − window, at]`: execution time over its sessions
+    /// (a session still open counts up to `at`), and the jobs and sessions of every session
+    /// that reaches into the window — as `QuotaController` counts them.
+    fn usage(&self, at: Time, window: Duration) -> Usage {
+        self.usage_with(at, window, at)
+    }
+
+    /// [`AndroidPolicy::usage`] with sessions still open taken to end at `open_until`.
+    fn usage_with(&self, at: Time, window: Duration, open_until: Time) -> Usage {
+        let from = sub(at, window);
+        let mut u = Usage::default();
+        for s in self.sessions.iter().rev() {
+            let end = s.end.unwrap_or(open_until).min(at);
+            if s.end.is_some_and(|e| e <= from) {
+                break;
+            }
+            if s.start > at {
+                continue;
+            }
+            u.jobs += s.jobs;
+            u.sessions += 1;
+            let start = s.start.max(from);
+            if end > start {
+                u.time += (end - start).to_std().unwrap_or_default();
+            }
         }
-        let u = self.scan_usage(now, window);
-        self.usage_memo = Some((now, window, u));
         u
     }
 
-    fn scan_usage(&self, now: Time, window: Duration) -> (Duration, u32) {
-        let from = now - chrono::TimeDelta::from_std(window).unwrap_or(chrono::TimeDelta::MAX);
-        let mut used = Duration::ZERO;
-        let mut count = 0;
-        for r in &self.runs {
-            let end = r.end.unwrap_or(now).min(now);
-            if end <= from && r.end.is_some() {
-                continue;
-            }
-            if r.start >= from {
-                count += 1;
-            }
-            let start = r.start.max(from);
-            if end > start {
-                used += (end - start).to_std().unwrap_or_default();
+    /// The first instant after `now` at which `ok(usage)` holds if the app ran nothing more
+    /// (its usage only leaves the window; a session still running taken to end now — the
+    /// policy is asked again when it does), found to the second.
+    fn free_at(&self, now: Time, window: Duration, ok: impl Fn(Usage) -> bool) -> Option<Time> {
+        let usage = |t: Time| self.usage_with(t, window, now);
+        let mut hi = add(add(now, window), Duration::from_secs(1));
+        if !ok(usage(hi)) {
+            return None;
+        }
+        let mut lo = now;
+        while hi - lo > chrono::TimeDelta::seconds(1) {
+            let mid = lo + (hi - lo) / 2;
+            if ok(usage(mid)) {
+                hi = mid;
+            } else {
+                lo = mid;
             }
         }
-        (used, count)
+        Some(hi)
     }
 
-    /// When the quota allows a start again: the first instant at which the window no longer
-    /// holds the run that tips it over.
-    fn quota_free_at(&self, now: Time, l: BucketLimits, by_count: bool) -> Time {
-        let w = chrono::TimeDelta::from_std(l.window).unwrap_or(chrono::TimeDelta::MAX);
-        if by_count {
-            // the oldest start in the window leaves it
-            let from = now - w;
-            self.runs
-                .iter()
-                .find(|r| r.start >= from)
-                .map_or(now, |r| r.start + w)
-        } else {
-            // enough job time leaves: the oldest run's end leaves the window
-            self.runs
-                .iter()
-                .filter_map(|r| r.end.map(|e| e + w))
-                .find(|t| *t > now)
-                .unwrap_or(now + w)
-        }
-    }
-
-    /// If the bucket's quota is used up at `now`: until when, and why. The quota is the app's,
+    /// If a quota holds the app's jobs at `now`: until when, and why. The quota is the app's,
     /// so every job asking at one instant gets the same answer (computed once).
     fn quota_block(&mut self, now: Time) -> Option<Hold> {
         let (bucket, l) = self.limits();
@@ -449,29 +493,77 @@ impl AndroidPolicy {
             return answer.clone();
         }
         self.forget_old(now);
-        let (used, count) = self.usage(now, l.window);
+        let answer = self.quota_hold(now, bucket, l);
+        self.quota_memo = Some((now, bucket, answer.clone()));
+        answer
+    }
+
+    fn quota_hold(&self, now: Time, bucket: Bucket, l: BucketLimits) -> Option<Hold> {
+        let s = &self.settings;
         let window = humantime::format_duration(l.window);
-        let answer = if count >= l.max_jobs {
-            Some((
-                self.quota_free_at(now, l, true),
+        let day = Duration::from_secs(86_400);
+        // each check: is the app held, when is it free again, and why
+        let u = self.usage(now, l.window);
+        let rate = self.usage(now, s.rate_limit_window);
+        let daily = self.usage(now, day);
+        let until = |w: Duration, ok: &dyn Fn(Usage) -> bool| {
+            self.free_at(now, w, ok).unwrap_or_else(|| add(now, w))
+        };
+        if u.jobs >= l.max_jobs {
+            let t = until(l.window, &|u| u.jobs < l.max_jobs);
+            return Some((
+                t,
                 format!(
                     "standby bucket {bucket}: {} jobs per {window} used",
                     l.max_jobs
                 ),
-            ))
-        } else if used >= l.max_job_time {
-            Some((
-                self.quota_free_at(now, l, false),
+            ));
+        }
+        if u.sessions >= l.max_sessions {
+            let t = until(l.window, &|u| u.sessions < l.max_sessions);
+            return Some((
+                t,
+                format!(
+                    "standby bucket {bucket}: {} sessions per {window} used",
+                    l.max_sessions
+                ),
+            ));
+        }
+        if rate.jobs >= s.rate_limit_count || rate.sessions >= s.rate_limit_count {
+            let n = s.rate_limit_count;
+            let t = until(s.rate_limit_window, &|u| u.jobs < n && u.sessions < n);
+            return Some((
+                t,
+                format!(
+                    "rate limit: {n} jobs or sessions per {} used",
+                    humantime::format_duration(s.rate_limit_window)
+                ),
+            ));
+        }
+        let buffer = s.in_quota_buffer;
+        if u.time >= l.max_job_time {
+            let max = l.max_job_time.saturating_sub(buffer);
+            let t = until(l.window, &|u| u.time <= max);
+            return Some((
+                t,
                 format!(
                     "standby bucket {bucket}: {} of job time per {window} used",
                     humantime::format_duration(l.max_job_time)
                 ),
-            ))
-        } else {
-            None
-        };
-        self.quota_memo = Some((now, bucket, answer.clone()));
-        answer
+            ));
+        }
+        if daily.time >= s.max_execution_per_day {
+            let max = s.max_execution_per_day.saturating_sub(buffer);
+            let t = until(day, &|u| u.time <= max);
+            return Some((
+                t,
+                format!(
+                    "{} of job time per day used",
+                    humantime::format_duration(s.max_execution_per_day)
+                ),
+            ));
+        }
+        None
     }
 
     /// Outside the active bucket, jobs wait until enough are ready or the oldest has waited
@@ -511,14 +603,13 @@ impl AndroidPolicy {
         .into_iter()
         .max()
         .unwrap_or_default();
-        let from = now - chrono::TimeDelta::from_std(horizon).unwrap_or(chrono::TimeDelta::MAX);
+        let from = sub(now, horizon.max(Duration::from_secs(86_400)));
         while self
-            .runs
+            .sessions
             .front()
             .is_some_and(|r| r.end.is_some_and(|e| e < from))
         {
-            self.runs.pop_front();
-            self.first_run += 1;
+            self.sessions.pop_front();
         }
     }
 }
@@ -585,9 +676,16 @@ impl Policy for AndroidPolicy {
             deadline = (until, "the Doze maintenance window closed".into());
         }
         if !self.charging {
+            // the session's time (overlapping runs count once) runs out for every job of the
+            // app at the same instant
             let (bucket, l) = self.limits();
-            let (used, _) = self.usage(now, l.window);
-            let out = add(now, l.max_job_time.saturating_sub(used));
+            let used = self.usage(now, l.window).time;
+            let daily = self.usage(now, Duration::from_secs(86_400)).time;
+            let left = l
+                .max_job_time
+                .saturating_sub(used)
+                .min(self.settings.max_execution_per_day.saturating_sub(daily));
+            let out = add(now, left);
             if out < deadline.0 {
                 deadline = (
                     out,
@@ -612,32 +710,35 @@ impl Policy for AndroidPolicy {
     fn on_started(&mut self, now: Time, job: &Job) {
         self.batch.remove(&job.id);
         self.released.remove(&job.id);
-        self.usage_memo = None;
         self.quota_memo = None;
-        if !self.charging {
-            self.open
-                .insert(job.id, self.first_run + self.runs.len() as u64);
-            self.runs.push_back(Run {
-                id: job.id,
+        if self.charging {
+            return; // QuotaController counts no session while the device charges
+        }
+        let coalesce = self.settings.session_coalescing;
+        match self.sessions.back_mut() {
+            // a session is open: the run joins it
+            Some(s) if s.end.is_none() => s.jobs += 1,
+            // the last session ended less than the coalescing time ago: it is reopened
+            Some(s) if s.end.is_some_and(|e| add(e, coalesce) > now) => {
+                s.end = None;
+                s.jobs += 1;
+            }
+            _ => self.sessions.push_back(Session {
                 start: now,
                 end: None,
-            });
+                jobs: 1,
+            }),
         }
+        self.open.insert(job.id);
     }
 
     fn on_finished(&mut self, now: Time, job: &Job, _ran_for: Duration) {
-        self.usage_memo = None;
         self.quota_memo = None;
-        let Some(n) = self.open.remove(&job.id) else {
-            return;
-        };
-        let index = n
-            .checked_sub(self.first_run)
-            .and_then(|i| usize::try_from(i).ok());
-        if let Some(r) = index.and_then(|i| self.runs.get_mut(i))
-            && r.id == job.id
+        if self.open.remove(&job.id)
+            && self.open.is_empty()
+            && let Some(s) = self.sessions.back_mut()
         {
-            r.end = Some(now);
+            s.end = Some(now);
         }
     }
 }

@@ -556,3 +556,113 @@ fn desktop_ten_second_period_runs_8640_times_a_day() {
     let in_the_day = r.jobs[0].runs.iter().filter(|run| run.start < end).count();
     assert_eq!(in_the_day, 8640);
 }
+
+/// Every run of `runs` at or after `from`: how many runs started in the 24 hours up to it
+/// (the run itself included).
+fn runs_in_rolling_day(runs: &[backwork_simulator::RunReport], from: Time) -> Vec<usize> {
+    runs.iter()
+        .filter(|r| r.start >= from)
+        .map(|r| {
+            runs.iter()
+                .filter(|o| o.start > r.start - TimeDelta::hours(24) && o.start <= r.start)
+                .count()
+        })
+        .collect()
+}
+
+/// The reported bug: an app moved from `active` to `rare` after 48 runs was never run again.
+/// AOSP's QuotaController keeps one session history per app across bucket changes; in `rare`
+/// (`WINDOW_SIZE_RARE_MS` = 24 h) the app may run again once fewer than 48 jobs
+/// (`MAX_JOB_COUNT_RARE`) and fewer than 3 sessions (`MAX_SESSION_COUNT_RARE`) remain in the
+/// window — each 10-second run 15 minutes apart is its own session
+/// (`TIMING_SESSION_COALESCING_DURATION_MS` = 5 s).
+#[test]
+fn after_a_move_to_the_rare_bucket_the_job_runs_again_when_its_sessions_leave_the_window() {
+    let r = run(r#"
+        profile = "android"
+        start = "2026-11-23T00:00:00Z"
+        duration = "72h"
+        device = { screen = "on", charging = false }
+
+        [[job]]
+        name = "sync"
+        every = "15m"
+        outcome = { duration = "10s" }
+
+        [[event]]
+        at = "12h"
+        bucket = "rare"
+    "#);
+    let start = t("2026-11-23T00:00:00Z");
+    let runs = &r.jobs[0].runs;
+    let active = runs
+        .iter()
+        .filter(|r| r.start < start + TimeDelta::hours(12))
+        .count();
+    assert_eq!(active, 48, "every 15 minutes while active");
+    let later = runs
+        .iter()
+        .filter(|r| r.start >= start + TimeDelta::hours(36))
+        .count();
+    assert!(
+        later >= 3,
+        "it runs again once the active sessions left the window: {later}"
+    );
+    // and from the move on, never more than 3 sessions in any rolling 24 hours
+    for n in runs_in_rolling_day(runs, start + TimeDelta::hours(12)) {
+        assert!(n <= 3, "{n} sessions in 24 h in the rare bucket");
+    }
+}
+
+/// QuotaController counts execution time over timing sessions: two 6-minute runs that overlap
+/// use 6 minutes of the active bucket's 10 (`ALLOWED_TIME_PER_PERIOD_MS` per
+/// `WINDOW_SIZE_ACTIVE_MS`), not 12, so neither is stopped for quota.
+#[test]
+fn overlapping_runs_in_the_active_bucket_are_one_session_and_never_stopped_for_quota() {
+    let r = run(r#"
+        profile = "android"
+        start = "2026-11-23T00:00:00Z"
+        duration = "4h"
+        device = { screen = "on", charging = false }
+
+        [[job]]
+        name = "a"
+        every = "15m"
+        outcome = { duration = "6m" }
+
+        [[job]]
+        name = "b"
+        every = "15m"
+        outcome = { duration = "6m" }
+    "#);
+    for j in &r.jobs {
+        assert!(j.runs.len() >= 15, "{}: {} runs", j.name, j.runs.len());
+        for run in &j.runs {
+            assert_eq!(run.outcome, "success", "{}: {run:?}", j.name);
+        }
+    }
+}
+
+/// In the rare bucket on battery, short runs are capped at 3 sessions per rolling 24 hours
+/// (`MAX_SESSION_COUNT_RARE` = 3): it was 32.
+#[test]
+fn the_rare_bucket_allows_at_most_three_sessions_in_any_24_hours() {
+    let r = run(r#"
+        profile = "android"
+        start = "2026-11-23T00:00:00Z"
+        duration = "3d"
+        device = { screen = "on", charging = false }
+        overrides = { bucket = "rare" }
+
+        [[job]]
+        name = "sync"
+        every = "15m"
+        outcome = { duration = "10s" }
+    "#);
+    let start = t("2026-11-23T00:00:00Z");
+    let runs = &r.jobs[0].runs;
+    assert!(runs.len() >= 6, "it still runs: {}", runs.len());
+    for n in runs_in_rolling_day(runs, start) {
+        assert!(n <= 3, "{n} sessions in 24 h");
+    }
+}

@@ -1644,6 +1644,9 @@ impl Scheduler {
                         self.deferred.remove(&id);
                     }
                     Decision::Defer { until, reason } => {
+                        // a deferral must end in the future, or the job would wait for a
+                        // wake-up that never comes
+                        let until = until.max(schedule::add(now, Duration::from_secs(1)));
                         self.deferred.insert(id, (Some(until), reason));
                         let dirty = self.dirty.contains(&id);
                         self.reindex(id);

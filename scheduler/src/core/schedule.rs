@@ -325,7 +325,10 @@ fn first_match(
     after: Time,
 ) -> Option<Time> {
     for _ in 0..10_000 {
-        let naive = schedule.cron.find_next_occurrence(&cursor, inclusive).ok()?;
+        let naive = schedule
+            .cron
+            .find_next_occurrence(&cursor, inclusive)
+            .ok()?;
         cursor = naive;
         inclusive = false;
         let instant = match tz.from_local_datetime(&naive) {
