@@ -113,9 +113,12 @@ impl Policy for IosPolicy {
             return force_quit_decision();
         }
         if is_processing(&job.request.tags) {
-            if !self.device.charging || self.device.screen_on {
+            // BGProcessingTaskRequest: external power and network only when the request asks
+            // for them (`requiresExternalPower`, `requiresNetworkConnectivity`, both false by
+            // default) — the job's own constraints; the device being idle always
+            if self.device.screen_on {
                 return Decision::Deny {
-                    reason: "iOS runs processing tasks while the device is idle and charging"
+                    reason: "iOS runs processing tasks while the device is idle (screen off)"
                         .into(),
                 };
             }
@@ -146,6 +149,13 @@ impl Policy for IosPolicy {
                 humantime::format_duration(budget)
             ),
         ))
+    }
+
+    /// A task whose budget runs out expires (its expiration handler runs) and is not launched
+    /// again unless the app submits a new request (BGTask `expirationHandler`): a one-off job
+    /// fails; a periodic job, which models the app resubmitting from its handler, moves on.
+    fn deadline_expires_request(&self, _job: &Job) -> bool {
+        true
     }
 
     fn on_device(&mut self, _now: Time, device: &DeviceState) {

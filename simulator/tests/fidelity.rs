@@ -324,7 +324,8 @@ fn ios_an_eleventh_processing_request_is_rejected() {
 }
 
 /// iOS: an app-refresh run is stopped when its 30-second budget runs out; processing waits for
-/// idle and charging; nothing runs after a force-quit until the app is opened.
+/// the device to be idle; nothing runs after a force-quit until the app is opened. (The refresh
+/// job is periodic: it models an app that resubmits its request from each run.)
 #[test]
 fn ios_budgets_idle_charging_and_force_quit() {
     let r = run(r#"
@@ -336,6 +337,7 @@ fn ios_budgets_idle_charging_and_force_quit() {
         [[job]]
         name = "refresh"
         task = "refresh"
+        every = "15m"
         outcome = { duration = "2m" }
 
         [[job]]
@@ -377,14 +379,9 @@ fn ios_budgets_idle_charging_and_force_quit() {
     assert_eq!(
         index.runs[0].start,
         t("2026-11-23T01:00:00Z"),
-        "idle and charging at 01:00"
+        "idle at 01:00"
     );
-    assert!(
-        index
-            .held_back_ms
-            .keys()
-            .any(|k| k.contains("idle and charging"))
-    );
+    assert!(index.held_back_ms.keys().any(|k| k.contains("idle")));
     assert!(
         refresh
             .held_back_ms
@@ -665,4 +662,63 @@ fn the_rare_bucket_allows_at_most_three_sessions_in_any_24_hours() {
     for n in runs_in_rolling_day(runs, start) {
         assert!(n <= 3, "{n} sessions in 24 h");
     }
+}
+
+/// Apple, BGTaskScheduler: a launched task that does not finish before its time runs out has
+/// its `expirationHandler` called and is not launched again unless the app submits a new
+/// request. A one-off refresh whose work takes 2 minutes (budget ≈ 30 s) is launched once — it
+/// was launched 48 times in 12 h.
+#[test]
+fn ios_a_refresh_request_that_outlasts_its_budget_is_launched_once() {
+    let r = run(r#"
+        profile = "ios"
+        start = "2026-11-23T00:00:00Z"
+        duration = "12h"
+        device = { screen = "on", charging = false }
+
+        [[job]]
+        name = "feed"
+        task = "refresh"
+        in = "1m"
+        outcome = { duration = "2m" }
+    "#);
+    let runs = &r.jobs[0].runs;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].end - runs[0].start, TimeDelta::seconds(30));
+    assert!(runs[0].outcome.contains("expired"), "{}", runs[0].outcome);
+}
+
+/// BGProcessingTaskRequest: `requiresExternalPower` and `requiresNetworkConnectivity` are false
+/// unless the app sets them. A processing task that asks for neither runs on battery once the
+/// device is idle; one that asks for external power (`requires = ["charging"]`) waits for it.
+#[test]
+fn ios_processing_requires_power_only_when_the_request_asks() {
+    let r = run(r#"
+        profile = "ios"
+        start = "2026-11-23T00:00:00Z"
+        duration = "6h"
+        device = { screen = "on", charging = false }
+
+        [[job]]
+        name = "any-power"
+        task = "processing"
+        outcome = { duration = "1m" }
+
+        [[job]]
+        name = "on-power"
+        task = "processing"
+        requires = ["charging"]
+        outcome = { duration = "1m" }
+
+        [[event]]
+        at = "1h"
+        screen = "off"
+
+        [[event]]
+        at = "3h"
+        charging = true
+    "#);
+    let start = t("2026-11-23T00:00:00Z");
+    assert_eq!(r.jobs[0].runs[0].start, start + TimeDelta::hours(1));
+    assert_eq!(r.jobs[1].runs[0].start, start + TimeDelta::hours(3));
 }

@@ -665,8 +665,12 @@ pub enum StopReason {
     Shutdown,
     /// The process died while it ran (found `running` on recovery).
     Unknown,
-    /// The OS-emulation policy stopped it (quota, window, budget), with its reason.
+    /// The OS-emulation policy stopped it (quota, window), with its reason; it runs again.
     Policy(String),
+    /// The OS-emulation policy stopped it and its request is used up (an iOS task whose budget
+    /// ran out: it is not launched again unless the app submits anew): a one-off job fails, a
+    /// recurring one moves to its next slot.
+    Expired(String),
     /// A prerequisite failed or was cancelled.
     PrerequisiteFailed(JobId),
 }
@@ -691,6 +695,7 @@ impl fmt::Display for StopReason {
             StopReason::Shutdown => f.write_str("shutdown"),
             StopReason::Unknown => f.write_str("unknown (process died during the run)"),
             StopReason::Policy(r) => write!(f, "policy: {r}"),
+            StopReason::Expired(r) => write!(f, "expired: {r}"),
             StopReason::PrerequisiteFailed(id) => write!(f, "prerequisite {id} failed"),
         }
     }

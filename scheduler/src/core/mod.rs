@@ -1201,6 +1201,13 @@ impl Scheduler {
                 job.attempt = job.attempt.saturating_sub(1);
                 job.state = JobState::Enqueued;
                 self.reindex(id);
+            } else if matches!(reason, StopReason::Expired(_)) {
+                // the request is used up: no retry
+                if recurring {
+                    self.advance_slot(now, id);
+                } else {
+                    self.finish_job(now, id, JobState::Failed, Some(reason));
+                }
             } else {
                 self.retry(now, id);
             }
@@ -1552,7 +1559,16 @@ impl Scheduler {
             })
             .collect();
         for (id, reason) in policy_stops {
-            self.request_stop(now, id, StopReason::Policy(reason), self.config.grace);
+            let expires = self
+                .jobs
+                .get(&id)
+                .is_some_and(|j| self.policy.deadline_expires_request(j));
+            let reason = if expires {
+                StopReason::Expired(reason)
+            } else {
+                StopReason::Policy(reason)
+            };
+            self.request_stop(now, id, reason, self.config.grace);
         }
         for (id, a) in self.active.iter_mut() {
             if a.abort_at.is_some_and(|t| t <= now) {

@@ -77,6 +77,13 @@ pub trait Policy: Send + fmt::Debug + 'static {
         None
     }
 
+    /// Whether a stop at the instant [`Policy::run_deadline`] gave uses up the job's request
+    /// (`StopReason::Expired`: an iOS task that ran out of budget is not launched again) rather
+    /// than putting it back in the queue (`StopReason::Policy`, the default).
+    fn deadline_expires_request(&self, _job: &Job) -> bool {
+        false
+    }
+
     /// If the policy holds every start at `now` (a device in Doze), until when and why. `why`
     /// reports it for due jobs the core has not asked about yet (it is not woken while held).
     fn hold(&self, _now: Time) -> Option<(Time, String)> {
@@ -113,6 +120,9 @@ impl Policy for Box<dyn Policy> {
     }
     fn run_deadline(&mut self, now: Time, job: &Job) -> Option<(Time, String)> {
         (**self).run_deadline(now, job)
+    }
+    fn deadline_expires_request(&self, job: &Job) -> bool {
+        (**self).deadline_expires_request(job)
     }
     fn hold(&self, now: Time) -> Option<(Time, String)> {
         (**self).hold(now)
