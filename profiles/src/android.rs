@@ -199,6 +199,8 @@ pub enum DozePhase {
     Maintenance {
         /// Deep (true) or light Doze.
         deep: bool,
+        /// The start of the window.
+        since: Time,
         /// The end of the window.
         until: Time,
     },
@@ -216,33 +218,37 @@ fn sub(t: Time, d: Duration) -> Time {
         .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
 }
 
-/// Walks an idle/maintenance cycle from `start` to `now` (at most a few dozen steps a week).
+/// Walks an idle/maintenance cycle from `start` to `now` (at most a few dozen steps a week):
+/// the phase at `now` and the number of the cycle it is in.
 fn walk(
     start: Time,
     now: Time,
     deep: bool,
     idle: impl Fn(u32) -> Duration,
     maintenance: impl Fn(u32) -> Duration,
-) -> DozePhase {
+) -> (DozePhase, u32) {
     let mut t = start;
-    for k in 0.. {
+    for k in 0..u32::MAX {
         let idle_end = add(t, idle(k));
         if now < idle_end {
-            return DozePhase::Idle {
+            let phase = DozePhase::Idle {
                 deep,
                 until: idle_end,
             };
+            return (phase, k);
         }
         let window_end = add(idle_end, maintenance(k));
         if now < window_end {
-            return DozePhase::Maintenance {
+            let phase = DozePhase::Maintenance {
                 deep,
+                since: idle_end,
                 until: window_end,
             };
+            return (phase, k);
         }
         t = window_end;
     }
-    DozePhase::Awake
+    (DozePhase::Awake, 0)
 }
 
 fn doubling(first: Duration, max: Duration, k: u32) -> Duration {
@@ -336,6 +342,11 @@ pub struct AndroidPolicy {
     charging: bool,
     /// Since when the screen has been off on battery (Doze counts from here).
     doze_since: Option<Time>,
+    /// A light maintenance window that ended early, its work done: light-idle period `k`
+    /// starts at this instant (DeviceIdleController's `exitMaintenanceEarlyIfNeededLocked`).
+    light_cut: Option<(Time, u32)>,
+    /// Jobs running now (on battery or not).
+    running: usize,
     /// The app's timing sessions, oldest first: one history across bucket changes.
     sessions: VecDeque<Session>,
     /// The jobs running in the open session (started on battery).
@@ -361,6 +372,8 @@ impl AndroidPolicy {
             settings,
             charging: true,
             doze_since: None,
+            light_cut: None,
+            running: 0,
             sessions: VecDeque::new(),
             open: std::collections::BTreeSet::new(),
             quota_memo: None,
@@ -389,34 +402,51 @@ impl AndroidPolicy {
                 true,
                 |k| doubling(s.deep_idle_initial, s.deep_idle_max, k),
                 |k| doubling(s.deep_maintenance_min, s.deep_maintenance_max, k),
-            );
+            )
+            .0;
         }
-        let light_start = add(off, s.light_idle_after);
-        if now < light_start {
-            return DozePhase::Awake;
-        }
+        let (phase, _) = self.light_phase(now);
         // light Doze, cut short where deep Doze begins
-        match walk(
-            light_start,
-            now,
-            false,
-            |k| {
-                s.light_idle_step
-                    .saturating_mul(k.saturating_add(1))
-                    .min(s.light_idle_max)
-            },
-            |k| doubling(s.light_maintenance_min, s.light_maintenance_max, k),
-        ) {
+        match phase {
             DozePhase::Idle { until, .. } => DozePhase::Idle {
                 deep: false,
                 until: until.min(deep_start),
             },
-            DozePhase::Maintenance { until, .. } => DozePhase::Maintenance {
+            DozePhase::Maintenance { since, until, .. } => DozePhase::Maintenance {
                 deep: false,
+                since,
                 until: until.min(deep_start),
             },
             DozePhase::Awake => DozePhase::Awake,
         }
+    }
+
+    /// Light Doze at `now` (ignoring deep Doze), and the number of its idle/maintenance cycle.
+    fn light_phase(&self, now: Time) -> (DozePhase, u32) {
+        let Some(off) = self.doze_since else {
+            return (DozePhase::Awake, 0);
+        };
+        let s = &self.settings;
+        let light_start = add(off, s.light_idle_after);
+        if now < light_start {
+            return (DozePhase::Awake, 0);
+        }
+        let (from, first) = match self.light_cut {
+            Some((at, k)) if at <= now => (at, k),
+            _ => (light_start, 0),
+        };
+        let (phase, k) = walk(
+            from,
+            now,
+            false,
+            |k| {
+                s.light_idle_step
+                    .saturating_mul((k + first).saturating_add(1))
+                    .min(s.light_idle_max)
+            },
+            |k| doubling(s.light_maintenance_min, s.light_maintenance_max, k + first),
+        );
+        (phase, k + first)
     }
 
     fn limits(&self) -> (Bucket, BucketLimits) {
@@ -658,9 +688,23 @@ impl Policy for AndroidPolicy {
         }
     }
 
-    fn plan_wake(&mut self, _now: Time, earliest: Time) -> Time {
+    fn plan_wake(&mut self, now: Time, earliest: Time) -> Time {
+        // a light maintenance window whose work is done ends at once: nothing runs and nothing
+        // is due in it (AOSP DeviceIdleController: `exitMaintenanceEarlyIfNeededLocked`)
+        if self.running == 0
+            && earliest > now
+            && let DozePhase::Maintenance { deep: false, .. } = self.doze_phase(now)
+        {
+            let (_, k) = self.light_phase(now);
+            self.light_cut = Some((now, k + 1));
+        }
         match self.doze_phase(earliest) {
             DozePhase::Idle { until, .. } => until,
+            // work due inside a light window that nothing else opens: the window will have
+            // ended before it comes, its work done — wake at the window's start to see
+            DozePhase::Maintenance {
+                deep: false, since, ..
+            } if self.running == 0 && since > now && since < earliest => since,
             _ => earliest,
         }
     }
@@ -702,12 +746,16 @@ impl Policy for AndroidPolicy {
         let dozable = !device.screen_on && !device.charging;
         match (dozable, self.doze_since) {
             (true, None) => self.doze_since = Some(now),
-            (false, Some(_)) => self.doze_since = None,
+            (false, Some(_)) => {
+                self.doze_since = None;
+                self.light_cut = None;
+            }
             _ => {}
         }
     }
 
     fn on_started(&mut self, now: Time, job: &Job) {
+        self.running += 1;
         self.batch.remove(&job.id);
         self.released.remove(&job.id);
         self.quota_memo = None;
@@ -733,6 +781,7 @@ impl Policy for AndroidPolicy {
     }
 
     fn on_finished(&mut self, now: Time, job: &Job, _ran_for: Duration) {
+        self.running = self.running.saturating_sub(1);
         self.quota_memo = None;
         if self.open.remove(&job.id)
             && self.open.is_empty()

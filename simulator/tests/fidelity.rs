@@ -722,3 +722,41 @@ fn ios_processing_requires_power_only_when_the_request_asks() {
     assert_eq!(r.jobs[0].runs[0].start, start + TimeDelta::hours(1));
     assert_eq!(r.jobs[1].runs[0].start, start + TimeDelta::hours(3));
 }
+
+/// AOSP DeviceIdleController ends a light maintenance window early once no job is active
+/// (`exitMaintenanceEarlyIfNeededLocked`): the next light-idle period starts then. With the
+/// screen off on battery from 00:00, light Doze begins at 00:05 with idle periods of 5, 10,
+/// 15 min and windows of 1, 2, 4… min (DESIGN §6). A job that comes due at 00:10:30 — inside
+/// the first window, which nothing uses — waits for the next window; one that comes due while a
+/// 10-second job keeps the window open waits for the window after that run.
+#[test]
+fn a_light_doze_window_closes_once_its_work_is_done() {
+    let scenario = |jobs: &str| {
+        format!(
+            r#"
+        profile = "android"
+        start = "2026-11-23T00:00:00Z"
+        duration = "1h"
+        device = {{ screen = "off", charging = false }}
+        {jobs}
+    "#
+        )
+    };
+    let start = t("2026-11-23T00:00:00Z");
+    // nothing runs in the 00:10 window: it ends at once; idle 10 min; next window at 00:20
+    let r = run(&scenario(
+        "[[job]]\nname = \"late\"\nin = \"10m 30s\"\noutcome = { duration = \"10s\" }\n",
+    ));
+    assert_eq!(r.jobs[0].runs[0].start, start + TimeDelta::minutes(20));
+    // a job due at the window's start keeps it open for its 10 s; then it ends, and the next
+    // window opens 10 min later, at 00:20:10
+    let r = run(&scenario(
+        "[[job]]\nname = \"first\"\nin = \"10m\"\noutcome = { duration = \"10s\" }\n\
+         [[job]]\nname = \"late\"\nin = \"10m 30s\"\noutcome = { duration = \"10s\" }\n",
+    ));
+    assert_eq!(r.jobs[0].runs[0].start, start + TimeDelta::minutes(10));
+    assert_eq!(
+        r.jobs[1].runs[0].start,
+        start + TimeDelta::minutes(20) + TimeDelta::seconds(10)
+    );
+}
