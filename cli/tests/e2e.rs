@@ -822,7 +822,11 @@ impl backwork_scheduler::Policy for QuietHours {
         if now < self.until {
             backwork_scheduler::Decision::Defer {
                 until: self.until,
-                reason: "quiet hours".into(),
+                reason: backwork_scheduler::PolicyReason::new(
+                    "quiet_hours",
+                    backwork_scheduler::HoldKind::Spacing,
+                    "quiet hours",
+                ),
             }
         } else {
             backwork_scheduler::Decision::Allow

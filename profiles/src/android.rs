@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backwork_constraints::DeviceState;
-use backwork_scheduler::{Decision, Job, JobId, JobRequest, Policy, PolicyContext, Time};
+use backwork_scheduler::{
+    Decision, HoldKind, Job, JobId, JobRequest, Policy, PolicyContext, PolicyReason, Time,
+};
 use serde::{Deserialize, Serialize};
 
 /// An App Standby bucket: how recently and often the user used the app.
@@ -256,7 +258,7 @@ fn doubling(first: Duration, max: Duration, k: u32) -> Duration {
 }
 
 /// Held back until an instant, for a reason.
-type Hold = (Time, String);
+type Hold = (Time, PolicyReason);
 
 /// What the OS knows about the app besides the device: its standby bucket (android), and
 /// whether the user force-quit it.
@@ -302,14 +304,24 @@ impl AppControl {
 /// The refusal every profile gives while the app is force-quit.
 pub(crate) fn force_quit_decision() -> Decision {
     Decision::Deny {
-        reason: "the app was force-quit; nothing runs until it is opened again".into(),
+        reason: PolicyReason::new(
+            "force_quit",
+            HoldKind::AppStopped,
+            "the app was force-quit; nothing runs until it is opened again",
+        ),
     }
 }
 
-fn doze_reason(deep: bool) -> String {
-    format!(
-        "{} Doze until the next maintenance window",
-        if deep { "deep" } else { "light" }
+fn doze_reason(deep: bool) -> PolicyReason {
+    let (code, which) = if deep {
+        ("doze_deep", "deep")
+    } else {
+        ("doze_light", "light")
+    };
+    PolicyReason::new(
+        code,
+        HoldKind::DeviceIdle,
+        format!("{which} Doze until the next maintenance window"),
     )
 }
 
@@ -541,56 +553,58 @@ impl AndroidPolicy {
         };
         if u.jobs >= l.max_jobs {
             let t = until(l.window, &|u| u.jobs < l.max_jobs);
+            let msg = format!(
+                "standby bucket {bucket}: {} jobs per {window} used",
+                l.max_jobs
+            );
             return Some((
                 t,
-                format!(
-                    "standby bucket {bucket}: {} jobs per {window} used",
-                    l.max_jobs
-                ),
+                PolicyReason::new("standby_quota_jobs", HoldKind::Quota, msg),
             ));
         }
         if u.sessions >= l.max_sessions {
             let t = until(l.window, &|u| u.sessions < l.max_sessions);
+            let msg = format!(
+                "standby bucket {bucket}: {} sessions per {window} used",
+                l.max_sessions
+            );
             return Some((
                 t,
-                format!(
-                    "standby bucket {bucket}: {} sessions per {window} used",
-                    l.max_sessions
-                ),
+                PolicyReason::new("standby_quota_sessions", HoldKind::Quota, msg),
             ));
         }
         if rate.jobs >= s.rate_limit_count || rate.sessions >= s.rate_limit_count {
             let n = s.rate_limit_count;
             let t = until(s.rate_limit_window, &|u| u.jobs < n && u.sessions < n);
-            return Some((
-                t,
-                format!(
-                    "rate limit: {n} jobs or sessions per {} used",
-                    humantime::format_duration(s.rate_limit_window)
-                ),
-            ));
+            let msg = format!(
+                "rate limit: {n} jobs or sessions per {} used",
+                humantime::format_duration(s.rate_limit_window)
+            );
+            return Some((t, PolicyReason::new("rate_limit", HoldKind::Quota, msg)));
         }
         let buffer = s.in_quota_buffer;
         if u.time >= l.max_job_time {
             let max = l.max_job_time.saturating_sub(buffer);
             let t = until(l.window, &|u| u.time <= max);
+            let msg = format!(
+                "standby bucket {bucket}: {} of job time per {window} used",
+                humantime::format_duration(l.max_job_time)
+            );
             return Some((
                 t,
-                format!(
-                    "standby bucket {bucket}: {} of job time per {window} used",
-                    humantime::format_duration(l.max_job_time)
-                ),
+                PolicyReason::new("standby_quota_time", HoldKind::Quota, msg),
             ));
         }
         if daily.time >= s.max_execution_per_day {
             let max = s.max_execution_per_day.saturating_sub(buffer);
             let t = until(day, &|u| u.time <= max);
+            let msg = format!(
+                "{} of job time per day used",
+                humantime::format_duration(s.max_execution_per_day)
+            );
             return Some((
                 t,
-                format!(
-                    "{} of job time per day used",
-                    humantime::format_duration(s.max_execution_per_day)
-                ),
+                PolicyReason::new("daily_execution_limit", HoldKind::Quota, msg),
             ));
         }
         None
@@ -614,10 +628,14 @@ impl AndroidPolicy {
         }
         Some(Decision::Defer {
             until: deadline,
-            reason: format!(
-                "bucket {bucket}: batched until {} jobs are ready or the oldest has waited {}",
-                self.settings.batch_ready_jobs,
-                humantime::format_duration(self.settings.batch_max_wait)
+            reason: PolicyReason::new(
+                "standby_batching",
+                HoldKind::Batching,
+                format!(
+                    "bucket {bucket}: batched until {} jobs are ready or the oldest has waited {}",
+                    self.settings.batch_ready_jobs,
+                    humantime::format_duration(self.settings.batch_max_wait)
+                ),
             ),
         })
     }
@@ -681,7 +699,7 @@ impl Policy for AndroidPolicy {
         std::mem::take(&mut self.release)
     }
 
-    fn hold(&self, now: Time) -> Option<(Time, String)> {
+    fn hold(&self, now: Time) -> Option<(Time, PolicyReason)> {
         match self.doze_phase(now) {
             DozePhase::Idle { deep, until } => Some((until, doze_reason(deep))),
             _ => None,

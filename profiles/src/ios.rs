@@ -9,7 +9,9 @@
 use std::time::Duration;
 
 use backwork_constraints::DeviceState;
-use backwork_scheduler::{Decision, Job, JobRequest, Policy, PolicyContext, Time};
+use backwork_scheduler::{
+    Decision, HoldKind, Job, JobRequest, Policy, PolicyContext, PolicyReason, Time,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::android::{AppControl, force_quit_decision};
@@ -118,8 +120,11 @@ impl Policy for IosPolicy {
             // default) — the job's own constraints; the device being idle always
             if self.device.screen_on {
                 return Decision::Deny {
-                    reason: "iOS runs processing tasks while the device is idle (screen off)"
-                        .into(),
+                    reason: PolicyReason::new(
+                        "ios_processing_idle",
+                        HoldKind::DeviceIdle,
+                        "iOS runs processing tasks while the device is idle (screen off)",
+                    ),
                 };
             }
             return Decision::Allow;
@@ -129,7 +134,14 @@ impl Policy for IosPolicy {
             if now < next {
                 return Decision::Defer {
                     until: next,
-                    reason: "iOS spaces app refreshes at least 15 minutes apart".into(),
+                    reason: PolicyReason::new(
+                        "ios_refresh_spacing",
+                        HoldKind::Spacing,
+                        format!(
+                            "iOS spaces app refreshes at least {} apart",
+                            humantime::format_duration(self.settings.refresh_interval)
+                        ),
+                    ),
                 };
             }
         }

@@ -5,8 +5,9 @@
 mod common;
 
 use backwork_scheduler::{
-    Action, AllowAll, Config, CoreError, Decision, Event, Job, JobRequest, JobState, Policy,
-    PolicyContext, Reply, RunOutcome, RunResult, Selector, StopReason, Time, WaitReason,
+    Action, AllowAll, Config, CoreError, Decision, Event, HoldKind, Job, JobRequest, JobState,
+    Policy, PolicyContext, PolicyReason, Reply, RunOutcome, RunResult, Selector, StopReason, Time,
+    WaitReason,
 };
 use chrono::TimeDelta;
 use common::*;
@@ -245,7 +246,7 @@ impl Policy for HourlyWindows {
     fn before_start(&mut self, now: Time, job: &Job, _cx: PolicyContext<'_>) -> Decision {
         if job.request.tags.contains("denied") {
             return Decision::Deny {
-                reason: "denied by tag".into(),
+                reason: PolicyReason::new("denied", HoldKind::AppStopped, "denied by tag"),
             };
         }
         let top = now.timestamp() % 3600 == 0;
@@ -255,7 +256,11 @@ impl Policy for HourlyWindows {
             let next = now.timestamp() - now.timestamp() % 3600 + 3600;
             Decision::Defer {
                 until: chrono::DateTime::from_timestamp(next, 0).unwrap(),
-                reason: "waiting for the hourly window".into(),
+                reason: PolicyReason::new(
+                    "hourly_window",
+                    HoldKind::Spacing,
+                    "waiting for the hourly window",
+                ),
             }
         }
     }
@@ -274,7 +279,11 @@ fn the_policy_hook_can_defer_deny_and_refuse() {
     assert_eq!(
         h.core.why(h.now, id).unwrap(),
         [WaitReason::Policy {
-            reason: "waiting for the hourly window".into(),
+            reason: PolicyReason::new(
+                "hourly_window",
+                HoldKind::Spacing,
+                "waiting for the hourly window"
+            ),
             until: Some(t("2026-01-01T01:00:00Z"))
         }]
     );

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use backwork_constraints::DeviceState;
 use backwork_profiles::Profile;
 use backwork_scheduler::{
-    Action, CoreError, Event, JobId, Reply, RunOutcome, Scheduler, Time, WaitReason,
+    Action, CoreError, Event, HoldKind, JobId, Reply, RunOutcome, Scheduler, Time, WaitReason,
 };
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -50,6 +50,8 @@ struct Sim<'a> {
     observed_at: Time,
     /// Jobs that were held by a quota at the last step (to count new hits only).
     quota_held: BTreeSet<JobId>,
+    /// Every hold reason seen: code → sentence.
+    reasons: BTreeMap<String, String>,
     timeline: Vec<(Time, String)>,
     states: Vec<(Time, DeviceState)>,
     rejected: Vec<(Time, String, String)>,
@@ -66,14 +68,21 @@ enum Step {
     Full,
 }
 
-fn label(r: &WaitReason) -> Option<String> {
+/// The stable code of a reason that holds a job back although its schedule lets it run, and
+/// its sentence; `None` for reasons that are the schedule itself (not due, backoff…).
+fn label(r: &WaitReason) -> Option<(String, String)> {
     Some(match r {
-        WaitReason::Constraint(u) => format!("constraint {}", u.constraint),
-        WaitReason::Policy { reason, .. } => format!("profile: {reason}"),
-        WaitReason::NoWorker { kind } => format!("no worker for {kind}"),
-        WaitReason::ConcurrencyLimit { .. } => "run slots busy".into(),
-        WaitReason::Blocked { .. } => "prerequisites".into(),
-        WaitReason::ShuttingDown => "shutting down".into(),
+        WaitReason::Constraint(u) => (
+            format!("constraint_{}", u.constraint.to_string().replace('-', "_")),
+            format!("constraint {}", u.constraint),
+        ),
+        WaitReason::Policy { reason, .. } => {
+            (reason.code.clone(), format!("profile: {}", reason.message))
+        }
+        WaitReason::NoWorker { kind } => ("no_worker".into(), format!("no worker for {kind}")),
+        WaitReason::ConcurrencyLimit { .. } => ("run_slots_busy".into(), "run slots busy".into()),
+        WaitReason::Blocked { .. } => ("prerequisites".into(), "prerequisites".into()),
+        WaitReason::ShuttingDown => ("shutting_down".into(), "shutting down".into()),
         WaitReason::NotDue { .. }
         | WaitReason::Batched { .. }
         | WaitReason::Backoff { .. }
@@ -83,8 +92,8 @@ fn label(r: &WaitReason) -> Option<String> {
     })
 }
 
-fn is_quota(label: &str) -> bool {
-    label.starts_with("profile: standby bucket")
+fn is_quota(r: &WaitReason) -> bool {
+    matches!(r, WaitReason::Policy { reason, .. } if reason.kind == HoldKind::Quota)
 }
 
 impl Sim<'_> {
@@ -178,7 +187,7 @@ impl Sim<'_> {
                 let Ok(reasons) = self.core.why(self.now, id) else {
                     continue;
                 };
-                let labels: Vec<String> = reasons.iter().filter_map(label).collect();
+                let labels = self.codes(&reasons);
                 if !labels.is_empty() {
                     self.held.insert(id, (self.now, labels));
                 }
@@ -191,8 +200,8 @@ impl Sim<'_> {
             let Ok(reasons) = self.core.why(self.now, id) else {
                 continue;
             };
-            let labels: Vec<String> = reasons.iter().filter_map(label).collect();
-            if labels.iter().any(|l| is_quota(l)) {
+            let labels = self.codes(&reasons);
+            if reasons.iter().any(is_quota) {
                 quota.insert(id);
                 if !self.quota_held.contains(&id)
                     && let Some(rep) = self.reports.get_mut(&id)
@@ -222,6 +231,18 @@ impl Sim<'_> {
             self.release(id);
         }
         self.quota_held = quota;
+    }
+
+    /// The codes of `reasons` that hold a job back, each code's sentence kept for the report.
+    fn codes(&mut self, reasons: &[WaitReason]) -> Vec<String> {
+        reasons
+            .iter()
+            .filter_map(label)
+            .map(|(code, sentence)| {
+                self.reasons.entry(code.clone()).or_insert(sentence);
+                code
+            })
+            .collect()
     }
 
     /// Closes `id`'s held interval, charging it to its reasons.
@@ -378,6 +399,7 @@ pub fn simulate_with_progress(
         held: BTreeMap::new(),
         observed_at: start,
         quota_held: BTreeSet::new(),
+        reasons: BTreeMap::new(),
         timeline: Vec::new(),
         states: vec![(start, device)],
         rejected: Vec::new(),
@@ -567,6 +589,7 @@ pub fn simulate_with_progress(
         end,
         wakeups: sim.wakeups,
         quota_hits,
+        reasons: sim.reasons,
         timeline: sim.timeline,
         device: sim.states,
         rejected: sim.rejected,

@@ -36,7 +36,9 @@ pub struct JobReport {
     pub stopped: u64,
     /// Successful runs per simulated day.
     pub per_day: f64,
-    /// Milliseconds it was held back although its schedule let it run, by reason.
+    /// Milliseconds it was held back although its schedule let it run, by reason code (stable
+    /// identifiers: `doze_deep`, `standby_quota_sessions`, `constraint_charging`…; their
+    /// sentences are in [`Report::reasons`]).
     pub held_back_ms: BTreeMap<String, u64>,
     /// How many times a quota stopped it from starting.
     pub quota_hits: u64,
@@ -61,6 +63,9 @@ pub struct Report {
     pub wakeups: u64,
     /// How many times a quota held a job back, over all jobs.
     pub quota_hits: u64,
+    /// The sentence of every hold reason code in the report.
+    #[serde(default)]
+    pub reasons: BTreeMap<String, String>,
     /// The device-state timeline as applied: (instant, what changed).
     pub timeline: Vec<(Time, String)>,
     /// The device state from the start and after each change.
@@ -129,7 +134,10 @@ impl Report {
                 by.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
                 let reasons: Vec<String> = by
                     .iter()
-                    .map(|(r, ms)| format!("{r}: {}", span(**ms)))
+                    .map(|(code, ms)| {
+                        let sentence = self.reasons.get(*code).unwrap_or(code);
+                        format!("{sentence}: {}", span(**ms))
+                    })
                     .collect();
                 let _ = writeln!(s, "  held back (by reason): {}", reasons.join("; "));
             }

@@ -40,7 +40,7 @@ pub use job::{
     JobId, JobRequest, JobState, RunOutcome, RunRecord, RunResult, Schedule, StopReason, Time,
     Unique, humanize, humanize_approx,
 };
-pub use policy::{AllowAll, Decision, Policy, PolicyContext};
+pub use policy::{AllowAll, Decision, HoldKind, Policy, PolicyContext, PolicyReason};
 pub use schedule::{
     CronSchedule, MAX_BACKOFF, MIN_BACKOFF, Window, add, backoff_delay, effective_flex,
     jitter_offset, next_cron, next_periodic_window, parse_cron, periodic_window_at, since,
@@ -294,7 +294,7 @@ struct Gates {
     /// When the minimum interval since the last successful start has passed.
     min_interval: Option<Time>,
     /// A policy deferral: until when (if known), and why.
-    policy: Option<(Option<Time>, String)>,
+    policy: Option<(Option<Time>, PolicyReason)>,
 }
 
 impl Gates {
@@ -334,7 +334,7 @@ pub struct Scheduler {
     dependents: BTreeMap<JobId, Vec<JobId>>,
     /// Where each enqueued job waits (see [`lanes`]).
     lanes: lanes::Lanes,
-    deferred: BTreeMap<JobId, (Option<Time>, String)>,
+    deferred: BTreeMap<JobId, (Option<Time>, PolicyReason)>,
     prune_at: BTreeSet<(Time, JobId)>,
     active: BTreeMap<JobId, Active>,
     device: DeviceState,

@@ -5,8 +5,57 @@ use std::fmt;
 use std::time::Duration;
 
 use backwork_constraints::DeviceState;
+use serde::{Deserialize, Serialize};
 
 use super::job::{Job, JobRequest, Time};
+
+/// What kind of hold a policy reason is, for counting without reading sentences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum HoldKind {
+    /// The device is in a power-saving state that runs no background work (Doze's idle
+    /// periods, iOS waiting for the device to be idle).
+    DeviceIdle,
+    /// A quota of the app is used up (standby-bucket execution time, job or session counts,
+    /// rate limits).
+    Quota,
+    /// The platform gathers the app's jobs into batches.
+    Batching,
+    /// The app is stopped (force-quit) until the user opens it.
+    AppStopped,
+    /// The platform spaces runs apart (iOS app refresh).
+    Spacing,
+}
+
+/// Why a policy holds a job back: a stable `code` for reports and scripts, its [`HoldKind`], and
+/// a sentence for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyReason {
+    /// A stable identifier, `snake_case` (`doze_deep`, `standby_quota_sessions`…).
+    pub code: String,
+    /// What kind of hold it is.
+    pub kind: HoldKind,
+    /// The reason as a sentence.
+    pub message: String,
+}
+
+impl PolicyReason {
+    /// A reason with this code, kind and sentence.
+    pub fn new(code: &str, kind: HoldKind, message: impl Into<String>) -> PolicyReason {
+        PolicyReason {
+            code: code.to_string(),
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for PolicyReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
 
 /// A policy's answer when the core is about to start a job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,12 +67,12 @@ pub enum Decision {
         /// When to ask again.
         until: Time,
         /// Why (shown by `why`).
-        reason: String,
+        reason: PolicyReason,
     },
     /// Not now, with no known time; the core asks again on the next event.
     Deny {
         /// Why (shown by `why`).
-        reason: String,
+        reason: PolicyReason,
     },
 }
 
@@ -86,7 +135,7 @@ pub trait Policy: Send + fmt::Debug + 'static {
 
     /// If the policy holds every start at `now` (a device in Doze), until when and why. `why`
     /// reports it for due jobs the core has not asked about yet (it is not woken while held).
-    fn hold(&self, _now: Time) -> Option<(Time, String)> {
+    fn hold(&self, _now: Time) -> Option<(Time, PolicyReason)> {
         None
     }
 
@@ -124,7 +173,7 @@ impl Policy for Box<dyn Policy> {
     fn deadline_expires_request(&self, job: &Job) -> bool {
         (**self).deadline_expires_request(job)
     }
-    fn hold(&self, now: Time) -> Option<(Time, String)> {
+    fn hold(&self, now: Time) -> Option<(Time, PolicyReason)> {
         (**self).hold(now)
     }
     fn wants_reask(&mut self) -> bool {

@@ -6,7 +6,7 @@ use backwork_constraints::Unmet;
 use serde::{Deserialize, Serialize};
 
 use super::job::{JobId, JobState, StopReason, Time};
-use super::{CoreError, Scheduler};
+use super::{CoreError, PolicyReason, Scheduler};
 
 /// One reason a job is not running now.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,8 +59,8 @@ pub enum WaitReason {
     Constraint(Unmet),
     /// The OS-emulation policy holds it back.
     Policy {
-        /// The policy's reason.
-        reason: String,
+        /// The policy's reason: a stable code, its kind, a sentence.
+        reason: PolicyReason,
         /// Until when, if known.
         until: Option<Time>,
     },
