@@ -303,19 +303,105 @@ fn crontab_lines_fire_as_cron_5_says() {
 }
 
 #[test]
-fn bad_lines_get_one_line_reasons() {
+fn bad_lines_get_one_line_reasons_that_name_the_field() {
     for (expr, needle) in [
-        ("0 3 * * 8", "not a valid cron expression"),
-        ("61 * * * *", "not a valid cron expression"),
+        ("0 3 * * 8", "day of week 8 is outside 0–7"),
+        ("60 * * * *", "minute 60 is outside 0–59"),
+        ("0 24 * * *", "hour 24 is outside 0–23"),
+        ("0 0 1 13 *", "month 13 is outside 1–12"),
+        ("0 0 0 * *", "day of month 0 is outside 1–31"),
+        ("0 3 * * MONDAY", "`MONDAY` is not a day of week"),
         ("0 3 * *", "it has 4 fields"),
         ("", "it has 0 fields"),
         ("@reboot", "@reboot"),
-        ("@daily 3", "stands alone"),
+        ("@daily 3", "each alone"),
+        ("@fortnightly", "the nicknames are"),
+        // not crontab(5) syntax: empty list elements (a typo must not change the schedule:
+        // `0, 30 * * * *` would otherwise be six fields, seconds first), and other crons'
+        // extensions
+        ("0, 30 * * * *", "empty list element"),
+        (",5 * * * *", "empty list element"),
+        ("0,,30 * * * *", "empty list element"),
+        ("0 3 * * 1,", "empty list element"),
+        ("0 0 L * *", "`L` is not a day of month"),
+        ("0 0 * * 5L", "`5L` is not a day of week"),
+        ("0 0 * * 1#2", "`1#2` is not a day of week"),
+        ("0 0 ? * *", "`?` is not a day of month"),
+        ("5/10 * * * *", "a step follows `*` or a range"),
+        ("*/0 * * * *", "a whole number from 1"),
+        ("0 5-1 * * *", "must go upward"),
     ] {
         let err = parse_cron(expr).unwrap_err();
         assert!(err.contains(needle), "`{expr}`: {err}");
         assert!(!err.contains('\n'), "one line: {err}");
     }
+    // cronie's crontab(5) lists @midnight with @daily
+    let midnight = next_three("@midnight", Tz::UTC, "2026-01-01T00:00:00Z");
+    assert_eq!(
+        midnight,
+        next_three("0 0 * * *", Tz::UTC, "2026-01-01T00:00:00Z")
+    );
+}
+
+/// Vixie cron (cron.c, `find_jobs`): a job is a "wildcard" job when its minute or hour field
+/// starts with `*` (`MIN_STAR | HR_STAR`) and follows the clock through DST changes; any other
+/// job is "fixed-time": run once at a repeated time and right after the change at a skipped
+/// one. Berlin: 2026-10-25 01:00Z 03:00 CEST → 02:00 CET; 2026-03-29 01:00Z 02:00 CET → 03:00
+/// CEST (`zdump -v -c 2026,2027 Europe/Berlin`).
+#[test]
+fn vixie_wildcard_and_fixed_time_jobs_across_dst_in_berlin() {
+    let berlin: Tz = "Europe/Berlin".parse().unwrap();
+    let all = |expr: &str, from: &str, to: &str| {
+        let schedule = parse_cron(expr).unwrap();
+        let (mut at, end) = (instant(from), instant(to));
+        let mut out = Vec::new();
+        while let Some(next) = next_cron(&schedule, berlin, at).filter(|t| *t <= end) {
+            out.push(next);
+            at = next;
+        }
+        out
+    };
+    // `*/15 2 * * *` is a wildcard job (minute `*`): through both 02:xx passes…
+    let fall = all(
+        "*/15 2 * * *",
+        "2026-10-24T12:00:00Z",
+        "2026-10-25T12:00:00Z",
+    );
+    let expected: Vec<Time> = [
+        "2026-10-25T00:00:00Z", // 02:00 CEST
+        "2026-10-25T00:15:00Z",
+        "2026-10-25T00:30:00Z",
+        "2026-10-25T00:45:00Z",
+        "2026-10-25T01:00:00Z", // 02:00 CET
+        "2026-10-25T01:15:00Z",
+        "2026-10-25T01:30:00Z",
+        "2026-10-25T01:45:00Z",
+    ]
+    .map(instant)
+    .to_vec();
+    assert_eq!(fall, expected);
+    // …and on the day 02:xx does not exist, it does not run
+    let spring = all(
+        "*/15 2 * * *",
+        "2026-03-28T12:00:00Z",
+        "2026-03-29T12:00:00Z",
+    );
+    assert!(spring.is_empty(), "{spring:?}");
+    // `45 0-23/1 * * *` is fixed-time (neither field starts with `*`): 02:45 is skipped on
+    // 2026-03-29, so it runs right after the change, at 03:00 CEST
+    let fixed = all(
+        "45 0-23/1 * * *",
+        "2026-03-29T00:00:00Z",
+        "2026-03-29T02:00:00Z",
+    );
+    let expected: Vec<Time> = [
+        "2026-03-29T00:45:00Z", // 01:45 CET
+        "2026-03-29T01:00:00Z", // 03:00 CEST, for the skipped 02:45
+        "2026-03-29T01:45:00Z", // 03:45 CEST
+    ]
+    .map(instant)
+    .to_vec();
+    assert_eq!(fixed, expected);
 }
 
 /// Zones with every kind of change the tz database has in 2025–2026: northern and southern

@@ -184,27 +184,168 @@ pub fn periodic_window_at(
 #[derive(Debug, Clone)]
 pub struct CronSchedule {
     cron: croner::Cron,
-    /// The hour field is a wildcard or a step (`*`, `*/2`, `@hourly`): the job follows real
-    /// elapsed time across DST changes instead of running once per wall-clock time.
+    /// The minute or hour field starts with `*` (`*/30 * * * *`, `0 */2 * * *`, `@hourly`):
+    /// Vixie cron's "wildcard" job, which follows real elapsed time across DST changes instead
+    /// of running once per wall-clock time.
     follows_real_time: bool,
 }
 
 impl CronSchedule {
-    /// True when the hour field is a wildcard or a step, so the job runs through a repeated
+    /// True when the minute or hour field starts with `*`, so the job runs through a repeated
     /// hour by real time (see [`next_cron`]).
     pub fn follows_real_time(&self) -> bool {
         self.follows_real_time
     }
 }
 
-/// The hour field of a cron expression as written (`None` for a nickname such as `@daily`).
-fn hour_field(expr: &str) -> Option<&str> {
-    let fields: Vec<&str> = expr.split_whitespace().collect();
-    match fields.len() {
-        5 => Some(fields[1]),
-        6 | 7 => Some(fields[2]),
-        _ => None,
+/// One field of a crontab line: its name, range and the names it takes (`JAN`…, `SUN`…).
+struct Field {
+    name: &'static str,
+    min: u32,
+    max: u32,
+    /// Names for `first_name`, `first_name + 1`…
+    names: &'static [&'static str],
+    first_name: u32,
+}
+
+const SECOND: Field = Field {
+    name: "second",
+    min: 0,
+    max: 59,
+    names: &[],
+    first_name: 0,
+};
+const MINUTE: Field = Field {
+    name: "minute",
+    min: 0,
+    max: 59,
+    names: &[],
+    first_name: 0,
+};
+const HOUR: Field = Field {
+    name: "hour",
+    min: 0,
+    max: 23,
+    names: &[],
+    first_name: 0,
+};
+const DAY_OF_MONTH: Field = Field {
+    name: "day of month",
+    min: 1,
+    max: 31,
+    names: &[],
+    first_name: 0,
+};
+const MONTH: Field = Field {
+    name: "month",
+    min: 1,
+    max: 12,
+    names: &[
+        "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+    ],
+    first_name: 1,
+};
+const DAY_OF_WEEK: Field = Field {
+    name: "day of week",
+    min: 0,
+    max: 7,
+    names: &["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"],
+    first_name: 0,
+};
+const YEAR: Field = Field {
+    name: "year",
+    min: 1970,
+    max: 2999,
+    names: &[],
+    first_name: 0,
+};
+
+impl Field {
+    fn value(&self, text: &str) -> Result<u32, String> {
+        if let Ok(v) = text.parse::<u32>() {
+            return if (self.min..=self.max).contains(&v) {
+                Ok(v)
+            } else {
+                Err(format!(
+                    "{} {v} is outside {}–{}",
+                    self.name, self.min, self.max
+                ))
+            };
+        }
+        if let Some(i) = self.names.iter().position(|n| n.eq_ignore_ascii_case(text)) {
+            return Ok(self.first_name + i as u32);
+        }
+        let names = match self.names {
+            [] => String::new(),
+            [first, .., last] => format!(" or a name {first}…{last}"),
+            [one] => format!(" or {one}"),
+        };
+        Err(format!(
+            "`{text}` is not a {}: use {}–{}{names}",
+            self.name, self.min, self.max
+        ))
     }
+
+    /// Checks one field against crontab(5): a list of `*`, values and ranges, each with an
+    /// optional `/step`.
+    fn check(&self, text: &str) -> Result<(), String> {
+        for part in text.split(',') {
+            if part.is_empty() {
+                return Err(format!(
+                    "the {} field `{text}` has an empty list element",
+                    self.name
+                ));
+            }
+            let (range, step) = match part.split_once('/') {
+                Some((r, st)) => (r, Some(st)),
+                None => (part, None),
+            };
+            if let Some(st) = step {
+                if !st.parse::<u32>().is_ok_and(|n| n >= 1) {
+                    return Err(format!(
+                        "`{part}`: the step of a {} must be a whole number from 1",
+                        self.name
+                    ));
+                }
+                if range != "*" && !range.contains('-') {
+                    return Err(format!(
+                        "`{part}`: a step follows `*` or a range (`*/{st}`, `{range}-{}/{st}`)",
+                        self.max
+                    ));
+                }
+            }
+            if range == "*" {
+                continue;
+            }
+            match range.split_once('-') {
+                Some((a, b)) => {
+                    let (a, b) = (self.value(a)?, self.value(b)?);
+                    if a > b {
+                        return Err(format!(
+                            "`{part}`: a range in the {} field must go upward",
+                            self.name
+                        ));
+                    }
+                }
+                None => {
+                    self.value(range)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The five-field line a nickname stands for (cron(5)); `None` for one backwork does not keep.
+fn nickname(name: &str) -> Option<&'static str> {
+    Some(match name.to_ascii_lowercase().as_str() {
+        "@yearly" | "@annually" => "0 0 1 1 *",
+        "@monthly" => "0 0 1 * *",
+        "@weekly" => "0 0 * * 0",
+        "@daily" | "@midnight" => "0 0 * * *",
+        "@hourly" => "0 * * * *",
+        _ => return None,
+    })
 }
 
 /// cron(5): the day-of-month/day-of-week OR applies when both fields are restricted, "i.e., do
@@ -235,15 +376,9 @@ fn with_crontab_day_rule(expr: &str) -> String {
 /// A one-line sentence naming the expression and the reason, with an example of each form.
 pub fn parse_cron(expr: &str) -> Result<CronSchedule, String> {
     let trimmed = expr.trim();
-    let fields = trimmed.split_whitespace().count();
     let example = "write five crontab fields (`0 3 * * 1`: Mondays at 03:00) or six with seconds \
                    first (`30 0 3 * * 1`)";
-    if trimmed.starts_with('@') {
-        if fields != 1 {
-            return Err(format!(
-                "`{trimmed}` is not a valid cron expression: a nickname such as @daily stands alone"
-            ));
-        }
+    let line = if trimmed.starts_with('@') {
         if trimmed.eq_ignore_ascii_case("@reboot") {
             return Err(
                 "@reboot is not a schedule backwork can keep: add a one-off job instead (backwork \
@@ -251,29 +386,60 @@ pub fn parse_cron(expr: &str) -> Result<CronSchedule, String> {
                     .into(),
             );
         }
-    } else if !(5..=7).contains(&fields) {
-        return Err(format!(
-            "`{trimmed}` is not a valid cron expression: it has {fields} field{}, not 5, 6 or 7; \
-             {example}",
-            if fields == 1 { "" } else { "s" }
-        ));
+        nickname(trimmed).ok_or_else(|| {
+            format!(
+                "`{trimmed}` is not a valid cron expression: the nicknames are @hourly, @daily \
+                 (@midnight), @weekly, @monthly and @yearly (@annually), each alone"
+            )
+        })?
+    } else {
+        trimmed
+    };
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let layout: &[&Field] = match fields.len() {
+        5 => &[&MINUTE, &HOUR, &DAY_OF_MONTH, &MONTH, &DAY_OF_WEEK],
+        6 => &[&SECOND, &MINUTE, &HOUR, &DAY_OF_MONTH, &MONTH, &DAY_OF_WEEK],
+        7 => &[
+            &SECOND,
+            &MINUTE,
+            &HOUR,
+            &DAY_OF_MONTH,
+            &MONTH,
+            &DAY_OF_WEEK,
+            &YEAR,
+        ],
+        n => {
+            return Err(format!(
+                "`{trimmed}` is not a valid cron expression: it has {n} field{}, not 5, 6 or 7; \
+                 {example}",
+                if n == 1 { "" } else { "s" }
+            ));
+        }
+    };
+    for (field, text) in layout.iter().zip(&fields) {
+        field
+            .check(text)
+            .map_err(|e| format!("`{trimmed}` is not a valid cron expression: {e}"))?;
     }
     let cron = croner::parser::CronParser::builder()
         .seconds(croner::parser::Seconds::Optional)
         .year(croner::parser::Year::Optional)
         .build()
-        .parse(&with_crontab_day_rule(trimmed))
+        .parse(&with_crontab_day_rule(line))
         .map_err(|e| {
             let reason = e.to_string().replace('\n', " ");
             format!("`{trimmed}` is not a valid cron expression ({reason}); {example}")
         })?;
-    let follows_real_time = match hour_field(trimmed) {
-        Some(h) => h == "*" || h.contains('/'),
-        None => trimmed.eq_ignore_ascii_case("@hourly"),
+    // Vixie cron's wildcard jobs: the minute or the hour field starts with `*`
+    // (`MIN_STAR | HR_STAR` in its cron.c)
+    let (minute, hour) = if fields.len() == 5 {
+        (fields[0], fields[1])
+    } else {
+        (fields[1], fields[2])
     };
     Ok(CronSchedule {
         cron,
-        follows_real_time,
+        follows_real_time: minute.starts_with('*') || hour.starts_with('*'),
     })
 }
 
@@ -285,11 +451,13 @@ const MAX_SHIFT: TimeDelta = TimeDelta::hours(3);
 ///
 /// The expression is matched on local wall-clock times (croner); each match is then mapped to
 /// instants in `tz` by Vixie cron's DST rule (DESIGN §2):
-/// - a job with a **fixed hour** runs once per wall-clock time: a time skipped by spring-forward
-///   runs right after the change, a time repeated by fall-back runs at its first occurrence
-///   (or at its second when the first had passed before the job could see it);
-/// - a job whose hour field is a **wildcard or a step** follows real elapsed time: it runs at
-///   both occurrences of a repeated time, and a skipped time simply does not occur.
+/// - a **fixed-time** job (neither the minute nor the hour field starts with `*`) runs once per
+///   wall-clock time: a time skipped by spring-forward runs right after the change, a time
+///   repeated by fall-back runs at its first occurrence (or at its second when the first had
+///   passed before the job could see it);
+/// - a **wildcard** job (the minute or the hour field starts with `*`: `*/30 * * * *`,
+///   `0 * * * *`, `*/15 2 * * *`) follows real elapsed time: it runs at both occurrences of a
+///   repeated time, and a skipped time simply does not occur.
 ///
 /// `None` when the expression never fires again.
 pub fn next_cron(schedule: &CronSchedule, tz: Tz, after: Time) -> Option<Time> {
