@@ -31,7 +31,7 @@ impl Style {
         match r {
             WaitReason::NotDue { until } => format!("not due until {}", self.when(*until)),
             WaitReason::Batched { until, with } => {
-                let ids: Vec<String> = with.iter().take(2).map(|i| i.to_string()).collect();
+                let ids: Vec<String> = with.iter().take(3).map(|j| j.to_string()).collect();
                 let more = with.len().saturating_sub(ids.len());
                 format!(
                     "batched: starts at {} together with {}{}, due by then",

@@ -401,7 +401,7 @@ fn why_says_batched_only_when_other_work_shares_the_wake_up() {
         h.core.why(at20, a).unwrap(),
         [backwork_scheduler::WaitReason::Batched {
             until: t0 + TimeDelta::seconds(40),
-            with: vec![b],
+            with: vec![backwork_scheduler::JobRef { id: b, name: None }],
         }]
     );
     assert_eq!(
@@ -416,4 +416,35 @@ fn why_says_batched_only_when_other_work_shares_the_wake_up() {
     let id = lone.enqueue(JobRequest::once(KIND).delay(secs(10)));
     assert_eq!(lone.core.poll_timeout(), Some(t0 + TimeDelta::seconds(10)));
     assert_eq!(lone.core.why(t0 + TimeDelta::seconds(11), id).unwrap(), []);
+}
+
+#[test]
+fn why_shows_the_batched_start_before_the_jobs_own_gate_and_names_its_partners() {
+    // a backing-off job whose retry shares a wake-up with a named job due a little later:
+    // `why` gives both the backoff and the start it will really have
+    let mut h = batching();
+    let t0 = h.now;
+    let a = h.enqueue(JobRequest::once(KIND).delay(secs(10)));
+    let b = h.enqueue(
+        JobRequest::once(KIND)
+            .delay(secs(40))
+            .unique("nightly", backwork_scheduler::ConflictPolicy::Keep),
+    );
+    let reasons = h.core.why(t0, a).unwrap();
+    assert_eq!(
+        reasons,
+        [
+            backwork_scheduler::WaitReason::NotDue {
+                until: t0 + TimeDelta::seconds(10)
+            },
+            backwork_scheduler::WaitReason::Batched {
+                until: t0 + TimeDelta::seconds(40),
+                with: vec![backwork_scheduler::JobRef {
+                    id: b,
+                    name: Some("nightly".into())
+                }],
+            }
+        ]
+    );
+    assert!(reasons[1].to_string().contains("together with nightly"));
 }

@@ -130,3 +130,99 @@ fn catch_up_runs_after_downtime_are_spread_by_their_jitter() {
         catch_up.len()
     );
 }
+
+/// A restart after a slot boundary keeps a slot whose jittered start is still ahead: hourly,
+/// fixed jitter up to 50 min, `catch_up = skip`, down from 01:20 to 02:20 — a job whose start
+/// is 02:xx with xx > 20 still runs for the 02:00 slot (DESIGN §6: "a slot whose jittered start
+/// is still ahead at boot is not missed"; the first review found it lost).
+#[test]
+fn a_skip_job_keeps_a_slot_that_began_during_downtime_when_its_start_is_ahead() {
+    let mut h = Harness::new().auto_succeed();
+    let t0 = h.now;
+    let ids: Vec<JobId> = (0..12)
+        .map(|_| {
+            h.enqueue(
+                JobRequest::cron(KIND, "0 * * * *", Tz::UTC)
+                    .fixed_jitter(mins(50))
+                    .catch_up(CatchUp::Skip),
+            )
+        })
+        .collect();
+    let late: Vec<(JobId, TimeDelta)> = ids
+        .iter()
+        .map(|&id| (id, offset(&h, id, 0)))
+        .filter(|(_, o)| *o > TimeDelta::minutes(21))
+        .collect();
+    assert!(!late.is_empty(), "some draws are later than 21 minutes");
+    h.advance_to(t0 + TimeDelta::minutes(80));
+    let mut fresh = restart(&h, t0 + TimeDelta::minutes(140));
+    fresh.advance_to(t0 + TimeDelta::minutes(179));
+    for (id, o) in late {
+        assert_eq!(
+            fresh.starts(id),
+            [t0 + TimeDelta::hours(2) + o],
+            "the 02:00 slot runs at its jittered start"
+        );
+    }
+}
+
+/// Jitter exists to spread work; batching gathers it. A jittered start is not batched (on the
+/// desktop profile too), so 20 jobs that fail together with a backoff jitter of 0.5 retry
+/// spread over 15–45 s, not together at the latest of them (the first review's finding).
+#[test]
+fn batching_does_not_undo_jitter() {
+    let mut h = Harness::with(Config::default(), Box::new(AllowAll)).auto(|_, attempt| {
+        Some(if attempt == 1 {
+            backwork_scheduler::RunOutcome::Retry(None)
+        } else {
+            backwork_scheduler::RunOutcome::Success(None)
+        })
+    });
+    let t0 = h.now;
+    let spec = backwork_scheduler::core::RequestSpec {
+        backoff_jitter: Some(0.5),
+        ..Default::default()
+    };
+    let ids: Vec<JobId> = (0..20)
+        .map(|_| h.enqueue(spec.request(KIND).unwrap()))
+        .collect();
+    h.advance(mins(2));
+    let mut retries: Vec<TimeDelta> = ids.iter().map(|&id| h.starts(id)[1] - t0).collect();
+    retries.sort();
+    retries.dedup();
+    assert!(retries.len() >= 18, "spread: {retries:?}");
+    assert!(
+        retries[0] >= TimeDelta::seconds(15) && *retries.last().unwrap() <= TimeDelta::seconds(45)
+    );
+    // and a job's own jitter is kept the same way
+    let mut h = Harness::with(Config::default(), Box::new(AllowAll)).auto_succeed();
+    let t0 = h.now;
+    let ids: Vec<JobId> = (0..20)
+        .map(|_| h.enqueue(JobRequest::once(KIND).delay(mins(1)).jitter(secs(55))))
+        .collect();
+    h.advance(mins(5));
+    for &id in &ids {
+        assert_eq!(
+            h.starts(id),
+            [t0 + TimeDelta::minutes(1) + offset(&h, id, 0)],
+            "each at its own jittered start"
+        );
+    }
+}
+
+/// A jitter as long as the time between slots could push a run past its next slot (the first
+/// review saw 19 runs a day for `every 1h` with a 2 h jitter): refused with a sentence.
+#[test]
+fn a_jitter_as_long_as_the_period_is_refused() {
+    let mut h = Harness::new();
+    for request in [
+        JobRequest::periodic(KIND, hours(1)).jitter(hours(2)),
+        JobRequest::periodic(KIND, hours(1)).jitter(hours(1)),
+        JobRequest::cron(KIND, "0 * * * *", Tz::UTC).jitter(hours(2)),
+    ] {
+        let err = h.try_enqueue(request).unwrap_err().to_string();
+        assert!(err.contains("between slots"), "{err}");
+    }
+    assert_eq!(h.core.jobs().count(), 0);
+    h.enqueue(JobRequest::periodic(KIND, hours(1)).jitter(mins(59)));
+}

@@ -181,3 +181,30 @@ fn backoff_jitter_spreads_retries_of_jobs_that_fail_together() {
         "{busiest_half_second} retries in one half-second"
     );
 }
+
+/// DESIGN §2: "A base below the clamp is raised with a warning, and the record shows the value
+/// in force." (The first review found `linear:5s` stored as 5 s with no warning.)
+#[test]
+fn a_backoff_base_outside_the_clamp_is_changed_with_a_warning() {
+    let mut h = Harness::new();
+    let reply = h
+        .try_enqueue(JobRequest::once(KIND).backoff(backwork_scheduler::Backoff::linear(secs(5))))
+        .unwrap();
+    let backwork_scheduler::Reply::Enqueued { id, warnings, .. } = reply else {
+        panic!("{reply:?}")
+    };
+    assert_eq!(h.job(id).request.backoff.base, secs(10));
+    assert!(
+        warnings.iter().any(|w| w.contains("raised to 10s")),
+        "{warnings:?}"
+    );
+    // a backoff jitter that is not a fraction is refused before it reaches the wire
+    for bad in [f64::NAN, f64::INFINITY, 1.0, -0.1] {
+        let spec = backwork_scheduler::core::RequestSpec {
+            backoff_jitter: Some(bad),
+            ..Default::default()
+        };
+        let err = spec.request(KIND).unwrap_err();
+        assert!(err.contains("backoff jitter"), "{err}");
+    }
+}

@@ -59,6 +59,14 @@ pub enum CoreError {
         /// The minimum.
         min: Duration,
     },
+    /// A jitter as long as the time between slots: a run could pass its next slot.
+    #[error("the jitter of {} is not shorter than the {} between slots, so a run could be pushed past its next slot; use a jitter below {}", humanize(*jitter), humanize(*period), humanize(*period))]
+    JitterTooLong {
+        /// The jitter.
+        jitter: Duration,
+        /// The time between slots.
+        period: Duration,
+    },
     /// The cron expression does not parse.
     #[error("{0}")]
     InvalidCron(String),

@@ -115,16 +115,21 @@ impl Lanes {
             .map(|&(_, id)| id)
     }
 
-    /// If `id` waits in the timed lane with its gate open at `now` for a wake-up that other
-    /// work shares: the planned wake-up and the jobs whose gates open by then (the reason it
-    /// waits). `None` when the wake-up is due at `now` (a lone job runs at its gate).
+    /// If `id` waits in the timed lane for a planned wake-up later than its own gate (and than
+    /// `now`), which it shares with other work: that wake-up, and the jobs whose gates open
+    /// between its gate and then (the reason it waits). `None` when the job runs at its own
+    /// gate, or a later wake-up than the next one will serve it.
     pub fn batched_until(&self, id: JobId, now: Time) -> Option<(Time, Vec<JobId>)> {
-        match self.at.get(&id) {
-            Some((Lane::Timed(_), gate)) if *gate <= now => {}
+        let gate = match self.at.get(&id) {
+            Some((Lane::Timed(_), gate)) => *gate,
             _ => return None,
-        }
+        };
         let wake = self.next_wake_after(now)?;
-        let with: Vec<JobId> = self.gates_in(now, wake).filter(|j| *j != id).collect();
+        let from = gate.max(now);
+        if gate > wake || wake <= from {
+            return None;
+        }
+        let with: Vec<JobId> = self.gates_in(from, wake).filter(|j| *j != id).collect();
         (!with.is_empty()).then_some((wake, with))
     }
 

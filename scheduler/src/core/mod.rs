@@ -46,7 +46,7 @@ pub use schedule::{
     jitter_offset, next_cron, next_periodic_window, parse_cron, periodic_window_at, since,
 };
 pub use spec::RequestSpec;
-pub use why::WaitReason;
+pub use why::{JobRef, WaitReason};
 
 /// The longest duration the core accepts anywhere (100 years).
 pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
@@ -348,6 +348,14 @@ pub struct Scheduler {
     pending: Vec<Action>,
     actions: VecDeque<Action>,
     pruned: usize,
+}
+
+/// `t − d`, saturating at the earliest instant.
+fn sub(t: Time, d: Duration) -> Time {
+    TimeDelta::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_sub_signed(d))
+        .unwrap_or_else(min_time)
 }
 
 fn min_time() -> Time {
@@ -728,6 +736,34 @@ impl Scheduler {
                 if next_cron(&parsed, *tz, now).is_none() {
                     return Err(CoreError::CronNeverFires { expr: expr.clone() });
                 }
+            }
+        }
+        let base = r.backoff.base;
+        let clamped = base.clamp(MIN_BACKOFF, MAX_BACKOFF);
+        if clamped != base {
+            warnings.push(format!(
+                "the backoff base {} was {} to {} (WorkManager's range is 10s to 5h)",
+                humanize(base),
+                if clamped > base { "raised" } else { "lowered" },
+                humanize(clamped)
+            ));
+            r.backoff.base = clamped;
+        }
+        if let Some(j) = r.jitter {
+            let period = match &r.schedule {
+                Schedule::Periodic { every, .. } => Some(*every),
+                Schedule::Cron { expr, tz } => {
+                    let parsed = self.cron(expr)?;
+                    next_cron(&parsed, *tz, now)
+                        .and_then(|a| next_cron(&parsed, *tz, a).map(|b| since(b, a)))
+                }
+                Schedule::Once { .. } => None,
+            };
+            if let Some(period) = period.filter(|p| j.max >= *p) {
+                return Err(CoreError::JitterTooLong {
+                    jitter: j.max,
+                    period,
+                });
             }
         }
         let r = &*r;
@@ -1387,34 +1423,61 @@ impl Scheduler {
             }
             return;
         }
-        let next = match job.request.schedule.clone() {
+        // the first slot that is not missed at `now` — a slot that began before `now` still
+        // counts when its jittered start (and batching slack) is ahead, so look from one
+        // jitter back
+        let Some(mut candidate) = self.jobs.get(&id).cloned() else {
+            return;
+        };
+        let jitter = candidate.request.jitter.map_or(Duration::ZERO, |j| j.max);
+        let look_from = sub(now, jitter.saturating_add(self.batch_slack(&candidate)));
+        // the current slot is missed (its jitter was decided once); later ones that end
+        // before `look_from` cannot be kept either
+        let mut after = candidate
+            .window_end
+            .map_or(look_from, |end| end.max(look_from));
+        let mut placed = false;
+        for _ in 0..10_000 {
+            let Some((start, end)) = self.slot_after(&candidate, after) else {
+                break;
+            };
+            candidate.attempt = 0;
+            candidate.cycle += 1;
+            candidate.window_end = Some(end);
+            candidate.not_before = self.jittered(&candidate, start);
+            if !self.slot_missed(&candidate, now) {
+                placed = true;
+                break;
+            }
+            after = end;
+        }
+        self.jobs.insert(id, candidate);
+        if placed {
+            self.reindex(id);
+        } else {
+            self.finish_job(now, id, JobState::Succeeded, None);
+        }
+    }
+
+    /// The first slot of a recurring job whose window ends after `after`: its start and end
+    /// (for cron, the slot itself twice). `None` for one-off jobs and a cron expression that
+    /// never fires again.
+    fn slot_after(&mut self, job: &Job, after: Time) -> Option<(Time, Time)> {
+        match job.request.schedule.clone() {
             Schedule::Periodic {
                 every,
                 flex,
                 anchor,
             } => {
-                let w = periodic_window_at(every, flex, anchor, job.enqueued_at, now);
+                let at = after + TimeDelta::nanoseconds(1);
+                let w = periodic_window_at(every, flex, anchor, job.enqueued_at, at);
                 Some((w.start, w.end))
             }
-            Schedule::Cron { expr, tz } => match self.cron(&expr) {
-                Ok(parsed) => next_cron(&parsed, tz, now).map(|slot| (slot, slot)),
-                Err(_) => return,
-            },
-            Schedule::Once { .. } => return,
-        };
-        let Some(mut job) = self.jobs.remove(&id) else {
-            return;
-        };
-        job.attempt = 0;
-        job.cycle += 1;
-        let placed = next.map(|(start, end)| {
-            job.window_end = Some(end);
-            job.not_before = self.jittered(&job, start);
-        });
-        self.jobs.insert(id, job);
-        match placed {
-            Some(()) => self.reindex(id),
-            None => self.finish_job(now, id, JobState::Succeeded, None),
+            Schedule::Cron { expr, tz } => {
+                let parsed = self.cron(&expr).ok()?;
+                next_cron(&parsed, tz, after).map(|slot| (slot, slot))
+            }
+            Schedule::Once { .. } => None,
         }
     }
 
@@ -1441,13 +1504,20 @@ impl Scheduler {
     fn latest_start(&self, job: &Job, gate: Time) -> Time {
         let policy_chose =
             matches!(self.deferred.get(&job.id), Some((Some(until), _)) if *until == gate);
+        let jittered = if job.backing_off {
+            job.request.backoff.jitter > 0.0
+        } else {
+            job.request.jitter.is_some()
+        };
         if job.force.time
             || job.request.accurate
             || self.config.batch_window.is_zero()
             || policy_chose
+            || jittered
         {
-            // forced, accurate, batching off, or the policy picked the instant itself (a
-            // maintenance window opens then)
+            // forced, accurate, batching off, the policy picked the instant itself (a
+            // maintenance window opens then), or a jittered start, which is there to spread
+            // jobs apart and would be undone by gathering them into one wake-up
             return gate;
         }
         let flexed = matches!(

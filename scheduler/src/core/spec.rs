@@ -123,6 +123,11 @@ impl RequestSpec {
             r = r.backoff(b);
         }
         if let Some(j) = self.backoff_jitter {
+            if !(0.0..1.0).contains(&j) {
+                return Err(format!(
+                    "the backoff jitter {j} is not a fraction from 0 up to 1; use e.g. 0.5 for ± 50 %"
+                ));
+            }
             r.backoff.jitter = j;
         }
         if let Some(n) = self.max_attempts {

@@ -81,8 +81,26 @@ pub enum WaitReason {
         until: Time,
         /// The jobs whose time comes by then, which it waits for.
         #[serde(default)]
-        with: Vec<JobId>,
+        with: Vec<JobRef>,
     },
+}
+
+/// A job named in a reason: its id, and its unique name if it has one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRef {
+    /// The job's id.
+    pub id: JobId,
+    /// Its unique name.
+    pub name: Option<String>,
+}
+
+impl fmt::Display for JobRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(n) => f.write_str(n),
+            None => write!(f, "{}", self.id),
+        }
+    }
 }
 
 fn at(t: Time) -> String {
@@ -139,7 +157,7 @@ impl fmt::Display for WaitReason {
             WaitReason::ShuttingDown => f.write_str("the runtime is shutting down"),
             WaitReason::Batched { until, with } => {
                 write!(f, "batched: starts at {} together with ", at(*until))?;
-                let shown: Vec<String> = with.iter().take(3).map(|i| i.to_string()).collect();
+                let shown: Vec<String> = with.iter().take(3).map(|j| j.to_string()).collect();
                 write!(f, "{}", shown.join(", "))?;
                 if with.len() > shown.len() {
                     write!(f, " and {} more", with.len() - shown.len())?;
@@ -227,9 +245,29 @@ impl Scheduler {
                             .map(WaitReason::Constraint),
                     );
                 }
-                if out.is_empty()
-                    && let Some((until, with)) = self.lanes.batched_until(id, now)
-                {
+                // only time holds it (or nothing): it starts at the planned wake-up, which it
+                // may share with work whose time comes later
+                let timed_only = out.iter().all(|r| {
+                    matches!(
+                        r,
+                        WaitReason::NotDue { .. }
+                            | WaitReason::Backoff { .. }
+                            | WaitReason::MinInterval { .. }
+                            | WaitReason::Policy { until: Some(_), .. }
+                    )
+                });
+                if timed_only && let Some((until, with)) = self.lanes.batched_until(id, now) {
+                    let with = with
+                        .into_iter()
+                        .map(|id| JobRef {
+                            id,
+                            name: self
+                                .jobs
+                                .get(&id)
+                                .and_then(|j| j.unique_name())
+                                .map(str::to_string),
+                        })
+                        .collect();
                     out.push(WaitReason::Batched { until, with });
                 }
                 let limit = self.config.max_concurrent.max(1);
