@@ -15,6 +15,8 @@
 
 #![warn(missing_docs)]
 
+mod backend;
+mod guard;
 mod path;
 mod schema;
 mod store;

@@ -91,6 +91,15 @@ pub enum StoreError {
         /// The newest version this binary reads.
         supported: u64,
     },
+    /// The store file was deleted, or another file put at its path, while this process had it
+    /// open: what it writes would go to a file nobody opens again, so nothing is acknowledged.
+    #[error(
+        "the job store {path} was deleted or replaced by another file while this process had it open, so this change was not saved; check what removed or replaced the file, then try again"
+    )]
+    Replaced {
+        /// The store file.
+        path: String,
+    },
     /// The disk is full.
     #[error("the disk holding the job store {path} is full; free some space and try again")]
     DiskFull {
