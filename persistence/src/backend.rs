@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::ops::Bound;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use redb::{BackendError, StorageBackend};
 
@@ -18,8 +18,26 @@ const PAGE: u64 = 4096;
 /// [`Backend::overlay`] reads from the inner backend but keeps writes in memory. Locks always
 /// go to the inner backend, so a checking open holds the file's lock like a writing one.
 pub(crate) struct Backend {
-    inner: Box<dyn StorageBackend>,
-    overlay: Option<Mutex<Overlay>>,
+    inner: Arc<dyn StorageBackend>,
+    overlay: Option<Arc<Mutex<Overlay>>>,
+}
+
+/// A look at what a checking open left in its overlay, after the database is gone.
+pub(crate) struct OverlayView {
+    inner: Arc<dyn StorageBackend>,
+    overlay: Arc<Mutex<Overlay>>,
+}
+
+impl OverlayView {
+    /// The first `out.len()` bytes as the checking open left them.
+    pub(crate) fn read_start(&self, out: &mut [u8]) -> io::Result<()> {
+        lock(&self.overlay).read(&*self.inner, 0, out)
+    }
+
+    /// True when the checking open wrote to the first page (redb's header: it committed).
+    pub(crate) fn wrote_header(&self) -> bool {
+        lock(&self.overlay).pages.contains_key(&0)
+    }
 }
 
 /// What the check wrote, page by page, over the inner backend's bytes.
@@ -45,22 +63,32 @@ impl Backend {
     /// Everything goes to `inner`.
     pub(crate) fn direct(inner: Box<dyn StorageBackend>) -> Backend {
         Backend {
-            inner,
+            inner: Arc::from(inner),
             overlay: None,
         }
     }
 
     /// Reads come from `inner` (or from what was written since); writes stay in memory.
-    pub(crate) fn overlay(inner: Box<dyn StorageBackend>) -> io::Result<Backend> {
+    /// The view outlives the backend, to look at what the open wrote.
+    pub(crate) fn overlay(inner: Box<dyn StorageBackend>) -> io::Result<(Backend, OverlayView)> {
         let len = inner.len()?;
-        Ok(Backend {
-            inner,
-            overlay: Some(Mutex::new(Overlay {
-                len,
-                base_len: len,
-                pages: HashMap::new(),
-            })),
-        })
+        let inner: Arc<dyn StorageBackend> = Arc::from(inner);
+        let overlay = Arc::new(Mutex::new(Overlay {
+            len,
+            base_len: len,
+            pages: HashMap::new(),
+        }));
+        let view = OverlayView {
+            inner: Arc::clone(&inner),
+            overlay: Arc::clone(&overlay),
+        };
+        Ok((
+            Backend {
+                inner,
+                overlay: Some(overlay),
+            },
+            view,
+        ))
     }
 }
 
@@ -221,7 +249,6 @@ impl StorageBackend for Backend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     /// A plain in-memory backend that counts the writes that reach it.
     #[derive(Debug, Default, Clone)]
@@ -260,7 +287,8 @@ mod tests {
         let base: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
         let mem = Mem::default();
         *mem.bytes.lock().unwrap() = base.clone();
-        let o = Backend::overlay(Box::new(mem.clone())).unwrap();
+        let (o, view) = Backend::overlay(Box::new(mem.clone())).unwrap();
+        assert!(!view.wrote_header());
         let mut model = base.clone();
         // a write across a page boundary, a grow, a shrink into a page and a grow again
         o.write(4000, &[7u8; 300]).unwrap();
@@ -279,6 +307,7 @@ mod tests {
         assert_eq!(all, model);
         let mut past = [0u8; 1];
         assert!(o.read(12_000, &mut past).is_err());
+        assert!(view.wrote_header());
         assert_eq!(*mem.writes.lock().unwrap(), 0);
         assert_eq!(*mem.bytes.lock().unwrap(), base);
     }

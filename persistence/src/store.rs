@@ -111,15 +111,21 @@ fn corrupt_or_truncated(path: &Path, detail: String) -> StoreError {
 }
 
 /// The process that has `path` open, if one of this user's processes does (Linux: looks through
-/// `/proc/*/fd`); "process 1234 (backwork)".
+/// `/proc/*/fd`); "process 1234 (backwork)". Another process is named before this one (which
+/// has the file open itself while it finds out it cannot lock it).
 fn lock_holder(path: &Path) -> Option<String> {
     let target = std::fs::canonicalize(path).ok()?;
     let procs = std::fs::read_dir("/proc").ok()?;
+    let me = std::process::id();
+    let mut this_one = None;
     for entry in procs.flatten() {
         let name = entry.file_name();
         let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
             continue;
         };
+        if pid == me && this_one.is_some() {
+            continue;
+        }
         let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
             continue; // another user's process, or gone
         };
@@ -128,13 +134,17 @@ fn lock_holder(path: &Path) -> Option<String> {
             .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l == target));
         if holds {
             let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-            return Some(match comm.trim() {
+            let named = match comm.trim() {
                 "" => format!("process {pid}"),
                 c => format!("process {pid} ({c})"),
-            });
+            };
+            if pid != me {
+                return Some(named);
+            }
+            this_one = Some(named);
         }
     }
-    None
+    this_one
 }
 
 fn database_error(path: &Path, e: DatabaseError) -> StoreError {
@@ -207,6 +217,19 @@ fn panicked(path: &Path, action: &str, message: String) -> StoreError {
         path: path_str(path),
         detail: format!("redb stopped on damaged data while {action}: {message}"),
     }
+}
+
+/// redb's file header (format version 3, documented in redb's design notes): a 64-byte header
+/// whose byte 9 (the "god byte") says which of the two 128-byte commit slots that follow is the
+/// primary; each slot holds its transaction id, little-endian, at byte 104.
+const HEADER_LEN: usize = 64 + 2 * 128;
+
+/// The transaction id of the primary commit slot of a file header.
+fn committed_txn(header: &[u8; HEADER_LEN]) -> u64 {
+    let slot = 64 + 128 * usize::from(header[9] & 1);
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&header[slot + 104..slot + 112]);
+    u64::from_le_bytes(id)
 }
 
 /// Which file a path named when it was opened: device and inode.
@@ -442,10 +465,28 @@ impl RedbStore {
     fn check(&self) -> Result<(Database, Vec<Job>), StoreError> {
         let path = &self.path;
         let (inner, _) = self.fresh()?;
-        let overlay = Backend::overlay(inner).map_err(|e| io_error(path, "open", &e))?;
+        let mut before = [0u8; HEADER_LEN];
+        let before = inner.read(0, &mut before).ok().map(|()| before);
+        let (overlay, view) = Backend::overlay(inner).map_err(|e| io_error(path, "open", &e))?;
         let db = guard::catch(|| check_builder().create_with_backend(overlay))
             .map_err(|m| panicked(path, "checking the file", m))?
             .map_err(|e| database_error(path, e))?;
+        // redb repairs a file whose latest commit is damaged by falling back to the commit
+        // before it, which would drop acknowledged changes without a word: refuse that file.
+        let mut after = [0u8; HEADER_LEN];
+        if let Some(before) = before
+            && view.wrote_header()
+            && view.read_start(&mut after).is_ok()
+            && committed_txn(&after) <= committed_txn(&before)
+        {
+            return Err(StoreError::Corrupt {
+                path: path_str(path),
+                detail: format!(
+                    "its latest commit (transaction {}) is damaged; only an older one can be read, which would lose acknowledged changes",
+                    committed_txn(&before)
+                ),
+            });
+        }
         guard::catch(|| prepare_schema(&db, path))
             .map_err(|m| panicked(path, "reading the schema", m))??;
         let jobs = load_all(&db, path)?;
