@@ -76,7 +76,10 @@ fn check(what: &str, damage: impl Fn(&mut Vec<u8>)) {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(4), "{what}, {args:?}: {out:?}");
         assert!(
-            err.starts_with(&format!("error: the job store {} is corrupt (", path.display())),
+            err.starts_with(&format!(
+                "error: the job store {} is corrupt (",
+                path.display()
+            )),
             "{what}, {args:?}: {err}"
         );
         assert!(err.contains("it was left untouched"), "{err}");

@@ -14,6 +14,9 @@ use redb::{BackendError, StorageBackend};
 /// The overlay's page granularity. Any size works; redb's pages are 4 KiB.
 const PAGE: u64 = 4096;
 
+/// How much of the storage's start [`OverlayView::base_header`] keeps.
+pub(crate) const HEADER_BYTES: usize = 512;
+
 /// A redb backend over another one: [`Backend::direct`] passes everything through,
 /// [`Backend::overlay`] reads from the inner backend but keeps writes in memory. Locks always
 /// go to the inner backend, so a checking open holds the file's lock like a writing one.
@@ -31,7 +34,15 @@ pub(crate) struct OverlayView {
 impl OverlayView {
     /// The first `out.len()` bytes as the checking open left them.
     pub(crate) fn read_start(&self, out: &mut [u8]) -> io::Result<()> {
-        lock(&self.overlay).read(&*self.inner, 0, out)
+        let mut o = lock(&self.overlay);
+        o.start(&*self.inner)?;
+        o.read(&*self.inner, 0, out)
+    }
+
+    /// The first bytes of the storage as they were when the checking open started reading
+    /// (at most [`HEADER_BYTES`]; fewer if the storage is shorter).
+    pub(crate) fn base_header(&self) -> Vec<u8> {
+        lock(&self.overlay).base_header.clone()
     }
 
     /// True when the checking open wrote to the first page (redb's header: it committed).
@@ -40,8 +51,14 @@ impl OverlayView {
     }
 }
 
-/// What the check wrote, page by page, over the inner backend's bytes.
+/// What the check wrote, page by page, over the inner backend's bytes. Its starting length (and
+/// the header the file had) are taken at first use, after redb took the file's lock, so another
+/// process writing the file just before is not seen half-way.
 struct Overlay {
+    /// Set by the first call past the locks.
+    started: bool,
+    /// The first bytes of the inner backend when the overlay started (redb's header).
+    base_header: Vec<u8>,
     /// The storage's length as redb sees it.
     len: u64,
     /// How many leading bytes of the inner backend still show through (shrinking hides the rest).
@@ -70,25 +87,26 @@ impl Backend {
 
     /// Reads come from `inner` (or from what was written since); writes stay in memory.
     /// The view outlives the backend, to look at what the open wrote.
-    pub(crate) fn overlay(inner: Box<dyn StorageBackend>) -> io::Result<(Backend, OverlayView)> {
-        let len = inner.len()?;
+    pub(crate) fn overlay(inner: Box<dyn StorageBackend>) -> (Backend, OverlayView) {
         let inner: Arc<dyn StorageBackend> = Arc::from(inner);
         let overlay = Arc::new(Mutex::new(Overlay {
-            len,
-            base_len: len,
+            started: false,
+            base_header: Vec::new(),
+            len: 0,
+            base_len: 0,
             pages: HashMap::new(),
         }));
         let view = OverlayView {
             inner: Arc::clone(&inner),
             overlay: Arc::clone(&overlay),
         };
-        Ok((
+        (
             Backend {
                 inner,
                 overlay: Some(overlay),
             },
             view,
-        ))
+        )
     }
 }
 
@@ -98,6 +116,20 @@ fn lock(m: &Mutex<Overlay>) -> MutexGuard<'_, Overlay> {
 }
 
 impl Overlay {
+    /// Takes the inner backend's length and header, once.
+    fn start(&mut self, inner: &dyn StorageBackend) -> io::Result<()> {
+        if !self.started {
+            let len = inner.len()?;
+            let mut header = vec![0u8; (len.min(HEADER_BYTES as u64)) as usize];
+            inner.read(0, &mut header)?;
+            self.len = len;
+            self.base_len = len;
+            self.base_header = header;
+            self.started = true;
+        }
+        Ok(())
+    }
+
     /// Copies the bytes of page `index` that the inner backend still shows into `out` (zeros
     /// past them).
     fn base_page(&self, inner: &dyn StorageBackend, index: u64, out: &mut [u8]) -> io::Result<()> {
@@ -180,21 +212,33 @@ impl Overlay {
 impl StorageBackend for Backend {
     fn len(&self) -> io::Result<u64> {
         match &self.overlay {
-            Some(o) => Ok(lock(o).len),
+            Some(o) => {
+                let mut o = lock(o);
+                o.start(&*self.inner)?;
+                Ok(o.len)
+            }
             None => self.inner.len(),
         }
     }
 
     fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
         match &self.overlay {
-            Some(o) => lock(o).read(&*self.inner, offset, out),
+            Some(o) => {
+                let mut o = lock(o);
+                o.start(&*self.inner)?;
+                o.read(&*self.inner, offset, out)
+            }
             None => self.inner.read(offset, out),
         }
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
         match &self.overlay {
-            Some(o) => lock(o).set_len(&*self.inner, len),
+            Some(o) => {
+                let mut o = lock(o);
+                o.start(&*self.inner)?;
+                o.set_len(&*self.inner, len)
+            }
             None => self.inner.set_len(len),
         }
     }
@@ -208,7 +252,11 @@ impl StorageBackend for Backend {
 
     fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
         match &self.overlay {
-            Some(o) => lock(o).write(&*self.inner, offset, data),
+            Some(o) => {
+                let mut o = lock(o);
+                o.start(&*self.inner)?;
+                o.write(&*self.inner, offset, data)
+            }
             None => self.inner.write(offset, data),
         }
     }
@@ -287,7 +335,7 @@ mod tests {
         let base: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
         let mem = Mem::default();
         *mem.bytes.lock().unwrap() = base.clone();
-        let (o, view) = Backend::overlay(Box::new(mem.clone())).unwrap();
+        let (o, view) = Backend::overlay(Box::new(mem.clone()));
         assert!(!view.wrote_header());
         let mut model = base.clone();
         // a write across a page boundary, a grow, a shrink into a page and a grow again
@@ -308,6 +356,7 @@ mod tests {
         let mut past = [0u8; 1];
         assert!(o.read(12_000, &mut past).is_err());
         assert!(view.wrote_header());
+        assert_eq!(view.base_header(), base[..HEADER_BYTES]);
         assert_eq!(*mem.writes.lock().unwrap(), 0);
         assert_eq!(*mem.bytes.lock().unwrap(), base);
     }

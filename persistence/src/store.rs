@@ -465,15 +465,16 @@ impl RedbStore {
     fn check(&self) -> Result<(Database, Vec<Job>), StoreError> {
         let path = &self.path;
         let (inner, _) = self.fresh()?;
-        let mut before = [0u8; HEADER_LEN];
-        let before = inner.read(0, &mut before).ok().map(|()| before);
-        let (overlay, view) = Backend::overlay(inner).map_err(|e| io_error(path, "open", &e))?;
+        let (overlay, view) = Backend::overlay(inner);
         let db = guard::catch(|| check_builder().create_with_backend(overlay))
             .map_err(|m| panicked(path, "checking the file", m))?
             .map_err(|e| database_error(path, e))?;
         // redb repairs a file whose latest commit is damaged by falling back to the commit
         // before it, which would drop acknowledged changes without a word: refuse that file.
         let mut after = [0u8; HEADER_LEN];
+        let before: Option<[u8; HEADER_LEN]> = view.base_header()[..]
+            .get(..HEADER_LEN)
+            .and_then(|b| b.try_into().ok());
         if let Some(before) = before
             && view.wrote_header()
             && view.read_start(&mut after).is_ok()
