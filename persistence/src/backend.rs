@@ -78,11 +78,16 @@ impl fmt::Debug for Backend {
 
 impl Backend {
     /// Everything goes to `inner`.
-    pub(crate) fn direct(inner: Box<dyn StorageBackend>) -> Backend {
-        Backend {
-            inner: Arc::from(inner),
-            overlay: None,
-        }
+    /// Also returns a handle on `inner`, to read what redb wrote.
+    pub(crate) fn direct(inner: Box<dyn StorageBackend>) -> (Backend, Arc<dyn StorageBackend>) {
+        let inner: Arc<dyn StorageBackend> = Arc::from(inner);
+        (
+            Backend {
+                inner: Arc::clone(&inner),
+                overlay: None,
+            },
+            inner,
+        )
     }
 
     /// Reads come from `inner` (or from what was written since); writes stay in memory.

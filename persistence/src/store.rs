@@ -5,6 +5,7 @@ use std::fs::{self, OpenOptions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use backwork_scheduler::{ChangeSet, Job, JobId, JobState, Store, StoreError, Time};
 use redb::backends::FileBackend;
@@ -49,6 +50,10 @@ pub struct RedbStore {
     identity: Option<Identity>,
     /// The records decoded by the check of the last open, handed out by the next `load`.
     checked: Option<Vec<Job>>,
+    /// The bytes below the writing database, to read redb's header after each commit.
+    raw: Option<Arc<dyn StorageBackend>>,
+    /// The transaction id of the latest commit this process acknowledged (or found on open).
+    acked_txn: Option<u64>,
 }
 
 fn path_str(p: &Path) -> String {
@@ -232,6 +237,13 @@ fn committed_txn(header: &[u8; HEADER_LEN]) -> u64 {
     u64::from_le_bytes(id)
 }
 
+/// The primary commit's transaction id, read from the storage's header.
+fn read_txn(raw: &dyn StorageBackend) -> Option<u64> {
+    let mut header = [0u8; HEADER_LEN];
+    raw.read(0, &mut header).ok()?;
+    Some(committed_txn(&header))
+}
+
 /// Which file a path named when it was opened: device and inode.
 type Identity = (u64, u64);
 
@@ -402,6 +414,8 @@ impl RedbStore {
             source: Source::File(mode),
             identity: None,
             checked: None,
+            raw: None,
+            acked_txn: None,
         };
         store.open_db()?;
         Ok(store)
@@ -424,6 +438,8 @@ impl RedbStore {
             source: Source::Backend(Box::new(move || Box::new(backend.clone()))),
             identity: None,
             checked: None,
+            raw: None,
+            acked_txn: None,
         };
         store.open_db()?;
         Ok(store)
@@ -469,8 +485,12 @@ impl RedbStore {
         let db = guard::catch(|| check_builder().create_with_backend(overlay))
             .map_err(|m| panicked(path, "checking the file", m))?
             .map_err(|e| database_error(path, e))?;
-        // redb repairs a file whose latest commit is damaged by falling back to the commit
-        // before it, which would drop acknowledged changes without a word: refuse that file.
+        // redb repairs a file whose latest commit cannot be read by falling back to the commit
+        // before it. That is right for a commit that failed half-way (a full disk, an I/O
+        // error, a power loss: never acknowledged) and wrong for damage to a commit that was
+        // acknowledged. This process knows which commits it acknowledged: a fall-back past one
+        // of them is refused. A process with no such knowledge (a fresh start) cannot tell
+        // the two apart, opens at the older commit and says so.
         let mut after = [0u8; HEADER_LEN];
         let before: Option<[u8; HEADER_LEN]> = view.base_header()[..]
             .get(..HEADER_LEN)
@@ -480,13 +500,30 @@ impl RedbStore {
             && view.read_start(&mut after).is_ok()
             && committed_txn(&after) <= committed_txn(&before)
         {
-            return Err(StoreError::Corrupt {
-                path: path_str(path),
-                detail: format!(
-                    "its latest commit (transaction {}) is damaged; only an older one can be read, which would lose acknowledged changes",
-                    committed_txn(&before)
+            let latest = committed_txn(&before);
+            let readable = committed_txn(&after).saturating_sub(1);
+            match self.acked_txn {
+                Some(acked) if readable < acked => {
+                    return Err(StoreError::Corrupt {
+                        path: path_str(path),
+                        detail: format!(
+                            "transaction {acked}, which this process wrote and acknowledged, can no longer be read; only transaction {readable} can, which would lose acknowledged changes"
+                        ),
+                    });
+                }
+                Some(_) => tracing::info!(
+                    path = %path.display(),
+                    failed = latest,
+                    kept = readable,
+                    "the commit that failed is dropped; the store goes on from the last one acknowledged"
                 ),
-            });
+                None => tracing::warn!(
+                    path = %path.display(),
+                    latest,
+                    kept = readable,
+                    "the latest commit of the job store cannot be read (a commit that failed half-way, or damage); opening it at the commit before"
+                ),
+            }
         }
         guard::catch(|| prepare_schema(&db, path))
             .map_err(|m| panicked(path, "reading the schema", m))??;
@@ -502,7 +539,8 @@ impl RedbStore {
         drop(view); // releases the lock for the writing open
         let (inner, identity) = self.fresh()?;
         let path = self.path.clone();
-        let db = guard::catch(|| builder().create_with_backend(Backend::direct(inner)))
+        let (direct, raw) = Backend::direct(inner);
+        let db = guard::catch(|| builder().create_with_backend(direct))
             .map_err(|m| panicked(&path, "opening the file", m))?
             .map_err(|e| database_error(&path, e))?;
         guard::catch(|| prepare_schema(&db, &path))
@@ -510,6 +548,8 @@ impl RedbStore {
         self.db = Some(db);
         self.writable = true;
         self.identity = identity;
+        self.acked_txn = read_txn(&*raw).or(self.acked_txn);
+        self.raw = Some(raw);
         self.failed = false;
         self.checked = Some(jobs);
         Ok(())
@@ -788,6 +828,9 @@ impl Store for RedbStore {
         });
         match written {
             Ok(staged) => {
+                if let Some(raw) = &self.raw {
+                    self.acked_txn = read_txn(&**raw).or(self.acked_txn);
+                }
                 for (id, keys) in staged {
                     match keys {
                         Some(k) => self.keys.insert(id, k),

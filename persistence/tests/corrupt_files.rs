@@ -2,7 +2,8 @@
 //! damaged header, a damaged tail — is refused on open with `StoreError::Corrupt` (or
 //! `Truncated`) whose sentence is true about the file, never with a panic, and the open leaves
 //! the file byte-for-byte as it found it: no repair, no truncation, on a file we call corrupt.
-//! Both a cleanly closed store and one a crash left open (which redb would repair) are tried.
+//! Both a cleanly closed store and one a crash left open (which redb would repair) are tried,
+//! except for the tail of a crash image (see `lost_commit.rs`).
 
 use std::fs;
 use std::path::Path;
@@ -153,7 +154,9 @@ fn a_damaged_header_is_refused_untouched() {
 
 #[test]
 fn a_damaged_tail_is_refused_untouched() {
-    for clean in [true, false] {
+    // (a crash image whose latest commit is damaged opens at the commit before: a fresh
+    // process cannot tell that from a commit that failed half-way; tests/lost_commit.rs)
+    for clean in [true] {
         // the last page that holds a record
         let err = open_damaged(clean, |b| {
             let at = b.windows(7).rposition(|w| w == b"record-").unwrap() / 4096 * 4096;
