@@ -788,7 +788,17 @@ impl RedbStore {
 }
 
 impl Store for RedbStore {
+    /// Every record. After a failed commit (before a reopen), the failed database is dropped
+    /// and what is durable is read through a checked read-only view, so a store that cannot be
+    /// written still answers.
     fn load(&mut self) -> Result<Vec<Job>, StoreError> {
+        if self.failed && self.writable {
+            self.db = None;
+            self.writable = false;
+            let (view, jobs) = self.check()?;
+            self.db = Some(view);
+            self.checked = Some(jobs);
+        }
         let out = match self.checked.take() {
             Some(jobs) => jobs,
             None => load_all(self.db()?, &self.path)?,
