@@ -23,8 +23,12 @@ pub trait Store: Send + 'static {
     }
 
     /// Drops whatever state a failed commit left and opens the store again; the runtime calls it
-    /// (with backoff) after a commit failed, then loads every record anew. A store with nothing to
-    /// reopen returns `Ok`.
+    /// after a commit failed (then with backoff while it keeps failing), then loads every record
+    /// anew. A store with nothing to reopen returns `Ok`.
+    ///
+    /// A store that can still be read but not written (a full disk) should keep answering
+    /// [`Store::load`] with what is durable after a failed commit or a failed reopen: the runtime
+    /// then keeps answering reads and refuses writes until a reopen succeeds.
     fn reopen(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
