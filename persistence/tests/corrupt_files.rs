@@ -173,7 +173,11 @@ fn an_undamaged_store_left_by_a_crash_opens_with_everything() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store.redb");
         make_store(&path, clean);
+        let image = fs::read(&path).unwrap();
         let mut store = RedbStore::open(&path, OpenMode::MustExist).unwrap();
         assert_eq!(store.load().unwrap().len(), JOBS);
+        // a file that passed the check is opened for writing (and repaired if a crash left
+        // it): unlike the damaged files above, it is written to
+        assert_ne!(fs::read(&path).unwrap(), image);
     }
 }
