@@ -63,7 +63,7 @@ pub async fn open_store(
         match opened {
             Err(StoreError::Locked { .. }) if tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_millis(100));
+                pause = (pause * 2).min(Duration::from_millis(25));
                 if give_up().await {
                     return Ok(None);
                 }
