@@ -5,14 +5,14 @@ use std::path::Path;
 
 use backwork_constraints::ManualProbe;
 use backwork_control::{COMMAND_KIND, ControlSocket};
-use backwork_persistence::{OpenMode, RedbStore};
+use backwork_persistence::OpenMode;
 use backwork_scheduler::{Runtime, RuntimeError};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::args::{DaemonArgs, DeviceSource, Profile};
 use crate::command::CommandWorker;
 use crate::error::CliError;
-use crate::session::{PAYLOAD_CAP, host_probe, store_path};
+use crate::session::{LOCK_WAIT, PAYLOAD_CAP, host_probe, open_store, store_path};
 
 /// Sends `state` to systemd's notification socket, if `NOTIFY_SOCKET` names one (a path, or an
 /// abstract socket written `@name`). Failures are logged, never fatal.
@@ -69,7 +69,15 @@ pub async fn run(store: Option<&Path>, socket: &Path, args: &DaemonArgs) -> Resu
     .map_err(|e| CliError::invalid(e.to_string()))?;
     let path = store_path(store)?;
     // the store's lock first: only its holder may replace a stale socket
-    let opened = RedbStore::open(&path, OpenMode::CreateIfMissing)?;
+    // (a CLI call working on the store without a daemon holds it briefly: wait for it)
+    let opened = open_store(&path, OpenMode::CreateIfMissing, LOCK_WAIT, async || false)
+        .await?
+        .ok_or_else(|| {
+            CliError::unavailable(format!(
+                "the job store {} could not be opened; try again",
+                path.display()
+            ))
+        })?;
     // the worker escalates to SIGKILL a little before the runtime would drop the run, so the
     // run's output is still recorded
     let worker_grace = args.grace.mul_f64(0.8);

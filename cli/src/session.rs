@@ -40,6 +40,39 @@ pub fn host_probe(_store: &Path) -> backwork_constraints::ManualProbe {
     backwork_constraints::ManualProbe::new()
 }
 
+/// How long a process waits for a store another process holds before it gives up: a CLI call
+/// that runs beside another one without a daemon, or a daemon starting while CLI calls work on
+/// the store, waits this long for the lock (DESIGN §7).
+pub const LOCK_WAIT: Duration = Duration::from_secs(3);
+
+/// Opens the store at `path`, waiting up to `wait` while another process holds it; `give_up`
+/// is asked between tries (the CLI stops waiting when a server starts answering).
+pub async fn open_store(
+    path: &Path,
+    mode: OpenMode,
+    wait: Duration,
+    mut give_up: impl AsyncFnMut() -> bool,
+) -> Result<Option<RedbStore>, StoreError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        let path = path.to_path_buf();
+        let opened = tokio::task::spawn_blocking(move || RedbStore::open(&path, mode))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        match opened {
+            Err(StoreError::Locked { .. }) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(25));
+                if give_up().await {
+                    return Ok(None);
+                }
+            }
+            other => return other.map(Some),
+        }
+    }
+}
+
 enum Backend {
     Remote(Client),
     Local { runtime: Runtime, ctx: Context },
@@ -69,8 +102,26 @@ impl Session {
         } else {
             OpenMode::MustExist
         };
-        let opened = match RedbStore::open(&path, mode) {
-            Ok(s) => s,
+        let mut client = None;
+        let opened = open_store(&path, mode, LOCK_WAIT, async || {
+            // a daemon that started meanwhile holds the store for good: talk to it
+            client = Client::connect(socket).await.ok().flatten();
+            client.is_some()
+        })
+        .await;
+        if let Some(client) = client {
+            return Ok(Session {
+                backend: Backend::Remote(client),
+            });
+        }
+        let opened = match opened {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                return Err(CliError::unavailable(format!(
+                    "the job store {} could not be opened; try again",
+                    path.display()
+                )));
+            }
             Err(StoreError::Locked { path, holder }) => {
                 return Err(CliError::unavailable(format!(
                     "the job store {path} is in use by {} and nothing answers on the control socket {}; if it is a backwork daemon or app, give its socket with --socket, otherwise stop it and try again",

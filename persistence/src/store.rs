@@ -3,15 +3,19 @@
 use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use backwork_scheduler::{ChangeSet, Job, JobId, JobState, Store, StoreError, Time};
 use redb::backends::FileBackend;
 use redb::{
     Builder, Database, DatabaseError, Durability, ReadableDatabase, ReadableTable,
-    ReadableTableMetadata, StorageError,
+    ReadableTableMetadata, StorageBackend, StorageError,
 };
+
+use crate::backend::Backend;
+use crate::guard;
 
 use crate::schema::{
     self, BY_DUE, BY_NAME, BY_STATE, BY_TAG, Indexes, JOBS, Keys, META, MigrationError,
@@ -32,22 +36,24 @@ pub enum OpenMode {
 #[derive(Debug)]
 pub struct RedbStore {
     db: Option<Database>,
+    /// False when `db` is a read-only view (on the checking overlay) kept after a failed
+    /// reopen, so reads still answer while writes cannot be made durable (e.g. a full disk).
+    writable: bool,
     path: PathBuf,
     /// Index keys of every stored record, so commits update indexes without re-reading records.
     keys: HashMap<JobId, Keys>,
     /// Set after a failed commit: redb may hold a poisoned state, so the store must be reopened.
     failed: bool,
-    /// How to open the database again; `None` for a file store (it reopens its path).
-    reopener: Option<Reopener>,
-}
-
-/// Opens a backend store's database again (on a fresh handle of the same backend).
-struct Reopener(Box<dyn Fn() -> Result<Database, DatabaseError> + Send>);
-
-impl std::fmt::Debug for Reopener {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Reopener")
-    }
+    source: Source,
+    /// Device and inode of the file opened (file stores): a commit counts only if the path
+    /// still names that file.
+    identity: Option<Identity>,
+    /// The records decoded by the check of the last open, handed out by the next `load`.
+    checked: Option<Vec<Job>>,
+    /// The bytes below the writing database, to read redb's header after each commit.
+    raw: Option<Arc<dyn StorageBackend>>,
+    /// The transaction id of the latest commit this process acknowledged (or found on open).
+    acked_txn: Option<u64>,
 }
 
 fn path_str(p: &Path) -> String {
@@ -110,15 +116,21 @@ fn corrupt_or_truncated(path: &Path, detail: String) -> StoreError {
 }
 
 /// The process that has `path` open, if one of this user's processes does (Linux: looks through
-/// `/proc/*/fd`); "process 1234 (backwork)".
+/// `/proc/*/fd`); "process 1234 (backwork)". Another process is named before this one (which
+/// has the file open itself while it finds out it cannot lock it).
 fn lock_holder(path: &Path) -> Option<String> {
     let target = std::fs::canonicalize(path).ok()?;
     let procs = std::fs::read_dir("/proc").ok()?;
+    let me = std::process::id();
+    let mut this_one = None;
     for entry in procs.flatten() {
         let name = entry.file_name();
         let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
             continue;
         };
+        if pid == me && this_one.is_some() {
+            continue;
+        }
         let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
             continue; // another user's process, or gone
         };
@@ -127,13 +139,17 @@ fn lock_holder(path: &Path) -> Option<String> {
             .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l == target));
         if holds {
             let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-            return Some(match comm.trim() {
+            let named = match comm.trim() {
                 "" => format!("process {pid}"),
                 c => format!("process {pid} ({c})"),
-            });
+            };
+            if pid != me {
+                return Some(named);
+            }
+            this_one = Some(named);
         }
     }
-    None
+    this_one
 }
 
 fn database_error(path: &Path, e: DatabaseError) -> StoreError {
@@ -173,6 +189,8 @@ fn redb_error(path: &Path, action: &'static str, e: impl Into<redb::Error>) -> S
     }
 }
 
+/// The builder of the writing open: the repair of a file left by a crash (it runs only on a file
+/// that already passed [`RedbStore::check`]) reports its progress.
 fn builder() -> Builder {
     let mut b = Builder::new();
     b.set_repair_callback(|session| {
@@ -184,18 +202,198 @@ fn builder() -> Builder {
     b
 }
 
+/// The builder of the checking open: it verifies the checksum of every page of the committed
+/// trees (redb's integrity check) and reports its progress.
+fn check_builder() -> Builder {
+    let mut b = Builder::new();
+    b.set_check_integrity_on_open(true);
+    b.set_repair_callback(|session| {
+        tracing::debug!(
+            progress = format!("{:.0}%", session.progress() * 100.0),
+            "checking the job store"
+        );
+    });
+    b
+}
+
+/// A redb panic caught while `action`: the file holds data redb cannot follow.
+fn panicked(path: &Path, action: &str, message: String) -> StoreError {
+    StoreError::Corrupt {
+        path: path_str(path),
+        detail: format!("redb stopped on damaged data while {action}: {message}"),
+    }
+}
+
+/// redb's file header (format version 3, documented in redb's design notes): a 64-byte header
+/// whose byte 9 (the "god byte") says which of the two 128-byte commit slots that follow is the
+/// primary; each slot holds its transaction id, little-endian, at byte 104.
+const HEADER_LEN: usize = 64 + 2 * 128;
+
+/// The transaction id of the primary commit slot of a file header.
+fn committed_txn(header: &[u8; HEADER_LEN]) -> u64 {
+    let slot = 64 + 128 * usize::from(header[9] & 1);
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&header[slot + 104..slot + 112]);
+    u64::from_le_bytes(id)
+}
+
+/// The primary commit's transaction id, read from the storage's header.
+fn read_txn(raw: &dyn StorageBackend) -> Option<u64> {
+    let mut header = [0u8; HEADER_LEN];
+    raw.read(0, &mut header).ok()?;
+    Some(committed_txn(&header))
+}
+
+/// Which file a path named when it was opened: device and inode.
+type Identity = (u64, u64);
+
+fn identity(meta: &fs::Metadata) -> Identity {
+    (meta.dev(), meta.ino())
+}
+
+/// Where the store's bytes come from.
+enum Source {
+    /// A file at the store's path.
+    File(OpenMode),
+    /// A custom backend (tests): a factory of fresh handles on the same bytes.
+    Backend(Box<dyn Fn() -> Box<dyn StorageBackend> + Send>),
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::File(mode) => write!(f, "File({mode:?})"),
+            Source::Backend(_) => f.write_str("Backend"),
+        }
+    }
+}
+
+/// Reads the schema version, migrates an older layout and creates missing tables — writing only
+/// when something is missing or old, so opening a current store on a full disk needs no space.
+fn prepare_schema(db: &Database, path: &Path) -> Result<(), StoreError> {
+    let err = |e: redb::Error| redb_error(path, "read its schema", e);
+    let current = {
+        let txn = db.begin_read().map_err(|e| err(e.into()))?;
+        let exists = |r: Result<(), redb::TableError>| match r {
+            Ok(()) => Ok(true),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(false),
+            Err(e) => Err(err(e.into())),
+        };
+        let version = match txn.open_table(META) {
+            Ok(meta) => meta
+                .get(VERSION_KEY)
+                .map_err(|e| err(e.into()))?
+                .map(|v| v.value()),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(err(e.into())),
+        };
+        version == Some(SCHEMA_VERSION)
+            && exists(txn.open_table(JOBS).map(drop))?
+            && exists(txn.open_table(BY_STATE).map(drop))?
+            && exists(txn.open_table(BY_DUE).map(drop))?
+            && exists(txn.open_multimap_table(BY_NAME).map(drop))?
+            && exists(txn.open_multimap_table(BY_TAG).map(drop))?
+    };
+    if current {
+        return Ok(());
+    }
+    let txn = db.begin_write().map_err(|e| err(e.into()))?;
+    let version = {
+        let meta = txn.open_table(META).map_err(|e| err(e.into()))?;
+        let v = meta.get(VERSION_KEY).map_err(|e| err(e.into()))?;
+        v.map(|v| v.value())
+    };
+    let version = match version {
+        Some(v) => v,
+        None => {
+            let jobs = txn.open_table(JOBS).map_err(|e| err(e.into()))?;
+            if jobs.len().map_err(|e| err(e.into()))? > 0 {
+                return Err(StoreError::Corrupt {
+                    path: path_str(path),
+                    detail: "it holds records but no schema version".into(),
+                });
+            }
+            SCHEMA_VERSION
+        }
+    };
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            path: path_str(path),
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if version < 1 {
+        return Err(StoreError::Corrupt {
+            path: path_str(path),
+            detail: format!("unknown schema version {version}"),
+        });
+    }
+    if version == 1 {
+        let n = schema::migrate_1_to_2(&txn).map_err(|e| match e {
+            MigrationError::Redb(e) => err(e),
+            MigrationError::Record(id, detail) => StoreError::Corrupt {
+                path: path_str(path),
+                detail: format!("record {} cannot be read: {detail}", JobId::from_u128(id)),
+            },
+        })?;
+        tracing::info!(records = n, "migrated the job store from schema 1 to 2");
+    }
+    {
+        let mut meta = txn.open_table(META).map_err(|e| err(e.into()))?;
+        meta.insert(VERSION_KEY, SCHEMA_VERSION)
+            .map_err(|e| err(e.into()))?;
+        txn.open_table(JOBS).map_err(|e| err(e.into()))?;
+        txn.open_table(BY_STATE).map_err(|e| err(e.into()))?;
+        txn.open_table(BY_DUE).map_err(|e| err(e.into()))?;
+        txn.open_multimap_table(BY_NAME)
+            .map_err(|e| err(e.into()))?;
+        txn.open_multimap_table(BY_TAG).map_err(|e| err(e.into()))?;
+    }
+    txn.commit().map_err(|e| err(e.into()))?;
+    Ok(())
+}
+
+fn decode(path: &Path, id: u128, bytes: &[u8]) -> Result<Job, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        path: path_str(path),
+        detail: format!("record {} cannot be read: {e}", JobId::from_u128(id)),
+    })
+}
+
+/// Every record of `db`, decoded; a redb panic on the way is a [`StoreError::Corrupt`].
+fn load_all(db: &Database, path: &Path) -> Result<Vec<Job>, StoreError> {
+    let read = guard::catch(|| -> Result<Vec<Job>, StoreError> {
+        let txn = db.begin_read().map_err(|e| redb_error(path, "read", e))?;
+        let table = txn
+            .open_table(JOBS)
+            .map_err(|e| redb_error(path, "read", e))?;
+        let mut jobs = Vec::new();
+        for row in table.iter().map_err(|e| redb_error(path, "read", e))? {
+            let (id, bytes) = row.map_err(|e| redb_error(path, "read", e))?;
+            jobs.push(decode(path, id.value(), bytes.value())?);
+        }
+        Ok(jobs)
+    });
+    read.map_err(|m| panicked(path, "reading the records", m))?
+}
+
 impl RedbStore {
-    /// Opens the store at `path`, creating it if `mode` allows. Refuses, and leaves untouched, a
-    /// file that is empty, truncated, corrupt, held by another process, or of a newer schema.
-    /// Migrates an older schema in place.
+    /// Opens the store at `path`, creating it if `mode` allows.
+    ///
+    /// The file is **checked before anything is written to it**: a first open runs redb's
+    /// integrity check (every page checksum of the committed trees), the schema check and the
+    /// decoding of every record over an in-memory overlay, so whatever redb would write on the
+    /// way — the repair of a file a crash left, the check's own commit — stays in memory. Only a
+    /// file that passed is opened for writing, where redb may repair it (after a crash; progress
+    /// is logged). A file that is empty, truncated, corrupt (redb panics included), held by
+    /// another process, or of a newer schema is refused with its [`StoreError`] and left
+    /// byte-for-byte unchanged. An older schema is migrated in place.
+    ///
+    /// A missing file is created without ever replacing one (see [`OpenMode::CreateIfMissing`]).
     pub fn open(path: impl AsRef<Path>, mode: OpenMode) -> Result<RedbStore, StoreError> {
         let path = path.as_ref().to_path_buf();
         match fs::metadata(&path) {
-            Ok(meta) if meta.len() == 0 => {
-                return Err(StoreError::Empty {
-                    path: path_str(&path),
-                });
-            }
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => match mode {
                 OpenMode::MustExist => {
@@ -207,48 +405,160 @@ impl RedbStore {
             },
             Err(e) => return Err(io_error(&path, "open", &e)),
         }
-        let db = builder()
-            .open(&path)
-            .map_err(|e| database_error(&path, e))?;
         let mut store = RedbStore {
-            db: Some(db),
+            db: None,
+            writable: false,
             path,
             keys: HashMap::new(),
             failed: false,
-            reopener: None,
+            source: Source::File(mode),
+            identity: None,
+            checked: None,
+            raw: None,
+            acked_txn: None,
         };
-        store.prepare_schema()?;
+        store.open_db()?;
         Ok(store)
     }
 
     /// Opens (or initializes) a store on a custom redb storage backend — for tests that
     /// simulate crashes and faults below the file system. `name` is only used in messages.
-    /// The backend is cloned to reopen the store after a failure, so clones must share the
-    /// underlying bytes.
+    /// The backend is cloned to check it and to reopen the store after a failure, so clones
+    /// must share the underlying bytes.
     pub fn with_backend(
         backend: impl redb::StorageBackend + Clone,
         name: impl Into<PathBuf>,
     ) -> Result<RedbStore, StoreError> {
-        let path = name.into();
-        let db = builder()
-            .create_with_backend(backend.clone())
-            .map_err(|e| database_error(&path, e))?;
-        let reopener = Reopener(Box::new(move || {
-            builder().create_with_backend(backend.clone())
-        }));
         let mut store = RedbStore {
-            db: Some(db),
-            path,
+            db: None,
+            writable: false,
+            path: name.into(),
             keys: HashMap::new(),
             failed: false,
-            reopener: Some(reopener),
+            source: Source::Backend(Box::new(move || Box::new(backend.clone()))),
+            identity: None,
+            checked: None,
+            raw: None,
+            acked_txn: None,
         };
-        store.prepare_schema()?;
+        store.open_db()?;
         Ok(store)
     }
 
-    /// Creates a fresh store file atomically: it is built under a temporary name in the same
-    /// directory and renamed into place, so a crash never leaves an empty file at `path`.
+    /// A fresh handle on the store's bytes, and for a file the identity of what it opened.
+    fn fresh(&self) -> Result<(Box<dyn StorageBackend>, Option<Identity>), StoreError> {
+        match &self.source {
+            Source::Backend(make) => Ok((make(), None)),
+            Source::File(_) => {
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&self.path)
+                    .map_err(|e| match e.kind() {
+                        io::ErrorKind::NotFound => StoreError::Missing {
+                            path: path_str(&self.path),
+                        },
+                        _ => io_error(&self.path, "open", &e),
+                    })?;
+                let meta = file
+                    .metadata()
+                    .map_err(|e| io_error(&self.path, "open", &e))?;
+                if meta.len() == 0 {
+                    return Err(StoreError::Empty {
+                        path: path_str(&self.path),
+                    });
+                }
+                let backend = FileBackend::new(file).map_err(|e| database_error(&self.path, e))?;
+                Ok((Box::new(backend), Some(identity(&meta))))
+            }
+        }
+    }
+
+    /// Checks the store without writing to it: an open over an in-memory overlay with redb's
+    /// integrity check, the schema check (a migration runs in the overlay too) and every record
+    /// decoded. Returns the checked database (still on the overlay, holding the file's lock)
+    /// and the records.
+    fn check(&self) -> Result<(Database, Vec<Job>), StoreError> {
+        let path = &self.path;
+        let (inner, _) = self.fresh()?;
+        let (overlay, view) = Backend::overlay(inner);
+        let db = guard::catch(|| check_builder().create_with_backend(overlay))
+            .map_err(|m| panicked(path, "checking the file", m))?
+            .map_err(|e| database_error(path, e))?;
+        // redb repairs a file whose latest commit cannot be read by falling back to the commit
+        // before it. That is right for a commit that failed half-way (a full disk, an I/O
+        // error, a power loss: never acknowledged) and wrong for damage to a commit that was
+        // acknowledged. This process knows which commits it acknowledged: a fall-back past one
+        // of them is refused. A process with no such knowledge (a fresh start) cannot tell
+        // the two apart, opens at the older commit and says so.
+        let mut after = [0u8; HEADER_LEN];
+        let before: Option<[u8; HEADER_LEN]> = view.base_header()[..]
+            .get(..HEADER_LEN)
+            .and_then(|b| b.try_into().ok());
+        if let Some(before) = before
+            && view.wrote_header()
+            && view.read_start(&mut after).is_ok()
+            && committed_txn(&after) <= committed_txn(&before)
+        {
+            let latest = committed_txn(&before);
+            let readable = committed_txn(&after).saturating_sub(1);
+            match self.acked_txn {
+                Some(acked) if readable < acked => {
+                    return Err(StoreError::Corrupt {
+                        path: path_str(path),
+                        detail: format!(
+                            "transaction {acked}, which this process wrote and acknowledged, can no longer be read; only transaction {readable} can, which would lose acknowledged changes"
+                        ),
+                    });
+                }
+                Some(_) => tracing::info!(
+                    path = %path.display(),
+                    failed = latest,
+                    kept = readable,
+                    "the commit that failed is dropped; the store goes on from the last one acknowledged"
+                ),
+                None => tracing::warn!(
+                    path = %path.display(),
+                    latest,
+                    kept = readable,
+                    "the latest commit of the job store cannot be read (a commit that failed half-way, or damage); opening it at the commit before"
+                ),
+            }
+        }
+        guard::catch(|| prepare_schema(&db, path))
+            .map_err(|m| panicked(path, "reading the schema", m))??;
+        let jobs = load_all(&db, path)?;
+        Ok((db, jobs))
+    }
+
+    /// Checks the store, then opens it for writing (see [`RedbStore::open`]).
+    fn open_db(&mut self) -> Result<(), StoreError> {
+        self.db = None;
+        self.writable = false;
+        let (view, jobs) = self.check()?;
+        drop(view); // releases the lock for the writing open
+        let (inner, identity) = self.fresh()?;
+        let path = self.path.clone();
+        let (direct, raw) = Backend::direct(inner);
+        let db = guard::catch(|| builder().create_with_backend(direct))
+            .map_err(|m| panicked(&path, "opening the file", m))?
+            .map_err(|e| database_error(&path, e))?;
+        guard::catch(|| prepare_schema(&db, &path))
+            .map_err(|m| panicked(&path, "preparing the schema", m))??;
+        self.db = Some(db);
+        self.writable = true;
+        self.identity = identity;
+        self.acked_txn = read_txn(&*raw).or(self.acked_txn);
+        self.raw = Some(raw);
+        self.failed = false;
+        self.checked = Some(jobs);
+        Ok(())
+    }
+
+    /// Creates a fresh store file without ever replacing one: it is built under a temporary
+    /// name in the same directory, then linked to `path` with `link(2)`, which fails if `path`
+    /// exists. When another process created the store meanwhile, its file is kept (and opened
+    /// by the caller); the temporary file is removed either way.
     fn create(path: &Path) -> Result<(), StoreError> {
         let dir = path.parent().unwrap_or(Path::new("."));
         if !dir.as_os_str().is_empty() && !dir.exists() {
@@ -261,34 +571,53 @@ impl RedbStore {
             fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
                 .map_err(|e| io_error(dir, "set its directory's permissions", &e))?;
         }
-        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| io_error(&tmp, "create", &e))?;
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))
-            .map_err(|e| io_error(&tmp, "set permissions", &e))?;
-        let result = (|| {
-            let backend = FileBackend::new(file).map_err(|e| database_error(&tmp, e))?;
-            let db = builder()
-                .create_with_backend(backend)
-                .map_err(|e| database_error(&tmp, e))?;
-            // the schema (version, tables) is written by `prepare_schema` on the first open
-            drop(db);
-            fs::rename(&tmp, path).map_err(|e| io_error(path, "create", &e))?;
-            if let Ok(d) = fs::File::open(dir) {
-                let _ = d.sync_all();
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(
+                ".{}.",
+                path.file_name().unwrap_or_default().to_string_lossy()
+            ))
+            .suffix(".tmp")
+            .permissions(fs::Permissions::from_mode(0o600))
+            .tempfile_in(if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            })
+            .map_err(|e| io_error(path, "create", &e))?;
+        // the umask may have filtered the mode; set it exactly
+        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o600))
+            .map_err(|e| io_error(tmp.path(), "set permissions", &e))?;
+        let file = tmp
+            .as_file()
+            .try_clone()
+            .map_err(|e| io_error(tmp.path(), "create", &e))?;
+        let backend = FileBackend::new(file).map_err(|e| database_error(tmp.path(), e))?;
+        let db = builder()
+            .create_with_backend(backend)
+            .map_err(|e| database_error(tmp.path(), e))?;
+        // the schema (version, tables) is written by `prepare_schema` on the first open
+        drop(db);
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| io_error(tmp.path(), "create", &e))?;
+        match fs::hard_link(tmp.path(), path) {
+            Ok(()) => {
+                if let Ok(d) = fs::File::open(if dir.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    dir
+                }) {
+                    let _ = d.sync_all();
+                }
+                tracing::info!(path = %path.display(), "created a new job store");
             }
-            tracing::info!(path = %path.display(), "created a new job store");
-            Ok(())
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                tracing::debug!(path = %path.display(), "another process created the job store first; opening it");
+            }
+            Err(e) => return Err(io_error(path, "create", &e)),
         }
-        result
+        // `tmp` is unlinked when dropped
+        Ok(())
     }
 
     fn db(&self) -> Result<&Database, StoreError> {
@@ -297,66 +626,13 @@ impl RedbStore {
         })
     }
 
-    /// Checks the schema version and migrates an older layout.
-    fn prepare_schema(&mut self) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        let err = |e: redb::Error| redb_error(&path, "read its schema", e);
-        let db = self.db()?;
-        let txn = db.begin_write().map_err(|e| err(e.into()))?;
-        let version = {
-            let meta = txn.open_table(META).map_err(|e| err(e.into()))?;
-            let v = meta.get(VERSION_KEY).map_err(|e| err(e.into()))?;
-            v.map(|v| v.value())
-        };
-        let version = match version {
-            Some(v) => v,
-            None => {
-                let jobs = txn.open_table(JOBS).map_err(|e| err(e.into()))?;
-                if jobs.len().map_err(|e| err(e.into()))? > 0 {
-                    return Err(StoreError::Corrupt {
-                        path: path_str(&self.path),
-                        detail: "it holds records but no schema version".into(),
-                    });
-                }
-                SCHEMA_VERSION
-            }
-        };
-        if version > SCHEMA_VERSION {
-            return Err(StoreError::NewerSchema {
-                path: path_str(&self.path),
-                found: version,
-                supported: SCHEMA_VERSION,
-            });
+    /// True when the path still names the file this store opened (checked after every commit,
+    /// before the commit counts as done).
+    fn still_at_path(&self) -> bool {
+        match self.identity {
+            None => true,
+            Some(id) => fs::metadata(&self.path).is_ok_and(|m| identity(&m) == id),
         }
-        if version < 1 {
-            return Err(StoreError::Corrupt {
-                path: path_str(&self.path),
-                detail: format!("unknown schema version {version}"),
-            });
-        }
-        if version == 1 {
-            let n = schema::migrate_1_to_2(&txn).map_err(|e| match e {
-                MigrationError::Redb(e) => err(e),
-                MigrationError::Record(id, detail) => StoreError::Corrupt {
-                    path: path_str(&path),
-                    detail: format!("record {} cannot be read: {detail}", JobId::from_u128(id)),
-                },
-            })?;
-            tracing::info!(records = n, "migrated the job store from schema 1 to 2");
-        }
-        {
-            let mut meta = txn.open_table(META).map_err(|e| err(e.into()))?;
-            meta.insert(VERSION_KEY, SCHEMA_VERSION)
-                .map_err(|e| err(e.into()))?;
-            txn.open_table(JOBS).map_err(|e| err(e.into()))?;
-            txn.open_table(BY_STATE).map_err(|e| err(e.into()))?;
-            txn.open_table(BY_DUE).map_err(|e| err(e.into()))?;
-            txn.open_multimap_table(BY_NAME)
-                .map_err(|e| err(e.into()))?;
-            txn.open_multimap_table(BY_TAG).map_err(|e| err(e.into()))?;
-        }
-        txn.commit().map_err(|e| err(e.into()))?;
-        Ok(())
     }
 
     /// The store file.
@@ -369,11 +645,14 @@ impl RedbStore {
         &self,
         f: impl FnOnce(&redb::ReadTransaction) -> Result<T, redb::Error>,
     ) -> Result<T, StoreError> {
-        let txn = self
-            .db()?
-            .begin_read()
-            .map_err(|e| redb_error(&self.path, "read", e))?;
-        f(&txn).map_err(|e| redb_error(&self.path, "read", e))
+        let db = self.db()?;
+        guard::catch(|| {
+            let txn = db
+                .begin_read()
+                .map_err(|e| redb_error(&self.path, "read", e))?;
+            f(&txn).map_err(|e| redb_error(&self.path, "read", e))
+        })
+        .map_err(|m| panicked(&self.path, "reading", m))?
     }
 
     /// The schema version on disk.
@@ -384,20 +663,15 @@ impl RedbStore {
         })
     }
 
-    fn decode(&self, id: u128, bytes: &[u8]) -> Result<Job, StoreError> {
-        serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
-            path: path_str(&self.path),
-            detail: format!("record {} cannot be read: {e}", JobId::from_u128(id)),
-        })
-    }
-
     /// One record, read from disk.
     pub fn get(&self, id: JobId) -> Result<Option<Job>, StoreError> {
         let bytes = self.read(|txn| {
             let row = txn.open_table(JOBS)?.get(id.as_u128())?;
             Ok(row.map(|b| b.value().to_vec()))
         })?;
-        bytes.map(|b| self.decode(id.as_u128(), &b)).transpose()
+        bytes
+            .map(|b| decode(&self.path, id.as_u128(), &b))
+            .transpose()
     }
 
     /// Ids of the jobs in `state`, in id order (from the state index).
@@ -514,32 +788,59 @@ impl RedbStore {
 }
 
 impl Store for RedbStore {
+    /// Every record. After a failed commit (before a reopen), the failed database is dropped
+    /// and what is durable is read through a checked read-only view, so a store that cannot be
+    /// written still answers.
     fn load(&mut self) -> Result<Vec<Job>, StoreError> {
-        let decoded = self.read(|txn| {
-            let mut jobs = Vec::new();
-            for row in txn.open_table(JOBS)?.iter()? {
-                let (id, bytes) = row?;
-                jobs.push(self.decode(id.value(), bytes.value()));
-            }
-            Ok(jobs)
-        })?;
-        let out = decoded
-            .into_iter()
-            .collect::<Result<Vec<Job>, StoreError>>()?;
+        if self.failed && self.writable {
+            self.db = None;
+            self.writable = false;
+            let (view, jobs) = self.check()?;
+            self.db = Some(view);
+            self.checked = Some(jobs);
+        }
+        let out = match self.checked.take() {
+            Some(jobs) => jobs,
+            None => load_all(self.db()?, &self.path)?,
+        };
         self.keys = out.iter().map(|j| (j.id, Keys::of(j))).collect();
         Ok(out)
     }
 
     fn commit(&mut self, changes: &ChangeSet) -> Result<(), StoreError> {
-        if self.failed {
+        self.checked = None;
+        if self.failed || !self.writable {
             return Err(StoreError::Io {
                 path: path_str(&self.path),
                 action: "commit",
                 detail: "an earlier commit failed; the store must be reopened".into(),
             });
         }
-        match self.write(changes) {
+        let written = guard::catch(|| self.write(changes)).unwrap_or_else(|m| {
+            Err(StoreError::Io {
+                path: path_str(&self.path),
+                action: "commit",
+                detail: format!(
+                    "redb stopped on damaged data ({m}); the store is checked again when it is reopened"
+                ),
+            })
+        });
+        // The commit counts only if the path still names the file it went to: a store deleted
+        // or replaced meanwhile gets nothing acknowledged (checked once per group commit).
+        let written = written.and_then(|staged| {
+            if self.still_at_path() {
+                Ok(staged)
+            } else {
+                Err(StoreError::Replaced {
+                    path: path_str(&self.path),
+                })
+            }
+        });
+        match written {
             Ok(staged) => {
+                if let Some(raw) = &self.raw {
+                    self.acked_txn = read_txn(&**raw).or(self.acked_txn);
+                }
                 for (id, keys) in staged {
                     match keys {
                         Some(k) => self.keys.insert(id, k),
@@ -564,19 +865,30 @@ impl Store for RedbStore {
         Ok(())
     }
 
+    /// Checks and opens the store again (as [`RedbStore::open`] does). When the file passes the
+    /// check but cannot be opened for writing — e.g. the repair of the failed commit needs space
+    /// on a full disk — the store keeps a read-only view of what is durable, so
+    /// [`Store::load`] still answers, and returns the error.
     fn reopen(&mut self) -> Result<(), StoreError> {
         // drop the failed database first: it holds the file lock
         self.db = None;
-        let db = match &self.reopener {
-            Some(Reopener(open)) => open(),
-            None => builder().open(&self.path),
-        }
-        .map_err(|e| database_error(&self.path, e))?;
-        self.db = Some(db);
-        self.failed = false;
+        self.writable = false;
         self.keys.clear(); // `load` rebuilds it
-        self.prepare_schema()?;
-        tracing::info!(path = %self.path.display(), "job store reopened");
-        Ok(())
+        match self.open_db() {
+            Ok(()) => {
+                tracing::info!(path = %self.path.display(), "job store reopened");
+                Ok(())
+            }
+            Err(e) => {
+                self.db = None;
+                if let Ok((view, jobs)) = self.check() {
+                    self.db = Some(view);
+                    self.checked = Some(jobs);
+                    tracing::warn!(path = %self.path.display(), error = %e, "the job store can be read but not written");
+                }
+                self.failed = true;
+                Err(e)
+            }
+        }
     }
 }

@@ -23,8 +23,12 @@ pub trait Store: Send + 'static {
     }
 
     /// Drops whatever state a failed commit left and opens the store again; the runtime calls it
-    /// (with backoff) after a commit failed, then loads every record anew. A store with nothing to
-    /// reopen returns `Ok`.
+    /// after a commit failed (then with backoff while it keeps failing), then loads every record
+    /// anew. A store with nothing to reopen returns `Ok`.
+    ///
+    /// A store that can still be read but not written (a full disk) should keep answering
+    /// [`Store::load`] with what is durable after a failed commit or a failed reopen: the runtime
+    /// then keeps answering reads and refuses writes until a reopen succeeds.
     fn reopen(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
@@ -90,6 +94,15 @@ pub enum StoreError {
         found: u64,
         /// The newest version this binary reads.
         supported: u64,
+    },
+    /// The store file was deleted, or another file put at its path, while this process had it
+    /// open: what it writes would go to a file nobody opens again, so nothing is acknowledged.
+    #[error(
+        "the job store {path} was deleted or replaced by another file while this process had it open, so this change was not saved; check what removed or replaced the file, then try again"
+    )]
+    Replaced {
+        /// The store file.
+        path: String,
     },
     /// The disk is full.
     #[error("the disk holding the job store {path} is full; free some space and try again")]

@@ -37,6 +37,20 @@ use crate::store::{MemoryStore, Store, StoreError};
 /// How many ready inputs one wake-up gathers before it commits.
 const MAX_BATCH: usize = 4096;
 
+/// The first pause before reopening a store that failed again soon after it came back.
+const REOPEN_FIRST: Duration = Duration::from_millis(100);
+/// The longest pause between two tries to reopen a failed store.
+const REOPEN_MAX: Duration = Duration::from_secs(10);
+
+/// Set while the store cannot take writes (a commit failed and the store has not been reopened):
+/// writes are refused at once with `error`, reads answer from what the store still reads.
+struct StoreDown {
+    /// What writes are told.
+    error: StoreError,
+    /// When to try reopening the store next.
+    retry_at: tokio::time::Instant,
+}
+
 /// An error from the runtime.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
@@ -172,6 +186,16 @@ pub(crate) enum Command {
         grace: Duration,
         reply: Reply1<()>,
     },
+}
+
+impl Command {
+    /// True for the commands that change jobs (and so need the store to take a commit).
+    fn is_write(&self) -> bool {
+        matches!(
+            self,
+            Command::Enqueue { .. } | Command::EnqueueMany { .. } | Command::Event { .. }
+        )
+    }
 }
 
 /// Counters of what the runtime's actor did, for tests and benchmarks.
@@ -584,6 +608,8 @@ impl RuntimeBuilder {
             batch: BTreeMap::new(),
             effects: Vec::new(),
             replies: Vec::new(),
+            down: None,
+            backoff: Duration::ZERO,
         };
         let services_stop = stop.child_token();
         let mut started = Vec::with_capacity(services.len());
@@ -649,8 +675,13 @@ enum Input {
     Done((JobId, u32, RunOutcome)),
     Cmd(Command),
     Device(DeviceState),
-    Timer { deadline: Time, wake: Wake },
+    Timer {
+        deadline: Time,
+        wake: Wake,
+    },
     Dropped,
+    /// Time to try reopening the failed store.
+    Reopen,
 }
 
 struct Actor {
@@ -678,6 +709,10 @@ struct Actor {
     batch: BTreeMap<JobId, Option<Job>>,
     effects: Vec<Action>,
     replies: Vec<Respond>,
+    /// Set while the store cannot take writes.
+    down: Option<StoreDown>,
+    /// The pause before the next reopen; zero once a commit succeeded.
+    backoff: Duration,
 }
 
 async fn next_device(rx: &mut Option<watch::Receiver<DeviceState>>) -> DeviceState {
@@ -688,6 +723,13 @@ async fn next_device(rx: &mut Option<watch::Receiver<DeviceState>>) -> DeviceSta
         *rx = None;
     }
     std::future::pending().await
+}
+
+async fn retry_at(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn wait(sleep: Option<(Time, worker::BoxFuture<Wake>)>) -> (Time, Wake) {
@@ -728,10 +770,19 @@ impl Actor {
         // Carry out what loading the store produced (recovery writes, immediate starts).
         self.commit_and_apply().await?;
         loop {
-            if self.shutting_down && self.core.running() == 0 {
+            // (with the store down, runs the core believes started were never started)
+            if self.shutting_down
+                && (self.core.running() == 0 || (self.down.is_some() && self.runs.is_empty()))
+            {
                 return Ok(());
             }
-            let deadline = self.core.poll_timeout();
+            // while the store is down nothing can start (a start must be durable first): the
+            // core's deadlines wait until it is back
+            let deadline = match &self.down {
+                None => self.core.poll_timeout(),
+                Some(_) => None,
+            };
+            let reopen_at = self.down.as_ref().map(|d| d.retry_at);
             let input = {
                 let sleep = deadline.map(|d| (d, self.clock.sleep_until(d)));
                 tokio::select! {
@@ -739,10 +790,23 @@ impl Actor {
                     Some(done) = self.done_rx.recv() => Input::Done(done),
                     state = next_device(&mut self.probe_rx) => Input::Device(state),
                     (deadline, wake) = wait(sleep) => Input::Timer { deadline, wake },
+                    () = retry_at(reopen_at) => Input::Reopen,
                     () = self.stop.cancelled(), if !self.shutting_down => Input::Dropped,
                     Some(cmd) = self.rx.recv() => Input::Cmd(cmd),
                 }
             };
+            if matches!(input, Input::Reopen) {
+                self.reopen_store().await?;
+                continue;
+            }
+            // a write that comes once the next try is due tries first (it may be what frees
+            // the store: space was made, the disk came back)
+            if let (Input::Cmd(cmd), Some(down)) = (&input, &self.down)
+                && cmd.is_write()
+                && tokio::time::Instant::now() >= down.retry_at
+            {
+                self.reopen_store().await?;
+            }
             self.handle.counters.wakeups.fetch_add(1, Ordering::Relaxed);
             if matches!(input, Input::Timer { .. }) {
                 self.handle
@@ -851,6 +915,7 @@ impl Actor {
             }
             Input::Dropped => self.begin_shutdown(self.core.config().grace),
             Input::Cmd(cmd) => self.command(cmd),
+            Input::Reopen => {} // handled by the loop
         }
     }
 
@@ -863,6 +928,28 @@ impl Actor {
     }
 
     fn command(&mut self, cmd: Command) {
+        // A write whose caller has gone is not made: nobody would learn whether it happened.
+        // While the store is down, a write is refused at once with the store's error (its
+        // change could not be made durable), before it reaches the core.
+        let refusal = self
+            .down
+            .as_ref()
+            .map(|d| RuntimeError::Store(d.error.clone()));
+        let cmd = match cmd {
+            Command::Enqueue { reply, .. } if reply.is_closed() => return,
+            Command::EnqueueMany { reply, .. } if reply.is_closed() => return,
+            Command::Event { reply, .. } if reply.is_closed() => return,
+            Command::Enqueue { reply, .. } if refusal.is_some() => {
+                return self.respond(reply, Err(refusal.unwrap_or(RuntimeError::Stopped)));
+            }
+            Command::EnqueueMany { reply, .. } if refusal.is_some() => {
+                return self.respond(reply, Err(refusal.unwrap_or(RuntimeError::Stopped)));
+            }
+            Command::Event { reply, .. } if refusal.is_some() => {
+                return self.respond(reply, Err(refusal.unwrap_or(RuntimeError::Stopped)));
+            }
+            other => other,
+        };
         match cmd {
             Command::Enqueue { request, reply } => {
                 let result = self.enqueue_one(request);
@@ -996,6 +1083,10 @@ impl Actor {
         let replies = std::mem::take(&mut self.replies);
         let (changes, result) = if changes.is_empty() {
             (changes, Ok(()))
+        } else if let Some(down) = &self.down {
+            // the store cannot take it; the store is not even asked
+            let e = down.error.clone();
+            (changes, Err(e))
         } else {
             let store = Arc::clone(&self.store);
             self.handle.counters.commits.fetch_add(1, Ordering::Relaxed);
@@ -1019,7 +1110,9 @@ impl Actor {
         if let Err(e) = result {
             // Nothing of this batch is durable: refuse it all, drop every run in flight (none may
             // go on from a state the store does not have), then reopen the store and reload.
-            tracing::error!(error = %e, "store commit failed; reopening the store");
+            if self.down.is_none() {
+                tracing::error!(error = %e, "store commit failed; reopening the store");
+            }
             for r in replies {
                 r(Some(&e));
             }
@@ -1027,7 +1120,10 @@ impl Actor {
                 run.token.cancel();
                 run.abort.abort();
             }
-            return self.recover_store().await;
+            return self.recover_store(e).await;
+        }
+        if !changes.is_empty() {
+            self.backoff = Duration::ZERO;
         }
         // observers: only build updates when someone listens (this is the hot path of bulk work)
         if self.updates.receiver_count() > 0 || !self.watchers.is_empty() {
@@ -1045,38 +1141,85 @@ impl Actor {
         Ok(())
     }
 
-    /// Reopens the store with exponential backoff (0.1 s doubling to 1 min) until it opens and
-    /// loads, then rebuilds the core's jobs from it. A poisoned transaction is never retried:
-    /// the store starts from what is on disk. Gives up only when shutting down.
-    async fn recover_store(&mut self) -> Result<(), RuntimeError> {
-        let mut delay = Duration::from_millis(100);
-        loop {
-            tokio::time::sleep(delay).await;
-            let store = Arc::clone(&self.store);
-            let reopened = tokio::task::spawn_blocking(move || {
-                let mut s = lock(&store);
-                s.reopen()?;
-                s.load()
-            })
+    /// After a failed commit: the first failure in a while reopens the store at once; otherwise
+    /// (the store is down, or failed again soon after it came back) the store is left until
+    /// its next try and the core is rebuilt from what the store still reads, so memory never
+    /// runs ahead of the disk and nothing refused is applied later.
+    async fn recover_store(&mut self, error: StoreError) -> Result<(), RuntimeError> {
+        let was_down = self.down.is_some();
+        let retry_at = match &self.down {
+            Some(d) => d.retry_at,
+            None => tokio::time::Instant::now() + self.backoff,
+        };
+        self.down = Some(StoreDown {
+            error: if was_down {
+                self.down.take().map_or(error, |d| d.error)
+            } else {
+                error
+            },
+            retry_at,
+        });
+        if !was_down && self.backoff.is_zero() {
+            return self.reopen_store().await;
+        }
+        let store = Arc::clone(&self.store);
+        let loaded = tokio::task::spawn_blocking(move || lock(&store).load())
             .await
             .map_err(|_| RuntimeError::Stopped)?;
-            match reopened {
-                Ok(jobs) => {
-                    let n = jobs.len();
-                    let _ = self.feed(Event::Reload(jobs));
-                    tracing::info!(jobs = n, "store reopened; scheduling resumes");
-                    // the reload's own writes (recovery) go through the normal path
-                    return Box::pin(self.commit_and_apply()).await;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, retry_in = ?delay, "the store cannot be reopened yet");
-                    if self.shutting_down || self.stop.is_cancelled() {
-                        return Err(e.into());
-                    }
-                    delay = (delay * 2).min(Duration::from_secs(60));
-                }
-            }
+        match loaded {
+            Ok(jobs) => self.reload_while_down(jobs),
+            Err(e) => tracing::error!(error = %e, "the store cannot be read either"),
         }
+        Ok(())
+    }
+
+    /// Rebuilds the core from `jobs` (what is durable) while the store cannot take writes:
+    /// whatever the reload would write or start waits until the store is back (it reloads
+    /// then).
+    fn reload_while_down(&mut self, jobs: Vec<Job>) {
+        let _ = self.feed(Event::Reload(jobs));
+        self.batch.clear();
+        self.effects.clear();
+    }
+
+    /// Tries to reopen the store and load it. On success the core is rebuilt from disk and
+    /// scheduling resumes; otherwise the next try is set (0.1 s doubling to 10 s), writes keep
+    /// being refused, and reads answer from what the store still reads (a store that cannot
+    /// be written, e.g. on a full disk, may still be read). A poisoned transaction is never
+    /// retried: the store starts from what is on disk.
+    async fn reopen_store(&mut self) -> Result<(), RuntimeError> {
+        let store = Arc::clone(&self.store);
+        let (reopened, loaded) = tokio::task::spawn_blocking(move || {
+            let mut s = lock(&store);
+            let reopened = s.reopen();
+            let loaded = s.load();
+            (reopened, loaded)
+        })
+        .await
+        .map_err(|_| RuntimeError::Stopped)?;
+        self.backoff = (self.backoff * 2).clamp(REOPEN_FIRST, REOPEN_MAX);
+        let (error, loaded) = match (reopened, loaded) {
+            (Ok(()), Ok(jobs)) => {
+                self.down = None;
+                let n = jobs.len();
+                let _ = self.feed(Event::Reload(jobs));
+                tracing::info!(jobs = n, "store reopened; scheduling resumes");
+                // the reload's own writes (recovery) go through the normal path
+                return Box::pin(self.commit_and_apply()).await;
+            }
+            (Err(e), loaded) => (e, loaded),
+            (Ok(()), Err(e)) => (e.clone(), Err(e)),
+        };
+        tracing::error!(error = %error, retry_in = ?self.backoff, "the store cannot be reopened yet; writes are refused until it can");
+        self.down = Some(StoreDown {
+            error,
+            retry_at: tokio::time::Instant::now() + self.backoff,
+        });
+        match loaded {
+            Ok(jobs) => self.reload_while_down(jobs),
+            Err(e) => tracing::error!(error = %e, "the store cannot be read either"),
+        }
+        Ok(())
     }
 
     fn carry_out(&mut self, action: Action) {
