@@ -17,9 +17,9 @@ pub use backwork_constraints::{
 };
 pub use core::{
     Action, AllowAll, Anchor, Backoff, BackoffKind, CatchUp, ChangeSet, Config, ConflictPolicy,
-    CoreError, Decision, Disposition, Event, Force, Jitter, Job, JobId, JobRequest, JobState,
-    Policy, PolicyContext, Reply, RunOutcome, RunRecord, RunResult, Schedule, Scheduler, Selector,
-    StartJob, StopReason, Time, Unique, WaitReason, jitter_offset,
+    CoreError, Decision, Disposition, Event, Force, Interruption, Jitter, Job, JobId, JobRequest,
+    JobState, Policy, PolicyContext, Reply, RunOutcome, RunRecord, RunResult, Schedule, Scheduler,
+    Selector, StartJob, StopReason, Time, Unique, WaitReason, jitter_offset,
 };
 pub use runtime::{
     Clock, FnWorker, JobUpdate, ManualClock, Receipt, Runtime, RuntimeBuilder, RuntimeError,
