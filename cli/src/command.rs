@@ -269,14 +269,16 @@ async fn run(
     if let Some(s) = child.stderr.take() {
         readers.spawn(collect(s, Arc::clone(&err)));
     }
-    let control = match ours
+    let mut control = match ours
         .set_nonblocking(true)
         .and_then(|()| tokio::net::UnixStream::from_std(ours))
     {
         Ok(c) => c,
         Err(e) => return judge(&e),
     };
-    let (rd, mut wr) = control.into_split();
+    // borrowed halves: an owned write half would shut the socket down when dropped, and the
+    // supervisor would take that for the daemon's death before the guard's `kill` arrives
+    let (rd, mut wr) = control.split();
     let mut lines = BufReader::new(rd).lines();
     let setup = Setup {
         spec: spec.clone(),

@@ -23,7 +23,7 @@
 //! [`Setup::ended_file`] instead, for the history of the interrupted run.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, FromRawFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -221,14 +221,9 @@ impl Tree {
 
 fn supervise() -> Result<(), String> {
     let parent = getppid();
-    // SAFETY: fd 0 is the control socket the daemon gave as stdin and stays open for the whole
-    // process; the copy taken here is close-on-exec, and the command's stdin is /dev/null
-    let stdin = unsafe { BorrowedFd::borrow_raw(0) };
-    let control = UnixStream::from(
-        stdin
-            .try_clone_to_owned()
-            .map_err(|e| format!("could not keep the control socket: {e}"))?,
-    );
+    // SAFETY: fd 0 is the control socket the daemon gave as stdin; this is its only owner, for
+    // the whole process. The command's stdin is /dev/null, put over fd 0 in the child.
+    let control = unsafe { UnixStream::from_raw_fd(0) };
     let _ = nix::sys::prctl::set_child_subreaper(true);
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGHUP);
     let mut mask = SigSet::empty();
@@ -247,12 +242,8 @@ fn supervise() -> Result<(), String> {
     if getppid() != parent {
         return Ok(()); // the daemon died before the death signal was set; nothing started
     }
-    let mut reader = BufReader::new(
-        control
-            .try_clone()
-            .map_err(|e| format!("could not read the control socket: {e}"))?,
-    );
-    let mut writer = control;
+    let mut reader = BufReader::new(&control);
+    let writer = &control;
     let mut line = String::new();
     if reader
         .read_line(&mut line)
@@ -265,8 +256,8 @@ fn supervise() -> Result<(), String> {
         serde_json::from_str(&line).map_err(|e| format!("the setup is not valid: {e}"))?;
     // words the daemon sent right after the setup may already be in the buffer
     let mut pending = reader.buffer().to_vec();
-    let mut reader = reader.into_inner();
-    let send = |w: &mut UnixStream, r: &Report| -> bool {
+    let mut reader = &control;
+    let send = |mut w: &UnixStream, r: &Report| -> bool {
         serde_json::to_string(r).is_ok_and(|mut s| {
             s.push('\n');
             w.write_all(s.as_bytes()).is_ok()
@@ -274,7 +265,7 @@ fn supervise() -> Result<(), String> {
     };
     let Some((program, args)) = setup.spec.argv.split_first() else {
         send(
-            &mut writer,
+            writer,
             &Report::SpawnFailed {
                 message: "the job has an empty command; add it again with a command".into(),
                 permanent: true,
@@ -300,7 +291,7 @@ fn supervise() -> Result<(), String> {
                 setup.spec.env.get("PATH").map(String::as_str),
             );
             send(
-                &mut writer,
+                writer,
                 &Report::SpawnFailed {
                     message: judged.message,
                     permanent: judged.permanent,
@@ -316,7 +307,7 @@ fn supervise() -> Result<(), String> {
         pid: main_pid,
         start_time: 0,
     });
-    let mut daemon_alive = send(&mut writer, &Report::Started { command: stamp });
+    let mut daemon_alive = send(writer, &Report::Started { command: stamp });
     let mut tree = Tree {
         me: getpid().as_raw(),
         main: Some(main_pid),
@@ -423,7 +414,7 @@ fn supervise() -> Result<(), String> {
         signal: status.1,
         leftovers: tree.leftovers,
     };
-    if !(daemon_alive && send(&mut writer, &report))
+    if !(daemon_alive && send(writer, &report))
         && let Some(path) = &setup.ended_file
     {
         let at = chrono::Utc::now().to_rfc3339();
