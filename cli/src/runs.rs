@@ -115,7 +115,8 @@ impl RunDir {
     }
 
     /// Writes `run`'s file durably: a temporary file, fsynced, renamed into place, and the
-    /// directory fsynced — so after a crash the file is there, whole, or was never there.
+    /// directory fsynced — so after a crash the file is there, whole, or was never there. The
+    /// first record of a run (no command yet) also removes a stale end note of the job.
     pub fn record(&self, run: &RunFile) -> Result<(), RunDirError> {
         let path = self.file_of(run.job);
         let tmp = self.path.join(format!("{}.json.tmp", run.job));
@@ -123,6 +124,10 @@ impl RunDir {
             path: path.clone(),
             source,
         };
+        if run.command.is_none() {
+            // a new run: an end noted by a supervisor of an earlier run of the job is stale
+            let _ = std::fs::remove_file(self.ended_file_of(run.job));
+        }
         let bytes = serde_json::to_vec(run).map_err(|e| err(std::io::Error::other(e)))?;
         let mut f = OpenOptions::new()
             .write(true)

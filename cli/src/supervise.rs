@@ -308,6 +308,7 @@ fn supervise() -> Result<(), String> {
         start_time: 0,
     });
     let mut daemon_alive = send(writer, &Report::Started { command: stamp });
+    let mut control_open = true;
     let mut tree = Tree {
         me: getpid().as_raw(),
         main: Some(main_pid),
@@ -367,14 +368,15 @@ fn supervise() -> Result<(), String> {
             }
         };
         let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
-        if daemon_alive {
+        // read the socket to its end even once a write failed: a `kill` may wait there
+        if control_open {
             fds.push(PollFd::new(reader.as_fd(), PollFlags::POLLIN));
         }
         match poll(&mut fds, timeout) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(format!("could not wait for events: {e}")),
         }
-        let control_ready = daemon_alive
+        let control_ready = control_open
             && fds
                 .get(1)
                 .and_then(PollFd::revents)
@@ -394,6 +396,7 @@ fn supervise() -> Result<(), String> {
             let mut buf = [0u8; 256];
             match reader.read(&mut buf) {
                 Ok(0) => {
+                    control_open = false;
                     daemon_alive = false;
                     tree.terminate();
                 }
@@ -403,6 +406,7 @@ fn supervise() -> Result<(), String> {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => {
+                    control_open = false;
                     daemon_alive = false;
                     tree.terminate();
                 }
