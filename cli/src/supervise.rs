@@ -439,3 +439,57 @@ fn take_words(pending: &mut Vec<u8>, tree: &mut Tree) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn judge(errno: Errno, cwd: &std::path::Path, program: &str) -> StartError {
+        classify_start_error(
+            &std::io::Error::from_raw_os_error(errno as i32),
+            program,
+            cwd,
+            Some("/usr/bin:/bin"),
+        )
+    }
+
+    /// execve(2), fork(2), open(2): which errors a later attempt may not meet again.
+    #[test]
+    fn resource_shortages_are_transient_and_missing_paths_permanent() {
+        let here = std::path::Path::new("/");
+        for e in [
+            Errno::EMFILE,
+            Errno::ENFILE,
+            Errno::ENOMEM,
+            Errno::EAGAIN,
+            Errno::ETXTBSY,
+        ] {
+            let j = judge(e, here, "true");
+            assert!(!j.permanent, "{e}: {j:?}");
+            assert!(j.message.contains("retried with backoff"), "{j:?}");
+        }
+        for e in [Errno::ENOENT, Errno::EACCES, Errno::ENOEXEC, Errno::ENOTDIR] {
+            assert!(judge(e, here, "true").permanent, "{e}");
+        }
+        // an errno this table does not know: retried (max-attempts still bounds it)
+        assert!(!judge(Errno::EIO, here, "true").permanent);
+    }
+
+    #[test]
+    fn a_permanent_error_names_what_is_gone() {
+        let gone = std::path::Path::new("/no/such/dir/anywhere");
+        let j = judge(Errno::ENOENT, gone, "make");
+        assert!(
+            j.message
+                .contains("working directory /no/such/dir/anywhere is gone"),
+            "{j:?}"
+        );
+        let j = judge(Errno::ENOENT, std::path::Path::new("/"), "./build.sh");
+        assert!(j.message.contains("the program /./build.sh"), "{j:?}");
+        let j = judge(Errno::ENOENT, std::path::Path::new("/"), "rsync");
+        assert!(
+            j.message.contains("`rsync`") && j.message.contains("/usr/bin:/bin"),
+            "{j:?}"
+        );
+    }
+}
