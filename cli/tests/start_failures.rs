@@ -1,5 +1,6 @@
 //! A command that cannot start must be judged by why (DESIGN §2): a transient reason — out of
-//! file descriptors (EMFILE, getrlimit(2) RLIMIT_NOFILE), memory, processes — is a retry with
+//! file descriptors (EMFILE, getrlimit(2) RLIMIT_NOFILE), a busy executable (ETXTBSY), memory,
+//! processes — is a retry with
 //! backoff, never a permanent failure on attempt 1; a permanent one (working directory or
 //! program gone) fails the job and the message names the path that is gone. Before this, a
 //! deleted directory and EMFILE alike failed a one-off for good (issue 9, item 4).
@@ -64,6 +65,38 @@ fn a_deleted_working_directory_fails_the_job_and_names_the_directory() {
         error.contains(&format!("working directory {w} is gone")),
         "{error}"
     );
+}
+
+/// execve(2): ETXTBSY while the executable is open for writing — a real transient start error
+/// from the kernel, through the whole daemon: the job backs off (attempt 1 is a retry, not a
+/// failure), and runs once the file is free.
+#[test]
+fn a_busy_executable_is_retried_and_runs_once_it_is_free() {
+    let d = Daemon::start(&[]);
+    let prog = d.path("busy.sh");
+    std::fs::write(&prog, "#!/bin/sh\necho ran\n").unwrap();
+    std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let writer = std::fs::OpenOptions::new().write(true).open(&prog).unwrap();
+    let p = prog.to_str().unwrap();
+    d.ok(&["add", "--unique", "busy", "--max-attempts", "5", "--", p]);
+    let r = d.wait_for("busy", "the failed start", |r| {
+        r["job"]["runs_total"] == 1 && state(r) != "running"
+    });
+    assert_eq!(state(&r), "enqueued", "backing off, not failed: {r:#}");
+    let run = &r["job"]["history"][0];
+    assert_eq!(run["result"], "retry");
+    let error = run["output"]["error"].as_str().unwrap();
+    assert!(
+        error.contains("retried with backoff") && error.contains("Text file busy"),
+        "{error}"
+    );
+    drop(writer);
+    d.ok(&["run", "busy"]);
+    let r = d.wait_for("busy", "the run once the file is free", |r| {
+        state(r) != "running" && r["job"]["runs_total"] == 2
+    });
+    assert_eq!(state(&r), "succeeded", "{r:#}");
+    assert_eq!(r["job"]["history"][1]["output"]["stdout"], "ran\n");
 }
 
 #[tokio::test]
