@@ -1,8 +1,8 @@
 //! A command that cannot start must be judged by why (DESIGN §2): a transient reason — out of
 //! file descriptors (EMFILE, getrlimit(2) RLIMIT_NOFILE), a busy executable (ETXTBSY), memory,
-//! processes — is a retry with
-//! backoff, never a permanent failure on attempt 1; a permanent one (working directory or
-//! program gone) fails the job and the message names the path that is gone. Before this, a
+//! processes — is a retry with backoff, never a permanent failure on attempt 1; a permanent one
+//! (working directory or program gone) fails the job and the message names the path that is
+//! gone. Before this, a
 //! deleted directory and EMFILE alike failed a one-off for good (issue 9, item 4).
 
 mod common;
