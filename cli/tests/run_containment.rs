@@ -1,6 +1,7 @@
-//! A run that ends — by its time limit, by `backwork cancel`, or by its command exiting — takes
-//! its whole process tree with it, descendants that left the process group with `setsid`
-//! included, even one that ignores SIGTERM (it gets SIGKILL after the grace period; signal(7)).
+//! A run that ends — by its time limit, by `backwork cancel`, by the daemon's clean shutdown, or
+//! by its command exiting — takes its whole process tree with it, descendants that left the
+//! process group with `setsid` included, even one that ignores SIGTERM (it gets SIGKILL after the
+//! grace period; signal(7)).
 //! Before containment, a `setsid` grandchild survived a timeout kill (issue 9, item 3).
 //! Processes are named by pid and start time (proc(5), field 22).
 
@@ -65,4 +66,19 @@ fn what_a_command_leaves_behind_is_stopped_when_it_exits() {
     assert_eq!(r["job"]["history"][0]["output"]["exit_code"], 0);
     let survivors = wait_gone(&procs, Duration::from_secs(2));
     assert!(survivors.is_empty(), "outlived its run: {survivors:?}");
+}
+
+#[test]
+fn a_clean_shutdown_of_the_daemon_kills_a_setsid_grandchild() {
+    let mut d = Daemon::start(&["--grace", "1s"]);
+    let procs = start(&d, "s", &[], "wait");
+    let mut daemon = d.child.take().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(daemon.wait().unwrap().success(), "a clean shutdown exits 0");
+    let survivors = wait_gone(&procs, Duration::from_secs(2));
+    assert!(survivors.is_empty(), "survived the shutdown: {survivors:?}");
 }
