@@ -296,7 +296,7 @@ async fn run(
     let next = |l: std::io::Result<Option<String>>| -> Option<Report> {
         l.ok().flatten().and_then(|s| serde_json::from_str(&s).ok())
     };
-    match next(lines.next_line().await) {
+    let command = match next(lines.next_line().await) {
         Some(Report::Started { command }) => {
             if let Some((dir, file)) = &mut record {
                 file.command = Some(command);
@@ -306,6 +306,7 @@ async fn run(
                     tracing::warn!(error = %e, "could not record the command's process group");
                 }
             }
+            command
         }
         Some(Report::SpawnFailed { message, permanent }) => {
             let _ = child.wait().await;
@@ -321,7 +322,7 @@ async fn run(
                 false,
             );
         }
-    }
+    };
     let stopped = tokio::select! {
         l = lines.next_line() => Err(next(l)),
         () = cancel.cancelled() => Ok(()),
@@ -340,6 +341,11 @@ async fn run(
             }
         }
     };
+    if report.is_none() {
+        // the supervisor was killed: what is still in the command's group goes now, so the
+        // retry cannot run beside it (processes that left the group are out of reach)
+        command.signal_group(nix::sys::signal::Signal::SIGKILL);
+    }
     let _ = child.wait().await;
     guard.disarm();
     drop(guard); // forgets the run's file: its processes are gone
@@ -383,7 +389,8 @@ async fn run(
         }
         _ => {
             output.error = Some(format!(
-                "lost track of `{program}`: its supervisor ended without a report"
+                "lost track of `{program}`: its supervisor ended without a report; the \
+                 command's process group was killed"
             ));
             WorkResult::retry_with(output)
         }

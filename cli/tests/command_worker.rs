@@ -1,7 +1,7 @@
 //! The command worker as the daemon uses it, one run at a time: exit codes map to results, the
 //! output's tails are kept, the captured environment and directory are used, and a stopped run's
 //! process group is killed — after the grace period when it ignores SIGTERM, at once when the
-//! runtime drops the run. (Moved here from unit tests: the worker now runs each command under a
+//! runtime drops the run, and by the worker itself when the run's supervisor is killed. (Moved here from unit tests: the worker now runs each command under a
 //! `backwork __supervise` process, which only the built binary provides.)
 
 use std::time::Duration;
@@ -172,4 +172,57 @@ async fn dropping_the_run_kills_the_group() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("process {pid} survived the drop of its run");
+}
+
+/// Field 4 of `/proc/PID/stat` (proc(5)): the parent.
+fn parent(pid: i32) -> i32 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    text[text.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// If the run's supervisor itself is killed, the worker cannot know how the command ends: it
+/// kills the command's group (so a retry cannot run beside it) and asks for a retry.
+#[tokio::test]
+async fn a_killed_supervisor_takes_the_command_group_down_and_the_run_is_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let pids = dir.path().join("pids");
+    let script = format!("echo $$ > {}; sleep 300", pids.display());
+    let s = spec(&["sh", "-c", &script]);
+    let token = CancellationToken::new();
+    let pids_path = pids.clone();
+    let killer = tokio::spawn(async move {
+        while std::fs::read_to_string(&pids_path).map_or(true, |s| !s.ends_with('\n')) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let sh: i32 = std::fs::read_to_string(&pids_path)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let supervisor = parent(sh);
+        nix::sys::signal::kill(Pid::from_raw(supervisor), nix::sys::signal::Signal::SIGKILL)
+            .unwrap();
+        sh
+    });
+    let r = tokio::time::timeout(
+        Duration::from_secs(30),
+        run(&s, &token, Duration::from_secs(5)),
+    )
+    .await
+    .expect("the run ends when its supervisor is killed");
+    let sh = killer.await.unwrap();
+    assert!(matches!(r, WorkResult::Retry(_)), "{r:?}");
+    assert!(output(&r).error.unwrap().contains("lost track"));
+    for _ in 0..100 {
+        if !alive(sh) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the command {sh} outlived its killed supervisor");
 }
