@@ -1,8 +1,9 @@
 //! The command worker as the daemon uses it, one run at a time: exit codes map to results, the
 //! output's tails are kept, the captured environment and directory are used, and a stopped run's
 //! process group is killed — after the grace period when it ignores SIGTERM, at once when the
-//! runtime drops the run, and by the worker itself when the run's supervisor is killed. (Moved here from unit tests: the worker now runs each command under a
-//! `backwork __supervise` process, which only the built binary provides.)
+//! runtime drops the run, and by the worker itself when the run's supervisor is killed. (Moved
+//! here from unit tests: the worker now runs each command under a `backwork __supervise`
+//! process, which only the built binary provides.)
 
 use std::time::Duration;
 
