@@ -194,6 +194,8 @@ async fn run(
             true,
         );
     };
+    // what goes wrong before the supervisor runs is the daemon's trouble (out of descriptors,
+    // say), never the job's fault: always a retry
     let judge = |e: &std::io::Error| {
         let j = classify_start_error(
             e,
@@ -201,8 +203,15 @@ async fn run(
             &spec.cwd,
             spec.env.get("PATH").map(String::as_str),
         );
-        // the daemon's own resources ran out: never the job's fault
-        start_failure(j.message, false)
+        let message = if j.permanent {
+            format!(
+                "could not start the run's supervisor {}: {e}; the run will be retried",
+                worker.supervisor.display()
+            )
+        } else {
+            j.message
+        };
+        start_failure(message, false)
     };
     let (ours, theirs) = match std::os::unix::net::UnixStream::pair() {
         Ok(p) => p,
