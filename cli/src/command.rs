@@ -26,7 +26,7 @@ pub const TAIL: usize = 4096;
 /// Each run gets its own supervisor process (`backwork __supervise`), recorded durably in the
 /// run directory (when there is one) before the command starts. The command runs directly (no
 /// shell), in its own process group, with the environment and working directory captured when
-/// the job was added, stdin from `/dev/null`. When the run is asked to stop (time limit, cancel,
+/// the job was added, stdin from `/dev/null`, every signal at its default action. When the run is asked to stop (time limit, cancel,
 /// lost constraint, shutdown) its whole tree — descendants that left the group included — gets
 /// SIGTERM, then SIGKILL once `grace` has passed; processes the command leaves behind when it
 /// exits are stopped the same way; if the runtime drops the run, or the daemon dies, the tree is

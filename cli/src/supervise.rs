@@ -280,7 +280,20 @@ fn supervise() -> Result<(), String> {
         .current_dir(&setup.spec.cwd)
         .stdin(Stdio::null())
         .process_group(0);
-    // (the death signal is not inherited: fork clears it)
+    // The command starts as a service would under systemd: every signal at its default action
+    // (an ignored SIGINT or SIGQUIT of whoever started the daemon is not passed on; std already
+    // empties the signal mask), and no death signal (fork clears it).
+    // SAFETY: sigaction(2) is async-signal-safe; nothing else runs between fork and exec
+    unsafe {
+        cmd.pre_exec(|| {
+            for sig in Signal::iterator() {
+                if !matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
+                    let _ = nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl);
+                }
+            }
+            Ok(())
+        });
+    }
     let child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {

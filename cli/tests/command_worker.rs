@@ -227,3 +227,28 @@ async fn a_killed_supervisor_takes_the_command_group_down_and_the_run_is_retried
     }
     panic!("the command {sh} outlived its killed supervisor");
 }
+
+/// signal(7): ignored signals survive execve. The command must not inherit an ignored signal
+/// from whoever started the daemon (`nohup`, a background job of a shell): here the test process
+/// itself ignores SIGQUIT, and the command's `SigIgn` (proc(5)) must be empty, as under systemd.
+#[tokio::test]
+async fn the_command_starts_with_default_signal_actions() {
+    // SAFETY: setting a disposition to "ignore" has no handler to be unsafe about
+    unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGQUIT,
+            nix::sys::signal::SigHandler::SigIgn,
+        )
+        .unwrap();
+    }
+    let s = spec(&["sh", "-c", "grep -E '^Sig(Ign|Blk)' /proc/self/status"]);
+    let o = output(&run(&s, &CancellationToken::new(), Duration::from_secs(1)).await);
+    let mask = |name: &str| {
+        let line = o.stdout.lines().find(|l| l.starts_with(name)).unwrap();
+        u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+    };
+    assert_eq!(mask("SigBlk:"), 0, "{o:?}");
+    // bit n-1 stands for signal n; 32 and up are real-time signals glibc reserves for itself
+    // (nptl(7)), outside what a command's shell deals with
+    assert_eq!(mask("SigIgn:") & 0x7fff_ffff, 0, "{o:?}");
+}
