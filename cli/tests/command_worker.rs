@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use backwork_cli::command::{CommandWorker, TAIL};
+use backwork_cli::runs::{RunDir, RunFile};
 use backwork_control::{CommandOutput, CommandSpec};
 use backwork_scheduler::{JobId, WorkResult};
 use nix::unistd::Pid;
@@ -175,47 +176,41 @@ async fn dropping_the_run_kills_the_group() {
     panic!("process {pid} survived the drop of its run");
 }
 
-/// Field 4 of `/proc/PID/stat` (proc(5)): the parent.
-fn parent(pid: i32) -> i32 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    text[text.rfind(')').unwrap() + 1..]
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 /// If the run's supervisor itself is killed, the worker cannot know how the command ends: it
-/// kills the command's group (so a retry cannot run beside it) and asks for a retry.
+/// kills the command's group (so a retry cannot run beside it) and asks for a retry. The
+/// supervisor is killed once the worker has recorded the started command in the run directory
+/// (its first report is in).
 #[tokio::test]
 async fn a_killed_supervisor_takes_the_command_group_down_and_the_run_is_retried() {
     let dir = tempfile::tempdir().unwrap();
-    let pids = dir.path().join("pids");
-    let script = format!("echo $$ > {}; sleep 300", pids.display());
-    let s = spec(&["sh", "-c", &script]);
+    let runs = RunDir::at(dir.path().join("runs")).unwrap();
+    let job: JobId = "01a22912-808a-74a0-9e7b-db25a02bdc3e".parse().unwrap();
+    let run_file = runs.file_of(job);
+    let s = spec(&["sh", "-c", "sleep 300"]);
     let token = CancellationToken::new();
-    let pids_path = pids.clone();
     let killer = tokio::spawn(async move {
-        while std::fs::read_to_string(&pids_path).map_or(true, |s| !s.ends_with('\n')) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        loop {
+            let recorded = std::fs::read(&run_file)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<RunFile>(&b).ok())
+                .filter(|f| f.command.is_some());
+            if let Some(f) = recorded {
+                nix::sys::signal::kill(
+                    Pid::from_raw(f.supervisor.pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                )
+                .unwrap();
+                return f.command.unwrap().pid;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let sh: i32 = std::fs::read_to_string(&pids_path)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        let supervisor = parent(sh);
-        nix::sys::signal::kill(Pid::from_raw(supervisor), nix::sys::signal::Signal::SIGKILL)
-            .unwrap();
-        sh
     });
-    let r = tokio::time::timeout(
-        Duration::from_secs(30),
-        run(&s, &token, Duration::from_secs(5)),
-    )
-    .await
-    .expect("the run ends when its supervisor is killed");
+    let worker = CommandWorker::new(Duration::from_secs(5))
+        .supervisor(BIN)
+        .run_dir(runs);
+    let r = tokio::time::timeout(Duration::from_secs(30), worker.execute(&s, &token, job, 1))
+        .await
+        .expect("the run ends when its supervisor is killed");
     let sh = killer.await.unwrap();
     assert!(matches!(r, WorkResult::Retry(_)), "{r:?}");
     assert!(output(&r).error.unwrap().contains("lost track"));
