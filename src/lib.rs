@@ -51,9 +51,9 @@ pub use backwork_scheduler::core;
 pub use backwork_scheduler::{
     Action, AllowAll, Anchor, Backoff, BackoffKind, CatchUp, ChangeSet, Clock, Config,
     ConflictPolicy, Constraint, Constraints, CoreError, Decision, DeviceState, Disposition, Event,
-    FnWorker, Force, Job, JobId, JobRequest, JobState, JobUpdate, ManualClock, ManualProbe,
-    MemoryStore, Network, NetworkRequirement, Policy, PolicyContext, Probe, Receipt, Reply,
-    RunOutcome, RunRecord, RunResult, Runtime, RuntimeBuilder, RuntimeError, RuntimeHandle,
+    FnWorker, Force, Interruption, Job, JobId, JobRequest, JobState, JobUpdate, ManualClock,
+    ManualProbe, MemoryStore, Network, NetworkRequirement, Policy, PolicyContext, Probe, Receipt,
+    Reply, RunOutcome, RunRecord, RunResult, Runtime, RuntimeBuilder, RuntimeError, RuntimeHandle,
     Schedule, Scheduler, Selector, Service, StartJob, Stats, StopReason, Store, StoreError,
     SystemClock, TestDriver, TestDriverBuilder, Time, TokioClock, Unique, Unmet, WaitReason,
     WorkContext, WorkResult, Worker, worker_fn,

@@ -1,46 +1,91 @@
-//! The daemon's command worker: runs a job's argv as a process group, keeps the tails of its
-//! output, and turns its exit into a result.
+//! The daemon's command worker: runs a job's argv under a per-run supervisor that contains its
+//! whole process tree (see [`crate::supervise`]), keeps the tails of its output, and turns its
+//! exit into a result.
 
-use std::os::unix::process::ExitStatusExt;
+use std::io::Write as _;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backwork_control::{CommandOutput, CommandSpec};
-use backwork_scheduler::{WorkContext, WorkResult, Worker};
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use backwork_scheduler::{JobId, WorkContext, WorkResult, Worker};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio_util::sync::CancellationToken;
+
+use crate::procfs::Stamp;
+use crate::runs::{RunDir, RunFile};
+use crate::supervise::{self, Report, Setup, classify_start_error};
 
 /// How much of each output stream a run keeps: the last 4 KiB.
 pub const TAIL: usize = 4096;
 
 /// Runs command jobs (kind [`backwork_control::COMMAND_KIND`]).
 ///
-/// The process runs directly (no shell), in its own process group, with the environment and
-/// working directory captured when the job was added, stdin from `/dev/null`. When the run is
-/// asked to stop (time limit, cancel, lost constraint, shutdown) the group gets SIGTERM, then
-/// SIGKILL once `grace` has passed; if the runtime drops the run first, the group gets SIGKILL
-/// then. Exit 0 is a success; a code listed in `fail_on_exit` a permanent failure; any other exit
-/// (or a signal) a retry with backoff.
+/// Each run gets its own supervisor process (`backwork __supervise`), recorded durably in the
+/// run directory (when there is one) before the command starts. The command runs directly (no
+/// shell), in its own process group, with the environment and working directory captured when
+/// the job was added, stdin from `/dev/null`, every signal at its default action. When the run is asked to stop (time limit, cancel,
+/// lost constraint, shutdown) its whole tree — descendants that left the group included — gets
+/// SIGTERM, then SIGKILL once `grace` has passed; processes the command leaves behind when it
+/// exits are stopped the same way; if the runtime drops the run, or the daemon dies, the tree is
+/// stopped too. Exit 0 is a success; a code listed in `fail_on_exit` a permanent failure; any
+/// other exit (or a signal) a retry with backoff. A command that cannot start is retried when the
+/// reason may pass (out of file descriptors, memory, processes) and fails when it cannot (program
+/// or working directory gone), with the path in the message.
 #[derive(Debug, Clone)]
 pub struct CommandWorker {
     grace: Duration,
+    supervisor: PathBuf,
+    runs: Option<RunDir>,
 }
 
 impl CommandWorker {
-    /// A worker that gives a stopped process group `grace` between SIGTERM and SIGKILL. Make it
-    /// a little shorter than the runtime's grace, so the worker reports the output itself.
+    /// A worker that gives a stopped tree `grace` between SIGTERM and SIGKILL. Make it a little
+    /// shorter than the runtime's grace, so the worker reports the output itself. The supervisor
+    /// is this very program (`/proc/self/exe`, which still works after an upgrade replaced the
+    /// file), and no run is recorded until [`CommandWorker::run_dir`] says where.
     pub fn new(grace: Duration) -> Self {
-        CommandWorker { grace }
+        CommandWorker {
+            grace,
+            supervisor: PathBuf::from("/proc/self/exe"),
+            runs: None,
+        }
+    }
+
+    /// Uses the `backwork` binary at `program` as the supervisor (tests, which are other
+    /// programs, name the built binary).
+    pub fn supervisor(mut self, program: impl Into<PathBuf>) -> Self {
+        self.supervisor = program.into();
+        self
+    }
+
+    /// Records every run in `dir` before its command starts (see [`RunDir`]).
+    pub fn run_dir(mut self, dir: RunDir) -> Self {
+        self.runs = Some(dir);
+        self
+    }
+
+    /// Runs `spec` to its end (or until `cancel` fires) as attempt `attempt` of `job`.
+    pub async fn execute(
+        &self,
+        spec: &CommandSpec,
+        cancel: &CancellationToken,
+        job: JobId,
+        attempt: u32,
+    ) -> WorkResult {
+        run(self, spec, cancel, job, attempt).await
     }
 }
 
 impl Worker for CommandWorker {
     async fn run(&self, ctx: WorkContext) -> WorkResult {
         match ctx.input_as::<CommandSpec>() {
-            Ok(spec) => run(&spec, ctx.cancellation(), self.grace).await,
+            Ok(spec) => {
+                self.execute(&spec, ctx.cancellation(), ctx.id(), ctx.attempt())
+                    .await
+            }
             Err(e) => WorkResult::failure_with(CommandOutput {
                 error: Some(format!(
                     "the job's input is not a command ({e}); add it again with `backwork add`"
@@ -60,25 +105,6 @@ fn empty_output() -> CommandOutput {
         stdout_dropped: 0,
         stderr_dropped: 0,
         error: None,
-    }
-}
-
-/// Kills the process group with SIGKILL when dropped, unless disarmed.
-struct GroupGuard {
-    pgid: Option<Pid>,
-}
-
-impl GroupGuard {
-    fn signal(&self, sig: Signal) {
-        if let Some(pgid) = self.pgid {
-            let _ = killpg(pgid, sig);
-        }
-    }
-}
-
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        self.signal(Signal::SIGKILL);
     }
 }
 
@@ -116,42 +142,131 @@ async fn collect(mut from: impl AsyncRead + Unpin, into: Arc<Mutex<Tail>>) {
     }
 }
 
-/// Runs one command to its end (or until stopped) and returns its result with its output.
-pub async fn run(spec: &CommandSpec, cancel: &CancellationToken, grace: Duration) -> WorkResult {
-    let Some((program, args)) = spec.argv.split_first() else {
-        return WorkResult::failure_with(CommandOutput {
-            error: Some("the job has an empty command; add it again with a command".into()),
-            ..empty_output()
-        });
+/// Stops the run's supervisor when the run is dropped before it ended (the runtime gave up on
+/// it): `kill` skips the grace period, and closing the socket would stop it anyway. Forgets the
+/// run's file.
+struct Guard {
+    control: Option<std::os::unix::net::UnixStream>,
+    forget: Option<(RunDir, JobId)>,
+}
+
+impl Guard {
+    fn disarm(&mut self) {
+        self.control = None;
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.control.take() {
+            let _ = c.set_nonblocking(true);
+            let _ = c.write_all(b"kill\n");
+        }
+        if let Some((dir, job)) = self.forget.take() {
+            dir.forget(job);
+        }
+    }
+}
+
+fn start_failure(message: String, permanent: bool) -> WorkResult {
+    let output = CommandOutput {
+        error: Some(message),
+        ..empty_output()
     };
-    let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args)
+    if permanent {
+        WorkResult::failure_with(output)
+    } else {
+        WorkResult::retry_with(output)
+    }
+}
+
+/// Runs one command to its end (or until stopped) and returns its result with its output.
+async fn run(
+    worker: &CommandWorker,
+    spec: &CommandSpec,
+    cancel: &CancellationToken,
+    job: JobId,
+    attempt: u32,
+) -> WorkResult {
+    let Some(program) = spec.argv.first() else {
+        return start_failure(
+            "the job has an empty command; add it again with a command".into(),
+            true,
+        );
+    };
+    // what goes wrong before the supervisor runs is the daemon's trouble (out of descriptors,
+    // say), never the job's fault: always a retry
+    let judge = |e: &std::io::Error| {
+        let j = classify_start_error(
+            e,
+            program,
+            &spec.cwd,
+            spec.env.get("PATH").map(String::as_str),
+        );
+        let message = if j.permanent {
+            format!(
+                "could not start the run's supervisor {}: {e}; the run will be retried",
+                worker.supervisor.display()
+            )
+        } else {
+            j.message
+        };
+        start_failure(message, false)
+    };
+    let (ours, theirs) = match std::os::unix::net::UnixStream::pair() {
+        Ok(p) => p,
+        Err(e) => return judge(&e),
+    };
+    let mut cmd = tokio::process::Command::new(&worker.supervisor);
+    cmd.arg0("backwork")
+        .arg(supervise::SUBCOMMAND)
         .env_clear()
-        .envs(&spec.env)
-        .current_dir(&spec.cwd)
-        .stdin(Stdio::null())
+        .stdin(Stdio::from(OwnedFd::from(theirs)))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    let mut child = match cmd.spawn() {
+    let spawned = cmd.spawn();
+    drop(cmd); // closes our copy of the supervisor's end
+    let mut child = match spawned {
         Ok(c) => c,
-        Err(e) => {
-            // a missing program or directory will not appear by retrying in 30 s
-            return WorkResult::failure_with(CommandOutput {
-                error: Some(format!(
-                    "could not start `{program}` in {}: {e}",
-                    spec.cwd.display()
-                )),
-                ..empty_output()
-            });
+        Err(e) => return judge(&e),
+    };
+    let Some(stamp) = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .and_then(Stamp::of)
+    else {
+        let _ = child.kill().await;
+        return start_failure(
+            "the run's supervisor died as it started; the run will be retried".into(),
+            false,
+        );
+    };
+    let mut guard = Guard {
+        control: ours.try_clone().ok(),
+        forget: None,
+    };
+    let mut record = worker.runs.as_ref().map(|dir| {
+        (
+            dir.clone(),
+            RunFile {
+                job,
+                attempt,
+                started: chrono::Utc::now(),
+                supervisor: stamp,
+                command: None,
+            },
+        )
+    });
+    if let Some((dir, file)) = &record {
+        guard.forget = Some((dir.clone(), job));
+        let (d, f) = (dir.clone(), file.clone());
+        match tokio::task::spawn_blocking(move || d.record(&f)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return start_failure(e.to_string(), false),
+            Err(e) => return start_failure(format!("could not record the run: {e}"), false),
         }
-    };
-    let guard = GroupGuard {
-        pgid: child
-            .id()
-            .and_then(|id| i32::try_from(id).ok())
-            .map(Pid::from_raw),
-    };
+    }
     let (out, err) = (
         Arc::new(Mutex::new(Tail::default())),
         Arc::new(Mutex::new(Tail::default())),
@@ -163,34 +278,92 @@ pub async fn run(spec: &CommandSpec, cancel: &CancellationToken, grace: Duration
     if let Some(s) = child.stderr.take() {
         readers.spawn(collect(s, Arc::clone(&err)));
     }
-    let mut stopped = false;
-    let status = tokio::select! {
-        s = child.wait() => s,
-        () = cancel.cancelled() => {
-            stopped = true;
-            guard.signal(Signal::SIGTERM);
-            match tokio::time::timeout(grace, child.wait()).await {
-                Ok(s) => s,
+    let mut control = match ours
+        .set_nonblocking(true)
+        .and_then(|()| tokio::net::UnixStream::from_std(ours))
+    {
+        Ok(c) => c,
+        Err(e) => return judge(&e),
+    };
+    // borrowed halves: an owned write half would shut the socket down when dropped, and the
+    // supervisor would take that for the daemon's death before the guard's `kill` arrives
+    let (rd, mut wr) = control.split();
+    let mut lines = BufReader::new(rd).lines();
+    let setup = Setup {
+        spec: spec.clone(),
+        grace_ms: u64::try_from(worker.grace.as_millis()).unwrap_or(u64::MAX),
+        ended_file: worker.runs.as_ref().map(|d| d.ended_file_of(job)),
+    };
+    let mut line = serde_json::to_string(&setup).unwrap_or_default();
+    line.push('\n');
+    if let Err(e) = wr.write_all(line.as_bytes()).await {
+        return start_failure(
+            format!("could not hand the command to its supervisor ({e}); the run will be retried"),
+            false,
+        );
+    }
+    let next = |l: std::io::Result<Option<String>>| -> Option<Report> {
+        l.ok().flatten().and_then(|s| serde_json::from_str(&s).ok())
+    };
+    let command = match next(lines.next_line().await) {
+        Some(Report::Started { command }) => {
+            if let Some((dir, file)) = &mut record {
+                file.command = Some(command);
+                let (d, f) = (dir.clone(), file.clone());
+                // the supervisor alone can stop the tree; this only helps if it is killed too
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || d.record(&f)).await {
+                    tracing::warn!(error = %e, "could not record the command's process group");
+                }
+            }
+            command
+        }
+        Some(Report::SpawnFailed { message, permanent }) => {
+            let _ = child.wait().await;
+            guard.disarm();
+            return start_failure(message, permanent);
+        }
+        _ => {
+            let _ = child.wait().await;
+            guard.disarm();
+            return start_failure(
+                "the run's supervisor ended before starting the command; the run will be retried"
+                    .into(),
+                false,
+            );
+        }
+    };
+    let stopped = tokio::select! {
+        l = lines.next_line() => Err(next(l)),
+        () = cancel.cancelled() => Ok(()),
+    };
+    let report = match stopped {
+        Err(r) => r,
+        Ok(()) => {
+            let _ = wr.write_all(b"stop\n").await;
+            // the supervisor kills the tree after the grace period; this is a backstop
+            match tokio::time::timeout(worker.grace.mul_f64(1.1), lines.next_line()).await {
+                Ok(l) => next(l),
                 Err(_) => {
-                    guard.signal(Signal::SIGKILL);
-                    child.wait().await
+                    let _ = wr.write_all(b"kill\n").await;
+                    next(lines.next_line().await)
                 }
             }
         }
     };
-    if stopped {
-        // whatever is left of the group goes too
-        guard.signal(Signal::SIGKILL);
+    if report.is_none() {
+        // the supervisor was killed: what is still in the command's group goes now, so the
+        // retry cannot run beside it (processes that left the group are out of reach)
+        command.signal_group(nix::sys::signal::Signal::SIGKILL);
     }
-    // Background processes the command left behind may hold the pipes open: wait briefly for
-    // the rest of the output, then take what there is.
-    let _ = tokio::time::timeout(Duration::from_millis(200), async {
+    let _ = child.wait().await;
+    guard.disarm();
+    drop(guard); // forgets the run's file: its processes are gone
+    // the tree is gone, so the pipes are closed; the timeout only guards against surprises
+    let _ = tokio::time::timeout(Duration::from_millis(500), async {
         while readers.join_next().await.is_some() {}
     })
     .await;
     readers.abort_all();
-    let mut guard = guard;
-    guard.pgid = None; // the command ended on its own terms; leave what it started alone
     let (stdout, stdout_dropped) = {
         let t = out.lock().unwrap_or_else(|e| e.into_inner());
         (t.text(), t.dropped)
@@ -206,19 +379,29 @@ pub async fn run(spec: &CommandSpec, cancel: &CancellationToken, grace: Duration
         stderr_dropped,
         ..empty_output()
     };
-    match status {
-        Err(e) => {
-            output.error = Some(format!("could not wait for `{program}`: {e}"));
-            WorkResult::retry_with(output)
-        }
-        Ok(status) => {
-            output.exit_code = status.code();
-            output.signal = status.signal();
-            match status.code() {
+    match report {
+        Some(Report::Exited {
+            code,
+            signal,
+            leftovers,
+        }) => {
+            output.exit_code = code;
+            output.signal = signal;
+            if leftovers > 0 {
+                tracing::info!(leftovers, "stopped processes the command left behind");
+            }
+            match code {
                 Some(0) => WorkResult::success_with(output),
                 Some(c) if spec.fail_on_exit.contains(&c) => WorkResult::failure_with(output),
                 _ => WorkResult::retry_with(output),
             }
+        }
+        _ => {
+            output.error = Some(format!(
+                "lost track of `{program}`: its supervisor ended without a report; the \
+                 command's process group was killed"
+            ));
+            WorkResult::retry_with(output)
         }
     }
 }
@@ -227,154 +410,13 @@ pub async fn run(spec: &CommandSpec, cancel: &CancellationToken, grace: Duration
 mod tests {
     use super::*;
 
-    fn spec(argv: &[&str]) -> CommandSpec {
-        CommandSpec {
-            argv: argv.iter().map(|s| s.to_string()).collect(),
-            env: [("PATH".to_string(), "/usr/bin:/bin".to_string())].into(),
-            cwd: "/".into(),
-            fail_on_exit: vec![3],
-        }
-    }
-
-    fn output(r: &WorkResult) -> CommandOutput {
-        let v = match r {
-            WorkResult::Success(v) | WorkResult::Retry(v) | WorkResult::Failure(v) => v,
-        };
-        serde_json::from_value(v.clone().expect("output")).expect("command output")
-    }
-
-    #[tokio::test]
-    async fn exit_codes_map_to_results_with_output() {
-        let never = CancellationToken::new();
-        let g = Duration::from_secs(1);
-        let ok = run(&spec(&["sh", "-c", "echo out; echo err >&2"]), &never, g).await;
-        assert!(matches!(ok, WorkResult::Success(_)));
-        let o = output(&ok);
-        assert_eq!(
-            (o.stdout.as_str(), o.stderr.as_str(), o.exit_code),
-            ("out\n", "err\n", Some(0))
-        );
-        let retry = run(&spec(&["sh", "-c", "exit 1"]), &never, g).await;
-        assert!(matches!(retry, WorkResult::Retry(_)));
-        assert_eq!(output(&retry).exit_code, Some(1));
-        let fail = run(&spec(&["sh", "-c", "exit 3"]), &never, g).await;
-        assert!(matches!(fail, WorkResult::Failure(_)));
-        let missing = run(&spec(&["/no/such/program"]), &never, g).await;
-        assert!(matches!(missing, WorkResult::Failure(_)));
-        assert!(output(&missing).error.unwrap().contains("could not start"));
-    }
-
-    #[tokio::test]
-    async fn only_the_last_4_kib_of_output_is_kept() {
-        let never = CancellationToken::new();
-        let r = run(
-            &spec(&[
-                "sh",
-                "-c",
-                "i=0; while [ $i -lt 2000 ]; do echo line-$i; i=$((i+1)); done",
-            ]),
-            &never,
-            Duration::from_secs(1),
-        )
-        .await;
-        let o = output(&r);
-        assert_eq!(o.stdout.len(), TAIL);
-        assert!(o.stdout.ends_with("line-1999\n"));
-        assert!(o.stdout_dropped > 0);
-        assert_eq!(
-            o.stdout_dropped as usize + TAIL,
-            (0..2000)
-                .map(|i| format!("line-{i}\n").len())
-                .sum::<usize>()
-        );
-    }
-
-    #[tokio::test]
-    async fn the_environment_and_directory_are_the_captured_ones() {
-        let mut s = spec(&["sh", "-c", "echo \"$GREETING\"; pwd"]);
-        s.env.insert("GREETING".into(), "hello".into());
-        s.cwd = "/tmp".into();
-        let o = output(&run(&s, &CancellationToken::new(), Duration::from_secs(1)).await);
-        assert_eq!(o.stdout, "hello\n/tmp\n");
-    }
-
-    fn alive(pid: i32) -> bool {
-        nix::sys::signal::kill(Pid::from_raw(pid), None).is_ok()
-            && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .is_ok_and(|s| s.split(") ").nth(1).is_some_and(|r| r.starts_with('Z')))
-    }
-
-    /// A group that ignores SIGTERM: the leader and a child both trap it; after the grace period
-    /// both are killed.
-    #[tokio::test]
-    async fn a_stopped_group_that_ignores_sigterm_is_killed_after_the_grace_period() {
-        let dir = tempfile::tempdir().unwrap();
-        let pids = dir.path().join("pids");
-        let script = format!(
-            "trap '' TERM; sleep 300 & echo $$ $! > {}; wait",
-            pids.display()
-        );
-        let s = spec(&["sh", "-c", &script]);
-        let token = CancellationToken::new();
-        let stopper = token.clone();
-        let pids_path = pids.clone();
-        let watcher = tokio::spawn(async move {
-            // stop the run once it has written its pids
-            while std::fs::read_to_string(&pids_path).map_or(true, |s| !s.ends_with('\n')) {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            stopper.cancel();
-        });
-        let started = std::time::Instant::now();
-        let r = run(&s, &token, Duration::from_millis(300)).await;
-        watcher.await.unwrap();
-        let elapsed = started.elapsed();
-        let o = output(&r);
-        assert_eq!(o.signal, Some(9), "{o:?}");
-        let text = std::fs::read_to_string(&pids).unwrap();
-        for pid in text.split_whitespace() {
-            let pid: i32 = pid.parse().unwrap();
-            assert!(!alive(pid), "process {pid} of the group survived");
-        }
-        assert!(
-            elapsed >= Duration::from_millis(300),
-            "SIGKILL came before the grace period"
-        );
-    }
-
-    /// The runtime drops a run whose grace ran out: dropping the future kills the group.
-    #[tokio::test]
-    async fn dropping_the_run_kills_the_group() {
-        let dir = tempfile::tempdir().unwrap();
-        let pids = dir.path().join("pids");
-        let script = format!("trap '' TERM; echo $$ > {}; sleep 300", pids.display());
-        let s = spec(&["sh", "-c", &script]);
-        let token = CancellationToken::new();
-        let fut = run(&s, &token, Duration::from_secs(60));
-        let _ = tokio::time::timeout(Duration::from_millis(500), async {
-            tokio::pin!(fut);
-            tokio::select! {
-                _ = &mut fut => {}
-                () = async {
-                    while std::fs::read_to_string(&pids).map_or(true, |s| !s.ends_with('\n')) {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                } => {}
-            }
-        })
-        .await;
-        let pid: i32 = std::fs::read_to_string(&pids)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        // the future was dropped above
-        for _ in 0..100 {
-            if !alive(pid) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("process {pid} survived the drop of its run");
+    #[test]
+    fn a_tail_keeps_the_last_bytes_and_counts_the_rest() {
+        let mut t = Tail::default();
+        t.push(&[b'a'; TAIL]);
+        t.push(b"xyz");
+        assert_eq!(t.buf.len(), TAIL);
+        assert!(t.text().ends_with("axyz"));
+        assert_eq!(t.dropped, 3);
     }
 }

@@ -12,6 +12,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::args::{DaemonArgs, DeviceSource, Profile};
 use crate::command::CommandWorker;
 use crate::error::CliError;
+use crate::runs::RunDir;
 use crate::session::{LOCK_WAIT, PAYLOAD_CAP, host_probe, open_store, store_path};
 
 /// Sends `state` to systemd's notification socket, if `NOTIFY_SOCKET` names one (a path, or an
@@ -81,6 +82,17 @@ pub async fn run(store: Option<&Path>, socket: &Path, args: &DaemonArgs) -> Resu
     // the worker escalates to SIGKILL a little before the runtime would drop the run, so the
     // run's output is still recorded
     let worker_grace = args.grace.mul_f64(0.8);
+    // with the store's lock held and before any run starts: stop what a crash left running
+    let runs = RunDir::beside(&path).map_err(|e| CliError::unavailable(e.to_string()))?;
+    let interrupted = {
+        let runs = runs.clone();
+        tokio::task::spawn_blocking(move || runs.recover(worker_grace))
+            .await
+            .map_err(|e| {
+                CliError::unavailable(format!("recovery of the runs in flight failed: {e}"))
+            })?
+            .map_err(|e| CliError::unavailable(e.to_string()))?
+    };
     let control = ControlSocket::new(socket)
         .role("daemon")
         .store_path(&path)
@@ -94,7 +106,8 @@ pub async fn run(store: Option<&Path>, socket: &Path, args: &DaemonArgs) -> Resu
             ..profile.config
         })
         .policy(profile.policy)
-        .worker(COMMAND_KIND, CommandWorker::new(worker_grace));
+        .interrupted(interrupted)
+        .worker(COMMAND_KIND, CommandWorker::new(worker_grace).run_dir(runs));
     let (builder, control) = match args.device {
         DeviceSource::Manual => {
             let probe = ManualProbe::new();

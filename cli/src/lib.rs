@@ -11,8 +11,11 @@ pub mod args;
 pub mod command;
 pub mod daemon;
 pub mod error;
+pub mod procfs;
 pub mod render;
+pub mod runs;
 pub mod session;
+pub mod supervise;
 pub mod time;
 
 use std::io::Write;
@@ -29,6 +32,13 @@ use session::Session;
 
 /// Runs the command line and returns its exit code.
 pub fn main() -> ExitCode {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == supervise::SUBCOMMAND)
+    {
+        // a run's supervisor, started by the daemon (hidden: not a verb people use)
+        return supervise::main();
+    }
     let cli = Cli::parse();
     let daemon = matches!(cli.verb, Verb::Daemon(_));
     init_logging(cli.quiet, cli.verbose, daemon);

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use backwork_constraints::DeviceState;
 use backwork_control::{CommandOutput, CommandSpec, JobDetail, JobReasons, JobView, command_line};
-use backwork_scheduler::{Job, RunRecord, Schedule, Time, WaitReason};
+use backwork_scheduler::{Job, RunRecord, RunResult, Schedule, Time, WaitReason};
 use chrono_tz::Tz;
 
 use crate::time::{instant, instant_long, relative, span};
@@ -364,12 +364,23 @@ pub fn show(detail: &JobDetail, style: &Style) -> String {
 fn run_text(run: &RunRecord, style: &Style) -> String {
     let mut s = String::new();
     let took = span(run.finished - run.started);
+    // a run a crash interrupted says how, when its driver knew ("interrupted by a daemon crash")
+    let (result, note, stop) = match (run.result, run.note.as_deref()) {
+        (RunResult::Crashed, Some(n)) => {
+            let (how, more) = n.split_once("; ").unwrap_or((n, ""));
+            (how.to_string(), (!more.is_empty()).then_some(more), None)
+        }
+        _ => (
+            run.result.to_string(),
+            run.note.as_deref(),
+            run.stop_reason.as_ref(),
+        ),
+    };
     let _ = write!(
         s,
-        "  {}  attempt {}  {}  took {took}",
+        "  {}  attempt {}  {result}  took {took}",
         instant_long(run.started, style.zone),
         run.attempt,
-        run.result
     );
     let command: Option<CommandOutput> = run
         .output
@@ -386,11 +397,11 @@ fn run_text(run: &RunRecord, style: &Style) -> String {
             _ => {}
         }
     }
-    if let Some(r) = &run.stop_reason {
+    if let Some(r) = stop {
         let _ = write!(s, "  stopped: {r}");
     }
     s.push('\n');
-    if let Some(n) = &run.note {
+    if let Some(n) = note {
         let _ = writeln!(s, "    note: {n}");
     }
     match (command, &run.output) {

@@ -293,7 +293,9 @@ fn why_names_each_reason_with_the_value_that_decides_it() {
     );
     // backoff until T (attempt n)
     d.add(&["--unique", "flaky", "--", "sh", "-c", "exit 1"]);
-    d.wait_for("flaky", "the first failed run", |r| runs(r) == 1);
+    d.wait_for("flaky", "the first failed run", |r| {
+        runs(r) == 1 && state(r) != "running"
+    });
     let why = d.why("flaky");
     assert!(
         why.contains("backing off until") && why.contains("attempt 1 failed"),
@@ -310,7 +312,9 @@ fn why_names_each_reason_with_the_value_that_decides_it() {
         "--",
         "true",
     ]);
-    d.wait_for("gated", "the first run", |r| runs(r) == 1);
+    d.wait_for("gated", "the first run", |r| {
+        runs(r) == 1 && state(r) != "running"
+    });
     // the next period opens within a second; then only the minimum interval holds it
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -410,7 +414,9 @@ fn kill_9_and_a_restart_keep_every_job_and_its_history() {
     d.wait_for("ran", "the run", |r| state(r) == "succeeded");
     let waiting = d.add(&["--every", "6h", "--flex", "1h", "--tag", "t", "--", "true"]);
     let failing = d.add(&["--", "sh", "-c", "exit 7"]);
-    d.wait_for(&failing, "the failed run", |r| runs(r) == 1);
+    d.wait_for(&failing, "the failed run", |r| {
+        runs(r) == 1 && state(r) != "running"
+    });
     let before: Vec<Value> = [&ran, &waiting, &failing]
         .iter()
         .map(|id| d.record(id)["job"].clone())

@@ -19,6 +19,7 @@
 //! The same sequence of inputs always produces the same sequence of actions.
 
 mod error;
+mod interrupted;
 mod job;
 mod lanes;
 mod policy;
@@ -35,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use error::CoreError;
+pub use interrupted::Interruption;
 pub use job::{
     Anchor, Backoff, BackoffKind, CatchUp, ConflictPolicy, DEFAULT_TIMEOUT, Force, Jitter, Job,
     JobId, JobRequest, JobState, RunOutcome, RunRecord, RunResult, Schedule, StopReason, Time,
@@ -140,6 +142,9 @@ pub enum Event {
     /// runs in progress are forgotten (the driver has dropped them), then the records are loaded
     /// as by [`Event::Load`]. Configuration, policy, registered kinds and device state are kept.
     Reload(Vec<Job>),
+    /// Right after a load: what the driver knows about the runs its crash interrupted (their
+    /// real end, a note); amends the history records the load wrote (see [`Interruption`]).
+    Interrupted(Vec<Interruption>),
     /// Enqueue a request under a fresh id.
     Enqueue {
         /// The new job's id (the driver generates it).
@@ -405,6 +410,10 @@ impl Scheduler {
             Event::Reload(jobs) => {
                 self.forget_jobs();
                 self.load(now, jobs)
+            }
+            Event::Interrupted(runs) => {
+                self.interrupted(now, runs);
+                Ok(Reply::Done)
             }
             Event::Enqueue { id, request } => self.enqueue(now, id, request),
             Event::Cancel(selector) => self.cancel(now, &selector),

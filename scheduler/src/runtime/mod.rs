@@ -28,8 +28,8 @@ use worker::{DynWorker, Erased};
 pub use worker::{FnWorker, WorkContext, WorkResult, Worker, worker_fn};
 
 use crate::core::{
-    Action, AllowAll, ChangeSet, Config, CoreError, Disposition, Event, Force, Job, JobId,
-    JobRequest, JobState, Policy, Reply, RunOutcome, Scheduler, Selector, StopReason, Time,
+    Action, AllowAll, ChangeSet, Config, CoreError, Disposition, Event, Force, Interruption, Job,
+    JobId, JobRequest, JobState, Policy, Reply, RunOutcome, Scheduler, Selector, StopReason, Time,
     WaitReason,
 };
 use crate::store::{MemoryStore, Store, StoreError};
@@ -438,6 +438,7 @@ impl Runtime {
             workers: BTreeMap::new(),
             sequential_ids: false,
             services: Vec::new(),
+            interrupted: Vec::new(),
         }
     }
 
@@ -471,6 +472,7 @@ pub struct RuntimeBuilder {
     workers: BTreeMap<String, Arc<dyn DynWorker>>,
     sequential_ids: bool,
     services: Vec<Box<dyn Service>>,
+    interrupted: Vec<Interruption>,
 }
 
 impl std::fmt::Debug for RuntimeBuilder {
@@ -533,6 +535,13 @@ impl RuntimeBuilder {
         self
     }
 
+    /// What the driver knows about runs its last crash interrupted (their real end, a note for
+    /// the history); given to the core right after the store is loaded. See [`Interruption`].
+    pub fn interrupted(mut self, runs: Vec<Interruption>) -> Self {
+        self.interrupted = runs;
+        self
+    }
+
     /// Generates job ids from the clock and a counter instead of randomness, so a test's ids are
     /// the same on every run.
     pub fn sequential_ids(mut self, yes: bool) -> Self {
@@ -552,6 +561,7 @@ impl RuntimeBuilder {
             workers,
             sequential_ids,
             services,
+            interrupted,
         } = self;
         let store = Arc::new(Mutex::new(store));
         let loader = Arc::clone(&store);
@@ -569,6 +579,9 @@ impl RuntimeBuilder {
         }
         if let Reply::Loaded { jobs, recovered } = core.handle(now, Event::Load(jobs))? {
             tracing::info!(jobs, recovered, "job store loaded");
+        }
+        if !interrupted.is_empty() {
+            core.handle(now, Event::Interrupted(interrupted))?;
         }
 
         let (tx, rx) = mpsc::channel(MAX_BATCH);

@@ -1,0 +1,239 @@
+//! Shared by the containment and start-failure tests: a `backwork daemon --device manual` on a
+//! temp store and socket (as in `e2e.rs`), and a look at processes through `/proc`.
+
+#![allow(dead_code)] // each test file uses its own part
+
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_backwork");
+
+/// A daemon on its own store and socket in a temp dir.
+pub struct Daemon {
+    pub child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub args: Vec<String>,
+}
+
+impl Daemon {
+    /// Starts `backwork daemon --device manual ARGS` and waits for READY.
+    pub fn start(args: &[&str]) -> Daemon {
+        let mut d = Daemon {
+            child: None,
+            dir: tempfile::tempdir().unwrap(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+        };
+        d.launch();
+        d
+    }
+
+    pub fn store(&self) -> PathBuf {
+        self.dir.path().join("store.redb")
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("run").join("control.sock")
+    }
+
+    /// A path in the test's temp dir.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Starts the daemon (again) and waits for its READY notification, which comes after the
+    /// recovery of runs a crash interrupted.
+    pub fn launch(&mut self) {
+        let notify = self.dir.path().join("notify.sock");
+        let _ = std::fs::remove_file(&notify);
+        let listener = UnixDatagram::bind(&notify).unwrap();
+        listener
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let child = Command::new(BIN)
+            .arg("daemon")
+            .args(["--device", "manual"])
+            .args(&self.args)
+            .env("BACKWORK_STORE", self.store())
+            .env("BACKWORK_SOCKET", self.socket())
+            .env("NOTIFY_SOCKET", &notify)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let mut buf = [0u8; 512];
+        let n = listener
+            .recv(&mut buf)
+            .expect("the daemon sent no READY within 60 s");
+        assert!(String::from_utf8_lossy(&buf[..n]).contains("READY=1"));
+    }
+
+    /// The daemon's pid.
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    /// Runs `backwork ARGS` against this daemon.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .env("BACKWORK_STORE", self.store())
+            .env("BACKWORK_SOCKET", self.socket())
+            .env_remove("COLUMNS")
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap()
+    }
+
+    /// Runs `backwork ARGS`, expects exit 0, returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "backwork {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `show --json` of one job.
+    pub fn record(&self, target: &str) -> Value {
+        let text = self.ok(&["show", target, "--json"]);
+        serde_json::from_str(text.lines().next().unwrap()).unwrap()
+    }
+
+    /// Waits until the job's record satisfies `cond` (command runs are real processes).
+    pub fn wait_for(&self, target: &str, what: &str, cond: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let r = self.record(target);
+            if cond(&r) {
+                return r;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {r:#}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL, and collect the daemon's status.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// The job's state in a `show --json` record.
+pub fn state(r: &Value) -> &str {
+    r["job"]["state"].as_str().unwrap()
+}
+
+/// A process named by pid and start time (field 22 of `/proc/PID/stat`, proc(5)), so that a
+/// reused pid is never taken for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Proc {
+    pub pid: i32,
+    pub start_time: u64,
+}
+
+/// Fields 3 (state) and 22 (start time) of `/proc/PID/stat`, counted after the `)` that ends
+/// the command name (which may hold spaces).
+fn stat(pid: i32) -> Option<(char, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest: Vec<&str> = text[text.rfind(')')? + 1..].split_whitespace().collect();
+    Some((rest[0].chars().next()?, rest[19].parse().ok()?))
+}
+
+impl Proc {
+    /// The live process `pid`.
+    pub fn of(pid: i32) -> Proc {
+        let (_, start_time) = stat(pid).unwrap_or_else(|| panic!("no process {pid}"));
+        Proc { pid, start_time }
+    }
+
+    /// True while this very process exists and has not exited (a zombie has).
+    pub fn alive(&self) -> bool {
+        stat(self.pid).is_some_and(|(st, t)| t == self.start_time && st != 'Z')
+    }
+}
+
+/// Waits (bounded) until `path` holds at least `n` lines, and returns them.
+pub fn wait_lines(path: &Path, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let lines: Vec<String> = std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        if lines.len() >= n {
+            return lines;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} has {} of {n} lines",
+            path.display(),
+            lines.len()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits (bounded) until none of `procs` is alive; returns the survivors if some still are.
+pub fn wait_gone(procs: &[Proc], within: Duration) -> Vec<Proc> {
+    let deadline = Instant::now() + within;
+    loop {
+        let alive: Vec<Proc> = procs.iter().copied().filter(Proc::alive).collect();
+        if alive.is_empty() || Instant::now() >= deadline {
+            return alive;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The containment tests' command (see `common/job.sh`): `sh job.sh DIR WHEN`, with the
+/// script written into DIR.
+pub fn job_argv(d: &Daemon, when: &str) -> Vec<String> {
+    let script = d.path("job.sh");
+    std::fs::write(&script, include_str!("job.sh")).unwrap();
+    vec![
+        "sh".into(),
+        script.display().to_string(),
+        d.dir.path().display().to_string(),
+        when.into(),
+    ]
+}
+
+/// The processes `job.sh` wrote to `DIR/pids`, by label (`gc` the setsid grandchild, `child`,
+/// `sh`), once all three are there.
+pub fn job_procs(d: &Daemon) -> std::collections::BTreeMap<String, Proc> {
+    wait_lines(&d.path("pids"), 3)
+        .iter()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (
+                f[0].to_string(),
+                Proc {
+                    pid: f[1].parse().unwrap(),
+                    start_time: f[2].parse().unwrap(),
+                },
+            )
+        })
+        .collect()
+}
