@@ -884,7 +884,8 @@ fn the_cli_inspects_an_embedding_apps_queue_and_names_a_profile_window() {
     let line: Value = serde_json::from_str(cli(&["list", "--json"]).trim()).unwrap();
     assert_eq!(line["id"], id.to_string());
     assert_eq!(line["waiting_on"][0]["type"], "policy");
-    assert_eq!(line["waiting_on"][0]["reason"], "quiet hours");
+    assert_eq!(line["waiting_on"][0]["reason"]["message"], "quiet hours");
+    assert_eq!(line["waiting_on"][0]["reason"]["code"], "quiet_hours");
     assert!(
         line["next"].is_string(),
         "the profile's deferral is a time gate: {line}"

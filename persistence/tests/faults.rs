@@ -163,6 +163,9 @@ async fn the_runtime_reopens_the_store_after_an_io_error() {
     let err = rt.enqueue(JobRequest::once("w")).await.unwrap_err();
     assert!(err.to_string().contains("failed to commit"), "{err}");
     disk.fail_with(0);
+    // the runtime refuses writes at once while the store is down and tries to reopen it with
+    // backoff (at most 10 s apart): let it see the disk is back
+    tokio::time::sleep(Duration::from_secs(11)).await;
     let jobs = rt.jobs().await.unwrap();
     assert_eq!(jobs.iter().map(|j| j.id).collect::<Vec<_>>(), [kept]);
     let next = rt.enqueue(JobRequest::once("w")).await.unwrap();
