@@ -50,7 +50,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "error: {}", e.message);
+            let _ = writeln!(std::io::stderr(), "error: {}", render::escape(&e.message));
             ExitCode::from(e.code)
         }
     }
@@ -284,7 +284,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             warnings,
         } => {
             for w in &warnings {
-                note(0, &format!("warning: {w}"));
+                note(0, &format!("warning: {}", render::escape(w)));
             }
             if cli.json {
                 json_lines([serde_json::json!({

@@ -63,7 +63,9 @@ impl CommandSpec {
 }
 
 /// A program and its arguments as a person would type them: arguments with spaces, quotes or
-/// other shell characters are single-quoted.
+/// other shell characters are single-quoted; an argument with a control character (a newline,
+/// an ESC…) is written in the shell's `$'…'` form with the character escaped (`$'a\nb'`), so
+/// the line never holds a raw control character and still pastes back into bash or zsh.
 pub fn command_line(argv: &[String]) -> String {
     argv.iter()
         .map(|a| {
@@ -72,12 +74,39 @@ pub fn command_line(argv: &[String]) -> String {
                     .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
             {
                 a.clone()
+            } else if a.chars().any(char::is_control) {
+                ansi_c_quoted(a)
             } else {
                 format!("'{}'", a.replace('\'', r"'\''"))
             }
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// `a` in bash's ANSI-C quoting: `$'…'` with backslash, quote and control characters escaped.
+fn ansi_c_quoted(a: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::from("$'");
+    for c in a.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\x1b' => out.push_str("\\E"),
+            c if c.is_control() && c.is_ascii() => {
+                let _ = write!(out, "\\x{:02x}", u32::from(c));
+            }
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
 }
 
 /// What a command run produced: kept as the run's output and shown by `backwork show`.

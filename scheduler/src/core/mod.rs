@@ -21,6 +21,7 @@
 mod error;
 mod job;
 mod lanes;
+mod name;
 mod policy;
 mod schedule;
 mod spec;
@@ -39,6 +40,7 @@ pub use job::{
     JobId, JobRequest, JobState, RunOutcome, RunRecord, RunResult, Schedule, StopReason, Time,
     Unique, humanize, humanize_approx,
 };
+pub use name::{MAX_NAME_BYTES, NameError, check_unique_name};
 pub use policy::{AllowAll, Decision, Policy, PolicyContext};
 pub use schedule::{
     MAX_BACKOFF, MIN_BACKOFF, Window, add, backoff_delay, effective_flex, jitter_offset, next_cron,
@@ -722,6 +724,7 @@ impl Scheduler {
             if u.name.trim().is_empty() {
                 return Err(CoreError::EmptyUniqueName);
             }
+            name::check_unique_name(&u.name)?;
             let recurring = r.schedule.is_recurring();
             let ok = match u.policy {
                 ConflictPolicy::Keep | ConflictPolicy::Update | ConflictPolicy::Replace => true,
