@@ -268,7 +268,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Verb::Prune => Request::Prune,
     };
     let create = matches!(request, Request::Add { .. });
-    let mut session = Session::open(&socket, store, create).await?;
+    let mut session = Session::open(&socket, store, create, cli.answer_timeout).await?;
     let local = session.is_local();
     let answer = session.call(request).await;
     session.close().await?;

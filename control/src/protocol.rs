@@ -300,6 +300,9 @@ pub enum ErrorKind {
     Corrupt,
     /// The peer is not allowed to use this socket (exit 3).
     Denied,
+    /// The server is already serving its maximum number of connections; the request was not
+    /// read. Clients retry after a short pause (exit 3 once they give up).
+    Busy,
 }
 
 impl ErrorKind {
@@ -308,7 +311,7 @@ impl ErrorKind {
         match self {
             ErrorKind::NotFound => 1,
             ErrorKind::Invalid => 2,
-            ErrorKind::Unavailable | ErrorKind::Denied => 3,
+            ErrorKind::Unavailable | ErrorKind::Denied | ErrorKind::Busy => 3,
             ErrorKind::Corrupt => 4,
         }
     }
