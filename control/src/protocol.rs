@@ -390,3 +390,42 @@ impl Response {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What bash makes of `line` as the arguments of `printf '%s\0'`: the arguments back.
+    fn bash_words(line: &str) -> Option<Vec<String>> {
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!("printf '%s\\0' {line}"))
+            .output()
+            .ok()?;
+        let text = String::from_utf8(out.stdout).ok()?;
+        Some(text.split_terminator('\0').map(str::to_string).collect())
+    }
+
+    #[test]
+    fn command_lines_hold_no_control_character_and_paste_back_into_bash() {
+        let argv: Vec<String> = [
+            "plain",
+            "two words",
+            "it's",
+            "a\nb",
+            "\u{1b}[31mred\r",
+            "tab\there 'q' \\n",
+            "c1\u{85}x",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let line = command_line(&argv);
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        assert!(line.contains(r"$'a\nb'"), "{line}");
+        match bash_words(&line) {
+            Some(words) => assert_eq!(words, argv, "{line}"),
+            None => eprintln!("bash is not installed; the round trip is not checked"),
+        }
+    }
+}
