@@ -11,6 +11,8 @@ pub mod args;
 pub mod command;
 pub mod daemon;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod render;
 pub mod session;
 pub mod time;

@@ -14,6 +14,8 @@
 
 mod client;
 mod dispatch;
+#[doc(hidden)]
+pub mod fuzzing;
 mod path;
 pub mod protocol;
 mod server;

@@ -308,12 +308,7 @@ async fn serve(stream: UnixStream, runtime: RuntimeHandle, ctx: Arc<Context>, li
             return;
         }
     }
-    let mut reader = FramedRead::new(
-        read,
-        LengthDelimitedCodec::builder()
-            .max_frame_length(MAX_REQUEST)
-            .new_codec(),
-    );
+    let mut reader = FramedRead::new(read, request_codec());
     loop {
         let frame = match tokio::time::timeout(frame_timeout, reader.next()).await {
             Ok(Some(frame)) => frame,
@@ -333,42 +328,63 @@ async fn serve(stream: UnixStream, runtime: RuntimeHandle, ctx: Arc<Context>, li
                 break;
             }
         };
-        let (response, go_on) = match frame {
-            Ok(bytes) => match serde_json::from_slice::<Request>(&bytes) {
-                Ok(request) => (dispatch(&runtime, &ctx, request).await, true),
-                Err(e) => (
-                    Response::error(
-                        ErrorKind::Invalid,
-                        format!(
-                            "malformed request ({e}); send one JSON request per length-prefixed frame, as backwork_control::protocol documents"
-                        ),
-                    ),
-                    true,
-                ),
-            },
-            Err(e) if e.kind() == io::ErrorKind::InvalidData => (
-                Response::error(
-                    ErrorKind::Invalid,
-                    format!(
-                        "the request is over the cap of {MAX_REQUEST} bytes; send a smaller one"
-                    ),
-                ),
-                false,
-            ),
-            Err(e) => (
-                Response::error(
-                    ErrorKind::Invalid,
-                    format!(
-                        "the request frame is truncated or unreadable ({e}); send whole frames"
-                    ),
-                ),
-                false,
-            ),
+        let (response, go_on) = match decode_frame(frame) {
+            Decoded::Request(request) => (dispatch(&runtime, &ctx, request).await, true),
+            Decoded::Refused { answer, go_on } => (answer, go_on),
         };
         let sent = tokio::time::timeout(frame_timeout, send(&mut writer, &response)).await;
         if !matches!(sent, Ok(Ok(()))) || !go_on {
             break;
         }
+    }
+}
+
+/// The codec of request frames: a 4-byte big-endian length, then that many bytes, at most
+/// [`MAX_REQUEST`].
+pub(crate) fn request_codec() -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .max_frame_length(MAX_REQUEST)
+        .new_codec()
+}
+
+/// What the server makes of one frame read from a connection.
+#[derive(Debug)]
+pub(crate) enum Decoded {
+    /// A request to dispatch.
+    Request(Request),
+    /// No request: this answer, then go on reading or close the connection.
+    Refused {
+        /// The error to send.
+        answer: Response,
+        /// Whether the connection is still usable (the frame was whole but not a request).
+        go_on: bool,
+    },
+}
+
+/// Decodes one frame (or the codec's error) into a request or a refusal.
+pub(crate) fn decode_frame(frame: io::Result<tokio_util::bytes::BytesMut>) -> Decoded {
+    let refused = |go_on: bool, message: String| Decoded::Refused {
+        answer: Response::error(ErrorKind::Invalid, message),
+        go_on,
+    };
+    match frame {
+        Ok(bytes) => match serde_json::from_slice::<Request>(&bytes) {
+            Ok(request) => Decoded::Request(request),
+            Err(e) => refused(
+                true,
+                format!(
+                    "malformed request ({e}); send one JSON request per length-prefixed frame, as backwork_control::protocol documents"
+                ),
+            ),
+        },
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => refused(
+            false,
+            format!("the request is over the cap of {MAX_REQUEST} bytes; send a smaller one"),
+        ),
+        Err(e) => refused(
+            false,
+            format!("the request frame is truncated or unreadable ({e}); send whole frames"),
+        ),
     }
 }
 

@@ -15,7 +15,10 @@
 
 #![warn(missing_docs)]
 
+#[doc(hidden)]
+pub mod fuzzing;
 mod path;
+mod record;
 mod schema;
 mod store;
 

@@ -385,7 +385,7 @@ impl RedbStore {
     }
 
     fn decode(&self, id: u128, bytes: &[u8]) -> Result<Job, StoreError> {
-        serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        crate::record::decode(bytes).map_err(|e| StoreError::Corrupt {
             path: path_str(&self.path),
             detail: format!("record {} cannot be read: {e}", JobId::from_u128(id)),
         })

@@ -1221,7 +1221,7 @@ impl Scheduler {
             return;
         };
         job.attempt = 0;
-        job.cycle += 1;
+        job.cycle = job.cycle.saturating_add(1);
         job.state = JobState::Enqueued;
         let placed = self.place(&mut job);
         self.jobs.insert(id, job);
@@ -1338,7 +1338,7 @@ impl Scheduler {
             return;
         };
         job.attempt = 0;
-        job.cycle += 1;
+        job.cycle = job.cycle.saturating_add(1);
         match next {
             Some((start, end)) => {
                 job.not_before = start;
@@ -1576,8 +1576,8 @@ impl Scheduler {
         };
         let ignore_constraints = job.force.constraints;
         job.state = JobState::Running;
-        job.attempt += 1;
-        job.runs_total += 1;
+        job.attempt = job.attempt.saturating_add(1);
+        job.runs_total = job.runs_total.saturating_add(1);
         job.last_started = Some(now);
         job.stop_reason = None;
         job.force = Force::default();
