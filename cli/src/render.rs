@@ -227,7 +227,10 @@ fn table(columns: &[Column], rows: &[Vec<String>], width: Option<usize>) -> Stri
             if i != last {
                 // Padded by hand: a format width is capped (at u16::MAX) and counts chars, not
                 // terminal columns.
-                out.extend(std::iter::repeat_n(' ', width.saturating_sub(text_width(&cell)) + 2));
+                out.extend(std::iter::repeat_n(
+                    ' ',
+                    width.saturating_sub(text_width(&cell)) + 2,
+                ));
             }
         }
         let trimmed = out.trim_end().len();
@@ -538,7 +541,10 @@ mod tests {
         assert_eq!(escape("plain"), "plain");
         assert_eq!(escape("a\nb"), "a\\nb");
         assert_eq!(escape("\u{1b}[2J"), "\\e[2J");
-        assert_eq!(escape("cr\r tab\t nul\0 del\u{7f}"), "cr\\r tab\\t nul\\0 del\\x7f");
+        assert_eq!(
+            escape("cr\r tab\t nul\0 del\u{7f}"),
+            "cr\\r tab\\t nul\\0 del\\x7f"
+        );
         assert_eq!(escape("c1\u{9b}31m"), "c1\\u{9b}31m");
         assert_eq!(escape("rtl\u{202e}txt"), "rtl\\u{202e}txt");
         assert_eq!(escape("back\\slash é 漢"), "back\\slash é 漢");

@@ -63,7 +63,12 @@ fn duration_text() -> impl Strategy<Value = String> {
 
 fn at_text() -> impl Strategy<Value = String> {
     let date = (
-        prop_oneof![(0i64..10_000), (-300_000i64..300_000), Just(9999), Just(262_143)],
+        prop_oneof![
+            (0i64..10_000),
+            (-300_000i64..300_000),
+            Just(9999),
+            Just(262_143)
+        ],
         0u32..14,
         0u32..33,
     );

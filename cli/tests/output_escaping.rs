@@ -32,13 +32,18 @@ fn list_why_and_show_print_control_characters_escaped() {
         "-c",
         &format!("printf '{ESC}[31mred\\r\\n'\necho x"),
     ]);
-    d.wait_for(&id, "a run", |r| state(r) != "enqueued" && state(r) != "running");
+    d.wait_for(&id, "a run", |r| {
+        state(r) != "enqueued" && state(r) != "running"
+    });
 
     let list = d.ok(&["list"]);
     assert_clean(&list);
     assert_eq!(list.lines().count(), 2, "{list}");
     // The command line (the NAME of a job with no name), in the shell's $'…' form.
-    assert!(list.contains(r"sh -c $'printf \'\E[31mred\\r\\n\'\necho x'"), "{list}");
+    assert!(
+        list.contains(r"sh -c $'printf \'\E[31mred\\r\\n\'\necho x'"),
+        "{list}"
+    );
 
     let why = d.ok(&["why", &id]);
     assert_clean(&why);

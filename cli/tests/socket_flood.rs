@@ -49,7 +49,9 @@ fn half_sent_connections_beyond_the_cap_neither_fail_a_job_nor_block_other_clien
     for _ in 0..HELD {
         let mut s = UnixStream::connect(d.socket()).expect("connect to the daemon");
         // The daemon may already have answered "busy" and closed: then the write fails.
-        let _ = s.write_all(&[0, 0, 0, 100, b'{', b'"', b'o', b'p', b'"', b':', b'"', b'p', b'i', b'n']);
+        let _ = s.write_all(&[
+            0, 0, 0, 100, b'{', b'"', b'o', b'p', b'"', b':', b'"', b'p', b'i', b'n',
+        ]);
         held.push(s);
     }
 
@@ -94,6 +96,9 @@ fn half_sent_connections_beyond_the_cap_neither_fail_a_job_nor_block_other_clien
         }
         assert!(read_frame(&mut s).is_none(), "the connection is closed");
     }
-    assert!(late <= CAP, "{late} connections held a slot, over the cap of {CAP}");
+    assert!(
+        late <= CAP,
+        "{late} connections held a slot, over the cap of {CAP}"
+    );
     assert!(busy >= HELD - CAP, "{busy} busy answers");
 }

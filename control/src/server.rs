@@ -10,9 +10,9 @@ use backwork_constraints::ManualProbe;
 use backwork_scheduler::{RuntimeHandle, Service};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Semaphore;
 use tokio_util::bytes::Bytes;
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::ControlError;

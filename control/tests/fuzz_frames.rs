@@ -58,7 +58,8 @@ fn odd_value() -> impl Strategy<Value = Value> {
     prop_oneof![
         any::<i64>().prop_map(Value::from),
         any::<u64>().prop_map(Value::from),
-        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
         Just(Value::from(u64::MAX)),
         Just(Value::from(-1)),
         Just(Value::from(0)),
@@ -75,8 +76,14 @@ fn odd_value() -> impl Strategy<Value = Value> {
 /// One frame: a request with one leaf replaced, its length prefix right or wrong.
 fn frame() -> impl Strategy<Value = Vec<u8>> {
     let base = requests();
-    (0..base.len(), any::<usize>(), odd_value(), any::<bool>(), any::<u32>()).prop_map(
-        move |(which, pick, with, honest, lie)| {
+    (
+        0..base.len(),
+        any::<usize>(),
+        odd_value(),
+        any::<bool>(),
+        any::<u32>(),
+    )
+        .prop_map(move |(which, pick, with, honest, lie)| {
             let mut v = base[which].clone();
             mutate_json(&mut v, pick, with);
             let body = serde_json::to_vec(&v).unwrap();
@@ -84,8 +91,7 @@ fn frame() -> impl Strategy<Value = Vec<u8>> {
             let mut out = len.to_be_bytes().to_vec();
             out.extend_from_slice(&body);
             out
-        },
-    )
+        })
 }
 
 proptest! {
@@ -122,7 +128,12 @@ fn the_seed_requests_are_valid() {
 /// serde_json's `float_roundtrip` feature, on for the whole workspace.
 #[test]
 fn regression_floats_survive_the_wire_exactly() {
-    for f in [3.890_783_413_104_299_5e18_f64, 1.945_391_706_552_149_8e18, 0.1, 1e-300] {
+    for f in [
+        3.890_783_413_104_299_5e18_f64,
+        1.945_391_706_552_149_8e18,
+        0.1,
+        1e-300,
+    ] {
         let text = serde_json::to_string(&f).unwrap();
         let back: f64 = serde_json::from_str(&text).unwrap();
         assert_eq!(back.to_bits(), f.to_bits(), "{text}");

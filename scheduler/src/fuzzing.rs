@@ -76,7 +76,14 @@ fn drain(core: &mut Scheduler, now: Time, toggle: &mut bool) {
         } else {
             RunOutcome::Retry(None)
         };
-        let _ = core.handle(now, Event::Finished { id, attempt, outcome });
+        let _ = core.handle(
+            now,
+            Event::Finished {
+                id,
+                attempt,
+                outcome,
+            },
+        );
         // what the run's end set off (the next run of a recurring job) waits for the next step
         while core.poll_action().is_some() {}
     }
@@ -86,7 +93,10 @@ fn drain(core: &mut Scheduler, now: Time, toggle: &mut bool) {
 pub fn instant_of(bytes: [u8; 8]) -> Time {
     const RANGE: i64 = 10_000 * 366 * 24 * 3600;
     // small values are themselves (seconds since the epoch); the rest wrap into the range
-    let secs = i64::from_le_bytes(bytes).wrapping_add(RANGE).rem_euclid(2 * RANGE) - RANGE;
+    let secs = i64::from_le_bytes(bytes)
+        .wrapping_add(RANGE)
+        .rem_euclid(2 * RANGE)
+        - RANGE;
     Utc.timestamp_opt(secs, 0).single().unwrap_or_default()
 }
 
@@ -115,7 +125,10 @@ pub fn cron(data: &[u8]) {
     for _ in 0..8 {
         match next_cron(&schedule, tz, after) {
             Some(next) => {
-                assert!(next > after, "`{expr}` in {tz}: {next} is not after {after}");
+                assert!(
+                    next > after,
+                    "`{expr}` in {tz}: {next} is not after {after}"
+                );
                 after = next;
             }
             None => break,
@@ -191,7 +204,14 @@ pub fn sample_jobs(now: Time) -> Vec<Job> {
             } else {
                 RunOutcome::Success(None)
             };
-            let _ = core.handle(at, Event::Finished { id, attempt, outcome });
+            let _ = core.handle(
+                at,
+                Event::Finished {
+                    id,
+                    attempt,
+                    outcome,
+                },
+            );
         }
         keep(&mut core, &mut out);
         match core.poll_timeout() {

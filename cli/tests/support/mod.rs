@@ -46,7 +46,9 @@ impl Daemon {
         let socket = dir.path().join("run").join("control.sock");
         let child = Command::new("sh")
             .arg("-c")
-            .arg(format!("{prefix}\nexec \"$0\" daemon --device manual \"$@\""))
+            .arg(format!(
+                "{prefix}\nexec \"$0\" daemon --device manual \"$@\""
+            ))
             .arg(BIN)
             .args(args)
             .env("BACKWORK_STORE", &store)
