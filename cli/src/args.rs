@@ -24,6 +24,17 @@ pub struct Cli {
     /// The control socket [default: $XDG_RUNTIME_DIR/backwork/control.sock].
     #[arg(long, global = true, env = "BACKWORK_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
+    /// How long to wait for a daemon's answer (connect, send and receive together) before
+    /// giving up with exit 3.
+    #[arg(
+        long,
+        global = true,
+        env = "BACKWORK_ANSWER_TIMEOUT",
+        default_value = "10s",
+        value_parser = humantime::parse_duration,
+        value_name = "DURATION"
+    )]
+    pub answer_timeout: std::time::Duration,
     /// Print records as JSON Lines (one object per line; see docs/cli.md for the fields).
     #[arg(long, global = true)]
     pub json: bool,
@@ -147,6 +158,13 @@ pub struct DaemonArgs {
     /// Also accept control connections from root.
     #[arg(long)]
     pub allow_root: bool,
+    /// Serve at most this many control connections at once; more are answered "busy" and
+    /// closed (each costs a file descriptor, which command jobs need too).
+    #[arg(long, default_value_t = backwork_control::DEFAULT_MAX_CONNECTIONS, value_name = "N")]
+    pub max_connections: usize,
+    /// Close a control connection that has not sent a whole request within this time.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub frame_timeout: std::time::Duration,
 }
 
 /// `backwork add`.

@@ -96,7 +96,9 @@ pub async fn run(store: Option<&Path>, socket: &Path, args: &DaemonArgs) -> Resu
     let control = ControlSocket::new(socket)
         .role("daemon")
         .store_path(&path)
-        .allow_root(args.allow_root);
+        .allow_root(args.allow_root)
+        .max_connections(args.max_connections)
+        .frame_timeout(args.frame_timeout);
     let builder = Runtime::builder()
         .store(opened)
         .config(backwork_scheduler::Config {

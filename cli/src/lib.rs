@@ -11,6 +11,8 @@ pub mod args;
 pub mod command;
 pub mod daemon;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod procfs;
 pub mod render;
 pub mod runs;
@@ -60,7 +62,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "error: {}", e.message);
+            let _ = writeln!(std::io::stderr(), "error: {}", render::escape(&e.message));
             ExitCode::from(e.code)
         }
     }
@@ -278,7 +280,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Verb::Prune => Request::Prune,
     };
     let create = matches!(request, Request::Add { .. });
-    let mut session = Session::open(&socket, store, create).await?;
+    let mut session = Session::open(&socket, store, create, cli.answer_timeout).await?;
     let local = session.is_local();
     let answer = session.call(request).await;
     session.close().await?;
@@ -294,7 +296,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             warnings,
         } => {
             for w in &warnings {
-                note(0, &format!("warning: {w}"));
+                note(0, &format!("warning: {}", render::escape(w)));
             }
             if cli.json {
                 json_lines([serde_json::json!({

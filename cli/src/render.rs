@@ -1,13 +1,59 @@
 //! What the verbs print: tables sized to the terminal, records, reasons, device state.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use backwork_constraints::DeviceState;
 use backwork_control::{CommandOutput, CommandSpec, JobDetail, JobReasons, JobView, command_line};
 use backwork_scheduler::{Job, RunRecord, RunResult, Schedule, Time, WaitReason};
 use chrono_tz::Tz;
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use crate::time::{instant, instant_long, relative, span};
+
+/// True for the characters text output never prints raw: control characters (C0, DEL, C1) and
+/// the invisible marks that reorder or split a line (bidirectional overrides and isolates, line
+/// and paragraph separators), so a job's name, tag, argument or output can neither forge a row
+/// nor send a terminal escape sequence.
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// `s` with every control character written as an escape, in the style of a C or shell string:
+/// newline `\n`, carriage return `\r`, tab `\t`, ESC `\e`, NUL `\0`, other ASCII controls
+/// `\x7f`-style, the rest `\u{85}`-style. Other text (backslashes included) is unchanged.
+pub fn escape(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(needs_escape) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\x1b' => out.push_str("\\e"),
+            '\0' => out.push_str("\\0"),
+            c if needs_escape(c) && c.is_ascii() => {
+                let _ = write!(out, "\\x{:02x}", u32::from(c));
+            }
+            c if needs_escape(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// How many terminal columns `s` takes (wide characters count two, combining marks none).
+fn text_width(s: &str) -> usize {
+    UnicodeWidthStr::width(s)
+}
 
 /// How times and reasons are shown.
 #[derive(Debug, Clone, Copy)]
@@ -126,28 +172,42 @@ const fn col(header: &'static str, min: usize, shrink: u8) -> Column {
     }
 }
 
+/// `s` cut to at most `width` terminal columns, with `…` marking the cut. Cuts fall between
+/// characters, never inside one.
 fn truncate(s: &str, width: usize) -> String {
-    let n = s.chars().count();
-    if n <= width {
-        s.to_string()
-    } else if width == 0 {
-        String::new()
-    } else {
-        let mut out: String = s.chars().take(width - 1).collect();
-        out.push('…');
-        out
+    if text_width(s) <= width {
+        return s.to_string();
     }
+    if width == 0 {
+        return String::new();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let w = UnicodeWidthChar::width(c).unwrap_or(0);
+        if used + w > width - 1 {
+            break;
+        }
+        used += w;
+        out.push(c);
+    }
+    out.push('…');
+    out
 }
 
 /// Lays out rows under headers, two spaces apart, shrinking the flexible columns (in their order)
 /// until the table fits `width` columns, if a width is given.
 fn table(columns: &[Column], rows: &[Vec<String>], width: Option<usize>) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|cell| escape(cell).into_owned()).collect())
+        .collect();
     let mut widths: Vec<usize> = columns
         .iter()
         .enumerate()
         .map(|(i, c)| {
             rows.iter()
-                .map(|r| r[i].chars().count())
+                .map(|r| r.get(i).map_or(0, |cell| text_width(cell)))
                 .chain([c.header.len()])
                 .max()
                 .unwrap_or(0)
@@ -170,13 +230,17 @@ fn table(columns: &[Column], rows: &[Vec<String>], width: Option<usize>) -> Stri
     }
     let mut out = String::new();
     let line = |cells: Vec<String>, out: &mut String| {
-        let last = cells.len() - 1;
-        for (i, cell) in cells.into_iter().enumerate() {
-            let cell = truncate(&cell, widths[i]);
-            if i == last {
-                out.push_str(&cell);
-            } else {
-                let _ = write!(out, "{cell:<w$}  ", w = widths[i]);
+        let last = cells.len().saturating_sub(1);
+        for (i, (cell, &width)) in cells.iter().zip(&widths).enumerate() {
+            let cell = truncate(cell, width);
+            out.push_str(&cell);
+            if i != last {
+                // Padded by hand: a format width is capped (at u16::MAX) and counts chars, not
+                // terminal columns.
+                out.extend(std::iter::repeat_n(
+                    ' ',
+                    width.saturating_sub(text_width(&cell)) + 2,
+                ));
             }
         }
         let trimmed = out.trim_end().len();
@@ -188,7 +252,7 @@ fn table(columns: &[Column], rows: &[Vec<String>], width: Option<usize>) -> Stri
         &mut out,
     );
     for r in rows {
-        line(r.clone(), &mut out);
+        line(r, &mut out);
     }
     out
 }
@@ -248,7 +312,7 @@ pub fn show(detail: &JobDetail, style: &Style) -> String {
     let r = &job.request;
     let mut s = String::new();
     let mut field = |k: &str, v: String| {
-        let _ = writeln!(s, "{k:<14} {v}");
+        let _ = writeln!(s, "{k:<14} {}", escape(&v));
     };
     field("id", job.id.to_string());
     if let Some(n) = job.unique_name() {
@@ -349,7 +413,7 @@ pub fn show(detail: &JobDetail, style: &Style) -> String {
             "why it is not running now:\n"
         });
         for reason in &detail.reasons {
-            let _ = writeln!(s, "  - {}", style.reason(reason));
+            let _ = writeln!(s, "  - {}", escape(&style.reason(reason)));
         }
     }
     if !job.history.is_empty() {
@@ -378,9 +442,10 @@ fn run_text(run: &RunRecord, style: &Style) -> String {
     };
     let _ = write!(
         s,
-        "  {}  attempt {}  {result}  took {took}",
+        "  {}  attempt {}  {}  took {took}",
         instant_long(run.started, style.zone),
         run.attempt,
+        escape(&result),
     );
     let command: Option<CommandOutput> = run
         .output
@@ -398,16 +463,16 @@ fn run_text(run: &RunRecord, style: &Style) -> String {
         }
     }
     if let Some(r) = stop {
-        let _ = write!(s, "  stopped: {r}");
+        let _ = write!(s, "  stopped: {}", escape(&r.to_string()));
     }
     s.push('\n');
     if let Some(n) = note {
-        let _ = writeln!(s, "    note: {n}");
+        let _ = writeln!(s, "    note: {}", escape(n));
     }
     match (command, &run.output) {
         (Some(c), _) => {
             if let Some(e) = &c.error {
-                let _ = writeln!(s, "    error: {e}");
+                let _ = writeln!(s, "    error: {}", escape(e));
             }
             for (name, text, dropped) in [
                 ("stdout", &c.stdout, c.stdout_dropped),
@@ -426,12 +491,12 @@ fn run_text(run: &RunRecord, style: &Style) -> String {
                 };
                 let _ = writeln!(s, "    {name}{cut}:");
                 for l in text.lines() {
-                    let _ = writeln!(s, "      | {l}");
+                    let _ = writeln!(s, "      | {}", escape(l));
                 }
             }
         }
         (None, Some(v)) => {
-            let _ = writeln!(s, "    output: {v}");
+            let _ = writeln!(s, "    output: {}", escape(&v.to_string()));
         }
         (None, None) => {}
     }
@@ -441,7 +506,7 @@ fn run_text(run: &RunRecord, style: &Style) -> String {
 /// `backwork why`.
 pub fn why(entry: &JobReasons, style: &Style) -> String {
     let who = match &entry.name {
-        Some(n) => format!("{} ({n})", entry.id),
+        Some(n) => format!("{} ({})", entry.id, escape(n)),
         None => entry.id.to_string(),
     };
     if entry.reasons.is_empty() {
@@ -449,7 +514,7 @@ pub fn why(entry: &JobReasons, style: &Style) -> String {
     }
     let mut s = format!("{who}:\n");
     for r in &entry.reasons {
-        let _ = writeln!(s, "  - {}", style.reason(r));
+        let _ = writeln!(s, "  - {}", escape(&style.reason(r)));
     }
     s
 }
@@ -467,6 +532,7 @@ pub fn device(state: &DeviceState, source: &str) -> String {
         yes(state.storage_low),
         yes(state.idle),
         if state.screen_on { "on" } else { "off" },
+        source = escape(source),
     )
 }
 
@@ -490,5 +556,61 @@ mod tests {
         }
         assert!(narrow.contains('…'));
         assert!(narrow.lines().nth(1).unwrap().starts_with("abcd  "));
+    }
+
+    #[test]
+    fn control_characters_print_escaped() {
+        assert_eq!(escape("plain"), "plain");
+        assert_eq!(escape("a\nb"), "a\\nb");
+        assert_eq!(escape("\u{1b}[2J"), "\\e[2J");
+        assert_eq!(
+            escape("cr\r tab\t nul\0 del\u{7f}"),
+            "cr\\r tab\\t nul\\0 del\\x7f"
+        );
+        assert_eq!(escape("c1\u{9b}31m"), "c1\\u{9b}31m");
+        assert_eq!(escape("rtl\u{202e}txt"), "rtl\\u{202e}txt");
+        assert_eq!(escape("back\\slash é 漢"), "back\\slash é 漢");
+    }
+
+    #[test]
+    fn a_cell_with_a_newline_stays_on_its_row() {
+        let columns = [col("ID", 2, 0), col("NAME", 4, 1), col("STATE", 5, 0)];
+        let rows = vec![vec![
+            "1".to_string(),
+            "x\n2  forged  succeeded\u{1b}[0m".to_string(),
+            "enqueued".to_string(),
+        ]];
+        let text = table(&columns, &rows, None);
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(!text.contains('\u{1b}'));
+        assert!(text.contains("x\\n2"));
+    }
+
+    /// Rust's format width is capped at u16::MAX: padding a 65 536-column cell with `{:<w$}`
+    /// panicked. Widths are counted in terminal columns, with no cap.
+    #[test]
+    fn a_cell_wider_than_a_format_width_does_not_panic() {
+        let columns = [col("NAME", 4, 1), col("STATE", 5, 0)];
+        let long = "n".repeat(65_536);
+        let rows = vec![vec![long.clone(), "enqueued".to_string()]];
+        let text = table(&columns, &rows, None);
+        assert!(text.lines().nth(1).unwrap().starts_with(&long));
+        let narrow = table(&columns, &rows, Some(30));
+        assert!(narrow.lines().all(|l| text_width(l) <= 30), "{narrow}");
+    }
+
+    #[test]
+    fn wide_characters_are_cut_and_padded_by_columns() {
+        // Each of these CJK characters takes two terminal columns (UAX #11: East Asian Wide).
+        assert_eq!(text_width("漢字漢字"), 8);
+        assert_eq!(truncate("漢字漢字", 5), "漢字…");
+        let columns = [col("NAME", 4, 1), col("STATE", 5, 0)];
+        let rows = vec![
+            vec!["漢字".to_string(), "a".to_string()],
+            vec!["abcd".to_string(), "b".to_string()],
+        ];
+        let text = table(&columns, &rows, None);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(text_width(lines[1]), text_width(lines[2]), "{text}");
     }
 }

@@ -85,13 +85,15 @@ pub struct Session {
 
 impl Session {
     /// Connects to the server on `socket`; if none answers, opens the store at `store` (creating
-    /// it only if `create`).
+    /// it only if `create`). A server that accepts but does not answer within `timeout` (for
+    /// the connection and then for each call) is an error (exit 3), never a hang.
     pub async fn open(
         socket: &Path,
         store: Option<&Path>,
         create: bool,
+        timeout: Duration,
     ) -> Result<Session, CliError> {
-        if let Some(client) = Client::connect(socket).await? {
+        if let Some(client) = Client::connect_within(socket, timeout).await? {
             return Ok(Session {
                 backend: Backend::Remote(client),
             });

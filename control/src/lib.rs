@@ -14,20 +14,22 @@
 
 mod client;
 mod dispatch;
+#[doc(hidden)]
+pub mod fuzzing;
 mod path;
 pub mod protocol;
 mod server;
 
 use std::path::PathBuf;
 
-pub use client::Client;
+pub use client::{Client, DEFAULT_ANSWER_TIMEOUT};
 pub use dispatch::{Context, dispatch, error_response, runtime_error_kind, store_error_kind};
 pub use path::{SocketFile, check_socket, default_socket_path, prepare_dir};
 pub use protocol::{
     COMMAND_KIND, CommandOutput, CommandSpec, ErrorKind, JobDetail, JobReasons, JobView,
     MAX_REQUEST, MAX_RESPONSE, Request, Response, ServerInfo, command_line,
 };
-pub use server::ControlSocket;
+pub use server::{ControlSocket, DEFAULT_FRAME_TIMEOUT, DEFAULT_MAX_CONNECTIONS};
 
 /// An error setting up or using the control socket.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -84,6 +86,17 @@ pub enum ControlError {
         action: &'static str,
         /// The system's message.
         detail: String,
+    },
+    /// The server accepted the connection but did not answer in time.
+    #[error(
+        "the daemon at {path} did not answer within {} s; is it stopped (SIGSTOP: resume it with kill -CONT) or overloaded? A change you asked for (add, run, cancel) may still be applied: check with `backwork list`. Wait longer with --answer-timeout.",
+        waited.as_secs_f64()
+    )]
+    NoAnswer {
+        /// The socket.
+        path: PathBuf,
+        /// How long the client waited.
+        waited: std::time::Duration,
     },
     /// The other side did not speak the protocol.
     #[error("control socket protocol error: {detail}")]

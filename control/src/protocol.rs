@@ -63,7 +63,9 @@ impl CommandSpec {
 }
 
 /// A program and its arguments as a person would type them: arguments with spaces, quotes or
-/// other shell characters are single-quoted.
+/// other shell characters are single-quoted; an argument with a control character (a newline,
+/// an ESC…) is written in the shell's `$'…'` form with the character escaped (`$'a\nb'`), so
+/// the line never holds a raw control character and still pastes back into bash or zsh.
 pub fn command_line(argv: &[String]) -> String {
     argv.iter()
         .map(|a| {
@@ -72,12 +74,39 @@ pub fn command_line(argv: &[String]) -> String {
                     .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
             {
                 a.clone()
+            } else if a.chars().any(char::is_control) {
+                ansi_c_quoted(a)
             } else {
                 format!("'{}'", a.replace('\'', r"'\''"))
             }
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// `a` in bash's ANSI-C quoting: `$'…'` with backslash, quote and control characters escaped.
+fn ansi_c_quoted(a: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::from("$'");
+    for c in a.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\x1b' => out.push_str("\\E"),
+            c if c.is_control() && c.is_ascii() => {
+                let _ = write!(out, "\\x{:02x}", u32::from(c));
+            }
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
 }
 
 /// What a command run produced: kept as the run's output and shown by `backwork show`.
@@ -271,6 +300,9 @@ pub enum ErrorKind {
     Corrupt,
     /// The peer is not allowed to use this socket (exit 3).
     Denied,
+    /// The server is already serving its maximum number of connections; the request was not
+    /// read. Clients retry after a short pause (exit 3 once they give up).
+    Busy,
 }
 
 impl ErrorKind {
@@ -279,7 +311,7 @@ impl ErrorKind {
         match self {
             ErrorKind::NotFound => 1,
             ErrorKind::Invalid => 2,
-            ErrorKind::Unavailable | ErrorKind::Denied => 3,
+            ErrorKind::Unavailable | ErrorKind::Denied | ErrorKind::Busy => 3,
             ErrorKind::Corrupt => 4,
         }
     }
@@ -355,6 +387,45 @@ impl Response {
         Response::Error {
             kind,
             message: message.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What bash makes of `line` as the arguments of `printf '%s\0'`: the arguments back.
+    fn bash_words(line: &str) -> Option<Vec<String>> {
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!("printf '%s\\0' {line}"))
+            .output()
+            .ok()?;
+        let text = String::from_utf8(out.stdout).ok()?;
+        Some(text.split_terminator('\0').map(str::to_string).collect())
+    }
+
+    #[test]
+    fn command_lines_hold_no_control_character_and_paste_back_into_bash() {
+        let argv: Vec<String> = [
+            "plain",
+            "two words",
+            "it's",
+            "a\nb",
+            "\u{1b}[31mred\r",
+            "tab\there 'q' \\n",
+            "c1\u{85}x",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let line = command_line(&argv);
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        assert!(line.contains(r"$'a\nb'"), "{line}");
+        match bash_words(&line) {
+            Some(words) => assert_eq!(words, argv, "{line}"),
+            None => eprintln!("bash is not installed; the round trip is not checked"),
         }
     }
 }

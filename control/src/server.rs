@@ -4,11 +4,13 @@ use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use backwork_constraints::ManualProbe;
 use backwork_scheduler::{RuntimeHandle, Service};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Semaphore;
 use tokio_util::bytes::Bytes;
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
@@ -40,13 +42,30 @@ use crate::protocol::{ErrorKind, MAX_REQUEST, MAX_RESPONSE, Request, Response, S
 /// refused; a socket left by a killed server is replaced — the runtime starts services only after
 /// its store is loaded, so only the process holding the store's lock replaces it — but one a live
 /// server answers on is not.
+///
+/// Limits, so a flood of clients can neither exhaust the process's file descriptors (which its
+/// jobs need) nor hold the socket: at most [`DEFAULT_MAX_CONNECTIONS`] connections are served at
+/// once ([`ControlSocket::max_connections`]); one beyond that is answered "busy"
+/// ([`ErrorKind::Busy`]) and closed at once, without reading it. A connection that does not
+/// complete a request frame within [`DEFAULT_FRAME_TIMEOUT`] of connecting or of its previous
+/// answer ([`ControlSocket::frame_timeout`]) — or does not take its answer within that time — is
+/// closed.
 #[derive(Debug, Clone)]
 pub struct ControlSocket {
     path: PathBuf,
     info: ServerInfo,
     manual: Option<ManualProbe>,
     allow_root: bool,
+    max_connections: usize,
+    frame_timeout: Duration,
 }
+
+/// How many connections a [`ControlSocket`] serves at once, by default.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
+
+/// How long a [`ControlSocket`] waits for a whole request frame (or for a client to take its
+/// answer), by default.
+pub const DEFAULT_FRAME_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl ControlSocket {
     /// A control socket at `path`, reporting the host's device state.
@@ -66,7 +85,24 @@ impl ControlSocket {
             },
             manual: None,
             allow_root: false,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            frame_timeout: DEFAULT_FRAME_TIMEOUT,
         }
+    }
+
+    /// Serve at most `n` connections at once (at least 1; default [`DEFAULT_MAX_CONNECTIONS`]).
+    /// Each costs one file descriptor while it lasts.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// Close a connection that has not sent a whole request within `timeout` of connecting or
+    /// of its previous answer, or has not taken an answer within `timeout` (default
+    /// [`DEFAULT_FRAME_TIMEOUT`]; at least 1 ms).
+    pub fn frame_timeout(mut self, timeout: Duration) -> Self {
+        self.frame_timeout = timeout.max(Duration::from_millis(1));
+        self
     }
 
     /// Names what serves (`daemon`, or the app's name; default: the executable's name).
@@ -159,7 +195,13 @@ impl Service for ControlSocket {
             manual: self.manual.clone(),
         });
         let me = nix::unistd::geteuid().as_raw();
-        let allow_root = self.allow_root;
+        let limits = Limits {
+            me,
+            allow_root: self.allow_root,
+            frame_timeout: self.frame_timeout,
+        };
+        let max = self.max_connections;
+        let slots = Arc::new(Semaphore::new(max));
         let path = self.path.clone();
         Ok(tokio::spawn(async move {
             let mut conns = tokio::task::JoinSet::new();
@@ -167,13 +209,17 @@ impl Service for ControlSocket {
                 tokio::select! {
                     () = stop.cancelled() => break,
                     accepted = listener.accept() => match accepted {
-                        Ok((stream, _)) => {
-                            let ctx = Arc::clone(&ctx);
-                            let runtime = runtime.clone();
-                            conns.spawn(async move {
-                                serve(stream, runtime, ctx, me, allow_root).await;
-                            });
-                        }
+                        Ok((stream, _)) => match Arc::clone(&slots).try_acquire_owned() {
+                            Ok(slot) => {
+                                let ctx = Arc::clone(&ctx);
+                                let runtime = runtime.clone();
+                                conns.spawn(async move {
+                                    serve(stream, runtime, ctx, limits).await;
+                                    drop(slot);
+                                });
+                            }
+                            Err(_) => refuse_busy(&stream, max),
+                        },
                         Err(e) => {
                             tracing::warn!(error = %e, "control socket: accept failed");
                             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -196,7 +242,43 @@ fn remove_if_ours(path: &Path, inode: Option<u64>) {
     }
 }
 
-async fn serve(stream: UnixStream, runtime: RuntimeHandle, ctx: Arc<Context>, me: u32, root: bool) {
+/// What every connection is held to.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    /// The server's uid.
+    me: u32,
+    /// Root may connect too.
+    allow_root: bool,
+    /// How long a request frame (or taking an answer) may take.
+    frame_timeout: Duration,
+}
+
+/// Answers a connection beyond the cap with a busy error, without waiting: the answer is written
+/// only if the socket takes it at once (a fresh socket's buffer does), then the connection is
+/// closed, so a flood never holds more descriptors than the cap.
+fn refuse_busy(stream: &UnixStream, max: usize) {
+    let refusal = Response::error(
+        ErrorKind::Busy,
+        format!(
+            "the server is already serving its maximum of {max} connections; try again in a moment (if this persists, something is flooding the socket)"
+        ),
+    );
+    if let Ok(body) = serde_json::to_vec(&refusal)
+        && let Ok(len) = u32::try_from(body.len())
+    {
+        let mut frame = len.to_be_bytes().to_vec();
+        frame.extend_from_slice(&body);
+        let _ = stream.try_write(&frame);
+    }
+    tracing::debug!(max, "control socket: refused a connection over the cap");
+}
+
+async fn serve(stream: UnixStream, runtime: RuntimeHandle, ctx: Arc<Context>, limits: Limits) {
+    let Limits {
+        me,
+        allow_root: root,
+        frame_timeout,
+    } = limits;
     let peer = stream.peer_cred().map(|c| c.uid());
     let (read, write) = stream.into_split();
     let mut writer = FramedWrite::new(
@@ -218,7 +300,7 @@ async fn serve(stream: UnixStream, runtime: RuntimeHandle, ctx: Arc<Context>, me
                     "this socket serves uid {me} only, and you are uid {uid}; talk to your own daemon, or run the command as uid {me}"
                 ),
             );
-            let _ = send(&mut writer, &refusal).await;
+            let _ = tokio::time::timeout(frame_timeout, send(&mut writer, &refusal)).await;
             return;
         }
         Err(e) => {
@@ -226,48 +308,83 @@ async fn serve(stream: UnixStream, runtime: RuntimeHandle, ctx: Arc<Context>, me
             return;
         }
     }
-    let mut reader = FramedRead::new(
-        read,
-        LengthDelimitedCodec::builder()
-            .max_frame_length(MAX_REQUEST)
-            .new_codec(),
-    );
-    while let Some(frame) = reader.next().await {
-        let (response, go_on) = match frame {
-            Ok(bytes) => match serde_json::from_slice::<Request>(&bytes) {
-                Ok(request) => (dispatch(&runtime, &ctx, request).await, true),
-                Err(e) => (
-                    Response::error(
-                        ErrorKind::Invalid,
-                        format!(
-                            "malformed request ({e}); send one JSON request per length-prefixed frame, as backwork_control::protocol documents"
-                        ),
-                    ),
-                    true,
-                ),
-            },
-            Err(e) if e.kind() == io::ErrorKind::InvalidData => (
-                Response::error(
+    let mut reader = FramedRead::new(read, request_codec());
+    loop {
+        let frame = match tokio::time::timeout(frame_timeout, reader.next()).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(_) => {
+                tracing::debug!(
+                    "control socket: closed a connection with no whole request within {frame_timeout:?}"
+                );
+                let late = Response::error(
                     ErrorKind::Invalid,
                     format!(
-                        "the request is over the cap of {MAX_REQUEST} bytes; send a smaller one"
+                        "no whole request arrived within {}; send each request as one frame right after connecting",
+                        backwork_scheduler::core::humanize(frame_timeout)
                     ),
-                ),
-                false,
-            ),
-            Err(e) => (
-                Response::error(
-                    ErrorKind::Invalid,
-                    format!(
-                        "the request frame is truncated or unreadable ({e}); send whole frames"
-                    ),
-                ),
-                false,
-            ),
+                );
+                let _ = tokio::time::timeout(frame_timeout, send(&mut writer, &late)).await;
+                break;
+            }
         };
-        if send(&mut writer, &response).await.is_err() || !go_on {
+        let (response, go_on) = match decode_frame(frame) {
+            Decoded::Request(request) => (dispatch(&runtime, &ctx, request).await, true),
+            Decoded::Refused { answer, go_on } => (answer, go_on),
+        };
+        let sent = tokio::time::timeout(frame_timeout, send(&mut writer, &response)).await;
+        if !matches!(sent, Ok(Ok(()))) || !go_on {
             break;
         }
+    }
+}
+
+/// The codec of request frames: a 4-byte big-endian length, then that many bytes, at most
+/// [`MAX_REQUEST`].
+pub(crate) fn request_codec() -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .max_frame_length(MAX_REQUEST)
+        .new_codec()
+}
+
+/// What the server makes of one frame read from a connection.
+#[derive(Debug)]
+pub(crate) enum Decoded {
+    /// A request to dispatch.
+    Request(Request),
+    /// No request: this answer, then go on reading or close the connection.
+    Refused {
+        /// The error to send.
+        answer: Response,
+        /// Whether the connection is still usable (the frame was whole but not a request).
+        go_on: bool,
+    },
+}
+
+/// Decodes one frame (or the codec's error) into a request or a refusal.
+pub(crate) fn decode_frame(frame: io::Result<tokio_util::bytes::BytesMut>) -> Decoded {
+    let refused = |go_on: bool, message: String| Decoded::Refused {
+        answer: Response::error(ErrorKind::Invalid, message),
+        go_on,
+    };
+    match frame {
+        Ok(bytes) => match serde_json::from_slice::<Request>(&bytes) {
+            Ok(request) => Decoded::Request(request),
+            Err(e) => refused(
+                true,
+                format!(
+                    "malformed request ({e}); send one JSON request per length-prefixed frame, as backwork_control::protocol documents"
+                ),
+            ),
+        },
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => refused(
+            false,
+            format!("the request is over the cap of {MAX_REQUEST} bytes; send a smaller one"),
+        ),
+        Err(e) => refused(
+            false,
+            format!("the request frame is truncated or unreadable ({e}); send whole frames"),
+        ),
     }
 }
 

@@ -37,8 +37,11 @@
 #![warn(missing_docs)]
 
 mod backend;
+#[doc(hidden)]
+pub mod fuzzing;
 mod guard;
 mod path;
+mod record;
 mod schema;
 mod store;
 

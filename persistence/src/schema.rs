@@ -109,7 +109,7 @@ pub(crate) fn migrate_1_to_2(txn: &WriteTransaction) -> Result<usize, MigrationE
         let jobs = txn.open_table(JOBS)?;
         for row in jobs.iter()? {
             let (id, bytes) = row?;
-            let job: Job = serde_json::from_slice(bytes.value())
+            let job: Job = crate::record::decode(bytes.value())
                 .map_err(|e| MigrationError::Record(id.value(), e.to_string()))?;
             entries.push((id.value(), Keys::of(&job)));
         }

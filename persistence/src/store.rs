@@ -355,7 +355,7 @@ fn prepare_schema(db: &Database, path: &Path) -> Result<(), StoreError> {
 }
 
 fn decode(path: &Path, id: u128, bytes: &[u8]) -> Result<Job, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+    crate::record::decode(bytes).map_err(|e| StoreError::Corrupt {
         path: path_str(path),
         detail: format!("record {} cannot be read: {e}", JobId::from_u128(id)),
     })

@@ -9,6 +9,8 @@
 #![warn(missing_docs)]
 
 pub mod core;
+#[doc(hidden)]
+pub mod fuzzing;
 mod runtime;
 mod store;
 

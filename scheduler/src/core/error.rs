@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::job::{JobId, JobState, humanize};
+use super::name::NameError;
 
 /// A request the scheduling core refused. Nothing was changed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -95,6 +96,9 @@ pub enum CoreError {
     /// An empty unique name.
     #[error("the unique name is empty; give a name or leave it unset")]
     EmptyUniqueName,
+    /// A unique name that is too long, holds a control character or looks like a job id.
+    #[error(transparent)]
+    InvalidUniqueName(#[from] NameError),
     /// The id is already taken.
     #[error("a job with id {0} already exists; generate a fresh id")]
     DuplicateId(JobId),

@@ -22,6 +22,7 @@ mod error;
 mod interrupted;
 mod job;
 mod lanes;
+mod name;
 mod policy;
 mod schedule;
 mod spec;
@@ -42,6 +43,7 @@ pub use job::{
     JobId, JobRequest, JobState, RunOutcome, RunRecord, RunResult, Schedule, StopReason, Time,
     Unique, humanize, humanize_approx,
 };
+pub use name::{MAX_NAME_BYTES, NameError, check_unique_name};
 pub use policy::{AllowAll, Decision, HoldKind, Policy, PolicyContext, PolicyReason};
 pub use schedule::{
     CronSchedule, MAX_BACKOFF, MIN_BACKOFF, Window, add, backoff_delay, effective_flex,
@@ -802,6 +804,7 @@ impl Scheduler {
             if u.name.trim().is_empty() {
                 return Err(CoreError::EmptyUniqueName);
             }
+            name::check_unique_name(&u.name)?;
             let recurring = r.schedule.is_recurring();
             let ok = match u.policy {
                 ConflictPolicy::Keep | ConflictPolicy::Update | ConflictPolicy::Replace => true,
@@ -1320,7 +1323,7 @@ impl Scheduler {
             return;
         };
         job.attempt = 0;
-        job.cycle += 1;
+        job.cycle = job.cycle.saturating_add(1);
         job.state = JobState::Enqueued;
         let placed = self.place(&mut job);
         self.jobs.insert(id, job);
@@ -1451,7 +1454,7 @@ impl Scheduler {
                 break;
             };
             candidate.attempt = 0;
-            candidate.cycle += 1;
+            candidate.cycle = candidate.cycle.saturating_add(1);
             candidate.window_end = Some(end);
             candidate.not_before = self.jittered(&candidate, start);
             if !self.slot_missed(&candidate, now) {
@@ -1766,8 +1769,8 @@ impl Scheduler {
         };
         let ignore_constraints = job.force.constraints;
         job.state = JobState::Running;
-        job.attempt += 1;
-        job.runs_total += 1;
+        job.attempt = job.attempt.saturating_add(1);
+        job.runs_total = job.runs_total.saturating_add(1);
         job.last_started = Some(now);
         job.stop_reason = None;
         job.force = Force::default();

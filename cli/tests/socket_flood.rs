@@ -1,0 +1,104 @@
+//! A flood of idle clients on the control socket. Guards against the failure of issue 9: ~20 000
+//! clients that send half a frame and wait made the daemon run out of file descriptors, every
+//! CLI call hang, and a job that came due fail for good with EMFILE. Now the daemon serves at
+//! most `--max-connections` at once (the rest are answered "busy" and closed at once) and drops
+//! a connection whose frame is not complete within `--frame-timeout`.
+//!
+//! The daemon runs with `ulimit -n 128` and the test holds 1 000 half-sent connections open —
+//! far more descriptors than the daemon has — while a command job comes due.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use support::{Daemon, state};
+
+/// Reads one length-delimited frame (4-byte big-endian length, as the protocol documents), or
+/// `None` at end of stream.
+fn read_frame(s: &mut UnixStream) -> Option<serde_json::Value> {
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).ok()?;
+    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut body).ok()?;
+    serde_json::from_slice(&body).ok()
+}
+
+#[test]
+fn half_sent_connections_beyond_the_cap_neither_fail_a_job_nor_block_other_clients() {
+    const HELD: usize = 1_000;
+    const CAP: usize = 16;
+    let d = Daemon::start_with(
+        "ulimit -n 128",
+        &["--max-connections", "16", "--frame-timeout", "2s"],
+    );
+    let marker = d.dir.path().join("ran");
+    let id = d.add(&[
+        "--in",
+        "2s",
+        "--accurate",
+        "--",
+        "sh",
+        "-c",
+        &format!("echo ok > '{}'", marker.display()),
+    ]);
+
+    // Each client announces a 100-byte request and sends 10 bytes of it, then waits.
+    let mut held = Vec::with_capacity(HELD);
+    for _ in 0..HELD {
+        let mut s = UnixStream::connect(d.socket()).expect("connect to the daemon");
+        // The daemon may already have answered "busy" and closed: then the write fails.
+        let _ = s.write_all(&[
+            0, 0, 0, 100, b'{', b'"', b'o', b'p', b'"', b':', b'"', b'p', b'i', b'n',
+        ]);
+        held.push(s);
+    }
+
+    // Other clients are served while the flood is held (after at most the frame timeout, when
+    // the half-sent connections holding the slots are dropped).
+    let started = Instant::now();
+    let listed = d.ok(&["list"]);
+    assert!(listed.contains(&id), "{listed}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "list took {:?} under the flood",
+        started.elapsed()
+    );
+
+    // The job that came due meanwhile ran and succeeded: the daemon had descriptors to spare.
+    let r = d.wait_for(&id, "the job to finish", |r| {
+        matches!(state(r), "succeeded" | "failed")
+    });
+    assert_eq!(state(&r), "succeeded", "{r:#}");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ok\n");
+
+    // Every held connection got an answer and was closed: "busy" at once beyond the cap, the
+    // frame-timeout error for those that held a slot.
+    let (mut busy, mut late) = (0, 0);
+    for mut s in held {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let frame = read_frame(&mut s).expect("every held connection gets an answer");
+        assert_eq!(frame["type"], "error", "{frame}");
+        match frame["kind"].as_str() {
+            Some("busy") => busy += 1,
+            Some("invalid") => {
+                assert!(
+                    frame["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains("no whole request arrived within 2s"),
+                    "{frame}"
+                );
+                late += 1;
+            }
+            other => panic!("unexpected answer {other:?}: {frame}"),
+        }
+        assert!(read_frame(&mut s).is_none(), "the connection is closed");
+    }
+    assert!(
+        late <= CAP,
+        "{late} connections held a slot, over the cap of {CAP}"
+    );
+    assert!(busy >= HELD - CAP, "{busy} busy answers");
+}

@@ -1,0 +1,122 @@
+//! The control socket's resource limits, seen by a library user: a server with a cap of two
+//! connections and a 300 ms frame timeout, and a client with a bounded wait. Guards against a
+//! flood of idle clients holding the server (connections beyond the cap must be answered "busy"
+//! at once, half-sent ones dropped after the timeout, and a real client served as soon as a slot
+//! frees) and against a client hanging on a server that accepts but never answers.
+
+use std::time::{Duration, Instant};
+
+use backwork_control::protocol::{ErrorKind, Request, Response};
+use backwork_control::{Client, ControlError, ControlSocket};
+use backwork_scheduler::{ManualProbe, MemoryStore, Runtime};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+
+/// Reads one frame (4-byte big-endian length, then JSON), or `None` at end of stream.
+async fn read_frame(s: &mut UnixStream) -> Option<serde_json::Value> {
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).await.ok()?;
+    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut body).await.ok()?;
+    serde_json::from_slice(&body).ok()
+}
+
+async fn half_sent(path: &std::path::Path) -> UnixStream {
+    let mut s = UnixStream::connect(path).await.unwrap();
+    // A server over its cap may have answered and closed already: then the write fails.
+    let _ = s.write_all(&[0, 0, 0, 50, b'{']).await;
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_the_cap_is_busy_at_once_and_half_sent_frames_time_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run").join("control.sock");
+    let runtime = Runtime::builder()
+        .store(MemoryStore::new())
+        .probe(ManualProbe::new())
+        .service(
+            ControlSocket::new(&path)
+                .max_connections(2)
+                .frame_timeout(Duration::from_millis(300)),
+        )
+        .start()
+        .await
+        .unwrap();
+
+    let mut held = vec![half_sent(&path).await, half_sent(&path).await];
+    // Let the server take both into their slots.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    // A third is answered "busy" at once, without its request being read, and closed.
+    let started = Instant::now();
+    let mut third = half_sent(&path).await;
+    let answer = read_frame(&mut third).await.expect("an answer");
+    assert!(
+        started.elapsed() < Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(answer["kind"], "busy", "{answer}");
+    // DESIGN §7: exit 3, the queue is unavailable (for now).
+    assert_eq!(ErrorKind::Busy.exit_code(), 3);
+    assert!(read_frame(&mut third).await.is_none());
+
+    // A client is served once the half-sent connections time out (it retries on "busy").
+    let started = Instant::now();
+    let mut client = Client::connect_within(&path, Duration::from_secs(5))
+        .await
+        .unwrap()
+        .expect("a server");
+    let pong = client.call(&Request::Ping).await.unwrap();
+    assert!(matches!(pong, Response::Pong { .. }), "{pong:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // The held ones were told why and closed.
+    for s in &mut held {
+        let answer = read_frame(s).await.expect("an answer");
+        assert_eq!(answer["kind"], "invalid");
+        assert!(
+            answer["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("no whole request arrived within 300ms"),
+            "{answer}"
+        );
+        assert!(read_frame(s).await.is_none());
+    }
+    runtime.shutdown(Duration::ZERO).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_gives_no_answer_within_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mute.sock");
+    // Bound and listening, never accepting: the kernel completes connections into the backlog,
+    // as for a stopped (SIGSTOP) server.
+    let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let started = Instant::now();
+    let mut client = Client::connect_within(&path, Duration::from_millis(300))
+        .await
+        .unwrap()
+        .expect("the socket is there");
+    let err = client.call(&Request::Ping).await.unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        matches!(err, ControlError::NoAnswer { waited, .. } if waited == Duration::from_millis(300)),
+        "{err:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("did not answer within 0.3 s; is it stopped"),
+        "{err}"
+    );
+}
