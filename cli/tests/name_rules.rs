@@ -3,9 +3,9 @@
 //! another job's id (`backwork show ID` must reach that job). Each refusal is exit 2 with a
 //! sentence, and stores nothing.
 
-mod support;
+mod common;
 
-use support::Daemon;
+use common::Daemon;
 
 /// `backwork add --unique NAME -- true`: (exit code, stderr).
 fn add_named(d: &Daemon, name: &str) -> (Option<i32>, String) {
@@ -18,7 +18,7 @@ fn add_named(d: &Daemon, name: &str) -> (Option<i32>, String) {
 
 #[test]
 fn names_over_256_bytes_are_refused() {
-    let d = Daemon::start();
+    let d = Daemon::start(&[]);
     assert_eq!(add_named(&d, &"n".repeat(256)).0, Some(0));
     let (code, err) = add_named(&d, &"n".repeat(257));
     assert_eq!(code, Some(2), "{err}");
@@ -38,7 +38,7 @@ fn names_over_256_bytes_are_refused() {
 
 #[test]
 fn names_with_control_characters_are_refused() {
-    let d = Daemon::start();
+    let d = Daemon::start(&[]);
     for (name, code_point) in [
         ("a\nb", "U+000A"),
         ("x\u{1b}[31mred", "U+001B"),
@@ -58,7 +58,7 @@ fn names_with_control_characters_are_refused() {
 
 #[test]
 fn id_shaped_names_are_refused_and_cannot_shadow_a_job() {
-    let d = Daemon::start();
+    let d = Daemon::start(&[]);
     let id = d.add(&["--in", "1h", "--", "true"]);
     let simple: String = id.chars().filter(|c| *c != '-').collect();
     let tail = &simple[simple.len() - 12..];

@@ -4,11 +4,11 @@
 //! (exit 101) of `backwork list | cat` on a 65 536-byte name: the table padded with a format
 //! width, which Rust caps at 65 535.
 
-mod support;
+mod common;
 
 use backwork_persistence::{OpenMode, RedbStore};
 use backwork_scheduler::{ChangeSet, Store, Unique};
-use support::{Daemon, backwork, state};
+use common::{Daemon, backwork, state};
 
 const ESC: char = '\u{1b}';
 
@@ -22,7 +22,7 @@ fn assert_clean(text: &str) {
 
 #[test]
 fn list_why_and_show_print_control_characters_escaped() {
-    let d = Daemon::start();
+    let d = Daemon::start(&[]);
     let tag = format!("t\nforged{ESC}[2J");
     let id = d.add(&[
         "--tag",
@@ -61,7 +61,7 @@ fn list_why_and_show_print_control_characters_escaped() {
 
 #[test]
 fn an_error_quoting_user_input_is_one_escaped_line() {
-    let d = Daemon::start();
+    let d = Daemon::start(&[]);
     let out = d.cli(&["show", &format!("x\ny{ESC}[2J")]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -108,7 +108,7 @@ fn a_65536_byte_name_on_disk_lists_without_a_panic() {
     assert!(text.lines().nth(1).unwrap().contains(&long));
 
     // A terminal 80 columns wide: the name gives way.
-    let out = std::process::Command::new(support::BIN)
+    let out = std::process::Command::new(common::BIN)
         .arg("list")
         .env("BACKWORK_STORE", &store)
         .env("BACKWORK_SOCKET", &socket)

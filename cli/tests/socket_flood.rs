@@ -7,13 +7,13 @@
 //! The daemon runs with `ulimit -n 128` and the test holds 1 000 half-sent connections open —
 //! far more descriptors than the daemon has — while a command job comes due.
 
-mod support;
+mod common;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use support::{Daemon, state};
+use common::{Daemon, state};
 
 /// Reads one length-delimited frame (4-byte big-endian length, as the protocol documents), or
 /// `None` at end of stream.

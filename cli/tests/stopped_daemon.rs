@@ -2,18 +2,18 @@
 //! but never answers (SIGSTOP, a wedged process): every call has a bounded wait and then fails
 //! with a sentence that says what is wrong, exit 3 (DESIGN §7: store unavailable).
 
-mod support;
+mod common;
 
 use std::time::{Duration, Instant};
 
+use common::Daemon;
 use nix::sys::signal::{Signal, kill};
-use support::Daemon;
 
 #[test]
 fn a_stopped_daemon_gives_a_clear_error_within_the_bounded_wait() {
-    let d = Daemon::start();
+    let d = Daemon::start(&[]);
     d.add(&["--in", "1h", "--", "true"]);
-    kill(d.pid(), Signal::SIGSTOP).unwrap();
+    kill(nix::unistd::Pid::from_raw(d.pid()), Signal::SIGSTOP).unwrap();
 
     let started = Instant::now();
     let out = d.cli(&["list", "--answer-timeout", "2s"]);
@@ -44,6 +44,6 @@ fn a_stopped_daemon_gives_a_clear_error_within_the_bounded_wait() {
     );
     assert!(took < Duration::from_secs(20), "{took:?}");
 
-    kill(d.pid(), Signal::SIGCONT).unwrap();
+    kill(nix::unistd::Pid::from_raw(d.pid()), Signal::SIGCONT).unwrap();
     assert!(d.ok(&["list"]).contains("true"));
 }

@@ -480,3 +480,17 @@ fn a_fixed_hour_job_runs_once_every_local_day_through_every_change_of_a_year() {
         }
     }
 }
+
+/// Instants at the ends of what chrono represents have no local time in most zones; asking for
+/// the next slot after them is `None`, not a panic (a stored record the fuzzer mutated had one).
+#[test]
+fn next_cron_at_the_ends_of_time_is_none() {
+    let schedule = parse_cron("0 3 * * *").unwrap();
+    let melbourne: Tz = "Australia/Melbourne".parse().unwrap();
+    for at in [
+        chrono::DateTime::<Utc>::MAX_UTC,
+        chrono::DateTime::<Utc>::MIN_UTC,
+    ] {
+        assert_eq!(next_cron(&schedule, melbourne, at), None);
+    }
+}

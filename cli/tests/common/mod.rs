@@ -1,5 +1,7 @@
-//! Shared by the containment and start-failure tests: a `backwork daemon --device manual` on a
-//! temp store and socket (as in `e2e.rs`), and a look at processes through `/proc`.
+//! The harness the one-concern CLI tests share: the `backwork` binary against
+//! `backwork daemon --device manual` on a temp store and socket (as in `e2e.rs`; the daemon says
+//! when it is ready through `NOTIFY_SOCKET`, as it would to systemd), and a look at processes
+//! through `/proc`.
 
 #![allow(dead_code)] // each test file uses its own part
 
@@ -13,20 +15,41 @@ use serde_json::Value;
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_backwork");
 
+/// Runs `backwork ARGS` with this store and socket.
+pub fn backwork(args: &[&str], store: impl AsRef<Path>, socket: impl AsRef<Path>) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("BACKWORK_STORE", store.as_ref())
+        .env("BACKWORK_SOCKET", socket.as_ref())
+        .env_remove("COLUMNS")
+        .env_remove("BACKWORK_ANSWER_TIMEOUT")
+        .output()
+        .unwrap()
+}
+
 /// A daemon on its own store and socket in a temp dir.
 pub struct Daemon {
     pub child: Option<Child>,
     pub dir: tempfile::TempDir,
     pub args: Vec<String>,
+    /// Shell lines run before the daemon is exec'd (`ulimit -n 128`).
+    pub prefix: String,
 }
 
 impl Daemon {
     /// Starts `backwork daemon --device manual ARGS` and waits for READY.
     pub fn start(args: &[&str]) -> Daemon {
+        Daemon::start_with(":", args)
+    }
+
+    /// The same, started through `sh -c 'PREFIX; exec …'` so a test can set limits
+    /// (`ulimit -n 128`) on the daemon alone.
+    pub fn start_with(prefix: &str, args: &[&str]) -> Daemon {
         let mut d = Daemon {
             child: None,
             dir: tempfile::tempdir().unwrap(),
             args: args.iter().map(|s| s.to_string()).collect(),
+            prefix: prefix.to_string(),
         };
         d.launch();
         d
@@ -54,9 +77,13 @@ impl Daemon {
         listener
             .set_read_timeout(Some(Duration::from_secs(60)))
             .unwrap();
-        let child = Command::new(BIN)
-            .arg("daemon")
-            .args(["--device", "manual"])
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "{}\nexec \"$0\" daemon --device manual \"$@\"",
+                self.prefix
+            ))
+            .arg(BIN)
             .args(&self.args)
             .env("BACKWORK_STORE", self.store())
             .env("BACKWORK_SOCKET", self.socket())
@@ -85,9 +112,17 @@ impl Daemon {
             .env("BACKWORK_STORE", self.store())
             .env("BACKWORK_SOCKET", self.socket())
             .env_remove("COLUMNS")
+            .env_remove("BACKWORK_ANSWER_TIMEOUT")
             .current_dir(self.dir.path())
             .output()
             .unwrap()
+    }
+
+    /// `backwork add ARGS`: the new job's id.
+    pub fn add(&self, args: &[&str]) -> String {
+        let mut all = vec!["add"];
+        all.extend_from_slice(args);
+        self.ok(&all).trim().to_string()
     }
 
     /// Runs `backwork ARGS`, expects exit 0, returns stdout.
@@ -124,11 +159,15 @@ impl Daemon {
         }
     }
 
-    /// SIGKILL, and collect the daemon's status.
+    /// SIGKILL (a stopped daemon is resumed first, so it can die), and collect its status.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
-            c.kill().unwrap();
-            c.wait().unwrap();
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGCONT,
+            );
+            let _ = c.kill();
+            let _ = c.wait();
         }
     }
 }
@@ -141,7 +180,7 @@ impl Drop for Daemon {
 
 /// The job's state in a `show --json` record.
 pub fn state(r: &Value) -> &str {
-    r["job"]["state"].as_str().unwrap()
+    r["job"]["state"].as_str().unwrap_or("?")
 }
 
 /// A process named by pid and start time (field 22 of `/proc/PID/stat`, proc(5)), so that a
