@@ -205,7 +205,7 @@ async fn run(
         );
         let message = if j.permanent {
             format!(
-                "could not start the run's supervisor {}: {e}; the run will be retried",
+                "could not start the run's supervisor {}: {e}; the run counts as a failed attempt and is retried with backoff unless its attempts are used up",
                 worker.supervisor.display()
             )
         } else {
@@ -238,7 +238,7 @@ async fn run(
     else {
         let _ = child.kill().await;
         return start_failure(
-            "the run's supervisor died as it started; the run will be retried".into(),
+            "the run's supervisor died as it started; the run counts as a failed attempt and is retried with backoff unless its attempts are used up".into(),
             false,
         );
     };
@@ -293,12 +293,15 @@ async fn run(
         spec: spec.clone(),
         grace_ms: u64::try_from(worker.grace.as_millis()).unwrap_or(u64::MAX),
         ended_file: worker.runs.as_ref().map(|d| d.ended_file_of(job)),
+        marker: crate::procfs::run_marker(job, attempt),
     };
     let mut line = serde_json::to_string(&setup).unwrap_or_default();
     line.push('\n');
     if let Err(e) = wr.write_all(line.as_bytes()).await {
         return start_failure(
-            format!("could not hand the command to its supervisor ({e}); the run will be retried"),
+            format!(
+                "could not hand the command to its supervisor ({e}); the run counts as a failed attempt and is retried with backoff unless its attempts are used up"
+            ),
             false,
         );
     }
@@ -326,7 +329,7 @@ async fn run(
             let _ = child.wait().await;
             guard.disarm();
             return start_failure(
-                "the run's supervisor ended before starting the command; the run will be retried"
+                "the run's supervisor ended before starting the command; the run counts as a failed attempt and is retried with backoff unless its attempts are used up"
                     .into(),
                 false,
             );
@@ -351,9 +354,9 @@ async fn run(
         }
     };
     if report.is_none() {
-        // the supervisor was killed: what is still in the command's group goes now, so the
-        // retry cannot run beside it (processes that left the group are out of reach)
-        command.signal_group(nix::sys::signal::Signal::SIGKILL);
+        // the supervisor was killed: what is left of the run goes now — its group, and what
+        // carries its marker (`setsid` ones too) — so the retry cannot run beside it
+        crate::procfs::kill_run(Some(command), &crate::procfs::run_marker(job, attempt));
     }
     let _ = child.wait().await;
     guard.disarm();

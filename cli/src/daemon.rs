@@ -97,7 +97,7 @@ pub async fn run(store: Option<&Path>, socket: &Path, args: &DaemonArgs) -> Resu
         .role("daemon")
         .store_path(&path)
         .allow_root(args.allow_root)
-        .max_connections(args.max_connections)
+        .max_connections(connection_cap(args.max_connections))
         .frame_timeout(args.frame_timeout);
     let builder = Runtime::builder()
         .store(opened)
@@ -159,4 +159,24 @@ pub async fn run(store: Option<&Path>, socket: &Path, args: &DaemonArgs) -> Resu
     runtime.shutdown(args.grace).await?;
     tracing::info!("backwork daemon stopped");
     Ok(())
+}
+
+/// The control socket's connection cap within the process's file-descriptor limit: connections
+/// may use at most a quarter of the soft limit, so that a flood of clients never leaves job
+/// starts without descriptors (DESIGN §10). (The limit is not raised: commands inherit it, and
+/// programs built on `select(2)` need it at 1024.)
+fn connection_cap(asked: usize) -> usize {
+    use nix::sys::resource::{Resource, getrlimit};
+    let Ok((soft, _)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return asked;
+    };
+    let cap = usize::try_from(soft / 4).unwrap_or(usize::MAX).max(1);
+    if cap < asked {
+        tracing::info!(
+            asked,
+            cap,
+            "control socket: connections capped at a quarter of the file-descriptor limit"
+        );
+    }
+    asked.min(cap)
 }

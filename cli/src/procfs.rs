@@ -84,6 +84,64 @@ impl Stamp {
     }
 }
 
+/// The environment variable a run's command (and so every process it starts, `setsid` or not,
+/// unless it clears its environment) carries: `job-id/attempt`. Recovery finds a crashed run's
+/// processes by it when no supervisor is left to hold them.
+pub const RUN_MARKER: &str = "BACKWORK_RUN";
+
+/// The marker value of attempt `attempt` of `job`.
+pub fn run_marker(job: impl std::fmt::Display, attempt: u32) -> String {
+    format!("{job}/{attempt}")
+}
+
+/// Every live process (not a zombie) in process group `pgrp`, or whose environment holds
+/// `RUN_MARKER=marker`. A group id is never handed out again while a member of the group lives,
+/// so the members found are the group's own even when its leader is gone.
+pub fn members_of_run(pgrp: Option<i32>, marker: &str) -> Vec<Stat> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let needle = format!("{RUN_MARKER}={marker}");
+    let me = std::process::id() as i32;
+    let mut out = Vec::new();
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Some(s) = stat(pid).filter(|s| s.state != 'Z' && s.pid != me) else {
+            continue;
+        };
+        let in_group = pgrp.is_some_and(|g| s.pgrp == g);
+        let marked = || {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == needle.as_bytes()))
+        };
+        if in_group || marked() {
+            out.push(s);
+        }
+    }
+    out
+}
+
+/// Sends SIGKILL to every process of a run: its command's group and everything marked with
+/// its [`RUN_MARKER`]. True if there was any.
+pub fn kill_run(command: Option<Stamp>, marker: &str) -> bool {
+    // a group whose leader is alive but is another process (the pid was reused after the whole
+    // group died) is not ours
+    let pgrp = command
+        .filter(|c| c.is_alive() || stat(c.pid).is_none())
+        .map(|c| c.pid);
+    let procs = members_of_run(pgrp, marker);
+    for p in &procs {
+        let _ = kill(Pid::from_raw(p.pid), Signal::SIGKILL);
+    }
+    !procs.is_empty()
+}
+
 /// Every live process whose chain of parents leads to `root` (not `root` itself), parents before
 /// their children. A snapshot: a process forked after the scan is not in it.
 pub fn descendants(root: i32) -> Vec<Stat> {

@@ -52,7 +52,7 @@ pub enum RunDirError {
     },
     /// A run could not be recorded durably.
     #[error(
-        "could not record the run in {path}: {source}; the command was not started (the run will be retried)"
+        "could not record the run in {path}: {source}; the command was not started (it counts as a failed attempt, retried with backoff unless the attempts are used up)"
     )]
     Write {
         /// The file.
@@ -249,8 +249,17 @@ fn stop_by_hand(run: &RunFile) -> bool {
         }
         run.supervisor.signal(Signal::SIGKILL);
     }
-    if let Some(cmd) = run.command {
-        found |= cmd.signal_group(Signal::SIGKILL);
+    // the command's group — its leader may be gone while members live on — and every process
+    // that carries the run's marker, `setsid` ones included
+    let marker = procfs::run_marker(run.job, run.attempt);
+    if procfs::kill_run(run.command, &marker) {
+        found = true;
+        // SIGKILL is not instant: the retry may start only once they are gone
+        let group = run.command.map(|c| c.pid);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !procfs::members_of_run(group, &marker).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
     found
 }

@@ -57,6 +57,10 @@ pub struct Setup {
     pub grace_ms: u64,
     /// Where to write the instant (RFC 3339) the tree was gone, if the daemon died meanwhile.
     pub ended_file: Option<PathBuf>,
+    /// The run's marker, set as `BACKWORK_RUN` in the command's environment
+    /// ([`crate::procfs::RUN_MARKER`]).
+    #[serde(default)]
+    pub marker: String,
 }
 
 /// What the supervisor tells the daemon.
@@ -109,7 +113,7 @@ pub fn classify_start_error(
     let errno = err.raw_os_error().map(Errno::from_raw);
     let transient = |why: &str| StartError {
         message: format!(
-            "could not start `{program}` for now ({why}: {err}); it will be retried with backoff"
+            "could not start `{program}` for now ({why}: {err}); a transient error, retried with backoff unless the job's attempts are used up"
         ),
         permanent: false,
     };
@@ -277,6 +281,7 @@ fn supervise() -> Result<(), String> {
     cmd.args(args)
         .env_clear()
         .envs(&setup.spec.env)
+        .env(crate::procfs::RUN_MARKER, &setup.marker)
         .current_dir(&setup.spec.cwd)
         .stdin(Stdio::null())
         .process_group(0);

@@ -141,3 +141,36 @@ fn leftovers_of_a_run_whose_supervisor_is_stuck_are_killed_before_the_daemon_is_
     );
     retry_runs_alone(&d);
 }
+
+/// `killall -9 backwork`, an OOM kill of both, a kill of the whole cgroup: the daemon *and* the
+/// run's supervisor die at once, so nobody stops the tree. The command's group lives on without
+/// its leader's parent, and the `setsid` grandchild is in no group of ours at all. Recovery must
+/// find both — the group by its id (never reused while a member lives), the grandchild by the
+/// run's `BACKWORK_RUN` marker in its environment — and kill them before READY (the second
+/// review found the old run running beside its retry).
+#[test]
+fn kill_9_of_daemon_and_supervisor_together_still_leaves_nothing_of_the_run() {
+    let mut d = Daemon::start(&["--grace", "1s"]);
+    let procs = start_run(&d);
+    let supervisor = Proc::of(parent(procs[2].pid));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(supervisor.pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    d.kill9();
+    assert!(
+        procs[0].alive() && procs[1].alive(),
+        "with its supervisor gone, nothing stops the run by itself"
+    );
+    d.launch();
+    let survivors = wait_gone(&procs, Duration::from_millis(500));
+    assert!(survivors.is_empty(), "survived the restart: {survivors:?}");
+    let r = d.record("long");
+    let note = r["job"]["history"][0]["note"].as_str().unwrap().to_string();
+    assert!(
+        note.starts_with("interrupted by a daemon crash") && note.contains("killed"),
+        "{note}"
+    );
+    retry_runs_alone(&d);
+}

@@ -1,8 +1,10 @@
 //! A flood of idle clients on the control socket. Guards against the failure of issue 9: ~20 000
 //! clients that send half a frame and wait made the daemon run out of file descriptors, every
 //! CLI call hang, and a job that came due fail for good with EMFILE. Now the daemon serves at
-//! most `--max-connections` at once (the rest are answered "busy" and closed at once) and drops
-//! a connection whose frame is not complete within `--frame-timeout`.
+//! most `--max-connections` at once (a quarter of its descriptor limit at most); a connection
+//! beyond that displaces the one that has waited longest for a request, or is answered "busy"
+//! and closed at once; and a connection whose frame is not complete within `--frame-timeout` is
+//! dropped.
 //!
 //! The daemon runs with `ulimit -n 128` and the test holds 1 000 half-sent connections open —
 //! far more descriptors than the daemon has — while a command job comes due.
@@ -55,13 +57,24 @@ fn half_sent_connections_beyond_the_cap_neither_fail_a_job_nor_block_other_clien
         held.push(s);
     }
 
-    // Other clients are served while the flood is held (after at most the frame timeout, when
-    // the half-sent connections holding the slots are dropped).
+    // The daemon holds at most the cap (and the few it is displacing) in descriptors, whatever
+    // the flood: its fds stay well under its limit of 128, so job starts find theirs.
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", d.pid()))
+        .unwrap()
+        .count();
+    assert!(
+        fds < 64,
+        "the daemon holds {fds} descriptors under the flood"
+    );
+
+    // Other clients are served while the flood is held: a new connection displaces the one that
+    // has waited longest for a request and takes the next free slot — within one frame timeout
+    // (2 s here) at worst, behind connections of the flood that displaced others before it.
     let started = Instant::now();
     let listed = d.ok(&["list"]);
     assert!(listed.contains(&id), "{listed}");
     assert!(
-        started.elapsed() < Duration::from_secs(10),
+        started.elapsed() < Duration::from_secs(4),
         "list took {:?} under the flood",
         started.elapsed()
     );
@@ -73,8 +86,8 @@ fn half_sent_connections_beyond_the_cap_neither_fail_a_job_nor_block_other_clien
     assert_eq!(state(&r), "succeeded", "{r:#}");
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ok\n");
 
-    // Every held connection got an answer and was closed: "busy" at once beyond the cap, the
-    // frame-timeout error for those that held a slot.
+    // Every held connection got an answer and was closed: "busy" when displaced or beyond the
+    // cap, the frame-timeout error for those that held a slot to the end.
     let (mut busy, mut late) = (0, 0);
     for mut s in held {
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
@@ -96,9 +109,10 @@ fn half_sent_connections_beyond_the_cap_neither_fail_a_job_nor_block_other_clien
         }
         assert!(read_frame(&mut s).is_none(), "the connection is closed");
     }
+    // every one was answered: displaced or refused ("busy"), or timed out in a slot
+    assert_eq!(busy + late, HELD);
     assert!(
-        late <= CAP,
-        "{late} connections held a slot, over the cap of {CAP}"
+        late >= 1 && busy >= HELD - 4 * CAP,
+        "{busy} busy, {late} timed out"
     );
-    assert!(busy >= HELD - CAP, "{busy} busy answers");
 }

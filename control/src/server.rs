@@ -202,6 +202,7 @@ impl Service for ControlSocket {
         };
         let max = self.max_connections;
         let slots = Arc::new(Semaphore::new(max));
+        let idle = IdleSet::default();
         let path = self.path.clone();
         Ok(tokio::spawn(async move {
             let mut conns = tokio::task::JoinSet::new();
@@ -209,17 +210,42 @@ impl Service for ControlSocket {
                 tokio::select! {
                     () = stop.cancelled() => break,
                     accepted = listener.accept() => match accepted {
-                        Ok((stream, _)) => match Arc::clone(&slots).try_acquire_owned() {
-                            Ok(slot) => {
-                                let ctx = Arc::clone(&ctx);
-                                let runtime = runtime.clone();
-                                conns.spawn(async move {
-                                    serve(stream, runtime, ctx, limits).await;
-                                    drop(slot);
-                                });
+                        Ok((stream, _)) => {
+                            let ctx = Arc::clone(&ctx);
+                            let runtime = runtime.clone();
+                            let idle = idle.clone();
+                            match Arc::clone(&slots).try_acquire_owned() {
+                                Ok(slot) => {
+                                    conns.spawn(async move {
+                                        serve(stream, runtime, ctx, limits, idle).await;
+                                        drop(slot);
+                                    });
+                                }
+                                // full: make room by closing the connection that has waited
+                                // longest for a request, so idle clients cannot lock others out
+                                Err(_) => match idle.evict_oldest() {
+                                    Some(()) => {
+                                        let slots = Arc::clone(&slots);
+                                        conns.spawn(async move {
+                                            let slot = tokio::time::timeout(
+                                                limits.frame_timeout,
+                                                slots.acquire_owned(),
+                                            )
+                                            .await;
+                                            match slot {
+                                                Ok(Ok(slot)) => {
+                                                    serve(stream, runtime, ctx, limits, idle)
+                                                        .await;
+                                                    drop(slot);
+                                                }
+                                                _ => refuse_busy(&stream, max),
+                                            }
+                                        });
+                                    }
+                                    None => refuse_busy(&stream, max),
+                                },
                             }
-                            Err(_) => refuse_busy(&stream, max),
-                        },
+                        }
                         Err(e) => {
                             tracing::warn!(error = %e, "control socket: accept failed");
                             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -239,6 +265,44 @@ fn remove_if_ours(path: &Path, inode: Option<u64>) {
     let current = std::fs::symlink_metadata(path).map(|m| m.ino()).ok();
     if current.is_some() && current == inode {
         let _ = std::fs::remove_file(path);
+    }
+}
+
+/// The connections waiting for a request, oldest first: when every slot is taken, a new
+/// connection displaces the one that has waited longest (a client sends its request right
+/// after connecting, so only idle or half-sent connections are ever displaced).
+#[derive(Debug, Clone, Default)]
+struct IdleSet(Arc<std::sync::Mutex<(u64, std::collections::BTreeMap<u64, CancellationToken>)>>);
+
+impl IdleSet {
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut (u64, std::collections::BTreeMap<u64, CancellationToken>)) -> T,
+    ) -> T {
+        f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Registers a connection that starts waiting for a request; cancelled when displaced.
+    fn wait(&self) -> (u64, CancellationToken) {
+        let token = CancellationToken::new();
+        let key = self.with(|(next, map)| {
+            *next += 1;
+            map.insert(*next, token.clone());
+            *next
+        });
+        (key, token)
+    }
+
+    /// The connection got its request (or ended).
+    fn done(&self, key: u64) {
+        self.with(|(_, map)| map.remove(&key));
+    }
+
+    /// Displaces the connection that has waited longest; `None` if none is waiting.
+    fn evict_oldest(&self) -> Option<()> {
+        let token = self.with(|(_, map)| map.pop_first().map(|(_, t)| t))?;
+        token.cancel();
+        Some(())
     }
 }
 
@@ -273,7 +337,13 @@ fn refuse_busy(stream: &UnixStream, max: usize) {
     tracing::debug!(max, "control socket: refused a connection over the cap");
 }
 
-async fn serve(stream: UnixStream, runtime: RuntimeHandle, ctx: Arc<Context>, limits: Limits) {
+async fn serve(
+    stream: UnixStream,
+    runtime: RuntimeHandle,
+    ctx: Arc<Context>,
+    limits: Limits,
+    idle: IdleSet,
+) {
     let Limits {
         me,
         allow_root: root,
@@ -310,7 +380,23 @@ async fn serve(stream: UnixStream, runtime: RuntimeHandle, ctx: Arc<Context>, li
     }
     let mut reader = FramedRead::new(read, request_codec());
     loop {
-        let frame = match tokio::time::timeout(frame_timeout, reader.next()).await {
+        let (key, displaced) = idle.wait();
+        let next = tokio::select! {
+            next = tokio::time::timeout(frame_timeout, reader.next()) => Some(next),
+            () = displaced.cancelled() => None,
+        };
+        idle.done(key);
+        let Some(next) = next else {
+            tracing::debug!("control socket: displaced an idle connection to serve a new one");
+            let busy = Response::error(
+                ErrorKind::Busy,
+                "the server is full and this connection sent no request; it was closed to serve \
+                 another (send each request right after connecting)",
+            );
+            let _ = tokio::time::timeout(frame_timeout, send(&mut writer, &busy)).await;
+            break;
+        };
+        let frame = match next {
             Ok(Some(frame)) => frame,
             Ok(None) => break,
             Err(_) => {

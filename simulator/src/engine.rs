@@ -488,8 +488,9 @@ pub fn simulate_with_progress(
                     let mut bytes = [0u8; 10];
                     bytes[2..].copy_from_slice(&(order.len() as u64 + 1).to_be_bytes());
                     let id = JobId::new_v7(sim.now, bytes);
-                    match sim.core.handle(sim.now, Event::Enqueue { id, request }) {
-                        Ok(_) => {}
+                    let warnings = match sim.core.handle(sim.now, Event::Enqueue { id, request }) {
+                        Ok(Reply::Enqueued { warnings, .. }) => warnings,
+                        Ok(_) => Vec::new(),
                         Err(CoreError::Rejected(reason)) => {
                             // the OS refused the submit: the app sees an error; go on
                             sim.rejected.push((sim.now, name, reason));
@@ -501,7 +502,7 @@ pub fn simulate_with_progress(
                                 detail: e.to_string(),
                             });
                         }
-                    }
+                    };
                     // the schedule as the profile left it (a short interval raised)
                     let schedule = sim
                         .core
@@ -518,7 +519,8 @@ pub fn simulate_with_progress(
                             succeeded: 0,
                             failed: 0,
                             stopped: 0,
-                            per_day: 0.0,
+                            per_day: None,
+                            warnings,
                             held_back_ms: BTreeMap::new(),
                             quota_hits: 0,
                             stops: BTreeMap::new(),
@@ -571,12 +573,21 @@ pub fn simulate_with_progress(
         sim.release(id);
     }
 
-    let days = ((end - start).num_milliseconds() as f64 / 86_400_000.0).max(1e-9);
+    // runs per day over the whole days simulated only: a 1-hour scenario says nothing per day
+    let whole_days = (end - start).num_days();
+    let whole_end = start + chrono::TimeDelta::days(whole_days);
     let mut jobs = Vec::with_capacity(order.len());
     let mut quota_hits = 0;
     for id in order {
         if let Some(mut r) = sim.reports.remove(&id) {
-            r.per_day = (r.succeeded as f64 / days * 10.0).round() / 10.0;
+            r.per_day = (whole_days > 0).then(|| {
+                let n = r
+                    .runs
+                    .iter()
+                    .filter(|run| run.start < whole_end && run.outcome == "success")
+                    .count();
+                (n as f64 / whole_days as f64 * 10.0).round() / 10.0
+            });
             quota_hits += r.quota_hits;
             jobs.push(r);
         }

@@ -79,7 +79,7 @@ pub fn simulate_fleet_with_progress(
         }
         let report = simulate(&device)?;
         progress(i + 1);
-        runs_per_day.push(report.jobs.iter().map(|j| j.per_day).sum());
+        runs_per_day.push(report.jobs.iter().filter_map(|j| j.per_day).sum());
         for run in report.jobs.iter().flat_map(|j| &j.runs) {
             let minute = run.start.timestamp() / 60 * 60;
             if let Some(m) = chrono::DateTime::from_timestamp(minute, 0) {

@@ -34,8 +34,11 @@ pub struct JobReport {
     /// Runs stopped before their end (by the profile, a lost constraint, a time limit) or lost
     /// in a reboot.
     pub stopped: u64,
-    /// Successful runs per simulated day.
-    pub per_day: f64,
+    /// Successful runs per day, over the whole days simulated (`None` for less than a day).
+    pub per_day: Option<f64>,
+    /// What the profile changed in the request (WorkManager raising a short interval…).
+    #[serde(default)]
+    pub warnings: Vec<String>,
     /// Milliseconds it was held back although its schedule let it run, by reason code (stable
     /// identifiers: `doze_deep`, `standby_quota_sessions`, `constraint_charging`…; their
     /// sentences are in [`Report::reasons`]).
@@ -94,21 +97,27 @@ impl Report {
         } else {
             self.name.clone()
         };
+        let length = (self.end - self.start).to_std().unwrap_or_default();
         let _ = writeln!(
             s,
-            "{title}: profile {}, {} to {} ({:.1} days), seed {}",
+            "{title}: profile {}, {} to {} ({}), seed {}",
             self.profile,
             self.start.format("%Y-%m-%d %H:%M UTC"),
             self.end.format("%Y-%m-%d %H:%M UTC"),
-            self.days(),
+            backwork_scheduler::core::humanize_approx(length),
             self.seed
         );
+        // per day only over whole days: an hour says nothing per day
+        let whole_days = (self.end - self.start).num_days();
+        let per_day = if whole_days > 0 {
+            format!(" ({:.1} per day)", self.wakeups as f64 / self.days())
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             s,
-            "wake-ups: {} ({:.1} per day); quota hits: {}",
-            self.wakeups,
-            self.wakeups as f64 / self.days(),
-            self.quota_hits
+            "wake-ups: {}{per_day}; quota hits: {}",
+            self.wakeups, self.quota_hits
         );
         for (at, name, why) in &self.rejected {
             let _ = writeln!(
@@ -119,15 +128,21 @@ impl Report {
         }
         for j in &self.jobs {
             let _ = writeln!(s, "\n{}  ({})", j.name, j.schedule);
+            let per_day = j
+                .per_day
+                .map(|d| format!("; {d:.1} successful runs per day"))
+                .unwrap_or_default();
             let _ = writeln!(
                 s,
-                "  runs {}: {} succeeded, {} failed, {} stopped; {:.1} successful runs per day",
+                "  runs {}: {} succeeded, {} failed, {} stopped{per_day}",
                 j.runs.len(),
                 j.succeeded,
                 j.failed,
                 j.stopped,
-                j.per_day
             );
+            for w in &j.warnings {
+                let _ = writeln!(s, "  warning: {w}");
+            }
             let total: u64 = j.held_back_ms.values().sum();
             if total > 0 {
                 let mut by: Vec<(&String, &u64)> = j.held_back_ms.iter().collect();
@@ -147,6 +162,24 @@ impl Report {
             }
             if j.quota_hits > 0 {
                 let _ = writeln!(s, "  quota hits: {}", j.quota_hits);
+            }
+            // every run, up to a screenful; --json has them all
+            const SHOWN: usize = 48;
+            for r in j.runs.iter().take(SHOWN) {
+                let _ = writeln!(
+                    s,
+                    "    {}  {:>8}  {}",
+                    r.start.format("%Y-%m-%d %H:%M:%S"),
+                    span(u64::try_from((r.end - r.start).num_milliseconds()).unwrap_or(0)),
+                    r.outcome
+                );
+            }
+            if j.runs.len() > SHOWN {
+                let _ = writeln!(
+                    s,
+                    "    … {} more runs (--json lists them all)",
+                    j.runs.len() - SHOWN
+                );
             }
         }
         s

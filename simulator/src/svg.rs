@@ -156,13 +156,16 @@ pub fn render(report: &Report) -> String {
     for j in jobs {
         let _ = writeln!(
             s,
-            r##"<line x1="{LABEL}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#f0f0f0"/><text x="8" y="{:.1}" class="label">{} ({:.1}/day)</text>"##,
+            r##"<line x1="{LABEL}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#f0f0f0"/><text x="8" y="{:.1}" class="label">{} ({})</text>"##,
             y + LANE / 2.0,
             WIDTH - 10.0,
             y + LANE / 2.0,
             y + LANE * 0.68,
             esc(&j.name),
-            j.per_day
+            j.per_day.map_or_else(
+                || format!("{} runs", j.runs.len()),
+                |d| format!("{d:.1}/day")
+            )
         );
         for r in &j.runs {
             let color = match r.outcome.as_str() {

@@ -124,10 +124,10 @@ fn the_rare_bucket_allows_about_three_runs_a_day_on_battery_and_no_limit_while_c
         bucket = "rare"
     "#);
     let j = &battery.jobs[0];
+    let per_day = j.per_day.expect("three whole days");
     assert!(
-        (3.0..=3.7).contains(&j.per_day),
-        "{} successful runs a day",
-        j.per_day
+        (3.0..=3.7).contains(&per_day),
+        "{per_day} successful runs a day"
     );
     assert!(j.quota_hits > 0);
     assert!(
@@ -151,7 +151,8 @@ fn the_rare_bucket_allows_about_three_runs_a_day_on_battery_and_no_limit_while_c
         bucket = "rare"
     "#);
     let j = &charging.jobs[0];
-    assert!(j.per_day >= 95.0, "{} runs a day while charging", j.per_day);
+    let per_day = j.per_day.expect("three whole days");
+    assert!(per_day >= 95.0, "{per_day} runs a day while charging");
 }
 
 /// WorkManager: a 15-min period with a 5-min flex runs in the last 5 minutes of each period,
@@ -749,4 +750,37 @@ fn a_light_doze_window_closes_once_its_work_is_done() {
         r.jobs[1].runs[0].start,
         start + TimeDelta::minutes(20) + TimeDelta::seconds(10)
     );
+}
+
+/// The report says what the profile changed (WorkManager raises a 5-minute interval to 15 with
+/// a warning, as `PeriodicWorkRequest` does), and gives runs per day only over whole days.
+#[test]
+fn the_report_carries_profile_warnings_and_no_per_day_for_less_than_a_day() {
+    let r = run(r#"
+        profile = "android"
+        start = "2026-11-23T00:00:00Z"
+        duration = "1h"
+
+        [[job]]
+        name = "short"
+        every = "5m"
+    "#);
+    let j = &r.jobs[0];
+    assert!(
+        j.warnings
+            .iter()
+            .any(|w| w.contains("raised to the minimum of 15m")),
+        "{:?}",
+        j.warnings
+    );
+    assert_eq!(j.per_day, None, "an hour says nothing per day");
+    let text = r.text();
+    assert!(
+        text.contains("warning: the interval 5m was raised"),
+        "{text}"
+    );
+    assert!(!text.contains("per day"), "{text}");
+    // each run listed in the text report
+    let first = j.runs[0].start.format("%Y-%m-%d %H:%M:%S").to_string();
+    assert!(text.contains(&first), "{text}");
 }
