@@ -45,7 +45,7 @@ async fn beyond_the_cap_a_new_client_displaces_the_oldest_idle_one_and_half_sent
         .await
         .unwrap();
 
-    let mut held = vec![half_sent(&path).await, half_sent(&path).await];
+    let mut held = [half_sent(&path).await, half_sent(&path).await];
     // Let the server take both into their slots.
     tokio::time::sleep(Duration::from_millis(50)).await;
 
