@@ -17,8 +17,18 @@ use tokio_util::sync::CancellationToken;
 const BIN: &str = env!("CARGO_BIN_EXE_backwork");
 
 /// Runs `s` through a worker whose supervisor is the built binary.
+fn rand_tail() -> [u8; 10] {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let mut b = [0u8; 10];
+    b[2..].copy_from_slice(&NEXT.fetch_add(1, Ordering::Relaxed).to_be_bytes());
+    b
+}
+
 async fn run(s: &CommandSpec, cancel: &CancellationToken, grace: Duration) -> WorkResult {
-    let job: JobId = "01a22912-808a-74a0-9e7b-db25a02bdc3e".parse().unwrap();
+    // a job id of its own for each run: a run's processes are found by job and attempt, and the
+    // tests of this file run at once
+    let job = JobId::new_v7(chrono::Utc::now(), rand_tail());
     CommandWorker::new(grace)
         .supervisor(BIN)
         .execute(s, cancel, job, 1)
@@ -184,7 +194,9 @@ async fn dropping_the_run_kills_the_group() {
 async fn a_killed_supervisor_takes_the_command_group_down_and_the_run_is_retried() {
     let dir = tempfile::tempdir().unwrap();
     let runs = RunDir::at(dir.path().join("runs")).unwrap();
-    let job: JobId = "01a22912-808a-74a0-9e7b-db25a02bdc3e".parse().unwrap();
+    // a job id of its own for each run: a run's processes are found by job and attempt, and the
+    // tests of this file run at once
+    let job = JobId::new_v7(chrono::Utc::now(), rand_tail());
     let run_file = runs.file_of(job);
     let s = spec(&["sh", "-c", "sleep 300"]);
     let token = CancellationToken::new();
