@@ -76,18 +76,14 @@ impl Style {
     pub fn reason(&self, r: &WaitReason) -> String {
         match r {
             WaitReason::NotDue { until } => format!("not due until {}", self.when(*until)),
-            WaitReason::Batched { until, with } => {
+            WaitReason::Batched { until, with, more } => {
                 let ids: Vec<String> = with.iter().take(3).map(|j| j.to_string()).collect();
-                let more = with.len().saturating_sub(ids.len());
+                let more = with.len() > ids.len() || *more;
                 format!(
                     "batched: starts at {} together with {}{}, due by then",
                     self.when(*until),
                     ids.join(", "),
-                    if more > 0 {
-                        format!(" and {more} more")
-                    } else {
-                        String::new()
-                    }
+                    if more { " and others" } else { "" }
                 )
             }
             WaitReason::Backoff { until, attempt } => format!(

@@ -2,73 +2,11 @@
 //! failed store refuses further commits (a poisoned transaction is never retried in place), and
 //! reopening the same bytes finds exactly what was acknowledged before the fault.
 
-use std::io;
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Mutex};
+mod common;
 
 use backwork_persistence::{RedbStore, StoreError};
 use backwork_scheduler::{AllowAll, ChangeSet, Event, JobId, JobRequest, Scheduler, Store};
-
-/// An in-memory disk whose writes and syncs start failing with `errno` once it is set.
-#[derive(Debug, Clone, Default)]
-struct Disk {
-    bytes: Arc<Mutex<Vec<u8>>>,
-    errno: Arc<AtomicI32>,
-}
-
-impl Disk {
-    fn fail_with(&self, errno: i32) {
-        self.errno.store(errno, Ordering::SeqCst);
-    }
-    fn check(&self) -> io::Result<()> {
-        match self.errno.load(Ordering::SeqCst) {
-            0 => Ok(()),
-            e => Err(io::Error::from_raw_os_error(e)),
-        }
-    }
-    fn copy(&self) -> Disk {
-        Disk {
-            bytes: Arc::new(Mutex::new(self.bytes.lock().unwrap().clone())),
-            errno: Arc::default(),
-        }
-    }
-}
-
-impl redb::StorageBackend for Disk {
-    fn len(&self) -> io::Result<u64> {
-        Ok(self.bytes.lock().unwrap().len() as u64)
-    }
-    fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
-        let b = self.bytes.lock().unwrap();
-        let (s, e) = (offset as usize, offset as usize + out.len());
-        if e > b.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "read past the end",
-            ));
-        }
-        out.copy_from_slice(&b[s..e]);
-        Ok(())
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.check()?;
-        self.bytes.lock().unwrap().resize(len as usize, 0);
-        Ok(())
-    }
-    fn sync_data(&self) -> io::Result<()> {
-        self.check()
-    }
-    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        self.check()?;
-        let mut b = self.bytes.lock().unwrap();
-        let e = offset as usize + data.len();
-        if e > b.len() {
-            b.resize(e, 0);
-        }
-        b[offset as usize..e].copy_from_slice(data);
-        Ok(())
-    }
-}
+use common::Disk;
 
 fn change_sets(n: u64) -> Vec<ChangeSet> {
     let mut core = Scheduler::new(Default::default(), Box::new(AllowAll));

@@ -4,67 +4,11 @@
 //! acknowledged refuses the second (`StoreError::Corrupt`, file untouched) and accepts the
 //! first, losing nothing it acknowledged.
 
-use std::io;
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Mutex};
+mod common;
 
 use backwork_persistence::{RedbStore, StoreError};
 use backwork_scheduler::{AllowAll, ChangeSet, Event, JobId, JobRequest, Scheduler, Store};
-
-/// An in-memory disk whose writes and syncs fail with `errno` once it is set.
-#[derive(Debug, Clone, Default)]
-struct Disk {
-    bytes: Arc<Mutex<Vec<u8>>>,
-    errno: Arc<AtomicI32>,
-}
-
-impl Disk {
-    fn fail_with(&self, errno: i32) {
-        self.errno.store(errno, Ordering::SeqCst);
-    }
-    fn check(&self) -> io::Result<()> {
-        match self.errno.load(Ordering::SeqCst) {
-            0 => Ok(()),
-            e => Err(io::Error::from_raw_os_error(e)),
-        }
-    }
-    fn bytes(&self) -> Vec<u8> {
-        self.bytes.lock().unwrap().clone()
-    }
-}
-
-impl redb::StorageBackend for Disk {
-    fn len(&self) -> io::Result<u64> {
-        Ok(self.bytes.lock().unwrap().len() as u64)
-    }
-    fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
-        let b = self.bytes.lock().unwrap();
-        let (s, e) = (offset as usize, offset as usize + out.len());
-        if e > b.len() {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "past the end"));
-        }
-        out.copy_from_slice(&b[s..e]);
-        Ok(())
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.check()?;
-        self.bytes.lock().unwrap().resize(len as usize, 0);
-        Ok(())
-    }
-    fn sync_data(&self) -> io::Result<()> {
-        self.check()
-    }
-    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        self.check()?;
-        let mut b = self.bytes.lock().unwrap();
-        let e = offset as usize + data.len();
-        if e > b.len() {
-            b.resize(e, 0);
-        }
-        b[offset as usize..e].copy_from_slice(data);
-        Ok(())
-    }
-}
+use common::Disk;
 
 /// Change sets of 20 jobs each, every record carrying a findable marker.
 fn batches(n: usize) -> Vec<ChangeSet> {
@@ -108,11 +52,12 @@ fn an_acknowledged_commit_damaged_later_is_refused_on_reopen() {
     // damage the page of the newest record while the store is open, then reopen: the close
     // cannot write (the disk fails), so the check sees the image a crash would leave
     {
-        let mut b = disk.bytes.lock().unwrap();
+        let mut b = disk.bytes();
         let at = b.windows(11).position(|w| w == b"record-0199").unwrap() / 4096 * 4096;
         for (k, byte) in b[at..at + 4096].iter_mut().enumerate() {
             *byte = (k as u8).wrapping_mul(151).wrapping_add(7);
         }
+        disk.set_bytes(b);
     }
     disk.fail_with(5);
     let before = disk.bytes();

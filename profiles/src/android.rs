@@ -371,6 +371,10 @@ pub struct AndroidPolicy {
     release: bool,
     /// The last quota answer, for the instant it was computed at.
     quota_memo: Option<(Time, Bucket, Option<Hold>)>,
+    /// The app's usage at an instant over the bucket's window, the rate-limiting window and a
+    /// day; kept up to date by starts at that same instant (a thousand jobs starting together
+    /// scan the sessions once, not a thousand times).
+    usage_memo: Option<(Time, Bucket, [Usage; 3])>,
 }
 
 impl AndroidPolicy {
@@ -389,6 +393,7 @@ impl AndroidPolicy {
             sessions: VecDeque::new(),
             open: std::collections::BTreeSet::new(),
             quota_memo: None,
+            usage_memo: None,
             batch: std::collections::BTreeMap::new(),
             released: std::collections::BTreeSet::new(),
             release: false,
@@ -535,19 +540,41 @@ impl AndroidPolicy {
             return answer.clone();
         }
         self.forget_old(now);
-        let answer = self.quota_hold(now, bucket, l);
+        let usages = self.usages(now);
+        let answer = self.quota_hold(now, bucket, l, usages);
         self.quota_memo = Some((now, bucket, answer.clone()));
         answer
     }
 
-    fn quota_hold(&self, now: Time, bucket: Bucket, l: BucketLimits) -> Option<Hold> {
+    /// The app's usage at `now` over the bucket's window, the rate-limiting window and a day.
+    fn usages(&mut self, now: Time) -> [Usage; 3] {
+        let (bucket, l) = self.limits();
+        if let Some((at, b, u)) = self.usage_memo
+            && at == now
+            && b == bucket
+        {
+            return u;
+        }
+        let u = [
+            self.usage(now, l.window),
+            self.usage(now, self.settings.rate_limit_window),
+            self.usage(now, Duration::from_secs(86_400)),
+        ];
+        self.usage_memo = Some((now, bucket, u));
+        u
+    }
+
+    fn quota_hold(
+        &self,
+        now: Time,
+        bucket: Bucket,
+        l: BucketLimits,
+        [u, rate, daily]: [Usage; 3],
+    ) -> Option<Hold> {
         let s = &self.settings;
         let window = humantime::format_duration(l.window);
         let day = Duration::from_secs(86_400);
         // each check: is the app held, when is it free again, and why
-        let u = self.usage(now, l.window);
-        let rate = self.usage(now, s.rate_limit_window);
-        let daily = self.usage(now, day);
         let until = |w: Duration, ok: &dyn Fn(Usage) -> bool| {
             self.free_at(now, w, ok).unwrap_or_else(|| add(now, w))
         };
@@ -741,8 +768,8 @@ impl Policy for AndroidPolicy {
             // the session's time (overlapping runs count once) runs out for every job of the
             // app at the same instant
             let (bucket, l) = self.limits();
-            let used = self.usage(now, l.window).time;
-            let daily = self.usage(now, Duration::from_secs(86_400)).time;
+            let [u, _, d] = self.usages(now);
+            let (used, daily) = (u.time, d.time);
             let left = l
                 .max_job_time
                 .saturating_sub(used)
@@ -781,19 +808,37 @@ impl Policy for AndroidPolicy {
             return; // QuotaController counts no session while the device charges
         }
         let coalesce = self.settings.session_coalescing;
-        match self.sessions.back_mut() {
+        let new_session = match self.sessions.back_mut() {
             // a session is open: the run joins it
-            Some(s) if s.end.is_none() => s.jobs += 1,
+            Some(s) if s.end.is_none() => {
+                s.jobs += 1;
+                false
+            }
             // the last session ended less than the coalescing time ago: it is reopened
             Some(s) if s.end.is_some_and(|e| add(e, coalesce) > now) => {
                 s.end = None;
                 s.jobs += 1;
+                false
             }
-            _ => self.sessions.push_back(Session {
-                start: now,
-                end: None,
-                jobs: 1,
-            }),
+            _ => {
+                self.sessions.push_back(Session {
+                    start: now,
+                    end: None,
+                    jobs: 1,
+                });
+                true
+            }
+        };
+        // a start adds a job (and maybe a session) to every window at `now`, and no time yet
+        if let Some((at, _, usages)) = &mut self.usage_memo {
+            if *at == now {
+                for u in usages.iter_mut() {
+                    u.jobs += 1;
+                    u.sessions += u32::from(new_session);
+                }
+            } else {
+                self.usage_memo = None;
+            }
         }
         self.open.insert(job.id);
     }

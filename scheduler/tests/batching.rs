@@ -402,6 +402,7 @@ fn why_says_batched_only_when_other_work_shares_the_wake_up() {
         [backwork_scheduler::WaitReason::Batched {
             until: t0 + TimeDelta::seconds(40),
             with: vec![backwork_scheduler::JobRef { id: b, name: None }],
+            more: false,
         }]
     );
     assert_eq!(
@@ -443,6 +444,7 @@ fn why_shows_the_batched_start_before_the_jobs_own_gate_and_names_its_partners()
                     id: b,
                     name: Some("nightly".into())
                 }],
+                more: false,
             }
         ]
     );

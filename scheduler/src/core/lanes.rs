@@ -119,7 +119,15 @@ impl Lanes {
     /// `now`), which it shares with other work: that wake-up, and the jobs whose gates open
     /// between its gate and then (the reason it waits). `None` when the job runs at its own
     /// gate, or a later wake-up than the next one will serve it.
-    pub fn batched_until(&self, id: JobId, now: Time) -> Option<(Time, Vec<JobId>)> {
+    ///
+    /// At most `limit` partners are named; the flag says whether there are more (counting them
+    /// all would make `why` for every job of a big batch quadratic).
+    pub fn batched_until(
+        &self,
+        id: JobId,
+        now: Time,
+        limit: usize,
+    ) -> Option<(Time, Vec<JobId>, bool)> {
         let gate = match self.at.get(&id) {
             Some((Lane::Timed(_), gate)) => *gate,
             _ => return None,
@@ -129,8 +137,10 @@ impl Lanes {
         if gate > wake || wake <= from {
             return None;
         }
-        let with: Vec<JobId> = self.gates_in(from, wake).filter(|j| *j != id).collect();
-        (!with.is_empty()).then_some((wake, with))
+        let mut partners = self.gates_in(from, wake).filter(|j| *j != id);
+        let with: Vec<JobId> = partners.by_ref().take(limit).collect();
+        let more = partners.next().is_some();
+        (!with.is_empty()).then_some((wake, with, more))
     }
 
     /// The timed jobs whose gates open in `(from, to]`.

@@ -79,9 +79,12 @@ pub enum WaitReason {
     Batched {
         /// The planned wake-up.
         until: Time,
-        /// The jobs whose time comes by then, which it waits for.
+        /// The jobs whose time comes by then, which it waits for (the first eight).
         #[serde(default)]
         with: Vec<JobRef>,
+        /// More jobs than those in `with` share the wake-up.
+        #[serde(default)]
+        more: bool,
     },
 }
 
@@ -155,12 +158,12 @@ impl fmt::Display for WaitReason {
                 write!(f, "all {limit} run slots are taken ({running} running)")
             }
             WaitReason::ShuttingDown => f.write_str("the runtime is shutting down"),
-            WaitReason::Batched { until, with } => {
+            WaitReason::Batched { until, with, more } => {
                 write!(f, "batched: starts at {} together with ", at(*until))?;
                 let shown: Vec<String> = with.iter().take(3).map(|j| j.to_string()).collect();
                 write!(f, "{}", shown.join(", "))?;
-                if with.len() > shown.len() {
-                    write!(f, " and {} more", with.len() - shown.len())?;
+                if with.len() > shown.len() || *more {
+                    f.write_str(" and others")?;
                 }
                 Ok(())
             }
@@ -256,7 +259,9 @@ impl Scheduler {
                             | WaitReason::Policy { until: Some(_), .. }
                     )
                 });
-                if timed_only && let Some((until, with)) = self.lanes.batched_until(id, now) {
+                if timed_only
+                    && let Some((until, with, more)) = self.lanes.batched_until(id, now, 8)
+                {
                     let with = with
                         .into_iter()
                         .map(|id| JobRef {
@@ -268,7 +273,7 @@ impl Scheduler {
                                 .map(str::to_string),
                         })
                         .collect();
-                    out.push(WaitReason::Batched { until, with });
+                    out.push(WaitReason::Batched { until, with, more });
                 }
                 let limit = self.config.max_concurrent.max(1);
                 if out.is_empty() && self.active.len() >= limit {
