@@ -136,7 +136,8 @@ pub struct AndroidSettings {
     /// 4 h).
     #[serde(with = "humantime_serde")]
     pub max_execution_per_day: Duration,
-    /// The rate-limiting window of every bucket (`RATE_LIMITING_WINDOW_MS`, 10 min)…
+    /// The rate-limiting window of every bucket (`DEFAULT_RATE_LIMITING_WINDOW_MS`: 1 min in
+    /// current AOSP; 10 min in Android 11)…
     #[serde(with = "humantime_serde")]
     pub rate_limit_window: Duration,
     /// …and the jobs and sessions allowed in it (`MAX_JOB_COUNT_PER_RATE_LIMITING_WINDOW`,
@@ -175,7 +176,7 @@ impl Default for AndroidSettings {
             session_coalescing: Duration::from_secs(5),
             in_quota_buffer: Duration::from_secs(30),
             max_execution_per_day: m(240),
-            rate_limit_window: m(10),
+            rate_limit_window: m(1),
             rate_limit_count: 20,
             max_scheduled_jobs: 150,
             execution_limit: m(10),
