@@ -12,10 +12,7 @@ use proptest::test_runner::{Config, RngSeed};
 
 fn config() -> Config {
     Config {
-        cases: std::env::var("BACKWORK_FUZZ_CASES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(2_000),
+        cases: backwork_scheduler::fuzzing::cases(2_000),
         rng_seed: RngSeed::Fixed(0x0009_c11f),
         failure_persistence: None,
         ..Config::default()

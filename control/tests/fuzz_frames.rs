@@ -14,10 +14,7 @@ use serde_json::Value;
 
 fn config() -> Config {
     Config {
-        cases: std::env::var("BACKWORK_FUZZ_CASES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(2_000),
+        cases: backwork_scheduler::fuzzing::cases(2_000),
         rng_seed: RngSeed::Fixed(0x0009_f4a3),
         failure_persistence: None,
         ..Config::default()

@@ -213,13 +213,7 @@ fn add(t: Time, d: Duration) -> Time {
     backwork_scheduler::core::add(t, d)
 }
 
-/// `t − d`, saturating at the earliest representable instant.
-fn sub(t: Time, d: Duration) -> Time {
-    chrono::TimeDelta::from_std(d)
-        .ok()
-        .and_then(|d| t.checked_sub_signed(d))
-        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
-}
+use backwork_scheduler::core::sub;
 
 /// Walks an idle/maintenance cycle from `start` to `now` (at most a few dozen steps a week):
 /// the phase at `now` and the number of the cycle it is in.

@@ -261,3 +261,11 @@ pub fn mutate_json(value: &mut serde_json::Value, pick: usize, with: serde_json:
         *value = w;
     }
 }
+
+/// How many cases each stable fuzz test runs: `BACKWORK_FUZZ_CASES`, or `default`.
+pub fn cases(default: u32) -> u32 {
+    std::env::var("BACKWORK_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}

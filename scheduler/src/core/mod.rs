@@ -47,7 +47,7 @@ pub use name::{MAX_NAME_BYTES, NameError, check_unique_name};
 pub use policy::{AllowAll, Decision, HoldKind, Policy, PolicyContext, PolicyReason};
 pub use schedule::{
     CronSchedule, MAX_BACKOFF, MIN_BACKOFF, Window, add, backoff_delay, effective_flex,
-    jitter_offset, next_cron, next_periodic_window, parse_cron, periodic_window_at, since,
+    jitter_offset, next_cron, next_periodic_window, parse_cron, periodic_window_at, since, sub,
 };
 pub use spec::RequestSpec;
 pub use why::{JobRef, WaitReason};
@@ -355,14 +355,6 @@ pub struct Scheduler {
     pending: Vec<Action>,
     actions: VecDeque<Action>,
     pruned: usize,
-}
-
-/// `t − d`, saturating at the earliest instant.
-fn sub(t: Time, d: Duration) -> Time {
-    TimeDelta::from_std(d)
-        .ok()
-        .and_then(|d| t.checked_sub_signed(d))
-        .unwrap_or_else(min_time)
 }
 
 fn min_time() -> Time {

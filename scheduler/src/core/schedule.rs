@@ -24,6 +24,14 @@ pub fn add(t: Time, d: Duration) -> Time {
         .unwrap_or(chrono::DateTime::<Utc>::MAX_UTC)
 }
 
+/// `t − d`, saturating at the earliest representable instant.
+pub fn sub(t: Time, d: Duration) -> Time {
+    TimeDelta::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_sub_signed(d))
+        .unwrap_or(chrono::DateTime::<Utc>::MIN_UTC)
+}
+
 /// `a − b` as a duration, zero when `b` is after `a`.
 pub fn since(a: Time, b: Time) -> Duration {
     (a - b).to_std().unwrap_or(Duration::ZERO)
