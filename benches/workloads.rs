@@ -1,4 +1,5 @@
-//! The DESIGN §9 workloads on a file-backed store (W10: the simulator), as a bench binary.
+//! The DESIGN §9 workloads on a file-backed store (W10: the simulator; W11 also times the core
+//! alone), as a bench binary.
 //!
 //! ```sh
 //! cargo bench --bench workloads            # every workload
@@ -360,6 +361,90 @@ async fn w9(dir: &Path, scale: usize) {
     );
 }
 
+/// Times `probes` tagged enqueues into a core that already holds `n` jobs with the same tag
+/// (no store): µs per enqueue.
+fn core_tagged_enqueue(n: usize, probes: usize) -> f64 {
+    let mut core = backwork::Scheduler::new(Config::default(), Box::new(backwork::AllowAll));
+    let now = chrono::Utc::now();
+    let mut next = 0u64;
+    let mut id = || {
+        next += 1;
+        let mut b = [0u8; 10];
+        b[2..].copy_from_slice(&next.to_be_bytes());
+        backwork::JobId::new_v7(now, b)
+    };
+    let req = || {
+        JobRequest::once("nobody")
+            .delay(Duration::from_secs(3600))
+            .tag("sync")
+    };
+    for _ in 0..n {
+        let request = req();
+        core.handle(now, backwork::Event::Enqueue { id: id(), request })
+            .expect("fill");
+        while core.poll_action().is_some() {}
+    }
+    let start = Instant::now();
+    for _ in 0..probes {
+        let request = req();
+        core.handle(now, backwork::Event::Enqueue { id: id(), request })
+            .expect("enqueue");
+        while core.poll_action().is_some() {}
+    }
+    start.elapsed().as_secs_f64() * 1e6 / probes as f64
+}
+
+/// Times `probes` sequential durable tagged enqueues through a runtime whose store holds `n`
+/// jobs with the same tag: ms per enqueue.
+async fn runtime_tagged_enqueue(dir: &Path, n: usize, probes: usize) -> f64 {
+    let rt = Runtime::builder()
+        .store(store(dir))
+        .start()
+        .await
+        .expect("start");
+    let req = || {
+        JobRequest::once("nobody")
+            .delay(Duration::from_secs(3600))
+            .tag("sync")
+    };
+    for chunk in (0..n).collect::<Vec<_>>().chunks(20_000) {
+        rt.enqueue_many(chunk.iter().map(|_| req()).collect())
+            .await
+            .expect("fill");
+    }
+    let start = Instant::now();
+    for _ in 0..probes {
+        rt.enqueue(req()).await.expect("enqueue");
+    }
+    let each = start.elapsed().as_secs_f64() * 1e3 / probes as f64;
+    rt.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+    each
+}
+
+/// W11: a tagged enqueue into a store of 1 M jobs with that tag costs what it costs into an
+/// empty one (no per-enqueue scan): the core alone, and durable enqueues through the runtime.
+async fn w11(dir: &Path, scale: usize) {
+    let n = 1_000_000 / scale;
+    let probes = 2000 / scale.min(20);
+    let (empty, full) = (
+        core_tagged_enqueue(0, probes),
+        core_tagged_enqueue(n, probes),
+    );
+    let (a, b) = (dir.join("empty"), dir.join("full"));
+    std::fs::create_dir_all(&a).expect("dir");
+    std::fs::create_dir_all(&b).expect("dir");
+    let durable = probes / 10;
+    let (d_empty, d_full) = (
+        runtime_tagged_enqueue(&a, 0, durable).await,
+        runtime_tagged_enqueue(&b, n, durable).await,
+    );
+    println!(
+        "W11 tagged enqueue: core alone {empty:.1} µs into an empty core, {full:.1} µs into {n} tagged jobs (×{:.2}); durable through the runtime {d_empty:.2} ms into an empty store, {d_full:.2} ms into {n} (×{:.2}) (target: the same cost)",
+        full / empty,
+        d_full / d_empty
+    );
+}
+
 /// W10: the simulator, 1 000 periodic jobs (15 min, flex 5 min, network) for 7 simulated days
 /// under the android profile, with a screen going on and off and a nightly charger.
 fn w10(scale: usize) {
@@ -467,6 +552,9 @@ fn main() {
         }
         if want("W9") {
             w9(fresh().path(), scale).await;
+        }
+        if want("W11") {
+            w11(fresh().path(), scale).await;
         }
         if want("W10") {
             w10(scale);

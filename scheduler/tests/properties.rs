@@ -1,7 +1,8 @@
 //! Property tests: random input sequences fed to the core, with its invariants checked after every
 //! input — no start while constraints fail, at most one successful run per period, a job that can
 //! run does run, unique names hold, a cancelled job never starts, the concurrency limit holds, and
-//! the same inputs give the same actions.
+//! the same inputs give the same actions; the per-tag counts admission sees (kept incrementally)
+//! match a recount over every job.
 
 mod common;
 
@@ -161,14 +162,57 @@ fn request(
     r
 }
 
+/// The per-tag counts the core passed to `admit` (it keeps them incrementally; the property
+/// recounts them from the jobs).
+type TagCounts = std::sync::Arc<std::sync::Mutex<Vec<(String, usize)>>>;
+
+/// Admits everything and records the context's `pending_by_tag`.
+#[derive(Debug, Default)]
+struct AdmitRecorder(TagCounts);
+
+impl backwork_scheduler::Policy for AdmitRecorder {
+    fn admit(
+        &mut self,
+        _now: Time,
+        _request: &JobRequest,
+        cx: backwork_scheduler::PolicyContext<'_>,
+    ) -> Result<(), String> {
+        *self.0.lock().unwrap() = cx.pending_by_tag.to_vec();
+        Ok(())
+    }
+}
+
+/// What `pending_by_tag` must say for `req`, counted over every job: for each of its tags, the
+/// unfinished jobs carrying it, not counting those with the request's unique name
+/// (`PolicyContext::pending_by_tag`'s contract).
+fn recount(h: &Harness, req: &JobRequest) -> Vec<(String, usize)> {
+    let name = req.unique.as_ref().map(|u| u.name.as_str());
+    req.tags
+        .iter()
+        .map(|tag| {
+            let n = h
+                .core
+                .jobs()
+                .filter(|j| {
+                    !j.state.is_finished()
+                        && j.request.tags.contains(tag)
+                        && (name.is_none() || j.unique_name() != name)
+                })
+                .count();
+            (tag.clone(), n)
+        })
+        .collect()
+}
+
 /// Runs `ops`, checking invariants after each; returns the action log.
 fn run(ops: &[Op]) -> Result<Vec<(Time, Action)>, TestCaseError> {
+    let admitted = TagCounts::default();
     let mut h = Harness::with(
         backwork_scheduler::Config {
             max_concurrent: 3,
             ..Default::default()
         },
-        Box::new(backwork_scheduler::AllowAll),
+        Box::new(AdmitRecorder(admitted.clone())),
     );
     let mut ids: Vec<JobId> = Vec::new();
     let mut cancelled: BTreeSet<JobId> = BTreeSet::new();
@@ -203,7 +247,10 @@ fn run(ops: &[Op]) -> Result<Vec<(Time, Action)>, TestCaseError> {
                     *skip,
                 );
                 let id = h.fresh_id();
-                match h.handle(Event::Enqueue { id, request: req }) {
+                let expected = recount(&h, &req);
+                let outcome = h.handle(Event::Enqueue { id, request: req });
+                prop_assert_eq!(&*admitted.lock().unwrap(), &expected);
+                match outcome {
                     Ok(Reply::Enqueued {
                         id: got,
                         disposition,

@@ -339,6 +339,9 @@ pub struct Scheduler {
     jobs: BTreeMap<JobId, Job>,
     by_name: BTreeMap<String, Vec<JobId>>,
     dependents: BTreeMap<JobId, Vec<JobId>>,
+    /// For each tag, how many unfinished jobs carry it (kept as jobs come, finish and go, so
+    /// admission never counts over every job).
+    unfinished_tags: BTreeMap<String, usize>,
     /// Where each enqueued job waits (see [`lanes`]).
     lanes: lanes::Lanes,
     deferred: BTreeMap<JobId, (Option<Time>, PolicyReason)>,
@@ -357,6 +360,20 @@ pub struct Scheduler {
     pruned: usize,
 }
 
+/// Adds (`up`) or takes away one job carrying `tags` from the per-tag counts.
+fn count_tags(counts: &mut BTreeMap<String, usize>, tags: &BTreeSet<String>, up: bool) {
+    for tag in tags {
+        if up {
+            *counts.entry(tag.clone()).or_insert(0) += 1;
+        } else if let Some(n) = counts.get_mut(tag) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                counts.remove(tag);
+            }
+        }
+    }
+}
+
 fn min_time() -> Time {
     chrono::DateTime::<chrono::Utc>::MIN_UTC
 }
@@ -371,6 +388,7 @@ impl Scheduler {
             jobs: BTreeMap::new(),
             by_name: BTreeMap::new(),
             dependents: BTreeMap::new(),
+            unfinished_tags: BTreeMap::new(),
             lanes: lanes::Lanes::default(),
             deferred: BTreeMap::new(),
             prune_at: BTreeSet::new(),
@@ -592,6 +610,7 @@ impl Scheduler {
         self.jobs.clear();
         self.by_name.clear();
         self.dependents.clear();
+        self.unfinished_tags.clear();
         self.lanes = lanes::Lanes::default();
         self.deferred.clear();
         self.prune_at.clear();
@@ -655,6 +674,9 @@ impl Scheduler {
     }
 
     fn insert_indexes(&mut self, job: &Job) {
+        if !job.state.is_finished() {
+            count_tags(&mut self.unfinished_tags, &job.request.tags, true);
+        }
         if let Some(name) = job.unique_name() {
             self.by_name
                 .entry(name.to_string())
@@ -841,21 +863,26 @@ impl Scheduler {
         if self.jobs.contains_key(&id) {
             return Err(CoreError::DuplicateId(id));
         }
-        let same_name = request.unique.as_ref().map(|u| u.name.as_str());
+        // the unfinished jobs of the request's name are not counted: it replaces or updates them
+        let same_name: Vec<&Job> = request
+            .unique
+            .as_ref()
+            .and_then(|u| self.by_name.get(&u.name))
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.jobs.get(id))
+            .filter(|j| !j.state.is_finished())
+            .collect();
         let by_tag: Vec<(String, usize)> = request
             .tags
             .iter()
             .map(|tag| {
-                let n = self
-                    .jobs
-                    .values()
-                    .filter(|j| {
-                        !j.state.is_finished()
-                            && j.request.tags.contains(tag)
-                            && (same_name.is_none() || j.unique_name() != same_name)
-                    })
+                let all = self.unfinished_tags.get(tag).copied().unwrap_or(0);
+                let named = same_name
+                    .iter()
+                    .filter(|j| j.request.tags.contains(tag))
                     .count();
-                (tag.clone(), n)
+                (tag.clone(), all.saturating_sub(named))
             })
             .collect();
         let cx = PolicyContext {
@@ -1045,6 +1072,10 @@ impl Scheduler {
             return;
         };
         request.unique = job.request.unique.clone();
+        if !job.state.is_finished() {
+            count_tags(&mut self.unfinished_tags, &job.request.tags, false);
+            count_tags(&mut self.unfinished_tags, &request.tags, true);
+        }
         job.request = request;
         if job.state == JobState::Enqueued && !job.backing_off {
             let keep = job.clone();
@@ -1335,6 +1366,9 @@ impl Scheduler {
         let Some(job) = self.jobs.get_mut(&id) else {
             return;
         };
+        if !job.state.is_finished() {
+            count_tags(&mut self.unfinished_tags, &job.request.tags, false);
+        }
         job.state = state;
         job.finished_at = Some(now);
         job.force = Force::default();
@@ -1674,6 +1708,9 @@ impl Scheduler {
         let Some(job) = self.jobs.remove(&id) else {
             return;
         };
+        if !job.state.is_finished() {
+            count_tags(&mut self.unfinished_tags, &job.request.tags, false);
+        }
         if let Some(name) = job.unique_name()
             && let Some(chain) = self.by_name.get_mut(name)
         {
