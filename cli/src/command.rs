@@ -390,6 +390,23 @@ async fn run(
         }) => {
             output.exit_code = code;
             output.signal = signal;
+            match (code, signal) {
+                (Some(code), _) => tracing::info!(
+                    code,
+                    "`{}` exited with code {code}",
+                    crate::render::escape(program)
+                ),
+                (None, Some(signal)) => {
+                    let name = nix::sys::signal::Signal::try_from(signal)
+                        .map_or_else(|_| format!("signal {signal}"), |s| s.as_str().to_string());
+                    tracing::info!(
+                        signal,
+                        "`{}` was killed by {name}",
+                        crate::render::escape(program)
+                    );
+                }
+                (None, None) => {}
+            }
             if leftovers > 0 {
                 tracing::info!(leftovers, "stopped processes the command left behind");
             }

@@ -15,32 +15,43 @@ use crate::error::CliError;
 use crate::runs::RunDir;
 use crate::session::{LOCK_WAIT, PAYLOAD_CAP, host_probe, open_store, store_path};
 
-/// Sends `state` to systemd's notification socket, if `NOTIFY_SOCKET` names one (a path, or an
-/// abstract socket written `@name`). Failures are logged, never fatal.
-pub fn sd_notify(state: &str) {
-    let Some(target) = std::env::var_os("NOTIFY_SOCKET") else {
+/// Tells systemd (`Type=notify`) about the daemon's state through `sd-notify`, when
+/// `NOTIFY_SOCKET` names a socket; failures are logged, never fatal. The variable is kept (the
+/// watchdog and `STOPPING=1` need it later); command jobs never see it (their environment is
+/// their own, see `command.rs`).
+fn notify(states: &[sd_notify::NotifyState<'_>]) {
+    if std::env::var_os("NOTIFY_SOCKET").is_none() {
         return;
-    };
-    let send = || -> std::io::Result<()> {
-        let sock = std::os::unix::net::UnixDatagram::unbound()?;
-        let bytes = target.as_encoded_bytes();
-        if let Some(name) = bytes.strip_prefix(b"@") {
-            #[cfg(target_os = "linux")]
-            {
-                use std::os::linux::net::SocketAddrExt;
-                let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
-                sock.send_to_addr(state.as_bytes(), &addr)?;
-            }
-            #[cfg(not(target_os = "linux"))]
-            let _ = name;
-        } else {
-            sock.send_to(state.as_bytes(), Path::new(&target))?;
-        }
-        Ok(())
-    };
-    if let Err(e) = send() {
+    }
+    if let Err(e) = sd_notify::notify(false, states) {
         tracing::warn!(error = %e, "could not notify systemd");
     }
+}
+
+/// With `WatchdogSec=` in the unit, pings systemd's watchdog at half its interval — each time
+/// only after the scheduler has answered a request, so a wedged scheduler gets the daemon
+/// restarted (`Restart=on-failure`) rather than pinged forever.
+fn spawn_watchdog(handle: backwork_scheduler::RuntimeHandle) {
+    let mut usec = 0u64;
+    if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
+        return;
+    }
+    let every = std::time::Duration::from_micros(usec) / 2;
+    tracing::debug!(every = %humantime::format_duration(every), "pinging systemd's watchdog");
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match tokio::time::timeout(every, handle.device()).await {
+                Ok(Ok(_)) => notify(&[sd_notify::NotifyState::Watchdog]),
+                Ok(Err(_)) => return, // the runtime stopped
+                Err(_) => tracing::warn!(
+                    "the scheduler did not answer within the watchdog's half interval; not pinging systemd"
+                ),
+            }
+        }
+    });
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -145,17 +156,18 @@ pub async fn run(store: Option<&Path>, socket: &Path, args: &DaemonArgs) -> Resu
         },
         "backwork daemon ready"
     );
-    sd_notify(&format!(
-        "READY=1\nSTATUS=serving {} on {}",
-        path.display(),
-        socket.display()
-    ));
+    let status = format!("serving {} on {}", path.display(), socket.display());
+    notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status(&status),
+    ]);
+    spawn_watchdog(runtime.handle());
     let which = tokio::select! {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
     };
     tracing::info!(signal = which, "shutting down");
-    sd_notify("STOPPING=1");
+    notify(&[sd_notify::NotifyState::Stopping]);
     runtime.shutdown(args.grace).await?;
     tracing::info!("backwork daemon stopped");
     Ok(())

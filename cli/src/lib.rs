@@ -68,7 +68,14 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Logs to standard error, or straight to the journal when standard error is the journal
+/// (systemd sets `JOURNAL_STREAM` to its device and inode): fields then stay fields and levels
+/// stay priorities. The filter is `BACKWORK_LOG`, else `RUST_LOG` (tracing's `EnvFilter`
+/// syntax, e.g. `info,backwork_scheduler=debug`), else the `-v`/`-q` level.
 fn init_logging(quiet: u8, verbose: u8, daemon: bool) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
     let base = if daemon { 2 } else { 1 }; // info for the daemon, warn for the verbs
     let level = match (base + i16::from(verbose) - i16::from(quiet)).max(0) {
         0 => "error",
@@ -78,12 +85,37 @@ fn init_logging(quiet: u8, verbose: u8, daemon: bool) {
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("BACKWORK_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+    let journal = stderr_is_journal()
+        .then(|| tracing_journald::layer().ok())
+        .flatten();
+    let registry = tracing_subscriber::registry().with(filter);
+    let _ = match journal {
+        Some(layer) => registry.with(layer).try_init(),
+        None => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+            )
+            .try_init(),
+    };
+}
+
+/// True when standard error is the journal's stream: `JOURNAL_STREAM` (`DEVICE:INODE`, set by
+/// systemd for services whose output goes to the journal) names the file standard error is.
+fn stderr_is_journal() -> bool {
+    let Some(value) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = value.to_str().and_then(|v| v.split_once(':')) else {
+        return false;
+    };
+    let Ok(stat) = nix::sys::stat::fstat(std::io::stderr()) else {
+        return false;
+    };
+    dev.parse::<u64>().ok() == Some(stat.st_dev) && ino.parse::<u64>().ok() == Some(stat.st_ino)
 }
 
 /// Writes to stdout; a closed pipe (`backwork list | head`) is not an error.

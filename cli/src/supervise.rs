@@ -286,9 +286,12 @@ fn supervise() -> Result<(), String> {
         .stdin(Stdio::null())
         .process_group(0);
     // The command starts as a service would under systemd: every signal at its default action
-    // (an ignored SIGINT or SIGQUIT of whoever started the daemon is not passed on; std already
-    // empties the signal mask), and no death signal (fork clears it).
-    // SAFETY: sigaction(2) is async-signal-safe; nothing else runs between fork and exec
+    // (an ignored SIGINT or SIGQUIT of whoever started the daemon is not passed on), an empty
+    // signal mask — this process blocks SIGTERM, SIGINT, SIGHUP and SIGCHLD for its signalfd,
+    // and a mask survives fork and exec (sigprocmask(2)): a command started with SIGTERM
+    // blocked ignores every stop request until SIGKILL — and no death signal (fork clears it).
+    // SAFETY: sigaction(2) and sigprocmask(2) are async-signal-safe; nothing else runs between
+    // fork and exec
     unsafe {
         cmd.pre_exec(|| {
             for sig in Signal::iterator() {
@@ -296,6 +299,11 @@ fn supervise() -> Result<(), String> {
                     let _ = nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl);
                 }
             }
+            nix::sys::signal::sigprocmask(
+                nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                Some(&SigSet::empty()),
+                None,
+            )?;
             Ok(())
         });
     }

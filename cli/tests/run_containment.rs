@@ -43,6 +43,54 @@ fn a_timeout_kills_a_setsid_grandchild_that_ignores_sigterm() {
     );
 }
 
+/// A command started directly (no shell that resets its signals) is stopped by SIGTERM, not by
+/// the SIGKILL that follows the grace period: it starts with no signal blocked (proc(5): the
+/// `SigBlk` mask of `/proc/PID/status` is all zeros), as systemd starts a service. The daemon's
+/// per-run supervisor blocks SIGTERM for its own signalfd, and a signal mask survives exec;
+/// before the fix, `sleep 30` under `--timeout 1s` ignored SIGTERM and died of SIGKILL.
+#[test]
+fn a_command_starts_with_no_signal_blocked_and_a_timeout_ends_it_with_sigterm() {
+    let d = Daemon::start(&["--grace", "2s"]);
+    d.ok(&[
+        "add",
+        "--unique",
+        "mask",
+        "--",
+        "grep",
+        "SigBlk",
+        "/proc/self/status",
+    ]);
+    let r = d.wait_for("mask", "the run", |r| state(r) == "succeeded");
+    let out = r["job"]["history"][0]["output"]["stdout"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(out.trim(), "SigBlk:\t0000000000000000", "{r:#}");
+
+    d.ok(&[
+        "add",
+        "--unique",
+        "slow",
+        "--timeout",
+        "1s",
+        "--",
+        "sleep",
+        "30",
+    ]);
+    let r = d.wait_for("slow", "the time limit", |r| {
+        r["job"]["history"]
+            .as_array()
+            .is_some_and(|h| !h.is_empty())
+    });
+    let run = &r["job"]["history"][0];
+    assert_eq!(run["stop_reason"]["reason"], "timeout", "{r:#}");
+    assert_eq!(
+        run["output"]["signal"],
+        nix::sys::signal::Signal::SIGTERM as i32,
+        "sleep(1) has no SIGTERM handler: a SIGTERM that arrives ends it; {r:#}"
+    );
+}
+
 #[test]
 fn a_cancel_kills_a_setsid_grandchild() {
     let d = Daemon::start(&["--grace", "1s"]);

@@ -234,17 +234,7 @@ pub struct JobView {
 impl JobView {
     /// The summary of `job`, given why it is not running.
     pub fn of(job: &Job, reasons: Vec<WaitReason>) -> JobView {
-        let next = reasons
-            .iter()
-            .filter_map(|r| match r {
-                WaitReason::NotDue { until }
-                | WaitReason::Batched { until, .. }
-                | WaitReason::Backoff { until, .. }
-                | WaitReason::MinInterval { until } => Some(*until),
-                WaitReason::Policy { until, .. } => *until,
-                _ => None,
-            })
-            .max();
+        let next = WaitReason::next_start(&reasons);
         JobView {
             id: job.id,
             name: job.unique_name().map(str::to_string),

@@ -88,8 +88,16 @@ impl Daemon {
             .env("BACKWORK_STORE", self.store())
             .env("BACKWORK_SOCKET", self.socket())
             .env("NOTIFY_SOCKET", &notify)
+            .env_remove("RUST_LOG")
+            .env_remove("BACKWORK_LOG")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.path("daemon.log"))
+                    .unwrap(),
+            )
             .spawn()
             .unwrap();
         self.child = Some(child);
@@ -98,6 +106,11 @@ impl Daemon {
             .recv(&mut buf)
             .expect("the daemon sent no READY within 60 s");
         assert!(String::from_utf8_lossy(&buf[..n]).contains("READY=1"));
+    }
+
+    /// What the daemon wrote to its standard error (its log), every launch so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.path("daemon.log")).unwrap_or_default()
     }
 
     /// The daemon's pid.

@@ -15,6 +15,9 @@ use uuid::Uuid;
 /// A wall-clock instant. The core never reads a clock: every instant it sees is an argument.
 pub type Time = DateTime<Utc>;
 
+/// How many hex digits [`JobId::short`] shows: the last group of the UUID's text form.
+pub const SHORT_ID_LEN: usize = 12;
+
 /// A job's identity: a time-ordered UUID (version 7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -41,6 +44,14 @@ impl JobId {
     /// The id from its 128-bit integer form.
     pub fn from_u128(v: u128) -> JobId {
         JobId(Uuid::from_u128(v))
+    }
+
+    /// The id's short form: its last 12 hex digits, which are random bits of a version-7 id (the
+    /// leading digits are its creation time, shared by every job made in the same minute). What
+    /// people see in listings and logs, and what they type (or a prefix of it) to name a job.
+    pub fn short(&self) -> String {
+        let hex = self.0.simple().to_string();
+        hex[hex.len() - SHORT_ID_LEN..].to_string()
     }
 
     /// A 64-bit digest of the id, used to seed per-job pseudo-random choices (jitter).

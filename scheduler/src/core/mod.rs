@@ -40,8 +40,8 @@ pub use error::CoreError;
 pub use interrupted::Interruption;
 pub use job::{
     Anchor, Backoff, BackoffKind, CatchUp, ConflictPolicy, DEFAULT_TIMEOUT, Force, Jitter, Job,
-    JobId, JobRequest, JobState, RunOutcome, RunRecord, RunResult, Schedule, StopReason, Time,
-    Unique, humanize, humanize_approx,
+    JobId, JobRequest, JobState, RunOutcome, RunRecord, RunResult, SHORT_ID_LEN, Schedule,
+    StopReason, Time, Unique, humanize, humanize_approx,
 };
 pub use name::{MAX_NAME_BYTES, NameError, check_unique_name};
 pub use policy::{AllowAll, Decision, HoldKind, Policy, PolicyContext, PolicyReason};

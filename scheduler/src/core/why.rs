@@ -110,6 +110,27 @@ fn at(t: Time) -> String {
     t.format("%Y-%m-%d %H:%M:%SZ").to_string()
 }
 
+impl WaitReason {
+    /// The instant this reason stops holding, for the time gates (due time, batching, backoff,
+    /// minimum interval, a policy deferral with an end); `None` for the others.
+    pub fn until(&self) -> Option<Time> {
+        match self {
+            WaitReason::NotDue { until }
+            | WaitReason::Batched { until, .. }
+            | WaitReason::Backoff { until, .. }
+            | WaitReason::MinInterval { until } => Some(*until),
+            WaitReason::Policy { until, .. } => *until,
+            _ => None,
+        }
+    }
+
+    /// When a job held by `reasons` may next start, if a time gate holds it: the latest end of
+    /// its time gates. `None` when only other reasons hold it (or it runs, or it finished).
+    pub fn next_start(reasons: &[WaitReason]) -> Option<Time> {
+        reasons.iter().filter_map(WaitReason::until).max()
+    }
+}
+
 impl fmt::Display for WaitReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

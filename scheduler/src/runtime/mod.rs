@@ -29,8 +29,8 @@ pub use worker::{FnWorker, WorkContext, WorkResult, Worker, worker_fn};
 
 use crate::core::{
     Action, AllowAll, ChangeSet, Config, CoreError, Disposition, Event, Force, Interruption, Job,
-    JobId, JobRequest, JobState, Policy, Reply, RunOutcome, Scheduler, Selector, StopReason, Time,
-    WaitReason,
+    JobId, JobRequest, JobState, Policy, Reply, RunOutcome, RunResult, Scheduler, Selector,
+    StopReason, Time, WaitReason, humanize_approx,
 };
 use crate::store::{MemoryStore, Store, StoreError};
 
@@ -914,6 +914,7 @@ impl Actor {
                     attempt,
                     outcome,
                 });
+                self.log_run_end(id, attempt);
             }
             Input::Device(state) => {
                 let _ = self.feed(Event::DeviceChanged(state));
@@ -1235,6 +1236,69 @@ impl Actor {
         Ok(())
     }
 
+    /// Logs how the run `attempt` of `id` ended, and what happens next (a retry's time, the next
+    /// slot, or the job's final state): INFO for a success or a stop that is not the job's fault;
+    /// WARN for a failure (retried or not), a time-out, a crash or an expired request.
+    fn log_run_end(&self, id: JobId, attempt: u32) {
+        if !tracing::enabled!(tracing::Level::WARN) {
+            return; // (the hot path of bulk work: no `why` when nobody reads the log)
+        }
+        let Some(job) = self.core.job(id) else {
+            return;
+        };
+        let Some(run) = job.history.last().filter(|r| r.attempt == attempt) else {
+            return;
+        };
+        let took = humanize_approx(
+            (run.finished - run.started)
+                .to_std()
+                .unwrap_or(Duration::ZERO),
+        );
+        let now = self.clock.now();
+        let next = if job.state.is_finished() {
+            format!("no further runs: the job {}", job.state)
+        } else {
+            let reasons = self.core.why(now, id).unwrap_or_default();
+            match WaitReason::next_start(&reasons) {
+                Some(at) if at > now => format!(
+                    "next start {} (in {})",
+                    at.with_timezone(&chrono::Local)
+                        .format("%a %Y-%m-%d %H:%M:%S %:z"),
+                    humanize_approx((at - now).to_std().unwrap_or(Duration::ZERO))
+                ),
+                _ => "next start as soon as its constraints and a slot allow".to_string(),
+            }
+        };
+        let name = job.unique_name().unwrap_or("");
+        let job_ref = id.short();
+        let note = run.note.as_deref();
+        let (warn, what) = match (&run.result, &run.stop_reason) {
+            (RunResult::Success, _) => (false, "run succeeded".to_string()),
+            (RunResult::Retry | RunResult::Failure, _) => (true, "run failed".to_string()),
+            (RunResult::Crashed, _) => (true, "run crashed".to_string()),
+            (RunResult::Stopped, Some(StopReason::Timeout)) => {
+                (true, "run stopped: it ran past its time limit".to_string())
+            }
+            (RunResult::Stopped, Some(reason)) if !reason.is_free() => {
+                (true, format!("run stopped: {reason}"))
+            }
+            (RunResult::Stopped, reason) => (
+                false,
+                format!(
+                    "run stopped: {}",
+                    reason
+                        .as_ref()
+                        .map_or_else(|| "by the scheduler".to_string(), |r| r.to_string())
+                ),
+            ),
+        };
+        if warn {
+            tracing::warn!(job = %job_ref, name, attempt, took, note, next, "{what}");
+        } else {
+            tracing::info!(job = %job_ref, name, attempt, took, note, next, "{what}");
+        }
+    }
+
     fn carry_out(&mut self, action: Action) {
         match action {
             Action::Persist(_) => {}
@@ -1254,7 +1318,17 @@ impl Actor {
                     return;
                 };
                 let token = CancellationToken::new();
-                let span = tracing::info_span!("job_run", job = %id, kind = %start.kind, attempt);
+                if let Some(job) = self.core.job(id) {
+                    tracing::info!(
+                        job = %id.short(),
+                        name = job.unique_name().unwrap_or(""),
+                        kind = %start.kind,
+                        attempt,
+                        "run started"
+                    );
+                }
+                let span =
+                    tracing::info_span!("job_run", job = %id.short(), kind = %start.kind, attempt);
                 let ctx = WorkContext {
                     id,
                     kind: start.kind,
