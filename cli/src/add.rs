@@ -81,10 +81,11 @@ pub fn request(
         backoff: args.backoff.as_deref().map(parse_backoff).transpose()?,
         backoff_jitter: args.backoff_jitter,
         max_attempts: args.max_attempts,
+        // a command job has no time limit unless asked (as a systemd service has none; DESIGN
+        // §2) — a backup may take hours; the android profile still stops runs at its limit
         timeout: match args.timeout.as_deref() {
-            Some("none" | "never") => Some(None),
+            Some("none" | "never") | None => Some(None),
             Some(other) => Some(Some(parse_duration("timeout", other)?)),
-            None => None,
         },
         accurate: args.accurate,
         jitter: duration("jitter", &args.jitter)?.map(|max| Jitter {
@@ -122,18 +123,43 @@ fn command_spec(
     env: impl IntoIterator<Item = (String, String)>,
     cwd: &Path,
 ) -> Result<CommandSpec, CliError> {
+    let current: BTreeMap<String, String> = env.into_iter().collect();
     let mut vars: BTreeMap<String, String> = if args.clear_env {
         BTreeMap::new()
+    } else if args.inherit_env {
+        current
+            .iter()
+            .filter(|(k, _)| !NEVER_PASSED.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     } else {
-        env.into_iter().collect()
+        current
+            .iter()
+            .filter(|(k, _)| allowed(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     };
     for kv in &args.env {
-        let Some((k, v)) = kv.split_once('=').filter(|(k, _)| !k.is_empty()) else {
-            return Err(CliError::invalid(format!(
-                "--env {kv:?} is not KEY=VALUE; write it like --env LANG=C"
-            )));
-        };
-        vars.insert(k.to_string(), v.to_string());
+        match kv.split_once('=') {
+            Some((k, v)) if !k.is_empty() => {
+                vars.insert(k.to_string(), v.to_string());
+            }
+            None if !kv.is_empty() => match current.get(kv) {
+                Some(v) => {
+                    vars.insert(kv.clone(), v.clone());
+                }
+                None => {
+                    return Err(CliError::invalid(format!(
+                        "--env {kv}: {kv} is not set here; write --env {kv}=VALUE"
+                    )));
+                }
+            },
+            _ => {
+                return Err(CliError::invalid(format!(
+                    "--env {kv:?} is not KEY=VALUE or KEY; write it like --env LANG=C or --env LANG"
+                )));
+            }
+        }
     }
     let dir = match &args.cwd {
         Some(d) if d.is_absolute() => d.clone(),
@@ -167,6 +193,21 @@ fn command_spec(
         cwd: dir,
         fail_on_exit: args.fail_on_exit.clone(),
     })
+}
+
+/// The variables of the adding shell a command job gets without `--inherit-env` (DESIGN §5):
+/// where to find programs, who and where the user is, the language and the time zone — not the
+/// tokens and sockets a shell holds.
+pub const ALLOWED_ENV: &[&str] = &["PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "TZ"];
+
+/// Variables never taken from the adding shell, even with `--inherit-env`: systemd's
+/// notification socket (a job would speak for whoever started the shell) and the marker of the
+/// run the shell may itself be part of.
+const NEVER_PASSED: &[&str] = &["NOTIFY_SOCKET", crate::procfs::RUN_MARKER];
+
+/// True for the variables in [`ALLOWED_ENV`] and the locale categories (`LC_*`).
+fn allowed(key: &str) -> bool {
+    ALLOWED_ENV.contains(&key) || key.starts_with("LC_")
 }
 
 /// Where `program` resolves: a path (relative to `dir`) if it has a `/`, else the first
@@ -213,6 +254,62 @@ mod tests {
             ("PATH".into(), "/usr/bin:/bin".into()),
             ("HOME".into(), "/root".into()),
         ]
+    }
+
+    /// A shell's environment with a secret, systemd's socket and the allowlisted variables.
+    fn shell_env() -> Vec<(String, String)> {
+        let mut e = env();
+        e.extend(
+            [
+                ("GITHUB_TOKEN", "ghp_secret"),
+                ("NOTIFY_SOCKET", "/run/user/1000/systemd/notify"),
+                ("LC_TIME", "de_DE.UTF-8"),
+                ("TZ", "Europe/Berlin"),
+                ("RESTIC_REPOSITORY", "sftp:nas:/backup"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        e
+    }
+
+    fn spec_of(args: &[&str]) -> CommandSpec {
+        let r = request(&parse(args), shell_env(), Path::new("/"), now()).unwrap();
+        serde_json::from_value(r.input).unwrap()
+    }
+
+    #[test]
+    fn a_command_gets_only_the_allowlisted_variables_unless_asked() {
+        // DESIGN §5: PATH, HOME, USER, LOGNAME, SHELL, LANG, LC_*, TZ plus what --env names
+        let spec = spec_of(&["--", "true"]);
+        let keys: Vec<&str> = spec.env.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["HOME", "LC_TIME", "PATH", "TZ"]);
+
+        let spec = spec_of(&["--env", "RESTIC_REPOSITORY", "--env", "X=1", "--", "true"]);
+        assert_eq!(spec.env["RESTIC_REPOSITORY"], "sftp:nas:/backup");
+        assert_eq!(spec.env["X"], "1");
+        assert!(!spec.env.contains_key("GITHUB_TOKEN"));
+
+        let spec = spec_of(&["--inherit-env", "--", "true"]);
+        assert_eq!(spec.env["GITHUB_TOKEN"], "ghp_secret");
+        assert!(!spec.env.contains_key("NOTIFY_SOCKET"), "{:?}", spec.env);
+
+        let spec = spec_of(&["--clear-env", "--env", "LANG=C", "--", "/bin/true"]);
+        assert_eq!(spec.env.keys().collect::<Vec<_>>(), ["LANG"]);
+    }
+
+    #[test]
+    fn a_command_job_has_no_time_limit_unless_asked() {
+        // DESIGN §2: "none for the daemon's command jobs under desktop"
+        let r = request(&parse(&["--", "true"]), env(), Path::new("/"), now()).unwrap();
+        assert_eq!(r.timeout, None);
+        let r = request(
+            &parse(&["--timeout", "2h", "--", "true"]),
+            env(),
+            Path::new("/"),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(r.timeout, Some(Duration::from_secs(7200)));
     }
 
     #[test]
@@ -375,7 +472,11 @@ mod tests {
                 ],
                 "unknown time zone",
             ),
-            (&["--env", "NOVALUE", "--", "true"], "is not KEY=VALUE"),
+            (
+                &["--env", "NOVALUE", "--", "true"],
+                "NOVALUE is not set here",
+            ),
+            (&["--env", "=x", "--", "true"], "is not KEY=VALUE or KEY"),
             (&["--", "no-such-program-anywhere"], "command not found"),
             (
                 &["--in", "1m", "--catch-up", "one", "--", "true"],

@@ -63,9 +63,10 @@ SIGTERM or SIGINT shut it down cleanly: running commands get SIGTERM, then SIGKI
     /// Add a command job; prints its id.
     #[command(
         long_about = "Add a job that runs a command. The command runs directly (no shell: write `sh -c '…'` for one), \
-in the current directory, with the current environment, both captured now. Exit code 0 is success; any other \
+in the current directory, with a few variables of this shell (PATH, HOME, USER, LOGNAME, SHELL, LANG, LC_*, TZ; \
+more with --env), both captured now. Exit code 0 is success; any other \
 retries with backoff, unless --fail-on-exit names it.",
-        after_help = "Examples:\n  backwork add --in 10m -- notify-send 'tea is ready'\n  backwork add --every 6h --flex 30m --requires charging --requires unmetered --unique photos -- rsync -a ~/photos nas:photos\n  backwork add --cron '0 0 3 * * *' --tz Europe/Berlin --tag backup -- restic backup ~\n  backwork add --at 2026-12-01T03:00 --timeout none -- sh -c 'make -C ~/src world > ~/build.log'"
+        after_help = "Examples:\n  backwork add --in 10m -- notify-send 'tea is ready'\n  backwork add --every 6h --flex 30m --requires charging --requires unmetered --unique photos -- rsync -a ~/photos nas:photos\n  backwork add --cron '0 0 3 * * *' --tz Europe/Berlin --tag backup -- restic backup ~\n  backwork add --at 2026-12-01T03:00 --timeout 2h -- sh -c 'make -C ~/src world > ~/build.log'"
     )]
     Add(Box<AddArgs>),
     /// One line per job: ID, NAME, SCHEDULE, STATE, NEXT, LEFT, LAST, RESULT, WAITING ON.
@@ -231,7 +232,8 @@ pub struct AddArgs {
     /// Fail the job after this many attempts [default: retry forever].
     #[arg(long, value_name = "N", help_heading = "Policy")]
     pub max_attempts: Option<u32>,
-    /// Time limit of each run, or `none` [default: 10m].
+    /// Time limit of each run, or `none` [default: none] (under `daemon --profile android`,
+    /// runs stop at JobScheduler's 10 min anyway).
     #[arg(long, value_name = "DURATION|none", help_heading = "Policy")]
     pub timeout: Option<String>,
     /// A unique name: a second add with the same name follows --on-conflict.
@@ -251,12 +253,17 @@ pub struct AddArgs {
         allow_negative_numbers = true
     )]
     pub fail_on_exit: Vec<i32>,
-    /// Set this variable for the command (repeatable).
-    #[arg(long, value_name = "KEY=VALUE", help_heading = "Command")]
+    /// Set this variable for the command, or pass this one's current value (repeatable).
+    /// Without it the command gets only PATH, HOME, USER, LOGNAME, SHELL, LANG, LC_* and TZ of
+    /// this shell.
+    #[arg(long, value_name = "KEY=VALUE|KEY", help_heading = "Command")]
     pub env: Vec<String>,
-    /// Start from an empty environment (plus --env) instead of the current one.
-    #[arg(long, help_heading = "Command")]
+    /// Start from an empty environment (plus --env).
+    #[arg(long, help_heading = "Command", conflicts_with = "inherit_env")]
     pub clear_env: bool,
+    /// Pass this shell's whole environment (stored with the job, in plain text: tokens too).
+    #[arg(long, help_heading = "Command")]
+    pub inherit_env: bool,
     /// The working directory [default: the current one].
     #[arg(long, value_name = "DIR", help_heading = "Command")]
     pub cwd: Option<PathBuf>,
