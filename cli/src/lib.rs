@@ -150,11 +150,20 @@ fn note(quiet: u8, text: &str) {
     }
 }
 
-/// An id if it parses as one, else a unique name.
+/// An id if it parses as one; a short id or a prefix of one (4 to 12 hex digits — a job named
+/// exactly that still wins); else a unique name.
 pub fn parse_target(s: &str) -> Selector {
-    match s.parse::<JobId>() {
-        Ok(id) => Selector::Id(id),
-        Err(_) => Selector::Name(s.to_string()),
+    if let Ok(id) = s.parse::<JobId>() {
+        return Selector::Id(id);
+    }
+    let hex = s.bytes().all(|b| b.is_ascii_hexdigit());
+    if hex
+        && (backwork_scheduler::MIN_PREFIX_LEN..=backwork_scheduler::SHORT_ID_LEN)
+            .contains(&s.len())
+    {
+        Selector::Prefix(s.to_string())
+    } else {
+        Selector::Name(s.to_string())
     }
 }
 

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use backwork_constraints::DeviceState;
 use backwork_control::{CommandOutput, CommandSpec, JobDetail, JobReasons, JobView, command_line};
-use backwork_scheduler::{Job, RunRecord, RunResult, Schedule, Time, WaitReason};
+use backwork_scheduler::{Job, RunRecord, RunResult, SHORT_ID_LEN, Schedule, Time, WaitReason};
 use chrono_tz::Tz;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
@@ -152,12 +152,14 @@ fn display_name(v: &JobView) -> String {
     }
 }
 
-/// A column: its header, how narrow it may get, and when it gives way if the table is too wide
-/// for the terminal (`shrink`: 0 never; otherwise lower numbers give way first).
+/// A column: its header, how narrow it may get, and how it gives way if the table is too wide
+/// for the terminal — it shrinks down to `min` at rank `shrink`, and is left out at rank `drop`
+/// (0: never); the lowest rank gives way first, so a row wraps only once nothing can give.
 struct Column {
     header: &'static str,
     min: usize,
     shrink: u8,
+    drop: u8,
 }
 
 const fn col(header: &'static str, min: usize, shrink: u8) -> Column {
@@ -165,6 +167,17 @@ const fn col(header: &'static str, min: usize, shrink: u8) -> Column {
         header,
         min,
         shrink,
+        drop: 0,
+    }
+}
+
+/// A column that shrinks at rank `shrink` and is left out at rank `drop` (see [`Column`]).
+const fn optional(header: &'static str, min: usize, shrink: u8, drop: u8) -> Column {
+    Column {
+        header,
+        min,
+        shrink,
+        drop,
     }
 }
 
@@ -209,21 +222,51 @@ fn table(columns: &[Column], rows: &[Vec<String>], width: Option<usize>) -> Stri
                 .unwrap_or(0)
         })
         .collect();
+    let mut shown: Vec<bool> = vec![true; columns.len()];
     if let Some(limit) = width {
-        let total = |w: &[usize]| w.iter().sum::<usize>() + 2 * w.len().saturating_sub(1);
-        while total(&widths) > limit {
-            let next = columns
+        let total = |w: &[usize], shown: &[bool]| {
+            let visible = shown.iter().filter(|s| **s).count();
+            w.iter()
+                .zip(shown)
+                .filter(|(_, s)| **s)
+                .map(|(w, _)| w)
+                .sum::<usize>()
+                + 2 * visible.saturating_sub(1)
+        };
+        while total(&widths, &shown) > limit {
+            // the step of the lowest rank: shrink a column by one, or leave one out
+            let step = columns
                 .iter()
                 .enumerate()
-                .filter(|(i, c)| c.shrink > 0 && widths[*i] > c.min.max(c.header.len()))
-                .min_by_key(|(_, c)| c.shrink)
-                .map(|(i, _)| i);
-            match next {
-                Some(i) => widths[i] -= 1,
+                .filter(|(i, _)| shown[*i])
+                .flat_map(|(i, c)| {
+                    let shrink = (c.shrink > 0 && widths[i] > c.min.max(c.header.len()))
+                        .then_some((c.shrink, i, false));
+                    let drop = (c.drop > 0).then_some((c.drop, i, true));
+                    shrink.into_iter().chain(drop)
+                })
+                .min();
+            match step {
+                Some((_, i, false)) => widths[i] -= 1,
+                Some((_, i, true)) => shown[i] = false,
                 None => break, // the fixed columns alone are wider: let the terminal wrap
             }
         }
     }
+    let keep = |cells: Vec<String>| -> Vec<String> {
+        cells
+            .into_iter()
+            .zip(&shown)
+            .filter(|(_, s)| **s)
+            .map(|(c, _)| c)
+            .collect()
+    };
+    let widths: Vec<usize> = widths
+        .into_iter()
+        .zip(&shown)
+        .filter(|(_, s)| **s)
+        .map(|(w, _)| w)
+        .collect();
     let mut out = String::new();
     let line = |cells: Vec<String>, out: &mut String| {
         let last = cells.len().saturating_sub(1);
@@ -244,11 +287,11 @@ fn table(columns: &[Column], rows: &[Vec<String>], width: Option<usize>) -> Stri
         out.push('\n');
     };
     line(
-        columns.iter().map(|c| c.header.to_string()).collect(),
+        keep(columns.iter().map(|c| c.header.to_string()).collect()),
         &mut out,
     );
     for r in rows {
-        line(r, &mut out);
+        line(keep(r), &mut out);
     }
     out
 }
@@ -256,15 +299,18 @@ fn table(columns: &[Column], rows: &[Vec<String>], width: Option<usize>) -> Stri
 /// `backwork list` as a table.
 pub fn list(jobs: &[JobView], style: &Style, width: Option<usize>) -> String {
     let columns = [
-        col("ID", 36, 0),
-        col("NAME", 8, 1),
-        col("SCHEDULE", 10, 2),
+        // the short id; WAITING ON shrinks first, then the absolute NEXT goes (LEFT says the
+        // same), then LAST, then SCHEDULE shrinks and WAITING ON goes (`why` tells); NAME, which
+        // people look jobs up by, shrinks last
+        col("ID", SHORT_ID_LEN, 0),
+        col("NAME", 12, 6),
+        col("SCHEDULE", 10, 4),
         col("STATE", 9, 0),
-        col("NEXT", 4, 0),
+        optional("NEXT", 4, 0, 2),
         col("LEFT", 4, 0),
-        col("LAST", 4, 0),
+        optional("LAST", 4, 0, 3),
         col("RESULT", 6, 0),
-        col("WAITING ON", 12, 3),
+        optional("WAITING ON", 10, 1, 5),
     ];
     let dash = || "-".to_string();
     let rows: Vec<Vec<String>> = jobs
@@ -276,7 +322,7 @@ pub fn list(jobs: &[JobView], style: &Style, width: Option<usize>) -> String {
                 .filter_map(|r| style.reason_short(r))
                 .collect();
             vec![
-                v.id.to_string(),
+                v.id.short(),
                 display_name(v),
                 v.schedule.clone(),
                 v.state.to_string(),

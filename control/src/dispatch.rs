@@ -18,7 +18,9 @@ pub struct Context {
 /// The kind of a runtime error, which sets the command line's exit code.
 pub fn runtime_error_kind(e: &RuntimeError) -> ErrorKind {
     match e {
-        RuntimeError::Rejected(CoreError::NoSuchJob(_)) => ErrorKind::NotFound,
+        RuntimeError::Rejected(CoreError::NoSuchJob(_) | CoreError::AmbiguousPrefix { .. }) => {
+            ErrorKind::NotFound
+        }
         RuntimeError::Rejected(_) => ErrorKind::Invalid,
         RuntimeError::Store(s) => store_error_kind(s),
         _ => ErrorKind::Unavailable,
@@ -47,6 +49,9 @@ fn not_found(target: &Selector) -> Response {
         Selector::Id(id) => format!("no job has the id {id}"),
         Selector::Name(n) => format!("no job has the name `{n}`"),
         Selector::Tag(t) => format!("no unfinished job has the tag `{t}`"),
+        Selector::Prefix(p) => {
+            format!("no job has the name `{p}` or an id ending in digits that start with {p}")
+        }
     };
     Response::error(
         ErrorKind::NotFound,

@@ -105,6 +105,22 @@ pub enum CoreError {
     /// No job matches.
     #[error("no job matches `{0}`; list jobs with `backwork list`")]
     NoSuchJob(String),
+    /// A short-id prefix matches more than one job.
+    #[error(
+        "the id prefix `{prefix}` matches {count} jobs ({}); type more of the id",
+        candidates.iter().map(|(id, name)| match name {
+            Some(n) => format!("{} {n}", id.short()),
+            None => id.short(),
+        }).collect::<Vec<_>>().join(", ")
+    )]
+    AmbiguousPrefix {
+        /// The prefix given.
+        prefix: String,
+        /// How many jobs match.
+        count: usize,
+        /// The first of them (at most eight), with their unique names.
+        candidates: Vec<(JobId, Option<String>)>,
+    },
     /// The job is already finished.
     #[error("job {id} has already finished ({state}); there is nothing to {action}")]
     AlreadyFinished {

@@ -119,7 +119,18 @@ pub enum Selector {
     Name(String),
     /// The jobs with this tag.
     Tag(String),
+    /// A job by its short id ([`JobId::short`]) or a prefix of it, at least
+    /// [`MIN_PREFIX_LEN`] hex digits — unless a job's unique name is exactly this text, which
+    /// wins (a name may be 4–7 hex digits, never 8 or more). Two jobs matching is an error
+    /// ([`CoreError::AmbiguousPrefix`]), never an action on both.
+    Prefix(String),
 }
+
+/// The fewest hex digits [`Selector::Prefix`] takes.
+pub const MIN_PREFIX_LEN: usize = 4;
+
+/// How many candidates [`CoreError::AmbiguousPrefix`] names at most.
+const MAX_CANDIDATES: usize = 8;
 
 impl std::fmt::Display for Selector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -127,6 +138,7 @@ impl std::fmt::Display for Selector {
             Selector::Id(id) => write!(f, "{id}"),
             Selector::Name(n) => f.write_str(n),
             Selector::Tag(t) => write!(f, "tag {t}"),
+            Selector::Prefix(p) => f.write_str(p),
         }
     }
 }
@@ -518,9 +530,52 @@ impl Scheduler {
     }
 
     /// The ids a selector names: one id; every job with the name (oldest first); every job with
-    /// the tag.
-    pub fn resolve(&self, selector: &Selector) -> Vec<JobId> {
+    /// the tag; the one job whose short id starts with the prefix (or the jobs named by it).
+    ///
+    /// # Errors
+    /// [`CoreError::AmbiguousPrefix`] when a prefix matches more than one job's short id.
+    pub fn resolve(&self, selector: &Selector) -> Result<Vec<JobId>, CoreError> {
+        if let Selector::Prefix(prefix) = selector {
+            if let Some(named) = self.by_name.get(prefix) {
+                return Ok(named.clone());
+            }
+            let prefix = prefix.to_ascii_lowercase();
+            let mut matches = self
+                .jobs
+                .keys()
+                .filter(|id| prefix.len() >= MIN_PREFIX_LEN && id.short().starts_with(&prefix));
+            let first = matches.next().copied();
+            let rest: Vec<JobId> = matches.copied().collect();
+            return match (first, rest.is_empty()) {
+                (Some(id), true) => Ok(vec![id]),
+                (None, _) => Ok(Vec::new()),
+                (Some(id), false) => {
+                    let mut candidates: Vec<(JobId, Option<String>)> = std::iter::once(id)
+                        .chain(rest.iter().copied())
+                        .take(MAX_CANDIDATES)
+                        .map(|id| {
+                            let name = self
+                                .jobs
+                                .get(&id)
+                                .and_then(|j| j.unique_name().map(str::to_string));
+                            (id, name)
+                        })
+                        .collect();
+                    candidates.sort_by_key(|(id, _)| *id);
+                    Err(CoreError::AmbiguousPrefix {
+                        prefix,
+                        count: rest.len() + 1,
+                        candidates,
+                    })
+                }
+            };
+        }
+        Ok(self.resolve_plain(selector))
+    }
+
+    fn resolve_plain(&self, selector: &Selector) -> Vec<JobId> {
         match selector {
+            Selector::Prefix(_) => Vec::new(),
             Selector::Id(id) => self
                 .jobs
                 .contains_key(id)
@@ -1088,7 +1143,7 @@ impl Scheduler {
     }
 
     fn cancel(&mut self, now: Time, selector: &Selector) -> Result<Reply, CoreError> {
-        let ids = self.resolve(selector);
+        let ids = self.resolve(selector)?;
         let unfinished: Vec<JobId> = ids
             .iter()
             .copied()
@@ -1126,7 +1181,7 @@ impl Scheduler {
     }
 
     fn force(&mut self, selector: &Selector, force: Force) -> Result<Reply, CoreError> {
-        let ids = self.resolve(selector);
+        let ids = self.resolve(selector)?;
         if ids.is_empty() {
             return Err(CoreError::NoSuchJob(selector.to_string()));
         }

@@ -162,7 +162,7 @@ pub(crate) enum Command {
     },
     Inspect {
         selector: Option<Selector>,
-        reply: Reply1<Vec<(Job, Vec<WaitReason>)>>,
+        reply: Reply1<Result<Vec<(Job, Vec<WaitReason>)>, RuntimeError>>,
     },
     Why {
         id: JobId,
@@ -344,7 +344,7 @@ impl RuntimeHandle {
         selector: Option<Selector>,
     ) -> Result<Vec<(Job, Vec<WaitReason>)>, RuntimeError> {
         self.call(|reply| Command::Inspect { selector, reply })
-            .await
+            .await?
     }
 
     /// Every reason the job is not running now.
@@ -992,18 +992,19 @@ impl Actor {
             }
             Command::Inspect { selector, reply } => {
                 let now = self.clock.now();
-                let ids: Vec<JobId> = match &selector {
+                let ids: Result<Vec<JobId>, CoreError> = match &selector {
                     Some(s) => self.core.resolve(s),
-                    None => self.core.jobs().map(|j| j.id).collect(),
+                    None => Ok(self.core.jobs().map(|j| j.id).collect()),
                 };
-                let out = ids
-                    .into_iter()
-                    .filter_map(|id| {
-                        let job = self.core.job(id)?.clone();
-                        let why = self.core.why(now, id).unwrap_or_default();
-                        Some((job, why))
-                    })
-                    .collect();
+                let out = ids.map_err(RuntimeError::from).map(|ids| {
+                    ids.into_iter()
+                        .filter_map(|id| {
+                            let job = self.core.job(id)?.clone();
+                            let why = self.core.why(now, id).unwrap_or_default();
+                            Some((job, why))
+                        })
+                        .collect()
+                });
                 self.respond(reply, out);
             }
             Command::Device { reply } => {

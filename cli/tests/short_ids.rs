@@ -1,0 +1,120 @@
+//! Ids people can type, and a list that fits (issue 12, item 3): `list` shows the short id —
+//! the last 12 hex digits, the random tail of a version-7 id (RFC 9562 §5.7: the leading 48 bits
+//! are the creation time, shared by every job added in the same millisecond's neighbourhood) —
+//! and every verb takes it or a prefix of it (at least 4 digits), as `docker` takes unique id
+//! prefixes; at 80 columns `list` keeps each row on one line and NAME whole.
+
+mod common;
+
+use common::Daemon;
+
+fn short(id: &str) -> String {
+    id.trim().replace('-', "")[20..].to_string()
+}
+
+#[test]
+fn a_short_id_prefix_works_for_show_why_run_and_cancel() {
+    let d = Daemon::start(&[]);
+    let id = d.add(&["--unique", "photos", "--in", "1h", "--", "true"]);
+    let id = id.trim().to_string();
+    let s = short(&id);
+    assert_eq!(s.len(), 12);
+    let list = d.ok(&["list"]);
+    assert!(list.contains(&s), "{list}");
+    assert!(
+        !list.contains(&id),
+        "list shows the short id, not the whole one: {list}"
+    );
+    for prefix in [&s[..], &s[..8], &s[..4]] {
+        let show = d.ok(&["show", prefix]);
+        assert!(show.contains(&id), "show {prefix}: {show}");
+        let why = d.ok(&["why", prefix]);
+        assert!(why.contains("not due"), "why {prefix}: {why}");
+    }
+    let ran = d.ok(&["run", &s[..6]]);
+    assert!(ran.contains(&s) || ran.contains(&id), "run: {ran}");
+    d.ok(&["cancel", &s[..5]]);
+    let show = d.ok(&["show", &s]);
+    assert!(show.contains("cancelled"), "{show}");
+    // a prefix that matches nothing is "not found", exit 1
+    let zero = if s.starts_with("0000") {
+        "ffff"
+    } else {
+        "0000"
+    };
+    let out = d.cli(&["show", zero]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+}
+
+#[test]
+fn list_at_80_columns_keeps_every_row_on_one_line_and_names_whole() {
+    let d = Daemon::start(&[]);
+    let names = [
+        "photos-backup-nas",
+        "nightly-restic",
+        "disk-report",
+        "calendar-sync",
+        "mail-fetch",
+    ];
+    d.ok(&[
+        "add",
+        "--unique",
+        names[0],
+        "--every",
+        "6h",
+        "--flex",
+        "30m",
+        "--requires",
+        "charging",
+        "--requires",
+        "unmetered",
+        "--",
+        "true",
+    ]);
+    d.ok(&[
+        "add",
+        "--unique",
+        names[1],
+        "--cron",
+        "0 3 * * *",
+        "--tz",
+        "Europe/Berlin",
+        "--",
+        "true",
+    ]);
+    d.ok(&[
+        "add", "--unique", names[2], "--every", "1d", "--", "df", "-h",
+    ]);
+    d.ok(&[
+        "add",
+        "--unique",
+        names[3],
+        "--every",
+        "15m",
+        "--requires",
+        "network",
+        "--",
+        "true",
+    ]);
+    d.ok(&["add", "--unique", names[4], "--in", "10m", "--", "true"]);
+    let out = std::process::Command::new(common::BIN)
+        .arg("list")
+        .env("BACKWORK_STORE", d.store())
+        .env("BACKWORK_SOCKET", d.socket())
+        .env("COLUMNS", "80")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 6, "{text}");
+    for line in text.lines() {
+        assert!(
+            unicode_width::UnicodeWidthStr::width(line) <= 80,
+            "{} columns: {line:?}\n{text}",
+            unicode_width::UnicodeWidthStr::width(line)
+        );
+    }
+    for name in names {
+        assert!(text.contains(name), "{name} cut: {text}");
+    }
+}
