@@ -137,6 +137,9 @@ pub struct Receipt {
 
 type Reply1<T> = oneshot::Sender<T>;
 
+/// One job as `inspect` gives it: its record and every reason it is not running now.
+type Inspected = (Job, Vec<WaitReason>);
+
 pub(crate) enum Command {
     Enqueue {
         request: JobRequest,
@@ -162,7 +165,7 @@ pub(crate) enum Command {
     },
     Inspect {
         selector: Option<Selector>,
-        reply: Reply1<Result<Vec<(Job, Vec<WaitReason>)>, RuntimeError>>,
+        reply: Reply1<Result<Vec<Inspected>, RuntimeError>>,
     },
     Why {
         id: JobId,
