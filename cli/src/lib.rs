@@ -30,7 +30,7 @@ use clap::{CommandFactory, Parser};
 use args::{Cli, DeviceAction, Verb};
 use error::CliError;
 use render::Style;
-use session::Session;
+use session::{Session, store_path};
 
 /// Runs the command line and returns its exit code.
 pub fn main() -> ExitCode {
@@ -261,6 +261,42 @@ fn simulate(args: &args::SimulateArgs, json: bool) -> Result<(), CliError> {
     }
 }
 
+/// The answer to `request` when no server answers and there is no store yet (a fresh account):
+/// no jobs, the host's device state; nothing is created.
+fn without_store(request: Request, store: &std::path::Path) -> Result<Response, CliError> {
+    let no_store = |what: &str| {
+        CliError::new(
+            backwork_control::ErrorKind::NotFound,
+            format!(
+                "no job matches `{what}`: there is no job store yet ({}); add a job first",
+                store.display()
+            ),
+        )
+    };
+    match request {
+        Request::List { .. } => Ok(Response::Jobs { jobs: Vec::new() }),
+        Request::Prune => Ok(Response::Pruned { count: 0 }),
+        Request::Device => {
+            use backwork_constraints::Probe;
+            Ok(Response::Device {
+                state: session::host_probe(store).current(),
+                source: "host".into(),
+            })
+        }
+        Request::Show { target } | Request::Why { target } | Request::Cancel { target } => {
+            Err(no_store(&target.to_string()))
+        }
+        Request::Run { target, .. } => Err(no_store(&target.to_string())),
+        Request::DeviceSet { .. } => Err(CliError::invalid(
+            "`device set` changes the device state of a daemon started with --device manual, and none is running",
+        )),
+        Request::Ping | Request::Add { .. } => Err(CliError::unavailable(format!(
+            "there is no job store at {} and nothing answers on the control socket",
+            store.display()
+        ))),
+    }
+}
+
 const NO_DAEMON: &str = "note: no daemon is running; the change is stored and takes effect when `backwork daemon` starts";
 
 async fn run(cli: Cli) -> Result<(), CliError> {
@@ -321,10 +357,15 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Verb::Prune => Request::Prune,
     };
     let create = matches!(request, Request::Add { .. });
-    let mut session = Session::open(&socket, store, create, cli.answer_timeout).await?;
-    let local = session.is_local();
-    let answer = session.call(request).await;
-    session.close().await?;
+    let (answer, local) = match Session::open(&socket, store, create, cli.answer_timeout).await? {
+        Some(mut session) => {
+            let local = session.is_local();
+            let answer = session.call(request).await;
+            session.close().await?;
+            (answer, local)
+        }
+        None => (without_store(request, &store_path(store)?), true),
+    };
     let style = Style {
         now: chrono::Utc::now(),
         zone: time::local_zone(),

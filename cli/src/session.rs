@@ -22,14 +22,17 @@ pub fn store_path(flag: Option<&Path>) -> Result<PathBuf, CliError> {
     }
 }
 
-/// The device probe of a process that reads the machine's state.
+/// The device probe of a process that reads the machine's state; free space is that of the
+/// store's filesystem (of its nearest existing folder, before the store is made).
 #[cfg(target_os = "linux")]
 pub fn host_probe(store: &Path) -> backwork_constraints::HostProbe {
+    let folder = store
+        .ancestors()
+        .skip(1)
+        .find(|p| !p.as_os_str().is_empty() && p.is_dir())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     backwork_constraints::HostProbe::new(backwork_constraints::HostConfig {
-        storage_path: store
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+        storage_path: folder,
         ..Default::default()
     })
 }
@@ -85,18 +88,20 @@ pub struct Session {
 
 impl Session {
     /// Connects to the server on `socket`; if none answers, opens the store at `store` (creating
-    /// it only if `create`). A server that accepts but does not answer within `timeout` (for
-    /// the connection and then for each call) is an error (exit 3), never a hang.
+    /// it only if `create`). `None`: no server answers and the default store does not exist yet
+    /// (a fresh account; a missing store given with `--store` is an error).
+    /// A server that accepts but does not answer within `timeout` (for the connection and then
+    /// for each call) is an error (exit 3), never a hang.
     pub async fn open(
         socket: &Path,
         store: Option<&Path>,
         create: bool,
         timeout: Duration,
-    ) -> Result<Session, CliError> {
+    ) -> Result<Option<Session>, CliError> {
         if let Some(client) = Client::connect_within(socket, timeout).await? {
-            return Ok(Session {
+            return Ok(Some(Session {
                 backend: Backend::Remote(client),
-            });
+            }));
         }
         let path = store_path(store)?;
         let mode = if create {
@@ -112,9 +117,9 @@ impl Session {
         })
         .await;
         if let Some(client) = client {
-            return Ok(Session {
+            return Ok(Some(Session {
                 backend: Backend::Remote(client),
-            });
+            }));
         }
         let opened = match opened {
             Ok(Some(s)) => s,
@@ -131,6 +136,9 @@ impl Session {
                     socket.display()
                 )));
             }
+            // the default store not made yet is a fresh account; a path given by hand that
+            // does not exist is more likely a typo, and says so
+            Err(StoreError::Missing { .. }) if !create && store.is_none() => return Ok(None),
             Err(e) => return Err(e.into()),
         };
         let runtime = Runtime::builder()
@@ -152,9 +160,9 @@ impl Session {
             },
             manual: None,
         };
-        Ok(Session {
+        Ok(Some(Session {
             backend: Backend::Local { runtime, ctx },
-        })
+        }))
     }
 
     /// True when no server answered and the store was opened directly.
