@@ -104,9 +104,9 @@ finished or cancelled."
         after_help = "Examples:\n  backwork simulate examples/scenarios/phone-overnight.toml --svg timeline.svg\n  backwork simulate examples/scenarios/fleet-nightly-upload.toml --devices 1000\n\nThe scenario format: docs/simulator.md."
     )]
     Simulate(SimulateArgs),
-    /// Drop finished jobs past their retention now.
-    #[command(after_help = "Examples:\n  backwork prune")]
-    Prune,
+    /// Drop finished jobs: those past the retention, or older than --older-than.
+    #[command(after_help = "Examples:\n  backwork prune\n  backwork prune --older-than 1h")]
+    Prune(PruneArgs),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  backwork completions bash > ~/.local/share/bash-completion/completions/backwork\n  backwork completions zsh > ~/.zfunc/_backwork"
@@ -166,6 +166,18 @@ pub struct DaemonArgs {
     /// Close a control connection that has not sent a whole request within this time.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub frame_timeout: std::time::Duration,
+    /// Keep finished jobs (and their runs) this long before they are dropped.
+    #[arg(long, default_value = "1d", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub retention: std::time::Duration,
+}
+
+/// `backwork prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Drop the finished jobs that finished at least this long ago [default: the daemon's
+    /// retention, `daemon --retention`, 1d]; `0s` drops every finished job.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub older_than: Option<std::time::Duration>,
 }
 
 /// `backwork add`.
@@ -329,6 +341,9 @@ pub struct ListArgs {
     /// Only jobs with this tag.
     #[arg(long, value_name = "TAG")]
     pub tag: Option<String>,
+    /// Finished jobs too (succeeded, failed, cancelled; kept for the retention).
+    #[arg(long, short = 'a')]
+    pub all: bool,
 }
 
 /// A job named on the command line.

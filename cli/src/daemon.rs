@@ -114,6 +114,7 @@ pub async fn run(store: Option<&Path>, socket: &Path, args: &DaemonArgs) -> Resu
         .store(opened)
         .config(backwork_scheduler::Config {
             grace: args.grace,
+            retention: args.retention,
             max_concurrent: args.max_concurrent.max(1),
             payload_cap: PAYLOAD_CAP,
             ..profile.config

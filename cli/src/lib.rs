@@ -275,7 +275,11 @@ fn without_store(request: Request, store: &std::path::Path) -> Result<Response, 
     };
     match request {
         Request::List { .. } => Ok(Response::Jobs { jobs: Vec::new() }),
-        Request::Prune => Ok(Response::Pruned { count: 0 }),
+        Request::Prune { .. } => Ok(Response::Pruned {
+            count: 0,
+            kept: 0,
+            age_ms: 0,
+        }),
         Request::Device => {
             use backwork_constraints::Probe;
             Ok(Response::Device {
@@ -328,6 +332,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 None => None,
             },
             tag: args.tag.clone(),
+            all: args.all,
         },
         Verb::Show(t) => Request::Show {
             target: parse_target(&t.target),
@@ -354,7 +359,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 settings: settings.clone(),
             },
         },
-        Verb::Prune => Request::Prune,
+        Verb::Prune(p) => Request::Prune {
+            older_than: p.older_than,
+        },
     };
     let create = matches!(request, Request::Add { .. });
     let (answer, local) = match Session::open(&socket, store, create, cli.answer_timeout).await? {
@@ -445,11 +452,23 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 out(&render::device(&state, &source))?;
             }
         }
-        Response::Pruned { count } => {
+        Response::Pruned {
+            count,
+            kept,
+            age_ms,
+        } => {
             if cli.json {
-                json_lines([serde_json::json!({ "pruned": count })])?;
+                json_lines([serde_json::json!({ "pruned": count, "kept": kept })])?;
             } else {
-                out(&format!("pruned {count} finished job(s)\n"))?;
+                let age =
+                    backwork_scheduler::core::humanize(std::time::Duration::from_millis(age_ms));
+                let mut text = format!("pruned {count} finished job(s)");
+                if kept > 0 {
+                    text.push_str(&format!(
+                        "; {kept} finished job(s) kept: they finished less than {age} ago (`backwork prune --older-than 0s` drops them)"
+                    ));
+                }
+                out(&format!("{text}\n"))?;
             }
         }
         Response::Pong { server } => json_lines([server])?,

@@ -435,7 +435,7 @@ fn kill_9_and_a_restart_keep_every_job_and_its_history() {
         after[0]["history"][0]["output"]["stdout"],
         "before the kill\n"
     );
-    assert_eq!(d.ok(&["list", "--json"]).lines().count(), 3);
+    assert_eq!(d.ok(&["list", "--all", "--json"]).lines().count(), 3);
     // SIGTERM and SIGINT are clean shutdowns
     assert!(d.stop(nix::sys::signal::Signal::SIGTERM).success());
     assert!(
@@ -443,7 +443,7 @@ fn kill_9_and_a_restart_keep_every_job_and_its_history() {
         "the daemon removes its socket on shutdown"
     );
     d.launch(&["--device", "manual"]);
-    assert_eq!(d.ok(&["list", "--json"]).lines().count(), 3);
+    assert_eq!(d.ok(&["list", "--all", "--json"]).lines().count(), 3);
     assert!(d.stop(nix::sys::signal::Signal::SIGINT).success());
     assert!(!d.socket().exists());
 }

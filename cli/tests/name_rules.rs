@@ -33,7 +33,7 @@ fn names_over_256_bytes_are_refused() {
     // The 65 536-byte name of the issue.
     let (code, err) = add_named(&d, &"n".repeat(65_536));
     assert_eq!(code, Some(2), "{err}");
-    assert_eq!(d.ok(&["list", "--json"]).lines().count(), 1);
+    assert_eq!(d.ok(&["list", "--all", "--json"]).lines().count(), 1);
 }
 
 #[test]
@@ -53,7 +53,7 @@ fn names_with_control_characters_are_refused() {
         assert_eq!(err.lines().count(), 1, "{err:?}");
         assert!(!err.chars().any(|c| c.is_control() && c != '\n'), "{err:?}");
     }
-    assert_eq!(d.ok(&["list", "--json"]), "");
+    assert_eq!(d.ok(&["list", "--all", "--json"]), "");
 }
 
 #[test]
@@ -76,7 +76,7 @@ fn id_shaped_names_are_refused_and_cannot_shadow_a_job() {
         assert!(err.contains("looks like a job id"), "{name}: {err}");
     }
     // The job is still reached by its id, and is the only one.
-    assert_eq!(d.ok(&["list", "--json"]).lines().count(), 1);
+    assert_eq!(d.ok(&["list", "--all", "--json"]).lines().count(), 1);
     assert!(d.ok(&["show", &id]).contains(&id));
     // Names that only contain hex letters among others are fine.
     for ok in ["cafe", "deadbeef-nightly", "2026-12-01", "backup"] {

@@ -36,7 +36,7 @@ fn list_why_and_show_print_control_characters_escaped() {
         state(r) != "enqueued" && state(r) != "running"
     });
 
-    let list = d.ok(&["list"]);
+    let list = d.ok(&["list", "--all"]);
     assert_clean(&list);
     assert_eq!(list.lines().count(), 2, "{list}");
     // The command line (the NAME of a job with no name), in the shell's $'…' form.
@@ -54,7 +54,7 @@ fn list_why_and_show_print_control_characters_escaped() {
     assert!(show.contains(r"| \e[31mred"), "{show}");
 
     // JSON output is JSON: the strings are JSON-escaped and round-trip exactly.
-    let json = d.ok(&["list", "--json"]);
+    let json = d.ok(&["list", "--all", "--json"]);
     let v: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
     assert_eq!(v["tags"][0], tag.as_str());
 }

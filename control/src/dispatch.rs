@@ -2,7 +2,7 @@
 //! server answers and it opens the store itself.
 
 use backwork_constraints::ManualProbe;
-use backwork_scheduler::{CoreError, RuntimeError, RuntimeHandle, Selector, StoreError};
+use backwork_scheduler::{CoreError, Reply, RuntimeError, RuntimeHandle, Selector, StoreError};
 
 use crate::protocol::{ErrorKind, JobDetail, JobReasons, JobView, Request, Response, ServerInfo};
 
@@ -59,6 +59,25 @@ fn not_found(target: &Selector) -> Response {
     )
 }
 
+/// What a name means to a person: its live job (a name is unique among live jobs, but an
+/// `append` chain has several), else the last job that had it — not every job that ever did.
+/// Other selectors pass through.
+fn live<T>(
+    target: &Selector,
+    jobs: Vec<(backwork_scheduler::Job, T)>,
+) -> Vec<(backwork_scheduler::Job, T)> {
+    if !matches!(target, Selector::Name(_) | Selector::Prefix(_)) {
+        return jobs;
+    }
+    if jobs.iter().any(|(j, _)| !j.state.is_finished()) {
+        jobs.into_iter()
+            .filter(|(j, _)| !j.state.is_finished())
+            .collect()
+    } else {
+        jobs.into_iter().last().into_iter().collect()
+    }
+}
+
 /// Answers one request with `runtime`.
 pub async fn dispatch(runtime: &RuntimeHandle, ctx: &Context, request: Request) -> Response {
     match answer(runtime, ctx, request).await {
@@ -76,21 +95,22 @@ async fn answer(
         Request::Ping => Response::Pong {
             server: ctx.info.clone(),
         },
-        Request::List { state, tag } => {
+        Request::List { state, tag, all } => {
             let selector = tag.map(Selector::Tag);
             let jobs = runtime
                 .inspect(selector)
                 .await?
                 .into_iter()
-                .filter(|(job, _)| state.is_none_or(|s| job.state == s))
+                .filter(|(job, _)| match state {
+                    Some(s) => job.state == s,
+                    None => all || !job.state.is_finished(),
+                })
                 .map(|(job, why)| JobView::of(&job, why))
                 .collect();
             Response::Jobs { jobs }
         }
         Request::Show { target } => {
-            let jobs: Vec<JobDetail> = runtime
-                .inspect(Some(target.clone()))
-                .await?
+            let jobs: Vec<JobDetail> = live(&target, runtime.inspect(Some(target.clone())).await?)
                 .into_iter()
                 .map(|(job, reasons)| JobDetail { job, reasons })
                 .collect();
@@ -100,9 +120,7 @@ async fn answer(
             Response::Details { jobs }
         }
         Request::Why { target } => {
-            let jobs: Vec<JobReasons> = runtime
-                .inspect(Some(target.clone()))
-                .await?
+            let jobs: Vec<JobReasons> = live(&target, runtime.inspect(Some(target.clone())).await?)
                 .into_iter()
                 .map(|(job, reasons)| JobReasons {
                     id: job.id,
@@ -167,8 +185,17 @@ async fn answer(
                 },
             },
         },
-        Request::Prune => Response::Pruned {
-            count: runtime.prune().await?,
+        Request::Prune { older_than } => match runtime.prune(older_than).await? {
+            Reply::Pruned { count, kept, age } => Response::Pruned {
+                count,
+                kept,
+                age_ms: u64::try_from(age.as_millis()).unwrap_or(u64::MAX),
+            },
+            _ => Response::Pruned {
+                count: 0,
+                kept: 0,
+                age_ms: 0,
+            },
         },
     })
 }

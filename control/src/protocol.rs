@@ -8,10 +8,10 @@
 //! ```
 //! use backwork_control::{Request, Response};
 //!
-//! let wire = serde_json::to_string(&Request::List { state: None, tag: Some("sync".into()) }).unwrap();
-//! assert_eq!(wire, r#"{"op":"list","state":null,"tag":"sync"}"#);
+//! let wire = serde_json::to_string(&Request::List { state: None, tag: Some("sync".into()), all: false }).unwrap();
+//! assert_eq!(wire, r#"{"op":"list","state":null,"tag":"sync","all":false}"#);
 //! let reply: Response = serde_json::from_str(r#"{"type":"pruned","count":3}"#).unwrap();
-//! assert_eq!(reply, Response::Pruned { count: 3 });
+//! assert_eq!(reply, Response::Pruned { count: 3, kept: 0, age_ms: 0 });
 //! ```
 
 use std::collections::BTreeMap;
@@ -139,14 +139,19 @@ pub struct CommandOutput {
 pub enum Request {
     /// Who is serving: answered by [`Response::Pong`].
     Ping,
-    /// One summary per job, optionally only those in `state` or with `tag`.
+    /// One summary per job, optionally only those in `state` or with `tag`: the live jobs
+    /// (enqueued, blocked, running), or every job with `all` (or a `state`).
     List {
         /// Only jobs in this state.
         state: Option<JobState>,
         /// Only jobs with this tag.
         tag: Option<String>,
+        /// Finished jobs too.
+        #[serde(default)]
+        all: bool,
     },
-    /// The whole record of the selected jobs, with their recent runs and why they wait.
+    /// The whole record of the selected jobs, with their recent runs and why they wait. A name
+    /// means its live job (or, when none is live, the last job that had it).
     Show {
         /// Which jobs (an id or a unique name).
         target: Selector,
@@ -180,8 +185,13 @@ pub enum Request {
         /// `KEY=VALUE` settings, as `backwork device set` takes them.
         settings: Vec<String>,
     },
-    /// Drop finished jobs past retention.
-    Prune,
+    /// Drop the finished jobs that finished at least `older_than` ago (absent: the server's
+    /// retention).
+    Prune {
+        /// The least age, in milliseconds.
+        #[serde(default, with = "millis_opt")]
+        older_than: Option<std::time::Duration>,
+    },
 }
 
 /// Who answers on a socket.
@@ -357,10 +367,17 @@ pub enum Response {
         /// Where it comes from: `host` or `manual`.
         source: String,
     },
-    /// This many finished jobs were dropped.
+    /// Finished jobs were dropped.
     Pruned {
-        /// How many.
+        /// How many went.
         count: usize,
+        /// How many finished jobs are kept (younger than `age_ms`).
+        #[serde(default)]
+        kept: usize,
+        /// The least age of the jobs that went (the one asked, else the server's retention), in
+        /// milliseconds.
+        #[serde(default)]
+        age_ms: u64,
     },
     /// The request failed.
     Error {
@@ -378,6 +395,24 @@ impl Response {
             kind,
             message: message.into(),
         }
+    }
+}
+
+/// Optional durations as whole milliseconds on the wire.
+mod millis_opt {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<u64>::deserialize(d).map(|o| o.map(Duration::from_millis))
     }
 }
 

@@ -28,6 +28,10 @@ fn requests() -> Vec<Value> {
         Request::List {
             state: None,
             tag: Some("t".into()),
+            all: true,
+        },
+        Request::Prune {
+            older_than: Some(std::time::Duration::from_secs(60)),
         },
         Request::Show {
             target: Selector::Name("n".into()),
@@ -38,7 +42,7 @@ fn requests() -> Vec<Value> {
         Request::DeviceSet {
             settings: vec!["charging=false".into()],
         },
-        Request::Prune,
+        Request::Prune { older_than: None },
     ];
     all.extend(
         sample_requests()

@@ -50,7 +50,7 @@ pub fn drive(jobs: Vec<Job>, requests: Vec<JobRequest>, now: Time) {
         let _ = core.handle(now, Event::Timeout);
         drain(&mut core, now, &mut toggle);
     }
-    let _ = core.handle(now, Event::Prune);
+    let _ = core.handle(now, Event::Prune { older_than: None });
     drain(&mut core, now, &mut toggle);
 }
 

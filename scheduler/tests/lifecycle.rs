@@ -371,3 +371,52 @@ fn a_policy_can_stop_a_run_at_its_budget_without_charging_it() {
     );
     assert_eq!(job.history[0].result, RunResult::Stopped);
 }
+
+/// `Event::Prune { older_than }` drops exactly the finished jobs that finished at least that
+/// long ago, keeps younger ones and live ones, and says how many it kept.
+#[test]
+fn prune_older_than_drops_only_jobs_finished_that_long_ago() {
+    use backwork_scheduler::{Event, Reply, Selector};
+    let mut h = Harness::new();
+    let first = h.enqueue(JobRequest::once(KIND).delay(mins(600)));
+    h.handle(Event::Cancel(Selector::Id(first))).unwrap();
+    h.advance(mins(60));
+    let second = h.enqueue(JobRequest::once(KIND).delay(mins(600)));
+    h.handle(Event::Cancel(Selector::Id(second))).unwrap();
+    let live = h.enqueue(JobRequest::once(KIND).delay(mins(600)));
+    h.advance(mins(1));
+    // first finished 61 min ago, second 1 min ago
+    let reply = h
+        .handle(Event::Prune {
+            older_than: Some(mins(30)),
+        })
+        .unwrap();
+    assert_eq!(
+        reply,
+        Reply::Pruned {
+            count: 1,
+            kept: 1,
+            age: mins(30)
+        }
+    );
+    assert!(h.core.job(first).is_none());
+    assert!(h.core.job(second).is_some());
+    assert!(h.core.job(live).is_some());
+    let reply = h
+        .handle(Event::Prune {
+            older_than: Some(std::time::Duration::ZERO),
+        })
+        .unwrap();
+    assert!(
+        matches!(
+            reply,
+            Reply::Pruned {
+                count: 1,
+                kept: 0,
+                ..
+            }
+        ),
+        "{reply:?}"
+    );
+    assert!(h.core.job(live).is_some(), "a live job is never pruned");
+}

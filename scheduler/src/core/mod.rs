@@ -193,8 +193,12 @@ pub enum Event {
     /// The wall clock jumped or the machine resumed from suspend: missed slots follow their
     /// catch-up policy.
     ClockJumped,
-    /// Drop finished jobs past retention now.
-    Prune,
+    /// Drop the finished jobs that finished at least `older_than` ago (`None`: the configured
+    /// retention, which the core also applies by itself as time passes).
+    Prune {
+        /// The least age of a finished job that goes.
+        older_than: Option<Duration>,
+    },
     /// The policy's view of the world changed outside the device state (an app's standby bucket,
     /// a force-quit): every job it deferred or denied is asked again.
     PolicyChanged,
@@ -246,8 +250,15 @@ pub enum Reply {
     Cancelled(Vec<JobId>),
     /// These jobs were forced.
     Forced(Vec<JobId>),
-    /// This many finished jobs were pruned.
-    Pruned(usize),
+    /// Finished jobs were pruned.
+    Pruned {
+        /// How many went.
+        count: usize,
+        /// How many finished jobs are still kept (younger than `age`, or still winding down).
+        kept: usize,
+        /// The least age of the jobs that went: the one asked, else the retention.
+        age: Duration,
+    },
 }
 
 /// Job records to write and ids to delete, as one durable unit.
@@ -461,7 +472,17 @@ impl Scheduler {
                 self.finished(now, id, attempt, outcome);
                 Ok(Reply::Done)
             }
-            Event::Timeout | Event::Prune => Ok(Reply::Done),
+            Event::Timeout => Ok(Reply::Done),
+            Event::Prune { older_than } => {
+                if let Some(age) = older_than {
+                    self.prune_older_than(now, age);
+                }
+                Ok(Reply::Pruned {
+                    count: 0,
+                    kept: 0,
+                    age: older_than.unwrap_or(self.config.retention),
+                })
+            }
             Event::PolicyChanged => {
                 self.ask_policy_again();
                 Ok(Reply::Done)
@@ -485,7 +506,16 @@ impl Scheduler {
         }
         self.flush();
         match reply {
-            Ok(Reply::Done) if self.pruned > 0 => Ok(Reply::Pruned(self.pruned)),
+            Ok(Reply::Done) if self.pruned > 0 => Ok(Reply::Pruned {
+                count: self.pruned,
+                kept: self.prune_at.len(),
+                age: self.config.retention,
+            }),
+            Ok(Reply::Pruned { age, .. }) => Ok(Reply::Pruned {
+                count: self.pruned,
+                kept: self.prune_at.len(),
+                age,
+            }),
             other => other,
         }
     }
@@ -1755,6 +1785,30 @@ impl Scheduler {
                 // still winding down after a cancel: look again after its grace period
                 self.prune_at
                     .insert((schedule::add(now, self.config.grace), id));
+            }
+        }
+    }
+
+    /// Removes every finished job that finished at least `age` ago and is not winding down.
+    fn prune_older_than(&mut self, now: Time, age: Duration) {
+        // `prune_at` is keyed by the end of retention: finished + retention
+        let horizon = if age <= self.config.retention {
+            schedule::add(now, self.config.retention - age)
+        } else {
+            schedule::sub(now, age - self.config.retention)
+        };
+        let due: Vec<(Time, JobId)> = self
+            .prune_at
+            .range(..=(horizon, JobId::MAX))
+            .copied()
+            .collect();
+        for (key, id) in due {
+            let old_enough = self.jobs.get(&id).is_some_and(|j| {
+                j.state.is_finished() && j.finished_at.is_some_and(|f| schedule::add(f, age) <= now)
+            });
+            if old_enough && !self.active.contains_key(&id) {
+                self.prune_at.remove(&(key, id));
+                self.remove(id);
             }
         }
     }

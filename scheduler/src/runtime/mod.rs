@@ -317,12 +317,11 @@ impl RuntimeHandle {
         }
     }
 
-    /// Drops finished jobs past retention now; returns how many.
-    pub async fn prune(&self) -> Result<usize, RuntimeError> {
-        match self.event(Event::Prune).await? {
-            Reply::Pruned(n) => Ok(n),
-            _ => Ok(0),
-        }
+    /// Drops the finished jobs that finished at least `older_than` ago (`None`: the
+    /// configured retention, `Config::retention`); answers with how many went, how many
+    /// finished jobs are kept, and the age used ([`Reply::Pruned`]).
+    pub async fn prune(&self, older_than: Option<Duration>) -> Result<Reply, RuntimeError> {
+        self.event(Event::Prune { older_than }).await
     }
 
     /// The job's current record.
