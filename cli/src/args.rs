@@ -363,6 +363,10 @@ pub struct RunArgs {
     /// Also run it if its constraints do not hold.
     #[arg(long)]
     pub ignore_constraints: bool,
+    /// Wait for the run to end, print how it ended, and exit with its result: 0 for a success,
+    /// the command's exit code, 128 + N when signal N ended it, 1 for another failure.
+    #[arg(long)]
+    pub wait: bool,
 }
 
 /// `backwork cancel`.

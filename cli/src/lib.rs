@@ -261,6 +261,125 @@ fn simulate(args: &args::SimulateArgs, json: bool) -> Result<(), CliError> {
     }
 }
 
+/// `run --wait`: asks for the run, then follows the job until a run that started after the
+/// request has ended; prints how it ended and exits with its result.
+async fn run_and_wait(
+    cli: &Cli,
+    socket: &std::path::Path,
+    store: Option<&std::path::Path>,
+    request: Request,
+) -> Result<(), CliError> {
+    let Request::Run { target, .. } = &request else {
+        return Err(CliError::invalid("--wait goes with `backwork run`"));
+    };
+    let Some(mut session) = Session::open(socket, store, false, cli.answer_timeout).await? else {
+        return Err(without_store(request, &store_path(store)?).unwrap_err());
+    };
+    if session.is_local() {
+        session.close().await?;
+        return Err(CliError::unavailable(
+            "no daemon is running, so nothing can run the job; start `backwork daemon` (or drop --wait to mark it to run when it starts)",
+        ));
+    }
+    let record = async |session: &mut Session,
+                        target: &Selector|
+           -> Result<backwork_control::JobDetail, CliError> {
+        match session
+            .call(Request::Show {
+                target: target.clone(),
+            })
+            .await?
+        {
+            Response::Details { mut jobs } if !jobs.is_empty() => Ok(jobs.remove(0)),
+            _ => Err(CliError::new(
+                backwork_control::ErrorKind::NotFound,
+                format!("no job matches `{target}`"),
+            )),
+        }
+    };
+    let before = record(&mut session, target).await?;
+    let id = before.job.id;
+    let by_id = Selector::Id(id);
+    session.call(request.clone()).await?;
+    let mut pause = std::time::Duration::from_millis(20);
+    let detail = loop {
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(250));
+        let now = record(&mut session, &by_id).await?;
+        let ran = now.job.runs_total > before.job.runs_total;
+        if ran && now.job.state != JobState::Running {
+            break now;
+        }
+        if now.job.state.is_finished() && !ran {
+            session.close().await?;
+            return Err(CliError::invalid(format!(
+                "{} {} ended without running ({})",
+                id.short(),
+                now.job.unique_name().unwrap_or_default(),
+                now.job.state
+            )));
+        }
+    };
+    session.close().await?;
+    let Some(run) = detail.job.history.last() else {
+        return Err(CliError::unavailable("the run left no record"));
+    };
+    use backwork_scheduler::RunResult;
+    let output = backwork_control::CommandOutput::of_run(run);
+    let verb = match run.result {
+        RunResult::Success => "succeeded",
+        RunResult::Retry | RunResult::Failure => "failed",
+        RunResult::Stopped => "was stopped",
+        RunResult::Crashed => "crashed",
+    };
+    let (code, how) = match (run.result, output.as_ref()) {
+        (RunResult::Success, _) => (0, verb.to_string()),
+        (_, Some(o)) if o.exit_code.is_some() => {
+            let c = o.exit_code.unwrap_or(1);
+            (u8::try_from(c).unwrap_or(1), format!("{verb} (exit {c})"))
+        }
+        (_, Some(o)) if o.signal.is_some() => {
+            let n = o.signal.unwrap_or(0);
+            let name = nix::sys::signal::Signal::try_from(n)
+                .map_or_else(|_| format!("signal {n}"), |s| s.as_str().to_string());
+            (
+                u8::try_from(128 + n).unwrap_or(1),
+                format!("{verb} ({name})"),
+            )
+        }
+        _ => (1, verb.to_string()),
+    };
+    let again = if run.result != RunResult::Success && !detail.job.state.is_finished() {
+        "; it will be retried"
+    } else {
+        ""
+    };
+    let took = backwork_scheduler::core::humanize_approx(
+        (run.finished - run.started).to_std().unwrap_or_default(),
+    );
+    let reason = run
+        .stop_reason
+        .as_ref()
+        .map(|r| format!(": {r}"))
+        .unwrap_or_default();
+    out(&format!(
+        "{} {}: {how}{reason} after {took}{again}\n",
+        id.short(),
+        render::escape(detail.job.unique_name().unwrap_or_default())
+    ))?;
+    if code == 0 {
+        Ok(())
+    } else {
+        Err(CliError {
+            code,
+            message: format!(
+                "the run {how}; `backwork show {}` has its output",
+                id.short()
+            ),
+        })
+    }
+}
+
 /// The answer to `request` when no server answers and there is no store yet (a fresh account):
 /// no jobs, the host's device state; nothing is created.
 fn without_store(request: Request, store: &std::path::Path) -> Result<Response, CliError> {
@@ -363,6 +482,11 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             older_than: p.older_than,
         },
     };
+    if let Verb::Run(r) = &cli.verb
+        && r.wait
+    {
+        return run_and_wait(&cli, &socket, store, request).await;
+    }
     let create = matches!(request, Request::Add { .. });
     let (answer, local) = match Session::open(&socket, store, create, cli.answer_timeout).await? {
         Some(mut session) => {
@@ -427,6 +551,27 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     .iter()
                     .map(|j| render::why(j, &style))
                     .collect::<String>())?;
+            }
+        }
+        Response::Ran { ids } if !cli.json => {
+            let text: String = ids
+                .iter()
+                .map(|id| {
+                    format!(
+                        "{}: runs now{} (`backwork why {}` says what it waits for)\n",
+                        id.short(),
+                        if local {
+                            ", once the daemon starts"
+                        } else {
+                            ""
+                        },
+                        id.short()
+                    )
+                })
+                .collect();
+            out(&text)?;
+            if local {
+                note(cli.quiet, NO_DAEMON);
             }
         }
         Response::Ran { ids } | Response::Cancelled { ids } => {

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 use backwork_constraints::DeviceState;
 use backwork_scheduler::{
-    Disposition, Job, JobId, JobRequest, JobState, RunResult, Selector, Time, WaitReason,
+    Disposition, Job, JobId, JobRequest, JobState, RunRecord, RunResult, Selector, Time, WaitReason,
 };
 use serde::{Deserialize, Serialize};
 
@@ -129,6 +129,15 @@ pub struct CommandOutput {
     /// Why it could not be run, when it could not.
     #[serde(default)]
     pub error: Option<String>,
+}
+
+impl CommandOutput {
+    /// What the command run `run` produced, if it is a command run's record.
+    pub fn of_run(run: &RunRecord) -> Option<CommandOutput> {
+        run.output
+            .as_ref()
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+    }
 }
 
 /// A request to the server.
