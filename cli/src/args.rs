@@ -104,6 +104,12 @@ finished or cancelled."
         after_help = "Examples:\n  backwork simulate examples/scenarios/phone-overnight.toml --svg timeline.svg\n  backwork simulate examples/scenarios/fleet-nightly-upload.toml --devices 1000\n\nThe scenario format: docs/simulator.md."
     )]
     Simulate(SimulateArgs),
+    /// Give a failed or cancelled job a fresh cycle: it runs again now (a recurring one at its
+    /// next slot), with its attempts counted from zero.
+    #[command(
+        after_help = "Examples:\n  backwork retry photos-backup\n  backwork retry --tag backup"
+    )]
+    Retry(RetryArgs),
     /// Drop finished jobs: those past the retention, or older than --older-than.
     #[command(after_help = "Examples:\n  backwork prune\n  backwork prune --older-than 1h")]
     Prune(PruneArgs),
@@ -378,6 +384,17 @@ pub struct CancelArgs {
     pub target: Option<String>,
     /// Every unfinished job with this tag.
     #[arg(long, value_name = "TAG")]
+    pub tag: Option<String>,
+}
+
+/// `backwork retry`.
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    /// The job's id, short id or unique name.
+    #[arg(value_name = "ID|NAME")]
+    pub target: Option<String>,
+    /// Every failed or cancelled job with this tag.
+    #[arg(long, value_name = "TAG", conflicts_with = "target")]
     pub tag: Option<String>,
 }
 

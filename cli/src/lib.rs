@@ -409,7 +409,9 @@ fn without_store(request: Request, store: &std::path::Path) -> Result<Response, 
         Request::Show { target } | Request::Why { target } | Request::Cancel { target } => {
             Err(no_store(&target.to_string()))
         }
-        Request::Run { target, .. } => Err(no_store(&target.to_string())),
+        Request::Run { target, .. } | Request::Retry { target } => {
+            Err(no_store(&target.to_string()))
+        }
         Request::DeviceSet { .. } => Err(CliError::invalid(
             "`device set` changes the device state of a daemon started with --device manual, and none is running",
         )),
@@ -464,6 +466,15 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             ignore_constraints: r.ignore_constraints,
         },
         Verb::Cancel(c) => Request::Cancel {
+            target: match (&c.target, &c.tag) {
+                (_, Some(tag)) => Selector::Tag(tag.clone()),
+                (Some(t), None) => parse_target(t),
+                (None, None) => {
+                    return Err(CliError::invalid("name a job, or give --tag TAG"));
+                }
+            },
+        },
+        Verb::Retry(c) => Request::Retry {
             target: match (&c.target, &c.tag) {
                 (_, Some(tag)) => Selector::Tag(tag.clone()),
                 (Some(t), None) => parse_target(t),
@@ -574,7 +585,17 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 note(cli.quiet, NO_DAEMON);
             }
         }
-        Response::Ran { ids } | Response::Cancelled { ids } => {
+        Response::Retried { ids } if !cli.json => {
+            let text: String = ids
+                .iter()
+                .map(|id| format!("{}: retried; a fresh cycle starts\n", id.short()))
+                .collect();
+            out(&text)?;
+            if local {
+                note(cli.quiet, NO_DAEMON);
+            }
+        }
+        Response::Ran { ids } | Response::Cancelled { ids } | Response::Retried { ids } => {
             if cli.json {
                 json_lines(ids.iter().map(|id| serde_json::json!({ "id": id })))?;
             } else {

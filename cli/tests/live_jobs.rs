@@ -50,3 +50,33 @@ fn prune_says_what_it_kept_and_older_than_drops_it() {
     assert_eq!(out.trim(), "pruned 1 finished job(s)");
     assert_eq!(d.ok(&["list", "--all", "--json"]), "");
 }
+
+#[test]
+fn retry_runs_a_failed_job_again() {
+    let d = Daemon::start(&[]);
+    let marker = d.path("second-run");
+    let script = format!(
+        "if [ -e '{m}' ]; then exit 0; fi; touch '{m}'; exit 3",
+        m = marker.display()
+    );
+    d.add(&[
+        "--unique",
+        "flaky",
+        "--max-attempts",
+        "1",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    d.wait_for("flaky", "the failure", |r| common::state(r) == "failed");
+    let out = d.ok(&["retry", "flaky"]);
+    assert!(out.contains("retried"), "{out}");
+    let r = d.wait_for("flaky", "the second run", |r| {
+        common::state(r) == "succeeded"
+    });
+    assert_eq!(r["job"]["runs_total"], 2, "{r:#}");
+    // a succeeded job is refused, exit 2
+    let out = d.cli(&["retry", "flaky"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}

@@ -156,6 +156,9 @@ async fn answer(
             }
             Response::Ran { ids }
         }
+        Request::Retry { target } => Response::Retried {
+            ids: runtime.retry(target).await?,
+        },
         Request::Cancel { target } => {
             let ids = runtime.cancel(target.clone()).await?;
             if ids.is_empty() {

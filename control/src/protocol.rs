@@ -182,6 +182,11 @@ pub enum Request {
         /// Also past their constraints.
         ignore_constraints: bool,
     },
+    /// Give the selected failed or cancelled jobs a fresh cycle.
+    Retry {
+        /// Which jobs (by id, short id, name or tag).
+        target: Selector,
+    },
     /// Cancel the selected jobs.
     Cancel {
         /// Which jobs (by id, name or tag).
@@ -361,6 +366,11 @@ pub enum Response {
     },
     /// These jobs will run now.
     Ran {
+        /// The jobs.
+        ids: Vec<JobId>,
+    },
+    /// These jobs got a fresh cycle.
+    Retried {
         /// The jobs.
         ids: Vec<JobId>,
     },

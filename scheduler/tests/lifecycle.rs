@@ -420,3 +420,67 @@ fn prune_older_than_drops_only_jobs_finished_that_long_ago() {
     );
     assert!(h.core.job(live).is_some(), "a live job is never pruned");
 }
+
+/// `Event::Retry` gives a failed one-off job a fresh cycle: it is due at once, its attempts count
+/// from zero, and its run gets new idempotency keys (`{id}-{cycle}-{attempt}`), so a worker that
+/// deduplicates by key does the work again. A succeeded job, and a name another live job holds,
+/// are refused and nothing changes.
+#[test]
+fn retry_gives_a_failed_job_a_fresh_cycle() {
+    use backwork_scheduler::{Action, CoreError, Event, Reply, RunOutcome, Selector};
+    let mut h = Harness::new();
+    let id = h.enqueue(
+        JobRequest::once(KIND)
+            .max_attempts(1)
+            .unique("report", backwork_scheduler::ConflictPolicy::Keep),
+    );
+    h.finish(id, RunOutcome::Failure(None));
+    assert_eq!(h.job(id).state, JobState::Failed);
+    let keys = |h: &Harness| -> Vec<String> {
+        h.log
+            .iter()
+            .filter_map(|(_, a)| match a {
+                Action::Start(s) if s.id == id => Some(s.idempotency_key.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(keys(&h).len(), 1);
+    h.advance(mins(5));
+    let reply = h
+        .handle(Event::Retry(Selector::Name("report".into())))
+        .unwrap();
+    assert_eq!(reply, Reply::Retried(vec![id]));
+    let job = h.job(id);
+    assert_eq!(job.state, JobState::Running, "due at once, and started");
+    assert_eq!(job.attempt, 1);
+    let k = keys(&h);
+    assert_eq!(k.len(), 2);
+    assert_ne!(k[0], k[1], "a fresh cycle has fresh keys");
+    h.finish(id, RunOutcome::Success(None));
+    assert_eq!(h.job(id).state, JobState::Succeeded);
+
+    // a succeeded job is not retried
+    assert!(matches!(
+        h.handle(Event::Retry(Selector::Id(id))),
+        Err(CoreError::NotRetriable { .. })
+    ));
+    // a cancelled job whose name another live job holds is not retried either
+    let other = h.enqueue(
+        JobRequest::once(KIND)
+            .delay(mins(60))
+            .unique("nightly", backwork_scheduler::ConflictPolicy::Keep),
+    );
+    h.handle(Event::Cancel(Selector::Id(other))).unwrap();
+    let live = h.enqueue(
+        JobRequest::once(KIND)
+            .delay(mins(60))
+            .unique("nightly", backwork_scheduler::ConflictPolicy::Keep),
+    );
+    let before = h.job(other);
+    assert!(matches!(
+        h.handle(Event::Retry(Selector::Id(other))),
+        Err(CoreError::NameTaken { live: l, .. }) if l == live
+    ));
+    assert_eq!(h.job(other), before, "a refusal changes nothing");
+}

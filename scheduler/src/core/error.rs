@@ -105,6 +105,43 @@ pub enum CoreError {
     /// No job matches.
     #[error("no job matches `{0}`; list jobs with `backwork list`")]
     NoSuchJob(String),
+    /// Only a failed or cancelled job can be retried.
+    #[error(
+        "job {} is {state}; only a failed or cancelled job can be retried (`backwork run` runs a queued one now)",
+        id.short()
+    )]
+    NotRetriable {
+        /// The job.
+        id: JobId,
+        /// Its state.
+        state: JobState,
+    },
+    /// The job was cancelled and its run is still stopping.
+    #[error("job {} is still stopping its last run; try again in a few seconds", .0.short())]
+    StillStopping(JobId),
+    /// Retrying would give a unique name two live jobs.
+    #[error(
+        "the name `{name}` belongs to the live job {} now; cancel that one first, or add this one again",
+        live.short()
+    )]
+    NameTaken {
+        /// The name.
+        name: String,
+        /// The live job that has it.
+        live: JobId,
+    },
+    /// A prerequisite of the job failed or was cancelled.
+    #[error(
+        "job {} waits for {}, which did not succeed; retry that one first",
+        id.short(),
+        prerequisite.short()
+    )]
+    PrerequisiteNotDone {
+        /// The job.
+        id: JobId,
+        /// Its prerequisite.
+        prerequisite: JobId,
+    },
     /// A short-id prefix matches more than one job.
     #[error(
         "the id prefix `{prefix}` matches {count} jobs ({}); type more of the id",

@@ -819,7 +819,8 @@ pub struct Job {
     /// How many runs it has had in all.
     #[serde(default)]
     pub runs_total: u64,
-    /// Recurring jobs: how many cycles (periods or cron slots) have ended; 0 for one-off jobs.
+    /// How many cycles have ended: for a recurring job its periods or cron slots, for a one-off
+    /// job the fresh cycles `Event::Retry` gave it (each cycle has its own idempotency keys).
     #[serde(default)]
     pub cycle: u64,
     /// Jobs that must succeed before this one may run.

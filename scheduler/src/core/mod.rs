@@ -168,6 +168,9 @@ pub enum Event {
     },
     /// Cancel the unfinished jobs the selector names.
     Cancel(Selector),
+    /// Give the failed or cancelled jobs the selector names a fresh cycle: enqueued again, due
+    /// now (a recurring job: at its next slot), with no attempt charged and new idempotency keys.
+    Retry(Selector),
     /// Treat gates as met for the next run of the selected jobs ("run now", the test driver).
     Force {
         /// Which jobs.
@@ -250,6 +253,8 @@ pub enum Reply {
     Cancelled(Vec<JobId>),
     /// These jobs were forced.
     Forced(Vec<JobId>),
+    /// These jobs got a fresh cycle.
+    Retried(Vec<JobId>),
     /// Finished jobs were pruned.
     Pruned {
         /// How many went.
@@ -453,6 +458,7 @@ impl Scheduler {
             Event::Enqueue { id, request } => self.enqueue(now, id, request),
             Event::Cancel(selector) => self.cancel(now, &selector),
             Event::Force { selector, force } => self.force(&selector, force),
+            Event::Retry(selector) => self.retry_finished(now, &selector),
             Event::DeviceChanged(device) => {
                 self.device_changed(now, device);
                 Ok(Reply::Done)
@@ -1208,6 +1214,101 @@ impl Scheduler {
             }
         }
         self.finish_job(now, id, JobState::Cancelled, Some(reason));
+    }
+
+    /// `Event::Retry`: checks every selected job first, so a refusal changes nothing.
+    fn retry_finished(&mut self, now: Time, selector: &Selector) -> Result<Reply, CoreError> {
+        let ids = self.resolve(selector)?;
+        if ids.is_empty() {
+            return Err(CoreError::NoSuchJob(selector.to_string()));
+        }
+        // a name means its last job; a tag means its failed and cancelled jobs
+        let ids: Vec<JobId> = match selector {
+            Selector::Name(_) => ids.last().copied().into_iter().collect(),
+            Selector::Tag(_) => ids
+                .into_iter()
+                .filter(|id| {
+                    self.jobs
+                        .get(id)
+                        .is_some_and(|j| matches!(j.state, JobState::Failed | JobState::Cancelled))
+                })
+                .collect(),
+            _ => ids,
+        };
+        for id in &ids {
+            let Some(job) = self.jobs.get(id) else {
+                continue;
+            };
+            if !matches!(job.state, JobState::Failed | JobState::Cancelled) {
+                return Err(CoreError::NotRetriable {
+                    id: *id,
+                    state: job.state,
+                });
+            }
+            if self.active.contains_key(id) {
+                return Err(CoreError::StillStopping(*id));
+            }
+            if let Some(name) = job.unique_name()
+                && let Some(live) = self.by_name.get(name).and_then(|chain| {
+                    chain
+                        .iter()
+                        .find(|c| self.jobs.get(c).is_some_and(|j| !j.state.is_finished()))
+                })
+            {
+                return Err(CoreError::NameTaken {
+                    name: name.to_string(),
+                    live: *live,
+                });
+            }
+            if let Some(p) = job.prerequisites.iter().find(|p| {
+                self.jobs
+                    .get(p)
+                    .is_some_and(|p| matches!(p.state, JobState::Failed | JobState::Cancelled))
+            }) {
+                return Err(CoreError::PrerequisiteNotDone {
+                    id: *id,
+                    prerequisite: *p,
+                });
+            }
+        }
+        for id in &ids {
+            let Some(mut job) = self.jobs.remove(id) else {
+                continue;
+            };
+            if let Some(at) = job.finished_at {
+                self.prune_at
+                    .remove(&(schedule::add(at, self.config.retention), *id));
+            }
+            count_tags(&mut self.unfinished_tags, &job.request.tags, true);
+            job.state = if job.prerequisites.iter().all(|p| {
+                self.jobs
+                    .get(p)
+                    .is_none_or(|p| p.state == JobState::Succeeded)
+            }) {
+                JobState::Enqueued
+            } else {
+                JobState::Blocked
+            };
+            job.attempt = 0;
+            job.cycle = job.cycle.saturating_add(1);
+            job.finished_at = None;
+            job.stop_reason = None;
+            job.backing_off = false;
+            job.force = Force::default();
+            let keep = job.clone();
+            if job.request.schedule.is_recurring() {
+                if self.place(&mut job).is_err() {
+                    job = keep;
+                }
+            } else {
+                job.not_before = now;
+                job.window_end = None;
+            }
+            self.jobs.insert(*id, job);
+            self.reindex(*id);
+            self.dirty.insert(*id);
+        }
+        Ok(Reply::Retried(ids))
     }
 
     fn force(&mut self, selector: &Selector, force: Force) -> Result<Reply, CoreError> {

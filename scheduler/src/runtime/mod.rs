@@ -305,6 +305,15 @@ impl RuntimeHandle {
         .await
     }
 
+    /// Gives the failed or cancelled jobs the selector names a fresh cycle ([`Event::Retry`]);
+    /// returns them.
+    pub async fn retry(&self, selector: Selector) -> Result<Vec<JobId>, RuntimeError> {
+        match self.event(Event::Retry(selector)).await? {
+            Reply::Retried(ids) => Ok(ids),
+            _ => Ok(Vec::new()),
+        }
+    }
+
     /// Treats the given gates as met for the next run of the selected jobs.
     pub async fn force(
         &self,
