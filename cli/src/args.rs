@@ -15,7 +15,7 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 and keeps them across crashes and reboots.\n\n\
 `backwork daemon` runs command jobs; the other verbs talk to it through its control socket, or to any app \
 that serves one. When nothing answers, they open the store directly.",
-    after_help = "Examples:\n  backwork daemon &\n  backwork add --every 6h --requires charging --requires unmetered -- rsync -a ~/photos nas:photos\n  backwork list\n  backwork why photos-sync\n  backwork run photos-sync --ignore-constraints"
+    after_help = "Examples:\n  backwork daemon &\n  backwork add --every 6h --requires charging --requires unmetered \\\n      -- rsync -a ~/photos nas:photos\n  backwork list\n  backwork why photos-sync\n  backwork run photos-sync --ignore-constraints"
 )]
 pub struct Cli {
     /// The job store [default: $XDG_DATA_HOME/backwork/store.redb].
@@ -57,7 +57,7 @@ pub enum Verb {
         long_about = "Run the scheduler with the built-in command worker on the store, and serve the control \
 socket so the other verbs can inspect and manage the queue. Sends READY to systemd when NOTIFY_SOCKET is set. \
 SIGTERM or SIGINT shut it down cleanly: running commands get SIGTERM, then SIGKILL after the grace period.",
-        after_help = "Examples:\n  backwork daemon\n  backwork daemon --device manual     # set the device state by hand: backwork device set charging=false"
+        after_help = "Examples:\n  backwork daemon\n  backwork daemon --device manual # set the device state by hand: backwork \\\n      device set charging=false"
     )]
     Daemon(DaemonArgs),
     /// Add a command job; prints its id.
@@ -66,7 +66,7 @@ SIGTERM or SIGINT shut it down cleanly: running commands get SIGTERM, then SIGKI
 in the current directory, with a few variables of this shell (PATH, HOME, USER, LOGNAME, SHELL, LANG, LC_*, TZ; \
 more with --env), both captured now. Exit code 0 is success; any other \
 retries with backoff, unless --fail-on-exit names it.",
-        after_help = "Examples:\n  backwork add --in 10m -- notify-send 'tea is ready'\n  backwork add --every 6h --flex 30m --requires charging --requires unmetered --unique photos -- rsync -a ~/photos nas:photos\n  backwork add --cron '0 0 3 * * *' --tz Europe/Berlin --tag backup -- restic backup ~\n  backwork add --at 2026-12-01T03:00 --timeout 2h -- sh -c 'make -C ~/src world > ~/build.log'"
+        after_help = "Examples:\n  backwork add --in 10m -- notify-send 'tea is ready'\n  backwork add --every 6h --flex 30m --requires charging \\\n      --requires unmetered --unique photos -- rsync -a ~/photos nas:photos\n  backwork add --cron '0 0 3 * * *' --tz Europe/Berlin --tag backup \\\n      -- restic backup ~\n  backwork add --at 2026-12-01T03:00 --timeout 2h \\\n      -- sh -c 'make -C ~/src world > ~/build.log'"
     )]
     Add(Box<AddArgs>),
     /// One line per job: ID, NAME, SCHEDULE, STATE, NEXT, LEFT, LAST, RESULT, WAITING ON.
@@ -101,7 +101,7 @@ finished or cancelled."
     Device(DeviceArgs),
     /// Run a scenario under an emulated OS on a virtual clock.
     #[command(
-        after_help = "Examples:\n  backwork simulate examples/scenarios/phone-overnight.toml --svg timeline.svg\n  backwork simulate examples/scenarios/fleet-nightly-upload.toml --devices 1000\n\nThe scenario format: docs/simulator.md."
+        after_help = "Examples:\n  backwork simulate examples/scenarios/phone-overnight.toml --svg timeline.svg\n  backwork simulate examples/scenarios/fleet-nightly-upload.toml \\\n      --devices 1000\n\nThe scenario format: docs/simulator.md."
     )]
     Simulate(SimulateArgs),
     /// Give a failed or cancelled job a fresh cycle: it runs again now (a recurring one at its
@@ -115,7 +115,7 @@ finished or cancelled."
     Prune(PruneArgs),
     /// Print a shell completion script.
     #[command(
-        after_help = "Examples:\n  backwork completions bash > ~/.local/share/bash-completion/completions/backwork\n  backwork completions zsh > ~/.zfunc/_backwork"
+        after_help = "Examples:\n  backwork completions bash \\\n      > ~/.local/share/bash-completion/completions/backwork\n  backwork completions zsh > ~/.zfunc/_backwork"
     )]
     Completions {
         /// The shell.
@@ -429,4 +429,45 @@ pub struct SimulateArgs {
     /// the server: requests per minute, the peak, the 99th percentile.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub devices: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// The help's examples reach an 80-column terminal exactly as written — clap does not wrap
+    /// them (a wrapped `… > ~/build.log` pasted back would be a redirection of its own) — and
+    /// each of their lines fits in 80 columns.
+    #[test]
+    fn examples_are_printed_verbatim_at_80_columns() {
+        let root = Cli::command().term_width(80);
+        let mut commands = vec![root.clone()];
+        commands.extend(root.get_subcommands().cloned());
+        for cmd in commands {
+            let Some(after) = cmd.get_after_help().map(|a| a.to_string()) else {
+                continue;
+            };
+            let help = cmd.clone().term_width(80).render_help().to_string();
+            let lines: Vec<&str> = help.lines().collect();
+            let examples = after
+                .lines()
+                .skip_while(|l| !l.starts_with("Examples:"))
+                .skip(1)
+                .take_while(|l| !l.is_empty());
+            for example in examples {
+                assert!(
+                    example.chars().count() <= 80,
+                    "{}: {example:?} is wider than 80 columns",
+                    cmd.get_name()
+                );
+                assert!(
+                    lines.contains(&example),
+                    "{}: the example {example:?} is not printed as written:\n{help}",
+                    cmd.get_name()
+                );
+            }
+        }
+    }
 }
