@@ -19,16 +19,29 @@ that serves one. When nothing answers, they open the store directly.",
 )]
 pub struct Cli {
     /// The job store [default: $XDG_DATA_HOME/backwork/store.redb].
-    #[arg(long, global = true, env = "BACKWORK_STORE", value_name = "PATH")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "BACKWORK_STORE",
+        value_name = "PATH"
+    )]
     pub store: Option<PathBuf>,
     /// The control socket [default: $XDG_RUNTIME_DIR/backwork/control.sock].
-    #[arg(long, global = true, env = "BACKWORK_SOCKET", value_name = "PATH")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "BACKWORK_SOCKET",
+        value_name = "PATH"
+    )]
     pub socket: Option<PathBuf>,
     /// How long to wait for a daemon's answer (connect, send and receive together) before
     /// giving up with exit 3.
     #[arg(
         long,
         global = true,
+        help_heading = "Global options",
         env = "BACKWORK_ANSWER_TIMEOUT",
         default_value = "10s",
         value_parser = humantime::parse_duration,
@@ -36,13 +49,13 @@ pub struct Cli {
     )]
     pub answer_timeout: std::time::Duration,
     /// Print records as JSON Lines (one object per line; see docs/cli.md for the fields).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub json: bool,
     /// Print less (errors only).
-    #[arg(short, long, global = true, action = ArgAction::Count)]
+    #[arg(short, long, global = true, help_heading = "Global options", action = ArgAction::Count)]
     pub quiet: u8,
     /// Print more (repeat for more detail); logs go to stderr.
-    #[arg(short, long, global = true, action = ArgAction::Count)]
+    #[arg(short, long, global = true, help_heading = "Global options", action = ArgAction::Count)]
     pub verbose: u8,
     /// What to do.
     #[command(subcommand)]
@@ -57,7 +70,7 @@ pub enum Verb {
         long_about = "Run the scheduler with the built-in command worker on the store, and serve the control \
 socket so the other verbs can inspect and manage the queue. Sends READY to systemd when NOTIFY_SOCKET is set. \
 SIGTERM or SIGINT shut it down cleanly: running commands get SIGTERM, then SIGKILL after the grace period.",
-        after_help = "Examples:\n  backwork daemon\n  backwork daemon --device manual # set the device state by hand: backwork \\\n      device set charging=false"
+        after_help = "Examples:\n  backwork daemon\n  backwork daemon --device manual   # then: backwork device set charging=false"
     )]
     Daemon(DaemonArgs),
     /// Add a command job; prints its id.

@@ -25,7 +25,7 @@ use std::process::ExitCode;
 
 use backwork_control::{Request, Response, default_socket_path};
 use backwork_scheduler::{JobId, JobState, Selector};
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 
 use args::{Cli, DeviceAction, Verb};
 use error::CliError;
@@ -41,7 +41,7 @@ pub fn main() -> ExitCode {
         // a run's supervisor, started by the daemon (hidden: not a verb people use)
         return supervise::main();
     }
-    let cli = Cli::parse();
+    let cli = <Cli as clap::Parser>::parse();
     let daemon = matches!(cli.verb, Verb::Daemon(_));
     init_logging(cli.quiet, cli.verbose, daemon);
     let runtime = if daemon {
