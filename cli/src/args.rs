@@ -368,16 +368,16 @@ pub struct ListArgs {
 /// A job named on the command line.
 #[derive(Debug, Args)]
 pub struct Target {
-    /// The job's id or unique name.
-    #[arg(value_name = "ID|NAME")]
+    /// The job's id, short id (or a prefix of it) or unique name.
+    #[arg(value_name = "ID|NAME", add = clap_complete::ArgValueCompleter::new(crate::complete::jobs))]
     pub target: String,
 }
 
 /// `backwork run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The job's id or unique name.
-    #[arg(value_name = "ID|NAME")]
+    /// The job's id, short id (or a prefix of it) or unique name.
+    #[arg(value_name = "ID|NAME", add = clap_complete::ArgValueCompleter::new(crate::complete::jobs))]
     pub target: String,
     /// Also run it if its constraints do not hold.
     #[arg(long)]
@@ -392,8 +392,8 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("which").args(["target", "tag"]).required(true).multiple(false))]
 pub struct CancelArgs {
-    /// The job's id or unique name.
-    #[arg(value_name = "ID|NAME")]
+    /// The job's id, short id (or a prefix of it) or unique name.
+    #[arg(value_name = "ID|NAME", add = clap_complete::ArgValueCompleter::new(crate::complete::jobs))]
     pub target: Option<String>,
     /// Every unfinished job with this tag.
     #[arg(long, value_name = "TAG")]
@@ -404,7 +404,7 @@ pub struct CancelArgs {
 #[derive(Debug, Args)]
 pub struct RetryArgs {
     /// The job's id, short id or unique name.
-    #[arg(value_name = "ID|NAME")]
+    #[arg(value_name = "ID|NAME", add = clap_complete::ArgValueCompleter::new(crate::complete::jobs))]
     pub target: Option<String>,
     /// Every failed or cancelled job with this tag.
     #[arg(long, value_name = "TAG", conflicts_with = "target")]

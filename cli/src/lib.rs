@@ -9,6 +9,7 @@
 pub mod add;
 pub mod args;
 pub mod command;
+mod complete;
 pub mod daemon;
 pub mod error;
 #[doc(hidden)]
@@ -41,6 +42,8 @@ pub fn main() -> ExitCode {
         // a run's supervisor, started by the daemon (hidden: not a verb people use)
         return supervise::main();
     }
+    // `COMPLETE=bash backwork` prints the shell's registration; the shell then asks here
+    clap_complete::CompleteEnv::with_factory(Cli::command).complete();
     let cli = <Cli as clap::Parser>::parse();
     let daemon = matches!(cli.verb, Verb::Daemon(_));
     init_logging(cli.quiet, cli.verbose, daemon);
@@ -217,6 +220,24 @@ impl Progress {
             b.finish_and_clear();
         }
     }
+}
+
+/// `backwork completions SHELL`: the registration script of the dynamic completion — what
+/// `COMPLETE=SHELL backwork` prints — which completes verbs and flags, and job names and short
+/// ids by asking this binary at each <Tab>.
+fn completions(shell: clap_complete::Shell) -> Result<(), CliError> {
+    let exe = std::env::current_exe()
+        .map_err(|e| CliError::unavailable(format!("cannot find this program's path ({e})")))?;
+    let output = std::process::Command::new(&exe)
+        .env("COMPLETE", shell.to_string())
+        .output()
+        .map_err(|e| CliError::unavailable(format!("cannot run {}: {e}", exe.display())))?;
+    if !output.status.success() || output.stdout.is_empty() {
+        return Err(CliError::invalid(format!(
+            "no dynamic completion for {shell}; try bash, zsh, fish or elvish"
+        )));
+    }
+    out(&String::from_utf8_lossy(&output.stdout))
 }
 
 /// `backwork simulate`: runs the scenario and prints its report (and draws it, with `--svg`).
@@ -429,11 +450,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     let store = cli.store.as_deref();
     let request = match &cli.verb {
         Verb::Daemon(args) => return daemon::run(store, &socket, args).await,
-        Verb::Completions { shell } => {
-            let mut buf = Vec::new();
-            clap_complete::generate(*shell, &mut Cli::command(), "backwork", &mut buf);
-            return out(&String::from_utf8_lossy(&buf));
-        }
+        Verb::Completions { shell } => return completions(*shell),
         Verb::Simulate(args) => return simulate(args, cli.json),
         Verb::Add(args) => {
             let cwd = std::env::current_dir().map_err(|e| {

@@ -673,6 +673,7 @@ fn a_stale_socket_is_replaced_only_by_the_process_that_holds_the_store() {
 
 #[test]
 fn completions_are_generated_for_each_shell() {
+    // the registration of clap_complete's dynamic completion: the shell asks the binary
     for shell in ["bash", "zsh", "fish"] {
         let out = Command::new(BIN)
             .args(["completions", shell])
@@ -681,10 +682,18 @@ fn completions_are_generated_for_each_shell() {
         assert!(out.status.success(), "{shell}");
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(
-            text.contains("backwork") && text.contains("ignore-constraints"),
-            "{shell}"
+            text.contains("backwork") && text.contains("COMPLETE"),
+            "{shell}: {text}"
         );
     }
+    // which completes flags (fish's protocol: one `value<TAB>help` line per candidate)
+    let out = Command::new(BIN)
+        .args(["--", "backwork", "run", "--ig"])
+        .env("COMPLETE", "fish")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("--ignore-constraints"), "{text}");
 }
 
 #[test]

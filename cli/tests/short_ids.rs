@@ -119,3 +119,35 @@ fn list_at_80_columns_keeps_every_row_on_one_line_and_names_whole() {
         assert!(text.contains(name), "{name} cut: {text}");
     }
 }
+
+/// The shell completes job names and short ids by asking the binary at each <Tab>
+/// (`clap_complete`'s dynamic engine; fish's protocol prints `value<TAB>help` lines).
+#[test]
+fn tab_completes_names_and_short_ids() {
+    let d = Daemon::start(&[]);
+    let id = d.add(&["--unique", "photos-backup", "--in", "1h", "--", "true"]);
+    d.add(&["--unique", "mail-fetch", "--in", "1h", "--", "true"]);
+    let complete = |word: &str| -> String {
+        let out = std::process::Command::new(common::BIN)
+            .args(["--", "backwork", "show", word])
+            .env("COMPLETE", "fish")
+            .env("BACKWORK_STORE", d.store())
+            .env("BACKWORK_SOCKET", d.socket())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let names: Vec<String> = complete("pho")
+        .lines()
+        .map(|l| l.split('\t').next().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(names, ["photos-backup"]);
+    let s = short(&id);
+    let by_id = complete(&s[..4]);
+    assert!(
+        by_id
+            .lines()
+            .any(|l| l.starts_with(&format!("{s}\tphotos-backup"))),
+        "{by_id}"
+    );
+}
