@@ -36,7 +36,7 @@ pub fn request(
         |flag: &str, v: &Option<String>| v.as_deref().map(|v| parse_duration(flag, v)).transpose();
     let at = match &args.at {
         Some(text) => {
-            let at = parse_at(text, zone)?;
+            let at = parse_at(text, zone, now)?;
             if at < now {
                 return Err(CliError::invalid(format!(
                     "--at {text} is in the past; give a future time, or leave the schedule out to run at once"
@@ -425,7 +425,7 @@ mod tests {
             r.schedule,
             Schedule::Once {
                 delay: Duration::ZERO,
-                not_before: Some(parse_at("2026-12-01T03:00:00Z", Tz::UTC).unwrap())
+                not_before: Some(parse_at("2026-12-01T03:00:00Z", Tz::UTC, now()).unwrap())
             }
         );
         // a crontab line is kept as written

@@ -206,7 +206,8 @@ pub struct AddArgs {
     /// Run once, this long from now (e.g. 10m, 1h 30m).
     #[arg(long = "in", value_name = "DURATION", help_heading = "Schedule")]
     pub in_: Option<String>,
-    /// Run once, at this time (2026-12-01T03:00 in the local zone or --tz, or RFC 3339).
+    /// Run once, at this time: 03:00 (the next one, as at(1) reads it), tomorrow 03:00,
+    /// 2026-12-01T03:00 (in the local zone or --tz), or RFC 3339.
     #[arg(long, value_name = "TIME", help_heading = "Schedule")]
     pub at: Option<String>,
     /// Run once every period (e.g. 6h).

@@ -74,7 +74,7 @@ pub fn at(data: &[u8]) {
         return;
     };
     let zone = zone_of(pick);
-    if let Ok(t) = crate::time::parse_at(value, zone) {
+    if let Ok(t) = crate::time::parse_at(value, zone, now()) {
         let _ = crate::time::instant(t, zone);
         let _ = crate::time::instant_long(t, zone);
         let _ = crate::time::relative(t, now());
