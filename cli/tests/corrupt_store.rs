@@ -45,12 +45,7 @@ fn make_store(path: &Path) {
             .unwrap();
             upserts.push(core.job(id).unwrap().clone());
         }
-        store
-            .commit(&ChangeSet {
-                upserts,
-                removes: vec![],
-            })
-            .unwrap();
+        store.commit(&ChangeSet::whole(upserts)).unwrap();
     }
     store.close().unwrap();
 }
