@@ -34,7 +34,7 @@
 //!
 //! ## The job record
 //!
-//! Byte 0 is the record's **format version** (`1` today, [`JOB_FORMAT`](crate::record::JOB_FORMAT)).
+//! Byte 0 is the record's **format version** (`1` today).
 //! The rest is the [postcard](https://docs.rs/postcard) encoding (postcard's wire format 1.0)
 //! of these fields, in this order, with nothing after them:
 //!
@@ -88,7 +88,7 @@
 //!
 //! ## The run record
 //!
-//! Byte 0 is its format version (`1`, [`RUN_FORMAT`](crate::record::RUN_FORMAT)); then, in
+//! Byte 0 is its format version (`1`); then, in
 //! postcard: attempt (varint `u32`), started (instant), finished (instant), result (enum {0
 //! success, 1 retry, 2 failure, 3 stopped, 4 crashed}), output (option of bytes: varint length
 //! and the output's JSON text), stop reason (option, as above), note (option of string).

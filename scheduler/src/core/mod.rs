@@ -1326,8 +1326,10 @@ impl Scheduler {
         match result {
             RunResult::Success => {
                 job.last_success_started = Some(active.started);
-                job.output = output;
-                self.dirty_outputs.insert(id);
+                if job.output != output {
+                    job.output = output;
+                    self.dirty_outputs.insert(id);
+                }
                 job.stop_reason = None;
                 if recurring {
                     self.advance_slot(now, id);
@@ -1337,8 +1339,10 @@ impl Scheduler {
             }
             RunResult::Retry => self.retry(now, id),
             _ => {
-                job.output = output;
-                self.dirty_outputs.insert(id);
+                if job.output != output {
+                    job.output = output;
+                    self.dirty_outputs.insert(id);
+                }
                 if recurring {
                     self.advance_slot(now, id);
                 } else {
