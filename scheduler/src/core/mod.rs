@@ -252,8 +252,9 @@ pub struct ChangeSet {
     pub upserts: Vec<Job>,
     /// Ids to delete, with their payloads and runs.
     pub removes: Vec<JobId>,
-    /// A job's input payload: written at enqueue and when the `update` conflict policy replaces
-    /// the request, nowhere else. `Value::Null` is no input.
+    /// A job's input payload: written at enqueue (unless it is null: a new job has none to
+    /// replace) and when the `update` conflict policy replaces the request, nowhere else.
+    /// `Value::Null` is no input.
     pub inputs: Vec<(JobId, Value)>,
     /// A job's output (its last run's, as [`Job::output`]), whenever it changes; `None` clears it.
     pub outputs: Vec<(JobId, Option<Value>)>,
@@ -988,8 +989,11 @@ impl Scheduler {
 
         let job = self.initial_job(now, id, request, prerequisite)?;
         self.insert_indexes(&job);
+        if !job.request.input.is_null() {
+            // a new job has no stored input to replace: a null one writes nothing
+            self.dirty_inputs.insert(id);
+        }
         self.jobs.insert(id, job);
-        self.dirty_inputs.insert(id);
         self.reindex(id);
         if let Some(p) = prerequisite {
             // Appending to a chain whose last job already failed or was cancelled: so does this one.
@@ -1777,7 +1781,6 @@ impl Scheduler {
         self.dirty.remove(&id);
         self.dirty_inputs.remove(&id);
         self.dirty_outputs.remove(&id);
-        self.dirty_runs.retain(|r| r.id != id);
         self.removed.push(id);
         self.pruned += 1;
     }
@@ -1887,7 +1890,7 @@ impl Scheduler {
         let removes = std::mem::take(&mut self.removed);
         let dirty_inputs = std::mem::take(&mut self.dirty_inputs);
         let dirty_outputs = std::mem::take(&mut self.dirty_outputs);
-        let runs = std::mem::take(&mut self.dirty_runs);
+        let mut runs = std::mem::take(&mut self.dirty_runs);
         if !self.persist {
             self.actions.extend(self.pending.drain(..));
             return;
@@ -1904,6 +1907,7 @@ impl Scheduler {
             .into_iter()
             .filter_map(|id| Some((id, self.jobs.get(&id)?.output.clone())))
             .collect();
+        runs.retain(|r| self.jobs.contains_key(&r.id)); // not those of a job removed since
         let changes = ChangeSet {
             upserts,
             removes,
