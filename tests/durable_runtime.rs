@@ -76,12 +76,7 @@ async fn a_record_left_running_is_recovered_on_open() {
         let mut store = RedbStore::open(&path, OpenMode::CreateIfMissing).unwrap();
         let jobs: Vec<_> = core.jobs().cloned().collect();
         assert_eq!(jobs[0].state, JobState::Running);
-        store
-            .commit(&ChangeSet {
-                upserts: jobs,
-                removes: vec![],
-            })
-            .unwrap();
+        store.commit(&ChangeSet::whole(jobs)).unwrap();
     }
     let rt = Runtime::builder()
         .clock(TokioClock::starting_at(

@@ -88,11 +88,7 @@ fn a_65536_byte_name_on_disk_lists_without_a_panic() {
         name: long.clone(),
         policy,
     });
-    s.commit(&ChangeSet {
-        upserts: vec![job],
-        removes: vec![],
-    })
-    .unwrap();
+    s.commit(&ChangeSet::whole(vec![job])).unwrap();
     s.close().unwrap();
     drop(s);
 

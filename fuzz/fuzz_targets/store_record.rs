@@ -1,4 +1,5 @@
-//! A job record read from disk: the store's decoder, index keys, and the core's recovery of it.
+//! A record read from disk: the store's decoders (job record, run record, the old JSON record the
+//! migration reads), the re-encoding, and the core's recovery of what decodes.
 
 #![no_main]
 

@@ -2,8 +2,10 @@
 //! [`Store`](backwork_scheduler::Store) trait on a redb file.
 //!
 //! - **Schema.** A `meta` table holds the schema version ([`SCHEMA_VERSION`]); `jobs` holds each
-//!   job record (JSON) by id; index tables answer the lookups by state, due time, unique name and
-//!   tag without scanning every record. Older layouts are migrated on open, in one transaction.
+//!   job's scheduling fields by id as a versioned binary record (postcard), `payloads` its input
+//!   and output (JSON), `runs` its recent runs. The [`layout`] module documents every table, key
+//!   and value byte by byte, and the version rules. Older layouts are migrated on open, in one
+//!   transaction; a newer one is refused.
 //! - **Durability.** [`RedbStore::commit`](backwork_scheduler::Store::commit) writes a whole change
 //!   set in one `Immediate` transaction; the runtime gathers concurrent changes into one change
 //!   set (group commit).
@@ -40,6 +42,7 @@ mod backend;
 #[doc(hidden)]
 pub mod fuzzing;
 mod guard;
+pub mod layout;
 mod path;
 mod record;
 mod schema;

@@ -1,9 +1,658 @@
-//! The job record as stored in the `jobs` table: decoded in one place, by the store's reads, by
-//! the migrations and by the record fuzz target.
+//! The one mapping between the core's [`Job`] and what the store writes: the job record
+//! (scheduling fields, postcard), the run record (postcard) and the payloads (JSON). Reads,
+//! commits, migrations and the record fuzz target all go through here. See the
+//! [layout](crate::layout) for the byte-level description.
+//!
+//! The record types mirror the core's types field by field but are owned here: a change to a
+//! core type does not silently change the disk format (the compiler points here instead), and
+//! the core's serde attributes (made for JSON) play no part. Each enum is encoded by its
+//! variant index (postcard's varint); a variant this binary does not know — written by a newer
+//! one — decodes to a [`RecordError`], never a panic.
 
-use backwork_scheduler::Job;
+use std::collections::BTreeSet;
+use std::time::Duration;
 
-/// Decodes one stored record.
-pub(crate) fn decode(bytes: &[u8]) -> Result<Job, serde_json::Error> {
-    serde_json::from_slice(bytes)
+use backwork_scheduler::{
+    Anchor, Backoff, BackoffKind, CatchUp, ConflictPolicy, Constraint, Constraints, Force, Jitter,
+    Job, JobId, JobRequest, JobState, NetworkRequirement, RunRecord, RunResult, Schedule,
+    StopReason, Time, Unique,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The format version of the job records this binary writes: the record's first byte.
+pub const JOB_FORMAT: u8 = 1;
+/// The format version of the run records this binary writes: the record's first byte.
+pub const RUN_FORMAT: u8 = 1;
+
+/// A record that cannot be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// The record is empty (not even its format byte).
+    #[error("the record is empty")]
+    Empty,
+    /// The record's format is newer than this binary reads.
+    #[error("its format version {0} is newer than this backwork reads (upgrade backwork)")]
+    NewerFormat(u8),
+    /// The bytes do not decode as the record's format.
+    #[error("its bytes do not decode: {0}")]
+    Bytes(String),
+    /// The bytes decode but hold a value the core cannot have.
+    #[error("it holds {0}")]
+    Value(String),
+    /// A value could not be encoded (a bug: every value the core holds has an encoding).
+    #[error("it cannot be encoded: {0}")]
+    Encode(String),
+}
+
+impl From<postcard::Error> for RecordError {
+    fn from(e: postcard::Error) -> Self {
+        RecordError::Bytes(e.to_string())
+    }
+}
+
+/// An instant: whole seconds since the Unix epoch and nanoseconds (lossless for every `Time`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct At(i64, u32);
+
+impl At {
+    fn of(t: Time) -> At {
+        At(t.timestamp(), t.timestamp_subsec_nanos())
+    }
+
+    fn time(self) -> Result<Time, RecordError> {
+        chrono::DateTime::from_timestamp(self.0, self.1)
+            .ok_or_else(|| RecordError::Value(format!("an instant out of range ({}s)", self.0)))
+    }
+}
+
+/// A decoded duration, within what the JSON records of schemas 1 and 2 could hold (`u64`
+/// milliseconds): the bound the core's recovery is fuzzed against.
+fn dur(d: Duration) -> Result<Duration, RecordError> {
+    if d.as_millis() > u128::from(u64::MAX) {
+        return Err(RecordError::Value(format!(
+            "a duration of {}s, too long",
+            d.as_secs()
+        )));
+    }
+    Ok(d)
+}
+
+fn dur_opt(d: Option<Duration>) -> Result<Option<Duration>, RecordError> {
+    d.map(dur).transpose()
+}
+
+fn at_opt(t: Option<Time>) -> Option<At> {
+    t.map(At::of)
+}
+
+fn time_opt(a: Option<At>) -> Result<Option<Time>, RecordError> {
+    a.map(At::time).transpose()
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum ScheduleRec<'a> {
+    Once {
+        delay: Duration,
+        not_before: Option<At>,
+    },
+    Periodic {
+        every: Duration,
+        flex: Option<Duration>,
+        anchor: AnchorRec,
+    },
+    Cron {
+        expr: &'a str,
+        tz: &'a str,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+enum AnchorRec {
+    Grid,
+    AfterRun,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+enum NetworkRec {
+    Connected,
+    Unmetered,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct ConstraintsRec {
+    network: Option<NetworkRec>,
+    charging: bool,
+    battery_not_low: bool,
+    storage_not_low: bool,
+    device_idle: bool,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+enum ConstraintRec {
+    Network(NetworkRec),
+    Charging,
+    BatteryNotLow,
+    StorageNotLow,
+    DeviceIdle,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+enum BackoffKindRec {
+    Exponential,
+    Linear,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct BackoffRec {
+    kind: BackoffKindRec,
+    base: Duration,
+    jitter: f64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+enum PolicyRec {
+    Keep,
+    Replace,
+    Update,
+    Append,
+    AppendOrReplace,
+    CancelAndReenqueue,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+enum CatchUpRec {
+    One,
+    Skip,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct JitterRec {
+    max: Duration,
+    fixed: bool,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+enum StateRec {
+    Enqueued,
+    Blocked,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum StopRec<'a> {
+    Cancelled,
+    Timeout,
+    ConstraintLost(ConstraintRec),
+    Shutdown,
+    Unknown,
+    Policy(&'a str),
+    Expired(&'a str),
+    PrerequisiteFailed([u8; 16]),
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+enum ResultRec {
+    Success,
+    Retry,
+    Failure,
+    Stopped,
+    Crashed,
+}
+
+/// The job record, format 1: a job's scheduling fields, in this order (see the layout).
+#[derive(Debug, Serialize, Deserialize)]
+struct JobRec<'a> {
+    kind: &'a str,
+    #[serde(borrow)]
+    schedule: ScheduleRec<'a>,
+    constraints: ConstraintsRec,
+    min_interval: Option<Duration>,
+    backoff: BackoffRec,
+    max_attempts: Option<u32>,
+    timeout: Option<Duration>,
+    unique: Option<(&'a str, PolicyRec)>,
+    #[serde(borrow)]
+    tags: Vec<&'a str>,
+    catch_up: CatchUpRec,
+    accurate: bool,
+    jitter: Option<JitterRec>,
+    state: StateRec,
+    enqueued_at: At,
+    attempt: u32,
+    not_before: At,
+    backing_off: bool,
+    window_end: Option<At>,
+    last_started: Option<At>,
+    last_finished: Option<At>,
+    last_success_started: Option<At>,
+    runs_total: u64,
+    cycle: u64,
+    prerequisites: Vec<[u8; 16]>,
+    #[serde(borrow)]
+    stop_reason: Option<StopRec<'a>>,
+    finished_at: Option<At>,
+    force: (bool, bool),
+}
+
+/// The run record, format 1 (see the layout).
+#[derive(Debug, Serialize, Deserialize)]
+struct RunRec<'a> {
+    attempt: u32,
+    started: At,
+    finished: At,
+    result: ResultRec,
+    #[serde(borrow)]
+    output: Option<&'a [u8]>,
+    #[serde(borrow)]
+    stop_reason: Option<StopRec<'a>>,
+    note: Option<&'a str>,
+}
+
+fn network_rec(n: NetworkRequirement) -> NetworkRec {
+    match n {
+        NetworkRequirement::Connected => NetworkRec::Connected,
+        NetworkRequirement::Unmetered => NetworkRec::Unmetered,
+    }
+}
+
+fn network(n: NetworkRec) -> NetworkRequirement {
+    match n {
+        NetworkRec::Connected => NetworkRequirement::Connected,
+        NetworkRec::Unmetered => NetworkRequirement::Unmetered,
+    }
+}
+
+fn constraint_rec(c: Constraint) -> ConstraintRec {
+    match c {
+        Constraint::Network(n) => ConstraintRec::Network(network_rec(n)),
+        Constraint::Charging => ConstraintRec::Charging,
+        Constraint::BatteryNotLow => ConstraintRec::BatteryNotLow,
+        Constraint::StorageNotLow => ConstraintRec::StorageNotLow,
+        Constraint::DeviceIdle => ConstraintRec::DeviceIdle,
+    }
+}
+
+fn constraint(c: ConstraintRec) -> Constraint {
+    match c {
+        ConstraintRec::Network(n) => Constraint::Network(network(n)),
+        ConstraintRec::Charging => Constraint::Charging,
+        ConstraintRec::BatteryNotLow => Constraint::BatteryNotLow,
+        ConstraintRec::StorageNotLow => Constraint::StorageNotLow,
+        ConstraintRec::DeviceIdle => Constraint::DeviceIdle,
+    }
+}
+
+fn stop_rec(s: &StopReason) -> StopRec<'_> {
+    match s {
+        StopReason::Cancelled => StopRec::Cancelled,
+        StopReason::Timeout => StopRec::Timeout,
+        StopReason::ConstraintLost(c) => StopRec::ConstraintLost(constraint_rec(*c)),
+        StopReason::Shutdown => StopRec::Shutdown,
+        StopReason::Unknown => StopRec::Unknown,
+        StopReason::Policy(r) => StopRec::Policy(r),
+        StopReason::Expired(r) => StopRec::Expired(r),
+        StopReason::PrerequisiteFailed(id) => {
+            StopRec::PrerequisiteFailed(id.as_u128().to_be_bytes())
+        }
+    }
+}
+
+fn stop(s: StopRec<'_>) -> StopReason {
+    match s {
+        StopRec::Cancelled => StopReason::Cancelled,
+        StopRec::Timeout => StopReason::Timeout,
+        StopRec::ConstraintLost(c) => StopReason::ConstraintLost(constraint(c)),
+        StopRec::Shutdown => StopReason::Shutdown,
+        StopRec::Unknown => StopReason::Unknown,
+        StopRec::Policy(r) => StopReason::Policy(r.to_string()),
+        StopRec::Expired(r) => StopReason::Expired(r.to_string()),
+        StopRec::PrerequisiteFailed(id) => {
+            StopReason::PrerequisiteFailed(JobId::from_u128(u128::from_be_bytes(id)))
+        }
+    }
+}
+
+fn state_rec(s: JobState) -> StateRec {
+    match s {
+        JobState::Enqueued => StateRec::Enqueued,
+        JobState::Blocked => StateRec::Blocked,
+        JobState::Running => StateRec::Running,
+        JobState::Succeeded => StateRec::Succeeded,
+        JobState::Failed => StateRec::Failed,
+        JobState::Cancelled => StateRec::Cancelled,
+    }
+}
+
+fn state(s: StateRec) -> JobState {
+    match s {
+        StateRec::Enqueued => JobState::Enqueued,
+        StateRec::Blocked => JobState::Blocked,
+        StateRec::Running => JobState::Running,
+        StateRec::Succeeded => JobState::Succeeded,
+        StateRec::Failed => JobState::Failed,
+        StateRec::Cancelled => JobState::Cancelled,
+    }
+}
+
+fn policy_rec(p: ConflictPolicy) -> PolicyRec {
+    match p {
+        ConflictPolicy::Keep => PolicyRec::Keep,
+        ConflictPolicy::Replace => PolicyRec::Replace,
+        ConflictPolicy::Update => PolicyRec::Update,
+        ConflictPolicy::Append => PolicyRec::Append,
+        ConflictPolicy::AppendOrReplace => PolicyRec::AppendOrReplace,
+        ConflictPolicy::CancelAndReenqueue => PolicyRec::CancelAndReenqueue,
+    }
+}
+
+fn policy(p: PolicyRec) -> ConflictPolicy {
+    match p {
+        PolicyRec::Keep => ConflictPolicy::Keep,
+        PolicyRec::Replace => ConflictPolicy::Replace,
+        PolicyRec::Update => ConflictPolicy::Update,
+        PolicyRec::Append => ConflictPolicy::Append,
+        PolicyRec::AppendOrReplace => ConflictPolicy::AppendOrReplace,
+        PolicyRec::CancelAndReenqueue => ConflictPolicy::CancelAndReenqueue,
+    }
+}
+
+fn result_rec(r: RunResult) -> ResultRec {
+    match r {
+        RunResult::Success => ResultRec::Success,
+        RunResult::Retry => ResultRec::Retry,
+        RunResult::Failure => ResultRec::Failure,
+        RunResult::Stopped => ResultRec::Stopped,
+        RunResult::Crashed => ResultRec::Crashed,
+    }
+}
+
+fn result(r: ResultRec) -> RunResult {
+    match r {
+        ResultRec::Success => RunResult::Success,
+        ResultRec::Retry => RunResult::Retry,
+        ResultRec::Failure => RunResult::Failure,
+        ResultRec::Stopped => RunResult::Stopped,
+        ResultRec::Crashed => RunResult::Crashed,
+    }
+}
+
+fn job_rec(job: &Job) -> JobRec<'_> {
+    let r = &job.request;
+    let c = &r.constraints;
+    JobRec {
+        kind: &r.kind,
+        schedule: match &r.schedule {
+            Schedule::Once { delay, not_before } => ScheduleRec::Once {
+                delay: *delay,
+                not_before: at_opt(*not_before),
+            },
+            Schedule::Periodic {
+                every,
+                flex,
+                anchor,
+            } => ScheduleRec::Periodic {
+                every: *every,
+                flex: *flex,
+                anchor: match anchor {
+                    Anchor::Grid => AnchorRec::Grid,
+                    Anchor::AfterRun => AnchorRec::AfterRun,
+                },
+            },
+            Schedule::Cron { expr, tz } => ScheduleRec::Cron {
+                expr,
+                tz: tz.name(),
+            },
+        },
+        constraints: ConstraintsRec {
+            network: c.network.map(network_rec),
+            charging: c.charging,
+            battery_not_low: c.battery_not_low,
+            storage_not_low: c.storage_not_low,
+            device_idle: c.device_idle,
+        },
+        min_interval: r.min_interval,
+        backoff: BackoffRec {
+            kind: match r.backoff.kind {
+                BackoffKind::Exponential => BackoffKindRec::Exponential,
+                BackoffKind::Linear => BackoffKindRec::Linear,
+            },
+            base: r.backoff.base,
+            jitter: r.backoff.jitter,
+        },
+        max_attempts: r.max_attempts,
+        timeout: r.timeout,
+        unique: r
+            .unique
+            .as_ref()
+            .map(|u| (u.name.as_str(), policy_rec(u.policy))),
+        tags: r.tags.iter().map(String::as_str).collect(),
+        catch_up: match r.catch_up {
+            CatchUp::One => CatchUpRec::One,
+            CatchUp::Skip => CatchUpRec::Skip,
+        },
+        accurate: r.accurate,
+        jitter: r.jitter.map(|j| JitterRec {
+            max: j.max,
+            fixed: j.fixed,
+        }),
+        state: state_rec(job.state),
+        enqueued_at: At::of(job.enqueued_at),
+        attempt: job.attempt,
+        not_before: At::of(job.not_before),
+        backing_off: job.backing_off,
+        window_end: at_opt(job.window_end),
+        last_started: at_opt(job.last_started),
+        last_finished: at_opt(job.last_finished),
+        last_success_started: at_opt(job.last_success_started),
+        runs_total: job.runs_total,
+        cycle: job.cycle,
+        prerequisites: job
+            .prerequisites
+            .iter()
+            .map(|p| p.as_u128().to_be_bytes())
+            .collect(),
+        stop_reason: job.stop_reason.as_ref().map(stop_rec),
+        finished_at: at_opt(job.finished_at),
+        force: (job.force.time, job.force.constraints),
+    }
+}
+
+/// Appends the job record of `job` (its scheduling fields: no input, output or history) to
+/// `out`: the format byte, then the postcard encoding.
+pub fn encode_job(job: &Job, out: &mut Vec<u8>) -> Result<(), RecordError> {
+    out.push(JOB_FORMAT);
+    *out = postcard::to_extend(&job_rec(job), std::mem::take(out))
+        .map_err(|e| RecordError::Encode(e.to_string()))?;
+    Ok(())
+}
+
+/// The body of a record after its format byte, if the format is `known`.
+fn body(bytes: &[u8], known: u8) -> Result<&[u8], RecordError> {
+    match bytes.split_first() {
+        None => Err(RecordError::Empty),
+        Some((&v, rest)) if v == known => Ok(rest),
+        Some((&v, _)) if v > known => Err(RecordError::NewerFormat(v)),
+        Some((&v, _)) => Err(RecordError::Bytes(format!("unknown format version {v}"))),
+    }
+}
+
+/// Decodes a whole postcard value: trailing bytes are an error too.
+fn whole<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, RecordError> {
+    let (v, rest) = postcard::take_from_bytes(bytes)?;
+    if !rest.is_empty() {
+        return Err(RecordError::Bytes(format!(
+            "{} bytes after the end of the record",
+            rest.len()
+        )));
+    }
+    Ok(v)
+}
+
+/// Decodes the job record of job `id`: a [`Job`] with a null input, no output and no history
+/// (the store fills them from their own tables).
+pub fn decode_job(id: JobId, bytes: &[u8]) -> Result<Job, RecordError> {
+    let r: JobRec<'_> = whole(body(bytes, JOB_FORMAT)?)?;
+    let schedule = match r.schedule {
+        ScheduleRec::Once { delay, not_before } => Schedule::Once {
+            delay: dur(delay)?,
+            not_before: time_opt(not_before)?,
+        },
+        ScheduleRec::Periodic {
+            every,
+            flex,
+            anchor,
+        } => Schedule::Periodic {
+            every: dur(every)?,
+            flex: dur_opt(flex)?,
+            anchor: match anchor {
+                AnchorRec::Grid => Anchor::Grid,
+                AnchorRec::AfterRun => Anchor::AfterRun,
+            },
+        },
+        ScheduleRec::Cron { expr, tz } => Schedule::Cron {
+            expr: expr.to_string(),
+            tz: tz
+                .parse()
+                .map_err(|_| RecordError::Value(format!("an unknown time zone {tz:?}")))?,
+        },
+    };
+    let request = JobRequest {
+        kind: r.kind.to_string(),
+        input: Value::Null,
+        schedule,
+        constraints: Constraints {
+            network: r.constraints.network.map(network),
+            charging: r.constraints.charging,
+            battery_not_low: r.constraints.battery_not_low,
+            storage_not_low: r.constraints.storage_not_low,
+            device_idle: r.constraints.device_idle,
+        },
+        min_interval: dur_opt(r.min_interval)?,
+        backoff: Backoff {
+            kind: match r.backoff.kind {
+                BackoffKindRec::Exponential => BackoffKind::Exponential,
+                BackoffKindRec::Linear => BackoffKind::Linear,
+            },
+            base: dur(r.backoff.base)?,
+            jitter: if r.backoff.jitter.is_finite() {
+                r.backoff.jitter
+            } else {
+                return Err(RecordError::Value(format!(
+                    "a backoff jitter of {}",
+                    r.backoff.jitter
+                )));
+            },
+        },
+        max_attempts: r.max_attempts,
+        timeout: dur_opt(r.timeout)?,
+        unique: r.unique.map(|(name, p)| Unique {
+            name: name.to_string(),
+            policy: policy(p),
+        }),
+        tags: r
+            .tags
+            .into_iter()
+            .map(str::to_string)
+            .collect::<BTreeSet<_>>(),
+        catch_up: match r.catch_up {
+            CatchUpRec::One => CatchUp::One,
+            CatchUpRec::Skip => CatchUp::Skip,
+        },
+        accurate: r.accurate,
+        jitter: match r.jitter {
+            Some(j) => Some(Jitter {
+                max: dur(j.max)?,
+                fixed: j.fixed,
+            }),
+            None => None,
+        },
+    };
+    Ok(Job {
+        id,
+        request,
+        state: state(r.state),
+        enqueued_at: r.enqueued_at.time()?,
+        attempt: r.attempt,
+        not_before: r.not_before.time()?,
+        backing_off: r.backing_off,
+        window_end: time_opt(r.window_end)?,
+        last_started: time_opt(r.last_started)?,
+        last_finished: time_opt(r.last_finished)?,
+        last_success_started: time_opt(r.last_success_started)?,
+        runs_total: r.runs_total,
+        cycle: r.cycle,
+        prerequisites: r
+            .prerequisites
+            .into_iter()
+            .map(|p| JobId::from_u128(u128::from_be_bytes(p)))
+            .collect(),
+        stop_reason: r.stop_reason.map(stop),
+        output: None,
+        finished_at: time_opt(r.finished_at)?,
+        history: Vec::new(),
+        force: Force {
+            time: r.force.0,
+            constraints: r.force.1,
+        },
+    })
+}
+
+/// Appends the run record of `run` to `out`: the format byte, then the postcard encoding (its
+/// output as JSON bytes).
+pub fn encode_run(run: &RunRecord, out: &mut Vec<u8>) -> Result<(), RecordError> {
+    out.push(RUN_FORMAT);
+    let output = match &run.output {
+        Some(v) => {
+            let mut json = Vec::new();
+            encode_payload(v, &mut json)?;
+            Some(json)
+        }
+        None => None,
+    };
+    let rec = RunRec {
+        attempt: run.attempt,
+        started: At::of(run.started),
+        finished: At::of(run.finished),
+        result: result_rec(run.result),
+        output: output.as_deref(),
+        stop_reason: run.stop_reason.as_ref().map(stop_rec),
+        note: run.note.as_deref(),
+    };
+    *out = postcard::to_extend(&rec, std::mem::take(out))
+        .map_err(|e| RecordError::Encode(e.to_string()))?;
+    Ok(())
+}
+
+/// Decodes a run record.
+pub fn decode_run(bytes: &[u8]) -> Result<RunRecord, RecordError> {
+    let r: RunRec<'_> = whole(body(bytes, RUN_FORMAT)?)?;
+    Ok(RunRecord {
+        attempt: r.attempt,
+        started: r.started.time()?,
+        finished: r.finished.time()?,
+        result: result(r.result),
+        output: r.output.map(decode_payload).transpose()?,
+        stop_reason: r.stop_reason.map(stop),
+        note: r.note.map(str::to_string),
+    })
+}
+
+/// Appends a payload (an input or an output) as stored: its JSON text.
+pub fn encode_payload(v: &Value, out: &mut Vec<u8>) -> Result<(), RecordError> {
+    serde_json::to_writer(out, v).map_err(|e| RecordError::Encode(e.to_string()))
+}
+
+/// A stored payload.
+pub fn decode_payload(bytes: &[u8]) -> Result<Value, RecordError> {
+    serde_json::from_slice(bytes).map_err(|e| RecordError::Bytes(format!("a payload: {e}")))
+}
+
+/// The JSON record of schemas 1 and 2 (the core's `Job` as JSON, history and payloads
+/// included). Kept for the migration only: nothing writes it any more.
+pub fn decode_legacy(bytes: &[u8]) -> Result<Job, RecordError> {
+    serde_json::from_slice(bytes).map_err(|e| RecordError::Bytes(e.to_string()))
 }

@@ -1,135 +1,165 @@
-//! The on-disk layout, its version, and the migrations from older versions.
-//!
-//! | version | layout |
-//! |---|---|
-//! | 1 | `meta` (schema version) and `jobs` (id → JSON record) only |
-//! | 2 | adds the index tables `by_state`, `by_due`, `by_name`, `by_tag` |
+//! The tables of the current layout, its version, and the migrations from older versions (the
+//! layout itself is described in [`crate::layout`]).
 
 use redb::{MultimapTableDefinition, ReadableTable, TableDefinition, WriteTransaction};
 
-use backwork_scheduler::{Job, JobState};
+use backwork_scheduler::{Job, JobId, Schedule};
+
+use crate::record::{self, RecordError};
 
 /// The schema version this binary writes (and the newest it reads).
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
 
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub(crate) const VERSION_KEY: &str = "schema_version";
 pub(crate) const JOBS: TableDefinition<u128, &[u8]> = TableDefinition::new("jobs");
-pub(crate) const BY_STATE: TableDefinition<(u8, u128), ()> = TableDefinition::new("by_state");
-pub(crate) const BY_DUE: TableDefinition<(i64, u128), ()> = TableDefinition::new("by_due");
-pub(crate) const BY_NAME: MultimapTableDefinition<&str, u128> =
-    MultimapTableDefinition::new("by_name");
-pub(crate) const BY_TAG: MultimapTableDefinition<&str, u128> =
-    MultimapTableDefinition::new("by_tag");
+pub(crate) const PAYLOADS: TableDefinition<(u128, u8), &[u8]> = TableDefinition::new("payloads");
+pub(crate) const RUNS: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("runs");
 
-pub(crate) fn state_code(s: JobState) -> u8 {
-    match s {
-        JobState::Enqueued => 0,
-        JobState::Blocked => 1,
-        JobState::Running => 2,
-        JobState::Succeeded => 3,
-        JobState::Failed => 4,
-        JobState::Cancelled => 5,
-    }
+/// The payload slot of a job's input.
+pub(crate) const INPUT: u8 = 0;
+/// The payload slot of a job's output.
+pub(crate) const OUTPUT: u8 = 1;
+
+/// Schema 2's index tables, dropped by the migration.
+const BY_STATE: TableDefinition<(u8, u128), ()> = TableDefinition::new("by_state");
+const BY_DUE: TableDefinition<(i64, u128), ()> = TableDefinition::new("by_due");
+const BY_NAME: MultimapTableDefinition<&str, u128> = MultimapTableDefinition::new("by_name");
+const BY_TAG: MultimapTableDefinition<&str, u128> = MultimapTableDefinition::new("by_tag");
+
+/// What a migration did.
+#[derive(Debug, Default)]
+pub(crate) struct Migrated {
+    /// Records rewritten.
+    pub records: usize,
+    /// Jobs with a six- or seven-field cron whose weekday field has a number (see
+    /// [`weekday_numbered`]).
+    pub weekday_crons: Vec<JobId>,
 }
 
-/// The index keys of one record; the store caches them so a commit never re-reads old records.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Keys {
-    pub state: u8,
-    pub due: Option<i64>,
-    pub name: Option<String>,
-    pub tags: Vec<String>,
+/// True for a six- or seven-field cron expression (seconds first) whose day-of-week field has
+/// a digit. Schemas 1 and 2 read such expressions with the `cron` crate, whose weekdays are
+/// numbered 1–7 for Sunday–Saturday; they are now read with crontab(5)'s numbering (0 or 7
+/// Sunday, 1 Monday, … 6 Saturday), so the same number may name another day.
+pub(crate) fn weekday_numbered(expr: &str) -> bool {
+    let fields: Vec<&str> = expr.split_whitespace().collect();
+    matches!(fields.len(), 6 | 7) && fields[5].chars().any(|c| c.is_ascii_digit())
 }
 
-impl Keys {
-    pub fn of(job: &Job) -> Keys {
-        Keys {
-            state: state_code(job.state),
-            due: (job.state == JobState::Enqueued).then(|| job.not_before.timestamp_millis()),
-            name: job.unique_name().map(str::to_string),
-            tags: job.request.tags.iter().cloned().collect(),
-        }
-    }
-}
-
-/// The index tables of one write transaction, opened once per commit.
-pub(crate) struct Indexes<'txn> {
-    by_state: redb::Table<'txn, (u8, u128), ()>,
-    by_due: redb::Table<'txn, (i64, u128), ()>,
-    by_name: redb::MultimapTable<'txn, &'static str, u128>,
-    by_tag: redb::MultimapTable<'txn, &'static str, u128>,
-}
-
-impl<'txn> Indexes<'txn> {
-    pub fn open(txn: &'txn WriteTransaction) -> Result<Self, redb::Error> {
-        Ok(Indexes {
-            by_state: txn.open_table(BY_STATE)?,
-            by_due: txn.open_table(BY_DUE)?,
-            by_name: txn.open_multimap_table(BY_NAME)?,
-            by_tag: txn.open_multimap_table(BY_TAG)?,
-        })
-    }
-
-    /// Writes the index entries of `keys` for `id`.
-    pub fn insert(&mut self, id: u128, keys: &Keys) -> Result<(), redb::Error> {
-        self.by_state.insert((keys.state, id), ())?;
-        if let Some(due) = keys.due {
-            self.by_due.insert((due, id), ())?;
-        }
-        if let Some(name) = &keys.name {
-            self.by_name.insert(name.as_str(), id)?;
-        }
-        for tag in &keys.tags {
-            self.by_tag.insert(tag.as_str(), id)?;
-        }
-        Ok(())
-    }
-
-    /// Removes the index entries of `keys` for `id`.
-    pub fn remove(&mut self, id: u128, keys: &Keys) -> Result<(), redb::Error> {
-        self.by_state.remove((keys.state, id))?;
-        if let Some(due) = keys.due {
-            self.by_due.remove((due, id))?;
-        }
-        if let Some(name) = &keys.name {
-            self.by_name.remove(name.as_str(), id)?;
-        }
-        for tag in &keys.tags {
-            self.by_tag.remove(tag.as_str(), id)?;
-        }
-        Ok(())
-    }
-}
-
-/// Version 1 → 2: build the index tables from the records.
-pub(crate) fn migrate_1_to_2(txn: &WriteTransaction) -> Result<usize, MigrationError> {
-    let mut entries = Vec::new();
+/// Schema 1 or 2 → 3, in the caller's transaction: every JSON record is decoded with the old
+/// form and rewritten as a job record, its input and output in `payloads` and its history in
+/// `runs`; schema 2's index tables are dropped. A cron whose weekday numbers changed meaning
+/// is kept as written and logged (one warning per job).
+pub(crate) fn migrate_to_3(txn: &WriteTransaction) -> Result<Migrated, MigrationError> {
+    let mut old: Vec<Job> = Vec::new();
     {
         let jobs = txn.open_table(JOBS)?;
         for row in jobs.iter()? {
             let (id, bytes) = row?;
-            let job: Job = crate::record::decode(bytes.value())
-                .map_err(|e| MigrationError::Record(id.value(), e.to_string()))?;
-            entries.push((id.value(), Keys::of(&job)));
+            let id = id.value();
+            let job =
+                record::decode_legacy(bytes.value()).map_err(|e| MigrationError::Record(id, e))?;
+            if job.id.as_u128() != id {
+                return Err(MigrationError::Record(
+                    id,
+                    RecordError::Value(format!("the id {} of another job", job.id)),
+                ));
+            }
+            old.push(job);
         }
     }
-    let mut indexes = Indexes::open(txn)?;
-    for (id, keys) in &entries {
-        indexes.insert(*id, keys)?;
+    let mut out = Migrated {
+        records: old.len(),
+        ..Migrated::default()
+    };
+    {
+        let mut jobs = txn.open_table(JOBS)?;
+        let mut payloads = txn.open_table(PAYLOADS)?;
+        let mut runs = txn.open_table(RUNS)?;
+        let mut buf = Vec::new();
+        for job in &old {
+            let id = job.id.as_u128();
+            buf.clear();
+            record::encode_job(job, &mut buf).map_err(|e| MigrationError::Record(id, e))?;
+            jobs.insert(id, buf.as_slice())?;
+            let input = Some(&job.request.input).filter(|v| !v.is_null());
+            for (slot, value) in [(INPUT, input), (OUTPUT, job.output.as_ref())] {
+                if let Some(v) = value {
+                    buf.clear();
+                    record::encode_payload(v, &mut buf)
+                        .map_err(|e| MigrationError::Record(id, e))?;
+                    payloads.insert((id, slot), buf.as_slice())?;
+                }
+            }
+            for (number, run) in job.history_numbers().zip(&job.history) {
+                buf.clear();
+                record::encode_run(run, &mut buf).map_err(|e| MigrationError::Record(id, e))?;
+                runs.insert((id, number), buf.as_slice())?;
+            }
+            if let Schedule::Cron { expr, .. } = &job.request.schedule
+                && weekday_numbered(expr)
+            {
+                tracing::warn!(
+                    job = %job.id,
+                    cron = %expr,
+                    "this job's cron expression numbers weekdays; they now follow crontab(5) (0 or 7 Sunday, 1 Monday … 6 Saturday), not the 1 = Sunday of backwork's schema 2 and older: check that it still names the days you mean"
+                );
+                out.weekday_crons.push(job.id);
+            }
+        }
     }
-    Ok(entries.len())
+    txn.delete_table(BY_STATE)?;
+    txn.delete_table(BY_DUE)?;
+    txn.delete_multimap_table(BY_NAME)?;
+    txn.delete_multimap_table(BY_TAG)?;
+    Ok(out)
 }
 
 /// A migration failed.
 #[derive(Debug)]
 pub(crate) enum MigrationError {
     Redb(redb::Error),
-    Record(u128, String),
+    Record(u128, RecordError),
 }
 
 impl<E: Into<redb::Error>> From<E> for MigrationError {
     fn from(e: E) -> Self {
         MigrationError::Redb(e.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weekday_numbers_are_found_in_six_and_seven_field_crons_only() {
+        // seconds first: the sixth field is the day of week
+        assert!(weekday_numbered("0 30 9 * * 1-5"));
+        assert!(weekday_numbered("0 0 0 * * 7 2027"));
+        assert!(weekday_numbered("0 0 12 * * MON,3"));
+        assert!(!weekday_numbered("0 30 9 * * Mon-Fri"));
+        assert!(!weekday_numbered("0 30 9 1-5 * *"));
+        // five fields: crontab numbering already
+        assert!(!weekday_numbered("30 9 * * 1-5"));
+    }
+
+    /// The fixture's cron job (`0 30 9 * * 1-5`, written for the old `cron` crate's numbering)
+    /// is the one job the migration warns about.
+    #[test]
+    fn the_migration_names_the_job_whose_weekday_numbers_changed_meaning() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2.redb");
+        std::fs::copy(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v2.redb"),
+            &path,
+        )
+        .unwrap();
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        let done = migrate_to_3(&txn).unwrap();
+        assert_eq!(done.records, 8);
+        let t0 = "2026-03-02T08:00:00Z".parse().unwrap();
+        assert_eq!(done.weekday_crons, [JobId::new_v7(t0, [3; 10])]);
     }
 }

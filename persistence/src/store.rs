@@ -1,13 +1,12 @@
 //! [`RedbStore`]: the scheduler's store on a redb file.
 
-use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use backwork_scheduler::{ChangeSet, Job, JobId, JobState, Store, StoreError, Time};
+use backwork_scheduler::{ChangeSet, Job, JobId, Store, StoreError};
 use redb::backends::FileBackend;
 use redb::{
     Builder, Database, DatabaseError, Durability, ReadableDatabase, ReadableTable,
@@ -17,9 +16,9 @@ use redb::{
 use crate::backend::Backend;
 use crate::guard;
 
+use crate::record::{self, RecordError};
 use crate::schema::{
-    self, BY_DUE, BY_NAME, BY_STATE, BY_TAG, Indexes, JOBS, Keys, META, MigrationError,
-    SCHEMA_VERSION, VERSION_KEY,
+    self, INPUT, JOBS, META, MigrationError, OUTPUT, PAYLOADS, RUNS, SCHEMA_VERSION, VERSION_KEY,
 };
 
 /// Whether [`RedbStore::open`] may create a missing store.
@@ -40,8 +39,8 @@ pub struct RedbStore {
     /// reopen, so reads still answer while writes cannot be made durable (e.g. a full disk).
     writable: bool,
     path: PathBuf,
-    /// Index keys of every stored record, so commits update indexes without re-reading records.
-    keys: HashMap<JobId, Keys>,
+    /// A buffer the commits encode records into.
+    buf: Vec<u8>,
     /// Set after a failed commit: redb may hold a poisoned state, so the store must be reopened.
     failed: bool,
     source: Source,
@@ -289,10 +288,8 @@ fn prepare_schema(db: &Database, path: &Path) -> Result<(), StoreError> {
         };
         version == Some(SCHEMA_VERSION)
             && exists(txn.open_table(JOBS).map(drop))?
-            && exists(txn.open_table(BY_STATE).map(drop))?
-            && exists(txn.open_table(BY_DUE).map(drop))?
-            && exists(txn.open_multimap_table(BY_NAME).map(drop))?
-            && exists(txn.open_multimap_table(BY_TAG).map(drop))?
+            && exists(txn.open_table(PAYLOADS).map(drop))?
+            && exists(txn.open_table(RUNS).map(drop))?
     };
     if current {
         return Ok(());
@@ -329,51 +326,141 @@ fn prepare_schema(db: &Database, path: &Path) -> Result<(), StoreError> {
             detail: format!("unknown schema version {version}"),
         });
     }
-    if version == 1 {
-        let n = schema::migrate_1_to_2(&txn).map_err(|e| match e {
+    if version < SCHEMA_VERSION {
+        let done = schema::migrate_to_3(&txn).map_err(|e| match e {
             MigrationError::Redb(e) => err(e),
-            MigrationError::Record(id, detail) => StoreError::Corrupt {
-                path: path_str(path),
-                detail: format!("record {} cannot be read: {detail}", JobId::from_u128(id)),
-            },
+            MigrationError::Record(id, e) => corrupt_record(path, id, &e),
         })?;
-        tracing::info!(records = n, "migrated the job store from schema 1 to 2");
+        tracing::info!(
+            records = done.records,
+            from = version,
+            to = SCHEMA_VERSION,
+            "migrated the job store"
+        );
     }
     {
         let mut meta = txn.open_table(META).map_err(|e| err(e.into()))?;
         meta.insert(VERSION_KEY, SCHEMA_VERSION)
             .map_err(|e| err(e.into()))?;
         txn.open_table(JOBS).map_err(|e| err(e.into()))?;
-        txn.open_table(BY_STATE).map_err(|e| err(e.into()))?;
-        txn.open_table(BY_DUE).map_err(|e| err(e.into()))?;
-        txn.open_multimap_table(BY_NAME)
-            .map_err(|e| err(e.into()))?;
-        txn.open_multimap_table(BY_TAG).map_err(|e| err(e.into()))?;
+        txn.open_table(PAYLOADS).map_err(|e| err(e.into()))?;
+        txn.open_table(RUNS).map_err(|e| err(e.into()))?;
     }
     txn.commit().map_err(|e| err(e.into()))?;
     Ok(())
 }
 
-fn decode(path: &Path, id: u128, bytes: &[u8]) -> Result<Job, StoreError> {
-    crate::record::decode(bytes).map_err(|e| StoreError::Corrupt {
+/// A record of job `id` that does not decode: the store is corrupt, and the message names the job.
+fn corrupt_record(path: &Path, id: u128, e: &RecordError) -> StoreError {
+    StoreError::Corrupt {
         path: path_str(path),
-        detail: format!("record {} cannot be read: {e}", JobId::from_u128(id)),
-    })
+        detail: format!(
+            "the record of job {} cannot be read: {e}",
+            JobId::from_u128(id)
+        ),
+    }
 }
 
-/// Every record of `db`, decoded; a redb panic on the way is a [`StoreError::Corrupt`].
+/// A run record of job `id` that does not decode.
+fn corrupt_run(path: &Path, id: u128, number: u64, e: &RecordError) -> StoreError {
+    StoreError::Corrupt {
+        path: path_str(path),
+        detail: format!(
+            "run {number} of job {} cannot be read: {e}",
+            JobId::from_u128(id)
+        ),
+    }
+}
+
+/// Sets a payload decoded from `bytes` on `job`.
+fn set_payload(path: &Path, job: &mut Job, slot: u8, bytes: &[u8]) -> Result<(), StoreError> {
+    let value =
+        record::decode_payload(bytes).map_err(|e| corrupt_record(path, job.id.as_u128(), &e))?;
+    match slot {
+        INPUT => job.request.input = value,
+        OUTPUT => job.output = Some(value),
+        other => {
+            return Err(corrupt_record(
+                path,
+                job.id.as_u128(),
+                &RecordError::Value(format!("a payload in an unknown slot {other}")),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The jobs whose ids fall in `range`, whole: records, payloads and runs, in id order. Each
+/// table is read once, in key order, and merged by id.
+fn read_jobs(
+    txn: &redb::ReadTransaction,
+    path: &Path,
+    range: std::ops::RangeInclusive<u128>,
+) -> Result<Vec<Job>, StoreError> {
+    let rerr = |e: redb::Error| redb_error(path, "read", e);
+    let mut jobs = Vec::new();
+    {
+        let table = txn.open_table(JOBS).map_err(|e| rerr(e.into()))?;
+        for row in table.range(range.clone()).map_err(|e| rerr(e.into()))? {
+            let (id, bytes) = row.map_err(|e| rerr(e.into()))?;
+            let id = id.value();
+            let job = record::decode_job(JobId::from_u128(id), bytes.value())
+                .map_err(|e| corrupt_record(path, id, &e))?;
+            jobs.push(job);
+        }
+    }
+    let (lo, hi) = (*range.start(), *range.end());
+    // `jobs` is in id order: each payload or run finds its job by advancing a cursor
+    {
+        let table = txn.open_table(PAYLOADS).map_err(|e| rerr(e.into()))?;
+        let mut at = 0;
+        for row in table
+            .range((lo, 0u8)..=(hi, u8::MAX))
+            .map_err(|e| rerr(e.into()))?
+        {
+            let (key, bytes) = row.map_err(|e| rerr(e.into()))?;
+            let (id, slot) = key.value();
+            while at < jobs.len() && jobs[at].id.as_u128() < id {
+                at += 1;
+            }
+            match jobs.get_mut(at) {
+                Some(job) if job.id.as_u128() == id => {
+                    set_payload(path, job, slot, bytes.value())?;
+                }
+                _ => {} // a payload without its record: not part of any job
+            }
+        }
+    }
+    {
+        let table = txn.open_table(RUNS).map_err(|e| rerr(e.into()))?;
+        let mut at = 0;
+        for row in table
+            .range((lo, 0u64)..=(hi, u64::MAX))
+            .map_err(|e| rerr(e.into()))?
+        {
+            let (key, bytes) = row.map_err(|e| rerr(e.into()))?;
+            let (id, number) = key.value();
+            while at < jobs.len() && jobs[at].id.as_u128() < id {
+                at += 1;
+            }
+            match jobs.get_mut(at) {
+                Some(job) if job.id.as_u128() == id => {
+                    let run = record::decode_run(bytes.value())
+                        .map_err(|e| corrupt_run(path, id, number, &e))?;
+                    job.history.push(run);
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(jobs)
+}
+
+/// Every job of `db`, decoded; a redb panic on the way is a [`StoreError::Corrupt`].
 fn load_all(db: &Database, path: &Path) -> Result<Vec<Job>, StoreError> {
     let read = guard::catch(|| -> Result<Vec<Job>, StoreError> {
         let txn = db.begin_read().map_err(|e| redb_error(path, "read", e))?;
-        let table = txn
-            .open_table(JOBS)
-            .map_err(|e| redb_error(path, "read", e))?;
-        let mut jobs = Vec::new();
-        for row in table.iter().map_err(|e| redb_error(path, "read", e))? {
-            let (id, bytes) = row.map_err(|e| redb_error(path, "read", e))?;
-            jobs.push(decode(path, id.value(), bytes.value())?);
-        }
-        Ok(jobs)
+        read_jobs(&txn, path, 0..=u128::MAX)
     });
     read.map_err(|m| panicked(path, "reading the records", m))?
 }
@@ -409,7 +496,7 @@ impl RedbStore {
             db: None,
             writable: false,
             path,
-            keys: HashMap::new(),
+            buf: Vec::new(),
             failed: false,
             source: Source::File(mode),
             identity: None,
@@ -433,7 +520,7 @@ impl RedbStore {
             db: None,
             writable: false,
             path: name.into(),
-            keys: HashMap::new(),
+            buf: Vec::new(),
             failed: false,
             source: Source::Backend(Box::new(move || Box::new(backend.clone()))),
             identity: None,
@@ -663,65 +750,16 @@ impl RedbStore {
         })
     }
 
-    /// One record, read from disk.
+    /// One job, read from disk: its record, payloads and runs.
     pub fn get(&self, id: JobId) -> Result<Option<Job>, StoreError> {
-        let bytes = self.read(|txn| {
-            let row = txn.open_table(JOBS)?.get(id.as_u128())?;
-            Ok(row.map(|b| b.value().to_vec()))
-        })?;
-        bytes
-            .map(|b| decode(&self.path, id.as_u128(), &b))
-            .transpose()
-    }
-
-    /// Ids of the jobs in `state`, in id order (from the state index).
-    pub fn ids_in_state(&self, state: JobState) -> Result<Vec<JobId>, StoreError> {
-        let code = schema::state_code(state);
-        self.read(|txn| {
-            let t = txn.open_table(BY_STATE)?;
-            let mut out = Vec::new();
-            for row in t.range((code, 0u128)..=(code, u128::MAX))? {
-                out.push(JobId::from_u128(row?.0.value().1));
-            }
-            Ok(out)
+        let db = self.db()?;
+        let path = &self.path;
+        guard::catch(|| {
+            let txn = db.begin_read().map_err(|e| redb_error(path, "read", e))?;
+            let key = id.as_u128();
+            Ok(read_jobs(&txn, path, key..=key)?.pop())
         })
-    }
-
-    /// Ids of the enqueued jobs due at or before `at`, earliest first (from the due index).
-    pub fn due_by(&self, at: Time) -> Result<Vec<JobId>, StoreError> {
-        self.read(|txn| {
-            let t = txn.open_table(BY_DUE)?;
-            let mut out = Vec::new();
-            for row in t.range(..=(at.timestamp_millis(), u128::MAX))? {
-                out.push(JobId::from_u128(row?.0.value().1));
-            }
-            Ok(out)
-        })
-    }
-
-    fn multimap_ids(
-        &self,
-        table: redb::MultimapTableDefinition<&str, u128>,
-        key: &str,
-    ) -> Result<Vec<JobId>, StoreError> {
-        self.read(|txn| {
-            let t = txn.open_multimap_table(table)?;
-            let mut out = Vec::new();
-            for v in t.get(key)? {
-                out.push(JobId::from_u128(v?.value()));
-            }
-            Ok(out)
-        })
-    }
-
-    /// Ids of the jobs with unique name `name` (from the name index).
-    pub fn ids_named(&self, name: &str) -> Result<Vec<JobId>, StoreError> {
-        self.multimap_ids(BY_NAME, name)
-    }
-
-    /// Ids of the jobs tagged `tag` (from the tag index).
-    pub fn ids_tagged(&self, tag: &str) -> Result<Vec<JobId>, StoreError> {
-        self.multimap_ids(BY_TAG, tag)
+        .map_err(|m| panicked(path, "reading", m))?
     }
 
     /// How many records the store holds.
@@ -734,9 +772,15 @@ impl RedbStore {
         self.len().map(|n| n == 0)
     }
 
-    fn write(&mut self, changes: &ChangeSet) -> Result<Vec<(JobId, Option<Keys>)>, StoreError> {
+    fn write(&mut self, changes: &ChangeSet) -> Result<(), StoreError> {
         let path = self.path.clone();
         let err = |e: redb::Error| redb_error(&path, "commit", e);
+        let encode_err = |e: RecordError| StoreError::Io {
+            path: path_str(&path),
+            action: "encode a record",
+            detail: e.to_string(),
+        };
+        let mut buf = std::mem::take(&mut self.buf);
         let db = self.db()?;
         let mut txn = db.begin_write().map_err(|e| err(e.into()))?;
         txn.set_durability(Durability::Immediate)
@@ -745,45 +789,79 @@ impl RedbStore {
                 action: "commit",
                 detail: e.to_string(),
             })?;
-        let mut staged = Vec::with_capacity(changes.upserts.len() + changes.removes.len());
-        {
+        if !changes.upserts.is_empty() || !changes.removes.is_empty() {
             let mut jobs = txn.open_table(JOBS).map_err(|e| err(e.into()))?;
             for job in &changes.upserts {
-                let id = job.id.as_u128();
-                let bytes = serde_json::to_vec(job).map_err(|e| StoreError::Io {
-                    path: path_str(&path),
-                    action: "encode a record",
-                    detail: e.to_string(),
-                })?;
-                jobs.insert(id, bytes.as_slice())
+                buf.clear();
+                record::encode_job(job, &mut buf).map_err(encode_err)?;
+                jobs.insert(job.id.as_u128(), buf.as_slice())
                     .map_err(|e| err(e.into()))?;
             }
             for id in &changes.removes {
                 jobs.remove(id.as_u128()).map_err(|e| err(e.into()))?;
             }
         }
+        if !changes.inputs.is_empty() || !changes.outputs.is_empty() || !changes.removes.is_empty()
         {
-            let mut indexes = Indexes::open(&txn).map_err(err)?;
-            for job in &changes.upserts {
-                let new = Keys::of(job);
-                let old = self.keys.get(&job.id);
-                if old != Some(&new) {
-                    if let Some(old) = old {
-                        indexes.remove(job.id.as_u128(), old).map_err(err)?;
+            let mut payloads = txn.open_table(PAYLOADS).map_err(|e| err(e.into()))?;
+            let slots = changes
+                .inputs
+                .iter()
+                .map(|(id, v)| (id, INPUT, Some(v).filter(|v| !v.is_null())))
+                .chain(
+                    changes
+                        .outputs
+                        .iter()
+                        .map(|(id, v)| (id, OUTPUT, v.as_ref())),
+                );
+            for (id, slot, value) in slots {
+                let key = (id.as_u128(), slot);
+                match value {
+                    Some(v) => {
+                        buf.clear();
+                        record::encode_payload(v, &mut buf).map_err(encode_err)?;
+                        payloads
+                            .insert(key, buf.as_slice())
+                            .map_err(|e| err(e.into()))?;
                     }
-                    indexes.insert(job.id.as_u128(), &new).map_err(err)?;
+                    None => {
+                        payloads.remove(key).map_err(|e| err(e.into()))?;
+                    }
                 }
-                staged.push((job.id, Some(new)));
             }
             for id in &changes.removes {
-                if let Some(old) = self.keys.get(id) {
-                    indexes.remove(id.as_u128(), old).map_err(err)?;
+                payloads
+                    .remove((id.as_u128(), INPUT))
+                    .map_err(|e| err(e.into()))?;
+                payloads
+                    .remove((id.as_u128(), OUTPUT))
+                    .map_err(|e| err(e.into()))?;
+            }
+        }
+        if !changes.runs.is_empty() || !changes.removes.is_empty() {
+            let mut runs = txn.open_table(RUNS).map_err(|e| err(e.into()))?;
+            let keep = u64::try_from(changes.history_len.max(1)).unwrap_or(u64::MAX);
+            for run in &changes.runs {
+                let id = run.id.as_u128();
+                buf.clear();
+                record::encode_run(&run.record, &mut buf).map_err(encode_err)?;
+                runs.insert((id, run.number), buf.as_slice())
+                    .map_err(|e| err(e.into()))?;
+                // keep the last `history_len` numbers of the job
+                if let Some(cut) = run.number.checked_sub(keep) {
+                    runs.retain_in((id, 0u64)..=(id, cut), |_, _| false)
+                        .map_err(|e| err(e.into()))?;
                 }
-                staged.push((*id, None));
+            }
+            for id in &changes.removes {
+                let id = id.as_u128();
+                runs.retain_in((id, 0u64)..=(id, u64::MAX), |_, _| false)
+                    .map_err(|e| err(e.into()))?;
             }
         }
         txn.commit().map_err(|e| err(e.into()))?;
-        Ok(staged)
+        self.buf = buf;
+        Ok(())
     }
 }
 
@@ -799,12 +877,10 @@ impl Store for RedbStore {
             self.db = Some(view);
             self.checked = Some(jobs);
         }
-        let out = match self.checked.take() {
-            Some(jobs) => jobs,
-            None => load_all(self.db()?, &self.path)?,
-        };
-        self.keys = out.iter().map(|j| (j.id, Keys::of(j))).collect();
-        Ok(out)
+        match self.checked.take() {
+            Some(jobs) => Ok(jobs),
+            None => load_all(self.db()?, &self.path),
+        }
     }
 
     fn commit(&mut self, changes: &ChangeSet) -> Result<(), StoreError> {
@@ -827,9 +903,9 @@ impl Store for RedbStore {
         });
         // The commit counts only if the path still names the file it went to: a store deleted
         // or replaced meanwhile gets nothing acknowledged (checked once per group commit).
-        let written = written.and_then(|staged| {
+        let written = written.and_then(|()| {
             if self.still_at_path() {
-                Ok(staged)
+                Ok(())
             } else {
                 Err(StoreError::Replaced {
                     path: path_str(&self.path),
@@ -837,15 +913,9 @@ impl Store for RedbStore {
             }
         });
         match written {
-            Ok(staged) => {
+            Ok(()) => {
                 if let Some(raw) = &self.raw {
                     self.acked_txn = read_txn(&**raw).or(self.acked_txn);
-                }
-                for (id, keys) in staged {
-                    match keys {
-                        Some(k) => self.keys.insert(id, k),
-                        None => self.keys.remove(&id),
-                    };
                 }
                 Ok(())
             }
@@ -873,7 +943,6 @@ impl Store for RedbStore {
         // drop the failed database first: it holds the file lock
         self.db = None;
         self.writable = false;
-        self.keys.clear(); // `load` rebuilds it
         match self.open_db() {
             Ok(()) => {
                 tracing::info!(path = %self.path.display(), "job store reopened");

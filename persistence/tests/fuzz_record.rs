@@ -1,10 +1,11 @@
 //! The store-record fuzz target (`fuzz/fuzz_targets/store_record.rs`) on stable: 2 000 seeded
-//! cases of what a record read from disk may hold — random bytes, real records with one field
-//! replaced by a value of another type or an extreme one, truncated records. Guards against a
-//! damaged or foreign store panicking the decoder, the index maintenance, or the core's recovery
-//! of what it loads (DESIGN §3, §10). `BACKWORK_FUZZ_CASES` sets the number of cases.
+//! cases of what a record read from disk may hold — random bytes, real records (binary, and the
+//! old JSON form the migration reads) with bytes overwritten, a field replaced by a value of
+//! another type or an extreme one, or cut short. Guards against a damaged or foreign store
+//! panicking the decoders, the migration's re-encoding, or the core's recovery of what it
+//! loads (DESIGN §3, §10). `BACKWORK_FUZZ_CASES` sets the number of cases.
 
-use backwork_persistence::fuzzing::record;
+use backwork_persistence::fuzzing::{encode, record};
 use backwork_scheduler::fuzzing::{instant_of, mutate_json, sample_jobs};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
@@ -77,6 +78,24 @@ proptest! {
         }
         record(&bytes);
     }
+
+    #[test]
+    fn damaged_binary_records_never_panic(
+        which in any::<usize>(),
+        edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..4),
+        cut in proptest::option::of(any::<usize>()),
+    ) {
+        let base = sample_jobs(instant_of(1_764_374_400_i64.to_le_bytes()));
+        let mut bytes = encode(&base[which % base.len()]);
+        for (at, with) in edits {
+            let n = bytes.len();
+            bytes[at % n] = with;
+        }
+        if let Some(cut) = cut {
+            bytes.truncate(cut % (bytes.len() + 1));
+        }
+        record(&bytes);
+    }
 }
 
 /// The seeds are real records that decode (the mutations start from valid input).
@@ -88,6 +107,9 @@ fn the_seed_records_decode() {
         let bytes = serde_json::to_vec(v).unwrap();
         serde_json::from_slice::<backwork_scheduler::Job>(&bytes).unwrap();
         record(&bytes);
+    }
+    for job in sample_jobs(instant_of(1_764_374_400_i64.to_le_bytes())) {
+        record(&encode(&job));
     }
 }
 

@@ -16,7 +16,7 @@ fn batches(n: usize) -> Vec<ChangeSet> {
     let now = "2026-01-01T00:00:00Z".parse().unwrap();
     (0..n)
         .map(|b| {
-            let upserts = (b * 20..(b + 1) * 20)
+            let upserts: Vec<_> = (b * 20..(b + 1) * 20)
                 .map(|i| {
                     let mut bytes = [0u8; 10];
                     bytes[2..].copy_from_slice(&(i as u64).to_be_bytes());
@@ -34,10 +34,7 @@ fn batches(n: usize) -> Vec<ChangeSet> {
                     core.job(id).unwrap().clone()
                 })
                 .collect();
-            ChangeSet {
-                upserts,
-                removes: vec![],
-            }
+            ChangeSet::whole(upserts)
         })
         .collect()
 }

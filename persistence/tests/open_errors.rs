@@ -32,10 +32,7 @@ fn make_store(path: &std::path::Path, n: usize) {
     }
     let mut store = RedbStore::open(path, OpenMode::CreateIfMissing).unwrap();
     store
-        .commit(&ChangeSet {
-            upserts: core.jobs().cloned().collect(),
-            removes: vec![],
-        })
+        .commit(&ChangeSet::whole(core.jobs().cloned()))
         .unwrap();
     store.close().unwrap();
 }
@@ -110,7 +107,7 @@ fn a_newer_schema_is_refused() {
             err,
             StoreError::NewerSchema {
                 found: 99,
-                supported: 2,
+                supported: 3,
                 ..
             }
         ),

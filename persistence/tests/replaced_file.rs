@@ -23,10 +23,7 @@ fn change(i: u64) -> ChangeSet {
         },
     )
     .unwrap();
-    ChangeSet {
-        upserts: vec![core.job(id).unwrap().clone()],
-        removes: vec![],
-    }
+    ChangeSet::whole(vec![core.job(id).unwrap().clone()])
 }
 
 fn count(path: &Path) -> usize {

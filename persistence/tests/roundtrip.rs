@@ -1,10 +1,15 @@
-//! Records written through the store come back identical after a reopen, and the index tables
-//! answer state, due-time, name and tag lookups.
+//! Jobs written through the store come back identical after a reopen — scheduling fields,
+//! inputs, outputs and histories — one at a time (`get`) and all at once (`load`), and removing
+//! a job removes its record, its payloads and its runs in the same commit. Guards against a
+//! field lost or altered by the record encoding and against rows left behind by a removal.
 
 use backwork_persistence::{OpenMode, RedbStore, SCHEMA_VERSION};
 use backwork_scheduler::{
-    ChangeSet, ConflictPolicy, Event, Job, JobId, JobRequest, JobState, Scheduler, Store,
+    ChangeSet, ConflictPolicy, Event, Job, JobId, JobRequest, JobState, RunRecord, RunResult,
+    RunWrite, Scheduler, StopReason, Store,
 };
+use redb::ReadableDatabase;
+use serde_json::json;
 use std::time::Duration;
 
 /// Jobs made by the real core, so the records have realistic contents.
@@ -12,7 +17,10 @@ fn jobs() -> Vec<Job> {
     let mut core = Scheduler::new(Default::default(), Box::new(backwork_scheduler::AllowAll));
     let now = "2026-01-01T00:00:00Z".parse().unwrap();
     let reqs = [
-        JobRequest::once("a").tag("t1").tag("t2"),
+        JobRequest::once("a")
+            .tag("t1")
+            .tag("t2")
+            .input(json!({"k": [1, 2]})),
         JobRequest::once("b")
             .delay(Duration::from_secs(60))
             .unique("nightly", ConflictPolicy::Keep),
@@ -25,49 +33,98 @@ fn jobs() -> Vec<Job> {
     core.jobs().cloned().collect()
 }
 
+/// The number of rows of job `id` in the `payloads` and `runs` tables (read with redb directly).
+fn rows_of(path: &std::path::Path, id: JobId) -> (usize, usize) {
+    let db = redb::Database::open(path).unwrap();
+    let txn = db.begin_read().unwrap();
+    let k = id.as_u128();
+    let payloads = txn
+        .open_table(redb::TableDefinition::<(u128, u8), &[u8]>::new("payloads"))
+        .unwrap();
+    let runs = txn
+        .open_table(redb::TableDefinition::<(u128, u64), &[u8]>::new("runs"))
+        .unwrap();
+    (
+        payloads.range((k, 0u8)..=(k, u8::MAX)).unwrap().count(),
+        runs.range((k, 0u64)..=(k, u64::MAX)).unwrap().count(),
+    )
+}
+
 #[test]
-fn records_and_indexes_survive_a_reopen() {
+fn jobs_survive_a_reopen_and_a_removal_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.redb");
-    let jobs = jobs();
+    let mut jobs = jobs();
+    // a finished job with an output and a history, its fields at their extremes
+    let mut done = jobs[0].clone();
+    done.id = JobId::new_v7("2026-01-01T00:00:00Z".parse().unwrap(), [9; 10]);
+    done.state = JobState::Failed;
+    done.runs_total = 12;
+    done.cycle = u64::MAX;
+    done.attempt = u32::MAX;
+    done.stop_reason = Some(StopReason::Policy("quota: 3 runs a day".into()));
+    done.output = Some(json!(null));
+    done.finished_at = Some("2026-01-01T00:00:01.123456789Z".parse().unwrap());
+    done.history = (0..2)
+        .map(|k| RunRecord {
+            attempt: k + 1,
+            started: "2026-01-01T00:00:00.5Z".parse().unwrap(),
+            finished: "2026-01-01T00:00:01.123456789Z".parse().unwrap(),
+            result: RunResult::Failure,
+            output: Some(json!({"k": k})),
+            stop_reason: Some(StopReason::PrerequisiteFailed(jobs[1].id)),
+            note: Some("a note".into()),
+        })
+        .collect();
+    jobs.push(done.clone());
     {
         let mut store = RedbStore::open(&path, OpenMode::CreateIfMissing).unwrap();
         assert!(store.load().unwrap().is_empty());
-        store
-            .commit(&ChangeSet {
-                upserts: jobs.clone(),
-                removes: vec![],
-            })
-            .unwrap();
+        store.commit(&ChangeSet::whole(jobs.clone())).unwrap();
         store.close().unwrap();
     }
+    assert_eq!(
+        rows_of(&path, done.id),
+        (2, 2),
+        "an input, an output and two runs"
+    );
+    assert_eq!(rows_of(&path, jobs[0].id), (1, 0), "an input");
+    assert_eq!(rows_of(&path, jobs[1].id), (0, 0), "no input is no row");
+
     let mut store = RedbStore::open(&path, OpenMode::MustExist).unwrap();
     assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
     assert_eq!(store.load().unwrap(), jobs);
+    assert_eq!(store.get(done.id).unwrap().as_ref(), Some(&done));
     assert_eq!(store.get(jobs[1].id).unwrap().as_ref(), Some(&jobs[1]));
-    assert_eq!(store.ids_in_state(JobState::Enqueued).unwrap().len(), 3);
-    assert_eq!(store.ids_tagged("t1").unwrap(), [jobs[0].id, jobs[2].id]);
-    assert_eq!(store.ids_named("nightly").unwrap(), [jobs[1].id]);
-    let due_now = store
-        .due_by("2026-01-01T00:00:30Z".parse().unwrap())
-        .unwrap();
-    assert_eq!(due_now, [jobs[0].id, jobs[2].id]);
 
-    // a state change moves the index entries; a removal drops them
-    let mut running = jobs[0].clone();
-    running.state = JobState::Running;
-    store
-        .commit(&ChangeSet {
-            upserts: vec![running],
-            removes: vec![jobs[1].id],
-        })
-        .unwrap();
-    assert_eq!(store.ids_in_state(JobState::Running).unwrap(), [jobs[0].id]);
-    assert_eq!(
-        store.ids_in_state(JobState::Enqueued).unwrap(),
-        [jobs[2].id]
+    // a run numbered past the history length prunes the oldest; a removal removes everything
+    let mut cs = ChangeSet {
+        removes: vec![done.id],
+        runs: vec![RunWrite {
+            id: jobs[2].id,
+            number: 5,
+            record: done.history[0].clone(),
+        }],
+        history_len: 1,
+        ..Default::default()
+    };
+    cs.runs.insert(
+        0,
+        RunWrite {
+            id: jobs[2].id,
+            number: 4,
+            record: done.history[1].clone(),
+        },
     );
-    assert!(store.ids_named("nightly").unwrap().is_empty());
-    assert_eq!(store.len().unwrap(), 2);
-    assert!(store.get(jobs[1].id).unwrap().is_none());
+    store.commit(&cs).unwrap();
+    assert_eq!(store.len().unwrap(), 3);
+    assert!(store.get(done.id).unwrap().is_none());
+    assert_eq!(
+        store.get(jobs[2].id).unwrap().unwrap().history,
+        [done.history[0].clone()],
+        "only the last run is kept"
+    );
+    store.close().unwrap();
+    drop(store);
+    assert_eq!(rows_of(&path, done.id), (0, 0));
 }

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::core::{ChangeSet, Job, JobId};
+use serde_json::Value;
+
+use crate::core::{ChangeSet, Job, JobId, RunRecord};
 
 /// Where job records live. The runtime loads every record once at start, then writes each batch
 /// of changes with [`Store::commit`], which must return only once the changes are durable: the
@@ -133,6 +135,10 @@ pub enum StoreError {
 /// A store in memory: nothing survives the process, but everything survives a runtime restart
 /// within it (clones share the same records). Tests can make commits fail with
 /// [`MemoryStore::fail_commits`].
+///
+/// It keeps what the durable store keeps, the same way: each upsert's scheduling fields, the
+/// inputs, outputs and numbered runs of a change set, the last `history_len` runs of each job.
+/// So [`Store::load`] gives back exactly what the redb store gives back after the same commits.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
     inner: Arc<Mutex<MemoryInner>>,
@@ -140,9 +146,33 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct MemoryInner {
+    /// Each job, its history left empty (the runs are in `runs`).
     jobs: BTreeMap<JobId, Job>,
+    /// Each job's runs by number.
+    runs: BTreeMap<JobId, BTreeMap<u64, RunRecord>>,
     fail_commits: bool,
     commits: u64,
+}
+
+impl MemoryInner {
+    fn job(&self, id: JobId) -> Option<Job> {
+        let mut job = self.jobs.get(&id)?.clone();
+        if let Some(runs) = self.runs.get(&id) {
+            job.history = runs.values().cloned().collect();
+        }
+        Some(job)
+    }
+
+    fn insert_whole(&mut self, mut job: Job) {
+        let runs: BTreeMap<u64, RunRecord> = job
+            .history_numbers()
+            .zip(std::mem::take(&mut job.history))
+            .collect();
+        if !runs.is_empty() {
+            self.runs.insert(job.id, runs);
+        }
+        self.jobs.insert(job.id, job);
+    }
 }
 
 impl MemoryStore {
@@ -156,22 +186,28 @@ impl MemoryStore {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A store holding `jobs`, exactly as given (e.g. a snapshot taken while a job was running,
-    /// to test recovery after a crash).
+    /// A store holding `jobs`, exactly as given — inputs, outputs and histories included (e.g. a
+    /// snapshot taken while a job was running, to test recovery after a crash).
     pub fn with_jobs(jobs: impl IntoIterator<Item = Job>) -> Self {
         let store = Self::new();
-        store.lock().jobs = jobs.into_iter().map(|j| (j.id, j)).collect();
+        {
+            let mut inner = store.lock();
+            for job in jobs {
+                inner.insert_whole(job);
+            }
+        }
         store
     }
 
     /// A copy of every stored record, in id order.
     pub fn snapshot(&self) -> Vec<Job> {
-        self.lock().jobs.values().cloned().collect()
+        let inner = self.lock();
+        inner.jobs.keys().filter_map(|id| inner.job(*id)).collect()
     }
 
     /// The stored record of `id`.
     pub fn get(&self, id: JobId) -> Option<Job> {
-        self.lock().jobs.get(&id).cloned()
+        self.lock().job(id)
     }
 
     /// How many commits were made.
@@ -200,10 +236,39 @@ impl Store for MemoryStore {
             });
         }
         for job in &changes.upserts {
-            inner.jobs.insert(job.id, job.clone());
+            // the scheduling fields only: the payloads and runs come from their own lists
+            let (input, output) = match inner.jobs.get(&job.id) {
+                Some(old) => (old.request.input.clone(), old.output.clone()),
+                None => (Value::Null, None),
+            };
+            let mut record = Job {
+                history: Vec::new(),
+                output,
+                ..job.clone()
+            };
+            record.request.input = input;
+            inner.jobs.insert(job.id, record);
+        }
+        for (id, input) in &changes.inputs {
+            if let Some(job) = inner.jobs.get_mut(id) {
+                job.request.input = input.clone();
+            }
+        }
+        for (id, output) in &changes.outputs {
+            if let Some(job) = inner.jobs.get_mut(id) {
+                job.output = output.clone();
+            }
+        }
+        let keep = changes.history_len.max(1) as u64;
+        for run in &changes.runs {
+            let runs = inner.runs.entry(run.id).or_default();
+            runs.insert(run.number, run.record.clone());
+            let cut = run.number.saturating_sub(keep);
+            runs.retain(|n, _| *n > cut);
         }
         for id in &changes.removes {
             inner.jobs.remove(id);
+            inner.runs.remove(id);
         }
         inner.commits += 1;
         Ok(())

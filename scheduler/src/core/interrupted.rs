@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{JobId, RunResult, Scheduler, Time};
+use super::{JobId, RunResult, RunWrite, Scheduler, Time};
 
 /// One run a crash interrupted, as its driver found it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,7 +41,15 @@ impl Scheduler {
             let ended = run.ended.clamp(record.started, now.max(record.started));
             record.finished = ended;
             record.note = Some(run.note);
+            let record = record.clone();
             job.last_finished = Some(ended);
+            if let Some(number) = job.history_numbers().last() {
+                self.dirty_runs.push(RunWrite {
+                    id: run.id,
+                    number,
+                    record,
+                });
+            }
             self.dirty.insert(run.id);
         }
     }

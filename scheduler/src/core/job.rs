@@ -849,6 +849,19 @@ impl Job {
         self.request.unique.as_ref().map(|u| u.name.as_str())
     }
 
+    /// The run number of each record of [`Job::history`], in order: the last record is the
+    /// latest run that ended, numbered by [`Job::runs_total`] (less one while a newer run is
+    /// under way), and the ones before it count down by one. A record whose number would fall
+    /// below 1 (a record from before `runs_total` was kept) is numbered as if `runs_total` were
+    /// the history's length, so the numbers are always distinct and at least 1. The store keys
+    /// runs by these numbers.
+    pub fn history_numbers(&self) -> impl DoubleEndedIterator<Item = u64> + use<> {
+        let len = self.history.len() as u64;
+        let running = u64::from(self.state == JobState::Running);
+        let last = self.runs_total.saturating_sub(running).max(len);
+        (0..len).map(move |i| last - (len - 1 - i))
+    }
+
     /// The stable idempotency key of attempt `attempt` of the current cycle:
     /// `"{id}-{cycle}-{attempt}"`. A retry gets a new key; a run that was stopped without charge
     /// (constraint lost, shutdown) and runs again keeps its key; each period of a recurring job

@@ -267,18 +267,75 @@ pub enum Reply {
 }
 
 /// Job records to write and ids to delete, as one durable unit.
+///
+/// A store writes, in this order: each upsert's **scheduling fields** (everything but its
+/// input, output and history, which a store takes from `inputs`, `outputs` and `runs`
+/// only), the inputs, the outputs and the runs — a later entry for the same job (or the same
+/// run) replacing an earlier one — then the removes, each of which deletes the job's record,
+/// payloads and runs.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ChangeSet {
-    /// Records to insert or replace.
+    /// Jobs to insert or replace. The whole job is here (the core still holds whole jobs), but a
+    /// store writes only its scheduling fields from it.
     pub upserts: Vec<Job>,
-    /// Ids to delete.
+    /// Ids to delete, with their payloads and runs.
     pub removes: Vec<JobId>,
+    /// A job's input payload: written at enqueue (unless it is null: a new job has none to
+    /// replace) and when the `update` conflict policy replaces the request, nowhere else.
+    /// `Value::Null` is no input.
+    pub inputs: Vec<(JobId, Value)>,
+    /// A job's output (its last run's, as [`Job::output`]), whenever it changes; `None` clears it.
+    pub outputs: Vec<(JobId, Option<Value>)>,
+    /// Run records to insert or replace: every record added to a job's history, and the one
+    /// [`Event::Interrupted`] amends (same number).
+    pub runs: Vec<RunWrite>,
+    /// How many runs the store keeps per job ([`Config::history_len`]; 0 counts as 1): a job's
+    /// runs numbered `n − history_len` and below are deleted when its run `n` is written.
+    pub history_len: usize,
+}
+
+/// One run record for the store, with its number.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunWrite {
+    /// The job.
+    pub id: JobId,
+    /// The job's [`Job::runs_total`] when the run started: 1-based, unique per job (a job runs
+    /// once at a time). See [`Job::history_numbers`].
+    pub number: u64,
+    /// The record.
+    pub record: RunRecord,
 }
 
 impl ChangeSet {
+    /// A change set that writes `jobs` whole: each one's scheduling fields, input, output and
+    /// history (numbered by [`Job::history_numbers`]), keeping every run given — to seed a
+    /// store with jobs made elsewhere.
+    pub fn whole(jobs: impl IntoIterator<Item = Job>) -> ChangeSet {
+        let mut out = ChangeSet::default();
+        for job in jobs {
+            out.history_len = out.history_len.max(job.history.len());
+            out.inputs.push((job.id, job.request.input.clone()));
+            out.outputs.push((job.id, job.output.clone()));
+            for (number, record) in job.history_numbers().zip(job.history.iter().cloned()) {
+                out.runs.push(RunWrite {
+                    id: job.id,
+                    number,
+                    record,
+                });
+            }
+            out.upserts.push(job);
+        }
+        out.history_len = out.history_len.max(1);
+        out
+    }
+
     /// True when there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.upserts.is_empty() && self.removes.is_empty()
+        self.upserts.is_empty()
+            && self.removes.is_empty()
+            && self.inputs.is_empty()
+            && self.outputs.is_empty()
+            && self.runs.is_empty()
     }
 }
 
@@ -382,6 +439,12 @@ pub struct Scheduler {
     /// Emit `Persist` actions (off for a driver without a store, such as the simulator).
     persist: bool,
     dirty: BTreeSet<JobId>,
+    /// Jobs whose input the next change set writes.
+    dirty_inputs: BTreeSet<JobId>,
+    /// Jobs whose output the next change set writes.
+    dirty_outputs: BTreeSet<JobId>,
+    /// Run records the next change set writes.
+    dirty_runs: Vec<RunWrite>,
     removed: Vec<JobId>,
     pending: Vec<Action>,
     actions: VecDeque<Action>,
@@ -427,6 +490,9 @@ impl Scheduler {
             shutting_down: false,
             persist: true,
             dirty: BTreeSet::new(),
+            dirty_inputs: BTreeSet::new(),
+            dirty_outputs: BTreeSet::new(),
+            dirty_runs: Vec::new(),
             removed: Vec::new(),
             pending: Vec::new(),
             actions: VecDeque::new(),
@@ -707,6 +773,9 @@ impl Scheduler {
         self.prune_at.clear();
         self.active.clear();
         self.dirty.clear();
+        self.dirty_inputs.clear();
+        self.dirty_outputs.clear();
+        self.dirty_runs.clear();
         self.removed.clear();
         self.pending.clear();
         self.actions.clear();
@@ -1038,6 +1107,10 @@ impl Scheduler {
 
         let job = self.initial_job(now, id, request, prerequisite)?;
         self.insert_indexes(&job);
+        if !job.request.input.is_null() {
+            // a new job has no stored input to replace: a null one writes nothing
+            self.dirty_inputs.insert(id);
+        }
         self.jobs.insert(id, job);
         self.reindex(id);
         if let Some(p) = prerequisite {
@@ -1175,6 +1248,7 @@ impl Scheduler {
             }
         }
         self.jobs.insert(id, job);
+        self.dirty_inputs.insert(id);
         self.reindex(id);
     }
 
@@ -1473,7 +1547,10 @@ impl Scheduler {
         match result {
             RunResult::Success => {
                 job.last_success_started = Some(active.started);
-                job.output = output;
+                if job.output != output {
+                    job.output = output;
+                    self.dirty_outputs.insert(id);
+                }
                 job.stop_reason = None;
                 if recurring {
                     self.advance_slot(now, id);
@@ -1483,7 +1560,10 @@ impl Scheduler {
             }
             RunResult::Retry => self.retry(now, id),
             _ => {
-                job.output = output;
+                if job.output != output {
+                    job.output = output;
+                    self.dirty_outputs.insert(id);
+                }
                 if recurring {
                     self.advance_slot(now, id);
                 } else {
@@ -1498,6 +1578,14 @@ impl Scheduler {
     fn push_history(&mut self, id: JobId, record: RunRecord) {
         let cap = self.config.history_len.max(1);
         if let Some(job) = self.jobs.get_mut(&id) {
+            if self.persist {
+                // the run that ended is the last one started: its number is `runs_total`
+                self.dirty_runs.push(RunWrite {
+                    id,
+                    number: job.runs_total,
+                    record: record.clone(),
+                });
+            }
             job.history.push(record);
             let excess = job.history.len().saturating_sub(cap);
             job.history.drain(..excess);
@@ -1938,6 +2026,8 @@ impl Scheduler {
         self.lanes.remove(id);
         self.deferred.remove(&id);
         self.dirty.remove(&id);
+        self.dirty_inputs.remove(&id);
+        self.dirty_outputs.remove(&id);
         self.removed.push(id);
         self.pruned += 1;
     }
@@ -2045,6 +2135,9 @@ impl Scheduler {
     fn flush(&mut self) {
         let dirty = std::mem::take(&mut self.dirty);
         let removes = std::mem::take(&mut self.removed);
+        let dirty_inputs = std::mem::take(&mut self.dirty_inputs);
+        let dirty_outputs = std::mem::take(&mut self.dirty_outputs);
+        let mut runs = std::mem::take(&mut self.dirty_runs);
         if !self.persist {
             self.actions.extend(self.pending.drain(..));
             return;
@@ -2053,9 +2146,25 @@ impl Scheduler {
             .into_iter()
             .filter_map(|id| self.jobs.get(&id).cloned())
             .collect();
-        if !upserts.is_empty() || !removes.is_empty() {
-            self.actions
-                .push_back(Action::Persist(ChangeSet { upserts, removes }));
+        let inputs = dirty_inputs
+            .into_iter()
+            .filter_map(|id| Some((id, self.jobs.get(&id)?.request.input.clone())))
+            .collect();
+        let outputs = dirty_outputs
+            .into_iter()
+            .filter_map(|id| Some((id, self.jobs.get(&id)?.output.clone())))
+            .collect();
+        runs.retain(|r| self.jobs.contains_key(&r.id)); // not those of a job removed since
+        let changes = ChangeSet {
+            upserts,
+            removes,
+            inputs,
+            outputs,
+            runs,
+            history_len: self.config.history_len.max(1),
+        };
+        if !changes.is_empty() {
+            self.actions.push_back(Action::Persist(changes));
         }
         self.actions.extend(self.pending.drain(..));
     }

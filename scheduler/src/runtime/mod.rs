@@ -630,6 +630,7 @@ impl RuntimeBuilder {
                 IdSource::Random(uuid::ContextV7::new())
             },
             batch: BTreeMap::new(),
+            batch_rest: ChangeSet::default(),
             effects: Vec::new(),
             replies: Vec::new(),
             down: None,
@@ -731,6 +732,9 @@ struct Actor {
     ids: IdSource,
     /// Changes gathered for the next commit: the latest record of each job, or `None` to delete.
     batch: BTreeMap<JobId, Option<Job>>,
+    /// The rest of the gathered changes (inputs, outputs, runs), in order: a later entry
+    /// replaces an earlier one, and the removes in `batch` apply after them.
+    batch_rest: ChangeSet,
     effects: Vec<Action>,
     replies: Vec<Respond>,
     /// Set while the store cannot take writes.
@@ -888,6 +892,11 @@ impl Actor {
                     for id in changes.removes {
                         self.batch.insert(id, None);
                     }
+                    let rest = &mut self.batch_rest;
+                    rest.inputs.extend(changes.inputs);
+                    rest.outputs.extend(changes.outputs);
+                    rest.runs.extend(changes.runs);
+                    rest.history_len = changes.history_len;
                 }
                 other => self.effects.push(other),
             }
@@ -1098,7 +1107,7 @@ impl Actor {
     /// Commits the gathered changes in one store commit, then answers callers, publishes the
     /// changes and carries out the starts, stops and aborts — in that order.
     async fn commit_and_apply(&mut self) -> Result<(), RuntimeError> {
-        let mut changes = ChangeSet::default();
+        let mut changes = std::mem::take(&mut self.batch_rest);
         for (id, job) in std::mem::take(&mut self.batch) {
             match job {
                 Some(job) => changes.upserts.push(job),
@@ -1205,6 +1214,7 @@ impl Actor {
     fn reload_while_down(&mut self, jobs: Vec<Job>) {
         let _ = self.feed(Event::Reload(jobs));
         self.batch.clear();
+        self.batch_rest = ChangeSet::default();
         self.effects.clear();
     }
 
