@@ -44,8 +44,12 @@ struct Sim<'a> {
     running: BTreeMap<JobId, Running>,
     wakeups: u64,
     reports: BTreeMap<JobId, JobReport>,
-    /// What holds each job back, and since when.
+    /// What holds each job back for reasons of its own, and since when.
     held: BTreeMap<JobId, (Time, Vec<String>)>,
+    /// The ready jobs, which all wait for the same reasons.
+    ready: ReadyGroup,
+    /// Jobs started since the last look.
+    started: Vec<JobId>,
     /// When `observe` last looked.
     observed_at: Time,
     /// Jobs that were held by a quota at the last step (to count new hits only).
@@ -55,6 +59,111 @@ struct Sim<'a> {
     timeline: Vec<(Time, String)>,
     states: Vec<(Time, DeviceState)>,
     rejected: Vec<(Time, String, String)>,
+}
+
+/// The core's ready jobs (`Scheduler::is_ready`) followed as one group: they all wait for the
+/// same reasons (`Scheduler::ready_reasons`: an app-wide hold of the policy, the run slots), so
+/// a change of those is charged to all of them at once by a running total per reason code, and
+/// a job joining or leaving costs a copy of those totals — not a `why` for every waiting job at
+/// every step (a quota that holds a thousand jobs until the same instant, window after window).
+struct ReadyGroup {
+    /// The codes that hold the ready jobs back now, since `since`, and whether one is a quota.
+    codes: Vec<usize>,
+    since: Time,
+    quota: bool,
+    /// Every code seen (indexes of `codes`, `totals`).
+    names: Vec<String>,
+    /// For each code, the held-back milliseconds of the intervals closed so far.
+    totals: Vec<u64>,
+    /// How many times the group came to be held by a quota.
+    quota_entries: u64,
+    /// Each member: the totals and quota entries when it joined.
+    members: BTreeMap<JobId, (Vec<u64>, u64)>,
+}
+
+impl ReadyGroup {
+    fn new(now: Time) -> Self {
+        ReadyGroup {
+            codes: Vec::new(),
+            since: now,
+            quota: false,
+            names: Vec::new(),
+            totals: Vec::new(),
+            quota_entries: 0,
+            members: BTreeMap::new(),
+        }
+    }
+
+    /// The total of code `i` as of `now`, the open interval included.
+    fn total_at(&self, now: Time, i: usize) -> u64 {
+        let open = if self.codes.contains(&i) {
+            ms(now - self.since)
+        } else {
+            0
+        };
+        self.totals[i] + open
+    }
+
+    /// Every total as of `now`.
+    fn totals_at(&self, now: Time) -> Vec<u64> {
+        (0..self.totals.len())
+            .map(|i| self.total_at(now, i))
+            .collect()
+    }
+
+    /// From `now` on, the group waits for `codes` (`quota`: one is a quota).
+    fn relabel(&mut self, now: Time, codes: &[String], quota: bool) {
+        let same = codes.len() == self.codes.len()
+            && codes
+                .iter()
+                .zip(&self.codes)
+                .all(|(c, &i)| self.names[i] == *c);
+        if same {
+            return;
+        }
+        let open = ms(now - self.since);
+        for &c in &self.codes {
+            self.totals[c] += open;
+        }
+        self.codes = codes
+            .iter()
+            .map(|c| match self.names.iter().position(|n| n == c) {
+                Some(i) => i,
+                None => {
+                    self.names.push(c.clone());
+                    self.totals.push(0);
+                    self.names.len() - 1
+                }
+            })
+            .collect();
+        self.since = now;
+        if quota && !self.quota {
+            self.quota_entries += 1;
+        }
+        self.quota = quota;
+    }
+
+    fn join(&mut self, now: Time, id: JobId) {
+        let snapshot = (self.totals_at(now), self.quota_entries);
+        self.members.insert(id, snapshot);
+    }
+
+    /// Takes `id` out of the group: the held-back time it was charged per code (by index)
+    /// while a member, and the quota holds it met.
+    fn leave(&mut self, now: Time, id: JobId) -> Option<(Vec<(usize, u64)>, u64)> {
+        let (then, entries) = self.members.remove(&id)?;
+        let held = (0..self.totals.len())
+            .filter_map(|i| {
+                let d = self.total_at(now, i) - then.get(i).copied().unwrap_or(0);
+                (d > 0).then_some((i, d))
+            })
+            .collect();
+        Some((held, self.quota_entries - entries))
+    }
+}
+
+fn ms(d: chrono::TimeDelta) -> u64 {
+    u64::try_from(d.num_milliseconds()).unwrap_or(0)
 }
 
 /// What a simulation step did, for how much of the held-back picture to look at again.
@@ -107,6 +216,7 @@ impl Sim<'_> {
         while let Some(action) = self.core.poll_action() {
             match action {
                 Action::Start(s) => {
+                    self.started.push(s.id);
                     let Some((spec, _)) = self.spec_of.get(&s.id) else {
                         continue;
                     };
@@ -161,27 +271,22 @@ impl Sim<'_> {
     }
 
     /// Looks at what holds each job back now: an interval whose reasons change is closed and
-    /// charged, a new one opened. With `only_started`, nothing new can be held (the step only
-    /// ended runs): jobs that started are let go without asking the core again.
+    /// charged, a new one opened. The ready jobs are followed as a group at every step (cheap:
+    /// see [`ReadyGroup`]); the others are looked at again as far as the step can change them.
     fn observe(&mut self, step: Step) {
         let since = std::mem::replace(&mut self.observed_at, self.now);
+        for id in std::mem::take(&mut self.started) {
+            self.release(id);
+        }
+        self.follow_ready();
         if step == Step::RunsEnded {
-            let started: Vec<JobId> = self
-                .held
-                .keys()
-                .filter(|id| self.running.contains_key(id))
-                .copied()
-                .collect();
-            for id in started {
-                self.release(id);
-            }
-            return;
+            return; // only runs ended: nothing held for reasons of its own changed
         }
         if step == Step::GatesOpened {
             // only jobs whose gate just opened can be newly held; the others' reasons change
             // only with events and wake-ups, which observe everything
             for id in self.core.gates_opened(since, self.now) {
-                if self.held.contains_key(&id) {
+                if self.held.contains_key(&id) || self.ready.members.contains_key(&id) {
                     continue;
                 }
                 let Ok(reasons) = self.core.why(self.now, id) else {
@@ -196,7 +301,7 @@ impl Sim<'_> {
         }
         let mut seen = BTreeSet::new();
         let mut quota = BTreeSet::new();
-        for id in self.core.held_back(self.now) {
+        for id in self.core.held_back_not_ready(self.now) {
             let Ok(reasons) = self.core.why(self.now, id) else {
                 continue;
             };
@@ -233,6 +338,82 @@ impl Sim<'_> {
         self.quota_held = quota;
     }
 
+    /// Brings the ready group up to date: its reasons now, the jobs that joined (their own
+    /// held interval closed) or left it (charged; looked at again if still held back).
+    fn follow_ready(&mut self) {
+        let reasons = self.core.ready_reasons(self.now);
+        let quota = reasons.iter().any(is_quota);
+        let labels: Vec<(String, String)> = reasons.iter().filter_map(label).collect();
+        let codes: Vec<String> = labels.iter().map(|(c, _)| c.clone()).collect();
+        self.ready.relabel(self.now, &codes, quota);
+        let mut changed = self.core.take_ready_changes();
+        changed.sort_unstable();
+        changed.dedup();
+        for id in changed {
+            let ready = self.core.is_ready(id);
+            if ready == self.ready.members.contains_key(&id) {
+                continue;
+            }
+            if ready {
+                self.release(id);
+                let was_quota = self.quota_held.remove(&id);
+                if self.ready.quota
+                    && !was_quota
+                    && let Some(rep) = self.reports.get_mut(&id)
+                {
+                    rep.quota_hits += 1;
+                }
+                self.ready.join(self.now, id);
+            } else {
+                self.leave_ready(id);
+                if self.running.contains_key(&id) {
+                    continue;
+                }
+                // held back for a reason of its own now (a deferral of its own, say)
+                if let Ok(reasons) = self.core.why(self.now, id) {
+                    if reasons.iter().any(is_quota) {
+                        self.quota_held.insert(id);
+                    }
+                    let labels = self.codes(&reasons);
+                    if !labels.is_empty() {
+                        self.held.insert(id, (self.now, labels));
+                    }
+                }
+            }
+        }
+        self.keep_sentences(labels);
+    }
+
+    /// The ready group's reasons are those of its members from now on: their sentences are
+    /// kept for the report.
+    fn keep_sentences(&mut self, labels: Vec<(String, String)>) {
+        if self.ready.members.is_empty() {
+            return;
+        }
+        for (code, sentence) in labels {
+            self.reasons.entry(code).or_insert(sentence);
+        }
+    }
+
+    /// Takes `id` out of the ready group, charging what held it there.
+    fn leave_ready(&mut self, id: JobId) {
+        let Some((held, quota_hits)) = self.ready.leave(self.now, id) else {
+            return;
+        };
+        if let Some(rep) = self.reports.get_mut(&id) {
+            for (i, ms) in held {
+                let code = &self.ready.names[i];
+                match rep.held_back_ms.get_mut(code) {
+                    Some(total) => *total += ms,
+                    None => {
+                        rep.held_back_ms.insert(code.clone(), ms);
+                    }
+                }
+            }
+            rep.quota_hits += quota_hits;
+        }
+    }
+
     /// The codes of `reasons` that hold a job back, each code's sentence kept for the report.
     fn codes(&mut self, reasons: &[WaitReason]) -> Vec<String> {
         reasons
@@ -247,6 +428,7 @@ impl Sim<'_> {
 
     /// Closes `id`'s held interval, charging it to its reasons.
     fn release(&mut self, id: JobId) {
+        self.leave_ready(id);
         let Some((since, labels)) = self.held.remove(&id) else {
             return;
         };
@@ -321,7 +503,13 @@ impl Sim<'_> {
             app.set_force_quit(st.force_quit);
         }
         self.app = p.app;
-        self.core = Scheduler::new(p.config, p.policy).without_persistence();
+        let members: Vec<JobId> = self.ready.members.keys().copied().collect();
+        for id in members {
+            self.leave_ready(id);
+        }
+        self.core = Scheduler::new(p.config, p.policy)
+            .without_persistence()
+            .log_ready_changes();
         self.feed(Event::WorkerRegistered(KIND.into()))?;
         self.feed(Event::DeviceChanged(self.device))?;
         self.feed(Event::Load(jobs))?;
@@ -387,7 +575,9 @@ pub fn simulate_with_progress(
     });
     let mut sim = Sim {
         scenario,
-        core: Scheduler::new(p.config, p.policy).without_persistence(),
+        core: Scheduler::new(p.config, p.policy)
+            .without_persistence()
+            .log_ready_changes(),
         app: p.app,
         now: start,
         device,
@@ -397,6 +587,8 @@ pub fn simulate_with_progress(
         wakeups: 0,
         reports: BTreeMap::new(),
         held: BTreeMap::new(),
+        ready: ReadyGroup::new(start),
+        started: Vec::new(),
         observed_at: start,
         quota_held: BTreeSet::new(),
         reasons: BTreeMap::new(),
@@ -568,7 +760,12 @@ pub fn simulate_with_progress(
         sim.observe(step);
     }
     sim.now = end;
-    let still: Vec<JobId> = sim.held.keys().copied().collect();
+    let still: Vec<JobId> = sim
+        .held
+        .keys()
+        .chain(sim.ready.members.keys())
+        .copied()
+        .collect();
     for id in still {
         sim.release(id);
     }

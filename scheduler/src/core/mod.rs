@@ -44,7 +44,7 @@ pub use job::{
     Unique, humanize, humanize_approx,
 };
 pub use name::{MAX_NAME_BYTES, NameError, check_unique_name};
-pub use policy::{AllowAll, Decision, HoldKind, Policy, PolicyContext, PolicyReason};
+pub use policy::{AllowAll, AppHold, Decision, HoldKind, Policy, PolicyContext, PolicyReason};
 pub use schedule::{
     CronSchedule, MAX_BACKOFF, MIN_BACKOFF, Window, add, backoff_delay, effective_flex,
     jitter_offset, next_cron, next_periodic_window, parse_cron, periodic_window_at, since, sub,
@@ -342,6 +342,9 @@ pub struct Scheduler {
     /// Where each enqueued job waits (see [`lanes`]).
     lanes: lanes::Lanes,
     deferred: BTreeMap<JobId, (Option<Time>, PolicyReason)>,
+    /// The policy's app-wide hold in force, if any: the ready jobs not forced are parked
+    /// behind it, none asked about or re-filed, until it ends or the world changes.
+    app_hold: Option<AppHold>,
     prune_at: BTreeSet<(Time, JobId)>,
     active: BTreeMap<JobId, Active>,
     device: DeviceState,
@@ -373,6 +376,7 @@ impl Scheduler {
             dependents: BTreeMap::new(),
             lanes: lanes::Lanes::default(),
             deferred: BTreeMap::new(),
+            app_hold: None,
             prune_at: BTreeSet::new(),
             active: BTreeMap::new(),
             device: DeviceState::default(),
@@ -469,10 +473,15 @@ impl Scheduler {
     /// hear about other events.
     pub fn poll_timeout(&mut self) -> Option<Time> {
         let now = self.now;
-        let due = self
-            .lanes
-            .next_wake_after(now)
-            .map(|t| self.policy.plan_wake(now, t));
+        let due = match &self.app_hold {
+            // nothing but forced jobs (due at once) starts before an app-wide hold ends: one
+            // wake-up at its end, for the parked jobs and every gate that opens meanwhile
+            Some(hold) => hold.until.filter(|_| {
+                self.lanes.parked_len() > 0 || self.lanes.next_wake_after(now).is_some()
+            }),
+            None => self.lanes.next_wake_after(now),
+        }
+        .map(|t| self.policy.plan_wake(now, t));
         let running = self
             .active
             .values()
@@ -585,6 +594,49 @@ impl Scheduler {
         self.policy.as_ref()
     }
 
+    /// The policy's app-wide hold in force at `now` (see [`Policy::app_hold`]), if any: every
+    /// due job that was not forced waits behind it, with its reason.
+    pub fn app_hold_at(&self, now: Time) -> Option<&AppHold> {
+        self.app_hold
+            .as_ref()
+            .filter(|h| h.until.is_none_or(|u| u > now))
+    }
+
+    /// Whether job `id` is **ready**: due, its constraints met, a worker for it, not forced,
+    /// and no decision of the policy about it alone — it waits only for what holds every ready
+    /// job alike ([`Scheduler::ready_reasons`]: an app-wide hold, the run slots).
+    pub fn is_ready(&self, id: JobId) -> bool {
+        self.lanes.is_parked(id) && !self.deferred.contains_key(&id)
+    }
+
+    /// The jobs held back at `now` for reasons of their own: [`Scheduler::held_back`] without
+    /// the ready jobs, whose reasons [`Scheduler::ready_reasons`] gives for all at once.
+    pub fn held_back_not_ready(&self, now: Time) -> Vec<JobId> {
+        let mut ids: Vec<JobId> = self.lanes.due_waiting_not_ready(now).collect();
+        ids.extend(self.deferred.keys().copied());
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// Keep a log of the jobs that may have become, or stopped being, ready
+    /// ([`Scheduler::is_ready`]), for an observer that follows the ready jobs as a group (the
+    /// simulator); drain it with [`Scheduler::take_ready_changes`].
+    pub fn log_ready_changes(mut self) -> Self {
+        self.lanes.log = Some(Vec::new());
+        self
+    }
+
+    /// The jobs that may have become, or stopped being, ready since the last call (with
+    /// repeats), when [`Scheduler::log_ready_changes`] is on; empty otherwise.
+    pub fn take_ready_changes(&mut self) -> Vec<JobId> {
+        self.lanes
+            .log
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
     // ---------------------------------------------------------------- inputs
 
     /// Drops every job and what refers to them; keeps configuration, policy, kinds and device.
@@ -592,8 +644,11 @@ impl Scheduler {
         self.jobs.clear();
         self.by_name.clear();
         self.dependents.clear();
+        let log = self.lanes.log.take().map(|_| Vec::new());
         self.lanes = lanes::Lanes::default();
+        self.lanes.log = log;
         self.deferred.clear();
+        self.app_hold = None;
         self.prune_at.clear();
         self.active.clear();
         self.dirty.clear();
@@ -1156,8 +1211,10 @@ impl Scheduler {
         }
     }
 
-    /// Every job the policy deferred or denied is asked again at the next dispatch.
+    /// Every job the policy deferred or denied is asked again at the next dispatch, and an
+    /// app-wide hold is lifted (the policy is asked again too).
     fn ask_policy_again(&mut self) {
+        self.app_hold = None;
         let held: Vec<JobId> = self.deferred.keys().copied().collect();
         self.deferred.clear();
         for id in held {
@@ -1585,7 +1642,7 @@ impl Scheduler {
             let needs = job.request.constraints;
             self.lanes.wait_for_device(key, id, needs);
         } else {
-            self.lanes.ready(key, id);
+            self.lanes.ready(key, id, job.force.time);
         }
     }
 
@@ -1713,8 +1770,26 @@ impl Scheduler {
         while let Some((key, id)) = self.lanes.pop_due(now) {
             self.classify(key, id);
         }
+        if self
+            .app_hold
+            .as_ref()
+            .is_some_and(|h| h.until.is_some_and(|u| u <= now))
+        {
+            self.app_hold = None; // its time is up: the policy is asked again
+        }
         let mut cursor = None;
+        // whether the policy's app-wide hold was asked since the last start
+        let mut asked = false;
         while self.active.len() < self.config.max_concurrent.max(1) {
+            if self.app_hold.is_some() {
+                // only forced jobs pass an app-wide hold; the others stay parked, unasked
+                let Some((key, id)) = self.lanes.next_ready_forced(cursor) else {
+                    break;
+                };
+                cursor = Some((key, id));
+                self.start(now, id);
+                continue;
+            }
             let Some((key, id)) = self.lanes.next_ready(cursor) else {
                 break;
             };
@@ -1723,6 +1798,19 @@ impl Scheduler {
                 continue;
             };
             if !job.force.time {
+                if !asked {
+                    asked = true;
+                    if let Some((until, reason)) = self.policy.app_hold(now) {
+                        // as for a deferral, a hold must end in the future
+                        let until =
+                            until.map(|u| u.max(schedule::add(now, Duration::from_secs(1))));
+                        self.app_hold = Some(AppHold { until, reason });
+                        continue; // this job is parked with the others
+                    }
+                }
+                let Some(job) = self.jobs.get(&id) else {
+                    continue;
+                };
                 let cx = PolicyContext {
                     device: &self.device,
                     running: self.active.len(),
@@ -1747,11 +1835,13 @@ impl Scheduler {
                     }
                     Decision::Deny { reason } => {
                         self.deferred.insert(id, (None, reason));
+                        self.lanes.note(id); // no longer ready: held for a reason of its own
                         continue;
                     }
                 }
             }
             self.start(now, id);
+            asked = false; // a start may use up what the app is allowed
         }
     }
 
