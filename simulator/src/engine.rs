@@ -52,8 +52,8 @@ struct Sim<'a> {
     started: Vec<JobId>,
     /// When `observe` last looked.
     observed_at: Time,
-    /// Jobs that were held by a quota at the last step (to count new hits only).
-    quota_held: BTreeSet<JobId>,
+    /// Jobs that a quota held back in their current wait to start (counted once a wait).
+    quota_waits: BTreeSet<JobId>,
     /// Every hold reason seen: code → sentence.
     reasons: BTreeMap<String, String>,
     timeline: Vec<(Time, String)>,
@@ -67,6 +67,9 @@ struct Sim<'a> {
 /// a job joining or leaving costs a copy of those totals — not a `why` for every waiting job at
 /// every step (a quota that holds a thousand jobs until the same instant, window after window).
 struct ReadyGroup {
+    /// What holds the ready jobs back now (as the core says it, and as codes and sentences).
+    reasons: Vec<WaitReason>,
+    labels: Vec<(String, String)>,
     /// The codes that hold the ready jobs back now, since `since`, and whether one is a quota.
     codes: Vec<usize>,
     since: Time,
@@ -84,6 +87,8 @@ struct ReadyGroup {
 impl ReadyGroup {
     fn new(now: Time) -> Self {
         ReadyGroup {
+            reasons: Vec::new(),
+            labels: Vec::new(),
             codes: Vec::new(),
             since: now,
             quota: false,
@@ -277,6 +282,7 @@ impl Sim<'_> {
         let since = std::mem::replace(&mut self.observed_at, self.now);
         for id in std::mem::take(&mut self.started) {
             self.release(id);
+            self.quota_waits.remove(&id); // a new wait begins after this run
         }
         self.follow_ready();
         if step == Step::RunsEnded {
@@ -292,6 +298,9 @@ impl Sim<'_> {
                 let Ok(reasons) = self.core.why(self.now, id) else {
                     continue;
                 };
+                if reasons.iter().any(is_quota) {
+                    self.quota_hit(id);
+                }
                 let labels = self.codes(&reasons);
                 if !labels.is_empty() {
                     self.held.insert(id, (self.now, labels));
@@ -300,19 +309,13 @@ impl Sim<'_> {
             return;
         }
         let mut seen = BTreeSet::new();
-        let mut quota = BTreeSet::new();
         for id in self.core.held_back_not_ready(self.now) {
             let Ok(reasons) = self.core.why(self.now, id) else {
                 continue;
             };
             let labels = self.codes(&reasons);
             if reasons.iter().any(is_quota) {
-                quota.insert(id);
-                if !self.quota_held.contains(&id)
-                    && let Some(rep) = self.reports.get_mut(&id)
-                {
-                    rep.quota_hits += 1;
-                }
+                self.quota_hit(id);
             }
             if labels.is_empty() {
                 continue;
@@ -335,18 +338,33 @@ impl Sim<'_> {
         for id in gone {
             self.release(id);
         }
-        self.quota_held = quota;
+    }
+
+    /// A quota holds `id` back: a hit, unless one already held it in this wait to start.
+    fn quota_hit(&mut self, id: JobId) {
+        if self.quota_waits.insert(id)
+            && let Some(rep) = self.reports.get_mut(&id)
+        {
+            rep.quota_hits += 1;
+        }
     }
 
     /// Brings the ready group up to date: its reasons now, the jobs that joined (their own
     /// held interval closed) or left it (charged; looked at again if still held back).
     fn follow_ready(&mut self) {
-        let reasons = self.core.ready_reasons(self.now);
-        let quota = reasons.iter().any(is_quota);
-        let labels: Vec<(String, String)> = reasons.iter().filter_map(label).collect();
-        let codes: Vec<String> = labels.iter().map(|(c, _)| c.clone()).collect();
-        self.ready.relabel(self.now, &codes, quota);
         let mut changed = self.core.take_ready_changes();
+        if changed.is_empty() && self.ready.members.is_empty() {
+            return; // nobody to charge: the group's reasons are looked at when one joins
+        }
+        let reasons = self.core.ready_reasons(self.now);
+        if reasons != self.ready.reasons {
+            let quota = reasons.iter().any(is_quota);
+            let labels: Vec<(String, String)> = reasons.iter().filter_map(label).collect();
+            let codes: Vec<String> = labels.iter().map(|(c, _)| c.clone()).collect();
+            self.ready.relabel(self.now, &codes, quota);
+            self.ready.labels = labels;
+            self.ready.reasons = reasons;
+        }
         changed.sort_unstable();
         changed.dedup();
         for id in changed {
@@ -356,12 +374,8 @@ impl Sim<'_> {
             }
             if ready {
                 self.release(id);
-                let was_quota = self.quota_held.remove(&id);
-                if self.ready.quota
-                    && !was_quota
-                    && let Some(rep) = self.reports.get_mut(&id)
-                {
-                    rep.quota_hits += 1;
+                if self.ready.quota {
+                    self.quota_hit(id);
                 }
                 self.ready.join(self.now, id);
             } else {
@@ -372,7 +386,7 @@ impl Sim<'_> {
                 // held back for a reason of its own now (a deferral of its own, say)
                 if let Ok(reasons) = self.core.why(self.now, id) {
                     if reasons.iter().any(is_quota) {
-                        self.quota_held.insert(id);
+                        self.quota_hit(id);
                     }
                     let labels = self.codes(&reasons);
                     if !labels.is_empty() {
@@ -381,17 +395,19 @@ impl Sim<'_> {
                 }
             }
         }
-        self.keep_sentences(labels);
+        self.keep_sentences();
     }
 
     /// The ready group's reasons are those of its members from now on: their sentences are
     /// kept for the report.
-    fn keep_sentences(&mut self, labels: Vec<(String, String)>) {
+    fn keep_sentences(&mut self) {
         if self.ready.members.is_empty() {
             return;
         }
-        for (code, sentence) in labels {
-            self.reasons.entry(code).or_insert(sentence);
+        for (code, sentence) in &self.ready.labels {
+            if !self.reasons.contains_key(code) {
+                self.reasons.insert(code.clone(), sentence.clone());
+            }
         }
     }
 
@@ -410,7 +426,9 @@ impl Sim<'_> {
                     }
                 }
             }
-            rep.quota_hits += quota_hits;
+        }
+        if quota_hits > 0 {
+            self.quota_hit(id); // the group came to be held by a quota while it was in it
         }
     }
 
@@ -590,7 +608,7 @@ pub fn simulate_with_progress(
         ready: ReadyGroup::new(start),
         started: Vec::new(),
         observed_at: start,
-        quota_held: BTreeSet::new(),
+        quota_waits: BTreeSet::new(),
         reasons: BTreeMap::new(),
         timeline: Vec::new(),
         states: vec![(start, device)],

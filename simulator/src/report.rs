@@ -43,7 +43,8 @@ pub struct JobReport {
     /// identifiers: `doze_deep`, `standby_quota_sessions`, `constraint_charging`…; their
     /// sentences are in [`Report::reasons`]).
     pub held_back_ms: BTreeMap<String, u64>,
-    /// How many times a quota stopped it from starting.
+    /// How many of its waits to start a quota held back (a wait counts once, however often
+    /// the quota lets go and takes hold again before the job starts).
     pub quota_hits: u64,
     /// Stopped runs by why they were stopped.
     pub stops: BTreeMap<String, u64>,
@@ -64,7 +65,7 @@ pub struct Report {
     pub end: Time,
     /// How many times the scheduler's timer woke it.
     pub wakeups: u64,
-    /// How many times a quota held a job back, over all jobs.
+    /// How many waits to start a quota held back, over all jobs.
     pub quota_hits: u64,
     /// The sentence of every hold reason code in the report.
     #[serde(default)]

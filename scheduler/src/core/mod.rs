@@ -1288,7 +1288,7 @@ impl Scheduler {
         job.last_finished = Some(now);
         if job.state.is_finished() {
             // cancelled while it ran: the record is final already
-            self.dirty.insert(id);
+            self.touch(id);
             return;
         }
         let recurring = job.request.schedule.is_recurring();
@@ -1341,7 +1341,7 @@ impl Scheduler {
             job.history.push(record);
             let excess = job.history.len().saturating_sub(cap);
             job.history.drain(..excess);
-            self.dirty.insert(id);
+            self.touch(id);
         }
     }
 
@@ -1546,7 +1546,7 @@ impl Scheduler {
     /// marks it for persisting.
     fn reindex(&mut self, id: JobId) {
         self.lanes.remove(id);
-        self.dirty.insert(id);
+        self.touch(id);
         let Some(job) = self.jobs.get(&id) else {
             return;
         };
@@ -1883,6 +1883,13 @@ impl Scheduler {
             self.policy.on_started(now, job);
         }
         self.pending.push(Action::Start(start));
+    }
+
+    /// Marks `id` for persisting (nothing to do for a driver without a store).
+    fn touch(&mut self, id: JobId) {
+        if self.persist {
+            self.dirty.insert(id);
+        }
     }
 
     fn flush(&mut self) {
