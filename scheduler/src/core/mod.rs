@@ -1043,56 +1043,15 @@ impl Scheduler {
 
     /// Sets `not_before` / `window_end` of `job` for its current cycle from its schedule.
     fn place(&mut self, job: &mut Job) -> Result<(), CoreError> {
-        match job.request.schedule.clone() {
-            Schedule::Once { delay, not_before } => {
-                let by_delay = schedule::add(job.enqueued_at, delay);
-                job.not_before = not_before.map_or(by_delay, |t| t.max(by_delay));
-                job.window_end = None;
-            }
-            Schedule::Periodic {
-                every,
-                flex,
-                anchor,
-            } => {
-                let w = next_periodic_window(
-                    every,
-                    flex,
-                    anchor,
-                    job.enqueued_at,
-                    job.last_started,
-                    job.last_finished,
-                );
-                job.not_before = w.start;
-                job.window_end = Some(w.end);
-            }
-            Schedule::Cron { expr, tz } => {
-                let parsed = self.cron(&expr)?;
-                // The first slot after the last run started (at most one run per slot, no burst of
-                // missed slots), or after the enqueue for a job that never ran.
-                let after = job.last_started.unwrap_or(job.enqueued_at);
-                let slot =
-                    next_cron(&parsed, tz, after).ok_or(CoreError::CronNeverFires { expr })?;
-                job.not_before = slot;
-                job.window_end = Some(slot);
-            }
-        }
-        job.backing_off = false;
-        job.not_before = self.jittered(job, job.not_before);
-        Ok(())
+        let cron = cron_of(&mut self.cron_cache, &job.request.schedule)?;
+        place(job, cron.as_ref())
     }
 
     /// `due` delayed by the job's jitter for its current cycle (decided once per slot: the
     /// result is stored as the job's `not_before`, so a restart keeps it and `why`/`list` show
     /// it); a flexed periodic job stays inside its window.
     fn jittered(&self, job: &Job, due: Time) -> Time {
-        let Some(j) = job.request.jitter else {
-            return due;
-        };
-        let at = schedule::add(due, schedule::jitter_offset(job.id, j, job.cycle));
-        match (&job.request.schedule, job.window_end) {
-            (Schedule::Periodic { flex: Some(_), .. }, Some(end)) => at.min(end.max(due)),
-            _ => at,
-        }
+        jittered(job, due)
     }
 
     fn update_in_place(&mut self, id: JobId, mut request: JobRequest) {
@@ -1368,14 +1327,16 @@ impl Scheduler {
 
     /// A recurring job's cycle ended: move to its next slot, with the attempt count reset.
     fn advance_slot(&mut self, now: Time, id: JobId) {
-        let Some(mut job) = self.jobs.remove(&id) else {
+        // placed where it is (a job is large: taking it out of the map and back moved it twice,
+        // and its neighbours in the map's node, at every run)
+        let Some(job) = self.jobs.get_mut(&id) else {
             return;
         };
+        let cron = cron_of(&mut self.cron_cache, &job.request.schedule);
         job.attempt = 0;
         job.cycle = job.cycle.saturating_add(1);
         job.state = JobState::Enqueued;
-        let placed = self.place(&mut job);
-        self.jobs.insert(id, job);
+        let placed = cron.and_then(|cron| place(job, cron.as_ref()));
         match placed {
             Ok(()) => {
                 self.reindex(id);
@@ -1908,5 +1869,79 @@ impl Scheduler {
                 .push_back(Action::Persist(ChangeSet { upserts, removes }));
         }
         self.actions.extend(self.pending.drain(..));
+    }
+}
+
+/// The parsed expression of a cron schedule (parsed once, then from `cache`), `None` for other
+/// schedules.
+fn cron_of(
+    cache: &mut BTreeMap<String, CronSchedule>,
+    schedule: &Schedule,
+) -> Result<Option<CronSchedule>, CoreError> {
+    let Schedule::Cron { expr, .. } = schedule else {
+        return Ok(None);
+    };
+    if let Some(parsed) = cache.get(expr) {
+        return Ok(Some(parsed.clone()));
+    }
+    let parsed = parse_cron(expr).map_err(CoreError::InvalidCron)?;
+    cache.insert(expr.clone(), parsed.clone());
+    Ok(Some(parsed))
+}
+
+/// Sets `not_before` / `window_end` of `job` for its current cycle from its schedule; `cron` is
+/// the parsed expression of a cron job.
+fn place(job: &mut Job, cron: Option<&CronSchedule>) -> Result<(), CoreError> {
+    match &job.request.schedule {
+        Schedule::Once { delay, not_before } => {
+            let by_delay = schedule::add(job.enqueued_at, *delay);
+            job.not_before = not_before.map_or(by_delay, |t| t.max(by_delay));
+            job.window_end = None;
+        }
+        Schedule::Periodic {
+            every,
+            flex,
+            anchor,
+        } => {
+            let w = next_periodic_window(
+                *every,
+                *flex,
+                *anchor,
+                job.enqueued_at,
+                job.last_started,
+                job.last_finished,
+            );
+            job.not_before = w.start;
+            job.window_end = Some(w.end);
+        }
+        Schedule::Cron { expr, tz } => {
+            let parsed = match cron {
+                Some(parsed) => parsed.clone(),
+                None => parse_cron(expr).map_err(CoreError::InvalidCron)?,
+            };
+            // The first slot after the last run started (at most one run per slot, no burst of
+            // missed slots), or after the enqueue for a job that never ran.
+            let after = job.last_started.unwrap_or(job.enqueued_at);
+            let slot = next_cron(&parsed, *tz, after)
+                .ok_or_else(|| CoreError::CronNeverFires { expr: expr.clone() })?;
+            job.not_before = slot;
+            job.window_end = Some(slot);
+        }
+    }
+    job.backing_off = false;
+    job.not_before = jittered(job, job.not_before);
+    Ok(())
+}
+
+/// `due` delayed by the job's jitter for its current cycle; a flexed periodic job stays inside
+/// its window.
+fn jittered(job: &Job, due: Time) -> Time {
+    let Some(j) = job.request.jitter else {
+        return due;
+    };
+    let at = schedule::add(due, schedule::jitter_offset(job.id, j, job.cycle));
+    match (&job.request.schedule, job.window_end) {
+        (Schedule::Periodic { flex: Some(_), .. }, Some(end)) => at.min(end.max(due)),
+        _ => at,
     }
 }
