@@ -99,21 +99,14 @@ impl ReadyGroup {
         }
     }
 
-    /// The total of code `i` as of `now`, the open interval included.
-    fn total_at(&self, now: Time, i: usize) -> u64 {
-        let open = if self.codes.contains(&i) {
-            ms(now - self.since)
-        } else {
-            0
-        };
-        self.totals[i] + open
-    }
-
-    /// Every total as of `now`.
+    /// Every total as of `now`, the open interval included.
     fn totals_at(&self, now: Time) -> Vec<u64> {
-        (0..self.totals.len())
-            .map(|i| self.total_at(now, i))
-            .collect()
+        let mut t = self.totals.clone();
+        let open = ms(now - self.since);
+        for &c in &self.codes {
+            t[c] += open;
+        }
+        t
     }
 
     /// From `now` on, the group waits for `codes` (`quota`: one is a quota).
@@ -157,9 +150,12 @@ impl ReadyGroup {
     /// while a member, and the quota holds it met.
     fn leave(&mut self, now: Time, id: JobId) -> Option<(Vec<(usize, u64)>, u64)> {
         let (then, entries) = self.members.remove(&id)?;
-        let held = (0..self.totals.len())
-            .filter_map(|i| {
-                let d = self.total_at(now, i) - then.get(i).copied().unwrap_or(0);
+        let held = self
+            .totals_at(now)
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, t)| {
+                let d = t - then.get(i).copied().unwrap_or(0);
                 (d > 0).then_some((i, d))
             })
             .collect();
@@ -373,7 +369,7 @@ impl Sim<'_> {
                 continue;
             }
             if ready {
-                self.release(id);
+                self.release_held(id);
                 if self.ready.quota {
                     self.quota_hit(id);
                 }
@@ -447,6 +443,11 @@ impl Sim<'_> {
     /// Closes `id`'s held interval, charging it to its reasons.
     fn release(&mut self, id: JobId) {
         self.leave_ready(id);
+        self.release_held(id);
+    }
+
+    /// Closes `id`'s own held interval (not its time in the ready group), charging it.
+    fn release_held(&mut self, id: JobId) {
         let Some((since, labels)) = self.held.remove(&id) else {
             return;
         };
