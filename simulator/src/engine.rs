@@ -52,6 +52,9 @@ struct Sim<'a> {
     started: Vec<JobId>,
     /// When `observe` last looked.
     observed_at: Time,
+    /// Jobs due that wait only to share a wake-up with later work (the core's batching), since
+    /// when: lateness reported apart from the holds.
+    batched: BTreeMap<JobId, Time>,
     /// Jobs that a quota held back in their current wait to start (counted once a wait).
     quota_waits: BTreeSet<JobId>,
     /// Every hold reason seen: code → sentence.
@@ -278,6 +281,7 @@ impl Sim<'_> {
         let since = std::mem::replace(&mut self.observed_at, self.now);
         for id in std::mem::take(&mut self.started) {
             self.release(id);
+            self.close_batched(id);
             self.quota_waits.remove(&id); // a new wait begins after this run
         }
         self.follow_ready();
@@ -298,6 +302,7 @@ impl Sim<'_> {
                     self.quota_hit(id);
                 }
                 let labels = self.codes(&reasons);
+                self.note_batched(id, &reasons, &labels);
                 if !labels.is_empty() {
                     self.held.insert(id, (self.now, labels));
                 }
@@ -305,14 +310,17 @@ impl Sim<'_> {
             return;
         }
         let mut seen = BTreeSet::new();
+        let mut looked = BTreeSet::new();
         for id in self.core.held_back_not_ready(self.now) {
             let Ok(reasons) = self.core.why(self.now, id) else {
                 continue;
             };
+            looked.insert(id);
             let labels = self.codes(&reasons);
             if reasons.iter().any(is_quota) {
                 self.quota_hit(id);
             }
+            self.note_batched(id, &reasons, &labels);
             if labels.is_empty() {
                 continue;
             }
@@ -333,6 +341,39 @@ impl Sim<'_> {
             .collect();
         for id in gone {
             self.release(id);
+        }
+        let no_longer: Vec<JobId> = self
+            .batched
+            .keys()
+            .filter(|id| !looked.contains(id))
+            .copied()
+            .collect();
+        for id in no_longer {
+            self.close_batched(id);
+        }
+    }
+
+    /// Follows `id`'s lateness from batching: it waits for the wake-up it shares with later work
+    /// and for nothing else (`labels`, its holds, are empty), or not.
+    fn note_batched(&mut self, id: JobId, reasons: &[WaitReason], labels: &[String]) {
+        let batched = labels.is_empty()
+            && reasons
+                .iter()
+                .any(|r| matches!(r, WaitReason::Batched { .. }));
+        if batched {
+            self.batched.entry(id).or_insert(self.now);
+        } else {
+            self.close_batched(id);
+        }
+    }
+
+    /// Ends `id`'s wait for a shared wake-up, charging it as lateness from batching.
+    fn close_batched(&mut self, id: JobId) {
+        let Some(since) = self.batched.remove(&id) else {
+            return;
+        };
+        if let Some(rep) = self.reports.get_mut(&id) {
+            rep.batching_ms += ms(self.now - since);
         }
     }
 
@@ -370,6 +411,7 @@ impl Sim<'_> {
             }
             if ready {
                 self.release_held(id);
+                self.close_batched(id);
                 if self.ready.quota {
                     self.quota_hit(id);
                 }
@@ -385,6 +427,7 @@ impl Sim<'_> {
                         self.quota_hit(id);
                     }
                     let labels = self.codes(&reasons);
+                    self.note_batched(id, &reasons, &labels);
                     if !labels.is_empty() {
                         self.held.insert(id, (self.now, labels));
                     }
@@ -610,6 +653,7 @@ pub fn simulate_with_progress(
         started: Vec::new(),
         observed_at: start,
         quota_waits: BTreeSet::new(),
+        batched: BTreeMap::new(),
         reasons: BTreeMap::new(),
         timeline: Vec::new(),
         states: vec![(start, device)],
@@ -733,6 +777,7 @@ pub fn simulate_with_progress(
                             per_day: None,
                             warnings,
                             held_back_ms: BTreeMap::new(),
+                            batching_ms: 0,
                             quota_hits: 0,
                             stops: BTreeMap::new(),
                         },
@@ -787,6 +832,10 @@ pub fn simulate_with_progress(
         .collect();
     for id in still {
         sim.release(id);
+    }
+    let still: Vec<JobId> = sim.batched.keys().copied().collect();
+    for id in still {
+        sim.close_batched(id);
     }
 
     // runs per day over the whole days simulated only: a 1-hour scenario says nothing per day
