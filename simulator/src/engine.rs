@@ -149,20 +149,32 @@ impl ReadyGroup {
         self.members.insert(id, snapshot);
     }
 
-    /// Takes `id` out of the group: the held-back time it was charged per code (by index)
-    /// while a member, and the quota holds it met.
-    fn leave(&mut self, now: Time, id: JobId) -> Option<(Vec<(usize, u64)>, u64)> {
+    /// Takes `id` out of the group, adding to `held_back_ms` the time it was held there per
+    /// code; whether the group came to be held by a quota meanwhile. `None`: not a member.
+    fn leave(
+        &mut self,
+        now: Time,
+        id: JobId,
+        held_back_ms: Option<&mut BTreeMap<String, u64>>,
+    ) -> Option<bool> {
         let (then, entries) = self.members.remove(&id)?;
-        let held = self
-            .totals_at(now)
-            .into_iter()
-            .enumerate()
-            .filter_map(|(i, t)| {
-                let d = t - then.get(i).copied().unwrap_or(0);
-                (d > 0).then_some((i, d))
-            })
-            .collect();
-        Some((held, self.quota_entries - entries))
+        if let Some(held_back_ms) = held_back_ms {
+            let open = ms(now - self.since);
+            for (i, total) in self.totals.iter().enumerate() {
+                let open = if self.codes.contains(&i) { open } else { 0 };
+                let d = total + open - then.get(i).copied().unwrap_or(0);
+                if d == 0 {
+                    continue;
+                }
+                match held_back_ms.get_mut(&self.names[i]) {
+                    Some(ms) => *ms += d,
+                    None => {
+                        held_back_ms.insert(self.names[i].clone(), d);
+                    }
+                }
+            }
+        }
+        Some(self.quota_entries > entries)
     }
 }
 
@@ -452,21 +464,11 @@ impl Sim<'_> {
 
     /// Takes `id` out of the ready group, charging what held it there.
     fn leave_ready(&mut self, id: JobId) {
-        let Some((held, quota_hits)) = self.ready.leave(self.now, id) else {
+        let report = self.reports.get_mut(&id).map(|r| &mut r.held_back_ms);
+        let Some(quota_hits) = self.ready.leave(self.now, id, report) else {
             return;
         };
-        if let Some(rep) = self.reports.get_mut(&id) {
-            for (i, ms) in held {
-                let code = &self.ready.names[i];
-                match rep.held_back_ms.get_mut(code) {
-                    Some(total) => *total += ms,
-                    None => {
-                        rep.held_back_ms.insert(code.clone(), ms);
-                    }
-                }
-            }
-        }
-        if quota_hits > 0 {
+        if quota_hits {
             self.quota_hit(id); // the group came to be held by a quota while it was in it
         }
     }
