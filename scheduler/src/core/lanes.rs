@@ -56,6 +56,11 @@ impl Lanes {
         let Some((lane, key)) = self.at.remove(&id) else {
             return;
         };
+        self.unlink(lane, key, id);
+    }
+
+    /// Takes `id`, filed at `key` in `lane`, out of that lane's sets.
+    fn unlink(&mut self, lane: Lane, key: Time, id: JobId) {
         let k = (key, id);
         match lane {
             Lane::Timed(latest) => {
@@ -99,7 +104,10 @@ impl Lanes {
     }
 
     fn put(&mut self, lane: Lane, key: Time, id: JobId) {
-        self.remove(id);
+        // one search of `at`; a job filed elsewhere (callers take it out first) is unlinked
+        if let Some((old, old_key)) = self.at.insert(id, (lane.clone(), key)) {
+            self.unlink(old, old_key, id);
+        }
         let k = (key, id);
         match &lane {
             Lane::Timed(latest) => {
@@ -123,7 +131,6 @@ impl Lanes {
                 self.note(id);
             }
         }
-        self.at.insert(id, (lane, key));
     }
 
     /// The jobs whose time gates are open at `now` but that have not started (waiting for a
