@@ -1,6 +1,6 @@
 //! The simulation loop: the scheduling core driven from event to event on a virtual clock.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use backwork_constraints::DeviceState;
 use backwork_profiles::Profile;
@@ -39,11 +39,12 @@ struct Sim<'a> {
     now: Time,
     device: DeviceState,
     rng: ChaCha8Rng,
-    /// Which job spec each job came from, and its name.
-    spec_of: BTreeMap<JobId, (usize, String)>,
+    /// Which job spec each job came from, and its name (looked up, never walked: hashed).
+    spec_of: HashMap<JobId, (usize, String)>,
     running: BTreeMap<JobId, Running>,
     wakeups: u64,
-    reports: BTreeMap<JobId, JobReport>,
+    /// Each job's report (looked up at every run, never walked: hashed).
+    reports: HashMap<JobId, JobReport>,
     /// What holds each job back for reasons of its own, and since when.
     held: BTreeMap<JobId, (Time, Vec<String>)>,
     /// The ready jobs, which all wait for the same reasons.
@@ -646,10 +647,10 @@ pub fn simulate_with_progress(
         now: start,
         device,
         rng: ChaCha8Rng::seed_from_u64(scenario.seed),
-        spec_of: BTreeMap::new(),
+        spec_of: HashMap::new(),
         running: BTreeMap::new(),
         wakeups: 0,
-        reports: BTreeMap::new(),
+        reports: HashMap::new(),
         held: BTreeMap::new(),
         ready: ReadyGroup::new(start),
         started: Vec::new(),
