@@ -480,9 +480,13 @@ impl AndroidPolicy {
     }
 
     /// What the app used in the window `(at − window, at]`: execution time over its sessions
-    /// (a session still open counts up to `open_until`, at most `at`), and the jobs and
-    /// sessions of every session that reaches into the window — as `QuotaController` counts
-    /// them.
+    /// (a session still open counts up to `at`), and the jobs and sessions of every session
+    /// that reaches into the window — as `QuotaController` counts them.
+    fn usage(&self, at: Time, window: Duration) -> Usage {
+        self.usage_with(at, window, at)
+    }
+
+    /// [`AndroidPolicy::usage`] with sessions still open taken to end at `open_until`.
     fn usage_with(&self, at: Time, window: Duration, open_until: Time) -> Usage {
         let from = sub(at, window);
         let mut u = Usage::default();
@@ -551,51 +555,12 @@ impl AndroidPolicy {
         {
             return u;
         }
-        let u = self.usage_in(
-            now,
-            [
-                l.window,
-                self.settings.rate_limit_window,
-                Duration::from_secs(86_400),
-            ],
-        );
+        let u = [
+            self.usage(now, l.window),
+            self.usage(now, self.settings.rate_limit_window),
+            self.usage(now, Duration::from_secs(86_400)),
+        ];
         self.usage_memo = Some((now, bucket, u));
-        u
-    }
-
-    /// [`AndroidPolicy::usage_with`] (sessions still open counted up to `at`) over several
-    /// windows ending at `at`, in one walk of the sessions (newest first; the sessions follow each other, so once one ended before a
-    /// window began, so did every older one).
-    fn usage_in<const N: usize>(&self, at: Time, windows: [Duration; N]) -> [Usage; N] {
-        let from = windows.map(|w| sub(at, w));
-        let mut u = [Usage::default(); N];
-        let mut open = N;
-        let mut done = [false; N];
-        for s in self.sessions.iter().rev() {
-            if s.start > at {
-                continue;
-            }
-            let end = s.end.unwrap_or(at).min(at);
-            for i in 0..N {
-                if done[i] {
-                    continue;
-                }
-                if s.end.is_some_and(|e| e <= from[i]) {
-                    done[i] = true;
-                    open -= 1;
-                    continue;
-                }
-                u[i].jobs += s.jobs;
-                u[i].sessions += 1;
-                let start = s.start.max(from[i]);
-                if end > start {
-                    u[i].time += (end - start).to_std().unwrap_or_default();
-                }
-            }
-            if open == 0 {
-                break;
-            }
-        }
         u
     }
 
