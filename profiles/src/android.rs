@@ -296,14 +296,19 @@ impl AppControl {
     }
 }
 
+/// Why every profile holds the app's jobs while it is force-quit.
+pub(crate) fn force_quit_reason() -> PolicyReason {
+    PolicyReason::new(
+        "force_quit",
+        HoldKind::AppStopped,
+        "the app was force-quit; nothing runs until it is opened again",
+    )
+}
+
 /// The refusal every profile gives while the app is force-quit.
 pub(crate) fn force_quit_decision() -> Decision {
     Decision::Deny {
-        reason: PolicyReason::new(
-            "force_quit",
-            HoldKind::AppStopped,
-            "the app was force-quit; nothing runs until it is opened again",
-        ),
+        reason: force_quit_reason(),
     }
 }
 
@@ -696,25 +701,34 @@ impl Policy for AndroidPolicy {
     }
 
     fn before_start(&mut self, now: Time, job: &Job, _cx: PolicyContext<'_>) -> Decision {
-        if self.bucket.state().force_quit {
-            return force_quit_decision();
-        }
-        if let DozePhase::Idle { deep, until } = self.doze_phase(now) {
-            return Decision::Defer {
-                until,
-                reason: doze_reason(deep),
-            };
+        match self.app_hold(now) {
+            Some((None, reason)) => return Decision::Deny { reason },
+            Some((Some(until), reason)) => return Decision::Defer { until, reason },
+            None => {}
         }
         if self.charging {
-            return Decision::Allow; // no quotas or batching while charging
+            return Decision::Allow; // no batching while charging
         }
-        if let Some(hold) = self.batch_hold(now, job.id) {
-            return hold;
+        // batching gathers the jobs that are ready — within quota — (AOSP JobSchedulerService:
+        // `MIN_READY_NON_ACTIVE_JOBS_COUNT` counts jobs whose constraints, `WITHIN_QUOTA`
+        // among them, are satisfied), so it comes after the app-wide holds
+        self.batch_hold(now, job.id).unwrap_or(Decision::Allow)
+    }
+
+    /// Force-quit, Doze's idle periods and the app's quotas (QuotaController keeps them per
+    /// app: its execution time, sessions and jobs, the rate limit) hold every job alike.
+    fn app_hold(&mut self, now: Time) -> Option<(Option<Time>, PolicyReason)> {
+        if self.bucket.state().force_quit {
+            return Some((None, force_quit_reason()));
         }
-        match self.quota_block(now) {
-            Some((until, reason)) => Decision::Defer { until, reason },
-            None => Decision::Allow,
+        if let DozePhase::Idle { deep, until } = self.doze_phase(now) {
+            return Some((Some(until), doze_reason(deep)));
         }
+        if self.charging {
+            return None; // no quotas while charging
+        }
+        self.quota_block(now)
+            .map(|(until, reason)| (Some(until), reason))
     }
 
     fn wants_reask(&mut self) -> bool {

@@ -14,7 +14,7 @@ use backwork_scheduler::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::android::{AppControl, force_quit_decision};
+use crate::android::{AppControl, force_quit_decision, force_quit_reason};
 
 /// The tag of app-refresh tasks.
 pub const REFRESH_TAG: &str = "ios:refresh";
@@ -146,6 +146,14 @@ impl Policy for IosPolicy {
             }
         }
         Decision::Allow
+    }
+
+    /// A force-quit app runs nothing until it is opened again.
+    fn app_hold(&mut self, _now: Time) -> Option<(Option<Time>, PolicyReason)> {
+        self.app
+            .state()
+            .force_quit
+            .then(|| (None, force_quit_reason()))
     }
 
     fn run_deadline(&mut self, now: Time, job: &Job) -> Option<(Time, String)> {

@@ -18,11 +18,12 @@ pub use backwork_constraints::{
     Constraint, Constraints, DeviceState, ManualProbe, Network, NetworkRequirement, Probe, Unmet,
 };
 pub use core::{
-    Action, AllowAll, Anchor, Backoff, BackoffKind, CatchUp, ChangeSet, Config, ConflictPolicy,
-    CoreError, CronSchedule, Decision, Disposition, Event, Force, HoldKind, Interruption, Jitter,
-    Job, JobId, JobRef, JobRequest, JobState, MIN_PREFIX_LEN, Policy, PolicyContext, PolicyReason,
-    Reply, RunOutcome, RunRecord, RunResult, RunWrite, SHORT_ID_LEN, Schedule, Scheduler, Selector,
-    StartJob, StopReason, Time, Unique, WaitReason, jitter_offset, next_cron, parse_cron,
+    Action, AllowAll, Anchor, AppHold, Backoff, BackoffKind, CatchUp, ChangeSet, Config,
+    ConflictPolicy, CoreError, CronSchedule, Decision, Disposition, Event, Force, HoldKind,
+    Interruption, Jitter, Job, JobId, JobRef, JobRequest, JobState, MIN_PREFIX_LEN, Policy,
+    PolicyContext, PolicyReason, Reply, RunOutcome, RunRecord, RunResult, RunWrite, SHORT_ID_LEN,
+    Schedule, Scheduler, Selector, StartJob, StopReason, Time, Unique, WaitReason, jitter_offset,
+    next_cron, parse_cron,
 };
 pub use runtime::{
     Clock, FnWorker, JobUpdate, ManualClock, Receipt, Runtime, RuntimeBuilder, RuntimeError,

@@ -1,6 +1,6 @@
 //! The simulation loop: the scheduling core driven from event to event on a virtual clock.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use backwork_constraints::DeviceState;
 use backwork_profiles::Profile;
@@ -39,22 +39,148 @@ struct Sim<'a> {
     now: Time,
     device: DeviceState,
     rng: ChaCha8Rng,
-    /// Which job spec each job came from, and its name.
-    spec_of: BTreeMap<JobId, (usize, String)>,
+    /// Which job spec each job came from, and its name (looked up, never walked: hashed).
+    spec_of: HashMap<JobId, (usize, String)>,
     running: BTreeMap<JobId, Running>,
     wakeups: u64,
-    reports: BTreeMap<JobId, JobReport>,
-    /// What holds each job back, and since when.
+    /// Each job's report (looked up at every run, never walked: hashed).
+    reports: HashMap<JobId, JobReport>,
+    /// What holds each job back for reasons of its own, and since when.
     held: BTreeMap<JobId, (Time, Vec<String>)>,
+    /// The ready jobs, which all wait for the same reasons.
+    ready: ReadyGroup,
+    /// Jobs started since the last look.
+    started: Vec<JobId>,
     /// When `observe` last looked.
     observed_at: Time,
-    /// Jobs that were held by a quota at the last step (to count new hits only).
-    quota_held: BTreeSet<JobId>,
+    /// Jobs due that wait only to share a wake-up with later work (the core's batching), since
+    /// when: lateness reported apart from the holds.
+    batched: BTreeMap<JobId, Time>,
+    /// Jobs that a quota held back in their current wait to start (counted once a wait).
+    quota_waits: BTreeSet<JobId>,
     /// Every hold reason seen: code → sentence.
     reasons: BTreeMap<String, String>,
     timeline: Vec<(Time, String)>,
     states: Vec<(Time, DeviceState)>,
     rejected: Vec<(Time, String, String)>,
+}
+
+/// The core's ready jobs (`Scheduler::is_ready`) followed as one group: they all wait for the
+/// same reasons (`Scheduler::ready_reasons`: an app-wide hold of the policy, the run slots), so
+/// a change of those is charged to all of them at once by a running total per reason code, and
+/// a job joining or leaving costs a copy of those totals — not a `why` for every waiting job at
+/// every step (a quota that holds a thousand jobs until the same instant, window after window).
+struct ReadyGroup {
+    /// What holds the ready jobs back now (as the core says it, and as codes and sentences).
+    reasons: Vec<WaitReason>,
+    labels: Vec<(String, String)>,
+    /// The codes that hold the ready jobs back now, since `since`, and whether one is a quota.
+    codes: Vec<usize>,
+    since: Time,
+    quota: bool,
+    /// Every code seen (indexes of `codes`, `totals`).
+    names: Vec<String>,
+    /// For each code, the held-back milliseconds of the intervals closed so far.
+    totals: Vec<u64>,
+    /// How many times the group came to be held by a quota.
+    quota_entries: u64,
+    /// Each member: the totals and quota entries when it joined.
+    members: BTreeMap<JobId, (Vec<u64>, u64)>,
+}
+
+impl ReadyGroup {
+    fn new(now: Time) -> Self {
+        ReadyGroup {
+            reasons: Vec::new(),
+            labels: Vec::new(),
+            codes: Vec::new(),
+            since: now,
+            quota: false,
+            names: Vec::new(),
+            totals: Vec::new(),
+            quota_entries: 0,
+            members: BTreeMap::new(),
+        }
+    }
+
+    /// Every total as of `now`, the open interval included.
+    fn totals_at(&self, now: Time) -> Vec<u64> {
+        let mut t = self.totals.clone();
+        let open = ms(now - self.since);
+        for &c in &self.codes {
+            t[c] += open;
+        }
+        t
+    }
+
+    /// From `now` on, the group waits for `codes` (`quota`: one is a quota).
+    fn relabel(&mut self, now: Time, codes: &[String], quota: bool) {
+        let same = codes.len() == self.codes.len()
+            && codes
+                .iter()
+                .zip(&self.codes)
+                .all(|(c, &i)| self.names[i] == *c);
+        if same {
+            return;
+        }
+        let open = ms(now - self.since);
+        for &c in &self.codes {
+            self.totals[c] += open;
+        }
+        self.codes = codes
+            .iter()
+            .map(|c| match self.names.iter().position(|n| n == c) {
+                Some(i) => i,
+                None => {
+                    self.names.push(c.clone());
+                    self.totals.push(0);
+                    self.names.len() - 1
+                }
+            })
+            .collect();
+        self.since = now;
+        if quota && !self.quota {
+            self.quota_entries += 1;
+        }
+        self.quota = quota;
+    }
+
+    fn join(&mut self, now: Time, id: JobId) {
+        let snapshot = (self.totals_at(now), self.quota_entries);
+        self.members.insert(id, snapshot);
+    }
+
+    /// Takes `id` out of the group, adding to `held_back_ms` the time it was held there per
+    /// code; whether the group came to be held by a quota meanwhile. `None`: not a member.
+    fn leave(
+        &mut self,
+        now: Time,
+        id: JobId,
+        held_back_ms: Option<&mut BTreeMap<String, u64>>,
+    ) -> Option<bool> {
+        let (then, entries) = self.members.remove(&id)?;
+        if let Some(held_back_ms) = held_back_ms {
+            let open = ms(now - self.since);
+            for (i, total) in self.totals.iter().enumerate() {
+                let open = if self.codes.contains(&i) { open } else { 0 };
+                let d = total + open - then.get(i).copied().unwrap_or(0);
+                if d == 0 {
+                    continue;
+                }
+                match held_back_ms.get_mut(&self.names[i]) {
+                    Some(ms) => *ms += d,
+                    None => {
+                        held_back_ms.insert(self.names[i].clone(), d);
+                    }
+                }
+            }
+        }
+        Some(self.quota_entries > entries)
+    }
+}
+
+fn ms(d: chrono::TimeDelta) -> u64 {
+    u64::try_from(d.num_milliseconds()).unwrap_or(0)
 }
 
 /// What a simulation step did, for how much of the held-back picture to look at again.
@@ -107,6 +233,7 @@ impl Sim<'_> {
         while let Some(action) = self.core.poll_action() {
             match action {
                 Action::Start(s) => {
+                    self.started.push(s.id);
                     let Some((spec, _)) = self.spec_of.get(&s.id) else {
                         continue;
                     };
@@ -161,33 +288,34 @@ impl Sim<'_> {
     }
 
     /// Looks at what holds each job back now: an interval whose reasons change is closed and
-    /// charged, a new one opened. With `only_started`, nothing new can be held (the step only
-    /// ended runs): jobs that started are let go without asking the core again.
+    /// charged, a new one opened. The ready jobs are followed as a group at every step (cheap:
+    /// see [`ReadyGroup`]); the others are looked at again as far as the step can change them.
     fn observe(&mut self, step: Step) {
         let since = std::mem::replace(&mut self.observed_at, self.now);
+        for id in std::mem::take(&mut self.started) {
+            self.release(id);
+            self.close_batched(id);
+            self.quota_waits.remove(&id); // a new wait begins after this run
+        }
+        self.follow_ready();
         if step == Step::RunsEnded {
-            let started: Vec<JobId> = self
-                .held
-                .keys()
-                .filter(|id| self.running.contains_key(id))
-                .copied()
-                .collect();
-            for id in started {
-                self.release(id);
-            }
-            return;
+            return; // only runs ended: nothing held for reasons of its own changed
         }
         if step == Step::GatesOpened {
             // only jobs whose gate just opened can be newly held; the others' reasons change
             // only with events and wake-ups, which observe everything
             for id in self.core.gates_opened(since, self.now) {
-                if self.held.contains_key(&id) {
+                if self.held.contains_key(&id) || self.ready.members.contains_key(&id) {
                     continue;
                 }
                 let Ok(reasons) = self.core.why(self.now, id) else {
                     continue;
                 };
+                if reasons.iter().any(is_quota) {
+                    self.quota_hit(id);
+                }
                 let labels = self.codes(&reasons);
+                self.note_batched(id, &reasons, &labels);
                 if !labels.is_empty() {
                     self.held.insert(id, (self.now, labels));
                 }
@@ -195,20 +323,17 @@ impl Sim<'_> {
             return;
         }
         let mut seen = BTreeSet::new();
-        let mut quota = BTreeSet::new();
-        for id in self.core.held_back(self.now) {
+        let mut looked = BTreeSet::new();
+        for id in self.core.held_back_not_ready(self.now) {
             let Ok(reasons) = self.core.why(self.now, id) else {
                 continue;
             };
+            looked.insert(id);
             let labels = self.codes(&reasons);
             if reasons.iter().any(is_quota) {
-                quota.insert(id);
-                if !self.quota_held.contains(&id)
-                    && let Some(rep) = self.reports.get_mut(&id)
-                {
-                    rep.quota_hits += 1;
-                }
+                self.quota_hit(id);
             }
+            self.note_batched(id, &reasons, &labels);
             if labels.is_empty() {
                 continue;
             }
@@ -230,7 +355,123 @@ impl Sim<'_> {
         for id in gone {
             self.release(id);
         }
-        self.quota_held = quota;
+        let no_longer: Vec<JobId> = self
+            .batched
+            .keys()
+            .filter(|id| !looked.contains(id))
+            .copied()
+            .collect();
+        for id in no_longer {
+            self.close_batched(id);
+        }
+    }
+
+    /// Follows `id`'s lateness from batching: it waits for the wake-up it shares with later work
+    /// and for nothing else (`labels`, its holds, are empty), or not.
+    fn note_batched(&mut self, id: JobId, reasons: &[WaitReason], labels: &[String]) {
+        let batched = labels.is_empty()
+            && reasons
+                .iter()
+                .any(|r| matches!(r, WaitReason::Batched { .. }));
+        if batched {
+            self.batched.entry(id).or_insert(self.now);
+        } else {
+            self.close_batched(id);
+        }
+    }
+
+    /// Ends `id`'s wait for a shared wake-up, charging it as lateness from batching.
+    fn close_batched(&mut self, id: JobId) {
+        let Some(since) = self.batched.remove(&id) else {
+            return;
+        };
+        if let Some(rep) = self.reports.get_mut(&id) {
+            rep.batching_ms += ms(self.now - since);
+        }
+    }
+
+    /// A quota holds `id` back: a hit, unless one already held it in this wait to start.
+    fn quota_hit(&mut self, id: JobId) {
+        if self.quota_waits.insert(id)
+            && let Some(rep) = self.reports.get_mut(&id)
+        {
+            rep.quota_hits += 1;
+        }
+    }
+
+    /// Brings the ready group up to date: its reasons now, the jobs that joined (their own
+    /// held interval closed) or left it (charged; looked at again if still held back).
+    fn follow_ready(&mut self) {
+        let mut changed = self.core.take_ready_changes();
+        if changed.is_empty() && self.ready.members.is_empty() {
+            return; // nobody to charge: the group's reasons are looked at when one joins
+        }
+        let reasons = self.core.ready_reasons(self.now);
+        if reasons != self.ready.reasons {
+            let quota = reasons.iter().any(is_quota);
+            let labels: Vec<(String, String)> = reasons.iter().filter_map(label).collect();
+            let codes: Vec<String> = labels.iter().map(|(c, _)| c.clone()).collect();
+            self.ready.relabel(self.now, &codes, quota);
+            self.ready.labels = labels;
+            self.ready.reasons = reasons;
+        }
+        changed.sort_unstable();
+        changed.dedup();
+        for id in changed {
+            let ready = self.core.is_ready(id);
+            if ready == self.ready.members.contains_key(&id) {
+                continue;
+            }
+            if ready {
+                self.release_held(id);
+                self.close_batched(id);
+                if self.ready.quota {
+                    self.quota_hit(id);
+                }
+                self.ready.join(self.now, id);
+            } else {
+                self.leave_ready(id);
+                if self.running.contains_key(&id) {
+                    continue;
+                }
+                // held back for a reason of its own now (a deferral of its own, say)
+                if let Ok(reasons) = self.core.why(self.now, id) {
+                    if reasons.iter().any(is_quota) {
+                        self.quota_hit(id);
+                    }
+                    let labels = self.codes(&reasons);
+                    self.note_batched(id, &reasons, &labels);
+                    if !labels.is_empty() {
+                        self.held.insert(id, (self.now, labels));
+                    }
+                }
+            }
+        }
+        self.keep_sentences();
+    }
+
+    /// The ready group's reasons are those of its members from now on: their sentences are
+    /// kept for the report.
+    fn keep_sentences(&mut self) {
+        if self.ready.members.is_empty() {
+            return;
+        }
+        for (code, sentence) in &self.ready.labels {
+            if !self.reasons.contains_key(code) {
+                self.reasons.insert(code.clone(), sentence.clone());
+            }
+        }
+    }
+
+    /// Takes `id` out of the ready group, charging what held it there.
+    fn leave_ready(&mut self, id: JobId) {
+        let report = self.reports.get_mut(&id).map(|r| &mut r.held_back_ms);
+        let Some(quota_hits) = self.ready.leave(self.now, id, report) else {
+            return;
+        };
+        if quota_hits {
+            self.quota_hit(id); // the group came to be held by a quota while it was in it
+        }
     }
 
     /// The codes of `reasons` that hold a job back, each code's sentence kept for the report.
@@ -247,6 +488,12 @@ impl Sim<'_> {
 
     /// Closes `id`'s held interval, charging it to its reasons.
     fn release(&mut self, id: JobId) {
+        self.leave_ready(id);
+        self.release_held(id);
+    }
+
+    /// Closes `id`'s own held interval (not its time in the ready group), charging it.
+    fn release_held(&mut self, id: JobId) {
         let Some((since, labels)) = self.held.remove(&id) else {
             return;
         };
@@ -321,7 +568,13 @@ impl Sim<'_> {
             app.set_force_quit(st.force_quit);
         }
         self.app = p.app;
-        self.core = Scheduler::new(p.config, p.policy).without_persistence();
+        let members: Vec<JobId> = self.ready.members.keys().copied().collect();
+        for id in members {
+            self.leave_ready(id);
+        }
+        self.core = Scheduler::new(p.config, p.policy)
+            .without_persistence()
+            .log_ready_changes();
         self.feed(Event::WorkerRegistered(KIND.into()))?;
         self.feed(Event::DeviceChanged(self.device))?;
         self.feed(Event::Load(jobs))?;
@@ -387,18 +640,23 @@ pub fn simulate_with_progress(
     });
     let mut sim = Sim {
         scenario,
-        core: Scheduler::new(p.config, p.policy).without_persistence(),
+        core: Scheduler::new(p.config, p.policy)
+            .without_persistence()
+            .log_ready_changes(),
         app: p.app,
         now: start,
         device,
         rng: ChaCha8Rng::seed_from_u64(scenario.seed),
-        spec_of: BTreeMap::new(),
+        spec_of: HashMap::new(),
         running: BTreeMap::new(),
         wakeups: 0,
-        reports: BTreeMap::new(),
+        reports: HashMap::new(),
         held: BTreeMap::new(),
+        ready: ReadyGroup::new(start),
+        started: Vec::new(),
         observed_at: start,
-        quota_held: BTreeSet::new(),
+        quota_waits: BTreeSet::new(),
+        batched: BTreeMap::new(),
         reasons: BTreeMap::new(),
         timeline: Vec::new(),
         states: vec![(start, device)],
@@ -522,6 +780,7 @@ pub fn simulate_with_progress(
                             per_day: None,
                             warnings,
                             held_back_ms: BTreeMap::new(),
+                            batching_ms: 0,
                             quota_hits: 0,
                             stops: BTreeMap::new(),
                         },
@@ -568,9 +827,18 @@ pub fn simulate_with_progress(
         sim.observe(step);
     }
     sim.now = end;
-    let still: Vec<JobId> = sim.held.keys().copied().collect();
+    let still: Vec<JobId> = sim
+        .held
+        .keys()
+        .chain(sim.ready.members.keys())
+        .copied()
+        .collect();
     for id in still {
         sim.release(id);
+    }
+    let still: Vec<JobId> = sim.batched.keys().copied().collect();
+    for id in still {
+        sim.close_batched(id);
     }
 
     // runs per day over the whole days simulated only: a 1-hour scenario says nothing per day

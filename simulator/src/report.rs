@@ -43,7 +43,13 @@ pub struct JobReport {
     /// identifiers: `doze_deep`, `standby_quota_sessions`, `constraint_charging`…; their
     /// sentences are in [`Report::reasons`]).
     pub held_back_ms: BTreeMap<String, u64>,
-    /// How many times a quota stopped it from starting.
+    /// Milliseconds it started later than its schedule and the holds let it, waiting for a
+    /// wake-up shared with work due a little later (the scheduler's batching: the desktop
+    /// `batch_window`, a flex window) — lateness, not a hold, so apart from `held_back_ms`.
+    #[serde(default)]
+    pub batching_ms: u64,
+    /// How many of its waits to start a quota held back (a wait counts once, however often
+    /// the quota lets go and takes hold again before the job starts).
     pub quota_hits: u64,
     /// Stopped runs by why they were stopped.
     pub stops: BTreeMap<String, u64>,
@@ -64,7 +70,7 @@ pub struct Report {
     pub end: Time,
     /// How many times the scheduler's timer woke it.
     pub wakeups: u64,
-    /// How many times a quota held a job back, over all jobs.
+    /// How many waits to start a quota held back, over all jobs.
     pub quota_hits: u64,
     /// The sentence of every hold reason code in the report.
     #[serde(default)]
@@ -155,6 +161,13 @@ impl Report {
                     })
                     .collect();
                 let _ = writeln!(s, "  held back (by reason): {}", reasons.join("; "));
+            }
+            if j.batching_ms > 0 {
+                let _ = writeln!(
+                    s,
+                    "  late by batching (waiting to share a wake-up): {}",
+                    span(j.batching_ms)
+                );
             }
             if !j.stops.is_empty() {
                 let stops: Vec<String> = j.stops.iter().map(|(r, n)| format!("{r}: {n}")).collect();

@@ -20,7 +20,8 @@ enum Lane {
     Timed(Time),
     NoWorker(String),
     Device(Constraints),
-    Ready,
+    /// Ready; `true` for a job forced past its time gates (it passes an app-wide hold too).
+    Ready(bool),
 }
 
 type Key = (Time, JobId);
@@ -35,7 +36,13 @@ pub(super) struct Lanes {
     /// How many jobs in the device lane need each constraint.
     device_needs: BTreeMap<Constraint, usize>,
     ready: BTreeSet<Key>,
+    /// The forced jobs among the ready ones: the only ones that pass an app-wide hold, found
+    /// without walking the jobs it parks.
+    ready_forced: BTreeSet<Key>,
     at: BTreeMap<JobId, (Lane, Time)>,
+    /// When kept: the jobs that entered or left the ready lane (see
+    /// `Scheduler::log_ready_changes`).
+    pub log: Option<Vec<JobId>>,
 }
 
 impl Lanes {
@@ -49,6 +56,11 @@ impl Lanes {
         let Some((lane, key)) = self.at.remove(&id) else {
             return;
         };
+        self.unlink(lane, key, id);
+    }
+
+    /// Takes `id`, filed at `key` in `lane`, out of that lane's sets.
+    fn unlink(&mut self, lane: Lane, key: Time, id: JobId) {
         let k = (key, id);
         match lane {
             Lane::Timed(latest) => {
@@ -74,14 +86,28 @@ impl Lanes {
                     }
                 }
             }
-            Lane::Ready => {
+            Lane::Ready(forced) => {
                 self.ready.remove(&k);
+                if forced {
+                    self.ready_forced.remove(&k);
+                }
+                self.note(id);
             }
         }
     }
 
+    /// Logs `id` as a job that may have become, or stopped being, ready (when a log is kept).
+    pub fn note(&mut self, id: JobId) {
+        if let Some(log) = &mut self.log {
+            log.push(id);
+        }
+    }
+
     fn put(&mut self, lane: Lane, key: Time, id: JobId) {
-        self.remove(id);
+        // one search of `at`; a job filed elsewhere (callers take it out first) is unlinked
+        if let Some((old, old_key)) = self.at.insert(id, (lane.clone(), key)) {
+            self.unlink(old, old_key, id);
+        }
         let k = (key, id);
         match &lane {
             Lane::Timed(latest) => {
@@ -97,11 +123,14 @@ impl Lanes {
                     *self.device_needs.entry(c).or_default() += 1;
                 }
             }
-            Lane::Ready => {
+            Lane::Ready(forced) => {
                 self.ready.insert(k);
+                if *forced {
+                    self.ready_forced.insert(k);
+                }
+                self.note(id);
             }
         }
-        self.at.insert(id, (lane, key));
     }
 
     /// The jobs whose time gates are open at `now` but that have not started (waiting for a
@@ -112,6 +141,16 @@ impl Lanes {
             .chain(self.no_worker.values().flatten())
             .chain(self.device.iter())
             .chain(self.ready.iter())
+            .map(|&(_, id)| id)
+    }
+
+    /// [`Lanes::due_waiting`] without the ready jobs that were not forced.
+    pub fn due_waiting_not_ready(&self, now: Time) -> impl Iterator<Item = JobId> + '_ {
+        self.timed
+            .range(..=(now, JobId::MAX))
+            .chain(self.no_worker.values().flatten())
+            .chain(self.device.iter())
+            .chain(self.ready_forced.iter())
             .map(|&(_, id)| id)
     }
 
@@ -179,9 +218,21 @@ impl Lanes {
         self.device_needs.keys().copied().collect()
     }
 
-    /// Files `id` (due since `key`) as ready to start.
-    pub fn ready(&mut self, key: Time, id: JobId) {
-        self.put(Lane::Ready, key, id);
+    /// Files `id` (due since `key`) as ready to start; `forced` when it was forced past its
+    /// time gates (the policy is not asked).
+    pub fn ready(&mut self, key: Time, id: JobId, forced: bool) {
+        self.put(Lane::Ready(forced), key, id);
+    }
+
+    /// Whether `id` waits in the ready lane, not forced: held by an app-wide hold when one is
+    /// in force.
+    pub fn is_parked(&self, id: JobId) -> bool {
+        matches!(self.at.get(&id), Some((Lane::Ready(false), _)))
+    }
+
+    /// How many ready jobs are not forced (held by an app-wide hold when one is in force).
+    pub fn parked_len(&self) -> usize {
+        self.ready.len() - self.ready_forced.len()
     }
 
     /// Takes the earliest timed job whose gates are open at `now`.
@@ -248,9 +299,18 @@ impl Lanes {
 
     /// The first ready job after `cursor` (from the start when `None`).
     pub fn next_ready(&self, cursor: Option<Key>) -> Option<Key> {
-        match cursor {
-            None => self.ready.first().copied(),
-            Some(c) => self.ready.range((Excluded(c), Unbounded)).next().copied(),
-        }
+        first_after(&self.ready, cursor)
+    }
+
+    /// The first forced ready job after `cursor` (from the start when `None`).
+    pub fn next_ready_forced(&self, cursor: Option<Key>) -> Option<Key> {
+        first_after(&self.ready_forced, cursor)
+    }
+}
+
+fn first_after(set: &BTreeSet<Key>, cursor: Option<Key>) -> Option<Key> {
+    match cursor {
+        None => set.first().copied(),
+        Some(c) => set.range((Excluded(c), Unbounded)).next().copied(),
     }
 }

@@ -44,7 +44,7 @@ pub use job::{
     StopReason, Time, Unique, humanize, humanize_approx,
 };
 pub use name::{MAX_NAME_BYTES, NameError, check_unique_name};
-pub use policy::{AllowAll, Decision, HoldKind, Policy, PolicyContext, PolicyReason};
+pub use policy::{AllowAll, AppHold, Decision, HoldKind, Policy, PolicyContext, PolicyReason};
 pub use schedule::{
     CronSchedule, MAX_BACKOFF, MIN_BACKOFF, Window, add, backoff_delay, effective_flex,
     jitter_offset, next_cron, next_periodic_window, parse_cron, periodic_window_at, since, sub,
@@ -430,6 +430,9 @@ pub struct Scheduler {
     /// Where each enqueued job waits (see [`lanes`]).
     lanes: lanes::Lanes,
     deferred: BTreeMap<JobId, (Option<Time>, PolicyReason)>,
+    /// The policy's app-wide hold in force, if any: the ready jobs not forced are parked
+    /// behind it, none asked about or re-filed, until it ends or the world changes.
+    app_hold: Option<AppHold>,
     prune_at: BTreeSet<(Time, JobId)>,
     active: BTreeMap<JobId, Active>,
     device: DeviceState,
@@ -482,6 +485,7 @@ impl Scheduler {
             unfinished_tags: BTreeMap::new(),
             lanes: lanes::Lanes::default(),
             deferred: BTreeMap::new(),
+            app_hold: None,
             prune_at: BTreeSet::new(),
             active: BTreeMap::new(),
             device: DeviceState::default(),
@@ -601,10 +605,15 @@ impl Scheduler {
     /// hear about other events.
     pub fn poll_timeout(&mut self) -> Option<Time> {
         let now = self.now;
-        let due = self
-            .lanes
-            .next_wake_after(now)
-            .map(|t| self.policy.plan_wake(now, t));
+        let due = match &self.app_hold {
+            // nothing but forced jobs (due at once) starts before an app-wide hold ends: one
+            // wake-up at its end, for the parked jobs and every gate that opens meanwhile
+            Some(hold) => hold.until.filter(|_| {
+                self.lanes.parked_len() > 0 || self.lanes.next_wake_after(now).is_some()
+            }),
+            None => self.lanes.next_wake_after(now),
+        }
+        .map(|t| self.policy.plan_wake(now, t));
         let running = self
             .active
             .values()
@@ -760,6 +769,49 @@ impl Scheduler {
         self.policy.as_ref()
     }
 
+    /// The policy's app-wide hold in force at `now` (see [`Policy::app_hold`]), if any: every
+    /// due job that was not forced waits behind it, with its reason.
+    pub fn app_hold_at(&self, now: Time) -> Option<&AppHold> {
+        self.app_hold
+            .as_ref()
+            .filter(|h| h.until.is_none_or(|u| u > now))
+    }
+
+    /// Whether job `id` is **ready**: due, its constraints met, a worker for it, not forced,
+    /// and no decision of the policy about it alone — it waits only for what holds every ready
+    /// job alike ([`Scheduler::ready_reasons`]: an app-wide hold, the run slots).
+    pub fn is_ready(&self, id: JobId) -> bool {
+        self.lanes.is_parked(id) && !self.deferred.contains_key(&id)
+    }
+
+    /// The jobs held back at `now` for reasons of their own: [`Scheduler::held_back`] without
+    /// the ready jobs, whose reasons [`Scheduler::ready_reasons`] gives for all at once.
+    pub fn held_back_not_ready(&self, now: Time) -> Vec<JobId> {
+        let mut ids: Vec<JobId> = self.lanes.due_waiting_not_ready(now).collect();
+        ids.extend(self.deferred.keys().copied());
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// Keep a log of the jobs that may have become, or stopped being, ready
+    /// ([`Scheduler::is_ready`]), for an observer that follows the ready jobs as a group (the
+    /// simulator); drain it with [`Scheduler::take_ready_changes`].
+    pub fn log_ready_changes(mut self) -> Self {
+        self.lanes.log = Some(Vec::new());
+        self
+    }
+
+    /// The jobs that may have become, or stopped being, ready since the last call (with
+    /// repeats), when [`Scheduler::log_ready_changes`] is on; empty otherwise.
+    pub fn take_ready_changes(&mut self) -> Vec<JobId> {
+        self.lanes
+            .log
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
     // ---------------------------------------------------------------- inputs
 
     /// Drops every job and what refers to them; keeps configuration, policy, kinds and device.
@@ -768,8 +820,11 @@ impl Scheduler {
         self.by_name.clear();
         self.dependents.clear();
         self.unfinished_tags.clear();
+        let log = self.lanes.log.take().map(|_| Vec::new());
         self.lanes = lanes::Lanes::default();
+        self.lanes.log = log;
         self.deferred.clear();
+        self.app_hold = None;
         self.prune_at.clear();
         self.active.clear();
         self.dirty.clear();
@@ -1179,56 +1234,15 @@ impl Scheduler {
 
     /// Sets `not_before` / `window_end` of `job` for its current cycle from its schedule.
     fn place(&mut self, job: &mut Job) -> Result<(), CoreError> {
-        match job.request.schedule.clone() {
-            Schedule::Once { delay, not_before } => {
-                let by_delay = schedule::add(job.enqueued_at, delay);
-                job.not_before = not_before.map_or(by_delay, |t| t.max(by_delay));
-                job.window_end = None;
-            }
-            Schedule::Periodic {
-                every,
-                flex,
-                anchor,
-            } => {
-                let w = next_periodic_window(
-                    every,
-                    flex,
-                    anchor,
-                    job.enqueued_at,
-                    job.last_started,
-                    job.last_finished,
-                );
-                job.not_before = w.start;
-                job.window_end = Some(w.end);
-            }
-            Schedule::Cron { expr, tz } => {
-                let parsed = self.cron(&expr)?;
-                // The first slot after the last run started (at most one run per slot, no burst of
-                // missed slots), or after the enqueue for a job that never ran.
-                let after = job.last_started.unwrap_or(job.enqueued_at);
-                let slot =
-                    next_cron(&parsed, tz, after).ok_or(CoreError::CronNeverFires { expr })?;
-                job.not_before = slot;
-                job.window_end = Some(slot);
-            }
-        }
-        job.backing_off = false;
-        job.not_before = self.jittered(job, job.not_before);
-        Ok(())
+        let cron = cron_of(&mut self.cron_cache, &job.request.schedule)?;
+        place(job, cron.as_ref())
     }
 
     /// `due` delayed by the job's jitter for its current cycle (decided once per slot: the
     /// result is stored as the job's `not_before`, so a restart keeps it and `why`/`list` show
     /// it); a flexed periodic job stays inside its window.
     fn jittered(&self, job: &Job, due: Time) -> Time {
-        let Some(j) = job.request.jitter else {
-            return due;
-        };
-        let at = schedule::add(due, schedule::jitter_offset(job.id, j, job.cycle));
-        match (&job.request.schedule, job.window_end) {
-            (Schedule::Periodic { flex: Some(_), .. }, Some(end)) => at.min(end.max(due)),
-            _ => at,
-        }
+        jittered(job, due)
     }
 
     fn update_in_place(&mut self, id: JobId, mut request: JobRequest) {
@@ -1447,8 +1461,10 @@ impl Scheduler {
         }
     }
 
-    /// Every job the policy deferred or denied is asked again at the next dispatch.
+    /// Every job the policy deferred or denied is asked again at the next dispatch, and an
+    /// app-wide hold is lifted (the policy is asked again too).
     fn ask_policy_again(&mut self) {
+        self.app_hold = None;
         let held: Vec<JobId> = self.deferred.keys().copied().collect();
         self.deferred.clear();
         for id in held {
@@ -1522,7 +1538,7 @@ impl Scheduler {
         job.last_finished = Some(now);
         if job.state.is_finished() {
             // cancelled while it ran: the record is final already
-            self.dirty.insert(id);
+            self.touch(id);
             return;
         }
         let recurring = job.request.schedule.is_recurring();
@@ -1589,7 +1605,7 @@ impl Scheduler {
             job.history.push(record);
             let excess = job.history.len().saturating_sub(cap);
             job.history.drain(..excess);
-            self.dirty.insert(id);
+            self.touch(id);
         }
     }
 
@@ -1616,14 +1632,16 @@ impl Scheduler {
 
     /// A recurring job's cycle ended: move to its next slot, with the attempt count reset.
     fn advance_slot(&mut self, now: Time, id: JobId) {
-        let Some(mut job) = self.jobs.remove(&id) else {
+        // placed where it is (a job is large: taking it out of the map and back moved it twice,
+        // and its neighbours in the map's node, at every run)
+        let Some(job) = self.jobs.get_mut(&id) else {
             return;
         };
+        let cron = cron_of(&mut self.cron_cache, &job.request.schedule);
         job.attempt = 0;
         job.cycle = job.cycle.saturating_add(1);
         job.state = JobState::Enqueued;
-        let placed = self.place(&mut job);
-        self.jobs.insert(id, job);
+        let placed = cron.and_then(|cron| place(job, cron.as_ref()));
         match placed {
             Ok(()) => {
                 self.reindex(id);
@@ -1797,7 +1815,7 @@ impl Scheduler {
     /// marks it for persisting.
     fn reindex(&mut self, id: JobId) {
         self.lanes.remove(id);
-        self.dirty.insert(id);
+        self.touch(id);
         let Some(job) = self.jobs.get(&id) else {
             return;
         };
@@ -1893,7 +1911,7 @@ impl Scheduler {
             let needs = job.request.constraints;
             self.lanes.wait_for_device(key, id, needs);
         } else {
-            self.lanes.ready(key, id);
+            self.lanes.ready(key, id, job.force.time);
         }
     }
 
@@ -2050,8 +2068,26 @@ impl Scheduler {
         while let Some((key, id)) = self.lanes.pop_due(now) {
             self.classify(key, id);
         }
+        if self
+            .app_hold
+            .as_ref()
+            .is_some_and(|h| h.until.is_some_and(|u| u <= now))
+        {
+            self.app_hold = None; // its time is up: the policy is asked again
+        }
         let mut cursor = None;
+        // whether the policy's app-wide hold was asked since the last start
+        let mut asked = false;
         while self.active.len() < self.config.max_concurrent.max(1) {
+            if self.app_hold.is_some() {
+                // only forced jobs pass an app-wide hold; the others stay parked, unasked
+                let Some((key, id)) = self.lanes.next_ready_forced(cursor) else {
+                    break;
+                };
+                cursor = Some((key, id));
+                self.start(now, id);
+                continue;
+            }
             let Some((key, id)) = self.lanes.next_ready(cursor) else {
                 break;
             };
@@ -2060,6 +2096,19 @@ impl Scheduler {
                 continue;
             };
             if !job.force.time {
+                if !asked {
+                    asked = true;
+                    if let Some((until, reason)) = self.policy.app_hold(now) {
+                        // as for a deferral, a hold must end in the future
+                        let until =
+                            until.map(|u| u.max(schedule::add(now, Duration::from_secs(1))));
+                        self.app_hold = Some(AppHold { until, reason });
+                        continue; // this job is parked with the others
+                    }
+                }
+                let Some(job) = self.jobs.get(&id) else {
+                    continue;
+                };
                 let cx = PolicyContext {
                     device: &self.device,
                     running: self.active.len(),
@@ -2084,11 +2133,13 @@ impl Scheduler {
                     }
                     Decision::Deny { reason } => {
                         self.deferred.insert(id, (None, reason));
+                        self.lanes.note(id); // no longer ready: held for a reason of its own
                         continue;
                     }
                 }
             }
             self.start(now, id);
+            asked = false; // a start may use up what the app is allowed
         }
     }
 
@@ -2132,6 +2183,13 @@ impl Scheduler {
         self.pending.push(Action::Start(start));
     }
 
+    /// Marks `id` for persisting (nothing to do for a driver without a store).
+    fn touch(&mut self, id: JobId) {
+        if self.persist {
+            self.dirty.insert(id);
+        }
+    }
+
     fn flush(&mut self) {
         let dirty = std::mem::take(&mut self.dirty);
         let removes = std::mem::take(&mut self.removed);
@@ -2167,5 +2225,79 @@ impl Scheduler {
             self.actions.push_back(Action::Persist(changes));
         }
         self.actions.extend(self.pending.drain(..));
+    }
+}
+
+/// The parsed expression of a cron schedule (parsed once, then from `cache`), `None` for other
+/// schedules.
+fn cron_of(
+    cache: &mut BTreeMap<String, CronSchedule>,
+    schedule: &Schedule,
+) -> Result<Option<CronSchedule>, CoreError> {
+    let Schedule::Cron { expr, .. } = schedule else {
+        return Ok(None);
+    };
+    if let Some(parsed) = cache.get(expr) {
+        return Ok(Some(parsed.clone()));
+    }
+    let parsed = parse_cron(expr).map_err(CoreError::InvalidCron)?;
+    cache.insert(expr.clone(), parsed.clone());
+    Ok(Some(parsed))
+}
+
+/// Sets `not_before` / `window_end` of `job` for its current cycle from its schedule; `cron` is
+/// the parsed expression of a cron job.
+fn place(job: &mut Job, cron: Option<&CronSchedule>) -> Result<(), CoreError> {
+    match &job.request.schedule {
+        Schedule::Once { delay, not_before } => {
+            let by_delay = schedule::add(job.enqueued_at, *delay);
+            job.not_before = not_before.map_or(by_delay, |t| t.max(by_delay));
+            job.window_end = None;
+        }
+        Schedule::Periodic {
+            every,
+            flex,
+            anchor,
+        } => {
+            let w = next_periodic_window(
+                *every,
+                *flex,
+                *anchor,
+                job.enqueued_at,
+                job.last_started,
+                job.last_finished,
+            );
+            job.not_before = w.start;
+            job.window_end = Some(w.end);
+        }
+        Schedule::Cron { expr, tz } => {
+            let parsed = match cron {
+                Some(parsed) => parsed.clone(),
+                None => parse_cron(expr).map_err(CoreError::InvalidCron)?,
+            };
+            // The first slot after the last run started (at most one run per slot, no burst of
+            // missed slots), or after the enqueue for a job that never ran.
+            let after = job.last_started.unwrap_or(job.enqueued_at);
+            let slot = next_cron(&parsed, *tz, after)
+                .ok_or_else(|| CoreError::CronNeverFires { expr: expr.clone() })?;
+            job.not_before = slot;
+            job.window_end = Some(slot);
+        }
+    }
+    job.backing_off = false;
+    job.not_before = jittered(job, job.not_before);
+    Ok(())
+}
+
+/// `due` delayed by the job's jitter for its current cycle; a flexed periodic job stays inside
+/// its window.
+fn jittered(job: &Job, due: Time) -> Time {
+    let Some(j) = job.request.jitter else {
+        return due;
+    };
+    let at = schedule::add(due, schedule::jitter_offset(job.id, j, job.cycle));
+    match (&job.request.schedule, job.window_end) {
+        (Schedule::Periodic { flex: Some(_), .. }, Some(end)) => at.min(end.max(due)),
+        _ => at,
     }
 }

@@ -57,6 +57,16 @@ impl fmt::Display for PolicyReason {
     }
 }
 
+/// An app-wide hold in force (see [`Policy::app_hold`]): every ready job that was not forced
+/// waits behind it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppHold {
+    /// Until when; `None`: until the device or the policy changes.
+    pub until: Option<Time>,
+    /// Why.
+    pub reason: PolicyReason,
+}
+
 /// A policy's answer when the core is about to start a job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
@@ -139,6 +149,20 @@ pub trait Policy: Send + fmt::Debug + 'static {
         None
     }
 
+    /// An **app-wide hold**: if at `now` the policy would defer (or deny) *every* job, whichever
+    /// it is — the app's quota or rate limit used up, the device in Doze, the app force-quit —
+    /// until when (`None`: until the device or the policy changes) and why.
+    ///
+    /// The core asks this once before it offers ready jobs to [`Policy::before_start`], and
+    /// again after each start (a start may use the quota up). While it holds, the core parks
+    /// the whole ready lane behind it — no job is asked, none re-filed — and wakes once, at
+    /// its end; `why` gives each parked job this reason. A policy that answers `Some` must
+    /// answer `before_start` the same way for every job at that instant; per-job holds
+    /// (batching, spacing by tag) stay in `before_start`.
+    fn app_hold(&mut self, _now: Time) -> Option<(Option<Time>, PolicyReason)> {
+        None
+    }
+
     /// Asked after the core offered the ready jobs: `true` makes it ask every job the policy
     /// deferred again, at once (a batch the policy was holding jobs for is now complete).
     fn wants_reask(&mut self) -> bool {
@@ -175,6 +199,9 @@ impl Policy for Box<dyn Policy> {
     }
     fn hold(&self, now: Time) -> Option<(Time, PolicyReason)> {
         (**self).hold(now)
+    }
+    fn app_hold(&mut self, now: Time) -> Option<(Option<Time>, PolicyReason)> {
+        (**self).app_hold(now)
     }
     fn wants_reask(&mut self) -> bool {
         (**self).wants_reask()

@@ -193,6 +193,43 @@ impl fmt::Display for WaitReason {
 }
 
 impl Scheduler {
+    /// What the policy holds every due job back for at `now`, if anything: its app-wide hold
+    /// (the jobs are parked behind it, or about to be: the core is not woken before it ends),
+    /// else a hold of every start (Doze) the core has not been woken to ask about.
+    fn app_wide_reason(&self, now: Time) -> Option<WaitReason> {
+        if let Some(hold) = self.app_hold_at(now) {
+            return Some(WaitReason::Policy {
+                reason: hold.reason.clone(),
+                until: hold.until,
+            });
+        }
+        self.policy
+            .hold(now)
+            .map(|(until, reason)| WaitReason::Policy {
+                reason,
+                until: Some(until),
+            })
+    }
+
+    /// Why every **ready** job (see [`Scheduler::is_ready`]) waits at `now`: what `why` gives
+    /// each of them — the policy's app-wide hold, the run slots, a shutdown — found once for
+    /// all. Empty: they start at the next input.
+    pub fn ready_reasons(&self, now: Time) -> Vec<WaitReason> {
+        let mut out = Vec::new();
+        if self.shutting_down {
+            out.push(WaitReason::ShuttingDown);
+        }
+        out.extend(self.app_wide_reason(now));
+        let limit = self.config.max_concurrent.max(1);
+        if out.is_empty() && self.active.len() >= limit {
+            out.push(WaitReason::ConcurrencyLimit {
+                running: self.active.len(),
+                limit,
+            });
+        }
+        out
+    }
+
     /// Every reason job `id` is not running at `now`; empty when nothing holds it back (it starts
     /// on the next input).
     pub fn why(&self, now: Time, id: JobId) -> Result<Vec<WaitReason>, CoreError> {
@@ -250,14 +287,9 @@ impl Scheduler {
                     if let Some((until, reason)) = gates.policy {
                         out.push(WaitReason::Policy { reason, until });
                     } else if gates.due <= now
-                        && let Some((until, reason)) = self.policy.hold(now)
+                        && let Some(reason) = self.app_wide_reason(now)
                     {
-                        // due, but the policy holds every start (Doze) and the core has not
-                        // been woken to ask it
-                        out.push(WaitReason::Policy {
-                            reason,
-                            until: Some(until),
-                        });
+                        out.push(reason);
                     }
                 }
                 if !job.force.constraints {
