@@ -1,6 +1,6 @@
 //! Dynamic shell completion (clap_complete's engine, `COMPLETE=bash backwork`): the verbs that
 //! take a job complete its unique name and its short id, asked of the daemon (or read from the
-//! store when none answers) at the moment of the <Tab>.
+//! store when none answers) at the moment of the `Tab`.
 
 use std::ffi::OsStr;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use clap_complete::CompletionCandidate;
 
 use crate::session::Session;
 
-/// How long a completion may wait for the daemon: a <Tab> must not hang the shell.
+/// How long a completion may wait for the daemon: a `Tab` must not hang the shell.
 const WAIT: Duration = Duration::from_millis(500);
 
 /// The live jobs' unique names and short ids that start with `current`, each with a line of

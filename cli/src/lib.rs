@@ -224,7 +224,7 @@ impl Progress {
 
 /// `backwork completions SHELL`: the registration script of the dynamic completion — what
 /// `COMPLETE=SHELL backwork` prints — which completes verbs and flags, and job names and short
-/// ids by asking this binary at each <Tab>.
+/// ids by asking this binary at each `Tab`.
 fn completions(shell: clap_complete::Shell) -> Result<(), CliError> {
     let exe = std::env::current_exe()
         .map_err(|e| CliError::unavailable(format!("cannot find this program's path ({e})")))?;
