@@ -294,7 +294,13 @@ async fn run_and_wait(
         return Err(CliError::invalid("--wait goes with `backwork run`"));
     };
     let Some(mut session) = Session::open(socket, store, false, cli.answer_timeout).await? else {
-        return Err(without_store(request, &store_path(store)?).unwrap_err());
+        return Err(CliError::new(
+            backwork_control::ErrorKind::NotFound,
+            format!(
+                "no job matches `{target}`: there is no job store yet ({}); add a job first",
+                store_path(store)?.display()
+            ),
+        ));
     };
     if session.is_local() {
         session.close().await?;
