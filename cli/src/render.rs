@@ -329,7 +329,11 @@ pub fn list(jobs: &[JobView], style: &Style, width: Option<usize>) -> String {
                 v.next.map_or_else(dash, |t| instant(t, style.zone)),
                 v.next.map_or_else(dash, |t| relative(t, style.now)),
                 v.last.map_or_else(dash, |t| relative(t, style.now)),
-                v.result.map_or_else(dash, |r| r.to_string()),
+                // a stopped run says what stopped it: `timeout`, `cancelled`, …
+                match (&v.result, &v.stopped_by) {
+                    (Some(RunResult::Stopped), Some(by)) => by.replace('_', " "),
+                    (r, _) => r.map_or_else(dash, |r| r.to_string()),
+                },
                 if waiting.is_empty() {
                     dash()
                 } else {

@@ -89,6 +89,15 @@ fn a_command_starts_with_no_signal_blocked_and_a_timeout_ends_it_with_sigterm() 
         nix::sys::signal::Signal::SIGTERM as i32,
         "sleep(1) has no SIGTERM handler: a SIGTERM that arrives ends it; {r:#}"
     );
+    // the time-out is named where the result is shown (issue 12: `list` said `stopped`)
+    let list = d.ok(&["list"]);
+    let row = list
+        .lines()
+        .find(|l| l.contains("slow"))
+        .unwrap_or_default();
+    assert!(row.contains("timeout"), "{list}");
+    let json = d.ok(&["list", "--json"]);
+    assert!(json.contains(r#""stopped_by":"timeout""#), "{json}");
 }
 
 #[test]

@@ -245,6 +245,10 @@ pub struct JobView {
     pub last: Option<Time>,
     /// How its last run ended.
     pub result: Option<RunResult>,
+    /// Why its last run was stopped, when it was: `timeout`, `cancelled`, `constraint_lost`,
+    /// `shutdown`, `unknown`, `policy`, `expired`, `prerequisite_failed` (the stop reason's tag).
+    #[serde(default)]
+    pub stopped_by: Option<String>,
     /// Attempts charged in the current cycle.
     pub attempt: u32,
     /// Runs in all.
@@ -269,6 +273,17 @@ impl JobView {
             next,
             last: job.last_started,
             result: job.history.last().map(|r| r.result),
+            stopped_by: job
+                .history
+                .last()
+                .and_then(|r| r.stop_reason.as_ref())
+                .and_then(|reason| {
+                    serde_json::to_value(reason)
+                        .ok()?
+                        .get("reason")?
+                        .as_str()
+                        .map(str::to_string)
+                }),
             attempt: job.attempt,
             runs: job.runs_total,
             tags: job.request.tags.iter().cloned().collect(),
