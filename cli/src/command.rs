@@ -96,6 +96,12 @@ impl Worker for CommandWorker {
     }
 }
 
+/// A signal's name as signal(7) gives it (`SIGTERM`), or `signal N` for a number it has none for.
+pub fn signal_name(signal: i32) -> String {
+    nix::sys::signal::Signal::try_from(signal)
+        .map_or_else(|_| format!("signal {signal}"), |s| s.as_str().to_string())
+}
+
 fn empty_output() -> CommandOutput {
     CommandOutput {
         exit_code: None,
@@ -397,8 +403,7 @@ async fn run(
                     crate::render::escape(program)
                 ),
                 (None, Some(signal)) => {
-                    let name = nix::sys::signal::Signal::try_from(signal)
-                        .map_or_else(|_| format!("signal {signal}"), |s| s.as_str().to_string());
+                    let name = signal_name(signal);
                     tracing::info!(
                         signal,
                         "`{}` was killed by {name}",

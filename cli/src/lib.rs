@@ -294,13 +294,7 @@ async fn run_and_wait(
         return Err(CliError::invalid("--wait goes with `backwork run`"));
     };
     let Some(mut session) = Session::open(socket, store, false, cli.answer_timeout).await? else {
-        return Err(CliError::new(
-            backwork_control::ErrorKind::NotFound,
-            format!(
-                "no job matches `{target}`: there is no job store yet ({}); add a job first",
-                store_path(store)?.display()
-            ),
-        ));
+        return Err(no_store(&target.to_string(), &store_path(store)?));
     };
     if session.is_local() {
         session.close().await?;
@@ -367,8 +361,7 @@ async fn run_and_wait(
         }
         (_, Some(o)) if o.signal.is_some() => {
             let n = o.signal.unwrap_or(0);
-            let name = nix::sys::signal::Signal::try_from(n)
-                .map_or_else(|_| format!("signal {n}"), |s| s.as_str().to_string());
+            let name = command::signal_name(n);
             (
                 u8::try_from(128 + n).unwrap_or(1),
                 format!("{verb} ({name})"),
@@ -407,18 +400,21 @@ async fn run_and_wait(
     }
 }
 
+/// "Not found" for a job named `what` when there is no store yet at `store` (exit 1).
+fn no_store(what: &str, store: &std::path::Path) -> CliError {
+    CliError::new(
+        backwork_control::ErrorKind::NotFound,
+        format!(
+            "no job matches `{what}`: there is no job store yet ({}); add a job first",
+            store.display()
+        ),
+    )
+}
+
 /// The answer to `request` when no server answers and there is no store yet (a fresh account):
 /// no jobs, the host's device state; nothing is created.
 fn without_store(request: Request, store: &std::path::Path) -> Result<Response, CliError> {
-    let no_store = |what: &str| {
-        CliError::new(
-            backwork_control::ErrorKind::NotFound,
-            format!(
-                "no job matches `{what}`: there is no job store yet ({}); add a job first",
-                store.display()
-            ),
-        )
-    };
+    let no_store = |what: &str| no_store(what, store);
     match request {
         Request::List { .. } => Ok(Response::Jobs { jobs: Vec::new() }),
         Request::Prune { .. } => Ok(Response::Pruned {

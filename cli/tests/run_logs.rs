@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Daemon, state};
+use common::{Daemon, short, state};
 
 /// Waits until the daemon's log holds a line with every one of `parts`; returns that line.
 fn line_with(d: &Daemon, parts: &[&str]) -> String {
@@ -23,11 +23,6 @@ fn line_with(d: &Daemon, parts: &[&str]) -> String {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// The short id `list` and the log show: the last 12 hex digits of the id.
-fn short(id: &str) -> String {
-    id.trim().replace('-', "")[20..].to_string()
 }
 
 #[test]

@@ -70,7 +70,7 @@ fn run_says_what_it_did() {
     ]);
     d.ok(&["device", "set", "charging=false"]);
     let out = d.ok(&["run", "later"]);
-    let short = &id.trim()[24..];
+    let short = common::short(&id);
     assert_eq!(
         out.trim(),
         format!("{short}: runs now (`backwork why {short}` says what it waits for)")

@@ -6,11 +6,7 @@
 
 mod common;
 
-use common::Daemon;
-
-fn short(id: &str) -> String {
-    id.trim().replace('-', "")[20..].to_string()
-}
+use common::{Daemon, short};
 
 #[test]
 fn a_short_id_prefix_works_for_show_why_run_and_cancel() {

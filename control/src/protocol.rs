@@ -203,7 +203,7 @@ pub enum Request {
     /// retention).
     Prune {
         /// The least age, in milliseconds.
-        #[serde(default, with = "millis_opt")]
+        #[serde(default, with = "backwork_scheduler::core::millis::option")]
         older_than: Option<std::time::Duration>,
     },
 }
@@ -429,24 +429,6 @@ impl Response {
             kind,
             message: message.into(),
         }
-    }
-}
-
-/// Optional durations as whole milliseconds on the wire.
-mod millis_opt {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_some(&u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        Option::<u64>::deserialize(d).map(|o| o.map(Duration::from_millis))
     }
 }
 

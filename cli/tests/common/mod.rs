@@ -27,6 +27,12 @@ pub fn backwork(args: &[&str], store: impl AsRef<Path>, socket: impl AsRef<Path>
         .unwrap()
 }
 
+/// The short id `list` and the logs show for the id `backwork add` printed: the id's last 12
+/// hex digits (the random part of a version-7 UUID, RFC 9562 §5.7).
+pub fn short(id: &str) -> String {
+    id.trim().replace('-', "")[20..].to_string()
+}
+
 /// A daemon on its own store and socket in a temp dir.
 pub struct Daemon {
     pub child: Option<Child>,

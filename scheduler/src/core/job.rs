@@ -89,25 +89,30 @@ impl FromStr for JobId {
     }
 }
 
-/// Serde helpers for durations as whole milliseconds, so records read well as JSON.
-pub(crate) mod millis {
+/// Serde helpers for durations as whole milliseconds, so records read well as JSON: use with
+/// `#[serde(with = "millis")]` (a `Duration`) or `#[serde(with = "millis::option")]`.
+pub mod millis {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};
 
+    /// Writes `d` as whole milliseconds (saturating at `u64::MAX`).
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     }
 
+    /// Reads whole milliseconds.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         u64::deserialize(d).map(Duration::from_millis)
     }
 
+    /// The same for an optional duration (`null` when absent).
     pub mod option {
         use std::time::Duration;
 
         use serde::{Deserialize, Deserializer, Serializer};
 
+        /// Writes `d` as whole milliseconds, or `null`.
         pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
             match d {
                 Some(d) => s.serialize_some(&u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
@@ -115,6 +120,7 @@ pub(crate) mod millis {
             }
         }
 
+        /// Reads whole milliseconds, or `null`.
         pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
             Option::<u64>::deserialize(d).map(|o| o.map(Duration::from_millis))
         }

@@ -38,6 +38,7 @@ use serde_json::Value;
 
 pub use error::CoreError;
 pub use interrupted::Interruption;
+pub use job::millis;
 pub use job::{
     Anchor, Backoff, BackoffKind, CatchUp, ConflictPolicy, DEFAULT_TIMEOUT, Force, Jitter, Job,
     JobId, JobRequest, JobState, RunOutcome, RunRecord, RunResult, SHORT_ID_LEN, Schedule,
@@ -551,7 +552,7 @@ impl Scheduler {
             Event::Timeout => Ok(Reply::Done),
             Event::Prune { older_than } => {
                 if let Some(age) = older_than {
-                    self.prune_older_than(now, age);
+                    self.prune_finished(now, age);
                 }
                 Ok(Reply::Pruned {
                     count: 0,
@@ -1976,28 +1977,14 @@ impl Scheduler {
                 self.pending.push(Action::Abort { id: *id });
             }
         }
-        while let Some(&(at, id)) = self.prune_at.first() {
-            if at > now {
-                break;
-            }
-            self.prune_at.pop_first();
-            let live = self.jobs.get(&id).is_some_and(|j| {
-                j.state.is_finished()
-                    && j.finished_at
-                        .is_some_and(|f| schedule::add(f, self.config.retention) <= now)
-            });
-            if live && !self.active.contains_key(&id) {
-                self.remove(id);
-            } else if self.active.contains_key(&id) {
-                // still winding down after a cancel: look again after its grace period
-                self.prune_at
-                    .insert((schedule::add(now, self.config.grace), id));
-            }
-        }
+        self.prune_finished(now, self.config.retention);
     }
 
-    /// Removes every finished job that finished at least `age` ago and is not winding down.
-    fn prune_older_than(&mut self, now: Time, age: Duration) {
+    /// Removes every finished job that finished at least `age` ago: at retention as time passes
+    /// (`expire`), or sooner when asked (`Event::Prune`). A job still winding down after a
+    /// cancel is looked at again after its grace period; an entry whose job is gone or live
+    /// again (`retry`) is dropped.
+    fn prune_finished(&mut self, now: Time, age: Duration) {
         // `prune_at` is keyed by the end of retention: finished + retention
         let horizon = if age <= self.config.retention {
             schedule::add(now, self.config.retention - age)
@@ -2010,12 +1997,29 @@ impl Scheduler {
             .copied()
             .collect();
         for (key, id) in due {
-            let old_enough = self.jobs.get(&id).is_some_and(|j| {
-                j.state.is_finished() && j.finished_at.is_some_and(|f| schedule::add(f, age) <= now)
-            });
-            if old_enough && !self.active.contains_key(&id) {
+            let Some(finished) = self
+                .jobs
+                .get(&id)
+                .filter(|j| j.state.is_finished())
+                .and_then(|j| j.finished_at)
+            else {
+                self.prune_at.remove(&(key, id));
+                continue;
+            };
+            if self.active.contains_key(&id) {
+                self.prune_at.remove(&(key, id));
+                self.prune_at
+                    .insert((schedule::add(now, self.config.grace), id));
+            } else if schedule::add(finished, age) <= now {
                 self.prune_at.remove(&(key, id));
                 self.remove(id);
+            } else {
+                // younger than `age`: keep it, under its own key (a grace re-check is done)
+                let own = schedule::add(finished, self.config.retention);
+                if own != key {
+                    self.prune_at.remove(&(key, id));
+                    self.prune_at.insert((own, id));
+                }
             }
         }
     }
