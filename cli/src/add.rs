@@ -4,18 +4,16 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use backwork_control::{COMMAND_KIND, CommandSpec};
-use backwork_scheduler::core::RequestSpec;
-use backwork_scheduler::{
-    Anchor, Backoff, CatchUp, ConflictPolicy, Constraint, Jitter, JobRequest, NetworkRequirement,
-    Time, Unique,
-};
+use backwork_scheduler::core::{JobOptions, OptionContext, OptionError};
+use backwork_scheduler::{JobRequest, Time};
 
-use crate::args::{AddArgs, AnchorArg, CatchUpArg, OnConflict, Requirement};
+use crate::args::AddArgs;
 use crate::error::CliError;
-use crate::time::{local_zone, parse_at, parse_duration, parse_zone};
+use crate::time::local_zone;
 
 /// The job request `args` describe, with the environment and directory captured from this
-/// process (`env`, `cwd`), at `now`.
+/// process (`env`, `cwd`), at `now`. The schedule and policy flags are read by the core's
+/// [`JobOptions::request`] — the one reading scenario files get too.
 pub fn request(
     args: &AddArgs,
     env: impl IntoIterator<Item = (String, String)>,
@@ -23,99 +21,47 @@ pub fn request(
     now: Time,
 ) -> Result<JobRequest, CliError> {
     let command = command_spec(args, env, cwd)?;
-    let zone = match &args.tz {
-        Some(name) => parse_zone(name)?,
-        None => local_zone(),
-    };
-    if args.tz.is_some() && args.cron.is_none() && args.at.is_none() {
-        return Err(CliError::invalid(
-            "--tz applies to --cron and --at only; drop it or add one of them",
-        ));
-    }
-    let duration =
-        |flag: &str, v: &Option<String>| v.as_deref().map(|v| parse_duration(flag, v)).transpose();
-    let at = match &args.at {
-        Some(text) => {
-            let at = parse_at(text, zone, now)?;
-            if at < now {
-                return Err(CliError::invalid(format!(
-                    "--at {text} is in the past; give a future time, or leave the schedule out to run at once"
-                )));
-            }
-            Some(at)
-        }
-        None => None,
-    };
-    if args.max_attempts == Some(0) {
-        return Err(CliError::invalid(
-            "--max-attempts must be at least 1; leave it out to retry forever",
-        ));
-    }
-    let spec = RequestSpec {
-        every: duration("every", &args.every)?,
-        flex: duration("flex", &args.flex)?,
-        anchor: args.anchor.map(|a| match a {
-            AnchorArg::Grid => Anchor::Grid,
-            AnchorArg::AfterRun => Anchor::AfterRun,
-        }),
-        cron: args.cron.clone().map(|expr| (expr, zone)),
-        delay: duration("in", &args.in_)?,
-        at,
-        catch_up: args.catch_up.map(|c| match c {
-            CatchUpArg::One => CatchUp::One,
-            CatchUpArg::Skip => CatchUp::Skip,
-        }),
-        requires: args
-            .requires
-            .iter()
-            .map(|r| match r {
-                Requirement::Network => Constraint::Network(NetworkRequirement::Connected),
-                Requirement::Unmetered => Constraint::Network(NetworkRequirement::Unmetered),
-                Requirement::Charging => Constraint::Charging,
-                Requirement::BatteryNotLow => Constraint::BatteryNotLow,
-                Requirement::StorageNotLow => Constraint::StorageNotLow,
-                Requirement::Idle => Constraint::DeviceIdle,
-            })
-            .collect(),
-        min_interval: duration("min-interval", &args.min_interval)?,
-        backoff: args.backoff.as_deref().map(parse_backoff).transpose()?,
+    let options = JobOptions {
+        in_: args.in_.clone(),
+        at: args.at.clone(),
+        every: args.every.clone(),
+        flex: args.flex.clone(),
+        anchor: args.anchor.clone(),
+        cron: args.cron.clone(),
+        tz: args.tz.clone(),
+        catch_up: args.catch_up.clone(),
+        requires: args.requires.clone(),
+        min_interval: args.min_interval.clone(),
+        backoff: args.backoff.clone(),
         backoff_jitter: args.backoff_jitter,
         max_attempts: args.max_attempts,
         // a command job has no time limit unless asked (as a systemd service has none; DESIGN
-        // §2) — a backup may take hours; the android profile still stops runs at its limit
-        timeout: match args.timeout.as_deref() {
-            Some("none" | "never") | None => Some(None),
-            Some(other) => Some(Some(parse_duration("timeout", other)?)),
-        },
+        // §2) — `--timeout` defaults to `none`; the android profile still stops runs at its
+        // limit
+        timeout: Some(args.timeout.clone()),
         accurate: args.accurate,
-        jitter: duration("jitter", &args.jitter)?.map(|max| Jitter {
-            max,
-            fixed: args.fixed_jitter,
-        }),
-        unique: args.unique.clone().map(|name| Unique {
-            name,
-            policy: match args.on_conflict.unwrap_or(OnConflict::Keep) {
-                OnConflict::Keep => ConflictPolicy::Keep,
-                OnConflict::Replace => ConflictPolicy::Replace,
-                OnConflict::Update => ConflictPolicy::Update,
-                OnConflict::Append => ConflictPolicy::Append,
-            },
-        }),
-        tags: args.tag.iter().cloned().collect(),
+        jitter: args.jitter.clone(),
+        fixed_jitter: args.fixed_jitter,
+        unique: args.unique.clone(),
+        on_conflict: args.on_conflict.clone(),
+        tags: args.tag.clone(),
     };
+    let cx = OptionContext {
+        zone: local_zone(),
+        now,
+    };
+    let request = options.request(COMMAND_KIND, &cx).map_err(option_error)?;
     let input = serde_json::to_value(&command)
         .map_err(|e| CliError::invalid(format!("the command could not be encoded: {e}")))?;
-    Ok(spec
-        .request(COMMAND_KIND)
-        .map_err(CliError::invalid)?
-        .input(input))
+    Ok(request.input(input))
 }
 
-/// `exponential:30s`, `linear:1m`, or a bare kind (base 30 s).
-pub fn parse_backoff(value: &str) -> Result<Backoff, CliError> {
-    value
-        .parse::<Backoff>()
-        .map_err(|e| CliError::invalid(format!("--backoff {e}")))
+/// A refused option as a usage error naming its flag (`--min-interval`, `--in`, `--tag`).
+pub fn option_error(e: OptionError) -> CliError {
+    match e.option() {
+        Some(key) => CliError::invalid(format!("--{} {e}", key.replace('_', "-"))),
+        None => CliError::invalid(e.to_string()),
+    }
 }
 
 fn command_spec(
@@ -229,7 +175,9 @@ fn find_program(program: &str, path: Option<&str>, dir: &Path) -> Option<PathBuf
 #[cfg(test)]
 mod tests {
     use super::*;
-    use backwork_scheduler::Schedule;
+    use backwork_scheduler::{
+        Anchor, Backoff, CatchUp, ConflictPolicy, Constraint, NetworkRequirement, Schedule,
+    };
     use chrono_tz::Tz;
     use clap::Parser;
     use std::time::Duration;
@@ -425,7 +373,10 @@ mod tests {
             r.schedule,
             Schedule::Once {
                 delay: Duration::ZERO,
-                not_before: Some(parse_at("2026-12-01T03:00:00Z", Tz::UTC, now()).unwrap())
+                not_before: Some(
+                    backwork_scheduler::core::parse_at("2026-12-01T03:00:00Z", Tz::UTC, now())
+                        .unwrap()
+                )
             }
         );
         // a crontab line is kept as written

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use backwork_scheduler::core;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 /// The whole command line.
@@ -222,8 +223,8 @@ pub struct AddArgs {
     )]
     pub flex: Option<String>,
     /// With --every: periods on a fixed grid, or counted from each run's end.
-    #[arg(long, value_enum, requires = "every", help_heading = "Schedule")]
-    pub anchor: Option<AnchorArg>,
+    #[arg(long, value_parser = choices(core::ANCHOR_CHOICES), requires = "every", help_heading = "Schedule")]
+    pub anchor: Option<String>,
     /// Run at the times of a cron expression: five crontab fields ("0 3 * * 1": Mondays 03:00),
     /// or six with seconds first ("30 0 3 * * 1"); @daily, @hourly… too.
     #[arg(long, value_name = "EXPR", help_heading = "Schedule")]
@@ -241,16 +242,16 @@ pub struct AddArgs {
     #[arg(long, requires = "jitter", help_heading = "Schedule")]
     pub fixed_jitter: bool,
     /// Slots missed while the machine was off: run once, or wait for the next.
-    #[arg(long, value_enum, help_heading = "Schedule")]
-    pub catch_up: Option<CatchUpArg>,
+    #[arg(long, value_parser = choices(core::CATCH_UP_CHOICES), help_heading = "Schedule")]
+    pub catch_up: Option<String>,
     /// Run only while this holds (repeatable).
     #[arg(
         long,
-        value_enum,
+        value_parser = choices(core::REQUIRES_CHOICES),
         value_name = "CONSTRAINT",
         help_heading = "Constraints"
     )]
-    pub requires: Vec<Requirement>,
+    pub requires: Vec<String>,
     /// Do not start again sooner than this after a successful run's start.
     #[arg(long, value_name = "DURATION", help_heading = "Constraints")]
     pub min_interval: Option<String>,
@@ -264,16 +265,21 @@ pub struct AddArgs {
     /// Fail the job after this many attempts [default: retry forever].
     #[arg(long, value_name = "N", help_heading = "Policy")]
     pub max_attempts: Option<u32>,
-    /// Time limit of each run, or `none` [default: none] (under `daemon --profile android`,
-    /// runs stop at JobScheduler's 10 min anyway).
-    #[arg(long, value_name = "DURATION|none", help_heading = "Policy")]
-    pub timeout: Option<String>,
+    /// Time limit of each run, or `none` (under `daemon --profile android`, runs stop at
+    /// JobScheduler's 10 min anyway).
+    #[arg(
+        long,
+        value_name = "DURATION|none",
+        default_value = "none",
+        help_heading = "Policy"
+    )]
+    pub timeout: String,
     /// A unique name: a second add with the same name follows --on-conflict.
     #[arg(long, value_name = "NAME", help_heading = "Policy")]
     pub unique: Option<String>,
     /// With --unique: keep the existing job, replace it, update it, or run after it.
-    #[arg(long, value_enum, requires = "unique", help_heading = "Policy")]
-    pub on_conflict: Option<OnConflict>,
+    #[arg(long, value_parser = choices(core::ON_CONFLICT_CHOICES), requires = "unique", help_heading = "Policy")]
+    pub on_conflict: Option<String>,
     /// A tag, for `list --tag` and `cancel --tag` (repeatable).
     #[arg(long, value_name = "TAG", help_heading = "Policy")]
     pub tag: Vec<String>,
@@ -304,52 +310,16 @@ pub struct AddArgs {
     pub command: Vec<String>,
 }
 
-/// `--anchor`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum AnchorArg {
-    /// A fixed grid from the first add: never drifts.
-    Grid,
-    /// Each period from the end of the previous run (WorkManager's behaviour).
-    AfterRun,
-}
-
-/// `--catch-up`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CatchUpArg {
-    /// Run once as soon as possible.
-    One,
-    /// Wait for the next slot.
-    Skip,
-}
-
-/// `--requires`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Requirement {
-    /// Any network connection.
-    Network,
-    /// An unmetered network.
-    Unmetered,
-    /// On AC power.
-    Charging,
-    /// Battery above 15 %, or charging.
-    BatteryNotLow,
-    /// Free space not low on the store's filesystem.
-    StorageNotLow,
-    /// The machine is idle.
-    Idle,
-}
-
-/// `--on-conflict`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OnConflict {
-    /// Keep the existing job; drop this one.
-    Keep,
-    /// Cancel the existing job and add this one.
-    Replace,
-    /// Update the existing job in place.
-    Update,
-    /// One-off jobs: run this one after the existing one succeeds.
-    Append,
+/// A clap parser that takes the words of one job option (the core's choice table, so the
+/// command line, scenarios and the help list the same words with the same meanings).
+fn choices<T: Copy + Send + Sync + 'static>(
+    table: &'static [backwork_scheduler::core::Choice<T>],
+) -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(
+        table
+            .iter()
+            .map(|c| clap::builder::PossibleValue::new(c.name).help(c.help)),
+    )
 }
 
 /// `backwork list`.

@@ -46,7 +46,7 @@ pub fn duration(data: &[u8]) {
     let Ok(value) = std::str::from_utf8(rest) else {
         return;
     };
-    if let Ok(d) = crate::time::parse_duration("in", value) {
+    if let Ok(d) = backwork_scheduler::core::parse_duration("in", value) {
         let _ = backwork_scheduler::core::humanize(d);
         let _ = backwork_scheduler::core::humanize_approx(d);
         let _ = crate::time::span(chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX));
@@ -74,7 +74,7 @@ pub fn at(data: &[u8]) {
         return;
     };
     let zone = zone_of(pick);
-    if let Ok(t) = crate::time::parse_at(value, zone, now()) {
+    if let Ok(t) = backwork_scheduler::core::parse_at(value, zone, now()) {
         let _ = crate::time::instant(t, zone);
         let _ = crate::time::instant_long(t, zone);
         let _ = crate::time::relative(t, now());

@@ -179,12 +179,12 @@ fn batching_does_not_undo_jitter() {
         })
     });
     let t0 = h.now;
-    let spec = backwork_scheduler::core::RequestSpec {
+    let spec = backwork_scheduler::core::JobOptions {
         backoff_jitter: Some(0.5),
         ..Default::default()
     };
     let ids: Vec<JobId> = (0..20)
-        .map(|_| h.enqueue(spec.request(KIND).unwrap()))
+        .map(|_| h.enqueue(spec.request(KIND, &options_context(h.now)).unwrap()))
         .collect();
     h.advance(mins(2));
     let mut retries: Vec<TimeDelta> = ids.iter().map(|&id| h.starts(id)[1] - t0).collect();
@@ -225,4 +225,11 @@ fn a_jitter_as_long_as_the_period_is_refused() {
     }
     assert_eq!(h.core.jobs().count(), 0);
     h.enqueue(JobRequest::periodic(KIND, hours(1)).jitter(mins(59)));
+}
+
+fn options_context(now: backwork_scheduler::Time) -> backwork_scheduler::core::OptionContext {
+    backwork_scheduler::core::OptionContext {
+        zone: chrono_tz::Tz::UTC,
+        now,
+    }
 }

@@ -146,7 +146,7 @@ fn a_run_that_stops_within_grace_is_not_aborted_and_no_limit_means_none() {
 /// in the same half-second (DESIGN §2: "Optional jitter (± fraction)").
 #[test]
 fn backoff_jitter_spreads_retries_of_jobs_that_fail_together() {
-    let spec = backwork_scheduler::core::RequestSpec {
+    let spec = backwork_scheduler::core::JobOptions {
         backoff_jitter: Some(0.5),
         ..Default::default()
     };
@@ -159,7 +159,7 @@ fn backoff_jitter_spreads_retries_of_jobs_that_fail_together() {
     });
     let t0 = h.now;
     let ids: Vec<_> = (0..500)
-        .map(|_| h.enqueue(spec.request(KIND).unwrap()))
+        .map(|_| h.enqueue(spec.request(KIND, &options_context(h.now)).unwrap()))
         .collect();
     h.advance(mins(1));
     let mut retries: Vec<i64> = ids
@@ -200,11 +200,18 @@ fn a_backoff_base_outside_the_clamp_is_changed_with_a_warning() {
     );
     // a backoff jitter that is not a fraction is refused before it reaches the wire
     for bad in [f64::NAN, f64::INFINITY, 1.0, -0.1] {
-        let spec = backwork_scheduler::core::RequestSpec {
+        let spec = backwork_scheduler::core::JobOptions {
             backoff_jitter: Some(bad),
             ..Default::default()
         };
-        let err = spec.request(KIND).unwrap_err();
-        assert!(err.contains("backoff jitter"), "{err}");
+        let err = spec.request(KIND, &options_context(h.now)).unwrap_err();
+        assert_eq!(err.option(), Some("backoff_jitter"), "{err}");
+    }
+}
+
+fn options_context(now: backwork_scheduler::Time) -> backwork_scheduler::core::OptionContext {
+    backwork_scheduler::core::OptionContext {
+        zone: chrono_tz::Tz::UTC,
+        now,
     }
 }

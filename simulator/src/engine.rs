@@ -742,7 +742,7 @@ pub fn simulate_with_progress(
                     } else {
                         spec.name.clone()
                     };
-                    let request = spec.request(KIND, &name)?;
+                    let request = spec.request(KIND, &name, sim.now)?;
                     let mut bytes = [0u8; 10];
                     bytes[2..].copy_from_slice(&(order.len() as u64 + 1).to_be_bytes());
                     let id = JobId::new_v7(sim.now, bytes);

@@ -59,4 +59,13 @@ pub enum SimError {
         /// What is wrong, and what to do.
         detail: String,
     },
+    /// A job's option is refused (the same reading `backwork add` gives its flags).
+    #[error("job `{job}`: {}{error}", error.option().map(|o| format!("{o}: ")).unwrap_or_default())]
+    JobOption {
+        /// The job's name.
+        job: String,
+        /// The option and why.
+        #[source]
+        error: backwork_scheduler::core::OptionError,
+    },
 }

@@ -4,12 +4,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use backwork_constraints::{Constraint, DeviceState, Network};
+use backwork_constraints::{DeviceState, Network};
 use backwork_profiles::Bucket;
-use backwork_scheduler::core::RequestSpec;
-use backwork_scheduler::{
-    Anchor, Backoff, CatchUp, ConflictPolicy, Jitter, JobRequest, Time, Unique,
-};
+use backwork_scheduler::core::{JobOptions, OptionContext};
+use backwork_scheduler::{JobRequest, Time};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -201,37 +199,38 @@ pub struct JobSpec {
     /// Enqueued this long after the start.
     #[serde(default, with = "humantime_serde")]
     pub added: Option<Duration>,
-    /// Once, this long after it is added.
-    #[serde(default, rename = "in", with = "humantime_serde")]
-    pub in_: Option<Duration>,
-    /// Once, at this instant (RFC 3339).
+    /// Once, this long after it is added (`10m`).
+    #[serde(default, rename = "in")]
+    pub in_: Option<String>,
+    /// Once, at this time: RFC 3339, a date and time in `tz`, or `03:00` / `tomorrow 03:00`
+    /// after the job is added.
     #[serde(default)]
-    pub at: Option<Time>,
-    /// Periodic.
-    #[serde(default, with = "humantime_serde")]
-    pub every: Option<Duration>,
+    pub at: Option<String>,
+    /// Periodic: the interval (`6h`).
+    #[serde(default)]
+    pub every: Option<String>,
     /// Periodic: the flex window.
-    #[serde(default, with = "humantime_serde")]
-    pub flex: Option<Duration>,
+    #[serde(default)]
+    pub flex: Option<String>,
     /// Periodic: `grid` or `after-run`.
     #[serde(default)]
-    pub anchor: Option<Anchor>,
-    /// Cron (seconds first).
+    pub anchor: Option<String>,
+    /// Cron: five crontab fields, or six with seconds first.
     #[serde(default)]
     pub cron: Option<String>,
-    /// The cron expression's zone (default UTC in a scenario).
+    /// The zone of `cron` and `at` (default UTC in a scenario).
     #[serde(default)]
-    pub tz: Option<Tz>,
+    pub tz: Option<String>,
     /// `one` or `skip`.
     #[serde(default)]
-    pub catch_up: Option<CatchUp>,
+    pub catch_up: Option<String>,
     /// Constraints: `network`, `unmetered`, `charging`, `battery-not-low`, `storage-not-low`,
     /// `idle`.
     #[serde(default)]
     pub requires: Vec<String>,
     /// Minimum interval between successful starts.
-    #[serde(default, with = "humantime_serde")]
-    pub min_interval: Option<Duration>,
+    #[serde(default)]
+    pub min_interval: Option<String>,
     /// `exponential:30s` or `linear:1m`.
     #[serde(default)]
     pub backoff: Option<String>,
@@ -241,15 +240,15 @@ pub struct JobSpec {
     /// Give up after this many attempts.
     #[serde(default)]
     pub max_attempts: Option<u32>,
-    /// Time limit of each run (`10m`, or `none`).
+    /// Time limit of each run (`10m`, or `none` / `never`).
     #[serde(default)]
     pub timeout: Option<String>,
     /// Start exactly when due, not batched.
     #[serde(default)]
     pub accurate: bool,
     /// Delay each due time by up to this.
-    #[serde(default, with = "humantime_serde")]
-    pub jitter: Option<Duration>,
+    #[serde(default)]
+    pub jitter: Option<String>,
     /// With `jitter`: the same delay every time.
     #[serde(default)]
     pub fixed_jitter: bool,
@@ -283,75 +282,61 @@ fn one() -> u32 {
 }
 
 impl JobSpec {
-    /// The request for copy `name` of this job.
-    pub fn request(&self, kind: &str, name: &str) -> Result<JobRequest, SimError> {
-        let bad = |detail: String| SimError::Job {
-            job: self.name.clone(),
-            detail,
-        };
+    /// The request for copy `name` of this job, added at `now`. The options are read by
+    /// [`JobOptions::request`], as `backwork add` reads its flags; times of day and dates are
+    /// in `tz`, or UTC.
+    pub fn request(&self, kind: &str, name: &str, now: Time) -> Result<JobRequest, SimError> {
         if !(0.0..=1.0).contains(&self.outcome.fail) {
-            return Err(bad(format!(
-                "outcome.fail {} is not a probability; use a number from 0 to 1",
-                self.outcome.fail
-            )));
+            return Err(SimError::Job {
+                job: self.name.clone(),
+                detail: format!(
+                    "outcome.fail {} is not a probability; use a number from 0 to 1",
+                    self.outcome.fail
+                ),
+            });
         }
         let mut tags = self.tags.clone();
         // iOS: a submit with the same identifier replaces the pending request
         let policy = match self.task {
             Some(IosTask::Processing) => {
                 tags.insert(backwork_profiles::PROCESSING_TAG.into());
-                ConflictPolicy::Replace
+                "replace"
             }
             Some(IosTask::Refresh) => {
                 tags.insert(backwork_profiles::REFRESH_TAG.into());
-                ConflictPolicy::Replace
+                "replace"
             }
-            None => ConflictPolicy::Keep,
+            None => "keep",
         };
-        let spec = RequestSpec {
-            every: self.every,
-            flex: self.flex,
-            anchor: self.anchor,
-            cron: self
-                .cron
-                .clone()
-                .map(|expr| (expr, self.tz.unwrap_or(Tz::UTC))),
-            delay: self.in_,
-            at: self.at,
-            catch_up: self.catch_up,
-            requires: self
-                .requires
-                .iter()
-                .map(|c| c.parse::<Constraint>().map_err(|e| bad(e.to_string())))
-                .collect::<Result<_, _>>()?,
-            min_interval: self.min_interval,
-            backoff: self
-                .backoff
-                .as_deref()
-                .map(|b| b.parse::<Backoff>().map_err(bad))
-                .transpose()?,
+        let options = JobOptions {
+            in_: self.in_.clone(),
+            at: self.at.clone(),
+            every: self.every.clone(),
+            flex: self.flex.clone(),
+            anchor: self.anchor.clone(),
+            cron: self.cron.clone(),
+            tz: self.tz.clone(),
+            catch_up: self.catch_up.clone(),
+            requires: self.requires.clone(),
+            min_interval: self.min_interval.clone(),
+            backoff: self.backoff.clone(),
             backoff_jitter: self.backoff_jitter,
             max_attempts: self.max_attempts,
-            timeout: match self.timeout.as_deref() {
-                Some("none") => Some(None),
-                Some(other) => Some(Some(
-                    humantime::parse_duration(other)
-                        .map_err(|e| bad(format!("timeout {other:?}: {e}")))?,
-                )),
-                None => None,
-            },
+            timeout: self.timeout.clone(),
             accurate: self.accurate,
-            jitter: self.jitter.map(|max| Jitter {
-                max,
-                fixed: self.fixed_jitter,
-            }),
-            unique: Some(Unique {
-                name: name.to_string(),
-                policy,
-            }),
-            tags,
+            jitter: self.jitter.clone(),
+            fixed_jitter: self.fixed_jitter,
+            unique: Some(name.to_string()),
+            on_conflict: Some(policy.into()),
+            tags: tags.into_iter().collect(),
         };
-        spec.request(kind).map_err(bad)
+        let cx = OptionContext { zone: Tz::UTC, now };
+        options
+            .request(kind, &cx)
+            .map_err(|error| SimError::JobOption {
+                job: self.name.clone(),
+                error,
+            })
     }
 }
 

@@ -50,7 +50,11 @@ pub use schedule::{
     CronSchedule, MAX_BACKOFF, MIN_BACKOFF, Window, add, backoff_delay, effective_flex,
     jitter_offset, next_cron, next_periodic_window, parse_cron, periodic_window_at, since, sub,
 };
-pub use spec::RequestSpec;
+pub use spec::{
+    ANCHOR_CHOICES, CATCH_UP_CHOICES, Choice, JobOptions, NO_TIMEOUT_WORDS, ON_CONFLICT_CHOICES,
+    OptionContext, OptionError, REQUIRES_CHOICES, choose, parse_at, parse_duration, parse_timeout,
+    parse_zone,
+};
 pub use why::{JobRef, WaitReason};
 
 /// The longest duration the core accepts anywhere (100 years).
