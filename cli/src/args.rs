@@ -15,43 +15,11 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 (network, unmetered network, charging, battery not low, storage not low, idle), retries them with backoff, \
 and keeps them across crashes and reboots.\n\n\
 `backwork daemon` runs command jobs; the other verbs talk to it through its control socket, or to any app \
-that serves one. When nothing answers, they open the store directly.",
+that serves one. When nothing answers, they open the store directly. Where the store and the socket are: \
+each verb's --store and --socket, or BACKWORK_STORE and BACKWORK_SOCKET.",
     after_help = "Examples:\n  backwork daemon &\n  backwork add --every 6h --requires charging --requires unmetered \\\n      -- rsync -a ~/photos nas:photos\n  backwork list\n  backwork why photos-sync\n  backwork run photos-sync --ignore-constraints"
 )]
 pub struct Cli {
-    /// The job store [default: $XDG_DATA_HOME/backwork/store.redb].
-    #[arg(
-        long,
-        global = true,
-        help_heading = "Global options",
-        env = "BACKWORK_STORE",
-        value_name = "PATH"
-    )]
-    pub store: Option<PathBuf>,
-    /// The control socket [default: $XDG_RUNTIME_DIR/backwork/control.sock].
-    #[arg(
-        long,
-        global = true,
-        help_heading = "Global options",
-        env = "BACKWORK_SOCKET",
-        value_name = "PATH"
-    )]
-    pub socket: Option<PathBuf>,
-    /// How long to wait for a daemon's answer (connect, send and receive together) before
-    /// giving up with exit 3.
-    #[arg(
-        long,
-        global = true,
-        help_heading = "Global options",
-        env = "BACKWORK_ANSWER_TIMEOUT",
-        default_value = "10s",
-        value_parser = humantime::parse_duration,
-        value_name = "DURATION"
-    )]
-    pub answer_timeout: std::time::Duration,
-    /// Print records as JSON Lines (one object per line; see docs/cli.md for the fields).
-    #[arg(long, global = true, help_heading = "Global options")]
-    pub json: bool,
     /// Print less (errors only).
     #[arg(short, long, global = true, help_heading = "Global options", action = ArgAction::Count)]
     pub quiet: u8,
@@ -61,6 +29,98 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub verb: Verb,
+}
+
+/// Where a verb finds the job store and the daemon. Each is read from its flag, else from its
+/// environment variable (an empty variable counts as unset), else the default.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Paths {
+    /// The job store [default: $XDG_DATA_HOME/backwork/store.redb; env: BACKWORK_STORE].
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "PATH"
+    )]
+    pub store: Option<PathBuf>,
+    /// The control socket [default: $XDG_RUNTIME_DIR/backwork/control.sock; env:
+    /// BACKWORK_SOCKET].
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "PATH"
+    )]
+    pub socket: Option<PathBuf>,
+}
+
+/// The options of every verb that talks to a daemon or opens the store.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ClientOptions {
+    /// The store and the socket.
+    #[command(flatten)]
+    pub paths: Paths,
+    /// How long to wait for a daemon's answer (connect, send and receive together) before
+    /// giving up with exit 3 [default: 10s; env: BACKWORK_ANSWER_TIMEOUT].
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_parser = humantime::parse_duration,
+        value_name = "DURATION"
+    )]
+    pub answer_timeout: Option<std::time::Duration>,
+    /// Print records as JSON Lines (one object per line; see docs/cli.md for the fields).
+    #[arg(long, global = true, help_heading = "Global options")]
+    pub json: bool,
+}
+
+/// `BACKWORK_ANSWER_TIMEOUT`'s default.
+pub const DEFAULT_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The value of the environment variable `name`, unless it is unset or empty.
+fn env_value(name: &str) -> Option<std::ffi::OsString> {
+    std::env::var_os(name).filter(|v| !v.is_empty())
+}
+
+impl Paths {
+    /// The store: `--store`, else `BACKWORK_STORE`; `None` for the default.
+    pub fn store(&self) -> Option<PathBuf> {
+        self.store
+            .clone()
+            .or_else(|| env_value("BACKWORK_STORE").map(PathBuf::from))
+    }
+
+    /// The control socket: `--socket`, else `BACKWORK_SOCKET`, else the default.
+    pub fn socket(&self) -> PathBuf {
+        self.socket
+            .clone()
+            .or_else(|| env_value("BACKWORK_SOCKET").map(PathBuf::from))
+            .unwrap_or_else(backwork_control::default_socket_path)
+    }
+}
+
+impl ClientOptions {
+    /// `--answer-timeout`, else `BACKWORK_ANSWER_TIMEOUT`, else 10 s.
+    ///
+    /// # Errors
+    /// A usage error (exit 2) when the variable is set but not a duration.
+    pub fn answer_timeout(&self) -> Result<std::time::Duration, crate::error::CliError> {
+        if let Some(d) = self.answer_timeout {
+            return Ok(d);
+        }
+        match env_value("BACKWORK_ANSWER_TIMEOUT") {
+            None => Ok(DEFAULT_ANSWER_TIMEOUT),
+            Some(v) => {
+                let text = v.to_string_lossy();
+                humantime::parse_duration(text.trim()).map_err(|e| {
+                    crate::error::CliError::invalid(format!(
+                        "BACKWORK_ANSWER_TIMEOUT={text:?} is not a duration ({e}); set it like 10s or 1m, or unset it"
+                    ))
+                })
+            }
+        }
+    }
 }
 
 /// The verbs.
@@ -137,6 +197,23 @@ finished or cancelled."
     },
 }
 
+impl Verb {
+    /// The store, socket and output options of a verb that talks to a daemon or the store.
+    pub fn client(&self) -> Option<&ClientOptions> {
+        match self {
+            Verb::Add(a) => Some(&a.client),
+            Verb::List(a) => Some(&a.client),
+            Verb::Show(a) | Verb::Why(a) => Some(&a.client),
+            Verb::Run(a) => Some(&a.client),
+            Verb::Cancel(a) => Some(&a.client),
+            Verb::Device(a) => Some(&a.client),
+            Verb::Retry(a) => Some(&a.client),
+            Verb::Prune(a) => Some(&a.client),
+            Verb::Daemon(_) | Verb::Simulate(_) | Verb::Completions { .. } => None,
+        }
+    }
+}
+
 /// Where the daemon's device state comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DeviceSource {
@@ -189,6 +266,9 @@ pub struct DaemonArgs {
     /// Keep finished jobs (and their runs) this long before they are dropped.
     #[arg(long, default_value = "1d", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub retention: std::time::Duration,
+    /// The store to run on and the socket to serve.
+    #[command(flatten)]
+    pub paths: Paths,
 }
 
 /// `backwork prune`.
@@ -198,6 +278,9 @@ pub struct PruneArgs {
     /// retention, `daemon --retention`, 1d]; `0s` drops every finished job.
     #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub older_than: Option<std::time::Duration>,
+    /// Store, socket, output.
+    #[command(flatten)]
+    pub client: ClientOptions,
 }
 
 /// `backwork add`.
@@ -308,6 +391,9 @@ pub struct AddArgs {
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
+    /// Store, socket, output.
+    #[command(flatten)]
+    pub client: ClientOptions,
 }
 
 /// A clap parser that takes the words of one job option (the core's choice table, so the
@@ -334,6 +420,9 @@ pub struct ListArgs {
     /// Finished jobs too (succeeded, failed, cancelled; kept for the retention).
     #[arg(long, short = 'a')]
     pub all: bool,
+    /// Store, socket, output.
+    #[command(flatten)]
+    pub client: ClientOptions,
 }
 
 /// A job named on the command line.
@@ -342,6 +431,9 @@ pub struct Target {
     /// The job's id, short id (or a prefix of it) or unique name.
     #[arg(value_name = "ID|NAME", add = clap_complete::ArgValueCompleter::new(crate::complete::jobs))]
     pub target: String,
+    /// Store, socket, output.
+    #[command(flatten)]
+    pub client: ClientOptions,
 }
 
 /// `backwork run`.
@@ -357,6 +449,9 @@ pub struct RunArgs {
     /// the command's exit code, 128 + N when signal N ended it, 1 for another failure.
     #[arg(long)]
     pub wait: bool,
+    /// Store, socket, output.
+    #[command(flatten)]
+    pub client: ClientOptions,
 }
 
 /// `backwork cancel`.
@@ -369,6 +464,9 @@ pub struct CancelArgs {
     /// Every unfinished job with this tag.
     #[arg(long, value_name = "TAG")]
     pub tag: Option<String>,
+    /// Store, socket, output.
+    #[command(flatten)]
+    pub client: ClientOptions,
 }
 
 /// `backwork retry`.
@@ -380,6 +478,9 @@ pub struct RetryArgs {
     /// Every failed or cancelled job with this tag.
     #[arg(long, value_name = "TAG", conflicts_with = "target")]
     pub tag: Option<String>,
+    /// Store, socket, output.
+    #[command(flatten)]
+    pub client: ClientOptions,
 }
 
 /// `backwork device`.
@@ -388,6 +489,9 @@ pub struct DeviceArgs {
     /// `set KEY=VALUE…` changes the state.
     #[command(subcommand)]
     pub action: Option<DeviceAction>,
+    /// Store, socket, output.
+    #[command(flatten)]
+    pub client: ClientOptions,
 }
 
 /// `backwork device set`.
@@ -413,6 +517,9 @@ pub struct SimulateArgs {
     /// the server: requests per minute, the peak, the 99th percentile.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub devices: Option<u32>,
+    /// Print the report as JSON (docs/simulator.md).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[cfg(test)]
@@ -449,6 +556,37 @@ mod tests {
                 assert!(
                     lines.contains(&example),
                     "{}: the example {example:?} is not printed as written:\n{help}",
+                    cmd.get_name()
+                );
+            }
+        }
+    }
+
+    /// Issue 12: global options appear under their own heading, and only on the verbs they
+    /// mean something to (`completions --socket`, `simulate --store` did nothing).
+    #[test]
+    fn store_and_socket_options_are_offered_only_where_they_apply() {
+        let root = Cli::command().term_width(80);
+        for cmd in root.get_subcommands() {
+            let help = cmd.clone().term_width(200).render_help().to_string();
+            let takes_paths = !matches!(cmd.get_name(), "simulate" | "completions");
+            for flag in ["--store", "--socket"] {
+                assert_eq!(
+                    help.contains(flag),
+                    takes_paths,
+                    "{} {flag}:\n{help}",
+                    cmd.get_name()
+                );
+            }
+            let takes_json = !matches!(cmd.get_name(), "daemon" | "completions");
+            assert_eq!(help.contains("--json"), takes_json, "{}", cmd.get_name());
+            if takes_paths {
+                let heading = help
+                    .find("Global options:")
+                    .expect("a Global options heading");
+                assert!(
+                    help.find("--store").unwrap() > heading,
+                    "{}: --store is not under Global options",
                     cmd.get_name()
                 );
             }

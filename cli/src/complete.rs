@@ -5,7 +5,7 @@
 use std::ffi::OsStr;
 use std::time::Duration;
 
-use backwork_control::{Request, Response, default_socket_path};
+use backwork_control::{Request, Response};
 use clap_complete::CompletionCandidate;
 
 use crate::session::Session;
@@ -25,12 +25,9 @@ pub fn jobs(current: &OsStr) -> Vec<CompletionCandidate> {
     else {
         return Vec::new();
     };
-    let socket = std::env::var_os("BACKWORK_SOCKET")
-        .filter(|s| !s.is_empty())
-        .map_or_else(default_socket_path, Into::into);
-    let store = std::env::var_os("BACKWORK_STORE")
-        .filter(|s| !s.is_empty())
-        .map(std::path::PathBuf::from);
+    // the words typed so far are not parsed: the environment says where to look
+    let paths = crate::args::Paths::default();
+    let (socket, store) = (paths.socket(), paths.store());
     let views = runtime.block_on(async {
         let mut session = Session::open(&socket, store.as_deref(), false, WAIT)
             .await

@@ -24,11 +24,11 @@ pub mod time;
 use std::io::Write;
 use std::process::ExitCode;
 
-use backwork_control::{Request, Response, default_socket_path};
+use backwork_control::{Request, Response};
 use backwork_scheduler::{JobId, JobState, Selector};
 use clap::CommandFactory;
 
-use args::{Cli, DeviceAction, Verb};
+use args::{Cli, ClientOptions, DeviceAction, Verb};
 use error::CliError;
 use render::Style;
 use session::{Session, store_path};
@@ -285,7 +285,7 @@ fn simulate(args: &args::SimulateArgs, json: bool) -> Result<(), CliError> {
 /// `run --wait`: asks for the run, then follows the job until a run that started after the
 /// request has ended; prints how it ended and exits with its result.
 async fn run_and_wait(
-    cli: &Cli,
+    client: &ClientOptions,
     socket: &std::path::Path,
     store: Option<&std::path::Path>,
     request: Request,
@@ -293,7 +293,8 @@ async fn run_and_wait(
     let Request::Run { target, .. } = &request else {
         return Err(CliError::invalid("--wait goes with `backwork run`"));
     };
-    let Some(mut session) = Session::open(socket, store, false, cli.answer_timeout).await? else {
+    let Some(mut session) = Session::open(socket, store, false, client.answer_timeout()?).await?
+    else {
         return Err(no_store(&target.to_string(), &store_path(store)?));
     };
     if session.is_local() {
@@ -448,12 +449,12 @@ fn without_store(request: Request, store: &std::path::Path) -> Result<Response, 
 const NO_DAEMON: &str = "note: no daemon is running; the change is stored and takes effect when `backwork daemon` starts";
 
 async fn run(cli: Cli) -> Result<(), CliError> {
-    let socket = cli.socket.clone().unwrap_or_else(default_socket_path);
-    let store = cli.store.as_deref();
     let request = match &cli.verb {
-        Verb::Daemon(args) => return daemon::run(store, &socket, args).await,
+        Verb::Daemon(args) => {
+            return daemon::run(args.paths.store().as_deref(), &args.paths.socket(), args).await;
+        }
         Verb::Completions { shell } => return completions(*shell),
-        Verb::Simulate(args) => return simulate(args, cli.json),
+        Verb::Simulate(args) => return simulate(args, args.json),
         Verb::Add(args) => {
             let cwd = std::env::current_dir().map_err(|e| {
                 CliError::invalid(format!(
@@ -512,13 +513,20 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             older_than: p.older_than,
         },
     };
+    let Some(client) = cli.verb.client() else {
+        return Err(CliError::invalid("this verb takes no store or socket"));
+    };
+    let socket = client.paths.socket();
+    let store = client.paths.store();
+    let store = store.as_deref();
+    let answer_timeout = client.answer_timeout()?;
     if let Verb::Run(r) = &cli.verb
         && r.wait
     {
-        return run_and_wait(&cli, &socket, store, request).await;
+        return run_and_wait(client, &socket, store, request).await;
     }
     let create = matches!(request, Request::Add { .. });
-    let (answer, local) = match Session::open(&socket, store, create, cli.answer_timeout).await? {
+    let (answer, local) = match Session::open(&socket, store, create, answer_timeout).await? {
         Some(mut session) => {
             let local = session.is_local();
             let answer = session.call(request).await;
@@ -541,7 +549,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             for w in &warnings {
                 note(0, &format!("warning: {}", render::escape(w)));
             }
-            if cli.json {
+            if client.json {
                 json_lines([serde_json::json!({
                     "id": id, "disposition": disposition, "warnings": warnings
                 })])?;
@@ -559,14 +567,14 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             }
         }
         Response::Jobs { jobs } => {
-            if cli.json {
+            if client.json {
                 json_lines(&jobs)?;
             } else {
                 out(&render::list(&jobs, &style, terminal_width()))?;
             }
         }
         Response::Details { jobs } => {
-            if cli.json {
+            if client.json {
                 json_lines(&jobs)?;
             } else {
                 let text: Vec<String> = jobs.iter().map(|d| render::show(d, &style)).collect();
@@ -574,7 +582,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             }
         }
         Response::Why { jobs } => {
-            if cli.json {
+            if client.json {
                 json_lines(&jobs)?;
             } else {
                 out(&jobs
@@ -583,7 +591,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     .collect::<String>())?;
             }
         }
-        Response::Ran { ids } if !cli.json => {
+        Response::Ran { ids } if !client.json => {
             let text: String = ids
                 .iter()
                 .map(|id| {
@@ -604,7 +612,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 note(cli.quiet, NO_DAEMON);
             }
         }
-        Response::Retried { ids } if !cli.json => {
+        Response::Retried { ids } if !client.json => {
             let text: String = ids
                 .iter()
                 .map(|id| format!("{}: retried; a fresh cycle starts\n", id.short()))
@@ -615,7 +623,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             }
         }
         Response::Ran { ids } | Response::Cancelled { ids } | Response::Retried { ids } => {
-            if cli.json {
+            if client.json {
                 json_lines(ids.iter().map(|id| serde_json::json!({ "id": id })))?;
             } else {
                 out(&ids.iter().map(|id| format!("{id}\n")).collect::<String>())?;
@@ -625,7 +633,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             }
         }
         Response::Device { state, source } => {
-            if cli.json {
+            if client.json {
                 let mut v = serde_json::to_value(state).map_err(|e| {
                     CliError::unavailable(format!("could not encode the device state: {e}"))
                 })?;
@@ -642,7 +650,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             kept,
             age_ms,
         } => {
-            if cli.json {
+            if client.json {
                 json_lines([serde_json::json!({ "pruned": count, "kept": kept })])?;
             } else {
                 let age =

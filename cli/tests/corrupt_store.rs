@@ -60,7 +60,7 @@ fn check(what: &str, damage: impl Fn(&mut Vec<u8>)) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.redb");
     make_store(&path);
-    let healthy = backwork(&["--json", "list"], dir.path());
+    let healthy = backwork(&["list", "--json"], dir.path());
     assert!(healthy.status.success(), "{healthy:?}");
     assert_eq!(healthy.stdout.iter().filter(|&&b| b == b'\n').count(), JOBS);
     let mut bytes = std::fs::read(&path).unwrap();

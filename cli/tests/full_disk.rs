@@ -138,7 +138,7 @@ fn a_full_disk_under_a_running_daemon() {
 
     // reads answer, with everything acknowledged; writes keep failing fast
     for _ in 0..3 {
-        let (out, took) = cli(&["--json", "list"], &store, &socket);
+        let (out, took) = cli(&["list", "--json"], &store, &socket);
         assert!(took < Duration::from_secs(5), "list took {took:?}");
         assert_eq!(ids(&out), acked, "list shows exactly what was acknowledged");
         let (out, took) = cli(&["device"], &store, &socket);
@@ -166,7 +166,7 @@ fn a_full_disk_under_a_running_daemon() {
         );
         std::thread::sleep(Duration::from_millis(200));
     };
-    let (out, _) = cli(&["--json", "list"], &store, &socket);
+    let (out, _) = cli(&["list", "--json"], &store, &socket);
     let mut expected = acked.clone();
     expected.insert(new);
     assert_eq!(

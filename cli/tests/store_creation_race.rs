@@ -70,7 +70,7 @@ fn eight_processes_creating_one_store_lose_nothing() {
         let (ids, failures) = acknowledged(spawn_adds(8, dir.path()));
         // the CLI waits for the lock another call holds, so every call succeeds
         assert!(failures.is_empty(), "round {round}: {failures:?}");
-        let found = listed(cmd(&["--json", "list"], dir.path()).output().unwrap());
+        let found = listed(cmd(&["list", "--json"], dir.path()).output().unwrap());
         let lost: Vec<_> = ids.difference(&found).collect();
         assert!(
             lost.is_empty(),
@@ -129,7 +129,7 @@ fn a_daemon_starting_while_cli_calls_add_loses_nothing() {
         }
         assert!(failures.is_empty(), "round {round}: {failures:?}");
         // through the daemon now: it holds the store
-        let found = listed(cmd(&["--json", "list"], dir.path()).output().unwrap());
+        let found = listed(cmd(&["list", "--json"], dir.path()).output().unwrap());
         let lost: Vec<_> = ids.difference(&found).collect();
         assert!(
             lost.is_empty(),
@@ -146,7 +146,7 @@ fn a_daemon_starting_while_cli_calls_add_loses_nothing() {
         )
         .unwrap();
         assert!(daemon.wait().unwrap().success());
-        let after = listed(cmd(&["--json", "list"], dir.path()).output().unwrap());
+        let after = listed(cmd(&["list", "--json"], dir.path()).output().unwrap());
         assert_eq!(after.len(), ids.len() + 1, "round {round}");
     }
 }
