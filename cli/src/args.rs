@@ -75,9 +75,6 @@ pub struct ClientOptions {
     pub json: bool,
 }
 
-/// `BACKWORK_ANSWER_TIMEOUT`'s default.
-pub const DEFAULT_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// The value of the environment variable `name`, unless it is unset or empty.
 fn env_value(name: &str) -> Option<std::ffi::OsString> {
     std::env::var_os(name).filter(|v| !v.is_empty())
@@ -110,7 +107,7 @@ impl ClientOptions {
             return Ok(d);
         }
         match env_value("BACKWORK_ANSWER_TIMEOUT") {
-            None => Ok(DEFAULT_ANSWER_TIMEOUT),
+            None => Ok(backwork_control::DEFAULT_ANSWER_TIMEOUT),
             Some(v) => {
                 let text = v.to_string_lossy();
                 humantime::parse_duration(text.trim()).map_err(|e| {

@@ -4,7 +4,9 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use backwork_constraints::DeviceState;
-use backwork_control::{CommandOutput, CommandSpec, JobDetail, JobReasons, JobView, command_line};
+use backwork_control::{
+    CommandOutput, CommandSpec, JobDetail, JobReasons, JobView, ScheduleView, command_line,
+};
 use backwork_scheduler::{Job, RunRecord, RunResult, SHORT_ID_LEN, Schedule, Time, WaitReason};
 use chrono_tz::Tz;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
@@ -222,6 +224,7 @@ fn table(columns: &[Column], rows: &[Vec<String>], width: Option<usize>) -> Stri
                 .unwrap_or(0)
         })
         .collect();
+    let natural = widths.clone();
     let mut shown: Vec<bool> = vec![true; columns.len()];
     if let Some(limit) = width {
         let total = |w: &[usize], shown: &[bool]| {
@@ -251,6 +254,16 @@ fn table(columns: &[Column], rows: &[Vec<String>], width: Option<usize>) -> Stri
                 Some((_, i, true)) => shown[i] = false,
                 None => break, // the fixed columns alone are wider: let the terminal wrap
             }
+        }
+        // leaving a column out may free more room than the shrinking before it took: give it
+        // back, to the columns that shrink last first
+        let mut slack = limit.saturating_sub(total(&widths, &shown));
+        let mut order: Vec<usize> = (0..columns.len()).filter(|i| shown[*i]).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(columns[i].shrink));
+        for i in order {
+            let grow = natural[i].saturating_sub(widths[i]).min(slack);
+            widths[i] += grow;
+            slack -= grow;
         }
     }
     let keep = |cells: Vec<String>| -> Vec<String> {
@@ -324,7 +337,10 @@ pub fn list(jobs: &[JobView], style: &Style, width: Option<usize>) -> String {
             vec![
                 v.id.short(),
                 display_name(v),
-                v.schedule.clone(),
+                match &v.schedule_detail {
+                    Some(detail) => schedule_label(detail, style),
+                    None => v.schedule.clone(),
+                },
                 v.state.to_string(),
                 v.next.map_or_else(dash, |t| instant(t, style.zone)),
                 v.next.map_or_else(dash, |t| relative(t, style.now)),
@@ -346,6 +362,50 @@ pub fn list(jobs: &[JobView], style: &Style, width: Option<usize>) -> String {
         return "no jobs\n".into();
     }
     table(&columns, &rows, width)
+}
+
+/// A schedule as a person reads it, in `style`'s zone: `once at 03:00 CET` (today), `once at
+/// Tue 03:00 CET` (this week), `once at 2026-12-24 03:00 CET`; `every 6h flex 30m`; `cron 0 3 *
+/// * 1` as written, with its zone when it is not the local one. A one-off job's label is the
+/// instant it was due, so it stays true after the run (`once in 10m` did not).
+pub fn schedule_label(schedule: &ScheduleView, style: &Style) -> String {
+    match schedule {
+        ScheduleView::Once { at: None } => "once".into(),
+        ScheduleView::Once { at: Some(t) } => {
+            let local = t.with_timezone(&style.zone);
+            let today = style.now.with_timezone(&style.zone).date_naive();
+            let days = (local.date_naive() - today).num_days();
+            let format = if days == 0 {
+                "%H:%M %Z"
+            } else if (1..7).contains(&days) {
+                "%a %H:%M %Z"
+            } else {
+                "%Y-%m-%d %H:%M %Z"
+            };
+            format!("once at {}", local.format(format))
+        }
+        ScheduleView::Periodic {
+            every_ms,
+            flex_ms,
+            after_run,
+        } => {
+            let mut s = format!("every {}", duration_text(*every_ms));
+            if let Some(f) = flex_ms {
+                let _ = write!(s, " flex {}", duration_text(*f));
+            }
+            if *after_run {
+                s.push_str(" after-run");
+            }
+            s
+        }
+        ScheduleView::Cron { expr, tz } => {
+            if *tz == style.zone.name() {
+                format!("cron {expr}")
+            } else {
+                format!("cron {expr} {tz}")
+            }
+        }
+    }
 }
 
 fn duration_text(d: std::time::Duration) -> String {
@@ -380,7 +440,15 @@ pub fn show(detail: &JobDetail, style: &Style) -> String {
             }
         }
     }
-    field("schedule", r.schedule.to_string());
+    field(
+        "schedule",
+        match ScheduleView::of(job) {
+            ScheduleView::Once { at: Some(t) } => {
+                format!("once at {}", instant_long(t, style.zone))
+            }
+            other => schedule_label(&other, style),
+        },
+    );
     if r.accurate {
         field("batching", "off (accurate)".into());
     }
@@ -585,6 +653,72 @@ pub fn device(state: &DeviceState, source: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn t(s: &str) -> Time {
+        chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    /// Issue 12, item 6: a schedule names the local zone and reads like the user wrote it.
+    /// Expected values from the calendar (2026-11-30 is a Monday) and the EU's rules (CET is
+    /// UTC+1 in winter, CEST UTC+2 in summer).
+    #[test]
+    fn schedules_read_in_the_local_zone() {
+        let style = Style {
+            now: t("2026-11-30T12:00:00Z"),
+            zone: "Europe/Berlin".parse().unwrap(),
+            local: false,
+        };
+        let once = |at: &str| schedule_label(&ScheduleView::Once { at: Some(t(at)) }, &style);
+        assert_eq!(once("2026-11-30T20:00:00Z"), "once at 21:00 CET", "today");
+        assert_eq!(
+            once("2026-12-01T02:00:00Z"),
+            "once at Tue 03:00 CET",
+            "this week"
+        );
+        assert_eq!(once("2026-12-24T17:00:00Z"), "once at 2026-12-24 18:00 CET");
+        assert_eq!(
+            once("2027-07-01T10:00:00Z"),
+            "once at 2027-07-01 12:00 CEST"
+        );
+        assert_eq!(
+            schedule_label(&ScheduleView::Once { at: None }, &style),
+            "once"
+        );
+        let cron = |tz: &str| {
+            schedule_label(
+                &ScheduleView::Cron {
+                    expr: "0 3 * * 1".into(),
+                    tz: tz.into(),
+                },
+                &style,
+            )
+        };
+        assert_eq!(
+            cron("Europe/Berlin"),
+            "cron 0 3 * * 1",
+            "the local zone goes unsaid"
+        );
+        assert_eq!(cron("America/New_York"), "cron 0 3 * * 1 America/New_York");
+        let every = ScheduleView::Periodic {
+            every_ms: std::time::Duration::from_secs(6 * 3600),
+            flex_ms: Some(std::time::Duration::from_secs(1800)),
+            after_run: false,
+        };
+        assert_eq!(schedule_label(&every, &style), "every 6h flex 30m");
+    }
+
+    /// A column left out frees room that a column shrunk before it gets back.
+    #[test]
+    fn room_freed_by_a_dropped_column_goes_back_to_a_shrunk_one() {
+        let columns = [col("SCHEDULE", 4, 1), optional("WAITING ON", 10, 0, 2)];
+        let rows = vec![vec![
+            "every 6h flex 30m".to_string(),
+            "charging: the device is on battery (9 %)".to_string(),
+        ]];
+        let out = table(&columns, &rows, Some(30));
+        assert!(out.contains("every 6h flex 30m"), "{out}");
+        assert!(!out.contains("WAITING"), "{out}");
+    }
 
     #[test]
     fn tables_shrink_flexible_columns_to_the_width_and_mark_the_cut() {

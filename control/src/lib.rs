@@ -27,7 +27,7 @@ pub use dispatch::{Context, dispatch, error_response, runtime_error_kind, store_
 pub use path::{SocketFile, check_socket, default_socket_path, prepare_dir};
 pub use protocol::{
     COMMAND_KIND, CommandOutput, CommandSpec, ErrorKind, JobDetail, JobReasons, JobView,
-    MAX_REQUEST, MAX_RESPONSE, Request, Response, ServerInfo, command_line,
+    MAX_REQUEST, MAX_RESPONSE, Request, Response, ScheduleView, ServerInfo, command_line,
 };
 pub use server::{ControlSocket, DEFAULT_FRAME_TIMEOUT, DEFAULT_MAX_CONNECTIONS};
 

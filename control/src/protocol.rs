@@ -234,8 +234,13 @@ pub struct JobView {
     pub kind: String,
     /// For command jobs: the program and arguments.
     pub command: Option<Vec<String>>,
-    /// The schedule, as text (`every 6h flex 30m`, `cron 0 0 3 * * * Europe/Berlin`, `once`).
+    /// The schedule, as text (`every 6h flex 30m`, `cron 0 3 * * 1 Europe/Berlin`, `once at
+    /// 2026-12-01 03:00:00Z`; instants in UTC).
     pub schedule: String,
+    /// The schedule in fields, for a client to render in its own zone; absent from servers
+    /// older than this field.
+    #[serde(default)]
+    pub schedule_detail: Option<ScheduleView>,
     /// Its state.
     pub state: JobState,
     /// When it may next start, if a time gate (due time, backoff, minimum interval, policy) holds
@@ -269,6 +274,7 @@ impl JobView {
             kind: job.request.kind.clone(),
             command: CommandSpec::of(job).map(|c| c.argv),
             schedule: job.request.schedule.to_string(),
+            schedule_detail: Some(ScheduleView::of(job)),
             state: job.state,
             next,
             last: job.last_started,
@@ -291,6 +297,70 @@ impl JobView {
                 .into_iter()
                 .filter(|r| !matches!(r, WaitReason::Running { .. } | WaitReason::Finished { .. }))
                 .collect(),
+        }
+    }
+}
+
+/// A job's schedule in fields, as the control protocol carries it (this crate owns the shape;
+/// docs/cli.md lists it under `list --json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum ScheduleView {
+    /// Once.
+    Once {
+        /// Not before this instant: the time it was added plus its delay (`--in`), or its
+        /// `--at`; `null`: as soon as its constraints allow.
+        at: Option<Time>,
+    },
+    /// Every period.
+    Periodic {
+        /// The period, in milliseconds.
+        #[serde(with = "backwork_scheduler::core::millis")]
+        every_ms: std::time::Duration,
+        /// The flex window at the end of each period, in milliseconds; `null`: the whole
+        /// period.
+        #[serde(default, with = "backwork_scheduler::core::millis::option")]
+        flex_ms: Option<std::time::Duration>,
+        /// Periods counted from the end of each run (WorkManager's behaviour) rather than on a
+        /// fixed grid.
+        after_run: bool,
+    },
+    /// At the times of a cron expression.
+    Cron {
+        /// The expression as written (five crontab fields, six with seconds first, or
+        /// `@daily` and the like).
+        expr: String,
+        /// Its IANA time zone.
+        tz: String,
+    },
+}
+
+impl ScheduleView {
+    /// The schedule of `job`.
+    pub fn of(job: &Job) -> ScheduleView {
+        use backwork_scheduler::Schedule;
+        match &job.request.schedule {
+            Schedule::Once { delay, not_before } => ScheduleView::Once {
+                at: if delay.is_zero() {
+                    *not_before
+                } else {
+                    let after = backwork_scheduler::core::add(job.enqueued_at, *delay);
+                    Some(not_before.map_or(after, |t| t.max(after)))
+                },
+            },
+            Schedule::Periodic {
+                every,
+                flex,
+                anchor,
+            } => ScheduleView::Periodic {
+                every_ms: *every,
+                flex_ms: *flex,
+                after_run: *anchor == backwork_scheduler::Anchor::AfterRun,
+            },
+            Schedule::Cron { expr, tz } => ScheduleView::Cron {
+                expr: expr.clone(),
+                tz: tz.name().to_string(),
+            },
         }
     }
 }
