@@ -192,6 +192,17 @@ finished or cancelled."
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Print the manual page backwork(1) in roff, or write it and a page per verb
+    /// (backwork-add(1), …) to a directory.
+    #[command(
+        after_help = "Examples:\n  backwork man --dir ~/.local/share/man/man1\n  man backwork-add\n  backwork man | man -l -"
+    )]
+    Man {
+        /// Write backwork.1 and backwork-VERB.1 here (the directory must exist) instead of
+        /// printing backwork.1.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 impl Verb {
@@ -206,7 +217,9 @@ impl Verb {
             Verb::Device(a) => Some(&a.client),
             Verb::Retry(a) => Some(&a.client),
             Verb::Prune(a) => Some(&a.client),
-            Verb::Daemon(_) | Verb::Simulate(_) | Verb::Completions { .. } => None,
+            Verb::Daemon(_) | Verb::Simulate(_) | Verb::Completions { .. } | Verb::Man { .. } => {
+                None
+            }
         }
     }
 }
@@ -566,7 +579,7 @@ mod tests {
         let root = Cli::command().term_width(80);
         for cmd in root.get_subcommands() {
             let help = cmd.clone().term_width(200).render_help().to_string();
-            let takes_paths = !matches!(cmd.get_name(), "simulate" | "completions");
+            let takes_paths = !matches!(cmd.get_name(), "simulate" | "completions" | "man");
             for flag in ["--store", "--socket"] {
                 assert_eq!(
                     help.contains(flag),
@@ -575,7 +588,7 @@ mod tests {
                     cmd.get_name()
                 );
             }
-            let takes_json = !matches!(cmd.get_name(), "daemon" | "completions");
+            let takes_json = !matches!(cmd.get_name(), "daemon" | "completions" | "man");
             assert_eq!(help.contains("--json"), takes_json, "{}", cmd.get_name());
             if takes_paths {
                 let heading = help

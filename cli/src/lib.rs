@@ -240,6 +240,25 @@ fn completions(shell: clap_complete::Shell) -> Result<(), CliError> {
     out(&String::from_utf8_lossy(&output.stdout))
 }
 
+/// `backwork man`: the manual pages, rendered by clap_mangen from the same grammar as `--help`.
+fn manual(dir: Option<&std::path::Path>) -> Result<(), CliError> {
+    if let Some(dir) = dir {
+        return clap_mangen::generate_to(Cli::command(), dir).map_err(|e| {
+            CliError::invalid(format!(
+                "cannot write the manual pages to {} ({e}); give an existing, writable directory",
+                dir.display()
+            ))
+        });
+    }
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut page)
+        .map_err(|e| {
+            CliError::unavailable(format!("the manual page could not be rendered: {e}"))
+        })?;
+    out(&String::from_utf8_lossy(&page))
+}
+
 /// `backwork simulate`: runs the scenario and prints its report (and draws it, with `--svg`).
 fn simulate(args: &args::SimulateArgs, json: bool) -> Result<(), CliError> {
     let text = std::fs::read_to_string(&args.scenario).map_err(|e| {
@@ -454,6 +473,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             return daemon::run(args.paths.store().as_deref(), &args.paths.socket(), args).await;
         }
         Verb::Completions { shell } => return completions(*shell),
+        Verb::Man { dir } => return manual(dir.as_deref()),
         Verb::Simulate(args) => return simulate(args, args.json),
         Verb::Add(args) => {
             let cwd = std::env::current_dir().map_err(|e| {
