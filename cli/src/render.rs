@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use backwork_constraints::DeviceState;
+use backwork_constraints::{DeviceReadings, DeviceState, Reading};
 use backwork_control::{CommandOutput, CommandSpec, JobDetail, JobReasons, JobView, command_line};
 use backwork_scheduler::{Job, RunRecord, RunResult, SHORT_ID_LEN, Schedule, Time, WaitReason};
 use chrono_tz::Tz;
@@ -550,7 +550,7 @@ fn run_text(run: &RunRecord, style: &Style) -> String {
 }
 
 /// `backwork why`.
-pub fn why(entry: &JobReasons, style: &Style) -> String {
+pub fn why(entry: &JobReasons, style: &Style, device: Option<&DeviceReadings>) -> String {
     let who = match &entry.name {
         Some(n) => format!("{} ({})", entry.id, escape(n)),
         None => entry.id.to_string(),
@@ -561,25 +561,106 @@ pub fn why(entry: &JobReasons, style: &Style) -> String {
     let mut s = format!("{who}:\n");
     for r in &entry.reasons {
         let _ = writeln!(s, "  - {}", escape(&style.reason(r)));
+        // an unmet constraint: where the device value that fails it came from
+        if let (WaitReason::Constraint(u), Some(device)) = (r, device) {
+            let _ = writeln!(s, "    source: {}", escape(&device.of(u.constraint).why));
+        }
     }
     s
 }
 
-/// `backwork device`.
-pub fn device(state: &DeviceState, source: &str) -> String {
-    let yes = |b: bool| if b { "yes" } else { "no" };
-    format!(
-        "network       {}\ncharging      {}\nbattery       {}\nstorage low   {}\nidle          {}\nscreen        {}\nsource        {source}\n",
-        state.network,
-        yes(state.charging),
-        state
-            .battery
-            .map_or("none (no battery)".into(), |b| format!("{b} %")),
-        yes(state.storage_low),
-        yes(state.idle),
-        if state.screen_on { "on" } else { "off" },
-        source = escape(source),
-    )
+/// `backwork device`: one line per value — its name, its value, and where it came from and why
+/// (when the server says; older servers do not) — then where the state comes from. With a
+/// `width`, the explanations wrap under their column so no line is longer.
+pub fn device(
+    state: &DeviceState,
+    source: &str,
+    readings: Option<&DeviceReadings>,
+    width: Option<usize>,
+) -> String {
+    let yes = |b: bool| if b { "yes" } else { "no" }.to_string();
+    let rows: [(&str, String, Option<&Reading>); 6] = [
+        (
+            "network",
+            state.network.to_string(),
+            readings.map(|r| &r.network),
+        ),
+        (
+            "charging",
+            yes(state.charging),
+            readings.map(|r| &r.charging),
+        ),
+        (
+            "battery",
+            state.battery.map_or("none".into(), |b| format!("{b} %")),
+            readings.map(|r| &r.battery),
+        ),
+        (
+            "storage",
+            if state.storage_low { "low" } else { "ok" }.into(),
+            readings.map(|r| &r.storage),
+        ),
+        ("idle", yes(state.idle), readings.map(|r| &r.idle)),
+        (
+            "screen",
+            if state.screen_on { "on" } else { "off" }.into(),
+            readings.map(|r| &r.screen),
+        ),
+    ];
+    const KEY: usize = 10;
+    const VALUE: usize = 11;
+    let indent = " ".repeat(KEY + VALUE);
+    // the explanation column, never narrower than 20 columns
+    let room = width.map(|w| w.saturating_sub(KEY + VALUE).max(20));
+    let mut out = String::new();
+    for (key, value, reading) in rows {
+        let Some(reading) = reading else {
+            let _ = writeln!(out, "{key:<KEY$}{value}");
+            continue;
+        };
+        let why = escape(&reading.why);
+        let lines = match room {
+            Some(room) => wrap(&why, room),
+            None => vec![why.into_owned()],
+        };
+        for (i, line) in lines.iter().enumerate() {
+            if i == 0 {
+                let _ = writeln!(out, "{key:<KEY$}{value:<VALUE$}{line}");
+            } else {
+                let _ = writeln!(out, "{indent}{line}");
+            }
+        }
+    }
+    let _ = writeln!(out, "{:<KEY$}{}", "source", escape(source));
+    out
+}
+
+/// Breaks `text` into lines of at most `width` columns, at spaces where it can, inside a word
+/// only when the word alone is wider.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let sep = usize::from(!line.is_empty());
+        if !line.is_empty() && text_width(&line) + sep + text_width(word) > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        for c in word.chars() {
+            let w = UnicodeWidthChar::width(c).unwrap_or(0);
+            if text_width(&line) + w > width && !line.is_empty() {
+                lines.push(std::mem::take(&mut line));
+            }
+            line.push(c);
+        }
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
 }
 
 #[cfg(test)]

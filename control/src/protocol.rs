@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use backwork_constraints::DeviceState;
+use backwork_constraints::{DeviceReadings, DeviceState};
 use backwork_scheduler::{
     Disposition, Job, JobId, JobRequest, JobState, RunRecord, RunResult, Selector, Time, WaitReason,
 };
@@ -369,6 +369,10 @@ pub enum Response {
     Why {
         /// One entry per job.
         jobs: Vec<JobReasons>,
+        /// Where each device value came from and why, when a job waits on the device and the
+        /// probe says (absent from older servers).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device: Option<DeviceReadings>,
     },
     /// The job was added (or resolved against its unique name).
     Added {
@@ -400,6 +404,10 @@ pub enum Response {
         state: DeviceState,
         /// Where it comes from: `host` or `manual`.
         source: String,
+        /// Where each value came from and why, when the probe says (absent from older
+        /// servers).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        readings: Option<DeviceReadings>,
     },
     /// Finished jobs were dropped.
     Pruned {
