@@ -686,6 +686,20 @@ mod tests {
     }
 
     #[test]
+    fn wrapping_breaks_at_spaces_and_inside_a_word_only_when_it_is_wider() {
+        assert_eq!(
+            wrap("load average 1.37 ≥ 0.5 (1 min, /proc/loadavg)", 20),
+            ["load average 1.37 ≥", "0.5 (1 min,", "/proc/loadavg)"]
+        );
+        assert_eq!(
+            wrap("on /a/very/long/path/indeed;", 10),
+            ["on", "/a/very/lo", "ng/path/in", "deed;"]
+        );
+        assert_eq!(wrap("", 10), [""]);
+        assert_eq!(wrap("漢字漢字", 5), ["漢字", "漢字"]);
+    }
+
+    #[test]
     fn control_characters_print_escaped() {
         assert_eq!(escape("plain"), "plain");
         assert_eq!(escape("a\nb"), "a\\nb");

@@ -477,4 +477,25 @@ mod tests {
             None => eprintln!("bash is not installed; the round trip is not checked"),
         }
     }
+
+    #[test]
+    fn device_answers_of_older_servers_still_decode_and_new_ones_carry_readings() {
+        // an answer as servers sent it before readings existed
+        let old = r#"{"type":"device","state":{"network":"unmetered","charging":true,"battery":80,"storage_low":false,"idle":false,"screen_on":true},"source":"host"}"#;
+        match serde_json::from_str::<Response>(old).unwrap() {
+            Response::Device { readings, .. } => assert_eq!(readings, None),
+            other => panic!("{other:?}"),
+        }
+        let new = Response::Device {
+            state: DeviceState::default(),
+            source: "manual".into(),
+            readings: Some(DeviceReadings::manual()),
+        };
+        let text = serde_json::to_string(&new).unwrap();
+        assert!(
+            text.contains(r#""network":{"source":{"kind":"manual"}"#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<Response>(&text).unwrap(), new);
+    }
 }
