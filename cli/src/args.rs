@@ -479,6 +479,16 @@ pub struct SimulateArgs {
     pub devices: Option<u32>,
 }
 
+/// A load-average threshold: a finite number above zero.
+fn parse_load(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!(
+            "`{text}` is not a load average; give a number above 0, like 0.5 or 2"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -517,15 +527,5 @@ mod tests {
                 );
             }
         }
-    }
-}
-
-/// A load-average threshold: a finite number above zero.
-fn parse_load(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
-        _ => Err(format!(
-            "`{text}` is not a load average; give a number above 0, like 0.5 or 2"
-        )),
     }
 }

@@ -21,7 +21,10 @@ fn the_load_average_against_the_threshold() {
         r.readings.idle.why,
         format!("load average 1.37 ≥ 0.5 (1 min, {})", loadavg.display())
     );
-    assert_eq!(kernel_paths(&r.readings.idle.source), [loadavg.clone()]);
+    assert_eq!(
+        kernel_paths(&r.readings.idle.source),
+        std::slice::from_ref(&loadavg)
+    );
 
     host.load("0.12");
     let r = read_host_report(&host.config());
