@@ -635,13 +635,28 @@ pub fn device(
     out
 }
 
-/// Breaks `text` into lines of at most `width` columns, at spaces where it can, inside a word
-/// only when the word alone is wider.
+/// Breaks `text` into lines of at most `width` columns, at spaces where it can — never between
+/// a number and its unit (`81 %`, `1 GiB`) — and inside a word only when the word alone is
+/// wider.
 fn wrap(text: &str, width: usize) -> Vec<String> {
+    const UNITS: [&str; 8] = ["%", "%)", "B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let width = width.max(1);
+    let mut words: Vec<String> = Vec::new();
+    for word in text.split(' ') {
+        match words.last_mut() {
+            Some(last)
+                if UNITS.contains(&word.trim_end_matches([';', ',']))
+                    && last.ends_with(|c: char| c.is_ascii_digit()) =>
+            {
+                last.push(' ');
+                last.push_str(word);
+            }
+            _ => words.push(word.to_string()),
+        }
+    }
     let mut lines = Vec::new();
     let mut line = String::new();
-    for word in text.split(' ') {
+    for word in &words {
         let sep = usize::from(!line.is_empty());
         if !line.is_empty() && text_width(&line) + sep + text_width(word) > width {
             lines.push(std::mem::take(&mut line));
@@ -696,6 +711,12 @@ mod tests {
             ["on", "/a/very/lo", "ng/path/in", "deed;"]
         );
         assert_eq!(wrap("", 10), [""]);
+        // a number keeps its unit
+        assert_eq!(
+            wrap("low under 10 % and 1 GiB", 22),
+            ["low under 10 % and", "1 GiB"]
+        );
+        assert_eq!(wrap("free (16 %) on", 9), ["free", "(16 %) on"]);
         assert_eq!(wrap("漢字漢字", 5), ["漢字", "漢字"]);
     }
 
