@@ -349,7 +349,7 @@ impl LinkKind {
             LinkKind::Cellular => "cellular",
             LinkKind::PointToPoint => "point-to-point",
             LinkKind::UsbTethering => "USB tethering",
-            LinkKind::Other => "link",
+            LinkKind::Other => "other link type",
         }
     }
 }
@@ -641,7 +641,7 @@ pub fn read_host(config: &HostConfig) -> DeviceState {
 pub struct HostProbe {
     config: std::sync::Arc<HostConfig>,
     tx: std::sync::Arc<tokio::sync::watch::Sender<DeviceState>>,
-    /// The last reading with its explanations; locked across each read and publication, so it
+    /// The last reading with its explanations; the state is sent while it is locked, so it
     /// always explains the state last sent.
     report: std::sync::Arc<std::sync::Mutex<DeviceReport>>,
     /// The poll of storage and idleness, running only while a due job waits on them.
@@ -673,11 +673,14 @@ impl HostProbe {
 
     /// Reads the host again and tells subscribers if anything changed. Returns the new state.
     pub fn refresh(&self) -> DeviceState {
+        // read without the lock (a reader of the report never waits on the files), publish
+        // the report and the state under it, so the last reading wins for both
+        let fresh = read_host_report(&self.config);
         let mut report = self
             .report
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *report = read_host_report(&self.config);
+        *report = fresh;
         let next = report.state;
         self.tx.send_if_modified(|cur| {
             let changed = *cur != next;
