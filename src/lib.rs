@@ -32,7 +32,8 @@
 //! The pieces, all re-exported here:
 //! - the job model: [`JobRequest`], [`Job`], [`JobState`], [`Schedule`], [`Backoff`], …;
 //! - the runtime: [`Runtime`], [`RuntimeHandle`], [`Worker`], [`WorkContext`], [`WorkResult`];
-//! - device constraints and probes: [`Constraints`], [`DeviceState`], [`ManualProbe`];
+//! - device constraints and probes: [`Constraints`], [`DeviceState`], [`ManualProbe`], and
+//!   where each value came from ([`DeviceReport`], [`Probe::report`]);
 //! - testing: [`TestDriver`] (virtual clock, scripted device);
 //! - the sans-IO scheduling core for custom drivers: [`core`] ([`Scheduler`]);
 //! - storage: the [`Store`] trait, the durable [`RedbStore`] (the default store lives at
@@ -43,6 +44,7 @@
 
 #![warn(missing_docs)]
 
+pub use backwork_constraints::{DeviceReadings, DeviceReport, Reading, Source};
 #[cfg(target_os = "linux")]
 pub use backwork_constraints::{HostConfig, HostProbe, IdleSource};
 pub use backwork_control::{ControlSocket, default_socket_path};

@@ -128,7 +128,7 @@ pub enum Verb {
         long_about = "Run the scheduler with the built-in command worker on the store, and serve the control \
 socket so the other verbs can inspect and manage the queue. Sends READY to systemd when NOTIFY_SOCKET is set. \
 SIGTERM or SIGINT shut it down cleanly: running commands get SIGTERM, then SIGKILL after the grace period.",
-        after_help = "Examples:\n  backwork daemon\n  backwork daemon --device manual   # then: backwork device set charging=false"
+        after_help = "Examples:\n  backwork daemon\n  backwork daemon --metered yes          # on a phone's hotspot\n  backwork daemon --idle-source always   # a headless box\n  backwork daemon --device manual        # then: backwork device set …"
     )]
     Daemon(DaemonArgs),
     /// Add a command job; prints its id.
@@ -165,9 +165,10 @@ finished or cancelled."
     /// Cancel a job (by id or name) or every job with a tag.
     #[command(after_help = "Examples:\n  backwork cancel photos\n  backwork cancel --tag backup")]
     Cancel(CancelArgs),
-    /// The device state as the scheduler sees it; `set` changes it (daemon with --device manual).
+    /// The device state as the scheduler sees it, each value with where it came from and why;
+    /// `set` changes it (daemon with --device manual).
     #[command(
-        after_help = "Examples:\n  backwork device\n  backwork device set charging=false battery=12 network=metered\n\nKeys: network=none|metered|unmetered, charging=true|false, battery=0-100, storage=low|ok, idle=true|false, screen=on|off."
+        after_help = "Examples:\n  backwork device\n  backwork device --json\n  backwork device set charging=false battery=12 network=metered\n\nKeys: network=none|metered|unmetered, charging=true|false, battery=0-100, storage=low|ok, idle=true|false, screen=on|off."
     )]
     Device(DeviceArgs),
     /// Run a scenario under an emulated OS on a virtual clock.
@@ -233,6 +234,29 @@ pub enum DeviceSource {
     Manual,
 }
 
+/// Whether the network counts as metered (`daemon --metered`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Metered {
+    /// As the link that carries the default route says: cellular, point-to-point and USB
+    /// tethering are metered.
+    Auto,
+    /// Every network is metered (a hotspot on a phone, a capped plan).
+    Yes,
+    /// No network is metered.
+    No,
+}
+
+/// How the daemon decides the device is idle (`daemon --idle-source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IdleChoice {
+    /// Idle while the 1-minute load average is under --idle-load-below.
+    Load,
+    /// Never idle: jobs that require idleness wait.
+    Never,
+    /// Always idle (a headless box).
+    Always,
+}
+
 /// The OS whose background limits the daemon emulates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Profile {
@@ -250,6 +274,16 @@ pub struct DaemonArgs {
     /// Where the device state comes from.
     #[arg(long, value_enum, default_value_t = DeviceSource::Host)]
     pub device: DeviceSource,
+    /// Whether the network counts as metered [default: auto] (host device only).
+    #[arg(long, value_enum, value_name = "WHEN")]
+    pub metered: Option<Metered>,
+    /// How idleness is decided [default: load] (host device only).
+    #[arg(long, value_enum, value_name = "SOURCE")]
+    pub idle_source: Option<IdleChoice>,
+    /// With `--idle-source load`: idle while the 1-minute load average is under this
+    /// [default: 0.5].
+    #[arg(long, value_name = "LOAD", value_parser = parse_load)]
+    pub idle_load_below: Option<f64>,
     /// The OS background limits to apply.
     #[arg(long, value_enum, default_value_t = Profile::Desktop)]
     pub profile: Profile,
@@ -530,6 +564,16 @@ pub struct SimulateArgs {
     /// Print the report as JSON (docs/simulator.md).
     #[arg(long)]
     pub json: bool,
+}
+
+/// A load-average threshold: a finite number above zero.
+fn parse_load(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!(
+            "`{text}` is not a load average; give a number above 0, like 0.5 or 2"
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -9,11 +9,11 @@ use backwork_persistence::OpenMode;
 use backwork_scheduler::{Runtime, RuntimeError};
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::args::{DaemonArgs, DeviceSource, Profile};
+use crate::args::{DaemonArgs, DeviceSource, IdleChoice, Metered, Profile};
 use crate::command::CommandWorker;
 use crate::error::CliError;
 use crate::runs::RunDir;
-use crate::session::{LOCK_WAIT, PAYLOAD_CAP, host_probe, open_store, store_path};
+use crate::session::{HostOverrides, LOCK_WAIT, PAYLOAD_CAP, host_probe, open_store, store_path};
 
 /// Tells systemd (`Type=notify`) about the daemon's state through `sd-notify`, when
 /// `NOTIFY_SOCKET` names a socket; failures are logged, never fatal. The variable is kept (the
@@ -79,6 +79,7 @@ pub async fn run(store: Option<&Path>, socket: &Path, args: &DaemonArgs) -> Resu
         &overrides,
     )
     .map_err(|e| CliError::invalid(e.to_string()))?;
+    let overrides = host_overrides(args)?;
     let path = store_path(store)?;
     // the store's lock first: only its holder may replace a stale socket
     // (a CLI call working on the store without a daemon holds it briefly: wait for it)
@@ -128,7 +129,7 @@ pub async fn run(store: Option<&Path>, socket: &Path, args: &DaemonArgs) -> Resu
             (builder.probe(probe.clone()), control.manual_device(probe))
         }
         DeviceSource::Host => {
-            let probe = host_probe(&path);
+            let probe = host_probe(&path, overrides);
             #[cfg(target_os = "linux")]
             if let Err(e) = probe.listen() {
                 tracing::warn!(error = %e, "not listening for device changes; the state is read when jobs wait on it");
@@ -172,6 +173,49 @@ pub async fn run(store: Option<&Path>, socket: &Path, args: &DaemonArgs) -> Resu
     runtime.shutdown(args.grace).await?;
     tracing::info!("backwork daemon stopped");
     Ok(())
+}
+
+/// What `--metered`, `--idle-source` and `--idle-load-below` change in the host probe; they
+/// mean nothing to a device set by hand, so they are refused with `--device manual`.
+fn host_overrides(args: &DaemonArgs) -> Result<HostOverrides, CliError> {
+    if args.device == DeviceSource::Manual {
+        let given: Vec<&str> = [
+            args.metered.map(|_| "--metered"),
+            args.idle_source.map(|_| "--idle-source"),
+            args.idle_load_below.map(|_| "--idle-load-below"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !given.is_empty() {
+            return Err(CliError::invalid(format!(
+                "{} {} what the host probe reads, and with --device manual nothing is read: every value is set by hand; set it with `backwork device set network=metered idle=true`, or drop --device manual",
+                given.join(" and "),
+                if given.len() == 1 {
+                    "changes"
+                } else {
+                    "change"
+                }
+            )));
+        }
+    }
+    let idle = args.idle_source.unwrap_or(IdleChoice::Load);
+    if args.idle_load_below.is_some() && idle != IdleChoice::Load {
+        return Err(CliError::invalid(
+            "--idle-load-below sets the threshold of --idle-source load; drop one of them",
+        ));
+    }
+    Ok(HostOverrides {
+        metered: match args.metered.unwrap_or(Metered::Auto) {
+            Metered::Auto => None,
+            Metered::Yes => Some(true),
+            Metered::No => Some(false),
+        },
+        idle,
+        idle_load_below: args
+            .idle_load_below
+            .unwrap_or(HostOverrides::default().idle_load_below),
+    })
 }
 
 /// The control socket's connection cap within the process's file-descriptor limit: connections

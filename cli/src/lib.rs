@@ -444,9 +444,15 @@ fn without_store(request: Request, store: &std::path::Path) -> Result<Response, 
         }),
         Request::Device => {
             use backwork_constraints::Probe;
+            let probe = session::host_probe(store, session::HostOverrides::default());
+            let (state, readings) = match probe.report() {
+                Some(r) => (r.state, Some(r.readings)),
+                None => (probe.current(), None),
+            };
             Ok(Response::Device {
-                state: session::host_probe(store).current(),
+                state,
                 source: "host".into(),
+                readings,
             })
         }
         Request::Show { target } | Request::Why { target } | Request::Cancel { target } => {
@@ -601,13 +607,13 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 out(&text.join("\n"))?;
             }
         }
-        Response::Why { jobs } => {
+        Response::Why { jobs, device } => {
             if client.json {
                 json_lines(&jobs)?;
             } else {
                 out(&jobs
                     .iter()
-                    .map(|j| render::why(j, &style))
+                    .map(|j| render::why(j, &style, device.as_ref()))
                     .collect::<String>())?;
             }
         }
@@ -652,17 +658,33 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 note(cli.quiet, NO_DAEMON);
             }
         }
-        Response::Device { state, source } => {
+        Response::Device {
+            state,
+            source,
+            readings,
+        } => {
             if client.json {
-                let mut v = serde_json::to_value(state).map_err(|e| {
+                let encode_error = |e: serde_json::Error| {
                     CliError::unavailable(format!("could not encode the device state: {e}"))
-                })?;
+                };
+                let mut v = serde_json::to_value(state).map_err(encode_error)?;
                 if let Some(o) = v.as_object_mut() {
                     o.insert("source".into(), source.clone().into());
+                    if let Some(r) = &readings {
+                        o.insert(
+                            "readings".into(),
+                            serde_json::to_value(r).map_err(encode_error)?,
+                        );
+                    }
                 }
                 json_lines([v])?;
             } else {
-                out(&render::device(&state, &source))?;
+                out(&render::device(
+                    &state,
+                    &source,
+                    readings.as_ref(),
+                    terminal_width(),
+                ))?;
             }
         }
         Response::Pruned {

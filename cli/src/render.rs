@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use backwork_constraints::DeviceState;
+use backwork_constraints::{DeviceReadings, DeviceState, Reading};
 use backwork_control::{
     CommandOutput, CommandSpec, JobDetail, JobReasons, JobView, ScheduleView, command_line,
 };
@@ -618,7 +618,7 @@ fn run_text(run: &RunRecord, style: &Style) -> String {
 }
 
 /// `backwork why`.
-pub fn why(entry: &JobReasons, style: &Style) -> String {
+pub fn why(entry: &JobReasons, style: &Style, device: Option<&DeviceReadings>) -> String {
     let who = match &entry.name {
         Some(n) => format!("{} ({})", entry.id, escape(n)),
         None => entry.id.to_string(),
@@ -629,25 +629,121 @@ pub fn why(entry: &JobReasons, style: &Style) -> String {
     let mut s = format!("{who}:\n");
     for r in &entry.reasons {
         let _ = writeln!(s, "  - {}", escape(&style.reason(r)));
+        // an unmet constraint: where the device value that fails it came from
+        if let (WaitReason::Constraint(u), Some(device)) = (r, device) {
+            let _ = writeln!(s, "    source: {}", escape(&device.of(u.constraint).why));
+        }
     }
     s
 }
 
-/// `backwork device`.
-pub fn device(state: &DeviceState, source: &str) -> String {
-    let yes = |b: bool| if b { "yes" } else { "no" };
-    format!(
-        "network       {}\ncharging      {}\nbattery       {}\nstorage low   {}\nidle          {}\nscreen        {}\nsource        {source}\n",
-        state.network,
-        yes(state.charging),
-        state
-            .battery
-            .map_or("none (no battery)".into(), |b| format!("{b} %")),
-        yes(state.storage_low),
-        yes(state.idle),
-        if state.screen_on { "on" } else { "off" },
-        source = escape(source),
-    )
+/// `backwork device`: one line per value — its name, its value, and where it came from and why
+/// (when the server says; older servers do not) — then where the state comes from. With a
+/// `width`, the explanations wrap under their column so no line is longer.
+pub fn device(
+    state: &DeviceState,
+    source: &str,
+    readings: Option<&DeviceReadings>,
+    width: Option<usize>,
+) -> String {
+    let yes = |b: bool| if b { "yes" } else { "no" }.to_string();
+    let rows: [(&str, String, Option<&Reading>); 6] = [
+        (
+            "network",
+            state.network.to_string(),
+            readings.map(|r| &r.network),
+        ),
+        (
+            "charging",
+            yes(state.charging),
+            readings.map(|r| &r.charging),
+        ),
+        (
+            "battery",
+            state.battery.map_or("none".into(), |b| format!("{b} %")),
+            readings.map(|r| &r.battery),
+        ),
+        (
+            "storage",
+            if state.storage_low { "low" } else { "ok" }.into(),
+            readings.map(|r| &r.storage),
+        ),
+        ("idle", yes(state.idle), readings.map(|r| &r.idle)),
+        (
+            "screen",
+            if state.screen_on { "on" } else { "off" }.into(),
+            readings.map(|r| &r.screen),
+        ),
+    ];
+    const KEY: usize = 10;
+    const VALUE: usize = 11;
+    let indent = " ".repeat(KEY + VALUE);
+    // the explanation column, never narrower than 20 columns
+    let room = width.map(|w| w.saturating_sub(KEY + VALUE).max(20));
+    let mut out = String::new();
+    for (key, value, reading) in rows {
+        let Some(reading) = reading else {
+            let _ = writeln!(out, "{key:<KEY$}{value}");
+            continue;
+        };
+        let why = escape(&reading.why);
+        let lines = match room {
+            Some(room) => wrap(&why, room),
+            None => vec![why.into_owned()],
+        };
+        for (i, line) in lines.iter().enumerate() {
+            if i == 0 {
+                let _ = writeln!(out, "{key:<KEY$}{value:<VALUE$}{line}");
+            } else {
+                let _ = writeln!(out, "{indent}{line}");
+            }
+        }
+    }
+    let _ = writeln!(out, "{:<KEY$}{}", "source", escape(source));
+    out
+}
+
+/// Breaks `text` into lines of at most `width` columns, at spaces where it can — never between
+/// a number and its unit (`81 %`, `1 GiB`) — and inside a word only when the word alone is
+/// wider.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    const UNITS: [&str; 8] = ["%", "%)", "B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let width = width.max(1);
+    let mut words: Vec<String> = Vec::new();
+    for word in text.split(' ') {
+        match words.last_mut() {
+            Some(last)
+                if UNITS.contains(&word.trim_end_matches([';', ',']))
+                    && last.ends_with(|c: char| c.is_ascii_digit()) =>
+            {
+                last.push(' ');
+                last.push_str(word);
+            }
+            _ => words.push(word.to_string()),
+        }
+    }
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in &words {
+        let sep = usize::from(!line.is_empty());
+        if !line.is_empty() && text_width(&line) + sep + text_width(word) > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        for c in word.chars() {
+            let w = UnicodeWidthChar::width(c).unwrap_or(0);
+            if text_width(&line) + w > width && !line.is_empty() {
+                lines.push(std::mem::take(&mut line));
+            }
+            line.push(c);
+        }
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
 }
 
 #[cfg(test)]
@@ -736,6 +832,26 @@ mod tests {
         }
         assert!(narrow.contains('…'));
         assert!(narrow.lines().nth(1).unwrap().starts_with("abcd  "));
+    }
+
+    #[test]
+    fn wrapping_breaks_at_spaces_and_inside_a_word_only_when_it_is_wider() {
+        assert_eq!(
+            wrap("load average 1.37 ≥ 0.5 (1 min, /proc/loadavg)", 20),
+            ["load average 1.37 ≥", "0.5 (1 min,", "/proc/loadavg)"]
+        );
+        assert_eq!(
+            wrap("on /a/very/long/path/indeed;", 10),
+            ["on", "/a/very/lo", "ng/path/in", "deed;"]
+        );
+        assert_eq!(wrap("", 10), [""]);
+        // a number keeps its unit
+        assert_eq!(
+            wrap("low under 10 % and 1 GiB", 22),
+            ["low under 10 % and", "1 GiB"]
+        );
+        assert_eq!(wrap("free (16 %) on", 9), ["free", "(16 %) on"]);
+        assert_eq!(wrap("漢字漢字", 5), ["漢字", "漢字"]);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use backwork_control::{Client, Context, Request, Response, ServerInfo, dispatch}
 use backwork_persistence::{OpenMode, RedbStore, default_store_path};
 use backwork_scheduler::{Config, Runtime, StoreError};
 
+use crate::args::IdleChoice;
 use crate::error::CliError;
 
 /// The payload cap of command jobs, for the daemon and the command line's local mode alike:
@@ -22,24 +23,66 @@ pub fn store_path(flag: Option<&Path>) -> Result<PathBuf, CliError> {
     }
 }
 
+/// The daemon's overrides of what the host probe reads (`--metered`, `--idle-source`,
+/// `--idle-load-below`); the default reads everything.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HostOverrides {
+    /// `Some(true)`: every network is metered; `Some(false)`: none is; `None`: by link type.
+    pub metered: Option<bool>,
+    /// How idleness is decided.
+    pub idle: IdleChoice,
+    /// The load average under which the device is idle, with [`IdleChoice::Load`].
+    pub idle_load_below: f64,
+}
+
+impl Default for HostOverrides {
+    fn default() -> Self {
+        HostOverrides {
+            metered: None,
+            idle: IdleChoice::Load,
+            idle_load_below: 0.5,
+        }
+    }
+}
+
+/// The variable that points the host probe at a fake tree: it reads `DIR/sys/class/power_supply`,
+/// `DIR/sys/class/net` and `DIR/proc` instead of the machine's (for tests and demos).
+pub const HOST_ROOT_VAR: &str = "BACKWORK_HOST_ROOT";
+
 /// The device probe of a process that reads the machine's state; free space is that of the
 /// store's filesystem (of its nearest existing folder, before the store is made).
 #[cfg(target_os = "linux")]
-pub fn host_probe(store: &Path) -> backwork_constraints::HostProbe {
+pub fn host_probe(store: &Path, overrides: HostOverrides) -> backwork_constraints::HostProbe {
+    use backwork_constraints::{HostConfig, IdleSource};
     let folder = store
         .ancestors()
         .skip(1)
         .find(|p| !p.as_os_str().is_empty() && p.is_dir())
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    backwork_constraints::HostProbe::new(backwork_constraints::HostConfig {
+    let mut config = HostConfig {
         storage_path: folder,
+        metered_override: overrides.metered,
+        idle: match overrides.idle {
+            IdleChoice::Load => IdleSource::LoadAverage {
+                below: overrides.idle_load_below,
+            },
+            IdleChoice::Never => IdleSource::Never,
+            IdleChoice::Always => IdleSource::Always,
+        },
         ..Default::default()
-    })
+    };
+    if let Some(root) = std::env::var_os(HOST_ROOT_VAR).filter(|r| !r.is_empty()) {
+        let root = PathBuf::from(root);
+        config.power_supply_root = root.join("sys/class/power_supply");
+        config.net_root = Some(root.join("sys/class/net"));
+        config.proc_root = root.join("proc");
+    }
+    backwork_constraints::HostProbe::new(config)
 }
 
 /// The device probe of a process that reads the machine's state (elsewhere: a healthy machine).
 #[cfg(not(target_os = "linux"))]
-pub fn host_probe(_store: &Path) -> backwork_constraints::ManualProbe {
+pub fn host_probe(_store: &Path, _overrides: HostOverrides) -> backwork_constraints::ManualProbe {
     backwork_constraints::ManualProbe::new()
 }
 
@@ -143,7 +186,7 @@ impl Session {
         };
         let runtime = Runtime::builder()
             .store(opened)
-            .probe(host_probe(&path))
+            .probe(host_probe(&path, HostOverrides::default()))
             .config(Config {
                 payload_cap: PAYLOAD_CAP,
                 ..Config::default()

@@ -13,6 +13,11 @@
 //!   percentage (default 10 %) and a size (default 1 GiB).
 //! - **Idle**: a configurable source; the default is the 1-minute load average under a threshold.
 //!
+//! Each reading also says where each value came from and why ([`read_host_report`],
+//! [`Probe::report`](crate::Probe::report)): the interface that carries the default route and
+//! its link type, the sysfs file that said "on AC", free space against the thresholds, the load
+//! average against its threshold, or the daemon's override (`--metered`, `--idle-source`).
+//!
 //! Change notifications come from netlink: kernel uevents (power supplies) and the route socket's
 //! link, address and route groups. The probe uses them only as "look again" signals and re-reads
 //! the files, so it parses no netlink messages. Storage and idle have no event source; they are
@@ -22,7 +27,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::{DeviceState, Network};
+use crate::{DeviceReadings, DeviceReport, DeviceState, Network, Reading, Source};
 
 /// Where the host probe reads from, and its thresholds.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,7 +51,7 @@ pub struct HostConfig {
     /// How idleness is decided.
     pub idle: IdleSource,
     /// Treat every network as metered (`Some(true)`) or unmetered (`Some(false)`) regardless of
-    /// its link type.
+    /// its link type (the daemon's `--metered yes|no`; readings name that flag).
     pub metered_override: Option<bool>,
     /// How often storage and idleness (which have no event source) are re-read while a due job
     /// waits on them; never more often than once a minute (default: a minute).
@@ -77,68 +82,195 @@ pub enum IdleSource {
         /// The threshold.
         below: f64,
     },
-    /// Never idle (jobs requiring idleness wait for a manual override).
+    /// Never idle (the daemon's `--idle-source never`: jobs requiring idleness wait).
     Never,
-    /// Always idle (a headless box).
+    /// Always idle (the daemon's `--idle-source always`: a headless box).
     Always,
+}
+
+impl IdleSource {
+    /// The daemon's flag that chose this source, when it is an override (`--idle-source
+    /// always`); `None` for the load average.
+    fn flag(&self) -> Option<&'static str> {
+        match self {
+            IdleSource::LoadAverage { .. } => None,
+            IdleSource::Never => Some("--idle-source never"),
+            IdleSource::Always => Some("--idle-source always"),
+        }
+    }
 }
 
 fn read_trimmed(path: &Path) -> Option<String> {
     fs::read_to_string(path).ok().map(|s| s.trim().to_string())
 }
 
-/// Power as the power-supply tree under `root` says: (on AC, battery percent).
-pub fn read_power(root: &Path) -> (bool, Option<u8>) {
+fn kernel(paths: impl IntoIterator<Item = PathBuf>) -> Source {
+    Source::Kernel {
+        paths: paths.into_iter().collect(),
+    }
+}
+
+/// What a machine without a system battery counts as, and why.
+const NO_BATTERY: &str = "no system battery: counts as on AC, as systemd's ConditionACPower";
+
+/// Power as the power-supply tree under `root` says (see the kernel's
+/// `Documentation/ABI/testing/sysfs-class-power`), with the reading of each value.
+struct Power {
+    on_ac: bool,
+    battery: Option<u8>,
+    charging_why: Reading,
+    battery_why: Reading,
+}
+
+fn explain_power(root: &Path) -> Power {
     let Ok(entries) = fs::read_dir(root) else {
-        return (true, None); // no power-supply class at all: a machine without a battery
+        // no power-supply class at all: a machine without a battery
+        return Power {
+            on_ac: true,
+            battery: None,
+            charging_why: Reading::new(kernel([root.to_path_buf()]), NO_BATTERY),
+            battery_why: Reading::new(
+                kernel([root.to_path_buf()]),
+                format!("no power supplies under {}", root.display()),
+            ),
+        };
     };
-    let mut mains_online = false;
-    let mut mains_seen = false;
-    let mut capacities = Vec::new();
-    let mut charging_battery = false;
-    for entry in entries.flatten() {
-        let dir = entry.path();
+    let mut dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    dirs.sort();
+    // (supply, online)
+    let mut mains: Vec<(PathBuf, bool)> = Vec::new();
+    // (supply, capacity, status)
+    let mut batteries: Vec<(PathBuf, u8, String)> = Vec::new();
+    let mut peripherals: Vec<String> = Vec::new();
+    for dir in dirs {
         let kind = read_trimmed(&dir.join("type")).unwrap_or_default();
         let peripheral = read_trimmed(&dir.join("scope")).is_some_and(|s| s == "Device");
         match kind.as_str() {
             "Mains" | "USB" | "USB_C" | "USB_PD" => {
-                mains_seen = true;
-                if read_trimmed(&dir.join("online")).is_some_and(|v| v == "1") {
-                    mains_online = true;
-                }
+                let online = read_trimmed(&dir.join("online")).is_some_and(|v| v == "1");
+                mains.push((dir, online));
             }
-            "Battery" if !peripheral => {
+            "Battery" if peripheral => peripherals.push(name_of(&dir)),
+            "Battery" => {
                 if let Some(c) =
                     read_trimmed(&dir.join("capacity")).and_then(|v| v.parse::<u8>().ok())
                 {
-                    capacities.push(c.min(100));
-                }
-                let status = read_trimmed(&dir.join("status")).unwrap_or_default();
-                if status == "Charging" || status == "Full" {
-                    charging_battery = true;
+                    let status = read_trimmed(&dir.join("status")).unwrap_or_default();
+                    batteries.push((dir, c.min(100), status));
                 }
             }
             _ => {}
         }
     }
-    let battery = if capacities.is_empty() {
-        None
+    let ignored = if peripherals.is_empty() {
+        String::new()
     } else {
-        let sum: u32 = capacities.iter().map(|&c| u32::from(c)).sum();
-        u8::try_from(sum / capacities.len() as u32).ok()
+        format!(
+            "; {} ignored (a device's own battery)",
+            peripherals.join(", ")
+        )
     };
-    let on_ac = match (battery, mains_seen) {
-        (None, _) => true,
-        (Some(_), true) => mains_online || charging_battery,
-        (Some(_), false) => charging_battery,
+    if batteries.is_empty() {
+        return Power {
+            on_ac: true,
+            battery: None,
+            charging_why: Reading::new(kernel([root.to_path_buf()]), NO_BATTERY),
+            battery_why: Reading::new(
+                kernel([root.to_path_buf()]),
+                format!("no system battery under {}{ignored}", root.display()),
+            ),
+        };
+    }
+    let sum: u32 = batteries.iter().map(|(_, c, _)| u32::from(*c)).sum();
+    let battery = u8::try_from(sum / batteries.len() as u32).ok();
+    let battery_why = match batteries.as_slice() {
+        [(dir, _, _)] => Reading::new(
+            kernel([dir.join("capacity")]),
+            format!("{}{ignored}", dir.join("capacity").display()),
+        ),
+        many => Reading::new(
+            kernel(many.iter().map(|(d, _, _)| d.join("capacity"))),
+            format!(
+                "mean capacity of {}{ignored}",
+                many.iter()
+                    .map(|(d, c, _)| format!("{} {c} %", name_of(d)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
     };
-    (on_ac, battery)
+    let charging_battery = batteries
+        .iter()
+        .find(|(_, _, status)| status == "Charging" || status == "Full");
+    let status_reading = |(dir, _, status): &(PathBuf, u8, String)| {
+        Reading::new(
+            kernel([dir.join("status")]),
+            format!("{} = {status}", dir.join("status").display()),
+        )
+    };
+    let (on_ac, charging_why) = if let Some((dir, _)) = mains.iter().find(|(_, online)| *online) {
+        (
+            true,
+            Reading::new(
+                kernel([dir.join("online")]),
+                format!("{} = 1", dir.join("online").display()),
+            ),
+        )
+    } else if let Some(b) = charging_battery {
+        (true, status_reading(b))
+    } else {
+        match mains.as_slice() {
+            [] => (false, status_reading(&batteries[0])),
+            [(dir, _)] => (
+                false,
+                Reading::new(
+                    kernel([dir.join("online")]),
+                    format!("{} = 0", dir.join("online").display()),
+                ),
+            ),
+            many => (
+                false,
+                Reading::new(
+                    kernel(many.iter().map(|(d, _)| d.join("online"))),
+                    format!(
+                        "no mains or USB supply online ({}: online = 0)",
+                        many.iter()
+                            .map(|(d, _)| name_of(d))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ),
+            ),
+        }
+    };
+    Power {
+        on_ac,
+        battery,
+        charging_why,
+        battery_why,
+    }
 }
 
-/// The interfaces that carry a default route, from `/proc/net/route` and `/proc/net/ipv6_route`.
-fn default_route_interfaces(proc_root: &Path) -> Vec<String> {
+fn name_of(dir: &Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Power as the power-supply tree under `root` says: (on AC, battery percent).
+pub fn read_power(root: &Path) -> (bool, Option<u8>) {
+    let p = explain_power(root);
+    (p.on_ac, p.battery)
+}
+
+/// The interfaces that carry a default route, from `/proc/net/route` and `/proc/net/ipv6_route`
+/// (proc(5)), with the files that exist.
+fn default_route_interfaces(proc_root: &Path) -> (Vec<String>, Vec<PathBuf>) {
     let mut out = Vec::new();
-    if let Ok(v4) = fs::read_to_string(proc_root.join("net/route")) {
+    let mut read = Vec::new();
+    let v4_path = proc_root.join("net/route");
+    if let Ok(v4) = fs::read_to_string(&v4_path) {
+        read.push(v4_path);
         for line in v4.lines().skip(1) {
             let f: Vec<&str> = line.split_whitespace().collect();
             // Iface Destination Gateway Flags …; a default route has destination 0 and mask 0
@@ -147,7 +279,9 @@ fn default_route_interfaces(proc_root: &Path) -> Vec<String> {
             }
         }
     }
-    if let Ok(v6) = fs::read_to_string(proc_root.join("net/ipv6_route")) {
+    let v6_path = proc_root.join("net/ipv6_route");
+    if let Ok(v6) = fs::read_to_string(&v6_path) {
+        read.push(v6_path);
         for line in v6.lines() {
             let f: Vec<&str> = line.split_whitespace().collect();
             // dest destlen src srclen nexthop metric refcnt use flags iface
@@ -158,7 +292,7 @@ fn default_route_interfaces(proc_root: &Path) -> Vec<String> {
     }
     out.sort();
     out.dedup();
-    out
+    (out, read)
 }
 
 fn interface_up(net_root: Option<&Path>, iface: &str) -> bool {
@@ -189,45 +323,192 @@ fn interface_up(net_root: Option<&Path>, iface: &str) -> bool {
     }
 }
 
+/// What kind of link an interface is, as far as metering goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinkKind {
+    Wifi,
+    Ethernet,
+    Cellular,
+    PointToPoint,
+    UsbTethering,
+    Other,
+}
+
+impl LinkKind {
+    fn metered(self) -> bool {
+        matches!(
+            self,
+            LinkKind::Cellular | LinkKind::PointToPoint | LinkKind::UsbTethering
+        )
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            LinkKind::Wifi => "wifi",
+            LinkKind::Ethernet => "ethernet",
+            LinkKind::Cellular => "cellular",
+            LinkKind::PointToPoint => "point-to-point",
+            LinkKind::UsbTethering => "USB tethering",
+            LinkKind::Other => "other link type",
+        }
+    }
+}
+
+/// One interface's link: its kind, its ARPHRD type (`/sys/class/net/<iface>/type`, see the
+/// kernel's `Documentation/ABI/testing/sysfs-class-net` and `include/uapi/linux/if_arp.h`), and
+/// the type file.
+struct Link {
+    kind: LinkKind,
+    arphrd: Option<u16>,
+    type_path: PathBuf,
+}
+
+impl Link {
+    /// `wifi, ARPHRD 1`
+    fn describe(&self) -> String {
+        match self.arphrd {
+            Some(t) => format!("{}, ARPHRD {t}", self.kind.name()),
+            None => self.kind.name().to_string(),
+        }
+    }
+}
+
+fn link(net_root: Option<&Path>, iface: &str) -> Link {
+    let net_root = net_root.unwrap_or(Path::new("/sys/class/net"));
+    let dir = net_root.join(iface);
+    let type_path = dir.join("type");
+    let arphrd = read_trimmed(&type_path).and_then(|t| t.parse::<u16>().ok());
+    const CELLULAR_PREFIXES: [&str; 4] = ["wwan", "wwp", "rmnet", "ccmni"];
+    let kind = if CELLULAR_PREFIXES.iter().any(|p| iface.starts_with(p)) {
+        LinkKind::Cellular
+    } else if iface.starts_with("ppp") {
+        LinkKind::PointToPoint
+    } else if iface.starts_with("usb") {
+        LinkKind::UsbTethering
+    } else {
+        match arphrd {
+            // ARPHRD_PPP
+            Some(512) => LinkKind::PointToPoint,
+            // ARPHRD_RAWIP (cellular modems), ARPHRD_NONE (wwan raw-ip)
+            Some(519) | Some(65534) => LinkKind::Cellular,
+            // cfg80211 devices have a phy80211 link, wireless-extensions ones a wireless folder
+            _ if dir.join("phy80211").exists()
+                || dir.join("wireless").exists()
+                || iface.starts_with("wl") =>
+            {
+                LinkKind::Wifi
+            }
+            // ARPHRD_ETHER
+            Some(1) => LinkKind::Ethernet,
+            _ => LinkKind::Other,
+        }
+    };
+    Link {
+        kind,
+        arphrd,
+        type_path,
+    }
+}
+
 /// True when `iface` is a cellular, point-to-point or tethered link (by name, or by the link type
 /// under `net_root`, default `/sys/class/net`).
 pub fn metered_interface(net_root: Option<&Path>, iface: &str) -> bool {
-    let net_root = net_root.unwrap_or(Path::new("/sys/class/net"));
-    const METERED_PREFIXES: [&str; 6] = ["wwan", "wwp", "ppp", "usb", "rmnet", "ccmni"];
-    if METERED_PREFIXES.iter().any(|p| iface.starts_with(p)) {
-        return true;
+    link(net_root, iface).kind.metered()
+}
+
+fn explain_network(config: &HostConfig) -> (Network, Reading) {
+    let (routed, route_files) = default_route_interfaces(&config.proc_root);
+    let (up, down): (Vec<String>, Vec<String>) = routed
+        .into_iter()
+        .partition(|i| interface_up(config.net_root.as_deref(), i));
+    if up.is_empty() {
+        let why = match down.as_slice() {
+            [] if route_files.is_empty() => format!(
+                "no route table under {}",
+                config.proc_root.join("net").display()
+            ),
+            [] => format!(
+                "no default route in {}",
+                route_files
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
+            [one] => format!("the default route goes through {one}, which is down"),
+            many => format!(
+                "the default routes go through {}, which are down",
+                many.join(", ")
+            ),
+        };
+        return (Network::None, Reading::new(kernel(route_files), why));
     }
-    // ARPHRD_PPP = 512, ARPHRD_RAWIP = 519 (cellular modems), ARPHRD_NONE = 65534 (wwan raw-ip)
-    matches!(
-        read_trimmed(&net_root.join(iface).join("type")).as_deref(),
-        Some("512") | Some("519") | Some("65534")
-    )
+    let links: Vec<(String, Link)> = up
+        .into_iter()
+        .map(|i| {
+            let l = link(config.net_root.as_deref(), &i);
+            (i, l)
+        })
+        .collect();
+    let names: Vec<&str> = links.iter().map(|(i, _)| i.as_str()).collect();
+    let carries = match names.as_slice() {
+        [one] => format!("{one} carries the default route"),
+        many => format!("{} carry the default route", many.join(", ")),
+    };
+    let (metered, reading) = match config.metered_override {
+        Some(m) => {
+            let flag = format!("--metered {}", if m { "yes" } else { "no" });
+            let why = format!("{carries} (set by {flag})");
+            (m, Reading::new(Source::Flag { flag }, why))
+        }
+        None => {
+            let metered = links.iter().all(|(_, l)| l.kind.metered());
+            let kinds = match links.as_slice() {
+                [(_, l)] => l.describe(),
+                many => many
+                    .iter()
+                    .map(|(i, l)| format!("{i}: {}", l.describe()))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            };
+            let mut paths = route_files;
+            paths.extend(links.iter().map(|(_, l)| l.type_path.clone()));
+            (
+                metered,
+                Reading::new(kernel(paths), format!("{carries} ({kinds})")),
+            )
+        }
+    };
+    let network = if metered {
+        Network::Metered
+    } else {
+        Network::Unmetered
+    };
+    (network, reading)
 }
 
 /// The network as routes and links say.
 pub fn read_network(config: &HostConfig) -> Network {
-    let ifaces: Vec<String> = default_route_interfaces(&config.proc_root)
-        .into_iter()
-        .filter(|i| interface_up(config.net_root.as_deref(), i))
-        .collect();
-    if ifaces.is_empty() {
-        return Network::None;
+    explain_network(config).0
+}
+
+/// `bytes` in binary units for people: `41 GiB`, `3.5 GiB`, `512 MiB`.
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
     }
-    let metered = match config.metered_override {
-        Some(m) => m,
-        None => ifaces
-            .iter()
-            .all(|i| metered_interface(config.net_root.as_deref(), i)),
-    };
-    if metered {
-        Network::Metered
+    if unit == 0 || value >= 10.0 || value.fract() == 0.0 {
+        format!("{value:.0} {}", UNITS[unit])
     } else {
-        Network::Unmetered
+        format!("{value:.1} {}", UNITS[unit])
     }
 }
 
-/// True when free space on `path`'s filesystem is below both thresholds.
-pub fn read_storage_low(path: &Path, low_percent: f64, low_bytes: u64) -> io::Result<bool> {
+fn explain_storage(path: &Path, low_percent: f64, low_bytes: u64) -> io::Result<(bool, String)> {
     fn to_u64<T: TryInto<u64>>(v: T) -> u64 {
         v.try_into().unwrap_or(u64::MAX)
     }
@@ -240,41 +521,117 @@ pub fn read_storage_low(path: &Path, low_percent: f64, low_bytes: u64) -> io::Re
     } else {
         free as f64 * 100.0 / total as f64
     };
-    Ok(percent < low_percent && free < low_bytes)
+    let low = percent < low_percent && free < low_bytes;
+    let why = format!(
+        "{} free of {} ({percent:.0} %) on {}; low under {low_percent} % and {}",
+        human_bytes(free),
+        human_bytes(total),
+        path.display(),
+        human_bytes(low_bytes)
+    );
+    Ok((low, why))
+}
+
+/// True when free space on `path`'s filesystem is below both thresholds.
+pub fn read_storage_low(path: &Path, low_percent: f64, low_bytes: u64) -> io::Result<bool> {
+    explain_storage(path, low_percent, low_bytes).map(|(low, _)| low)
+}
+
+fn explain_idle(config: &HostConfig) -> (bool, Reading) {
+    let below = match config.idle {
+        IdleSource::LoadAverage { below } => below,
+        other => {
+            let flag = other.flag().unwrap_or_default().to_string();
+            let why = format!("set by {flag}");
+            return (
+                other == IdleSource::Always,
+                Reading::new(Source::Flag { flag }, why),
+            );
+        }
+    };
+    // /proc/loadavg: the 1, 5 and 15 minute load averages first (proc(5))
+    let path = config.proc_root.join("loadavg");
+    let first = read_trimmed(&path)
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .and_then(|v| v.parse::<f64>().ok().map(|load| (v, load)));
+    let source = kernel([path.clone()]);
+    match first {
+        Some((text, load)) => {
+            let idle = load < below;
+            let cmp = if idle { "<" } else { "≥" };
+            let why = format!(
+                "load average {text} {cmp} {below} (1 min, {})",
+                path.display()
+            );
+            (idle, Reading::new(source, why))
+        }
+        None => (
+            false,
+            Reading::new(
+                source,
+                format!("{} could not be read: counts as not idle", path.display()),
+            ),
+        ),
+    }
 }
 
 /// Idleness from the configured source.
 pub fn read_idle(config: &HostConfig) -> bool {
-    match config.idle {
-        IdleSource::Always => true,
-        IdleSource::Never => false,
-        IdleSource::LoadAverage { below } => read_trimmed(&config.proc_root.join("loadavg"))
-            .and_then(|s| {
-                s.split_whitespace()
-                    .next()
-                    .and_then(|v| v.parse::<f64>().ok())
-            })
-            .is_some_and(|load| load < below),
+    explain_idle(config).0
+}
+
+/// The whole device state, read now, with where each value came from.
+pub fn read_host_report(config: &HostConfig) -> DeviceReport {
+    let power = explain_power(&config.power_supply_root);
+    let (network, network_why) = explain_network(config);
+    let storage_source = Source::Statvfs {
+        path: config.storage_path.clone(),
+    };
+    let (storage_low, storage_why) = match explain_storage(
+        &config.storage_path,
+        config.storage_low_percent,
+        config.storage_low_bytes,
+    ) {
+        Ok((low, why)) => (low, Reading::new(storage_source, why)),
+        Err(e) => (
+            false,
+            Reading::new(
+                storage_source,
+                format!(
+                    "free space on {} unknown ({e}): counts as not low",
+                    config.storage_path.display()
+                ),
+            ),
+        ),
+    };
+    let (idle, idle_why) = explain_idle(config);
+    DeviceReport {
+        state: DeviceState {
+            network,
+            charging: power.on_ac,
+            battery: power.battery,
+            storage_low,
+            idle,
+            // a Linux box has no notion of "screen off" that background work should wait for
+            screen_on: true,
+        },
+        readings: DeviceReadings {
+            network: network_why,
+            charging: power.charging_why,
+            battery: power.battery_why,
+            storage: storage_why,
+            idle: idle_why,
+            screen: Reading::new(
+                Source::Assumed,
+                "a Linux machine has no screen-off state for background work",
+            ),
+        },
     }
 }
 
 /// The whole device state, read now.
 pub fn read_host(config: &HostConfig) -> DeviceState {
-    let (charging, battery) = read_power(&config.power_supply_root);
-    DeviceState {
-        network: read_network(config),
-        charging,
-        battery,
-        storage_low: read_storage_low(
-            &config.storage_path,
-            config.storage_low_percent,
-            config.storage_low_bytes,
-        )
-        .unwrap_or(false),
-        idle: read_idle(config),
-        // a Linux box has no notion of "screen off" that background work should wait for
-        screen_on: true,
-    }
+    read_host_report(config).state
 }
 
 /// A probe of the real host: reads the state at once, and re-reads it whenever the kernel reports
@@ -284,6 +641,9 @@ pub fn read_host(config: &HostConfig) -> DeviceState {
 pub struct HostProbe {
     config: std::sync::Arc<HostConfig>,
     tx: std::sync::Arc<tokio::sync::watch::Sender<DeviceState>>,
+    /// The last reading with its explanations; the state is sent while it is locked, so it
+    /// always explains the state last sent.
+    report: std::sync::Arc<std::sync::Mutex<DeviceReport>>,
     /// The poll of storage and idleness, running only while a due job waits on them.
     poll: std::sync::Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
@@ -291,11 +651,12 @@ pub struct HostProbe {
 impl HostProbe {
     /// A probe reading the host as `config` says; reads the state now.
     pub fn new(config: HostConfig) -> Self {
-        let state = read_host(&config);
-        let (tx, _) = tokio::sync::watch::channel(state);
+        let report = read_host_report(&config);
+        let (tx, _) = tokio::sync::watch::channel(report.state);
         HostProbe {
             config: std::sync::Arc::new(config),
             tx: std::sync::Arc::new(tx),
+            report: std::sync::Arc::new(std::sync::Mutex::new(report)),
             poll: std::sync::Arc::default(),
         }
     }
@@ -312,7 +673,15 @@ impl HostProbe {
 
     /// Reads the host again and tells subscribers if anything changed. Returns the new state.
     pub fn refresh(&self) -> DeviceState {
-        let next = read_host(&self.config);
+        // read without the lock (a reader of the report never waits on the files), publish
+        // the report and the state under it, so the last reading wins for both
+        let fresh = read_host_report(&self.config);
+        let mut report = self
+            .report
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *report = fresh;
+        let next = report.state;
         self.tx.send_if_modified(|cur| {
             let changed = *cur != next;
             *cur = next;
@@ -350,6 +719,16 @@ impl HostProbe {
 impl crate::Probe for HostProbe {
     fn subscribe(&self) -> tokio::sync::watch::Receiver<DeviceState> {
         self.tx.subscribe()
+    }
+
+    /// The last reading, each value with the file, interface or override it came from.
+    fn report(&self) -> Option<DeviceReport> {
+        Some(
+            self.report
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
+        )
     }
 
     /// Storage and idleness have no event source: when a due job starts waiting on them, read

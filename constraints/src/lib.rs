@@ -24,11 +24,13 @@
 #[cfg(target_os = "linux")]
 pub mod host;
 mod probe;
+mod report;
 mod state;
 
 #[cfg(target_os = "linux")]
 pub use host::{HostConfig, HostProbe, IdleSource};
 pub use probe::{ManualProbe, Probe};
+pub use report::{DeviceReadings, DeviceReport, Reading, Source};
 pub use state::{
     Constraint, Constraints, DeviceState, LOW_BATTERY_PERCENT, Network, NetworkRequirement,
     SettingError, Unmet,

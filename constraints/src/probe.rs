@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::{Constraint, DeviceState, SettingError};
+use crate::{Constraint, DeviceReadings, DeviceReport, DeviceState, SettingError};
 
 /// A source of device state. The runtime subscribes once and is woken only when the state changes:
 /// probes are event-driven, never polled by the scheduler.
@@ -16,6 +16,12 @@ pub trait Probe: Send + Sync + 'static {
     /// The device state right now.
     fn current(&self) -> DeviceState {
         *self.subscribe().borrow()
+    }
+
+    /// The state with where each value came from and why ([`DeviceReport`]), computed with the
+    /// values; `None` (the default) when the probe cannot say.
+    fn report(&self) -> Option<DeviceReport> {
+        None
     }
 
     /// Told by the runtime whenever the set of constraints that due jobs are waiting on changes.
@@ -92,6 +98,14 @@ impl ManualProbe {
 impl Probe for ManualProbe {
     fn subscribe(&self) -> watch::Receiver<DeviceState> {
         self.tx.subscribe()
+    }
+
+    /// Every value set by hand.
+    fn report(&self) -> Option<DeviceReport> {
+        Some(DeviceReport {
+            state: self.current(),
+            readings: DeviceReadings::manual(),
+        })
     }
 }
 

@@ -2,7 +2,9 @@
 //! server answers and it opens the store itself.
 
 use backwork_constraints::ManualProbe;
-use backwork_scheduler::{CoreError, Reply, RuntimeError, RuntimeHandle, Selector, StoreError};
+use backwork_scheduler::{
+    CoreError, Reply, RuntimeError, RuntimeHandle, Selector, StoreError, WaitReason,
+};
 
 use crate::protocol::{ErrorKind, JobDetail, JobReasons, JobView, Request, Response, ServerInfo};
 
@@ -131,7 +133,16 @@ async fn answer(
             if jobs.is_empty() {
                 return Ok(not_found(&target));
             }
-            Response::Why { jobs }
+            let waits_on_device = jobs
+                .iter()
+                .flat_map(|j| &j.reasons)
+                .any(|r| matches!(r, WaitReason::Constraint(_)));
+            let device = if waits_on_device {
+                runtime.device_report().await?.1
+            } else {
+                None
+            };
+            Response::Why { jobs, device }
         }
         Request::Add { request } => {
             let receipt = runtime.enqueue_resolved(request).await?;
@@ -166,10 +177,14 @@ async fn answer(
             }
             Response::Cancelled { ids }
         }
-        Request::Device => Response::Device {
-            state: runtime.device().await?,
-            source: ctx.info.device.clone(),
-        },
+        Request::Device => {
+            let (state, readings) = runtime.device_report().await?;
+            Response::Device {
+                state,
+                source: ctx.info.device.clone(),
+                readings,
+            }
+        }
         Request::DeviceSet { settings } => match &ctx.manual {
             None => Response::error(
                 ErrorKind::Invalid,
@@ -182,10 +197,14 @@ async fn answer(
                 Err(e) => Response::error(ErrorKind::Invalid, e.to_string()),
                 // The runtime's actor takes probe changes before commands, so this read already
                 // sees the new state: the answer is what the scheduler now decides by.
-                Ok(_) => Response::Device {
-                    state: runtime.device().await?,
-                    source: ctx.info.device.clone(),
-                },
+                Ok(_) => {
+                    let (state, readings) = runtime.device_report().await?;
+                    Response::Device {
+                        state,
+                        source: ctx.info.device.clone(),
+                        readings,
+                    }
+                }
             },
         },
         Request::Prune { older_than } => match runtime.prune(older_than).await? {

@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use backwork_constraints::DeviceState;
+use backwork_constraints::{DeviceReadings, DeviceState};
 use backwork_scheduler::{
     Disposition, Job, JobId, JobRequest, JobState, RunRecord, RunResult, Selector, Time, WaitReason,
 };
@@ -439,6 +439,10 @@ pub enum Response {
     Why {
         /// One entry per job.
         jobs: Vec<JobReasons>,
+        /// Where each device value came from and why, when a job waits on the device and the
+        /// probe says (absent from older servers).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device: Option<DeviceReadings>,
     },
     /// The job was added (or resolved against its unique name).
     Added {
@@ -470,6 +474,10 @@ pub enum Response {
         state: DeviceState,
         /// Where it comes from: `host` or `manual`.
         source: String,
+        /// Where each value came from and why, when the probe says (absent from older
+        /// servers).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        readings: Option<DeviceReadings>,
     },
     /// Finished jobs were dropped.
     Pruned {
@@ -538,5 +546,26 @@ mod tests {
             Some(words) => assert_eq!(words, argv, "{line}"),
             None => eprintln!("bash is not installed; the round trip is not checked"),
         }
+    }
+
+    #[test]
+    fn device_answers_of_older_servers_still_decode_and_new_ones_carry_readings() {
+        // an answer as servers sent it before readings existed
+        let old = r#"{"type":"device","state":{"network":"unmetered","charging":true,"battery":80,"storage_low":false,"idle":false,"screen_on":true},"source":"host"}"#;
+        match serde_json::from_str::<Response>(old).unwrap() {
+            Response::Device { readings, .. } => assert_eq!(readings, None),
+            other => panic!("{other:?}"),
+        }
+        let new = Response::Device {
+            state: DeviceState::default(),
+            source: "manual".into(),
+            readings: Some(DeviceReadings::manual()),
+        };
+        let text = serde_json::to_string(&new).unwrap();
+        assert!(
+            text.contains(r#""network":{"source":{"kind":"manual"}"#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<Response>(&text).unwrap(), new);
     }
 }

@@ -40,6 +40,10 @@ pub struct Daemon {
     pub args: Vec<String>,
     /// Shell lines run before the daemon is exec'd (`ulimit -n 128`).
     pub prefix: String,
+    /// `manual` (the default), or `host` for the host probe.
+    pub device: String,
+    /// Variables set for the daemon (`BACKWORK_HOST_ROOT`).
+    pub env: Vec<(String, PathBuf)>,
 }
 
 impl Daemon {
@@ -56,6 +60,23 @@ impl Daemon {
             dir: tempfile::tempdir().unwrap(),
             args: args.iter().map(|s| s.to_string()).collect(),
             prefix: prefix.to_string(),
+            device: "manual".into(),
+            env: Vec::new(),
+        };
+        d.launch();
+        d
+    }
+
+    /// Starts `backwork daemon --device host ARGS` reading the fake host tree under `root`
+    /// (`BACKWORK_HOST_ROOT`), and waits for READY.
+    pub fn start_host(root: &Path, args: &[&str]) -> Daemon {
+        let mut d = Daemon {
+            child: None,
+            dir: tempfile::tempdir().unwrap(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            prefix: ":".into(),
+            device: "host".into(),
+            env: vec![("BACKWORK_HOST_ROOT".into(), root.to_path_buf())],
         };
         d.launch();
         d
@@ -86,14 +107,15 @@ impl Daemon {
         let child = Command::new("sh")
             .arg("-c")
             .arg(format!(
-                "{}\nexec \"$0\" daemon --device manual \"$@\"",
-                self.prefix
+                "{}\nexec \"$0\" daemon --device {} \"$@\"",
+                self.prefix, self.device
             ))
             .arg(BIN)
             .args(&self.args)
             .env("BACKWORK_STORE", self.store())
             .env("BACKWORK_SOCKET", self.socket())
             .env("NOTIFY_SOCKET", &notify)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env_remove("RUST_LOG")
             .env_remove("BACKWORK_LOG")
             .stdout(Stdio::null())

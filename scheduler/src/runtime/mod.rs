@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use backwork_constraints::{DeviceState, ManualProbe, Probe};
+use backwork_constraints::{DeviceReadings, DeviceState, ManualProbe, Probe};
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
@@ -162,6 +162,9 @@ pub(crate) enum Command {
     },
     Device {
         reply: Reply1<DeviceState>,
+    },
+    DeviceReport {
+        reply: Reply1<(DeviceState, Option<DeviceReadings>)>,
     },
     Inspect {
         selector: Option<Selector>,
@@ -346,6 +349,15 @@ impl RuntimeHandle {
     /// The device state the scheduler decides by (the probe's latest report).
     pub async fn device(&self) -> Result<DeviceState, RuntimeError> {
         self.call(|reply| Command::Device { reply }).await
+    }
+
+    /// The device state the scheduler decides by, with where each value came from and why
+    /// when the probe says ([`Probe::report`]): the explanation is of this very state (the
+    /// probe's changes are taken first; one that lands meanwhile is taken too and read again).
+    pub async fn device_report(
+        &self,
+    ) -> Result<(DeviceState, Option<DeviceReadings>), RuntimeError> {
+        self.call(|reply| Command::DeviceReport { reply }).await
     }
 
     /// The jobs the selector names (every job for `None`), in enqueue order, each with every
@@ -1030,6 +1042,32 @@ impl Actor {
             Command::Device { reply } => {
                 let device = *self.core.device();
                 self.respond(reply, device);
+            }
+            Command::DeviceReport { reply } => {
+                // A probe publishes its state and report together; take what it published
+                // before reading the report, and again if it changed in between.
+                let mut answer = (*self.core.device(), None);
+                for _ in 0..3 {
+                    if let Some(rx) = &mut self.probe_rx
+                        && rx.has_changed().unwrap_or(false)
+                    {
+                        let state = *rx.borrow_and_update();
+                        let _ = self.feed(Event::DeviceChanged(state));
+                    }
+                    let device = *self.core.device();
+                    match self.probe.report() {
+                        Some(report) if report.state == device => {
+                            answer = (device, Some(report.readings));
+                            break;
+                        }
+                        Some(_) => answer = (device, None),
+                        None => {
+                            answer = (device, None);
+                            break;
+                        }
+                    }
+                }
+                self.respond(reply, answer);
             }
             Command::Why { id, reply } => {
                 let why = self
