@@ -85,7 +85,18 @@ fn command_spec(
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     };
+    if let Some(code) = args.fail_on_exit.iter().find(|c| !(1..=255).contains(*c)) {
+        return Err(CliError::invalid(format!(
+            "--fail-on-exit {code} can never match: an exit code is 1 to 255 (0 is success; a signal is not an exit code)"
+        )));
+    }
     for kv in &args.env {
+        let key = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k);
+        if key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(CliError::invalid(format!(
+                "--env {kv:?}: the name {key:?} holds white space or a control character; a variable's name is letters, digits and _"
+            )));
+        }
         match kv.split_once('=') {
             Some((k, v)) if !k.is_empty() => {
                 vars.insert(k.to_string(), v.to_string());

@@ -75,6 +75,10 @@ pub struct ClientOptions {
     pub json: bool,
 }
 
+/// The shortest answer timeout accepted: a daemon answers a local request in well under this,
+/// and a zero timeout would blame a healthy daemon.
+pub const MIN_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// The value of the environment variable `name`, unless it is unset or empty.
 fn env_value(name: &str) -> Option<std::ffi::OsString> {
     std::env::var_os(name).filter(|v| !v.is_empty())
@@ -103,20 +107,31 @@ impl ClientOptions {
     /// # Errors
     /// A usage error (exit 2) when the variable is set but not a duration.
     pub fn answer_timeout(&self) -> Result<std::time::Duration, crate::error::CliError> {
-        if let Some(d) = self.answer_timeout {
-            return Ok(d);
-        }
-        match env_value("BACKWORK_ANSWER_TIMEOUT") {
-            None => Ok(backwork_control::DEFAULT_ANSWER_TIMEOUT),
-            Some(v) => {
-                let text = v.to_string_lossy();
-                humantime::parse_duration(text.trim()).map_err(|e| {
+        let (d, said) = match (self.answer_timeout, env_value("BACKWORK_ANSWER_TIMEOUT")) {
+            (Some(d), _) => (
+                d,
+                format!("--answer-timeout {}", humantime::format_duration(d)),
+            ),
+            (None, None) => return Ok(backwork_control::DEFAULT_ANSWER_TIMEOUT),
+            (None, Some(v)) => {
+                let text = v.to_string_lossy().trim().to_string();
+                if text.is_empty() {
+                    return Ok(backwork_control::DEFAULT_ANSWER_TIMEOUT);
+                }
+                let d = humantime::parse_duration(&text).map_err(|e| {
                     crate::error::CliError::invalid(format!(
                         "BACKWORK_ANSWER_TIMEOUT={text:?} is not a duration ({e}); set it like 10s or 1m, or unset it"
                     ))
-                })
+                })?;
+                (d, format!("BACKWORK_ANSWER_TIMEOUT={text}"))
             }
+        };
+        if d < MIN_ANSWER_TIMEOUT {
+            return Err(crate::error::CliError::invalid(format!(
+                "{said} leaves no time for an answer; give at least 100ms (the default is 10s)"
+            )));
         }
+        Ok(d)
     }
 }
 

@@ -29,7 +29,7 @@ pub fn jobs(current: &OsStr) -> Vec<CompletionCandidate> {
     let paths = crate::args::Paths::default();
     let (socket, store) = (paths.socket(), paths.store());
     let views = runtime.block_on(async {
-        let mut session = Session::open(&socket, store.as_deref(), false, WAIT)
+        let mut session = Session::open(&socket, store.as_deref(), None, WAIT)
             .await
             .ok()??;
         let answer = session

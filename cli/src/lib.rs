@@ -79,7 +79,9 @@ fn init_logging(quiet: u8, verbose: u8, daemon: bool) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
 
-    let base = if daemon { 2 } else { 1 }; // info for the daemon, warn for the verbs
+    // info for the daemon; errors only for the verbs, whose replies carry their warnings as
+    // sentences (a local run's log line would say each twice)
+    let base = if daemon { 2 } else { 0 };
     let level = match (base + i16::from(verbose) - i16::from(quiet)).max(0) {
         0 => "error",
         1 => "warn",
@@ -87,9 +89,23 @@ fn init_logging(quiet: u8, verbose: u8, daemon: bool) {
         3 => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BACKWORK_LOG")
-        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    // an empty variable is unset (`Environment=RUST_LOG=` in a unit); a filter that does not
+    // parse is named on stderr and the default is used, rather than logging nothing
+    let mut filter = tracing_subscriber::EnvFilter::new(level);
+    for name in ["BACKWORK_LOG", "RUST_LOG"] {
+        let Some(value) = std::env::var(name).ok().filter(|v| !v.trim().is_empty()) else {
+            continue;
+        };
+        match tracing_subscriber::EnvFilter::builder().parse(&value) {
+            Ok(f) => {
+                filter = f;
+                break;
+            }
+            Err(e) => eprintln!(
+                "warning: {name}={value:?} is not a log filter ({e}); using {level}. Write it like info or warn,backwork_scheduler=debug"
+            ),
+        }
+    }
     let journal = stderr_is_journal()
         .then(|| tracing_journald::layer().ok())
         .flatten();
@@ -312,7 +328,7 @@ async fn run_and_wait(
     let Request::Run { target, .. } = &request else {
         return Err(CliError::invalid("--wait goes with `backwork run`"));
     };
-    let Some(mut session) = Session::open(socket, store, false, client.answer_timeout()?).await?
+    let Some(mut session) = Session::open(socket, store, None, client.answer_timeout()?).await?
     else {
         return Err(no_store(&target.to_string(), &store_path(store)?));
     };
@@ -551,7 +567,12 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     {
         return run_and_wait(client, &socket, store, request).await;
     }
-    let create = matches!(request, Request::Add { .. });
+    // `add` may create the default store (or BACKWORK_STORE's); a store named with --store
+    // that does not exist is more likely a typo (docs/cli.md)
+    let create = match &request {
+        Request::Add { request } if client.paths.store.is_none() => Some(request),
+        _ => None,
+    };
     let (answer, local) = match Session::open(&socket, store, create, answer_timeout).await? {
         Some(mut session) => {
             let local = session.is_local();

@@ -7,7 +7,9 @@ use backwork_constraints::{DeviceReadings, DeviceState, Reading};
 use backwork_control::{
     CommandOutput, CommandSpec, JobDetail, JobReasons, JobView, ScheduleView, command_line,
 };
-use backwork_scheduler::{Job, RunRecord, RunResult, SHORT_ID_LEN, Schedule, Time, WaitReason};
+use backwork_scheduler::{
+    Job, RunRecord, RunResult, SHORT_ID_LEN, Schedule, StopReason, Time, WaitReason,
+};
 use chrono_tz::Tz;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
@@ -88,9 +90,18 @@ impl Style {
                     if more { " and others" } else { "" }
                 )
             }
-            WaitReason::Backoff { until, attempt } => format!(
-                "backing off until {} after attempt {attempt} failed",
-                self.when(*until)
+            WaitReason::Backoff {
+                until,
+                attempt,
+                stopped_by,
+            } => format!(
+                "backing off until {} after attempt {attempt} {}",
+                self.when(*until),
+                match stopped_by {
+                    Some(StopReason::Timeout) => "ran past its time limit (timeout)".to_string(),
+                    Some(reason) => format!("was stopped ({reason})"),
+                    None => "failed".to_string(),
+                }
             ),
             WaitReason::MinInterval { until } => format!(
                 "minimum interval since the last successful start: not before {}",
@@ -128,6 +139,11 @@ impl Style {
     fn reason_short(&self, r: &WaitReason) -> Option<String> {
         Some(match r {
             WaitReason::NotDue { .. } => return None, // NEXT and LEFT say it
+            WaitReason::Backoff {
+                attempt,
+                stopped_by: Some(StopReason::Timeout),
+                ..
+            } => format!("backoff (attempt {attempt} timed out)"),
             WaitReason::Backoff { attempt, .. } => format!("backoff (attempt {attempt} failed)"),
             WaitReason::MinInterval { .. } => "min-interval".into(),
             WaitReason::Constraint(u) => u.to_string(),
@@ -312,18 +328,18 @@ fn table(columns: &[Column], rows: &[Vec<String>], width: Option<usize>) -> Stri
 /// `backwork list` as a table.
 pub fn list(jobs: &[JobView], style: &Style, width: Option<usize>) -> String {
     let columns = [
-        // the short id; WAITING ON shrinks first, then the absolute NEXT goes (LEFT says the
-        // same), then LAST, then SCHEDULE shrinks and WAITING ON goes (`why` tells); NAME, which
-        // people look jobs up by, shrinks last
+        // the short id; the absolute NEXT goes first (LEFT says the same), then LAST, then
+        // WAITING ON shrinks (the reason is what a person looks for), then SCHEDULE, then
+        // WAITING ON goes (`why` tells); NAME, which people look jobs up by, shrinks last
         col("ID", SHORT_ID_LEN, 0),
         col("NAME", 12, 6),
-        col("SCHEDULE", 10, 4),
+        col("SCHEDULE", 8, 4),
         col("STATE", 9, 0),
-        optional("NEXT", 4, 0, 2),
+        optional("NEXT", 4, 0, 1),
         col("LEFT", 4, 0),
-        optional("LAST", 4, 0, 3),
+        optional("LAST", 4, 0, 2),
         col("RESULT", 6, 0),
-        optional("WAITING ON", 10, 1, 5),
+        optional("WAITING ON", 24, 3, 5),
     ];
     let dash = || "-".to_string();
     let rows: Vec<Vec<String>> = jobs

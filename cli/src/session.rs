@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use backwork_control::{Client, Context, Request, Response, ServerInfo, dispatch};
 use backwork_persistence::{OpenMode, RedbStore, default_store_path};
-use backwork_scheduler::{Config, Runtime, StoreError};
+use backwork_scheduler::core::{AllowAll, Scheduler};
+use backwork_scheduler::{Config, JobRequest, Runtime, RuntimeError, StoreError};
 
 use crate::args::IdleChoice;
 use crate::error::CliError;
@@ -124,21 +125,30 @@ enum Backend {
     Local { runtime: Runtime, ctx: Context },
 }
 
+/// The core's configuration when the command line runs the queue itself.
+fn local_config() -> Config {
+    Config {
+        payload_cap: PAYLOAD_CAP,
+        ..Config::default()
+    }
+}
+
 /// A connection to the queue for one command.
 pub struct Session {
     backend: Backend,
 }
 
 impl Session {
-    /// Connects to the server on `socket`; if none answers, opens the store at `store` (creating
-    /// it only if `create`). `None`: no server answers and the default store does not exist yet
-    /// (a fresh account; a missing store given with `--store` is an error).
+    /// Connects to the server on `socket`; if none answers, opens the store at `store`,
+    /// creating it only for `create`, a request the core accepts (one it refuses creates
+    /// nothing). `None`: no server answers and the default store does not exist yet (a fresh
+    /// account; a missing store given with `--store` is an error).
     /// A server that accepts but does not answer within `timeout` (for the connection and then
     /// for each call) is an error (exit 3), never a hang.
     pub async fn open(
         socket: &Path,
         store: Option<&Path>,
-        create: bool,
+        create: Option<&JobRequest>,
         timeout: Duration,
     ) -> Result<Option<Session>, CliError> {
         if let Some(client) = Client::connect_within(socket, timeout).await? {
@@ -147,7 +157,20 @@ impl Session {
             }));
         }
         let path = store_path(store)?;
-        let mode = if create {
+        if let Some(request) = create
+            && !path.exists()
+        {
+            let mut core = Scheduler::new(local_config(), Box::new(AllowAll));
+            if let Err(e) = core.check_request(chrono::Utc::now(), request) {
+                let Response::Error { kind, message } =
+                    backwork_control::error_response(&RuntimeError::Rejected(e))
+                else {
+                    return Err(CliError::invalid("the request was refused"));
+                };
+                return Err(CliError::new(kind, message));
+            }
+        }
+        let mode = if create.is_some() {
             OpenMode::CreateIfMissing
         } else {
             OpenMode::MustExist
@@ -181,16 +204,15 @@ impl Session {
             }
             // the default store not made yet is a fresh account; a path given by hand that
             // does not exist is more likely a typo, and says so
-            Err(StoreError::Missing { .. }) if !create && store.is_none() => return Ok(None),
+            Err(StoreError::Missing { .. }) if create.is_none() && store.is_none() => {
+                return Ok(None);
+            }
             Err(e) => return Err(e.into()),
         };
         let runtime = Runtime::builder()
             .store(opened)
             .probe(host_probe(&path, HostOverrides::default()))
-            .config(Config {
-                payload_cap: PAYLOAD_CAP,
-                ..Config::default()
-            })
+            .config(local_config())
             .start()
             .await?;
         let ctx = Context {

@@ -148,7 +148,9 @@ fn recovery_requeues_running_jobs_charged_and_backed_off() {
         r.core.why(r.now, id).unwrap(),
         [WaitReason::Backoff {
             until: later + TimeDelta::seconds(30),
-            attempt: 1
+            attempt: 1,
+            // the crash is what ended the attempt
+            stopped_by: Some(StopReason::Unknown),
         }]
     );
     r.advance(secs(30));

@@ -46,7 +46,8 @@ fn retries_back_off_exponentially_through_the_core() {
             h.core.why(h.now, id).unwrap(),
             [WaitReason::Backoff {
                 until: at + TimeDelta::seconds(delay),
-                attempt: n as u32 + 1
+                attempt: n as u32 + 1,
+                stopped_by: None,
             }]
         );
         at += TimeDelta::seconds(delay);
@@ -87,6 +88,22 @@ fn max_attempts_fails_the_job() {
     assert_eq!(h.starts(id).len(), 3);
     assert_eq!(job.state, JobState::Failed);
     assert_eq!(job.attempt, 3);
+    // the last run ended the job: its record says failure, not "retry" (issue 12 review: a
+    // failed job listed with RESULT `retry` promised a retry that never came)
+    let last = job.history.last().unwrap();
+    assert_eq!(last.result, RunResult::Failure);
+    assert!(
+        last.note
+            .as_deref()
+            .unwrap()
+            .contains("3 attempts are used up"),
+        "{last:?}"
+    );
+    assert_eq!(
+        job.history[0].result,
+        RunResult::Retry,
+        "earlier runs were retried"
+    );
 }
 
 #[test]
@@ -124,6 +141,15 @@ fn time_limit_stops_then_aborts_counts_an_attempt_and_backs_off() {
     assert_eq!(job.stop_reason, Some(StopReason::Timeout));
     assert_eq!(job.not_before, e + TimeDelta::seconds(605 + 30));
     assert_eq!(job.history[0].result, RunResult::Stopped);
+    // `why` names the timeout, not a plain failure
+    assert_eq!(
+        h.core.why(h.now, id).unwrap(),
+        [WaitReason::Backoff {
+            until: e + TimeDelta::seconds(605 + 30),
+            attempt: 1,
+            stopped_by: Some(StopReason::Timeout),
+        }]
+    );
 }
 
 #[test]

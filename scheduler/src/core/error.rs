@@ -38,6 +38,14 @@ pub enum CoreError {
         /// Its value.
         value: Duration,
     },
+    /// An empty tag, or one with white space at either end.
+    #[error(
+        "the tag {tag:?} is empty or starts or ends with white space; give a word such as `backup`"
+    )]
+    BadTag {
+        /// The tag.
+        tag: String,
+    },
     /// A zero duration where one is needed.
     #[error("the {what} must be longer than zero; give a positive duration or leave it unset")]
     ZeroDuration {

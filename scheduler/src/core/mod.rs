@@ -910,6 +910,21 @@ impl Scheduler {
 
     /// Checks a request, raising short intervals and flex windows when configured to; returns
     /// what it changed.
+    /// Whether an enqueue of `request` at `now` would pass this core's checks (its config's
+    /// limits; not the policy's admission, nor unique-name conflicts, which depend on the
+    /// queue), with the warnings it would give. Changes nothing: a front end calls it before it
+    /// creates anything for a request that may be refused.
+    ///
+    /// # Errors
+    /// The [`CoreError`] the enqueue would give.
+    pub fn check_request(
+        &mut self,
+        now: Time,
+        request: &JobRequest,
+    ) -> Result<Vec<String>, CoreError> {
+        self.validate(now, &mut request.clone())
+    }
+
     fn validate(&mut self, now: Time, r: &mut JobRequest) -> Result<Vec<String>, CoreError> {
         let mut warnings = Vec::new();
         if r.kind.trim().is_empty() {
@@ -930,9 +945,19 @@ impl Scheduler {
             }
         };
         match &mut r.schedule {
-            Schedule::Once { delay, .. } => long("delay", *delay)?,
+            Schedule::Once { delay, not_before } => {
+                long("delay", *delay)?;
+                if let Some(t) = not_before {
+                    long("wait until the start time", since(*t, now))?;
+                }
+            }
             Schedule::Periodic { every, flex, .. } => {
                 long("interval", *every)?;
+                if flex.is_some_and(|f| f.is_zero()) {
+                    return Err(CoreError::ZeroDuration {
+                        what: "flex window",
+                    });
+                }
                 let (min, min_flex) = (self.config.min_period, self.config.min_flex);
                 if *every < min {
                     if !self.config.raise_short_periods {
@@ -1033,6 +1058,13 @@ impl Scheduler {
         }
         if r.max_attempts == Some(0) {
             return Err(CoreError::ZeroMaxAttempts);
+        }
+        if let Some(tag) = r
+            .tags
+            .iter()
+            .find(|t| t.trim().is_empty() || t.trim() != t.as_str())
+        {
+            return Err(CoreError::BadTag { tag: tag.clone() });
         }
         if let Some(u) = &r.unique {
             if u.name.trim().is_empty() {
@@ -1524,6 +1556,18 @@ impl Scheduler {
         };
         if active.stop.is_some() {
             result = RunResult::Stopped;
+        } else if result == RunResult::Retry
+            && let Some(m) = self
+                .jobs
+                .get(&id)
+                .and_then(|j| j.request.max_attempts.filter(|m| j.attempt >= *m))
+        {
+            // no retry follows: the run ended the job (or its cycle) as a failure, and its
+            // record says so rather than "retry"
+            result = RunResult::Failure;
+            note.get_or_insert_with(|| {
+                format!("the worker asked for a retry, but all {m} attempts are used up")
+            });
         }
         self.push_history(
             id,

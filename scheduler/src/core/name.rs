@@ -29,6 +29,14 @@ pub enum NameError {
         /// Its byte offset in the name.
         at: usize,
     },
+    /// The name starts or ends with white space, which no listing shows and no one types back.
+    #[error(
+        "the unique name {name:?} starts or ends with white space, which `list` does not show and a shell drops; remove it"
+    )]
+    Padded {
+        /// The name.
+        name: String,
+    },
     /// The name has the shape of a job id, so it could shadow one.
     #[error(
         "the unique name `{name}` looks like a job id ({shape}), so it could be mistaken for one; add a letter outside a-f, such as a word prefix (`job-{name}`)"
@@ -42,7 +50,7 @@ pub enum NameError {
 }
 
 /// Checks a unique name: at most [`MAX_NAME_BYTES`] bytes, no control character (Unicode
-/// category Cc: C0, DEL, C1), and not shaped like a job id. Id-shaped means: any text form of a
+/// category Cc: C0, DEL, C1), no white space at either end, and not shaped like a job id. Id-shaped means: any text form of a
 /// UUID (`0193…-…`, 32 hex digits, braced, `urn:uuid:`), or 8 to 32 hex digits — the length of
 /// an id prefix the command line accepts or may accept for a job (the short id is 8–12 hex
 /// digits of the id's tail). A name with any other character, or fewer than 8 hex digits, is
@@ -55,6 +63,11 @@ pub fn check_unique_name(name: &str) -> Result<(), NameError> {
         return Err(NameError::ControlCharacter {
             code: u32::from(c),
             at,
+        });
+    }
+    if name.trim() != name {
+        return Err(NameError::Padded {
+            name: name.to_string(),
         });
     }
     let shape = if Uuid::try_parse(name).is_ok() {
@@ -118,6 +131,19 @@ mod tests {
         assert!(check_unique_name("tab\there").is_err());
         assert!(check_unique_name("del\u{7f}").is_err());
         assert!(check_unique_name("c1\u{85}").is_err());
+    }
+
+    /// A name a shell cannot give back as typed: `backwork show padded` must find the job
+    /// `list` shows as `padded`.
+    #[test]
+    fn white_space_at_either_end_is_refused() {
+        for padded in [" padded ", "padded ", " padded", "x\u{a0}", "\u{2003}y"] {
+            assert!(
+                matches!(check_unique_name(padded), Err(NameError::Padded { .. })),
+                "{padded:?}"
+            );
+        }
+        assert_eq!(check_unique_name("a b"), Ok(()));
     }
 
     #[test]

@@ -316,8 +316,19 @@ impl OptionError {
     }
 }
 
-/// A humantime duration (`10m`, `1h 30m`, `2days`).
+/// A humantime duration (`10m`, `1h 30m`, `2days`). humantime reads a capital `M` as months;
+/// a lone `M` is refused as the trap it is (`10M` meant minutes more often than months).
 pub fn parse_duration(option: &'static str, value: &str) -> Result<Duration, OptionError> {
+    if value
+        .split(|c: char| !c.is_alphabetic())
+        .any(|unit| unit == "M")
+    {
+        return Err(OptionError::Duration {
+            option,
+            value: value.to_string(),
+            reason: "`M` is months here, not minutes".into(),
+        });
+    }
     humantime::parse_duration(value.trim()).map_err(|e| OptionError::Duration {
         option,
         value: value.to_string(),
@@ -617,6 +628,13 @@ mod tests {
         });
         assert_eq!(e.option(), Some("requires"));
         assert!(e.to_string().contains("battery-not-low"), "{e}");
+        // humantime's `M` is months: a lone `M` is refused rather than read as 10 months
+        let e = bad(JobOptions {
+            in_: Some("10M".into()),
+            ..Default::default()
+        });
+        assert_eq!(e.option(), Some("in"));
+        assert!(e.to_string().contains("months"), "{e}");
         let e = bad(JobOptions {
             max_attempts: Some(0),
             ..Default::default()

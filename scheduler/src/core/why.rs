@@ -49,6 +49,10 @@ pub enum WaitReason {
         until: Time,
         /// The attempt that failed.
         attempt: u32,
+        /// What stopped that attempt, when it did not end by itself (`timeout`, a lost
+        /// constraint…); absent when the worker failed or asked for a retry.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stopped_by: Option<super::job::StopReason>,
     },
     /// Its last successful run started less than its minimum interval ago.
     MinInterval {
@@ -157,12 +161,16 @@ impl fmt::Display for WaitReason {
             }
             WaitReason::NoWorker { kind } => write!(f, "no worker registered for kind {kind}"),
             WaitReason::NotDue { until } => write!(f, "not due until {}", at(*until)),
-            WaitReason::Backoff { until, attempt } => {
-                write!(
-                    f,
-                    "backing off until {} (attempt {attempt} failed)",
-                    at(*until)
-                )
+            WaitReason::Backoff {
+                until,
+                attempt,
+                stopped_by,
+            } => {
+                write!(f, "backing off until {} (attempt {attempt} ", at(*until))?;
+                match stopped_by {
+                    Some(reason) => write!(f, "was stopped: {reason})"),
+                    None => f.write_str("failed)"),
+                }
             }
             WaitReason::MinInterval { until } => {
                 write!(f, "minimum interval: not before {}", at(*until))
@@ -276,6 +284,7 @@ impl Scheduler {
                             WaitReason::Backoff {
                                 until: gates.due,
                                 attempt: job.attempt,
+                                stopped_by: job.history.last().and_then(|r| r.stop_reason.clone()),
                             }
                         } else {
                             WaitReason::NotDue { until: gates.due }
