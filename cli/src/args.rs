@@ -17,7 +17,7 @@ and keeps them across crashes and reboots.\n\n\
 `backwork daemon` runs command jobs; the other verbs talk to it through its control socket, or to any app \
 that serves one. When nothing answers, they open the store directly. Where the store and the socket are: \
 each verb's --store and --socket, or BACKWORK_STORE and BACKWORK_SOCKET.",
-    after_help = "Examples:\n  backwork daemon &\n  backwork add --every 6h --requires charging --requires unmetered \\\n      -- rsync -a ~/photos nas:photos\n  backwork list\n  backwork why photos-sync\n  backwork run photos-sync --ignore-constraints"
+    after_help = "Examples:\n  backwork daemon &\n  backwork add --every 6h --requires charging --requires unmetered \\\n      --unique photos-sync -- rsync -a ~/photos nas:photos\n  backwork list\n  backwork why photos-sync\n  backwork run photos-sync --ignore-constraints"
 )]
 pub struct Cli {
     /// Print less (errors only).
@@ -152,7 +152,7 @@ SIGTERM or SIGINT shut it down cleanly: running commands get SIGTERM, then SIGKI
 in the current directory, with a few variables of this shell (PATH, HOME, USER, LOGNAME, SHELL, LANG, LC_*, TZ; \
 more with --env), both captured now. Exit code 0 is success; any other \
 retries with backoff, unless --fail-on-exit names it.",
-        after_help = "Examples:\n  backwork add --in 10m -- notify-send 'tea is ready'\n  backwork add --every 6h --flex 30m --requires charging \\\n      --requires unmetered --unique photos -- rsync -a ~/photos nas:photos\n  backwork add --cron '0 0 3 * * *' --tz Europe/Berlin --tag backup \\\n      -- restic backup ~\n  backwork add --at 2026-12-01T03:00 --timeout 2h \\\n      -- sh -c 'make -C ~/src world > ~/build.log'"
+        after_help = "Examples:\n  backwork add --in 10m -- notify-send 'tea is ready'\n  backwork add --every 6h --flex 30m --requires charging \\\n      --requires unmetered --unique photos -- rsync -a ~/photos nas:photos\n  backwork add --cron '0 3 * * 1' -- backup-weekly   # Mondays 03:00\n  backwork add --cron '0 0 3 * * *' --tz Europe/Berlin --tag backup \\\n      -- restic backup ~\n  backwork add --at 2026-12-01T03:00 --timeout 2h \\\n      -- sh -c 'make -C ~/src world > ~/build.log'"
     )]
     Add(Box<AddArgs>),
     /// One line per job: ID, NAME, SCHEDULE, STATE, NEXT, LEFT, LAST, RESULT, WAITING ON.
@@ -367,8 +367,8 @@ pub struct AddArgs {
     /// With --every: periods on a fixed grid, or counted from each run's end.
     #[arg(long, value_parser = choices(core::ANCHOR_CHOICES), requires = "every", help_heading = "Schedule")]
     pub anchor: Option<String>,
-    /// Run at the times of a cron expression: five crontab fields ("0 3 * * 1": Mondays 03:00),
-    /// or six with seconds first ("30 0 3 * * 1"); @daily, @hourly… too.
+    /// Run at the times of a cron expression: five crontab fields as crontab(5) reads them, or
+    /// six with seconds first; @daily, @hourly… too (examples below).
     #[arg(long, value_name = "EXPR", help_heading = "Schedule")]
     pub cron: Option<String>,
     /// The time zone of --cron and --at [default: the local zone].

@@ -112,6 +112,7 @@ pub async fn run(store: Option<&Path>, socket: &Path, args: &DaemonArgs) -> Resu
         .max_connections(connection_cap(args.max_connections))
         .frame_timeout(args.frame_timeout);
     let builder = Runtime::builder()
+        .log_zone(crate::time::local_zone())
         .store(opened)
         .config(backwork_scheduler::Config {
             grace: args.grace,

@@ -258,21 +258,70 @@ fn completions(shell: clap_complete::Shell) -> Result<(), CliError> {
 
 /// `backwork man`: the manual pages, rendered by clap_mangen from the same grammar as `--help`.
 fn manual(dir: Option<&std::path::Path>) -> Result<(), CliError> {
-    if let Some(dir) = dir {
-        return clap_mangen::generate_to(Cli::command(), dir).map_err(|e| {
-            CliError::invalid(format!(
-                "cannot write the manual pages to {} ({e}); give an existing, writable directory",
-                dir.display()
-            ))
-        });
-    }
-    let mut page = Vec::new();
-    clap_mangen::Man::new(Cli::command())
-        .render(&mut page)
-        .map_err(|e| {
+    let mut root = Cli::command().disable_help_subcommand(true);
+    root.build();
+    let Some(dir) = dir else {
+        let page = man_page(root).map_err(|e| {
             CliError::unavailable(format!("the manual page could not be rendered: {e}"))
         })?;
-    out(&String::from_utf8_lossy(&page))
+        return out(&String::from_utf8_lossy(&page));
+    };
+    fn write_all(cmd: clap::Command, dir: &std::path::Path) -> std::io::Result<()> {
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+            write_all(sub.clone(), dir)?;
+        }
+        let file = dir.join(clap_mangen::Man::new(cmd.clone()).get_filename());
+        std::fs::write(file, man_page(cmd)?)
+    }
+    write_all(root, dir).map_err(|e| {
+        CliError::invalid(format!(
+            "cannot write the manual pages to {} ({e}); give an existing, writable directory",
+            dir.display()
+        ))
+    })
+}
+
+/// The man page of `cmd`, with its help's examples in an EXAMPLES section printed as written
+/// (no filling or justifying: a re-wrapped example does not paste back into a shell).
+fn man_page(cmd: clap::Command) -> std::io::Result<Vec<u8>> {
+    let after = cmd
+        .get_after_help()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let mut page = Vec::new();
+    clap_mangen::Man::new(cmd.after_help(None::<&'static str>)).render(&mut page)?;
+    // roff: a backslash is `\e`, a minus `\-` (a plain `-` may print as a hyphen), and a
+    // line that starts with `.` or `'` would be a request
+    let roff = |line: &str| {
+        let text = line.replace('\\', "\\e").replace('-', "\\-");
+        if text.starts_with(['.', '\'']) {
+            format!("\\&{text}")
+        } else {
+            text
+        }
+    };
+    let mut lines = after.lines().peekable();
+    let mut prose = Vec::new();
+    while let Some(line) = lines.next() {
+        if line.trim() == "Examples:" {
+            page.extend_from_slice(b".SH EXAMPLES\n.nf\n");
+            while let Some(example) = lines.next_if(|l| !l.trim().is_empty()) {
+                page.extend_from_slice(
+                    roff(example.strip_prefix("  ").unwrap_or(example)).as_bytes(),
+                );
+                page.push(b'\n');
+            }
+            page.extend_from_slice(b".fi\n");
+        } else if !line.trim().is_empty() {
+            prose.push(roff(line));
+        }
+    }
+    if !prose.is_empty() {
+        page.extend_from_slice(b".SH NOTES\n");
+        page.extend_from_slice(prose.join("\n").as_bytes());
+        page.push(b'\n');
+    }
+    Ok(page)
 }
 
 /// `backwork simulate`: runs the scenario and prints its report (and draws it, with `--svg`).

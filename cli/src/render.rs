@@ -15,17 +15,7 @@ use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use crate::time::{instant, instant_long, relative, span};
 
-/// True for the characters text output never prints raw: control characters (C0, DEL, C1) and
-/// the invisible marks that reorder or split a line (bidirectional overrides and isolates, line
-/// and paragraph separators), so a job's name, tag, argument or output can neither forge a row
-/// nor send a terminal escape sequence.
-fn needs_escape(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
-        )
-}
+use backwork_control::needs_escape;
 
 /// `s` with every control character written as an escape, in the style of a C or shell string:
 /// newline `\n`, carriage return `\r`, tab `\t`, ESC `\e`, NUL `\0`, other ASCII controls
@@ -122,7 +112,11 @@ impl Style {
                 if let Some(t) = at {
                     let _ = write!(s, " at {}", self.when(*t));
                 }
-                if let Some(r) = stop_reason {
+                // "cancelled at … (cancelled)" says it twice
+                if let Some(r) = stop_reason
+                    .as_ref()
+                    .filter(|r| r.to_string() != state.to_string())
+                {
                     let _ = write!(s, " ({r})");
                 }
                 s

@@ -39,3 +39,46 @@ fn every_man_page_the_unit_names_is_written_by_backwork_man() {
         assert!(text.contains(".TH backwork"), "{page} is a man page");
     }
 }
+
+/// The help's examples reach the man pages unfilled: each is inside a `.nf` (no-fill) block,
+/// line for line, so man(1) prints it as written — a justified, re-wrapped example does not
+/// paste back into a shell. (groff(7): `.nf` turns filling off; `\-` is a minus, `\e` a
+/// backslash.)
+#[test]
+fn man_pages_print_the_examples_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["man", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let help = std::process::Command::new(BIN)
+        .args(["add", "--help"])
+        .env("COLUMNS", "80")
+        .output()
+        .unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    let examples: Vec<&str> = help
+        .lines()
+        .skip_while(|l| *l != "Examples:")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert!(examples.len() >= 3, "{help}");
+    let page = std::fs::read_to_string(dir.path().join("backwork-add.1")).unwrap();
+    let block: Vec<String> = page
+        .lines()
+        .skip_while(|l| *l != ".nf")
+        .skip(1)
+        .take_while(|l| *l != ".fi")
+        .map(|l| l.replace("\\-", "-").replace("\\e", "\\"))
+        .collect();
+    for example in examples {
+        let as_written = example.strip_prefix("  ").unwrap();
+        assert!(
+            block.iter().any(|l| l == as_written),
+            "{as_written:?} not in the no-fill block {block:?}"
+        );
+    }
+}

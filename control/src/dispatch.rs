@@ -49,11 +49,18 @@ pub fn store_error_kind(e: &StoreError) -> ErrorKind {
 fn not_found(target: &Selector) -> Response {
     let what = match target {
         Selector::Id(id) => format!("no job has the id {id}"),
+        Selector::Name(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            format!(
+                "no job has the name `{n}`, and a short-id prefix needs at least {} hex digits",
+                backwork_scheduler::MIN_PREFIX_LEN
+            )
+        }
         Selector::Name(n) => format!("no job has the name `{n}`"),
         Selector::Tag(t) => format!("no unfinished job has the tag `{t}`"),
-        Selector::Prefix(p) => {
-            format!("no job has the name `{p}` or an id ending in digits that start with {p}")
-        }
+        Selector::Prefix(p) => format!(
+            "no job has the name `{p}` or a short id starting with {p} (a short id is the last {} hex digits of an id, as `list` shows it; the first digits are a timestamp shared by jobs added together)",
+            backwork_scheduler::SHORT_ID_LEN
+        ),
     };
     Response::error(
         ErrorKind::NotFound,

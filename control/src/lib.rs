@@ -28,6 +28,7 @@ pub use path::{SocketFile, check_socket, default_socket_path, prepare_dir};
 pub use protocol::{
     COMMAND_KIND, CommandOutput, CommandSpec, ErrorKind, JobDetail, JobReasons, JobView,
     MAX_REQUEST, MAX_RESPONSE, Request, Response, ScheduleView, ServerInfo, command_line,
+    needs_escape,
 };
 pub use server::{ControlSocket, DEFAULT_FRAME_TIMEOUT, DEFAULT_MAX_CONNECTIONS};
 
@@ -63,7 +64,7 @@ pub enum ControlError {
     },
     /// Something other than a socket is at the path.
     #[error(
-        "refusing {path}: it exists and is not a socket; remove it or choose another path (--socket)"
+        "refusing {path}: it exists and is not a socket; choose another path (--socket, BACKWORK_SOCKET)"
     )]
     NotASocket {
         /// The path.

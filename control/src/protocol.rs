@@ -74,7 +74,7 @@ pub fn command_line(argv: &[String]) -> String {
                     .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
             {
                 a.clone()
-            } else if a.chars().any(char::is_control) {
+            } else if a.chars().any(needs_escape) {
                 ansi_c_quoted(a)
             } else {
                 format!("'{}'", a.replace('\'', r"'\''"))
@@ -84,7 +84,20 @@ pub fn command_line(argv: &[String]) -> String {
         .join(" ")
 }
 
-/// `a` in bash's ANSI-C quoting: `$'…'` with backslash, quote and control characters escaped.
+/// True for the characters text output never prints raw: control characters (C0, DEL, C1) and
+/// the invisible marks that reorder or split a line (bidirectional overrides and isolates, line
+/// and paragraph separators), so a job's name, tag, argument or output can neither forge a row
+/// nor send a terminal escape sequence.
+pub fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// `a` in bash's ANSI-C quoting: `$'…'` with backslash, quote and every [`needs_escape`]
+/// character escaped (`\n`, `\x1f`, `\u202e`; bash and zsh read these back).
 fn ansi_c_quoted(a: &str) -> String {
     use std::fmt::Write as _;
     let mut out = String::from("$'");
@@ -96,10 +109,11 @@ fn ansi_c_quoted(a: &str) -> String {
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
             '\x1b' => out.push_str("\\E"),
-            c if c.is_control() && c.is_ascii() => {
+            c if needs_escape(c) && c.is_ascii() => {
                 let _ = write!(out, "\\x{:02x}", u32::from(c));
             }
-            c if c.is_control() => {
+            // every such character is in the Basic Multilingual Plane: four digits say it
+            c if needs_escape(c) => {
                 let _ = write!(out, "\\u{:04x}", u32::from(c));
             }
             c => out.push(c),
@@ -535,12 +549,15 @@ mod tests {
             "\u{1b}[31mred\r",
             "tab\there 'q' \\n",
             "c1\u{85}x",
+            // bidi overrides and isolates would reorder what is shown (review of issue 12)
+            "b\u{202e}x",
+            "\u{2066}iso\u{2069}",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
         let line = command_line(&argv);
-        assert!(!line.chars().any(char::is_control), "{line:?}");
+        assert!(!line.chars().any(needs_escape), "{line:?}");
         assert!(line.contains(r"$'a\nb'"), "{line}");
         match bash_words(&line) {
             Some(words) => assert_eq!(words, argv, "{line}"),

@@ -340,10 +340,25 @@ impl JobSpec {
     }
 }
 
+/// A TOML error on one line: where it is (line and column, 1-based) and what is wrong — the
+/// multi-line excerpt toml's `Display` draws does not survive an error line.
+fn one_line(e: &toml::de::Error, text: &str) -> String {
+    let message = e.message().trim().replace('\n', "; ");
+    match e.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
+    }
+}
+
 impl Scenario {
     /// Parses a scenario from TOML text.
     pub fn from_toml(text: &str) -> Result<Scenario, SimError> {
-        let s: Scenario = toml::from_str(text).map_err(|e| SimError::Parse(e.to_string()))?;
+        let s: Scenario = toml::from_str(text).map_err(|e| SimError::Parse(one_line(&e, text)))?;
         if s.jobs.is_empty() {
             return Err(SimError::Parse(
                 "the scenario has no [[job]]; add at least one".into(),

@@ -460,6 +460,7 @@ impl Runtime {
             clock: Arc::new(SystemClock),
             workers: BTreeMap::new(),
             sequential_ids: false,
+            log_zone: chrono_tz::Tz::UTC,
             services: Vec::new(),
             interrupted: Vec::new(),
         }
@@ -496,6 +497,7 @@ pub struct RuntimeBuilder {
     sequential_ids: bool,
     services: Vec<Box<dyn Service>>,
     interrupted: Vec<Interruption>,
+    log_zone: chrono_tz::Tz,
 }
 
 impl std::fmt::Debug for RuntimeBuilder {
@@ -565,6 +567,13 @@ impl RuntimeBuilder {
         self
     }
 
+    /// The IANA zone the run log shows times in, named (`Mon 2026-11-30 03:00:00 CET`); UTC
+    /// unless set (the daemon sets the local zone).
+    pub fn log_zone(mut self, zone: chrono_tz::Tz) -> Self {
+        self.log_zone = zone;
+        self
+    }
+
     /// Generates job ids from the clock and a counter instead of randomness, so a test's ids are
     /// the same on every run.
     pub fn sequential_ids(mut self, yes: bool) -> Self {
@@ -585,6 +594,7 @@ impl RuntimeBuilder {
             sequential_ids,
             services,
             interrupted,
+            log_zone,
         } = self;
         let store = Arc::new(Mutex::new(store));
         let loader = Arc::clone(&store);
@@ -647,6 +657,7 @@ impl RuntimeBuilder {
             replies: Vec::new(),
             down: None,
             backoff: Duration::ZERO,
+            log_zone,
         };
         let services_stop = stop.child_token();
         let mut started = Vec::with_capacity(services.len());
@@ -753,6 +764,8 @@ struct Actor {
     down: Option<StoreDown>,
     /// The pause before the next reopen; zero once a commit succeeded.
     backoff: Duration,
+    /// The zone the run log shows times in.
+    log_zone: chrono_tz::Tz,
 }
 
 async fn next_device(rx: &mut Option<watch::Receiver<DeviceState>>) -> DeviceState {
@@ -1322,8 +1335,8 @@ impl Actor {
             match WaitReason::next_start(&reasons) {
                 Some(at) if at > now => format!(
                     "next start {} (in {})",
-                    at.with_timezone(&chrono::Local)
-                        .format("%a %Y-%m-%d %H:%M:%S %:z"),
+                    at.with_timezone(&self.log_zone)
+                        .format("%a %Y-%m-%d %H:%M:%S %Z"),
                     humanize_approx((at - now).to_std().unwrap_or(Duration::ZERO))
                 ),
                 _ => "next start as soon as its constraints and a slot allow".to_string(),
