@@ -324,14 +324,46 @@ fn man_page(cmd: clap::Command) -> std::io::Result<Vec<u8>> {
     Ok(page)
 }
 
+/// The largest scenario file `simulate` reads (4 MiB: far more than any hand-written
+/// scenario; a device file or a mistaken path is not read without end).
+const MAX_SCENARIO_BYTES: u64 = 4 << 20;
+
+/// The text of the scenario file at `path`: a regular file of at most [`MAX_SCENARIO_BYTES`].
+fn read_scenario(path: &std::path::Path) -> Result<String, CliError> {
+    use std::io::Read as _;
+    let cannot = |e: std::io::Error| {
+        CliError::invalid(format!("cannot read the scenario {}: {e}", path.display()))
+    };
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(CliError::invalid(format!(
+            "the scenario {} is not a regular file; give a .toml file (docs/simulator.md)",
+            path.display()
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_SCENARIO_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_SCENARIO_BYTES {
+        return Err(CliError::invalid(format!(
+            "the scenario {} is over {} MiB; a scenario is a short TOML file (use count for many copies of a job)",
+            path.display(),
+            MAX_SCENARIO_BYTES >> 20
+        )));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        CliError::invalid(format!(
+            "the scenario {} is not UTF-8 text; save it as UTF-8",
+            path.display()
+        ))
+    })
+}
+
 /// `backwork simulate`: runs the scenario and prints its report (and draws it, with `--svg`).
 fn simulate(args: &args::SimulateArgs, json: bool) -> Result<(), CliError> {
-    let text = std::fs::read_to_string(&args.scenario).map_err(|e| {
-        CliError::invalid(format!(
-            "cannot read the scenario {}: {e}",
-            args.scenario.display()
-        ))
-    })?;
+    let text = read_scenario(&args.scenario)?;
     let scenario = backwork_simulator::Scenario::from_toml(&text)
         .map_err(|e| CliError::invalid(format!("{}: {e}", args.scenario.display())))?;
     let failed = |e: backwork_simulator::SimError| {

@@ -199,3 +199,19 @@ fn an_unknown_constraint_lists_the_known_ones_on_both_sides() {
         }
     }
 }
+
+/// `simulate` reads a scenario file, not a device: `/dev/zero` used to be read without end.
+#[test]
+fn simulate_reads_only_a_regular_file() {
+    for path in ["/dev/zero", "/tmp"] {
+        let out = std::process::Command::new(BIN)
+            .args(["simulate", path])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{path}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("not a regular file"),
+            "{out:?}"
+        );
+    }
+}

@@ -522,7 +522,7 @@ impl Sim<'_> {
         }
         if let Some(app) = &self.app {
             let before = app.state();
-            if let Some(b) = e.bucket {
+            if let Some(b) = e.device.bucket {
                 app.set_bucket(b);
                 what.push(format!("bucket {b}"));
             }
@@ -662,6 +662,9 @@ pub fn simulate_with_progress(
         states: vec![(start, device)],
         rejected: Vec::new(),
     };
+    if let (Some(app), Some(b)) = (&sim.app, scenario.device.bucket) {
+        app.set_bucket(b);
+    }
     sim.feed(Event::WorkerRegistered(KIND.into()))?;
     sim.feed(Event::DeviceChanged(device))?;
     sim.feed(Event::Load(Vec::new()))?;

@@ -72,6 +72,9 @@ pub struct DeviceSpec {
     pub storage: Option<StorageSpec>,
     /// The device is idle.
     pub idle: Option<bool>,
+    /// The app's standby bucket (android): at the start in `device`, or from an event on.
+    #[serde(default)]
+    pub bucket: Option<Bucket>,
 }
 
 /// `on` / `off`.
@@ -133,12 +136,9 @@ pub struct EventSpec {
     /// Repeat every this long (`24h` for a daily routine).
     #[serde(default, with = "humantime_serde")]
     pub repeat: Option<Duration>,
-    /// Device values that change.
+    /// Device values that change, and the app's standby bucket (android).
     #[serde(flatten)]
     pub device: DeviceSpec,
-    /// The app's standby bucket becomes this (android).
-    #[serde(default)]
-    pub bucket: Option<Bucket>,
     /// The device reboots: runs in progress are lost; the scheduler starts again from its store
     /// after `down`.
     #[serde(default)]
@@ -157,11 +157,7 @@ pub struct EventSpec {
 impl EventSpec {
     /// True when the event changes nothing.
     pub fn is_empty(&self) -> bool {
-        self.device.is_empty()
-            && self.bucket.is_none()
-            && !self.reboot
-            && !self.force_quit
-            && !self.app_open
+        self.device.is_empty() && !self.reboot && !self.force_quit && !self.app_open
     }
 }
 
@@ -255,6 +251,12 @@ pub struct JobSpec {
     /// Tags.
     #[serde(default)]
     pub tags: BTreeSet<String>,
+    /// What this add does when a job of the same name is still there (a later `[[job]]` with
+    /// the same name, added with `added`): `keep`, `replace`, `update`, `append`,
+    /// `append-or-replace` (WorkManager's ExistingWorkPolicy). Two jobs with the same name
+    /// need it on the later one.
+    #[serde(default)]
+    pub on_conflict: Option<String>,
     /// How its runs turn out.
     #[serde(default)]
     pub outcome: Outcome,
@@ -308,6 +310,7 @@ impl JobSpec {
             }
             None => "keep",
         };
+        let policy = self.on_conflict.as_deref().unwrap_or(policy);
         let options = JobOptions {
             in_: self.in_.clone(),
             at: self.at.clone(),
@@ -370,7 +373,40 @@ impl Scenario {
                 humantime::format_duration(s.duration)
             )));
         }
-        let copies: u64 = s.jobs.iter().map(|j| u64::from(j.count.max(1))).sum();
+        let mut seen = BTreeSet::new();
+        for j in &s.jobs {
+            if j.count == 0 {
+                return Err(SimError::Job {
+                    job: j.name.clone(),
+                    detail: "count = 0 adds nothing; give 1 or more, or remove the job".into(),
+                });
+            }
+            if !seen.insert(j.name.as_str()) && j.on_conflict.is_none() && j.task.is_none() {
+                return Err(SimError::Job {
+                    job: j.name.clone(),
+                    detail: "another [[job]] has this name; rename one, or say what this add does to the other with on_conflict (keep, replace, update, append)".into(),
+                });
+            }
+        }
+        let buckets = std::iter::once(&s.device)
+            .chain(s.events.iter().map(|e| &e.device))
+            .any(|d| d.bucket.is_some());
+        if buckets && s.profile != "android" {
+            return Err(SimError::Parse(format!(
+                "a standby bucket applies to the android profile only, and this scenario's profile is {}; drop bucket or use profile = \"android\"",
+                s.profile
+            )));
+        }
+        for (what, spec) in std::iter::once(("device", &s.device))
+            .chain(s.events.iter().map(|e| ("an [[event]]", &e.device)))
+        {
+            if let Some(b) = spec.battery.filter(|b| *b > 100) {
+                return Err(SimError::Parse(format!(
+                    "{what} sets battery = {b}; a battery level is a percentage from 0 to 100"
+                )));
+            }
+        }
+        let copies: u64 = s.jobs.iter().map(|j| u64::from(j.count)).sum();
         if copies > MAX_JOBS {
             return Err(SimError::Parse(format!(
                 "the scenario has {copies} jobs (counting copies); at most {MAX_JOBS} fit a simulation"

@@ -1,0 +1,95 @@
+//! What a scenario file may say (issue 13, build item 7): values outside their range and two
+//! jobs with one name are refused with a sentence (a duplicate used to be dropped silently);
+//! the starting standby bucket can be set in `device`; a later `[[job]]` of the same name says
+//! what its add does with `on_conflict`, WorkManager's ExistingWorkPolicy.
+
+use backwork_simulator::{Scenario, SimError, simulate};
+
+const HEAD: &str = r#"
+profile = "android"
+start = "2026-11-23T00:00:00Z"
+duration = "24h"
+"#;
+
+fn parse(rest: &str) -> Result<Scenario, SimError> {
+    Scenario::from_toml(&format!("{HEAD}{rest}"))
+}
+
+#[test]
+fn a_battery_level_is_a_percentage() {
+    let e =
+        parse("device = { battery = 200 }\n[[job]]\nname = \"j\"\nevery = \"1h\"\n").unwrap_err();
+    assert!(e.to_string().contains("0 to 100"), "{e}");
+    let e = parse("[[event]]\nat = \"1h\"\nbattery = 101\n[[job]]\nname = \"j\"\nevery = \"1h\"\n")
+        .unwrap_err();
+    assert!(e.to_string().contains("battery = 101"), "{e}");
+    parse("device = { battery = 100 }\n[[job]]\nname = \"j\"\nevery = \"1h\"\n").unwrap();
+}
+
+#[test]
+fn two_jobs_with_one_name_need_an_on_conflict() {
+    let two =
+        "[[job]]\nname = \"sync\"\nevery = \"1h\"\n[[job]]\nname = \"sync\"\nevery = \"2h\"\n";
+    let e = parse(two).unwrap_err();
+    assert!(e.to_string().contains("on_conflict"), "{e}");
+    // with a policy, the second add replaces the first: only the 2-hour job is left running
+    let r = simulate(
+        &parse(&format!(
+            "{two}added = \"30m\"\non_conflict = \"replace\"\n"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let hourly = &r.jobs[0];
+    let two_hourly = &r.jobs[1];
+    assert!(
+        hourly
+            .runs
+            .iter()
+            .all(|run| run.start < r.start + chrono::TimeDelta::minutes(31)),
+        "the replaced job ran after it was replaced: {:?}",
+        hourly.runs
+    );
+    assert!(two_hourly.succeeded > 0);
+    // an unknown policy word is refused with the words
+    let e = simulate(&parse(&format!("{two}on_conflict = \"merge\"\n")).unwrap()).unwrap_err();
+    assert!(e.to_string().contains("append-or-replace"), "{e}");
+}
+
+#[test]
+fn count_zero_is_refused() {
+    let e = parse("[[job]]\nname = \"j\"\nevery = \"1h\"\ncount = 0\n").unwrap_err();
+    assert!(e.to_string().contains("count = 0"), "{e}");
+}
+
+/// The starting bucket in `device` is the same as a bucket event at the start: the rare bucket's
+/// limits (fidelity.rs checks them against AOSP) hold from the first minute.
+#[test]
+fn the_starting_bucket_can_be_set_in_device() {
+    let job = "[[job]]\nname = \"sync\"\nevery = \"15m\"\noutcome = { duration = \"10s\" }\n";
+    let device = "device = { screen = \"on\", charging = false, battery = 80 ";
+    let in_device =
+        simulate(&parse(&format!("{device}, bucket = \"rare\" }}\n{job}")).unwrap()).unwrap();
+    let by_event = simulate(
+        &parse(&format!(
+            "{device}}}\n[[event]]\nat = \"0s\"\nbucket = \"rare\"\n{job}"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let active = simulate(&parse(&format!("{device}}}\n{job}")).unwrap()).unwrap();
+    assert_eq!(in_device.jobs[0].runs, by_event.jobs[0].runs);
+    assert!(
+        in_device.jobs[0].runs.len() < active.jobs[0].runs.len(),
+        "rare {} vs active {}",
+        in_device.jobs[0].runs.len(),
+        active.jobs[0].runs.len()
+    );
+    // a bucket means nothing to the desktop profile
+    let e = Scenario::from_toml(&format!(
+        "{}{device}, bucket = \"rare\" }}\n{job}",
+        HEAD.replace("android", "desktop")
+    ))
+    .unwrap_err();
+    assert!(e.to_string().contains("android profile only"), "{e}");
+}
