@@ -448,22 +448,25 @@ async fn run_and_wait(
         if ran && now.job.state != JobState::Running {
             break now;
         }
-        if now.job.state.is_finished() && !ran {
+        if now.job.is_finished() && !ran {
             session.close().await?;
             return Err(CliError::invalid(format!(
                 "{} {} ended without running ({})",
                 id.short(),
-                now.job.unique_name().unwrap_or_default(),
+                now.job.name.as_deref().unwrap_or_default(),
                 now.job.state
             )));
         }
     };
     session.close().await?;
-    let Some(run) = detail.job.history.last() else {
+    let Some(run) = detail.job.last_run() else {
         return Err(CliError::unavailable("the run left no record"));
     };
     use backwork_scheduler::RunResult;
-    let output = backwork_control::CommandOutput::of_run(run);
+    let output: Option<backwork_control::CommandOutput> = run
+        .output
+        .as_ref()
+        .and_then(|v| serde_json::from_value(v.clone()).ok());
     let verb = match run.result {
         RunResult::Success => "succeeded",
         RunResult::Retry | RunResult::Failure => "failed",
@@ -497,12 +500,12 @@ async fn run_and_wait(
     let reason = run
         .stop_reason
         .as_ref()
-        .map(|r| format!(": {r}"))
+        .map(|r| format!(": {}", r.text))
         .unwrap_or_default();
     out(&format!(
         "{} {}: {how}{reason} after {took}{again}\n",
         id.short(),
-        render::escape(detail.job.unique_name().unwrap_or_default())
+        render::escape(detail.job.name.as_deref().unwrap_or_default())
     ))?;
     if code == 0 {
         Ok(())

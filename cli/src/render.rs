@@ -5,11 +5,9 @@ use std::fmt::Write as _;
 
 use backwork_constraints::{DeviceReadings, DeviceState, Reading};
 use backwork_control::{
-    CommandOutput, CommandSpec, JobDetail, JobReasons, JobView, ScheduleView, command_line,
+    CommandOutput, JobDetail, JobReasons, JobRecord, JobView, RunView, ScheduleView, command_line,
 };
-use backwork_scheduler::{
-    Job, RunRecord, RunResult, SHORT_ID_LEN, Schedule, StopReason, Time, WaitReason,
-};
+use backwork_scheduler::{RunResult, SHORT_ID_LEN, StopReason, Time, WaitReason};
 use chrono_tz::Tz;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
@@ -424,17 +422,16 @@ fn duration_text(d: std::time::Duration) -> String {
 
 /// `backwork show`: the record, why it waits, and its recent runs with their output.
 pub fn show(detail: &JobDetail, style: &Style) -> String {
-    let job: &Job = &detail.job;
-    let r = &job.request;
+    let job: &JobRecord = &detail.job;
     let mut s = String::new();
     let mut field = |k: &str, v: String| {
         let _ = writeln!(s, "{k:<14} {}", escape(&v));
     };
     field("id", job.id.to_string());
-    if let Some(n) = job.unique_name() {
-        field("name", n.to_string());
+    if let Some(n) = &job.name {
+        field("name", n.clone());
     }
-    match CommandSpec::of(job) {
+    match &job.command {
         Some(spec) => {
             field("command", spec.display());
             field("directory", spec.cwd.display().to_string());
@@ -444,30 +441,30 @@ pub fn show(detail: &JobDetail, style: &Style) -> String {
             }
         }
         None => {
-            field("kind", r.kind.clone());
-            if !r.input.is_null() {
-                field("input", r.input.to_string());
+            field("kind", job.kind.clone());
+            if let Some(input) = &job.input {
+                field("input", input.to_string());
             }
         }
     }
     field(
         "schedule",
-        match ScheduleView::of(job) {
+        match &job.schedule {
             ScheduleView::Once { at: Some(t) } => {
-                format!("once at {}", instant_long(t, style.zone))
+                format!("once at {}", instant_long(*t, style.zone))
             }
-            other => schedule_label(&other, style),
+            other => schedule_label(other, style),
         },
     );
-    if r.accurate {
+    if job.accurate {
         field("batching", "off (accurate)".into());
     }
-    if let Some(j) = r.jitter {
+    if let Some(j) = job.jitter {
         field(
             "jitter",
             format!(
                 "up to {}{}",
-                duration_text(j.max),
+                duration_text(std::time::Duration::from_millis(j.max_ms)),
                 if j.fixed {
                     ", fixed"
                 } else {
@@ -476,52 +473,55 @@ pub fn show(detail: &JobDetail, style: &Style) -> String {
             ),
         );
     }
-    if let Schedule::Cron { .. } | Schedule::Periodic { .. } = r.schedule {
-        field("catch up", format!("{:?}", r.catch_up).to_lowercase());
+    if let Some(c) = &job.catch_up {
+        field("catch up", c.clone());
     }
     field("state", job.state.to_string());
-    let constraints: Vec<String> = r.constraints.list().iter().map(|c| c.to_string()).collect();
     field(
         "requires",
-        if constraints.is_empty() {
+        if job.requires.is_empty() {
             "nothing".into()
         } else {
-            constraints.join(", ")
+            job.requires.join(", ")
         },
     );
-    if let Some(d) = r.min_interval {
-        field("min interval", duration_text(d));
+    if let Some(ms) = job.min_interval_ms {
+        field(
+            "min interval",
+            duration_text(std::time::Duration::from_millis(ms)),
+        );
     }
     field(
         "backoff",
         format!(
-            "{:?} from {}",
-            r.backoff.kind,
-            duration_text(r.backoff.base)
-        )
-        .to_lowercase(),
+            "{} from {}",
+            job.backoff.kind,
+            duration_text(std::time::Duration::from_millis(job.backoff.base_ms))
+        ),
     );
     field(
         "attempts",
-        match r.max_attempts {
+        match job.max_attempts {
             Some(m) => format!("{} of {m} in this cycle", job.attempt),
             None => format!("{} in this cycle (no limit)", job.attempt),
         },
     );
-    field("timeout", r.timeout.map_or("none".into(), duration_text));
-    if !r.tags.is_empty() {
-        field(
-            "tags",
-            r.tags.iter().cloned().collect::<Vec<_>>().join(", "),
-        );
+    field(
+        "timeout",
+        job.timeout_ms.map_or("none".into(), |ms| {
+            duration_text(std::time::Duration::from_millis(ms))
+        }),
+    );
+    if !job.tags.is_empty() {
+        field("tags", job.tags.join(", "));
     }
-    field("added", style.when(job.enqueued_at));
+    field("added", style.when(job.added));
     if let Some(t) = job.last_started {
         field("last start", style.when(t));
     }
     field("runs", job.runs_total.to_string());
     if let Some(reason) = &job.stop_reason {
-        field("stop reason", reason.to_string());
+        field("stop reason", reason.text.clone());
     }
     s.push('\n');
     let settled = detail
@@ -540,16 +540,16 @@ pub fn show(detail: &JobDetail, style: &Style) -> String {
             let _ = writeln!(s, "  - {}", escape(&style.reason(reason)));
         }
     }
-    if !job.history.is_empty() {
+    if !job.runs.is_empty() {
         let _ = writeln!(s, "\nrecent runs (oldest first):");
-        for run in &job.history {
+        for run in &job.runs {
             s.push_str(&run_text(run, style));
         }
     }
     s
 }
 
-fn run_text(run: &RunRecord, style: &Style) -> String {
+fn run_text(run: &RunView, style: &Style) -> String {
     let mut s = String::new();
     let took = span(run.finished - run.started);
     // a run a crash interrupted says how, when its driver knew ("interrupted by a daemon crash")
@@ -587,7 +587,7 @@ fn run_text(run: &RunRecord, style: &Style) -> String {
         }
     }
     if let Some(r) = stop {
-        let _ = write!(s, "  stopped: {}", escape(&r.to_string()));
+        let _ = write!(s, "  stopped: {}", escape(&r.text));
     }
     s.push('\n');
     if let Some(n) = note {

@@ -96,7 +96,7 @@ fn kill_9_of_the_daemon_takes_the_whole_run_down_and_the_retry_runs_alone() {
     let restart = SystemTime::now();
     d.launch();
     let r = d.record("long");
-    let run = &r["job"]["history"][0];
+    let run = &r["job"]["runs"][0];
     assert_eq!(run["attempt"], 1);
     assert_eq!(run["result"], "crashed");
     let note = run["note"].as_str().unwrap();
@@ -134,7 +134,7 @@ fn leftovers_of_a_run_whose_supervisor_is_stuck_are_killed_before_the_daemon_is_
     assert!(survivors.is_empty(), "survived the restart: {survivors:?}");
     assert!(!supervisor.alive(), "the stuck supervisor was killed");
     let r = d.record("long");
-    let note = r["job"]["history"][0]["note"].as_str().unwrap().to_string();
+    let note = r["job"]["runs"][0]["note"].as_str().unwrap().to_string();
     assert!(
         note.starts_with("interrupted by a daemon crash") && note.contains("killed"),
         "{note}"
@@ -167,7 +167,7 @@ fn kill_9_of_daemon_and_supervisor_together_still_leaves_nothing_of_the_run() {
     let survivors = wait_gone(&procs, Duration::from_millis(500));
     assert!(survivors.is_empty(), "survived the restart: {survivors:?}");
     let r = d.record("long");
-    let note = r["job"]["history"][0]["note"].as_str().unwrap().to_string();
+    let note = r["job"]["runs"][0]["note"].as_str().unwrap().to_string();
     assert!(
         note.starts_with("interrupted by a daemon crash") && note.contains("killed"),
         "{note}"

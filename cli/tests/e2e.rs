@@ -183,7 +183,7 @@ fn a_charging_job_waits_on_battery_and_runs_on_ac_with_its_output_kept() {
     // on AC power it runs
     d.ok(&["device", "set", "charging=true"]);
     let r = d.wait_for("photos", "the run", |r| state(r) == "succeeded");
-    let run = &r["job"]["history"][0];
+    let run = &r["job"]["runs"][0];
     assert_eq!(run["result"], "success");
     assert_eq!(run["output"]["exit_code"], 0);
     assert_eq!(run["output"]["stdout"], "uploaded\n");
@@ -384,7 +384,7 @@ fn run_ignore_constraints_runs_a_deferred_job() {
     assert_eq!(runs(&d.record(&id)), 0);
     d.ok(&["run", &id, "--ignore-constraints"]);
     let r = d.wait_for(&id, "the forced run", |r| state(r) == "succeeded");
-    assert_eq!(r["job"]["history"][0]["output"]["stdout"], "forced\n");
+    assert_eq!(r["job"]["runs"][0]["output"]["stdout"], "forced\n");
 }
 
 #[test]
@@ -431,10 +431,7 @@ fn kill_9_and_a_restart_keep_every_job_and_its_history() {
         before, after,
         "every record and its history survive kill -9"
     );
-    assert_eq!(
-        after[0]["history"][0]["output"]["stdout"],
-        "before the kill\n"
-    );
+    assert_eq!(after[0]["runs"][0]["output"]["stdout"], "before the kill\n");
     assert_eq!(d.ok(&["list", "--all", "--json"]).lines().count(), 3);
     // SIGTERM and SIGINT are clean shutdowns
     assert!(d.stop(nix::sys::signal::Signal::SIGTERM).success());
@@ -799,9 +796,9 @@ fn the_time_limit_kills_a_process_group_that_ignores_sigterm() {
     let r = d.wait_for(&id, "the run to be stopped", |r| {
         runs(r) == 1 && state(r) != "running"
     });
-    let run = &r["job"]["history"][0];
+    let run = &r["job"]["runs"][0];
     assert_eq!(run["result"], "stopped", "{run:#}");
-    assert_eq!(run["stop_reason"]["reason"], "timeout");
+    assert_eq!(run["stop_reason"]["code"], "timeout");
     assert_eq!(
         run["output"]["signal"], 9,
         "SIGTERM was ignored, so SIGKILL ended it"

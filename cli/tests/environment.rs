@@ -35,7 +35,7 @@ fn a_secret_in_the_adding_shell_is_not_stored_nor_passed() {
     assert!(out.status.success(), "{out:?}");
     let r = d.wait_for("env-probe", "the run", |r| state(r) == "succeeded");
     assert_eq!(
-        r["job"]["history"][0]["output"]["stdout"]
+        r["job"]["runs"][0]["output"]["stdout"]
             .as_str()
             .unwrap_or_default()
             .trim(),

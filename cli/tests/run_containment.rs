@@ -27,12 +27,10 @@ fn a_timeout_kills_a_setsid_grandchild_that_ignores_sigterm() {
     let d = Daemon::start(&["--grace", "1s"]);
     let procs = start(&d, "t", &["--timeout", "1s"], "wait");
     let r = d.wait_for("t", "the time limit", |r| {
-        r["job"]["history"]
-            .as_array()
-            .is_some_and(|h| !h.is_empty())
+        r["job"]["runs"].as_array().is_some_and(|h| !h.is_empty())
     });
     assert_eq!(
-        r["job"]["history"][0]["stop_reason"]["reason"], "timeout",
+        r["job"]["runs"][0]["stop_reason"]["code"], "timeout",
         "{r:#}"
     );
     // the run is recorded only once its tree is gone
@@ -61,7 +59,7 @@ fn a_command_starts_with_no_signal_blocked_and_a_timeout_ends_it_with_sigterm() 
         "/proc/self/status",
     ]);
     let r = d.wait_for("mask", "the run", |r| state(r) == "succeeded");
-    let out = r["job"]["history"][0]["output"]["stdout"]
+    let out = r["job"]["runs"][0]["output"]["stdout"]
         .as_str()
         .unwrap_or_default()
         .to_string();
@@ -78,12 +76,10 @@ fn a_command_starts_with_no_signal_blocked_and_a_timeout_ends_it_with_sigterm() 
         "30",
     ]);
     let r = d.wait_for("slow", "the time limit", |r| {
-        r["job"]["history"]
-            .as_array()
-            .is_some_and(|h| !h.is_empty())
+        r["job"]["runs"].as_array().is_some_and(|h| !h.is_empty())
     });
-    let run = &r["job"]["history"][0];
-    assert_eq!(run["stop_reason"]["reason"], "timeout", "{r:#}");
+    let run = &r["job"]["runs"][0];
+    assert_eq!(run["stop_reason"]["code"], "timeout", "{r:#}");
     assert_eq!(
         run["output"]["signal"],
         nix::sys::signal::Signal::SIGTERM as i32,
@@ -106,10 +102,7 @@ fn a_cancel_kills_a_setsid_grandchild() {
     let procs = start(&d, "c", &[], "wait");
     d.ok(&["cancel", "c"]);
     d.wait_for("c", "the cancelled run's end", |r| {
-        state(r) == "cancelled"
-            && r["job"]["history"]
-                .as_array()
-                .is_some_and(|h| !h.is_empty())
+        state(r) == "cancelled" && r["job"]["runs"].as_array().is_some_and(|h| !h.is_empty())
     });
     let survivors = wait_gone(&procs, Duration::from_secs(2));
     assert!(survivors.is_empty(), "survived the cancel: {survivors:?}");
@@ -120,7 +113,7 @@ fn what_a_command_leaves_behind_is_stopped_when_it_exits() {
     let d = Daemon::start(&["--grace", "1s"]);
     let procs = start(&d, "e", &[], "exit");
     let r = d.wait_for("e", "the run", |r| state(r) == "succeeded");
-    assert_eq!(r["job"]["history"][0]["output"]["exit_code"], 0);
+    assert_eq!(r["job"]["runs"][0]["output"]["exit_code"], 0);
     let survivors = wait_gone(&procs, Duration::from_secs(2));
     assert!(survivors.is_empty(), "outlived its run: {survivors:?}");
 }

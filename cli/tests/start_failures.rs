@@ -58,7 +58,7 @@ fn a_deleted_working_directory_fails_the_job_and_names_the_directory() {
     std::fs::remove_dir(&work).unwrap();
     d.ok(&["run", "w"]);
     let r = d.wait_for("w", "the failed start", |r| state(r) == "failed");
-    let run = &r["job"]["history"][0];
+    let run = &r["job"]["runs"][0];
     assert_eq!(run["attempt"], 1);
     let error = run["output"]["error"].as_str().unwrap();
     assert!(
@@ -83,7 +83,7 @@ fn a_busy_executable_is_retried_and_runs_once_it_is_free() {
         r["job"]["runs_total"] == 1 && state(r) != "running"
     });
     assert_eq!(state(&r), "enqueued", "backing off, not failed: {r:#}");
-    let run = &r["job"]["history"][0];
+    let run = &r["job"]["runs"][0];
     assert_eq!(run["result"], "retry");
     let error = run["output"]["error"].as_str().unwrap();
     assert!(
@@ -96,7 +96,7 @@ fn a_busy_executable_is_retried_and_runs_once_it_is_free() {
         state(r) != "running" && r["job"]["runs_total"] == 2
     });
     assert_eq!(state(&r), "succeeded", "{r:#}");
-    assert_eq!(r["job"]["history"][1]["output"]["stdout"], "ran\n");
+    assert_eq!(r["job"]["runs"][1]["output"]["stdout"], "ran\n");
 }
 
 #[tokio::test]

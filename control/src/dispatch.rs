@@ -121,7 +121,10 @@ async fn answer(
         Request::Show { target } => {
             let jobs: Vec<JobDetail> = live(&target, runtime.inspect(Some(target.clone())).await?)
                 .into_iter()
-                .map(|(job, reasons)| JobDetail { job, reasons })
+                .map(|(job, reasons)| JobDetail {
+                    job: crate::record::JobRecord::of(&job),
+                    reasons,
+                })
                 .collect();
             if jobs.is_empty() {
                 return Ok(not_found(&target));

@@ -18,6 +18,7 @@ mod dispatch;
 pub mod fuzzing;
 mod path;
 pub mod protocol;
+pub mod record;
 mod server;
 
 use std::path::PathBuf;
@@ -30,6 +31,7 @@ pub use protocol::{
     MAX_REQUEST, MAX_RESPONSE, Request, Response, ScheduleView, ServerInfo, command_line,
     needs_escape,
 };
+pub use record::{BackoffView, JitterView, JobRecord, RunView, StopView};
 pub use server::{ControlSocket, DEFAULT_FRAME_TIMEOUT, DEFAULT_MAX_CONNECTIONS};
 
 /// An error setting up or using the control socket.

@@ -382,8 +382,8 @@ impl ScheduleView {
 /// One job with everything known about it: `backwork show`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobDetail {
-    /// The whole record, with its recent runs (`history`).
-    pub job: Job,
+    /// The whole record, with its recent runs.
+    pub job: crate::record::JobRecord,
     /// Why it is not running now.
     pub reasons: Vec<WaitReason>,
 }
