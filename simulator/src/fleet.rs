@@ -8,6 +8,7 @@ use std::time::Duration;
 use backwork_scheduler::Time;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::{Scenario, SimError, simulate};
@@ -54,39 +55,68 @@ pub fn simulate_fleet(scenario: &Scenario, devices: u32) -> Result<FleetReport, 
     simulate_fleet_with_progress(scenario, devices, &mut |_| {})
 }
 
-/// Like [`simulate_fleet`], telling `progress` how many devices are done after each.
+/// Like [`simulate_fleet`], telling `progress` how many devices are done now and then. The
+/// devices run on every core (rayon's global pool; `RAYON_NUM_THREADS` sets its size).
 pub fn simulate_fleet_with_progress(
     scenario: &Scenario,
     devices: u32,
     progress: &mut dyn FnMut(u32),
 ) -> Result<FleetReport, SimError> {
+    // every device's differences are drawn first, in device order, from the scenario's seed;
+    // the devices then run on every core, and their results are combined in device order: the
+    // report is the same whatever the number of threads
     let mut rng = ChaCha8Rng::seed_from_u64(scenario.seed ^ 0xF1EE_7000_0000_0000);
     let shift_ms = i64::try_from(ROUTINE_SHIFT.as_millis()).unwrap_or(0);
     let spread_ms = i64::try_from(INSTALL_SPREAD.as_millis()).unwrap_or(0);
-    let mut per_minute: BTreeMap<Time, u32> = BTreeMap::new();
-    let mut runs_per_day = Vec::with_capacity(devices as usize);
-    let mut requests = 0u64;
-    for i in 0..devices {
+    let draws: Vec<(i64, i64)> = (0..devices)
+        .map(|_| {
+            let routine = rng.random_range(-shift_ms..=shift_ms);
+            let install = rng.random_range(0..=spread_ms);
+            (routine, install)
+        })
+        .collect();
+    let one = |i: u32, (routine, install): (i64, i64)| -> Result<(f64, Vec<i64>), SimError> {
         let mut device = scenario.clone();
         device.seed = scenario.seed.wrapping_add(u64::from(i));
-        let routine = rng.random_range(-shift_ms..=shift_ms);
         for e in &mut device.events {
             e.at = shift(e.at, routine);
         }
-        let install = rng.random_range(0..=spread_ms);
         for j in &mut device.jobs {
             j.added = Some(shift(j.added.unwrap_or_default(), install));
         }
         let report = simulate(&device)?;
-        progress(i + 1);
-        runs_per_day.push(report.jobs.iter().filter_map(|j| j.per_day).sum());
-        for run in report.jobs.iter().flat_map(|j| &j.runs) {
-            let minute = run.start.timestamp() / 60 * 60;
-            if let Some(m) = chrono::DateTime::from_timestamp(minute, 0) {
-                *per_minute.entry(m).or_default() += 1;
-                requests += 1;
+        let per_day = report.jobs.iter().filter_map(|j| j.per_day).sum();
+        let minutes = report
+            .jobs
+            .iter()
+            .flat_map(|j| &j.runs)
+            .map(|run| run.start.timestamp() / 60 * 60)
+            .collect();
+        Ok((per_day, minutes))
+    };
+    let mut per_minute: BTreeMap<Time, u32> = BTreeMap::new();
+    let mut runs_per_day = Vec::with_capacity(devices as usize);
+    let mut requests = 0u64;
+    // in chunks, so progress is told from this thread as devices finish
+    let chunk = (rayon::current_num_threads() * 16).max(1);
+    for (c, draws) in draws.chunks(chunk).enumerate() {
+        let first = u32::try_from(c * chunk).unwrap_or(u32::MAX);
+        let results: Vec<Result<(f64, Vec<i64>), SimError>> = draws
+            .par_iter()
+            .enumerate()
+            .map(|(k, d)| one(first.saturating_add(u32::try_from(k).unwrap_or(0)), *d))
+            .collect();
+        for result in results {
+            let (per_day, minutes) = result?;
+            runs_per_day.push(per_day);
+            for minute in minutes {
+                if let Some(m) = chrono::DateTime::from_timestamp(minute, 0) {
+                    *per_minute.entry(m).or_default() += 1;
+                    requests += 1;
+                }
             }
         }
+        progress(u32::try_from(runs_per_day.len()).unwrap_or(devices));
     }
     let (peak_at, peak) = per_minute
         .iter()

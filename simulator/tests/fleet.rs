@@ -44,3 +44,26 @@ fn a_daily_cron_job_is_a_thundering_herd_and_jitter_flattens_it() {
     let again = simulate_fleet(&Scenario::from_toml(&jittered).unwrap(), devices).unwrap();
     assert_eq!(flat, again);
 }
+
+/// Issue 13, item 8: the fleet runs on every core, and its report is the same, byte for byte,
+/// whatever the number of threads (each device's differences are drawn in device order before
+/// the devices run; results are combined in device order).
+#[test]
+fn the_fleet_report_is_the_same_on_one_thread_and_on_several() {
+    let scenario = Scenario::from_toml(&FLEET.replace(
+        "outcome = { duration = \"30s\" }",
+        "jitter = \"30m\"\n    outcome = { duration = \"30s\", fail = 0.3 }",
+    ))
+    .unwrap();
+    let on = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let report = pool.install(|| simulate_fleet(&scenario, 150)).unwrap();
+        serde_json::to_string(&report).unwrap()
+    };
+    let one = on(1);
+    assert_eq!(one, on(2));
+    assert_eq!(one, on(3));
+}
