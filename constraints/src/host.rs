@@ -23,6 +23,7 @@
 //! the files, so it parses no netlink messages. Storage and idle have no event source; they are
 //! re-read on every refresh.
 
+use std::fmt::Write as _;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -139,8 +140,9 @@ fn explain_power(root: &Path) -> Power {
     dirs.sort();
     // (supply, online)
     let mut mains: Vec<(PathBuf, bool)> = Vec::new();
-    // (supply, capacity, status)
-    let mut batteries: Vec<(PathBuf, u8, String)> = Vec::new();
+    // (supply, capacity if it reads as a percentage, status): a system battery whose capacity
+    // does not read is still a battery (the machine is not "without a battery")
+    let mut batteries: Vec<(PathBuf, Option<u8>, String)> = Vec::new();
     let mut peripherals: Vec<String> = Vec::new();
     for dir in dirs {
         let kind = read_trimmed(&dir.join("type")).unwrap_or_default();
@@ -152,12 +154,11 @@ fn explain_power(root: &Path) -> Power {
             }
             "Battery" if peripheral => peripherals.push(name_of(&dir)),
             "Battery" => {
-                if let Some(c) =
-                    read_trimmed(&dir.join("capacity")).and_then(|v| v.parse::<u8>().ok())
-                {
-                    let status = read_trimmed(&dir.join("status")).unwrap_or_default();
-                    batteries.push((dir, c.min(100), status));
-                }
+                let capacity = read_trimmed(&dir.join("capacity"))
+                    .and_then(|v| v.parse::<u8>().ok())
+                    .map(|c| c.min(100));
+                let status = read_trimmed(&dir.join("status")).unwrap_or_default();
+                batteries.push((dir, capacity, status));
             }
             _ => {}
         }
@@ -181,9 +182,25 @@ fn explain_power(root: &Path) -> Power {
             ),
         };
     }
-    let sum: u32 = batteries.iter().map(|(_, c, _)| u32::from(*c)).sum();
-    let battery = u8::try_from(sum / batteries.len() as u32).ok();
+    let readable: Vec<u8> = batteries.iter().filter_map(|(_, c, _)| *c).collect();
+    let battery = if readable.is_empty() {
+        None
+    } else {
+        let sum: u32 = readable.iter().map(|c| u32::from(*c)).sum();
+        u8::try_from(sum / readable.len() as u32).ok()
+    };
     let battery_why = match batteries.as_slice() {
+        _ if readable.is_empty() => Reading::new(
+            kernel(batteries.iter().map(|(d, _, _)| d.join("capacity"))),
+            format!(
+                "{}: not a percentage, so the level is unknown{ignored}",
+                batteries
+                    .iter()
+                    .map(|(d, _, _)| d.join("capacity").display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
         [(dir, _, _)] => Reading::new(
             kernel([dir.join("capacity")]),
             format!("{}{ignored}", dir.join("capacity").display()),
@@ -193,7 +210,10 @@ fn explain_power(root: &Path) -> Power {
             format!(
                 "mean capacity of {}{ignored}",
                 many.iter()
-                    .map(|(d, c, _)| format!("{} {c} %", name_of(d)))
+                    .map(|(d, c, _)| match c {
+                        Some(c) => format!("{} {c} %", name_of(d)),
+                        None => format!("{} unknown", name_of(d)),
+                    })
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
@@ -202,7 +222,7 @@ fn explain_power(root: &Path) -> Power {
     let charging_battery = batteries
         .iter()
         .find(|(_, _, status)| status == "Charging" || status == "Full");
-    let status_reading = |(dir, _, status): &(PathBuf, u8, String)| {
+    let status_reading = |(dir, _, status): &(PathBuf, Option<u8>, String)| {
         Reading::new(
             kernel([dir.join("status")]),
             format!("{} = {status}", dir.join("status").display()),
@@ -263,19 +283,21 @@ pub fn read_power(root: &Path) -> (bool, Option<u8>) {
     (p.on_ac, p.battery)
 }
 
-/// The interfaces that carry a default route, from `/proc/net/route` and `/proc/net/ipv6_route`
-/// (proc(5)), with the files that exist.
-fn default_route_interfaces(proc_root: &Path) -> (Vec<String>, Vec<PathBuf>) {
-    let mut out = Vec::new();
+/// The interfaces that carry a default route, with the route's metric, from `/proc/net/route`
+/// (metric in decimal, column 7) and `/proc/net/ipv6_route` (in hex, column 6) — proc(5) — and
+/// the files that exist. An interface with several default routes keeps its lowest metric.
+fn default_route_interfaces(proc_root: &Path) -> (Vec<(String, u32)>, Vec<PathBuf>) {
+    let mut out: Vec<(String, u32)> = Vec::new();
     let mut read = Vec::new();
     let v4_path = proc_root.join("net/route");
     if let Ok(v4) = fs::read_to_string(&v4_path) {
         read.push(v4_path);
         for line in v4.lines().skip(1) {
             let f: Vec<&str> = line.split_whitespace().collect();
-            // Iface Destination Gateway Flags …; a default route has destination 0 and mask 0
+            // Iface Destination Gateway Flags RefCnt Use Metric Mask …; a default route has
+            // destination 0 and mask 0
             if f.len() > 7 && f[1] == "00000000" && f[7] == "00000000" {
-                out.push(f[0].to_string());
+                out.push((f[0].to_string(), f[6].parse().unwrap_or(u32::MAX)));
             }
         }
     }
@@ -286,12 +308,13 @@ fn default_route_interfaces(proc_root: &Path) -> (Vec<String>, Vec<PathBuf>) {
             let f: Vec<&str> = line.split_whitespace().collect();
             // dest destlen src srclen nexthop metric refcnt use flags iface
             if f.len() >= 10 && f[0].chars().all(|c| c == '0') && f[1] == "00" && f[9] != "lo" {
-                out.push(f[9].to_string());
+                let metric = u32::from_str_radix(f[5], 16).unwrap_or(u32::MAX);
+                out.push((f[9].to_string(), metric));
             }
         }
     }
     out.sort();
-    out.dedup();
+    out.dedup_by(|later, first| later.0 == first.0);
     (out, read)
 }
 
@@ -418,9 +441,17 @@ pub fn metered_interface(net_root: Option<&Path>, iface: &str) -> bool {
 
 fn explain_network(config: &HostConfig) -> (Network, Reading) {
     let (routed, route_files) = default_route_interfaces(&config.proc_root);
-    let (up, down): (Vec<String>, Vec<String>) = routed
+    let (up, down): (Vec<(String, u32)>, Vec<(String, u32)>) = routed
         .into_iter()
-        .partition(|i| interface_up(config.net_root.as_deref(), i));
+        .partition(|(i, _)| interface_up(config.net_root.as_deref(), i));
+    let down: Vec<String> = down.into_iter().map(|(i, _)| i).collect();
+    // the kernel sends through the default route of the lowest metric: that link is the one
+    // traffic takes (a phone tethered at metric 0 beside Wi-Fi at 600 is what is used)
+    let lowest = up.iter().map(|(_, m)| *m).min().unwrap_or(u32::MAX);
+    let (up, standby): (Vec<(String, u32)>, Vec<(String, u32)>) =
+        up.into_iter().partition(|(_, m)| *m == lowest);
+    let up: Vec<String> = up.into_iter().map(|(i, _)| i).collect();
+    let standby: Vec<String> = standby.into_iter().map(|(i, _)| i).collect();
     if up.is_empty() {
         let why = match down.as_slice() {
             [] if route_files.is_empty() => format!(
@@ -451,10 +482,17 @@ fn explain_network(config: &HostConfig) -> (Network, Reading) {
         })
         .collect();
     let names: Vec<&str> = links.iter().map(|(i, _)| i.as_str()).collect();
-    let carries = match names.as_slice() {
+    let mut carries = match names.as_slice() {
         [one] => format!("{one} carries the default route"),
         many => format!("{} carry the default route", many.join(", ")),
     };
+    if !standby.is_empty() {
+        let _ = write!(
+            carries,
+            " (lowest metric; {} behind it)",
+            standby.join(", ")
+        );
+    }
     let (metered, reading) = match config.metered_override {
         Some(m) => {
             let flag = format!("--metered {}", if m { "yes" } else { "no" });
@@ -553,7 +591,9 @@ fn explain_idle(config: &HostConfig) -> (bool, Reading) {
     let path = config.proc_root.join("loadavg");
     let first = read_trimmed(&path)
         .and_then(|s| s.split_whitespace().next().map(str::to_string))
-        .and_then(|v| v.parse::<f64>().ok().map(|load| (v, load)));
+        .and_then(|v| v.parse::<f64>().ok().map(|load| (v, load)))
+        // a load average is a count of runnable tasks: never negative, never NaN
+        .filter(|(_, load)| load.is_finite() && *load >= 0.0);
     let source = kernel([path.clone()]);
     match first {
         Some((text, load)) => {

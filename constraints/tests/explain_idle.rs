@@ -80,3 +80,16 @@ fn the_override_is_named_as_the_source() {
         assert_eq!(r.readings.idle.why, format!("set by {source}"));
     }
 }
+
+/// proc(5): the load averages are "the number of jobs in the run queue … averaged over 1, 5,
+/// and 15 minutes" — a count, never negative. A value that cannot be one is unreadable, and
+/// an unreadable load is not idle (review of issue 12: `-1.0` read as idle).
+#[test]
+fn an_impossible_load_average_is_unreadable_not_idle() {
+    for bad in ["-1.0", "NaN", "inf"] {
+        let host = FakeHost::new();
+        host.load(bad);
+        let r = read_host_report(&host.config());
+        assert!(!r.state.idle, "load {bad}");
+    }
+}

@@ -72,6 +72,37 @@ fn with_two_default_routes_each_is_named_and_one_unmetered_link_is_enough() {
     );
 }
 
+/// The kernel sends through the default route with the lowest metric (ip-route(8): "metric
+/// NUMBER … preference value of the route"; lower is preferred): a phone tethered at metric 0
+/// beside Wi-Fi at 600 carries the traffic, so the network is metered — one unmetered link
+/// behind it does not make it unmetered (review of issue 12).
+#[test]
+fn the_lowest_metric_default_route_decides() {
+    let host = FakeHost::new();
+    host.iface("wwan0", "up", ARPHRD_NONE, false)
+        .iface("wlan0", "up", ARPHRD_ETHER, true)
+        .routes_with_metrics(&[("wwan0", 0), ("wlan0", 600)]);
+    let r = read_host_report(&host.config());
+    assert_eq!(r.state.network, Network::Metered);
+    assert!(
+        r.readings
+            .network
+            .why
+            .starts_with("wwan0 carries the default route (lowest metric; wlan0 behind it)"),
+        "{}",
+        r.readings.network.why
+    );
+    // and the other way round
+    let host = FakeHost::new();
+    host.iface("wwan0", "up", ARPHRD_NONE, false)
+        .iface("wlan0", "up", ARPHRD_ETHER, true)
+        .routes_with_metrics(&[("wwan0", 700), ("wlan0", 600)]);
+    assert_eq!(
+        read_host_report(&host.config()).state.network,
+        Network::Unmetered
+    );
+}
+
 #[test]
 fn the_override_is_named_as_the_source() {
     let host = FakeHost::new();

@@ -121,3 +121,37 @@ fn no_system_battery_counts_as_on_ac() {
     assert!(r.state.charging);
     assert_eq!(r.readings.charging.why, NO_BATTERY);
 }
+
+/// A system battery whose `capacity` does not read as a percentage (sysfs-class-power:
+/// "capacity: Fine grain representation of battery capacity. Valid values: 0 - 100") is still a
+/// battery: the machine is on battery when its mains supply is offline, and the level is
+/// unknown — not "no system battery, counts as on AC" (review of issue 12: jobs requiring
+/// charging ran on battery).
+#[test]
+fn an_unreadable_capacity_is_an_unknown_level_not_a_missing_battery() {
+    for bad in ["abc", "-5", ""] {
+        let host = FakeHost::new();
+        host.supply("AC", &[("type", "Mains"), ("online", "0")])
+            .supply(
+                "BAT0",
+                &[
+                    ("type", "Battery"),
+                    ("scope", "System"),
+                    ("capacity", bad),
+                    ("status", "Discharging"),
+                ],
+            );
+        let r = read_host_report(&host.config());
+        assert!(!r.state.charging, "capacity {bad:?}: on battery");
+        assert_eq!(r.state.battery, None, "capacity {bad:?}");
+        assert!(
+            r.readings.battery.why.contains("level is unknown"),
+            "{}",
+            r.readings.battery.why
+        );
+        assert_eq!(
+            r.readings.charging.why,
+            format!("{} = 0", host.power().join("AC/online").display())
+        );
+    }
+}

@@ -81,12 +81,19 @@ impl FakeHost {
     /// `/proc/net/route` with a default route through each of `default_via`, and a local
     /// 192.168.2.0/24 route through eth0 that is not a default route.
     pub fn routes(&self, default_via: &[&str]) -> &Self {
+        let with_metrics: Vec<(&str, u32)> = default_via.iter().map(|i| (*i, 100)).collect();
+        self.routes_with_metrics(&with_metrics)
+    }
+
+    /// `/proc/net/route` with a default route through each of these interfaces, at these
+    /// metrics (proc(5): column 7, decimal).
+    pub fn routes_with_metrics(&self, default_via: &[(&str, u32)]) -> &Self {
         let mut route = String::from(
             "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n",
         );
-        for i in default_via {
+        for (i, metric) in default_via {
             route.push_str(&format!(
-                "{i}\t00000000\t0102A8C0\t0003\t0\t0\t100\t00000000\t0\t0\t0\n"
+                "{i}\t00000000\t0102A8C0\t0003\t0\t0\t{metric}\t00000000\t0\t0\t0\n"
             ));
         }
         route.push_str("eth0\t0002A8C0\t00000000\t0001\t0\t0\t100\t00FFFFFF\t0\t0\t0\n");
