@@ -158,9 +158,18 @@ fn command_spec(
 pub const ALLOWED_ENV: &[&str] = &["PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "TZ"];
 
 /// Variables never taken from the adding shell, even with `--inherit-env`: systemd's
-/// notification socket (a job would speak for whoever started the shell) and the marker of the
-/// run the shell may itself be part of.
-const NEVER_PASSED: &[&str] = &["NOTIFY_SOCKET", crate::procfs::RUN_MARKER];
+/// notification socket and watchdog (sd_notify(3), sd_watchdog_enabled(3): a job would speak
+/// for, or be expected to ping on behalf of, whoever started the shell), its socket-activation
+/// variables (sd_listen_fds(3)), and the marker of the run the shell may itself be part of.
+const NEVER_PASSED: &[&str] = &[
+    "NOTIFY_SOCKET",
+    "WATCHDOG_USEC",
+    "WATCHDOG_PID",
+    "LISTEN_FDS",
+    "LISTEN_PID",
+    "LISTEN_FDNAMES",
+    crate::procfs::RUN_MARKER,
+];
 
 /// True for the variables in [`ALLOWED_ENV`] and the locale categories (`LC_*`).
 fn allowed(key: &str) -> bool {
@@ -442,7 +451,7 @@ mod tests {
             (&["--", "no-such-program-anywhere"], "command not found"),
             (
                 &["--in", "1m", "--catch-up", "one", "--", "true"],
-                "catch-up applies",
+                "drop catch-up",
             ),
             (&["--max-attempts", "0", "--", "true"], "at least 1"),
             (&["--cwd", "/no/such/dir", "--", "true"], "does not exist"),

@@ -143,7 +143,7 @@ pub enum Verb {
         long_about = "Run the scheduler with the built-in command worker on the store, and serve the control \
 socket so the other verbs can inspect and manage the queue. Sends READY to systemd when NOTIFY_SOCKET is set. \
 SIGTERM or SIGINT shut it down cleanly: running commands get SIGTERM, then SIGKILL after the grace period.",
-        after_help = "Examples:\n  backwork daemon\n  backwork daemon --metered yes          # on a phone's hotspot\n  backwork daemon --idle-source always   # a headless box\n  backwork daemon --device manual        # then: backwork device set …"
+        after_help = "Examples:\n  backwork daemon\n  backwork daemon --metered yes          # on a phone's hotspot\n  backwork daemon --idle-source always   # a headless box\n  backwork daemon --device manual        # then: backwork device set …\n  backwork daemon --profile android --set deep_idle_after=30m"
     )]
     Daemon(DaemonArgs),
     /// Add a command job; prints its id.
@@ -302,8 +302,8 @@ pub struct DaemonArgs {
     /// The OS background limits to apply.
     #[arg(long, value_enum, default_value_t = Profile::Desktop)]
     pub profile: Profile,
-    /// Override one of the profile's numbers, e.g. `--set deep_idle_after=30m` (repeatable;
-    /// the names are in docs/simulator.md).
+    /// Override one of the profile's numbers, e.g. `--profile android --set
+    /// deep_idle_after=30m` (repeatable; the names are in docs/simulator.md).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
     /// How many jobs may run at once.
@@ -400,8 +400,8 @@ pub struct AddArgs {
     /// Retry delays: exponential:BASE or linear:BASE [default: exponential:30s].
     #[arg(long, value_name = "KIND:BASE", help_heading = "Policy")]
     pub backoff: Option<String>,
-    /// Spread each retry delay by up to ± this fraction (0 to 0.99), so jobs that fail
-    /// together do not retry together.
+    /// Spread each retry delay by up to ± this fraction (at least 0, less than 1), so jobs
+    /// that fail together do not retry together.
     #[arg(long, value_name = "FRACTION", help_heading = "Policy")]
     pub backoff_jitter: Option<f64>,
     /// Fail the job after this many attempts [default: retry forever].
@@ -532,7 +532,7 @@ pub struct CancelArgs {
 #[derive(Debug, Args)]
 pub struct RetryArgs {
     /// The job's id, short id or unique name.
-    #[arg(value_name = "ID|NAME", add = clap_complete::ArgValueCompleter::new(crate::complete::jobs))]
+    #[arg(value_name = "ID|NAME", add = clap_complete::ArgValueCompleter::new(crate::complete::retriable_jobs))]
     pub target: Option<String>,
     /// Every failed or cancelled job with this tag.
     #[arg(long, value_name = "TAG", conflicts_with = "target")]

@@ -16,6 +16,15 @@ const WAIT: Duration = Duration::from_millis(500);
 /// The live jobs' unique names and short ids that start with `current`, each with a line of
 /// help (the other of the two, and the schedule). Nothing when no daemon or store answers.
 pub fn jobs(current: &OsStr) -> Vec<CompletionCandidate> {
+    candidates(current, false)
+}
+
+/// For `retry`: the failed and cancelled jobs, the ones it takes.
+pub fn retriable_jobs(current: &OsStr) -> Vec<CompletionCandidate> {
+    candidates(current, true)
+}
+
+fn candidates(current: &OsStr, retriable: bool) -> Vec<CompletionCandidate> {
     let Some(current) = current.to_str() else {
         return Vec::new();
     };
@@ -36,7 +45,7 @@ pub fn jobs(current: &OsStr) -> Vec<CompletionCandidate> {
             .call(Request::List {
                 state: None,
                 tag: None,
-                all: false,
+                all: retriable,
             })
             .await;
         let _ = session.close().await;
@@ -46,7 +55,14 @@ pub fn jobs(current: &OsStr) -> Vec<CompletionCandidate> {
         }
     });
     let mut out = Vec::new();
-    for v in views.unwrap_or_default() {
+    let wanted = |v: &backwork_control::JobView| {
+        !retriable
+            || matches!(
+                v.state,
+                backwork_scheduler::JobState::Failed | backwork_scheduler::JobState::Cancelled
+            )
+    };
+    for v in views.unwrap_or_default().into_iter().filter(wanted) {
         let short = v.id.short();
         if let Some(name) = &v.name
             && name.starts_with(current)

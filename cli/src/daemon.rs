@@ -190,7 +190,7 @@ fn host_overrides(args: &DaemonArgs) -> Result<HostOverrides, CliError> {
         .collect();
         if !given.is_empty() {
             return Err(CliError::invalid(format!(
-                "{} {} what the host probe reads, and with --device manual nothing is read: every value is set by hand; set it with `backwork device set network=metered idle=true`, or drop --device manual",
+                "{} {} what the host probe reads, and with --device manual nothing is read: every value is set by hand; set the values with `backwork device set` (e.g. network=metered, idle=false), or drop --device manual",
                 given.join(" and "),
                 if given.len() == 1 {
                     "changes"

@@ -266,6 +266,10 @@ fn manual(dir: Option<&std::path::Path>) -> Result<(), CliError> {
         })?;
         return out(&String::from_utf8_lossy(&page));
     };
+    let pages = 1 + root.get_subcommands().map(count_pages).sum::<usize>();
+    fn count_pages(cmd: &clap::Command) -> usize {
+        1 + cmd.get_subcommands().map(count_pages).sum::<usize>()
+    }
     fn write_all(cmd: clap::Command, dir: &std::path::Path) -> std::io::Result<()> {
         for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
             write_all(sub.clone(), dir)?;
@@ -278,7 +282,11 @@ fn manual(dir: Option<&std::path::Path>) -> Result<(), CliError> {
             "cannot write the manual pages to {} ({e}); give an existing, writable directory",
             dir.display()
         ))
-    })
+    })?;
+    out(&format!(
+        "wrote {pages} manual pages (backwork.1, backwork-add.1, …) to {}\n",
+        dir.display()
+    ))
 }
 
 /// The man page of `cmd`, with its help's examples in an EXAMPLES section printed as written
@@ -438,7 +446,22 @@ async fn run_and_wait(
     let before = record(&mut session, target).await?;
     let id = before.job.id;
     let by_id = Selector::Id(id);
-    session.call(request.clone()).await?;
+    if let Response::Ran { waiting, .. } = session.call(request.clone()).await? {
+        let style = Style {
+            now: chrono::Utc::now(),
+            zone: time::local_zone(),
+            local: false,
+        };
+        for w in &waiting {
+            for r in &w.reasons {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "waiting: {}",
+                    render::escape(&style.reason(r))
+                );
+            }
+        }
+    }
     let mut pause = std::time::Duration::from_millis(20);
     let detail = loop {
         tokio::time::sleep(pause).await;
@@ -502,11 +525,24 @@ async fn run_and_wait(
         .as_ref()
         .map(|r| format!(": {}", r.text))
         .unwrap_or_default();
-    out(&format!(
-        "{} {}: {how}{reason} after {took}{again}\n",
-        id.short(),
-        render::escape(detail.job.name.as_deref().unwrap_or_default())
-    ))?;
+    if client.json {
+        json_lines([serde_json::json!({
+            "id": id,
+            "name": detail.job.name,
+            "result": run.result,
+            "exit_code": output.as_ref().and_then(|o| o.exit_code),
+            "signal": output.as_ref().and_then(|o| o.signal),
+            "stop_reason": run.stop_reason,
+            "took_ms": (run.finished - run.started).num_milliseconds(),
+            "state": detail.job.state,
+        })])?;
+    } else {
+        out(&format!(
+            "{} {}: {how}{reason} after {took}{again}\n",
+            id.short(),
+            render::escape(detail.job.name.as_deref().unwrap_or_default())
+        ))?;
+    }
     if code == 0 {
         Ok(())
     } else {
@@ -722,20 +758,20 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     .collect::<String>())?;
             }
         }
-        Response::Ran { ids } if !client.json => {
+        Response::Ran { ids, waiting } if !client.json => {
             let text: String = ids
                 .iter()
-                .map(|id| {
-                    format!(
-                        "{}: runs now{} (`backwork why {}` says what it waits for)\n",
+                .map(|id| match waiting.iter().find(|w| w.id == *id) {
+                    Some(w) => format!(
+                        "{}: set to run now, but it waits on: {}\n",
                         id.short(),
-                        if local {
-                            ", once the daemon starts"
-                        } else {
-                            ""
-                        },
-                        id.short()
-                    )
+                        w.reasons
+                            .iter()
+                            .map(|r| render::escape(&style.reason(r)).into_owned())
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ),
+                    None => format!("{}: runs now\n", id.short()),
                 })
                 .collect();
             out(&text)?;
@@ -753,7 +789,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 note(cli.quiet, NO_DAEMON);
             }
         }
-        Response::Ran { ids } | Response::Cancelled { ids } | Response::Retried { ids } => {
+        Response::Ran { ids, .. } | Response::Cancelled { ids } | Response::Retried { ids } => {
             if client.json {
                 json_lines(ids.iter().map(|id| serde_json::json!({ "id": id })))?;
             } else {

@@ -152,15 +152,26 @@ impl Style {
 }
 
 /// The NAME column: the unique name, else the command line, else the kind.
-fn display_name(v: &JobView) -> String {
+/// What NAME shows: the unique name whole; for a job without one, its command — cut to
+/// [`UNNAMED_WIDTH`] columns when the table must fit a terminal (a command is not what people
+/// look a job up by, and a long one would push SCHEDULE and WAITING ON out).
+fn display_name(v: &JobView, fit: bool) -> String {
     if let Some(n) = &v.name {
         return n.clone();
     }
-    match &v.command {
+    let text = match &v.command {
         Some(argv) => command_line(argv),
         None => format!("({})", v.kind),
+    };
+    if fit {
+        truncate(&escape(&text), UNNAMED_WIDTH)
+    } else {
+        text
     }
 }
+
+/// The most columns NAME gives the command of a job without a name, in a table that must fit.
+const UNNAMED_WIDTH: usize = 20;
 
 /// A column: its header, how narrow it may get, and how it gives way if the table is too wide
 /// for the terminal — it shrinks down to `min` at rank `shrink`, and is left out at rank `drop`
@@ -344,7 +355,7 @@ pub fn list(jobs: &[JobView], style: &Style, width: Option<usize>) -> String {
                 .collect();
             vec![
                 v.id.short(),
-                display_name(v),
+                display_name(v, width.is_some()),
                 match &v.schedule_detail {
                     Some(detail) => schedule_label(detail, style),
                     None => v.schedule.clone(),

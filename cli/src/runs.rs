@@ -219,7 +219,7 @@ impl RunDir {
                     "its processes were gone when the daemon started again (the end shown is when that was found)",
                 ),
             };
-            tracing::warn!(job = %run.job, attempt = run.attempt, "{how}");
+            tracing::warn!(job = %run.job.short(), attempt = run.attempt, "a run the daemon's crash interrupted: {how}");
             out.push(Interruption {
                 id: run.job,
                 attempt: run.attempt,

@@ -90,7 +90,7 @@ pub fn host_probe(_store: &Path, _overrides: HostOverrides) -> backwork_constrai
 /// How long a process waits for a store another process holds before it gives up: a CLI call
 /// that runs beside another one without a daemon, or a daemon starting while CLI calls work on
 /// the store, waits this long for the lock (DESIGN §7).
-pub const LOCK_WAIT: Duration = Duration::from_secs(3);
+pub const LOCK_WAIT: Duration = Duration::from_secs(10);
 
 /// Opens the store at `path`, waiting up to `wait` while another process holds it; `give_up`
 /// is asked between tries (the CLI stops waiting when a server starts answering).

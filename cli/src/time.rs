@@ -17,11 +17,11 @@ pub fn local_zone() -> Tz {
         .unwrap_or(Tz::UTC)
 }
 
-/// An instant in `zone`, to the minute, with the zone's abbreviation: `2026-11-22 14:03 CET`
-/// (tables).
+/// An instant in `zone`, to the minute, with its weekday and the zone's abbreviation: `Sun
+/// 2026-11-22 14:03 CET` (tables).
 pub fn instant(t: Time, zone: Tz) -> String {
     t.with_timezone(&zone)
-        .format("%Y-%m-%d %H:%M %Z")
+        .format("%a %Y-%m-%d %H:%M %Z")
         .to_string()
 }
 
@@ -75,7 +75,7 @@ mod tests {
         let berlin: Tz = "Europe/Berlin".parse().unwrap();
         assert_eq!(
             instant(t("2026-11-22T13:03:00Z"), berlin),
-            "2026-11-22 14:03 CET"
+            "Sun 2026-11-22 14:03 CET"
         );
         assert_eq!(
             instant_long(t("2026-11-22T13:03:07Z"), berlin),

@@ -69,10 +69,29 @@ fn run_says_what_it_did() {
         "true",
     ]);
     d.ok(&["device", "set", "charging=false"]);
+    // the schedule is set aside, the constraint is not: `run` says so instead of "runs now"
+    // (review of issue 12: it claimed a run that did not come, and --wait waited in silence)
     let out = d.ok(&["run", "later"]);
     let short = common::short(&id);
-    assert_eq!(
-        out.trim(),
-        format!("{short}: runs now (`backwork why {short}` says what it waits for)")
+    assert!(
+        out.starts_with(&format!("{short}: set to run now, but it waits on: ")),
+        "{out}"
+    );
+    assert!(out.contains("charging"), "{out}");
+    // once the constraint holds, it runs, and `run --wait --json` reports the run as JSON
+    d.ok(&["device", "set", "charging=true"]);
+    d.wait_for(&id, "the run", |r| common::state(r) == "succeeded");
+    let id2 = d.add(&["--unique", "now", "--in", "1h", "--", "sh", "-c", "exit 0"]);
+    let out = d.ok(&["run", "--wait", "--json", &common::short(&id2)]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["result"], "success", "{v}");
+    assert_eq!(v["exit_code"], 0, "{v}");
+    assert_eq!(v["name"], "now", "{v}");
+    // a finished job is not run again by `run`: the error points to `retry`
+    let out = d.cli(&["run", "now"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("backwork retry now"),
+        "{out:?}"
     );
 }

@@ -383,7 +383,7 @@ pub enum SettingError {
     },
     /// The key is not one of the known device keys.
     #[error(
-        "unknown device key `{key}`; the keys are network, charging, battery, storage and idle"
+        "unknown device key `{key}`; the keys are network, charging, battery, storage, idle and screen"
     )]
     UnknownKey {
         /// The key given.
@@ -391,7 +391,7 @@ pub enum SettingError {
     },
     /// The value does not fit the key.
     #[error(
-        "`{value}` is not a valid value for `{key}`; use network=none|metered|unmetered, charging=true|false, battery=0..100, storage=low|ok, idle=true|false"
+        "`{value}` is not a valid value for `{key}`; use network=none|metered|unmetered, charging=true|false, battery=0..100, storage=low|ok, idle=true|false, screen=on|off"
     )]
     BadValue {
         /// The key.

@@ -171,11 +171,30 @@ async fn answer(
                 return Ok(Response::error(
                     ErrorKind::Invalid,
                     format!(
-                        "no job named by `{target}` is queued; `backwork show {target}` says what state they are in"
+                        "no job named by `{target}` is waiting to run (a finished job runs again with `backwork retry {target}`); `backwork show {target}` says what state it is in"
                     ),
                 ));
             }
-            Response::Ran { ids }
+            // what still holds them once the schedule is set aside (a constraint, a slot)
+            let mut waiting = Vec::new();
+            for id in &ids {
+                for (job, reasons) in runtime.inspect(Some(Selector::Id(*id))).await? {
+                    let reasons: Vec<WaitReason> = reasons
+                        .into_iter()
+                        .filter(|r| {
+                            !matches!(r, WaitReason::Running { .. } | WaitReason::Finished { .. })
+                        })
+                        .collect();
+                    if !reasons.is_empty() {
+                        waiting.push(JobReasons {
+                            id: job.id,
+                            name: job.unique_name().map(str::to_string),
+                            reasons,
+                        });
+                    }
+                }
+            }
+            Response::Ran { ids, waiting }
         }
         Request::Retry { target } => Response::Retried {
             ids: runtime.retry(target).await?,

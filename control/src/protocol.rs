@@ -467,10 +467,14 @@ pub enum Response {
         /// Values the scheduler changed.
         warnings: Vec<String>,
     },
-    /// These jobs will run now.
+    /// These jobs will run now, or as soon as what still holds them lets go.
     Ran {
         /// The jobs.
         ids: Vec<JobId>,
+        /// For each job something still holds (a constraint, without `ignore_constraints`), what
+        /// it waits on; absent from servers older than this field.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        waiting: Vec<JobReasons>,
     },
     /// These jobs got a fresh cycle.
     Retried {

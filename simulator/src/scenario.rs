@@ -230,7 +230,7 @@ pub struct JobSpec {
     /// `exponential:30s` or `linear:1m`.
     #[serde(default)]
     pub backoff: Option<String>,
-    /// Spread each retry delay by up to ± this fraction (0 to 0.99).
+    /// Spread each retry delay by up to ± this fraction (at least 0, less than 1).
     #[serde(default)]
     pub backoff_jitter: Option<f64>,
     /// Give up after this many attempts.
@@ -375,6 +375,25 @@ impl Scenario {
         }
         let mut seen = BTreeSet::new();
         for j in &s.jobs {
+            if let Some(added) = j.added.filter(|a| *a >= s.duration) {
+                return Err(SimError::Job {
+                    job: j.name.clone(),
+                    detail: format!(
+                        "added = {} is not before the end of the {} scenario, so it would never be added; add it earlier or lengthen duration",
+                        humantime::format_duration(added),
+                        humantime::format_duration(s.duration)
+                    ),
+                });
+            }
+            if j.task.is_some() && s.profile != "ios" {
+                return Err(SimError::Job {
+                    job: j.name.clone(),
+                    detail: format!(
+                        "task (a BGTaskScheduler request) applies to the ios profile only, and this scenario's profile is {}; drop task or use profile = \"ios\"",
+                        s.profile
+                    ),
+                });
+            }
             if j.count == 0 {
                 return Err(SimError::Job {
                     job: j.name.clone(),
@@ -413,6 +432,12 @@ impl Scenario {
             )));
         }
         for e in &s.events {
+            if e.repeat.is_some_and(|r| r.is_zero()) {
+                return Err(SimError::Parse(format!(
+                    "the [[event]] at {} repeats every 0s; give a repeat longer than zero, or drop repeat",
+                    humantime::format_duration(e.at)
+                )));
+            }
             if let Some(r) = e.repeat.filter(|r| !r.is_zero()) {
                 let times = s.duration.as_secs_f64() / r.as_secs_f64();
                 if times > MAX_REPEATS {

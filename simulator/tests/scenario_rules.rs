@@ -93,3 +93,18 @@ fn the_starting_bucket_can_be_set_in_device() {
     .unwrap_err();
     assert!(e.to_string().contains("android profile only"), "{e}");
 }
+
+/// Values that would silently do nothing are refused: a job added after the end, an event that
+/// repeats every 0s, an iOS task under another profile (review of issue 12).
+#[test]
+fn values_that_would_do_nothing_are_refused() {
+    let e = parse("[[job]]\nname = \"j\"\nevery = \"1h\"\nadded = \"5d\"\n").unwrap_err();
+    assert!(e.to_string().contains("never be added"), "{e}");
+    let e = parse(
+        "[[event]]\nat = \"1h\"\nrepeat = \"0s\"\nscreen = \"off\"\n[[job]]\nname = \"j\"\nevery = \"1h\"\n",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("repeats every 0s"), "{e}");
+    let e = parse("[[job]]\nname = \"j\"\nin = \"1m\"\ntask = \"refresh\"\n").unwrap_err();
+    assert!(e.to_string().contains("ios profile only"), "{e}");
+}

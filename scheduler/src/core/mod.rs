@@ -1566,7 +1566,11 @@ impl Scheduler {
             // record says so rather than "retry"
             result = RunResult::Failure;
             note.get_or_insert_with(|| {
-                format!("the worker asked for a retry, but all {m} attempts are used up")
+                if m == 1 {
+                    "the worker asked for a retry, but its one attempt is used up".to_string()
+                } else {
+                    format!("the worker asked for a retry, but all {m} attempts are used up")
+                }
             });
         }
         self.push_history(

@@ -275,19 +275,21 @@ pub enum OptionError {
     #[error("give only one schedule: every (periodic), cron, in (a delay) or at (an instant)")]
     TwoSchedules,
     /// `flex` or `anchor` without `every`.
-    #[error("flex and anchor apply to periodic jobs only; add every or drop them")]
+    #[error(
+        "a flex window and an anchor apply to periodic jobs only; make it periodic (every) or drop them"
+    )]
     PeriodicOnly,
     /// `catch_up` on a one-off job.
-    #[error("catch-up applies to periodic and cron jobs only; drop it")]
+    #[error("catching up on missed slots applies to periodic and cron jobs only; drop catch-up")]
     RecurringOnly,
     /// `tz` without `cron` or `at`.
-    #[error("tz applies to cron and at only; drop it or add one of them")]
+    #[error("a time zone applies to cron and at schedules only; drop it or use one of them")]
     ZoneUnused,
     /// `fixed_jitter` without `jitter`.
-    #[error("fixed-jitter applies with jitter only; add jitter or drop it")]
+    #[error("a fixed jitter needs a jitter; give one or drop fixed-jitter")]
     FixedWithoutJitter,
     /// `on_conflict` without `unique`.
-    #[error("on-conflict applies with a unique name only; add unique or drop it")]
+    #[error("a conflict policy needs a unique name; give one or drop on-conflict")]
     ConflictWithoutUnique,
 }
 
@@ -368,6 +370,20 @@ pub fn choose<T: Copy>(
 pub fn parse_at(value: &str, zone: Tz, now: Time) -> Result<Time, OptionError> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(value.trim()) {
         return Ok(t.to_utc());
+    }
+    // RFC 3339 without seconds (`2026-12-01T03:00Z`, `…03:00+01:00`), as people write it
+    let trimmed = value.trim();
+    for f in ["%Y-%m-%dT%H:%M%:z", "%Y-%m-%d %H:%M%:z"] {
+        if let Ok(t) = chrono::DateTime::parse_from_str(trimmed, f) {
+            return Ok(t.to_utc());
+        }
+    }
+    if let Some(utc) = trimmed.strip_suffix(['Z', 'z'])
+        && let Some(naive) = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
+            .iter()
+            .find_map(|f| NaiveDateTime::parse_from_str(utc, f).ok())
+    {
+        return Ok(naive.and_utc());
     }
     let bad = || OptionError::Time {
         value: value.to_string(),
@@ -562,6 +578,15 @@ mod tests {
         );
         assert_eq!(
             parse_at("2026-12-01T03:00:00+05:00", berlin(), now()).unwrap(),
+            t("2026-11-30T22:00:00Z")
+        );
+        // without seconds, with a zone: as given
+        assert_eq!(
+            parse_at("2026-12-01T03:00Z", berlin(), now()).unwrap(),
+            t("2026-12-01T03:00:00Z")
+        );
+        assert_eq!(
+            parse_at("2026-12-01T03:00+05:00", berlin(), now()).unwrap(),
             t("2026-11-30T22:00:00Z")
         );
         // the skipped hour of spring forward (last Sunday of March, 02:00 → 03:00 in the EU)
