@@ -283,10 +283,13 @@ pub fn read_power(root: &Path) -> (bool, Option<u8>) {
     (p.on_ac, p.battery)
 }
 
+/// Interfaces with the metric of their default route.
+type Routes = Vec<(String, u32)>;
+
 /// The interfaces that carry a default route, with the route's metric, from `/proc/net/route`
 /// (metric in decimal, column 7) and `/proc/net/ipv6_route` (in hex, column 6) — proc(5) — and
 /// the files that exist. An interface with several default routes keeps its lowest metric.
-fn default_route_interfaces(proc_root: &Path) -> (Vec<(String, u32)>, Vec<PathBuf>) {
+fn default_route_interfaces(proc_root: &Path) -> (Routes, Vec<PathBuf>) {
     let mut out: Vec<(String, u32)> = Vec::new();
     let mut read = Vec::new();
     let v4_path = proc_root.join("net/route");
@@ -441,15 +444,14 @@ pub fn metered_interface(net_root: Option<&Path>, iface: &str) -> bool {
 
 fn explain_network(config: &HostConfig) -> (Network, Reading) {
     let (routed, route_files) = default_route_interfaces(&config.proc_root);
-    let (up, down): (Vec<(String, u32)>, Vec<(String, u32)>) = routed
+    let (up, down): (Routes, Routes) = routed
         .into_iter()
         .partition(|(i, _)| interface_up(config.net_root.as_deref(), i));
     let down: Vec<String> = down.into_iter().map(|(i, _)| i).collect();
     // the kernel sends through the default route of the lowest metric: that link is the one
     // traffic takes (a phone tethered at metric 0 beside Wi-Fi at 600 is what is used)
     let lowest = up.iter().map(|(_, m)| *m).min().unwrap_or(u32::MAX);
-    let (up, standby): (Vec<(String, u32)>, Vec<(String, u32)>) =
-        up.into_iter().partition(|(_, m)| *m == lowest);
+    let (up, standby): (Routes, Routes) = up.into_iter().partition(|(_, m)| *m == lowest);
     let up: Vec<String> = up.into_iter().map(|(i, _)| i).collect();
     let standby: Vec<String> = standby.into_iter().map(|(i, _)| i).collect();
     if up.is_empty() {
