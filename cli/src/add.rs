@@ -135,14 +135,13 @@ fn command_spec(
         ));
     };
     if find_program(program, vars.get("PATH").map(String::as_str), &dir).is_none() {
-        return Err(CliError::invalid(format!(
-            "command not found: `{program}` is not an executable file{}; give its full path or fix PATH",
-            if program.contains('/') {
-                String::new()
-            } else {
-                " in the job's PATH".into()
-            }
-        )));
+        return Err(CliError::invalid(if program.contains('/') {
+            format!("command not found: `{program}` is not an executable file; check the path")
+        } else {
+            format!(
+                "command not found: `{program}` is not an executable file in the job's PATH; give its full path or fix PATH"
+            )
+        }));
     }
     Ok(CommandSpec {
         argv: args.command.clone(),
