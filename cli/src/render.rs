@@ -131,14 +131,15 @@ impl Style {
     fn reason_short(&self, r: &WaitReason) -> Option<String> {
         Some(match r {
             WaitReason::NotDue { .. } => return None, // NEXT and LEFT say it
+            // (the attempt and the instant are in `why`)
             WaitReason::Backoff {
-                attempt,
                 stopped_by: Some(StopReason::Timeout),
                 ..
-            } => format!("backoff (attempt {attempt} timed out)"),
-            WaitReason::Backoff { attempt, .. } => format!("backoff (attempt {attempt} failed)"),
+            } => "backoff (timeout)".into(),
+            WaitReason::Backoff { .. } => "backoff".into(),
             WaitReason::MinInterval { .. } => "min-interval".into(),
-            WaitReason::Constraint(u) => u.to_string(),
+            // the constraint's name (`why` gives the device's value): a table cell, not a sentence
+            WaitReason::Constraint(u) => u.constraint.to_string(),
             WaitReason::NoWorker { kind } if self.local => format!("no daemon (kind {kind})"),
             WaitReason::NoWorker { kind } => format!("no worker for kind {kind}"),
             WaitReason::Blocked { on } => format!("blocked by {} job(s)", on.len()),
@@ -151,7 +152,6 @@ impl Style {
     }
 }
 
-/// The NAME column: the unique name, else the command line, else the kind.
 /// What NAME shows: the unique name whole; for a job without one, its command — cut to
 /// [`UNNAMED_WIDTH`] columns when the table must fit a terminal (a command is not what people
 /// look a job up by, and a long one would push SCHEDULE and WAITING ON out).
@@ -171,7 +171,7 @@ fn display_name(v: &JobView, fit: bool) -> String {
 }
 
 /// The most columns NAME gives the command of a job without a name, in a table that must fit.
-const UNNAMED_WIDTH: usize = 20;
+const UNNAMED_WIDTH: usize = 18;
 
 /// A column: its header, how narrow it may get, and how it gives way if the table is too wide
 /// for the terminal — it shrinks down to `min` at rank `shrink`, and is left out at rank `drop`
@@ -332,17 +332,18 @@ fn table(columns: &[Column], rows: &[Vec<String>], width: Option<usize>) -> Stri
 pub fn list(jobs: &[JobView], style: &Style, width: Option<usize>) -> String {
     let columns = [
         // the short id; the absolute NEXT goes first (LEFT says the same), then LAST, then
-        // WAITING ON shrinks (the reason is what a person looks for), then SCHEDULE, then
-        // WAITING ON goes (`why` tells); NAME, which people look jobs up by, shrinks last
+        // WAITING ON shrinks (a person looks for the reason), then SCHEDULE shrinks and goes
+        // (`show` has it; LEFT says when), then WAITING ON goes (`why` tells); NAME, which
+        // people look jobs up by, shrinks last
         col("ID", SHORT_ID_LEN, 0),
-        col("NAME", 12, 6),
-        col("SCHEDULE", 8, 4),
+        col("NAME", 12, 7),
+        optional("SCHEDULE", 14, 4, 5),
         col("STATE", 9, 0),
         optional("NEXT", 4, 0, 1),
         col("LEFT", 4, 0),
         optional("LAST", 4, 0, 2),
         col("RESULT", 6, 0),
-        optional("WAITING ON", 24, 3, 5),
+        optional("WAITING ON", 12, 3, 6),
     ];
     let dash = || "-".to_string();
     let rows: Vec<Vec<String>> = jobs
