@@ -196,6 +196,7 @@ mod tests {
     use super::*;
     use backwork_scheduler::{
         Anchor, Backoff, CatchUp, ConflictPolicy, Constraint, NetworkRequirement, Schedule,
+        StopReason,
     };
     use chrono_tz::Tz;
     use clap::Parser;
@@ -277,6 +278,58 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.timeout, Some(Duration::from_secs(7200)));
+    }
+
+    /// Issue 12's acceptance: a command job added without `--timeout` runs 15 minutes under the
+    /// desktop profile without being stopped — driven on the core's virtual clock, with the
+    /// desktop profile the daemon uses; a job with `--timeout 10m` is stopped at 10 minutes
+    /// (the control: the same drive does stop a limited run).
+    #[test]
+    fn a_command_job_runs_fifteen_minutes_under_the_desktop_profile_unstopped() {
+        use backwork_scheduler::{Action, DeviceState, Event, JobId};
+        let drive = |args: &[&str]| -> Vec<(Time, StopReason)> {
+            let profile = backwork_profiles::Profile::desktop();
+            let mut core = backwork_scheduler::Scheduler::new(profile.config, profile.policy);
+            let t0 = now();
+            core.handle(t0, Event::WorkerRegistered(COMMAND_KIND.into()))
+                .unwrap();
+            core.handle(t0, Event::DeviceChanged(DeviceState::default()))
+                .unwrap();
+            core.handle(t0, Event::Load(Vec::new())).unwrap();
+            let id = JobId::new_v7(t0, [1; 10]);
+            let request = request(&parse(args), env(), Path::new("/"), t0).unwrap();
+            core.handle(t0, Event::Enqueue { id, request }).unwrap();
+            let end = t0 + chrono::TimeDelta::minutes(15);
+            let mut stops = Vec::new();
+            let mut started = false;
+            let mut t = t0;
+            loop {
+                while let Some(action) = core.poll_action() {
+                    match action {
+                        Action::Start(s) if s.id == id => started = true,
+                        Action::Stop { id: stopped, reason } if stopped == id => {
+                            stops.push((t, reason));
+                        }
+                        _ => {}
+                    }
+                }
+                match core.poll_timeout() {
+                    Some(next) if next <= end => {
+                        t = next.max(t);
+                        core.handle(t, Event::Timeout).unwrap();
+                    }
+                    _ => break,
+                }
+            }
+            assert!(started, "{args:?}: the run started");
+            assert_eq!(core.job(id).unwrap().state.to_string(), "running", "{args:?}");
+            stops
+        };
+        assert_eq!(drive(&["--", "sleep", "3600"]), []);
+        let limited = drive(&["--timeout", "10m", "--", "sleep", "3600"]);
+        assert_eq!(limited.len(), 1, "{limited:?}");
+        assert_eq!(limited[0].1, StopReason::Timeout);
+        assert_eq!(limited[0].0, now() + chrono::TimeDelta::minutes(10));
     }
 
     #[test]
