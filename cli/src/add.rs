@@ -307,7 +307,10 @@ mod tests {
                 while let Some(action) = core.poll_action() {
                     match action {
                         Action::Start(s) if s.id == id => started = true,
-                        Action::Stop { id: stopped, reason } if stopped == id => {
+                        Action::Stop {
+                            id: stopped,
+                            reason,
+                        } if stopped == id => {
                             stops.push((t, reason));
                         }
                         _ => {}
@@ -322,7 +325,11 @@ mod tests {
                 }
             }
             assert!(started, "{args:?}: the run started");
-            assert_eq!(core.job(id).unwrap().state.to_string(), "running", "{args:?}");
+            assert_eq!(
+                core.job(id).unwrap().state.to_string(),
+                "running",
+                "{args:?}"
+            );
             stops
         };
         assert_eq!(drive(&["--", "sleep", "3600"]), []);

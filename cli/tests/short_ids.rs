@@ -147,3 +147,38 @@ fn tab_completes_names_and_short_ids() {
         "{by_id}"
     );
 }
+
+/// An ambiguous prefix changes nothing and lists the candidates, exit 1 (docker's "multiple
+/// IDs found with provided prefix"). Ids are random, so the test adds jobs until two short ids
+/// share their first 4 digits — by the birthday bound that takes about 320 jobs (65 536
+/// four-digit prefixes); 3 000 make a miss practically impossible (p < e^-60).
+#[test]
+fn an_ambiguous_prefix_lists_the_candidates_and_changes_nothing() {
+    let d = Daemon::start(&[]);
+    let mut seen: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut pair = None;
+    for _ in 0..3000 {
+        let s = short(&d.add(&["--in", "1h", "--", "true"]));
+        if let Some(first) = seen.insert(s[..4].to_string(), s.clone()) {
+            pair = Some((first, s));
+            break;
+        }
+    }
+    let (a, b) = pair.expect("two short ids share 4 digits");
+    let prefix = &a[..4];
+    for verb in ["show", "why", "run", "cancel"] {
+        let out = d.cli(&[verb, prefix]);
+        assert_eq!(out.status.code(), Some(1), "{verb} {prefix}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&a) && err.contains(&b),
+            "{verb}: both candidates named: {err}"
+        );
+    }
+    // nothing was cancelled or run
+    for s in [&a, &b] {
+        let r = d.record(s);
+        assert_eq!(common::state(&r), "enqueued", "{r}");
+        assert_eq!(r["job"]["runs_total"], 0);
+    }
+}
