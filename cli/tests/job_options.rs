@@ -27,20 +27,15 @@ fn add(flag: &str, value: &str) -> Output {
     )
 }
 
-/// `backwork simulate` of a one-job scenario with `KEY = "VALUE"` in its `[[job]]`.
-fn simulate(key: &str, value: &str) -> Output {
+/// `backwork simulate` of a one-job scenario whose `[[job]]` holds these lines.
+fn simulate_job(lines: &str) -> Output {
     let dir = tempfile::tempdir().unwrap();
-    let extra = if key == "catch_up" || key == "anchor" {
-        "every = \"6h\"\n"
-    } else {
-        ""
-    };
     let path = dir.path().join("s.toml");
     std::fs::write(
         &path,
         format!(
             "profile = \"desktop\"\nstart = \"2026-11-23T00:00:00Z\"\nduration = \"1h\"\n\n\
-             [[job]]\nname = \"j\"\n{extra}{key} = {value:?}\n"
+             [[job]]\nname = \"j\"\n{lines}"
         ),
     )
     .unwrap();
@@ -49,6 +44,22 @@ fn simulate(key: &str, value: &str) -> Output {
         .arg(&path)
         .output()
         .unwrap()
+}
+
+/// `backwork simulate` of a one-job scenario with `KEY = "VALUE"` in its `[[job]]`.
+fn simulate(key: &str, value: &str) -> Output {
+    // catch-up and anchor need a periodic job to be meaningful
+    let extra = if key == "catch_up" || key == "anchor" {
+        "every = \"6h\"\n"
+    } else {
+        ""
+    };
+    simulate_job(&format!("{extra}{key} = {value:?}\n"))
+}
+
+/// The same with `KEY = ["VALUE"]`, for a list.
+fn simulate_list(key: &str, value: &str) -> Output {
+    simulate_job(&format!("{key} = [{value:?}]\n"))
 }
 
 /// What the error says after the option's name (`--min-interval` on the command line,
@@ -106,24 +117,6 @@ fn the_command_line_and_a_scenario_accept_the_same_words() {
     }
 }
 
-fn simulate_list(key: &str, value: &str) -> Output {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "profile = \"desktop\"\nstart = \"2026-11-23T00:00:00Z\"\nduration = \"1h\"\n\n\
-             [[job]]\nname = \"j\"\n{key} = [{value:?}]\n"
-        ),
-    )
-    .unwrap();
-    std::process::Command::new(BIN)
-        .arg("simulate")
-        .arg(&path)
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn the_command_line_and_a_scenario_refuse_the_same_values_with_the_same_sentence() {
     for (key, value) in [
@@ -147,21 +140,7 @@ fn the_command_line_and_a_scenario_refuse_the_same_values_with_the_same_sentence
         };
         assert_eq!(on_cli.status.code(), Some(2), "add --{flag} {value}");
         let in_scenario = if key == "tz" {
-            let dir = tempfile::tempdir().unwrap();
-            let path = dir.path().join("s.toml");
-            std::fs::write(
-                &path,
-                format!(
-                    "profile = \"desktop\"\nstart = \"2026-11-23T00:00:00Z\"\nduration = \"1h\"\n\n\
-                     [[job]]\nname = \"j\"\ncron = \"0 3 * * *\"\ntz = {value:?}\n"
-                ),
-            )
-            .unwrap();
-            std::process::Command::new(BIN)
-                .arg("simulate")
-                .arg(&path)
-                .output()
-                .unwrap()
+            simulate_job(&format!("cron = \"0 3 * * *\"\ntz = {value:?}\n"))
         } else {
             simulate(key, value)
         };

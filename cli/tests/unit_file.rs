@@ -7,6 +7,18 @@ mod common;
 
 use common::BIN;
 
+/// The pages `backwork man --dir` writes, in a temp dir.
+fn man_pages() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["man", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    dir
+}
+
 #[test]
 fn every_man_page_the_unit_names_is_written_by_backwork_man() {
     let unit = std::fs::read_to_string(concat!(
@@ -20,13 +32,7 @@ fn every_man_page_the_unit_names_is_written_by_backwork_man() {
         .flat_map(|v| v.split_whitespace().map(str::to_string).collect::<Vec<_>>())
         .collect();
     assert!(!pages.is_empty(), "the unit names its documentation");
-    let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(BIN)
-        .args(["man", "--dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    let dir = man_pages();
     for page in pages {
         let Some(man) = page.strip_prefix("man:") else {
             panic!("{page}: only man: pages ship with backwork");
@@ -46,13 +52,7 @@ fn every_man_page_the_unit_names_is_written_by_backwork_man() {
 /// backslash.)
 #[test]
 fn man_pages_print_the_examples_as_written() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(BIN)
-        .args(["man", "--dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    let dir = man_pages();
     let help = std::process::Command::new(BIN)
         .args(["add", "--help"])
         .env("COLUMNS", "80")

@@ -123,18 +123,20 @@ struct Power {
     battery_why: Reading,
 }
 
+/// A machine without a system battery: on AC, no level; `why` says what was found instead.
+fn without_battery(root: &Path, why: String) -> Power {
+    Power {
+        on_ac: true,
+        battery: None,
+        charging_why: Reading::new(kernel([root.to_path_buf()]), NO_BATTERY),
+        battery_why: Reading::new(kernel([root.to_path_buf()]), why),
+    }
+}
+
 fn explain_power(root: &Path) -> Power {
     let Ok(entries) = fs::read_dir(root) else {
         // no power-supply class at all: a machine without a battery
-        return Power {
-            on_ac: true,
-            battery: None,
-            charging_why: Reading::new(kernel([root.to_path_buf()]), NO_BATTERY),
-            battery_why: Reading::new(
-                kernel([root.to_path_buf()]),
-                format!("no power supplies under {}", root.display()),
-            ),
-        };
+        return without_battery(root, format!("no power supplies under {}", root.display()));
     };
     let mut dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
     dirs.sort();
@@ -172,15 +174,10 @@ fn explain_power(root: &Path) -> Power {
         )
     };
     if batteries.is_empty() {
-        return Power {
-            on_ac: true,
-            battery: None,
-            charging_why: Reading::new(kernel([root.to_path_buf()]), NO_BATTERY),
-            battery_why: Reading::new(
-                kernel([root.to_path_buf()]),
-                format!("no system battery under {}{ignored}", root.display()),
-            ),
-        };
+        return without_battery(
+            root,
+            format!("no system battery under {}{ignored}", root.display()),
+        );
     }
     let readable: Vec<u8> = batteries.iter().filter_map(|(_, c, _)| *c).collect();
     let battery = if readable.is_empty() {
