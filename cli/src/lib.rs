@@ -678,6 +678,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     let Some(client) = cli.verb.client() else {
         return Err(CliError::invalid("this verb takes no store or socket"));
     };
+    if let Some(w) = time::zone_warning() {
+        note(cli.quiet, &w);
+    }
     let socket = client.paths.socket();
     let store = client.paths.store();
     let store = store.as_deref();

@@ -4,6 +4,19 @@
 use backwork_scheduler::Time;
 use chrono_tz::Tz;
 
+/// A warning when `TZ` is set to something that is not an IANA zone name (times are then shown
+/// in the system's zone, or UTC), so a typo does not silently move every time shown.
+pub fn zone_warning() -> Option<String> {
+    let tz = std::env::var("TZ").ok().filter(|v| !v.trim().is_empty())?;
+    if tz.trim_start_matches(':').parse::<Tz>().is_ok() {
+        return None;
+    }
+    Some(format!(
+        "warning: TZ={tz:?} is not a time zone name (like Europe/Berlin); times are shown in {}",
+        local_zone()
+    ))
+}
+
 /// The local IANA time zone (from `TZ` or the system's setting), or UTC if it cannot be told.
 pub fn local_zone() -> Tz {
     if let Ok(tz) = std::env::var("TZ")

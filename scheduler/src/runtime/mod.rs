@@ -1342,7 +1342,7 @@ impl Actor {
                 _ => "next start as soon as its constraints and a slot allow".to_string(),
             }
         };
-        let name = job.unique_name().unwrap_or("");
+        let name = job.unique_name();
         let job_ref = id.short();
         let note = run.note.as_deref();
         let (warn, what) = match (&run.result, &run.stop_reason) {
@@ -1394,7 +1394,7 @@ impl Actor {
                 if let Some(job) = self.core.job(id) {
                     tracing::info!(
                         job = %id.short(),
-                        name = job.unique_name().unwrap_or(""),
+                        name = job.unique_name(),
                         kind = %start.kind,
                         attempt,
                         "run started"
