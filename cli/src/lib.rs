@@ -696,7 +696,12 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Request::Add { request } if client.paths.store.is_none() => Some(request),
         _ => None,
     };
-    let (answer, local) = match Session::open(&socket, store, create, answer_timeout).await? {
+    let session = if matches!(request, Request::Device) {
+        Session::remote(&socket, answer_timeout).await?
+    } else {
+        Session::open(&socket, store, create, answer_timeout).await?
+    };
+    let (answer, local) = match session {
         Some(mut session) => {
             let local = session.is_local();
             let answer = session.call(request).await;

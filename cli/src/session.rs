@@ -139,6 +139,17 @@ pub struct Session {
 }
 
 impl Session {
+    /// Connects to the server on `socket`, without falling back to the store: `None` when no
+    /// server answers (`device` then probes the machine itself; it needs no store, even one
+    /// another process holds).
+    pub async fn remote(socket: &Path, timeout: Duration) -> Result<Option<Session>, CliError> {
+        Ok(Client::connect_within(socket, timeout)
+            .await?
+            .map(|client| Session {
+                backend: Backend::Remote(client),
+            }))
+    }
+
     /// Connects to the server on `socket`; if none answers, opens the store at `store`,
     /// creating it only for `create`, a request the core accepts (one it refuses creates
     /// nothing). `None`: no server answers and the default store does not exist yet (a fresh

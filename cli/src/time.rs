@@ -8,11 +8,12 @@ use chrono_tz::Tz;
 /// in the system's zone, or UTC), so a typo does not silently move every time shown.
 pub fn zone_warning() -> Option<String> {
     let tz = std::env::var("TZ").ok().filter(|v| !v.trim().is_empty())?;
-    if tz.trim_start_matches(':').parse::<Tz>().is_ok() {
+    // `:/etc/localtime` (a file, tzset(3)) is the system's zone, which is what is shown
+    if tz.trim_start_matches(':').parse::<Tz>().is_ok() || tz.starts_with(":/") {
         return None;
     }
     Some(format!(
-        "warning: TZ={tz:?} is not a time zone name (like Europe/Berlin); times are shown in {}",
+        "warning: TZ={tz:?} is not an IANA time zone name (like Europe/Berlin), which backwork needs to name zones; times are shown in {}",
         local_zone()
     ))
 }

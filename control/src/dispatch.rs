@@ -166,12 +166,17 @@ async fn answer(
             target,
             ignore_constraints,
         } => {
-            let ids = runtime.run_now(target.clone(), ignore_constraints).await?;
+            let ids = match runtime.run_now(target.clone(), ignore_constraints).await {
+                Err(RuntimeError::Rejected(CoreError::NoSuchJob(_))) => {
+                    return Ok(not_found(&target));
+                }
+                other => other?,
+            };
             if ids.is_empty() {
                 return Ok(Response::error(
                     ErrorKind::Invalid,
                     format!(
-                        "no job named by `{target}` is waiting to run (a finished job runs again with `backwork retry {target}`); `backwork show {target}` says what state it is in"
+                        "no job named by `{target}` is waiting to run; `backwork show {target}` says what state it is in (a failed or cancelled job runs again with `backwork retry {target}`; a succeeded one-off job is done: add it anew)"
                     ),
                 ));
             }
@@ -196,11 +201,17 @@ async fn answer(
             }
             Response::Ran { ids, waiting }
         }
-        Request::Retry { target } => Response::Retried {
-            ids: runtime.retry(target).await?,
+        Request::Retry { target } => match runtime.retry(target.clone()).await {
+            Err(RuntimeError::Rejected(CoreError::NoSuchJob(_))) => not_found(&target),
+            other => Response::Retried { ids: other? },
         },
         Request::Cancel { target } => {
-            let ids = runtime.cancel(target.clone()).await?;
+            let ids = match runtime.cancel(target.clone()).await {
+                Err(RuntimeError::Rejected(CoreError::NoSuchJob(_))) => {
+                    return Ok(not_found(&target));
+                }
+                other => other?,
+            };
             if ids.is_empty() {
                 return Ok(not_found(&target));
             }

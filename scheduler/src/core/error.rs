@@ -115,8 +115,9 @@ pub enum CoreError {
     NoSuchJob(String),
     /// Only a failed or cancelled job can be retried.
     #[error(
-        "job {} is {state}; only a failed or cancelled job can be retried (`backwork run` runs a queued one now)",
-        id.short()
+        "job {} {}; only a failed or cancelled job can be retried (`backwork run` runs a queued one now)",
+        id.short(),
+        state_phrase(*state)
     )]
     NotRetriable {
         /// The job.
@@ -187,4 +188,12 @@ pub enum CoreError {
     /// `Load` was sent to a core that already holds jobs.
     #[error("the core already holds jobs; load a store only into a fresh core")]
     AlreadyLoaded,
+}
+
+/// `is running`, `has succeeded`: a state after "job X".
+fn state_phrase(state: JobState) -> String {
+    match state {
+        JobState::Succeeded => "has succeeded".into(),
+        other => format!("is {other}"),
+    }
 }
