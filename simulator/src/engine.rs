@@ -11,11 +11,15 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::SimError;
-use crate::report::{JobReport, Report, RunReport};
+use crate::report::{HeldInterval, JobReport, Report, RunReport, WaitFamily};
 use crate::scenario::{EventSpec, Scenario};
 
 /// The kind every simulated job runs as (each has its own worker in the outcome model).
 const KIND: &str = "simulated";
+/// The code of a job's lateness from batching in its held intervals.
+const BATCHING: &str = "batching";
+/// The code of a retry's backoff in its held intervals.
+const BACKOFF: &str = "backoff";
 
 fn profile(s: &Scenario) -> Result<Profile, SimError> {
     Profile::with_overrides(&s.profile, &s.overrides).map_err(|e| SimError::Profile(e.to_string()))
@@ -60,6 +64,15 @@ struct Sim<'a> {
     quota_waits: BTreeSet<JobId>,
     /// Every hold reason seen: code → sentence.
     reasons: BTreeMap<String, String>,
+    /// The family of every code in the held intervals.
+    families: BTreeMap<String, WaitFamily>,
+    /// The OS state of the profile at each change, recorded up to `os_until`.
+    os_state: Vec<(Time, String)>,
+    os_until: Time,
+    /// The app's standby bucket at each change (android).
+    bucket: Vec<(Time, String)>,
+    /// The end of the simulated span.
+    end: Time,
     timeline: Vec<(Time, String)>,
     states: Vec<(Time, DeviceState)>,
     rejected: Vec<(Time, String, String)>,
@@ -67,25 +80,29 @@ struct Sim<'a> {
 
 /// The core's ready jobs (`Scheduler::is_ready`) followed as one group: they all wait for the
 /// same reasons (`Scheduler::ready_reasons`: an app-wide hold of the policy, the run slots), so
-/// a change of those is charged to all of them at once by a running total per reason code, and
-/// a job joining or leaving costs a copy of those totals — not a `why` for every waiting job at
+/// a change of those is recorded once for the group, as a stretch of its history, and a job
+/// leaving is charged the stretches since it joined — not a `why` for every waiting job at
 /// every step (a quota that holds a thousand jobs until the same instant, window after window).
 struct ReadyGroup {
-    /// What holds the ready jobs back now (as the core says it, and as codes and sentences).
+    /// What holds the ready jobs back now (as the core says it, and as codes, sentences and
+    /// families).
     reasons: Vec<WaitReason>,
-    labels: Vec<(String, String)>,
+    labels: Vec<Label>,
     /// The codes that hold the ready jobs back now, since `since`, and whether one is a quota.
     codes: Vec<usize>,
     since: Time,
     quota: bool,
-    /// Every code seen (indexes of `codes`, `totals`).
+    /// Every code seen (indexes of `codes`).
     names: Vec<String>,
-    /// For each code, the held-back milliseconds of the intervals closed so far.
-    totals: Vec<u64>,
+    /// The group's closed stretches of holds, in time order, since its oldest member joined:
+    /// (from, to, codes). Recorded on changes only.
+    history: Vec<(Time, Time, Vec<usize>)>,
+    /// The history's length after it was last pruned.
+    kept: usize,
     /// How many times the group came to be held by a quota.
     quota_entries: u64,
-    /// Each member: the totals and quota entries when it joined.
-    members: BTreeMap<JobId, (Vec<u64>, u64)>,
+    /// Each member: when it joined, and the quota entries then.
+    members: BTreeMap<JobId, (Time, u64)>,
 }
 
 impl ReadyGroup {
@@ -97,20 +114,11 @@ impl ReadyGroup {
             since: now,
             quota: false,
             names: Vec::new(),
-            totals: Vec::new(),
+            history: Vec::new(),
+            kept: 0,
             quota_entries: 0,
             members: BTreeMap::new(),
         }
-    }
-
-    /// Every total as of `now`, the open interval included.
-    fn totals_at(&self, now: Time) -> Vec<u64> {
-        let mut t = self.totals.clone();
-        let open = ms(now - self.since);
-        for &c in &self.codes {
-            t[c] += open;
-        }
-        t
     }
 
     /// From `now` on, the group waits for `codes` (`quota`: one is a quota).
@@ -123,9 +131,9 @@ impl ReadyGroup {
         if same {
             return;
         }
-        let open = ms(now - self.since);
-        for &c in &self.codes {
-            self.totals[c] += open;
+        if !self.codes.is_empty() && self.since < now && !self.members.is_empty() {
+            let codes = std::mem::take(&mut self.codes);
+            self.history.push((self.since, now, codes));
         }
         self.codes = codes
             .iter()
@@ -133,7 +141,6 @@ impl ReadyGroup {
                 Some(i) => i,
                 None => {
                     self.names.push(c.clone());
-                    self.totals.push(0);
                     self.names.len() - 1
                 }
             })
@@ -146,42 +153,68 @@ impl ReadyGroup {
     }
 
     fn join(&mut self, now: Time, id: JobId) {
-        let snapshot = (self.totals_at(now), self.quota_entries);
-        self.members.insert(id, snapshot);
+        self.members.insert(id, (now, self.quota_entries));
     }
 
-    /// Takes `id` out of the group, adding to `held_back_ms` the time it was held there per
+    /// Takes `id` out of the group, adding to `held` the stretches it was held there, per
     /// code; whether the group came to be held by a quota meanwhile. `None`: not a member.
     fn leave(
         &mut self,
         now: Time,
         id: JobId,
-        held_back_ms: Option<&mut BTreeMap<String, u64>>,
+        held: Option<&mut Vec<HeldInterval>>,
     ) -> Option<bool> {
-        let (then, entries) = self.members.remove(&id)?;
-        if let Some(held_back_ms) = held_back_ms {
-            let open = ms(now - self.since);
-            for (i, total) in self.totals.iter().enumerate() {
-                let open = if self.codes.contains(&i) { open } else { 0 };
-                let d = total + open - then.get(i).copied().unwrap_or(0);
-                if d == 0 {
-                    continue;
-                }
-                match held_back_ms.get_mut(&self.names[i]) {
-                    Some(ms) => *ms += d,
-                    None => {
-                        held_back_ms.insert(self.names[i].clone(), d);
-                    }
+        let (joined, entries) = self.members.remove(&id)?;
+        if let Some(held) = held {
+            let first = self.history.partition_point(|(_, to, _)| *to <= joined);
+            for (from, to, codes) in &self.history[first..] {
+                for &c in codes {
+                    push_held(held, (*from).max(joined), *to, &self.names[c]);
                 }
             }
+            for &c in &self.codes {
+                push_held(held, self.since.max(joined), now, &self.names[c]);
+            }
+        }
+        if self.members.is_empty() {
+            self.history.clear();
+            self.kept = 0;
+        } else if self.history.len() > 2 * self.kept + 64 {
+            // forget the stretches that ended before the oldest member joined
+            let oldest = self.members.values().map(|(t, _)| *t).min().unwrap_or(now);
+            let old = self.history.partition_point(|(_, to, _)| *to <= oldest);
+            self.history.drain(..old);
+            self.kept = self.history.len();
         }
         Some(self.quota_entries > entries)
     }
 }
 
-fn ms(d: chrono::TimeDelta) -> u64 {
-    u64::try_from(d.num_milliseconds()).unwrap_or(0)
+/// Adds the wait `[start, end)` for `code` to a job's intervals, merged with an interval of
+/// the same code that ends where it starts (the last few intervals are looked at: those that
+/// end at `start`).
+fn push_held(held: &mut Vec<HeldInterval>, start: Time, end: Time, code: &str) {
+    if end <= start {
+        return;
+    }
+    for iv in held.iter_mut().rev() {
+        if iv.end < start {
+            break;
+        }
+        if iv.end == start && iv.code == code {
+            iv.end = end;
+            return;
+        }
+    }
+    held.push(HeldInterval {
+        start,
+        end,
+        code: code.to_string(),
+    });
 }
+
+/// A hold's code, sentence and family.
+type Label = (String, String, WaitFamily);
 
 /// What a simulation step did, for how much of the held-back picture to look at again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,21 +227,45 @@ enum Step {
     Full,
 }
 
-/// The stable code of a reason that holds a job back although its schedule lets it run, and
-/// its sentence; `None` for reasons that are the schedule itself (not due, backoff…).
-fn label(r: &WaitReason) -> Option<(String, String)> {
+/// The stable code of a reason that holds a job back although its schedule lets it run, its
+/// sentence and its family; `None` for reasons that are the schedule itself (not due,
+/// backoff…).
+fn label(r: &WaitReason) -> Option<Label> {
     Some(match r {
         WaitReason::Constraint(u) => (
             format!("constraint_{}", u.constraint.to_string().replace('-', "_")),
             format!("constraint {}", u.constraint),
+            WaitFamily::Constraint,
         ),
-        WaitReason::Policy { reason, .. } => {
-            (reason.code.clone(), format!("profile: {}", reason.message))
-        }
-        WaitReason::NoWorker { kind } => ("no_worker".into(), format!("no worker for {kind}")),
-        WaitReason::ConcurrencyLimit { .. } => ("run_slots_busy".into(), "run slots busy".into()),
-        WaitReason::Blocked { .. } => ("prerequisites".into(), "prerequisites".into()),
-        WaitReason::ShuttingDown => ("shutting_down".into(), "shutting down".into()),
+        WaitReason::Policy { reason, .. } => (
+            reason.code.clone(),
+            format!("profile: {}", reason.message),
+            match reason.kind {
+                HoldKind::Quota => WaitFamily::Quota,
+                HoldKind::Batching => WaitFamily::Batching,
+                _ => WaitFamily::Profile,
+            },
+        ),
+        WaitReason::NoWorker { kind } => (
+            "no_worker".into(),
+            format!("no worker for {kind}"),
+            WaitFamily::Other,
+        ),
+        WaitReason::ConcurrencyLimit { .. } => (
+            "run_slots_busy".into(),
+            "run slots busy".into(),
+            WaitFamily::Other,
+        ),
+        WaitReason::Blocked { .. } => (
+            "prerequisites".into(),
+            "prerequisites".into(),
+            WaitFamily::Other,
+        ),
+        WaitReason::ShuttingDown => (
+            "shutting_down".into(),
+            "shutting down".into(),
+            WaitFamily::Other,
+        ),
         WaitReason::NotDue { .. }
         | WaitReason::Batched { .. }
         | WaitReason::Backoff { .. }
@@ -261,6 +318,7 @@ impl Sim<'_> {
                                 outcome: RunOutcome::Retry(None),
                             },
                         );
+                        self.note_backoff(id);
                     }
                 }
                 Action::Abort { .. } | Action::Persist(_) => {}
@@ -386,7 +444,41 @@ impl Sim<'_> {
             return;
         };
         if let Some(rep) = self.reports.get_mut(&id) {
-            rep.batching_ms += ms(self.now - since);
+            push_held(&mut rep.held, since, self.now, BATCHING);
+            self.families.insert(BATCHING.into(), WaitFamily::Batching);
+        }
+    }
+
+    /// Records the profile's OS state up to `to`: the state at the last instant recorded, and
+    /// at each end the profile foretold for it, as long as the policy did not change (the
+    /// engine calls this before each step, with the step's instant; a change is recorded only
+    /// when the code changes).
+    fn follow_os(&mut self, to: Time) {
+        while self.os_until < to {
+            let at = self.os_until;
+            let Some(state) = self.core.policy().os_state(at) else {
+                self.os_until = to;
+                return;
+            };
+            if self.os_state.last().is_none_or(|(_, c)| c != state.code) {
+                self.os_state.push((at, state.code.to_string()));
+            }
+            self.os_until = state.until.filter(|u| *u > at).map_or(to, |u| u.min(to));
+        }
+    }
+
+    /// `id`'s run just ended for a retry: its wait until the backoff lets it start again.
+    fn note_backoff(&mut self, id: JobId) {
+        let Ok(reasons) = self.core.why(self.now, id) else {
+            return;
+        };
+        for r in reasons {
+            if let WaitReason::Backoff { until, .. } = r
+                && let Some(rep) = self.reports.get_mut(&id)
+            {
+                push_held(&mut rep.held, self.now, until.min(self.end), BACKOFF);
+                self.families.insert(BACKOFF.into(), WaitFamily::Backoff);
+            }
         }
     }
 
@@ -409,8 +501,8 @@ impl Sim<'_> {
         let reasons = self.core.ready_reasons(self.now);
         if reasons != self.ready.reasons {
             let quota = reasons.iter().any(is_quota);
-            let labels: Vec<(String, String)> = reasons.iter().filter_map(label).collect();
-            let codes: Vec<String> = labels.iter().map(|(c, _)| c.clone()).collect();
+            let labels: Vec<Label> = reasons.iter().filter_map(label).collect();
+            let codes: Vec<String> = labels.iter().map(|(c, _, _)| c.clone()).collect();
             self.ready.relabel(self.now, &codes, quota);
             self.ready.labels = labels;
             self.ready.reasons = reasons;
@@ -456,16 +548,17 @@ impl Sim<'_> {
         if self.ready.members.is_empty() {
             return;
         }
-        for (code, sentence) in &self.ready.labels {
+        for (code, sentence, family) in &self.ready.labels {
             if !self.reasons.contains_key(code) {
                 self.reasons.insert(code.clone(), sentence.clone());
+                self.families.insert(code.clone(), *family);
             }
         }
     }
 
     /// Takes `id` out of the ready group, charging what held it there.
     fn leave_ready(&mut self, id: JobId) {
-        let report = self.reports.get_mut(&id).map(|r| &mut r.held_back_ms);
+        let report = self.reports.get_mut(&id).map(|r| &mut r.held);
         let Some(quota_hits) = self.ready.leave(self.now, id, report) else {
             return;
         };
@@ -479,8 +572,11 @@ impl Sim<'_> {
         reasons
             .iter()
             .filter_map(label)
-            .map(|(code, sentence)| {
-                self.reasons.entry(code.clone()).or_insert(sentence);
+            .map(|(code, sentence, family)| {
+                if !self.reasons.contains_key(&code) {
+                    self.reasons.insert(code.clone(), sentence);
+                    self.families.insert(code.clone(), family);
+                }
                 code
             })
             .collect()
@@ -497,13 +593,9 @@ impl Sim<'_> {
         let Some((since, labels)) = self.held.remove(&id) else {
             return;
         };
-        let ms = u64::try_from((self.now - since).num_milliseconds()).unwrap_or(0);
-        if ms == 0 {
-            return;
-        }
         if let Some(rep) = self.reports.get_mut(&id) {
             for l in labels {
-                *rep.held_back_ms.entry(l).or_default() += ms;
+                push_held(&mut rep.held, since, self.now, &l);
             }
         }
     }
@@ -525,6 +617,10 @@ impl Sim<'_> {
             if let Some(b) = e.bucket {
                 app.set_bucket(b);
                 what.push(format!("bucket {b}"));
+                let b = b.to_string();
+                if !self.bucket.is_empty() && self.bucket.last().is_none_or(|(_, c)| *c != b) {
+                    self.bucket.push((self.now, b));
+                }
             }
             if e.force_quit {
                 app.set_force_quit(true);
@@ -638,6 +734,11 @@ pub fn simulate_with_progress(
         screen_on: true,
         ..DeviceState::default()
     });
+    // the bucket lane is android's (the ios profile keeps only a force-quit)
+    let bucket = match (&p.app, p.name) {
+        (Some(app), "android") => vec![(start, app.bucket().to_string())],
+        _ => Vec::new(),
+    };
     let mut sim = Sim {
         scenario,
         core: Scheduler::new(p.config, p.policy)
@@ -658,6 +759,11 @@ pub fn simulate_with_progress(
         quota_waits: BTreeSet::new(),
         batched: BTreeMap::new(),
         reasons: BTreeMap::new(),
+        families: BTreeMap::new(),
+        os_state: Vec::new(),
+        os_until: start,
+        bucket,
+        end,
         timeline: Vec::new(),
         states: vec![(start, device)],
         rejected: Vec::new(),
@@ -724,6 +830,7 @@ pub fn simulate_with_progress(
         } else {
             stuck = 0;
         }
+        sim.follow_os(t);
         sim.now = t.max(sim.now);
         let mut progressed = false;
         let mut step = Step::RunsEnded;
@@ -783,6 +890,7 @@ pub fn simulate_with_progress(
                             batching_ms: 0,
                             quota_hits: 0,
                             stops: BTreeMap::new(),
+                            held: Vec::new(),
                         },
                     );
                     order.push(id);
@@ -810,6 +918,9 @@ pub fn simulate_with_progress(
                 attempt,
                 outcome,
             })?;
+            if fails {
+                sim.note_backoff(id);
+            }
         }
         if (!progressed || next_gate == Some(sim.now)) && step == Step::RunsEnded {
             step = Step::GatesOpened; // a job may be held from now on
@@ -826,6 +937,7 @@ pub fn simulate_with_progress(
         }
         sim.observe(step);
     }
+    sim.follow_os(end);
     sim.now = end;
     let still: Vec<JobId> = sim
         .held
@@ -856,6 +968,16 @@ pub fn simulate_with_progress(
                     .count();
                 (n as f64 / whole_days as f64 * 10.0).round() / 10.0
             });
+            // the totals are the sums of the intervals, so the two always agree
+            for iv in &r.held {
+                let ms = iv.ms();
+                match iv.code.as_str() {
+                    _ if ms == 0 => {}
+                    BATCHING => r.batching_ms += ms,
+                    BACKOFF => {}
+                    code => *r.held_back_ms.entry(code.to_string()).or_default() += ms,
+                }
+            }
             quota_hits += r.quota_hits;
             jobs.push(r);
         }
@@ -869,6 +991,9 @@ pub fn simulate_with_progress(
         wakeups: sim.wakeups,
         quota_hits,
         reasons: sim.reasons,
+        families: sim.families,
+        os_state: sim.os_state,
+        bucket: sim.bucket,
         timeline: sim.timeline,
         device: sim.states,
         rejected: sim.rejected,

@@ -18,6 +18,59 @@ pub struct RunReport {
     pub outcome: String,
 }
 
+/// A stretch of time a job waited, and why: one reason code per interval (a wait for two
+/// reasons at once is two intervals over the same time).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldInterval {
+    /// When the wait for this reason began.
+    pub start: Time,
+    /// When it ended.
+    pub end: Time,
+    /// The reason code: a key of [`JobReport::held_back_ms`], or `batching` (the lateness of
+    /// [`JobReport::batching_ms`]), or `backoff` (a retry's wait after a failed or stopped run,
+    /// part of the job's own schedule and in no total).
+    pub code: String,
+}
+
+impl HeldInterval {
+    /// Its length in milliseconds.
+    pub fn ms(&self) -> u64 {
+        u64::try_from((self.end - self.start).num_milliseconds()).unwrap_or(0)
+    }
+}
+
+/// What kind of wait a reason code is, for drawing one colour per family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitFamily {
+    /// The platform holds every job: Doze, an iOS idle wait or spacing, a force-quit.
+    Profile,
+    /// A quota of the app is used up (standby bucket, rate limit, daily execution time).
+    Quota,
+    /// A constraint of the job the device does not meet.
+    Constraint,
+    /// A retry waiting out its backoff.
+    Backoff,
+    /// Waiting to share a wake-up (the core's batching, a non-active app's batches).
+    Batching,
+    /// The core's own reasons (run slots busy, prerequisites, no worker).
+    Other,
+}
+
+impl WaitFamily {
+    /// The family as a reader names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            WaitFamily::Profile => "Doze / profile",
+            WaitFamily::Quota => "quota",
+            WaitFamily::Constraint => "constraint",
+            WaitFamily::Backoff => "backoff",
+            WaitFamily::Batching => "batching",
+            WaitFamily::Other => "other",
+        }
+    }
+}
+
 /// One job's story.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobReport {
@@ -53,6 +106,11 @@ pub struct JobReport {
     pub quota_hits: u64,
     /// Stopped runs by why they were stopped.
     pub stops: BTreeMap<String, u64>,
+    /// Every wait, in the order the waits ended: the intervals of each code in
+    /// `held_back_ms` sum to its total there, those of `batching` to `batching_ms`; adjacent
+    /// intervals of the same code are merged.
+    #[serde(default)]
+    pub held: Vec<HeldInterval>,
 }
 
 /// The whole report. The same scenario and seed give the same report, byte for byte.
@@ -75,6 +133,17 @@ pub struct Report {
     /// The sentence of every hold reason code in the report.
     #[serde(default)]
     pub reasons: BTreeMap<String, String>,
+    /// The family of every code in the jobs' `held` intervals.
+    #[serde(default)]
+    pub families: BTreeMap<String, WaitFamily>,
+    /// The OS state the profile emulates, from the start and at each change: (instant, code).
+    /// android: Doze's phase — `active`, `light_idle`, `light_maintenance`, `deep_idle`,
+    /// `deep_maintenance`; empty for a profile without one (desktop, ios).
+    #[serde(default)]
+    pub os_state: Vec<(Time, String)>,
+    /// The app's standby bucket (android), from the start and at each change.
+    #[serde(default)]
+    pub bucket: Vec<(Time, String)>,
     /// The device-state timeline as applied: (instant, what changed).
     pub timeline: Vec<(Time, String)>,
     /// The device state from the start and after each change.
