@@ -324,6 +324,12 @@ fn man_page(cmd: clap::Command) -> std::io::Result<Vec<u8>> {
     Ok(page)
 }
 
+/// Writes a drawing of `simulate --svg`.
+fn write_svg(path: &std::path::Path, svg: &str) -> Result<(), CliError> {
+    std::fs::write(path, svg)
+        .map_err(|e| CliError::unavailable(format!("cannot write {}: {e}", path.display())))
+}
+
 /// `backwork simulate`: runs the scenario and prints its report (and draws it, with `--svg`).
 fn simulate(args: &args::SimulateArgs, json: bool) -> Result<(), CliError> {
     let text = std::fs::read_to_string(&args.scenario).map_err(|e| {
@@ -344,6 +350,9 @@ fn simulate(args: &args::SimulateArgs, json: bool) -> Result<(), CliError> {
         })
         .map_err(failed)?;
         bar.finish();
+        if let Some(path) = &args.svg {
+            write_svg(path, &backwork_simulator::fleet_svg(&fleet))?;
+        }
         return if json {
             json_lines([&fleet])
         } else {
@@ -356,8 +365,7 @@ fn simulate(args: &args::SimulateArgs, json: bool) -> Result<(), CliError> {
     .map_err(failed)?;
     bar.finish();
     if let Some(path) = &args.svg {
-        std::fs::write(path, backwork_simulator::svg(&report))
-            .map_err(|e| CliError::unavailable(format!("cannot write {}: {e}", path.display())))?;
+        write_svg(path, &backwork_simulator::svg(&report))?;
     }
     if json {
         json_lines([&report])

@@ -191,18 +191,21 @@ impl ReadyGroup {
 }
 
 /// Adds the wait `[start, end)` for `code` to a job's intervals, merged with an interval of
-/// the same code that ends where it starts (the last few intervals are looked at: those that
-/// end at `start`).
+/// the same code that ends where it starts. The intervals are kept in the order of their ends
+/// (a merged one moves to the back), so only the last few are looked at: those that end at
+/// `start` or later.
 fn push_held(held: &mut Vec<HeldInterval>, start: Time, end: Time, code: &str) {
     if end <= start {
         return;
     }
-    for iv in held.iter_mut().rev() {
-        if iv.end < start {
+    for i in (0..held.len()).rev() {
+        if held[i].end < start {
             break;
         }
-        if iv.end == start && iv.code == code {
+        if held[i].end == start && held[i].code == code {
+            let mut iv = held.remove(i);
             iv.end = end;
+            held.push(iv);
             return;
         }
     }
@@ -810,7 +813,15 @@ pub fn simulate_with_progress(
         let next_timer = sim.core.poll_timeout();
         // a gate opening is only observed (what holds the job back from then on), not fed
         let next_gate = sim.core.next_gate().filter(|g| *g > sim.now);
-        let Some(t) = [next_agenda, next_done, next_timer, next_gate]
+        // the OS state changing by itself (Doze's next phase) is observed too: what holds the
+        // jobs that wait for reasons of their own changes with it (a constraint and Doze)
+        let next_os = sim
+            .core
+            .policy()
+            .os_state(sim.now)
+            .and_then(|s| s.until)
+            .filter(|u| *u > sim.now);
+        let Some(t) = [next_agenda, next_done, next_timer, next_gate, next_os]
             .into_iter()
             .flatten()
             .min()
@@ -925,11 +936,15 @@ pub fn simulate_with_progress(
         if (!progressed || next_gate == Some(sim.now)) && step == Step::RunsEnded {
             step = Step::GatesOpened; // a job may be held from now on
         }
+        let os_changed = next_os == Some(sim.now);
+        if os_changed {
+            step = Step::Full;
+        }
         if sim.core.poll_timeout().is_some_and(|d| d <= sim.now) {
             step = Step::Full;
             sim.wakeups += 1;
             sim.feed(Event::Timeout)?;
-        } else if !progressed && next_gate != Some(sim.now) {
+        } else if !progressed && next_gate != Some(sim.now) && !os_changed {
             return Err(SimError::Profile(format!(
                 "the simulation stalled at {}; this is a bug in the simulator",
                 sim.now

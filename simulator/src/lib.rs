@@ -40,6 +40,7 @@ pub use report::{HeldInterval, JobReport, Report, RunReport, WaitFamily};
 pub use scenario::{
     DeviceSpec, EventSpec, IosTask, JobSpec, OnOff, Outcome, Scenario, StorageSpec,
 };
+pub use svg::fleet as fleet_svg;
 pub use svg::render as svg;
 
 /// Why a scenario could not be simulated.

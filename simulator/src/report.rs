@@ -106,7 +106,7 @@ pub struct JobReport {
     pub quota_hits: u64,
     /// Stopped runs by why they were stopped.
     pub stops: BTreeMap<String, u64>,
-    /// Every wait, in the order the waits ended: the intervals of each code in
+    /// Every wait, in the order the waits ended (a retry's backoff when it began): the intervals of each code in
     /// `held_back_ms` sum to its total there, those of `batching` to `batching_ms`; adjacent
     /// intervals of the same code are merged.
     #[serde(default)]
