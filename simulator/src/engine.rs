@@ -20,6 +20,9 @@ const KIND: &str = "simulated";
 const BATCHING: &str = "batching";
 /// The code of a retry's backoff in its held intervals.
 const BACKOFF: &str = "backoff";
+/// The code of a job's stretch among the app's ready jobs, held by the app-wide reasons of
+/// `Report::app_held`.
+const APP_WIDE: &str = "app_wide";
 
 fn profile(s: &Scenario) -> Result<Profile, SimError> {
     Profile::with_overrides(&s.profile, &s.overrides).map_err(|e| SimError::Profile(e.to_string()))
@@ -99,6 +102,9 @@ struct ReadyGroup {
     history: Vec<(Time, Time, Vec<usize>)>,
     /// The history's length after it was last pruned.
     kept: usize,
+    /// The stretches of holds the group had members for, by code, merged: the app's held
+    /// intervals in the report.
+    app_held: Vec<HeldInterval>,
     /// How many times the group came to be held by a quota.
     quota_entries: u64,
     /// Each member: when it joined, and the quota entries then.
@@ -116,6 +122,7 @@ impl ReadyGroup {
             names: Vec::new(),
             history: Vec::new(),
             kept: 0,
+            app_held: Vec::new(),
             quota_entries: 0,
             members: BTreeMap::new(),
         }
@@ -131,9 +138,8 @@ impl ReadyGroup {
         if same {
             return;
         }
-        if !self.codes.is_empty() && self.since < now && !self.members.is_empty() {
-            let codes = std::mem::take(&mut self.codes);
-            self.history.push((self.since, now, codes));
+        if !self.members.is_empty() {
+            self.close_stretch(now);
         }
         self.codes = codes
             .iter()
@@ -152,31 +158,66 @@ impl ReadyGroup {
         self.quota = quota;
     }
 
+    /// Ends the stretch of the current reasons at `now` (it had members): into the history
+    /// the members are charged from, and into the app's held intervals.
+    fn close_stretch(&mut self, now: Time) {
+        if self.codes.is_empty() || self.since >= now {
+            return;
+        }
+        for &c in &self.codes {
+            push_held(&mut self.app_held, self.since, now, &self.names[c]);
+        }
+        let codes = self.codes.clone();
+        match self.history.last_mut() {
+            // the same reasons again after a lapse of no time (a run slot freed and taken at
+            // one instant): one stretch, so a leaving job walks few
+            Some((_, to, last)) if *to == self.since && *last == codes => *to = now,
+            _ => self.history.push((self.since, now, codes)),
+        }
+    }
+
     fn join(&mut self, now: Time, id: JobId) {
+        if self.members.is_empty() {
+            self.since = now; // the stretch of the current reasons begins with its first member
+        }
         self.members.insert(id, (now, self.quota_entries));
     }
 
-    /// Takes `id` out of the group, adding to `held` the stretches it was held there, per
-    /// code; whether the group came to be held by a quota meanwhile. `None`: not a member.
-    fn leave(
-        &mut self,
-        now: Time,
-        id: JobId,
-        held: Option<&mut Vec<HeldInterval>>,
-    ) -> Option<bool> {
+    /// Takes `id` out of the group: adds to `held_back_ms` the time it was held there per
+    /// code, and to `held` the stretch it spent in the group (code [`APP_WIDE`]) if anything
+    /// held it there; whether the group came to be held by a quota meanwhile. `None`: not a
+    /// member.
+    fn leave(&mut self, now: Time, id: JobId, report: Option<&mut JobReport>) -> Option<bool> {
         let (joined, entries) = self.members.remove(&id)?;
-        if let Some(held) = held {
+        if let Some(report) = report {
+            let mut charged = vec![0u64; self.names.len()];
             let first = self.history.partition_point(|(_, to, _)| *to <= joined);
             for (from, to, codes) in &self.history[first..] {
+                let ms = span_ms((*from).max(joined), *to);
                 for &c in codes {
-                    push_held(held, (*from).max(joined), *to, &self.names[c]);
+                    charged[c] += ms;
                 }
             }
+            let ms = span_ms(self.since.max(joined), now);
             for &c in &self.codes {
-                push_held(held, self.since.max(joined), now, &self.names[c]);
+                charged[c] += ms;
+            }
+            if charged.iter().any(|ms| *ms > 0) {
+                push_held(&mut report.held, joined, now, APP_WIDE);
+            }
+            for (c, ms) in charged.into_iter().enumerate() {
+                if ms > 0 {
+                    *report
+                        .held_back_ms
+                        .entry(self.names[c].clone())
+                        .or_default() += ms;
+                }
             }
         }
         if self.members.is_empty() {
+            // nobody waits behind the reasons any more: their stretch ends here
+            self.close_stretch(now);
+            self.since = now;
             self.history.clear();
             self.kept = 0;
         } else if self.history.len() > 2 * self.kept + 64 {
@@ -188,6 +229,11 @@ impl ReadyGroup {
         }
         Some(self.quota_entries > entries)
     }
+}
+
+/// The length of `[from, to)` in whole milliseconds, as [`HeldInterval::ms`] counts it.
+fn span_ms(from: Time, to: Time) -> u64 {
+    u64::try_from((to - from).num_milliseconds()).unwrap_or(0)
 }
 
 /// Adds the wait `[start, end)` for `code` to a job's intervals, merged with an interval of
@@ -561,7 +607,7 @@ impl Sim<'_> {
 
     /// Takes `id` out of the ready group, charging what held it there.
     fn leave_ready(&mut self, id: JobId) {
-        let report = self.reports.get_mut(&id).map(|r| &mut r.held);
+        let report = self.reports.get_mut(&id);
         let Some(quota_hits) = self.ready.leave(self.now, id, report) else {
             return;
         };
@@ -983,13 +1029,14 @@ pub fn simulate_with_progress(
                     .count();
                 (n as f64 / whole_days as f64 * 10.0).round() / 10.0
             });
-            // the totals are the sums of the intervals, so the two always agree
+            // the totals are the sums of the intervals (and of the app's held intervals over
+            // the job's stretches among the ready jobs, added as it left them), so they agree
             for iv in &r.held {
                 let ms = iv.ms();
                 match iv.code.as_str() {
                     _ if ms == 0 => {}
                     BATCHING => r.batching_ms += ms,
-                    BACKOFF => {}
+                    BACKOFF | APP_WIDE => {}
                     code => *r.held_back_ms.entry(code.to_string()).or_default() += ms,
                 }
             }
@@ -1007,6 +1054,7 @@ pub fn simulate_with_progress(
         quota_hits,
         reasons: sim.reasons,
         families: sim.families,
+        app_held: sim.ready.app_held,
         os_state: sim.os_state,
         bucket: sim.bucket,
         timeline: sim.timeline,

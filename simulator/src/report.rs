@@ -28,7 +28,9 @@ pub struct HeldInterval {
     pub end: Time,
     /// The reason code: a key of [`JobReport::held_back_ms`], or `batching` (the lateness of
     /// [`JobReport::batching_ms`]), or `backoff` (a retry's wait after a failed or stopped run,
-    /// part of the job's own schedule and in no total).
+    /// part of the job's own schedule and in no total), or `app_wide` (a stretch the job was
+    /// ready and waited, with the app's other ready jobs, behind the holds of
+    /// [`Report::app_held`] — recorded once for all of them, not per job).
     pub code: String,
 }
 
@@ -106,9 +108,11 @@ pub struct JobReport {
     pub quota_hits: u64,
     /// Stopped runs by why they were stopped.
     pub stops: BTreeMap<String, u64>,
-    /// Every wait, in the order the waits ended (a retry's backoff when it began): the intervals of each code in
-    /// `held_back_ms` sum to its total there, those of `batching` to `batching_ms`; adjacent
-    /// intervals of the same code are merged.
+    /// Every wait, in the order the waits ended (a retry's backoff when it began); adjacent
+    /// intervals of the same code are merged. For each code of `held_back_ms`, the lengths of
+    /// its intervals here plus those of its [`Report::app_held`] intervals within this job's
+    /// `app_wide` stretches sum to its total; the `batching` intervals sum to `batching_ms`.
+    /// [`Report::waits`] gives them with the `app_wide` stretches resolved.
     #[serde(default)]
     pub held: Vec<HeldInterval>,
 }
@@ -133,7 +137,12 @@ pub struct Report {
     /// The sentence of every hold reason code in the report.
     #[serde(default)]
     pub reasons: BTreeMap<String, String>,
-    /// The family of every code in the jobs' `held` intervals.
+    /// When the app's ready jobs were held back all alike (Doze, a quota, the rate limit, busy
+    /// run slots…), by code, merged, while any job waited behind it; a job's share is where
+    /// these meet its `app_wide` intervals.
+    #[serde(default)]
+    pub app_held: Vec<HeldInterval>,
+    /// The family of every code in the held intervals.
     #[serde(default)]
     pub families: BTreeMap<String, WaitFamily>,
     /// The OS state the profile emulates, from the start and at each change: (instant, code).
@@ -159,6 +168,38 @@ fn span(ms: u64) -> String {
 }
 
 impl Report {
+    /// `job`'s waits with its `app_wide` stretches resolved into the app's held intervals
+    /// within them, in order of their starts: what the timeline shades.
+    pub fn waits(&self, job: &JobReport) -> Vec<HeldInterval> {
+        // the app's intervals by code: each code's are disjoint, so sorted by start and end
+        let mut by_code: BTreeMap<&str, Vec<&HeldInterval>> = BTreeMap::new();
+        for iv in &self.app_held {
+            by_code.entry(iv.code.as_str()).or_default().push(iv);
+        }
+        for ivs in by_code.values_mut() {
+            ivs.sort_by_key(|iv| iv.start);
+        }
+        let mut out = Vec::new();
+        for iv in &job.held {
+            if iv.code != "app_wide" {
+                out.push(iv.clone());
+                continue;
+            }
+            for (code, ivs) in &by_code {
+                let first = ivs.partition_point(|a| a.end <= iv.start);
+                for a in ivs[first..].iter().take_while(|a| a.start < iv.end) {
+                    out.push(HeldInterval {
+                        start: a.start.max(iv.start),
+                        end: a.end.min(iv.end),
+                        code: (*code).to_string(),
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.start.cmp(&b.start).then(a.code.cmp(&b.code)));
+        out
+    }
+
     /// The days simulated.
     pub fn days(&self) -> f64 {
         ((self.end - self.start).num_milliseconds() as f64 / 86_400_000.0).max(1e-9)

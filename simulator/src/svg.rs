@@ -89,12 +89,13 @@ pub fn render(report: &Report) -> String {
     let lanes = 3.0 + f64::from(u8::from(os_lane)) + f64::from(u8::from(bucket_lane));
     // the families drawn, each with the codes it has in the report
     let mut families: std::collections::BTreeMap<WaitFamily, Vec<&str>> = Default::default();
-    for code in jobs.iter().flat_map(|j| &j.held).map(|iv| iv.code.as_str()) {
+    let mut drawn_codes: std::collections::BTreeSet<String> = Default::default();
+    for j in jobs {
+        drawn_codes.extend(report.waits(j).into_iter().map(|iv| iv.code));
+    }
+    for code in &drawn_codes {
         let family = family_of(report, code);
-        let codes = families.entry(family).or_default();
-        if !codes.contains(&code) {
-            codes.push(code);
-        }
+        families.entry(family).or_default().push(code.as_str());
     }
     for codes in families.values_mut() {
         codes.sort_unstable();
@@ -174,7 +175,8 @@ pub fn render(report: &Report) -> String {
         );
         // the waits behind the runs: a band per family (one colour each), so that two reasons
         // at once read as two bands, not as a mixed colour
-        let bands = family_bands(report, &j.held);
+        let waits = report.waits(j);
+        let bands = family_bands(report, &waits);
         let band_h = (LANE - 2.0) / bands.len().max(1) as f64;
         for (k, (family, spans)) in bands.iter().enumerate() {
             for (from, until, codes) in spans {

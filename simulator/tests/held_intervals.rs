@@ -1,22 +1,47 @@
-//! The held intervals of a job (`JobReport::held`, the picture's shading) agree with its totals
-//! (`held_back_ms`, `batching_ms`): the lengths of each code's intervals sum to that code's
-//! total, none lies outside the simulated span, and adjacent intervals of one code are merged
-//! (the report stays bounded). Guards against the picture and the numbers telling two stories.
+//! The held intervals of a job (`JobReport::held`, with its share of the app-wide holds in
+//! `Report::app_held` — the picture's shading) agree with its totals (`held_back_ms`,
+//! `batching_ms`): the lengths of each code's intervals sum to that code's total, none lies
+//! outside the simulated span, and adjacent intervals of one code are merged (the report stays
+//! bounded). Guards against the picture and the numbers telling two stories.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use backwork_simulator::{Report, Scenario, simulate};
+use backwork_simulator::{HeldInterval, Report, Scenario, simulate};
 
 fn run(toml: &str) -> Report {
     simulate(&Scenario::from_toml(toml).expect("scenario")).expect("simulation")
 }
 
+/// The milliseconds `[a0, a1)` and `[b0, b1)` share.
+fn overlap(a: &HeldInterval, b: &HeldInterval) -> u64 {
+    let (from, to) = (a.start.max(b.start), a.end.min(b.end));
+    u64::try_from((to - from).num_milliseconds()).unwrap_or(0)
+}
+
+/// No interval of a code starts where another of the same code ends.
+fn merged(what: &str, held: &[HeldInterval]) {
+    for a in held {
+        assert!(
+            !held.iter().any(|b| b.code == a.code && b.end == a.start),
+            "{what}: {a:?} is not merged with its neighbour"
+        );
+    }
+}
+
 /// Checks every job of `r`; returns how many intervals of each code it saw.
 fn check(r: &Report) -> BTreeMap<String, usize> {
     let mut seen = BTreeMap::new();
+    for iv in &r.app_held {
+        assert!(
+            iv.start < iv.end && iv.start >= r.start && iv.end <= r.end,
+            "{iv:?}"
+        );
+        *seen.entry(iv.code.clone()).or_default() += 1;
+    }
+    merged("the app", &r.app_held);
     for j in &r.jobs {
-        let mut sums: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut sums: BTreeMap<String, u64> = BTreeMap::new();
         for iv in &j.held {
             assert!(iv.start < iv.end, "{}: an empty interval {iv:?}", j.name);
             assert!(
@@ -24,8 +49,15 @@ fn check(r: &Report) -> BTreeMap<String, usize> {
                 "{}: {iv:?} outside the span",
                 j.name
             );
-            *sums.entry(iv.code.as_str()).or_default() += iv.ms();
             *seen.entry(iv.code.clone()).or_default() += 1;
+            if iv.code == "app_wide" {
+                // its share of the app's holds
+                for a in &r.app_held {
+                    *sums.entry(a.code.clone()).or_default() += overlap(iv, a);
+                }
+                continue;
+            }
+            *sums.entry(iv.code.clone()).or_default() += iv.ms();
             assert!(
                 r.families.contains_key(&iv.code),
                 "{}: code {} has no family",
@@ -33,34 +65,36 @@ fn check(r: &Report) -> BTreeMap<String, usize> {
                 iv.code
             );
         }
+        sums.retain(|_, ms| *ms > 0);
         for (code, total) in &j.held_back_ms {
             assert_eq!(
-                sums.get(code.as_str()).copied().unwrap_or(0),
+                sums.get(code).copied().unwrap_or(0),
                 *total,
                 "{}: the intervals of {code} and held_back_ms disagree",
                 j.name
             );
         }
         for (code, sum) in &sums {
-            match *code {
+            match code.as_str() {
                 "batching" => assert_eq!(*sum, j.batching_ms, "{}: batching_ms", j.name),
                 "backoff" => {}
                 _ => assert_eq!(
-                    j.held_back_ms.get(*code).copied(),
+                    j.held_back_ms.get(code).copied(),
                     Some(*sum),
                     "{}: {code} has intervals but no total",
                     j.name
                 ),
             }
         }
-        // merged: no interval of a code starts where another of the same code ends
-        for a in &j.held {
-            assert!(
-                !j.held.iter().any(|b| b.code == a.code && b.end == a.start),
-                "{}: {a:?} is not merged with its neighbour",
-                j.name
-            );
+        merged(&j.name, &j.held);
+        // what the picture shades says the same
+        let mut drawn: BTreeMap<String, u64> = BTreeMap::new();
+        for iv in r.waits(j) {
+            assert_ne!(iv.code, "app_wide");
+            *drawn.entry(iv.code.clone()).or_default() += iv.ms();
         }
+        drawn.retain(|_, ms| *ms > 0);
+        assert_eq!(drawn, sums, "{}: Report::waits", j.name);
     }
     seen
 }
