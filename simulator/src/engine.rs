@@ -83,9 +83,10 @@ struct Sim<'a> {
 
 /// The core's ready jobs (`Scheduler::is_ready`) followed as one group: they all wait for the
 /// same reasons (`Scheduler::ready_reasons`: an app-wide hold of the policy, the run slots), so
-/// a change of those is recorded once for the group, as a stretch of its history, and a job
-/// leaving is charged the stretches since it joined — not a `why` for every waiting job at
-/// every step (a quota that holds a thousand jobs until the same instant, window after window).
+/// a change of those is recorded once for the group — a running total per reason code, and
+/// the app's held intervals — and a job joining or leaving costs a copy of those totals, not a
+/// `why` for every waiting job at every step (a quota that holds a thousand jobs until the same
+/// instant, window after window). A job keeps only its stretch in the group (`app_wide`).
 struct ReadyGroup {
     /// What holds the ready jobs back now (as the core says it, and as codes, sentences and
     /// families).
@@ -95,20 +96,17 @@ struct ReadyGroup {
     codes: Vec<usize>,
     since: Time,
     quota: bool,
-    /// Every code seen (indexes of `codes`).
+    /// Every code seen (indexes of `codes`, `totals`).
     names: Vec<String>,
-    /// The group's closed stretches of holds, in time order, since its oldest member joined:
-    /// (from, to, codes). Recorded on changes only.
-    history: Vec<(Time, Time, Vec<usize>)>,
-    /// The history's length after it was last pruned.
-    kept: usize,
+    /// How many stretches of holds were closed so far.
+    closed: u64,
     /// The stretches of holds the group had members for, by code, merged: the app's held
     /// intervals in the report.
     app_held: Vec<HeldInterval>,
     /// How many times the group came to be held by a quota.
     quota_entries: u64,
-    /// Each member: when it joined, and the quota entries then.
-    members: BTreeMap<JobId, (Time, u64)>,
+    /// Each member: when it joined, the stretches closed and quota entries then.
+    members: BTreeMap<JobId, (Time, u64, u64)>,
 }
 
 impl ReadyGroup {
@@ -120,8 +118,7 @@ impl ReadyGroup {
             since: now,
             quota: false,
             names: Vec::new(),
-            history: Vec::new(),
-            kept: 0,
+            closed: 0,
             app_held: Vec::new(),
             quota_entries: 0,
             members: BTreeMap::new(),
@@ -158,21 +155,15 @@ impl ReadyGroup {
         self.quota = quota;
     }
 
-    /// Ends the stretch of the current reasons at `now` (it had members): into the history
-    /// the members are charged from, and into the app's held intervals.
+    /// Ends the stretch of the current reasons at `now` (it had members): into the app's held
+    /// intervals.
     fn close_stretch(&mut self, now: Time) {
         if self.codes.is_empty() || self.since >= now {
             return;
         }
+        self.closed += 1;
         for &c in &self.codes {
             push_held(&mut self.app_held, self.since, now, &self.names[c]);
-        }
-        let codes = self.codes.clone();
-        match self.history.last_mut() {
-            // the same reasons again after a lapse of no time (a run slot freed and taken at
-            // one instant): one stretch, so a leaving job walks few
-            Some((_, to, last)) if *to == self.since && *last == codes => *to = now,
-            _ => self.history.push((self.since, now, codes)),
         }
     }
 
@@ -180,54 +171,83 @@ impl ReadyGroup {
         if self.members.is_empty() {
             self.since = now; // the stretch of the current reasons begins with its first member
         }
-        self.members.insert(id, (now, self.quota_entries));
+        self.members
+            .insert(id, (now, self.closed, self.quota_entries));
     }
 
-    /// Takes `id` out of the group: adds to `held_back_ms` the time it was held there per
-    /// code, and to `held` the stretch it spent in the group (code [`APP_WIDE`]) if anything
-    /// held it there; whether the group came to be held by a quota meanwhile. `None`: not a
-    /// member.
+    /// Takes `id` out of the group, adding to its `held` the stretch it spent there (code
+    /// [`APP_WIDE`]) if anything held the group meanwhile — its share of the app's held
+    /// intervals is charged at the end, from the final intervals (see [`app_shares`]); whether
+    /// the group came to be held by a quota meanwhile. `None`: not a member.
     fn leave(&mut self, now: Time, id: JobId, report: Option<&mut JobReport>) -> Option<bool> {
-        let (joined, entries) = self.members.remove(&id)?;
-        if let Some(report) = report {
-            let mut charged = vec![0u64; self.names.len()];
-            let first = self.history.partition_point(|(_, to, _)| *to <= joined);
-            for (from, to, codes) in &self.history[first..] {
-                let ms = span_ms((*from).max(joined), *to);
-                for &c in codes {
-                    charged[c] += ms;
-                }
-            }
-            let ms = span_ms(self.since.max(joined), now);
-            for &c in &self.codes {
-                charged[c] += ms;
-            }
-            if charged.iter().any(|ms| *ms > 0) {
-                push_held(&mut report.held, joined, now, APP_WIDE);
-            }
-            for (c, ms) in charged.into_iter().enumerate() {
-                if ms > 0 {
-                    *report
-                        .held_back_ms
-                        .entry(self.names[c].clone())
-                        .or_default() += ms;
-                }
-            }
+        let (joined, closed, entries) = self.members.remove(&id)?;
+        let held = self.closed > closed || (!self.codes.is_empty() && self.since.max(joined) < now);
+        if let Some(report) = report
+            && held
+        {
+            push_held(&mut report.held, joined, now, APP_WIDE);
         }
         if self.members.is_empty() {
             // nobody waits behind the reasons any more: their stretch ends here
             self.close_stretch(now);
             self.since = now;
-            self.history.clear();
-            self.kept = 0;
-        } else if self.history.len() > 2 * self.kept + 64 {
-            // forget the stretches that ended before the oldest member joined
-            let oldest = self.members.values().map(|(t, _)| *t).min().unwrap_or(now);
-            let old = self.history.partition_point(|(_, to, _)| *to <= oldest);
-            self.history.drain(..old);
-            self.kept = self.history.len();
         }
         Some(self.quota_entries > entries)
+    }
+}
+
+/// Adds to each job's `held_back_ms` its share of the app's held intervals: for each of its
+/// `app_wide` stretches and each code, the milliseconds of every `app_held` interval of that
+/// code within the stretch, each counted as [`HeldInterval::ms`] counts the part within (so
+/// the totals are exactly what the intervals say). Each code's intervals are disjoint and in
+/// time order, so a stretch costs two binary searches per code and a running sum.
+fn app_shares(app_held: &[HeldInterval], jobs: &mut [JobReport]) {
+    struct Code<'a> {
+        name: &'a str,
+        ivs: Vec<&'a HeldInterval>,
+        /// `prefix[k]`: the milliseconds of `ivs[..k]`.
+        prefix: Vec<u64>,
+    }
+    let mut by: BTreeMap<&str, Vec<&HeldInterval>> = BTreeMap::new();
+    for iv in app_held {
+        by.entry(iv.code.as_str()).or_default().push(iv);
+    }
+    let codes: Vec<Code<'_>> = by
+        .into_iter()
+        .map(|(name, mut ivs)| {
+            ivs.sort_by_key(|iv| iv.start);
+            let mut prefix = Vec::with_capacity(ivs.len() + 1);
+            let mut sum = 0;
+            prefix.push(0);
+            for iv in &ivs {
+                sum += iv.ms();
+                prefix.push(sum);
+            }
+            Code { name, ivs, prefix }
+        })
+        .collect();
+    let clip =
+        |iv: &HeldInterval, from: Time, to: Time| span_ms(iv.start.max(from), iv.end.min(to));
+    for job in jobs {
+        for m in job.held.iter().filter(|iv| iv.code == APP_WIDE) {
+            for code in &codes {
+                let first = code.ivs.partition_point(|iv| iv.end <= m.start);
+                let last = code.ivs.partition_point(|iv| iv.start < m.end);
+                let ms = match last.saturating_sub(first) {
+                    0 => 0,
+                    1 => clip(code.ivs[first], m.start, m.end),
+                    _ => {
+                        clip(code.ivs[first], m.start, m.end)
+                            + clip(code.ivs[last - 1], m.start, m.end)
+                            + code.prefix[last - 1]
+                            - code.prefix[first + 1]
+                    }
+                };
+                if ms > 0 {
+                    *job.held_back_ms.entry(code.name.to_string()).or_default() += ms;
+                }
+            }
+        }
     }
 }
 
@@ -1044,6 +1064,7 @@ pub fn simulate_with_progress(
             jobs.push(r);
         }
     }
+    app_shares(&sim.ready.app_held, &mut jobs);
     Ok(Report {
         name: scenario.name.clone(),
         profile: scenario.profile.clone(),
