@@ -228,11 +228,16 @@ fn app_shares(app_held: &[HeldInterval], jobs: &mut [JobReport]) {
         .collect();
     let clip =
         |iv: &HeldInterval, from: Time, to: Time| span_ms(iv.start.max(from), iv.end.min(to));
+    let mut cursors = vec![0usize; codes.len()];
     for job in jobs {
+        cursors.fill(0);
+        // a job's stretches in the group do not overlap and come in time order, so each code's
+        // search goes on from where the last one ended, galloping
         for m in job.held.iter().filter(|iv| iv.code == APP_WIDE) {
-            for code in &codes {
-                let first = code.ivs.partition_point(|iv| iv.end <= m.start);
-                let last = code.ivs.partition_point(|iv| iv.start < m.end);
+            for (code, cursor) in codes.iter().zip(cursors.iter_mut()) {
+                let first = gallop(&code.ivs, *cursor, |iv| iv.end <= m.start);
+                let last = gallop(&code.ivs, first, |iv| iv.start < m.end);
+                *cursor = first;
                 let ms = match last.saturating_sub(first) {
                     0 => 0,
                     1 => clip(code.ivs[first], m.start, m.end),
@@ -248,6 +253,21 @@ fn app_shares(app_held: &[HeldInterval], jobs: &mut [JobReport]) {
                 }
             }
         }
+    }
+}
+
+/// The first index from `lo` on where `pred` no longer holds (it holds for a prefix of
+/// `items`), found by galloping from `lo`: cheap when the answer is near.
+fn gallop<T>(items: &[T], lo: usize, pred: impl Fn(&T) -> bool) -> usize {
+    let (mut lo, mut step) = (lo.min(items.len()), 1);
+    loop {
+        let probe = lo + step - 1;
+        if probe >= items.len() || !pred(&items[probe]) {
+            let hi = probe.min(items.len());
+            return lo + items[lo..hi].partition_point(&pred);
+        }
+        lo = probe + 1;
+        step *= 2;
     }
 }
 
