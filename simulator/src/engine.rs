@@ -229,16 +229,18 @@ fn app_shares(app_held: &[HeldInterval], jobs: &mut [JobReport]) {
     let clip =
         |iv: &HeldInterval, from: Time, to: Time| span_ms(iv.start.max(from), iv.end.min(to));
     let mut cursors = vec![0usize; codes.len()];
+    let mut shares = vec![0u64; codes.len()];
     for job in jobs {
         cursors.fill(0);
+        shares.fill(0);
         // a job's stretches in the group do not overlap and come in time order, so each code's
         // search goes on from where the last one ended, galloping
         for m in job.held.iter().filter(|iv| iv.code == APP_WIDE) {
-            for (code, cursor) in codes.iter().zip(cursors.iter_mut()) {
+            for ((code, cursor), share) in codes.iter().zip(&mut cursors).zip(&mut shares) {
                 let first = gallop(&code.ivs, *cursor, |iv| iv.end <= m.start);
                 let last = gallop(&code.ivs, first, |iv| iv.start < m.end);
                 *cursor = first;
-                let ms = match last.saturating_sub(first) {
+                *share += match last.saturating_sub(first) {
                     0 => 0,
                     1 => clip(code.ivs[first], m.start, m.end),
                     _ => {
@@ -248,9 +250,11 @@ fn app_shares(app_held: &[HeldInterval], jobs: &mut [JobReport]) {
                             - code.prefix[first + 1]
                     }
                 };
-                if ms > 0 {
-                    *job.held_back_ms.entry(code.name.to_string()).or_default() += ms;
-                }
+            }
+        }
+        for (code, share) in codes.iter().zip(&shares) {
+            if *share > 0 {
+                *job.held_back_ms.entry(code.name.to_string()).or_default() += share;
             }
         }
     }
