@@ -96,17 +96,19 @@ struct ReadyGroup {
     codes: Vec<usize>,
     since: Time,
     quota: bool,
-    /// Every code seen (indexes of `codes`, `totals`).
+    /// Every code seen (indexes of `codes`, `held`).
     names: Vec<String>,
-    /// How many stretches of holds were closed so far.
-    closed: u64,
-    /// The stretches of holds the group had members for, by code, merged: the app's held
-    /// intervals in the report.
-    app_held: Vec<HeldInterval>,
+    /// For each code, the stretches of holds the group had members for, closed and merged
+    /// where they touch (the last one may still grow into the open stretch), and the
+    /// milliseconds of all those before each (`prefix[k]`: of `held[..k]`): the app's held
+    /// intervals in the report, and what members are charged from.
+    held: Vec<Vec<(Time, Time)>>,
+    prefix: Vec<Vec<u64>>,
     /// How many times the group came to be held by a quota.
     quota_entries: u64,
-    /// Each member: when it joined, the stretches closed and quota entries then.
-    members: BTreeMap<JobId, (Time, u64, u64)>,
+    /// Each member: when it joined, for each code the first interval that can meet its stay,
+    /// and the quota entries then.
+    members: BTreeMap<JobId, (Time, Vec<usize>, u64)>,
 }
 
 impl ReadyGroup {
@@ -118,8 +120,8 @@ impl ReadyGroup {
             since: now,
             quota: false,
             names: Vec::new(),
-            closed: 0,
-            app_held: Vec::new(),
+            held: Vec::new(),
+            prefix: Vec::new(),
             quota_entries: 0,
             members: BTreeMap::new(),
         }
@@ -144,6 +146,8 @@ impl ReadyGroup {
                 Some(i) => i,
                 None => {
                     self.names.push(c.clone());
+                    self.held.push(Vec::new());
+                    self.prefix.push(Vec::new());
                     self.names.len() - 1
                 }
             })
@@ -155,15 +159,25 @@ impl ReadyGroup {
         self.quota = quota;
     }
 
-    /// Ends the stretch of the current reasons at `now` (it had members): into the app's held
-    /// intervals.
+    /// Ends the stretch of the current reasons at `now` (it had members): into each code's
+    /// held intervals, merged with the last one if it ends where the stretch began.
     fn close_stretch(&mut self, now: Time) {
-        if self.codes.is_empty() || self.since >= now {
+        if self.since >= now {
             return;
         }
-        self.closed += 1;
         for &c in &self.codes {
-            push_held(&mut self.app_held, self.since, now, &self.names[c]);
+            let (held, prefix) = (&mut self.held[c], &mut self.prefix[c]);
+            match held.last_mut() {
+                Some((_, end)) if *end == self.since => *end = now,
+                last => {
+                    let before = match (last, prefix.last()) {
+                        (Some((from, to)), Some(p)) => p + span_ms(*from, *to),
+                        _ => 0,
+                    };
+                    prefix.push(before);
+                    held.push((self.since, now));
+                }
+            }
         }
     }
 
@@ -171,21 +185,67 @@ impl ReadyGroup {
         if self.members.is_empty() {
             self.since = now; // the stretch of the current reasons begins with its first member
         }
-        self.members
-            .insert(id, (now, self.closed, self.quota_entries));
+        // the intervals closed so far ended by now, but the last grows if the open stretch
+        // (begun by now) joins it
+        let firsts = self
+            .held
+            .iter()
+            .enumerate()
+            .map(|(c, held)| match held.last() {
+                Some((_, end)) if *end == self.since && self.codes.contains(&c) => held.len() - 1,
+                _ => held.len(),
+            })
+            .collect();
+        self.members.insert(id, (now, firsts, self.quota_entries));
     }
 
-    /// Takes `id` out of the group, adding to its `held` the stretch it spent there (code
-    /// [`APP_WIDE`]) if anything held the group meanwhile — its share of the app's held
-    /// intervals is charged at the end, from the final intervals (see [`app_shares`]); whether
-    /// the group came to be held by a quota meanwhile. `None`: not a member.
+    /// Takes `id` out of the group: adds to its `held_back_ms` its share of each code's held
+    /// intervals — the milliseconds of each within its stay, counted as [`HeldInterval::ms`]
+    /// counts them, so they sum to what the report's intervals say — and to its `held` the
+    /// stay (code [`APP_WIDE`]) if anything held it there; whether the group came to be held
+    /// by a quota meanwhile. `None`: not a member. Costs a few operations per code: the
+    /// intervals between the first and the last lie wholly within the stay.
     fn leave(&mut self, now: Time, id: JobId, report: Option<&mut JobReport>) -> Option<bool> {
-        let (joined, closed, entries) = self.members.remove(&id)?;
-        let held = self.closed > closed || (!self.codes.is_empty() && self.since.max(joined) < now);
-        if let Some(report) = report
-            && held
-        {
-            push_held(&mut report.held, joined, now, APP_WIDE);
+        let (joined, firsts, entries) = self.members.remove(&id)?;
+        if let Some(report) = report {
+            let clip = |(from, to): (Time, Time)| span_ms(from.max(joined), to.min(now));
+            let mut any = false;
+            for c in 0..self.names.len() {
+                let (held, prefix) = (&self.held[c], &self.prefix[c]);
+                let n = held.len();
+                let first = firsts.get(c).copied().unwrap_or(0).min(n);
+                let open = self.codes.contains(&c) && self.since < now;
+                // the last closed interval, grown by the open stretch if they touch
+                let grows = open && n > 0 && held[n - 1].1 == self.since;
+                let at = |k: usize| {
+                    if grows && k == n - 1 {
+                        (held[k].0, now)
+                    } else {
+                        held[k]
+                    }
+                };
+                let mut ms = match n - first {
+                    0 => 0,
+                    1 => clip(at(first)),
+                    _ => clip(held[first]) + prefix[n - 1] - prefix[first + 1] + clip(at(n - 1)),
+                };
+                if open && !grows {
+                    ms += clip((self.since, now));
+                }
+                if ms == 0 {
+                    continue;
+                }
+                any = true;
+                match report.held_back_ms.get_mut(&self.names[c]) {
+                    Some(total) => *total += ms,
+                    None => {
+                        report.held_back_ms.insert(self.names[c].clone(), ms);
+                    }
+                }
+            }
+            if any {
+                push_held(&mut report.held, joined, now, APP_WIDE);
+            }
         }
         if self.members.is_empty() {
             // nobody waits behind the reasons any more: their stretch ends here
@@ -194,84 +254,23 @@ impl ReadyGroup {
         }
         Some(self.quota_entries > entries)
     }
-}
 
-/// Adds to each job's `held_back_ms` its share of the app's held intervals: for each of its
-/// `app_wide` stretches and each code, the milliseconds of every `app_held` interval of that
-/// code within the stretch, each counted as [`HeldInterval::ms`] counts the part within (so
-/// the totals are exactly what the intervals say). Each code's intervals are disjoint and in
-/// time order, so a stretch costs two binary searches per code and a running sum.
-fn app_shares(app_held: &[HeldInterval], jobs: &mut [JobReport]) {
-    struct Code<'a> {
-        name: &'a str,
-        ivs: Vec<&'a HeldInterval>,
-        /// `prefix[k]`: the milliseconds of `ivs[..k]`.
-        prefix: Vec<u64>,
-    }
-    let mut by: BTreeMap<&str, Vec<&HeldInterval>> = BTreeMap::new();
-    for iv in app_held {
-        by.entry(iv.code.as_str()).or_default().push(iv);
-    }
-    let codes: Vec<Code<'_>> = by
-        .into_iter()
-        .map(|(name, mut ivs)| {
-            ivs.sort_by_key(|iv| iv.start);
-            let mut prefix = Vec::with_capacity(ivs.len() + 1);
-            let mut sum = 0;
-            prefix.push(0);
-            for iv in &ivs {
-                sum += iv.ms();
-                prefix.push(sum);
-            }
-            Code { name, ivs, prefix }
-        })
-        .collect();
-    let clip =
-        |iv: &HeldInterval, from: Time, to: Time| span_ms(iv.start.max(from), iv.end.min(to));
-    let mut cursors = vec![0usize; codes.len()];
-    let mut shares = vec![0u64; codes.len()];
-    for job in jobs {
-        cursors.fill(0);
-        shares.fill(0);
-        // a job's stretches in the group do not overlap and come in time order, so each code's
-        // search goes on from where the last one ended, galloping
-        for m in job.held.iter().filter(|iv| iv.code == APP_WIDE) {
-            for ((code, cursor), share) in codes.iter().zip(&mut cursors).zip(&mut shares) {
-                let first = gallop(&code.ivs, *cursor, |iv| iv.end <= m.start);
-                let last = gallop(&code.ivs, first, |iv| iv.start < m.end);
-                *cursor = first;
-                *share += match last.saturating_sub(first) {
-                    0 => 0,
-                    1 => clip(code.ivs[first], m.start, m.end),
-                    _ => {
-                        clip(code.ivs[first], m.start, m.end)
-                            + clip(code.ivs[last - 1], m.start, m.end)
-                            + code.prefix[last - 1]
-                            - code.prefix[first + 1]
-                    }
-                };
-            }
-        }
-        for (code, share) in codes.iter().zip(&shares) {
-            if *share > 0 {
-                *job.held_back_ms.entry(code.name.to_string()).or_default() += share;
-            }
-        }
-    }
-}
-
-/// The first index from `lo` on where `pred` no longer holds (it holds for a prefix of
-/// `items`), found by galloping from `lo`: cheap when the answer is near.
-fn gallop<T>(items: &[T], lo: usize, pred: impl Fn(&T) -> bool) -> usize {
-    let (mut lo, mut step) = (lo.min(items.len()), 1);
-    loop {
-        let probe = lo + step - 1;
-        if probe >= items.len() || !pred(&items[probe]) {
-            let hi = probe.min(items.len());
-            return lo + items[lo..hi].partition_point(&pred);
-        }
-        lo = probe + 1;
-        step *= 2;
+    /// The app's held intervals, in order of their starts.
+    fn app_held(&self) -> Vec<HeldInterval> {
+        let mut out: Vec<HeldInterval> = self
+            .held
+            .iter()
+            .zip(&self.names)
+            .flat_map(|(held, code)| {
+                held.iter().map(|(start, end)| HeldInterval {
+                    start: *start,
+                    end: *end,
+                    code: code.clone(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.start.cmp(&b.start).then(a.code.cmp(&b.code)));
+        out
     }
 }
 
@@ -562,14 +561,18 @@ impl Sim<'_> {
 
     /// `id`'s run just ended for a retry: its wait until the backoff lets it start again.
     fn note_backoff(&mut self, id: JobId) {
-        let Ok(reasons) = self.core.why(self.now, id) else {
+        // the core's own record of the retry (what `why` reports as `Backoff`), without a `why`
+        let Some(until) = self
+            .core
+            .job(id)
+            .filter(|j| j.backing_off && !j.state.is_finished())
+            .map(|j| j.not_before)
+        else {
             return;
         };
-        for r in reasons {
-            if let WaitReason::Backoff { until, .. } = r
-                && let Some(rep) = self.reports.get_mut(&id)
-            {
-                push_held(&mut rep.held, self.now, until.min(self.end), BACKOFF);
+        if let Some(rep) = self.reports.get_mut(&id) {
+            push_held(&mut rep.held, self.now, until.min(self.end), BACKOFF);
+            if !self.families.contains_key(BACKOFF) {
                 self.families.insert(BACKOFF.into(), WaitFamily::Backoff);
             }
         }
@@ -1088,7 +1091,6 @@ pub fn simulate_with_progress(
             jobs.push(r);
         }
     }
-    app_shares(&sim.ready.app_held, &mut jobs);
     Ok(Report {
         name: scenario.name.clone(),
         profile: scenario.profile.clone(),
@@ -1099,7 +1101,7 @@ pub fn simulate_with_progress(
         quota_hits,
         reasons: sim.reasons,
         families: sim.families,
-        app_held: sim.ready.app_held,
+        app_held: sim.ready.app_held(),
         os_state: sim.os_state,
         bucket: sim.bucket,
         timeline: sim.timeline,
