@@ -102,8 +102,10 @@ struct ReadyGroup {
     /// where they touch (the last one may still grow into the open stretch), and the
     /// milliseconds of all those before each (`prefix[k]`: of `held[..k]`): the app's held
     /// intervals in the report, and what members are charged from.
-    held: Vec<Vec<(Time, Time)>>,
+    /// (Instants as nanoseconds from `origin`: a member's share is integer arithmetic.)
+    held: Vec<Vec<(i64, i64)>>,
     prefix: Vec<Vec<u64>>,
+    origin: Time,
     /// How many times the group came to be held by a quota.
     quota_entries: u64,
     /// Each member: when it joined, for each code the first interval that can meet its stay,
@@ -122,6 +124,7 @@ impl ReadyGroup {
             names: Vec::new(),
             held: Vec::new(),
             prefix: Vec::new(),
+            origin: now,
             quota_entries: 0,
             members: BTreeMap::new(),
         }
@@ -159,23 +162,29 @@ impl ReadyGroup {
         self.quota = quota;
     }
 
+    /// `t` in nanoseconds from the origin (past ±292 years, clamped: no simulation spans that).
+    fn ns(&self, t: Time) -> i64 {
+        (t - self.origin).num_nanoseconds().unwrap_or(i64::MAX)
+    }
+
     /// Ends the stretch of the current reasons at `now` (it had members): into each code's
     /// held intervals, merged with the last one if it ends where the stretch began.
     fn close_stretch(&mut self, now: Time) {
         if self.since >= now {
             return;
         }
+        let (since, now) = (self.ns(self.since), self.ns(now));
         for &c in &self.codes {
             let (held, prefix) = (&mut self.held[c], &mut self.prefix[c]);
             match held.last_mut() {
-                Some((_, end)) if *end == self.since => *end = now,
+                Some((_, end)) if *end == since => *end = now,
                 last => {
                     let before = match (last, prefix.last()) {
                         (Some((from, to)), Some(p)) => p + span_ms(*from, *to),
                         _ => 0,
                     };
                     prefix.push(before);
-                    held.push((self.since, now));
+                    held.push((since, now));
                 }
             }
         }
@@ -187,12 +196,13 @@ impl ReadyGroup {
         }
         // the intervals closed so far ended by now, but the last grows if the open stretch
         // (begun by now) joins it
+        let since = self.ns(self.since);
         let firsts = self
             .held
             .iter()
             .enumerate()
             .map(|(c, held)| match held.last() {
-                Some((_, end)) if *end == self.since && self.codes.contains(&c) => held.len() - 1,
+                Some((_, end)) if *end == since && self.codes.contains(&c) => held.len() - 1,
                 _ => held.len(),
             })
             .collect();
@@ -208,18 +218,22 @@ impl ReadyGroup {
     fn leave(&mut self, now: Time, id: JobId, report: Option<&mut JobReport>) -> Option<bool> {
         let (joined, firsts, entries) = self.members.remove(&id)?;
         if let Some(report) = report {
-            let clip = |(from, to): (Time, Time)| span_ms(from.max(joined), to.min(now));
+            let (from, to, since) = (self.ns(joined), self.ns(now), self.ns(self.since));
+            let clip = |(a, b): (i64, i64)| span_ms(a.max(from), b.min(to));
             let mut any = false;
             for c in 0..self.names.len() {
                 let (held, prefix) = (&self.held[c], &self.prefix[c]);
                 let n = held.len();
                 let first = firsts.get(c).copied().unwrap_or(0).min(n);
-                let open = self.codes.contains(&c) && self.since < now;
+                let open = since < to && self.codes.contains(&c);
+                if n == first && !open {
+                    continue;
+                }
                 // the last closed interval, grown by the open stretch if they touch
-                let grows = open && n > 0 && held[n - 1].1 == self.since;
+                let grows = open && n > 0 && held[n - 1].1 == since;
                 let at = |k: usize| {
                     if grows && k == n - 1 {
-                        (held[k].0, now)
+                        (held[k].0, to)
                     } else {
                         held[k]
                     }
@@ -230,7 +244,7 @@ impl ReadyGroup {
                     _ => clip(held[first]) + prefix[n - 1] - prefix[first + 1] + clip(at(n - 1)),
                 };
                 if open && !grows {
-                    ms += clip((self.since, now));
+                    ms += clip((since, to));
                 }
                 if ms == 0 {
                     continue;
@@ -263,8 +277,8 @@ impl ReadyGroup {
             .zip(&self.names)
             .flat_map(|(held, code)| {
                 held.iter().map(|(start, end)| HeldInterval {
-                    start: *start,
-                    end: *end,
+                    start: self.origin + chrono::TimeDelta::nanoseconds(*start),
+                    end: self.origin + chrono::TimeDelta::nanoseconds(*end),
                     code: code.clone(),
                 })
             })
@@ -274,9 +288,10 @@ impl ReadyGroup {
     }
 }
 
-/// The length of `[from, to)` in whole milliseconds, as [`HeldInterval::ms`] counts it.
-fn span_ms(from: Time, to: Time) -> u64 {
-    u64::try_from((to - from).num_milliseconds()).unwrap_or(0)
+/// The length of `[from, to)`, in nanoseconds, in whole milliseconds, as
+/// [`HeldInterval::ms`] counts it.
+fn span_ms(from: i64, to: i64) -> u64 {
+    u64::try_from(to.saturating_sub(from) / 1_000_000).unwrap_or(0)
 }
 
 /// Adds the wait `[start, end)` for `code` to a job's intervals, merged with an interval of
