@@ -106,11 +106,13 @@ struct ReadyGroup {
     held: Vec<Vec<(i64, i64)>>,
     prefix: Vec<Vec<u64>>,
     origin: Time,
+    /// `since` in nanoseconds from `origin`.
+    since_ns: i64,
     /// How many times the group came to be held by a quota.
     quota_entries: u64,
     /// Each member: when it joined, for each code the first interval that can meet its stay,
     /// and the quota entries then.
-    members: BTreeMap<JobId, (Time, Vec<usize>, u64)>,
+    members: BTreeMap<JobId, (Time, i64, Vec<usize>, u64)>,
 }
 
 impl ReadyGroup {
@@ -125,6 +127,7 @@ impl ReadyGroup {
             held: Vec::new(),
             prefix: Vec::new(),
             origin: now,
+            since_ns: 0,
             quota_entries: 0,
             members: BTreeMap::new(),
         }
@@ -155,11 +158,17 @@ impl ReadyGroup {
                 }
             })
             .collect();
-        self.since = now;
+        self.set_since(now);
         if quota && !self.quota {
             self.quota_entries += 1;
         }
         self.quota = quota;
+    }
+
+    /// The open stretch begins at `t`.
+    fn set_since(&mut self, t: Time) {
+        self.since = t;
+        self.since_ns = self.ns(t);
     }
 
     /// `t` in nanoseconds from the origin (past ±292 years, clamped: no simulation spans that).
@@ -173,7 +182,7 @@ impl ReadyGroup {
         if self.since >= now {
             return;
         }
-        let (since, now) = (self.ns(self.since), self.ns(now));
+        let (since, now) = (self.since_ns, self.ns(now));
         for &c in &self.codes {
             let (held, prefix) = (&mut self.held[c], &mut self.prefix[c]);
             match held.last_mut() {
@@ -192,11 +201,11 @@ impl ReadyGroup {
 
     fn join(&mut self, now: Time, id: JobId) {
         if self.members.is_empty() {
-            self.since = now; // the stretch of the current reasons begins with its first member
+            self.set_since(now); // the stretch of the current reasons begins with its first member
         }
         // the intervals closed so far ended by now, but the last grows if the open stretch
         // (begun by now) joins it
-        let since = self.ns(self.since);
+        let (since, joined) = (self.since_ns, self.ns(now));
         let firsts = self
             .held
             .iter()
@@ -206,7 +215,8 @@ impl ReadyGroup {
                 _ => held.len(),
             })
             .collect();
-        self.members.insert(id, (now, firsts, self.quota_entries));
+        self.members
+            .insert(id, (now, joined, firsts, self.quota_entries));
     }
 
     /// Takes `id` out of the group: adds to its `held_back_ms` its share of each code's held
@@ -216,9 +226,9 @@ impl ReadyGroup {
     /// by a quota meanwhile. `None`: not a member. Costs a few operations per code: the
     /// intervals between the first and the last lie wholly within the stay.
     fn leave(&mut self, now: Time, id: JobId, report: Option<&mut JobReport>) -> Option<bool> {
-        let (joined, firsts, entries) = self.members.remove(&id)?;
+        let (joined, from, firsts, entries) = self.members.remove(&id)?;
         if let Some(report) = report {
-            let (from, to, since) = (self.ns(joined), self.ns(now), self.ns(self.since));
+            let (to, since) = (self.ns(now), self.since_ns);
             let clip = |(a, b): (i64, i64)| span_ms(a.max(from), b.min(to));
             let mut any = false;
             for c in 0..self.names.len() {
@@ -264,7 +274,7 @@ impl ReadyGroup {
         if self.members.is_empty() {
             // nobody waits behind the reasons any more: their stretch ends here
             self.close_stretch(now);
-            self.since = now;
+            self.set_since(now);
         }
         Some(self.quota_entries > entries)
     }
