@@ -1,5 +1,6 @@
 //! The simulation loop: the scheduling core driven from event to event on a virtual clock.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use backwork_constraints::DeviceState;
@@ -268,7 +269,7 @@ impl ReadyGroup {
                 }
             }
             if any {
-                push_held(&mut report.held, joined, now, APP_WIDE);
+                push_held(&mut report.held, joined, now, Cow::Borrowed(APP_WIDE));
             }
         }
         if self.members.is_empty() {
@@ -289,7 +290,7 @@ impl ReadyGroup {
                 held.iter().map(|(start, end)| HeldInterval {
                     start: self.origin + chrono::TimeDelta::nanoseconds(*start),
                     end: self.origin + chrono::TimeDelta::nanoseconds(*end),
-                    code: code.clone(),
+                    code: Cow::Owned(code.clone()),
                 })
             })
             .collect();
@@ -308,7 +309,7 @@ fn span_ms(from: i64, to: i64) -> u64 {
 /// the same code that ends where it starts. The intervals are kept in the order of their ends
 /// (a merged one moves to the back), so only the last few are looked at: those that end at
 /// `start` or later.
-fn push_held(held: &mut Vec<HeldInterval>, start: Time, end: Time, code: &str) {
+fn push_held(held: &mut Vec<HeldInterval>, start: Time, end: Time, code: Cow<'static, str>) {
     if end <= start {
         return;
     }
@@ -323,11 +324,7 @@ fn push_held(held: &mut Vec<HeldInterval>, start: Time, end: Time, code: &str) {
             return;
         }
     }
-    held.push(HeldInterval {
-        start,
-        end,
-        code: code.to_string(),
-    });
+    held.push(HeldInterval { start, end, code });
 }
 
 /// A hold's code, sentence and family.
@@ -561,7 +558,7 @@ impl Sim<'_> {
             return;
         };
         if let Some(rep) = self.reports.get_mut(&id) {
-            push_held(&mut rep.held, since, self.now, BATCHING);
+            push_held(&mut rep.held, since, self.now, Cow::Borrowed(BATCHING));
             self.families.insert(BATCHING.into(), WaitFamily::Batching);
         }
     }
@@ -596,7 +593,12 @@ impl Sim<'_> {
             return;
         };
         if let Some(rep) = self.reports.get_mut(&id) {
-            push_held(&mut rep.held, self.now, until.min(self.end), BACKOFF);
+            push_held(
+                &mut rep.held,
+                self.now,
+                until.min(self.end),
+                Cow::Borrowed(BACKOFF),
+            );
             if !self.families.contains_key(BACKOFF) {
                 self.families.insert(BACKOFF.into(), WaitFamily::Backoff);
             }
@@ -716,7 +718,7 @@ impl Sim<'_> {
         };
         if let Some(rep) = self.reports.get_mut(&id) {
             for l in labels {
-                push_held(&mut rep.held, since, self.now, &l);
+                push_held(&mut rep.held, since, self.now, Cow::Owned(l));
             }
         }
     }
@@ -1105,7 +1107,7 @@ pub fn simulate_with_progress(
             // the job's stretches among the ready jobs, added as it left them), so they agree
             for iv in &r.held {
                 let ms = iv.ms();
-                match iv.code.as_str() {
+                match &*iv.code {
                     _ if ms == 0 => {}
                     BATCHING => r.batching_ms += ms,
                     BACKOFF | APP_WIDE => {}

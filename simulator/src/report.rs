@@ -1,5 +1,6 @@
 //! What a simulation found: per job, its runs and why it was held back; in all, the wake-ups.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -31,7 +32,7 @@ pub struct HeldInterval {
     /// part of the job's own schedule and in no total), or `app_wide` (a stretch the job was
     /// ready and waited, with the app's other ready jobs, behind the holds of
     /// [`Report::app_held`] — recorded once for all of them, not per job).
-    pub code: String,
+    pub code: Cow<'static, str>,
 }
 
 impl HeldInterval {
@@ -174,7 +175,7 @@ impl Report {
         // the app's intervals by code: each code's are disjoint, so sorted by start and end
         let mut by_code: BTreeMap<&str, Vec<&HeldInterval>> = BTreeMap::new();
         for iv in &self.app_held {
-            by_code.entry(iv.code.as_str()).or_default().push(iv);
+            by_code.entry(&iv.code).or_default().push(iv);
         }
         for ivs in by_code.values_mut() {
             ivs.sort_by_key(|iv| iv.start);
@@ -191,7 +192,7 @@ impl Report {
                     out.push(HeldInterval {
                         start: a.start.max(iv.start),
                         end: a.end.min(iv.end),
-                        code: (*code).to_string(),
+                        code: Cow::Owned((*code).to_string()),
                     });
                 }
             }

@@ -91,7 +91,7 @@ pub fn render(report: &Report) -> String {
     let mut families: std::collections::BTreeMap<WaitFamily, Vec<&str>> = Default::default();
     let mut drawn_codes: std::collections::BTreeSet<String> = Default::default();
     for j in jobs {
-        drawn_codes.extend(report.waits(j).into_iter().map(|iv| iv.code));
+        drawn_codes.extend(report.waits(j).into_iter().map(|iv| iv.code.into_owned()));
     }
     for code in &drawn_codes {
         let family = family_of(report, code);
@@ -303,7 +303,7 @@ fn family_bands<'a>(report: &Report, held: &'a [HeldInterval]) -> Bands<'a> {
                 match spans.last_mut() {
                     Some((_, until, codes)) if iv.start <= *until => {
                         *until = (*until).max(iv.end);
-                        if !codes.contains(&iv.code.as_str()) {
+                        if !codes.contains(&&*iv.code) {
                             codes.push(&iv.code);
                             codes.sort_unstable();
                         }

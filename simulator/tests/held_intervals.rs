@@ -37,7 +37,7 @@ fn check(r: &Report) -> BTreeMap<String, usize> {
             iv.start < iv.end && iv.start >= r.start && iv.end <= r.end,
             "{iv:?}"
         );
-        *seen.entry(iv.code.clone()).or_default() += 1;
+        *seen.entry(iv.code.to_string()).or_default() += 1;
     }
     merged("the app", &r.app_held);
     for j in &r.jobs {
@@ -49,17 +49,17 @@ fn check(r: &Report) -> BTreeMap<String, usize> {
                 "{}: {iv:?} outside the span",
                 j.name
             );
-            *seen.entry(iv.code.clone()).or_default() += 1;
+            *seen.entry(iv.code.to_string()).or_default() += 1;
             if iv.code == "app_wide" {
                 // its share of the app's holds
                 for a in &r.app_held {
-                    *sums.entry(a.code.clone()).or_default() += overlap(iv, a);
+                    *sums.entry(a.code.to_string()).or_default() += overlap(iv, a);
                 }
                 continue;
             }
-            *sums.entry(iv.code.clone()).or_default() += iv.ms();
+            *sums.entry(iv.code.to_string()).or_default() += iv.ms();
             assert!(
-                r.families.contains_key(&iv.code),
+                r.families.contains_key(&*iv.code),
                 "{}: code {} has no family",
                 j.name,
                 iv.code
@@ -91,7 +91,7 @@ fn check(r: &Report) -> BTreeMap<String, usize> {
         let mut drawn: BTreeMap<String, u64> = BTreeMap::new();
         for iv in r.waits(j) {
             assert_ne!(iv.code, "app_wide");
-            *drawn.entry(iv.code.clone()).or_default() += iv.ms();
+            *drawn.entry(iv.code.to_string()).or_default() += iv.ms();
         }
         drawn.retain(|_, ms| *ms > 0);
         assert_eq!(drawn, sums, "{}: Report::waits", j.name);

@@ -50,7 +50,7 @@ fn the_legend_names_every_reason_code_that_appears() {
         .jobs
         .iter()
         .flat_map(|j| report.waits(j))
-        .map(|iv| iv.code)
+        .map(|iv| iv.code.into_owned())
         .collect();
     // the families a reader must tell apart are all in this picture
     for code in [
