@@ -569,8 +569,8 @@ pub enum DeviceAction {
 pub struct SimulateArgs {
     /// The scenario file (TOML).
     pub scenario: PathBuf,
-    /// Draw the timeline to this SVG file.
-    #[arg(long, value_name = "FILE", conflicts_with = "devices")]
+    /// Draw the timeline to this SVG file (with --devices: the requests per minute).
+    #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
     /// Simulate a fleet of N devices (routines and install times vary) and report the load on
     /// the server: requests per minute, the peak, the 99th percentile.

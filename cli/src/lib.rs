@@ -369,6 +369,16 @@ fn read_scenario(path: &std::path::Path) -> Result<String, CliError> {
     })
 }
 
+/// Writes a drawing of `simulate --svg`.
+fn write_svg(path: &std::path::Path, svg: &str) -> Result<(), CliError> {
+    std::fs::write(path, svg).map_err(|e| {
+        CliError::invalid(format!(
+            "cannot write {} ({e}); give a path in a writable directory",
+            path.display()
+        ))
+    })
+}
+
 /// `backwork simulate`: runs the scenario and prints its report (and draws it, with `--svg`).
 fn simulate(args: &args::SimulateArgs, json: bool) -> Result<(), CliError> {
     let text = read_scenario(&args.scenario)?;
@@ -384,6 +394,9 @@ fn simulate(args: &args::SimulateArgs, json: bool) -> Result<(), CliError> {
         })
         .map_err(failed)?;
         bar.finish();
+        if let Some(path) = &args.svg {
+            write_svg(path, &backwork_simulator::fleet_svg(&fleet))?;
+        }
         return if json {
             json_lines([&fleet])
         } else {
@@ -396,8 +409,7 @@ fn simulate(args: &args::SimulateArgs, json: bool) -> Result<(), CliError> {
     .map_err(failed)?;
     bar.finish();
     if let Some(path) = &args.svg {
-        std::fs::write(path, backwork_simulator::svg(&report))
-            .map_err(|e| CliError::unavailable(format!("cannot write {}: {e}", path.display())))?;
+        write_svg(path, &backwork_simulator::svg(&report))?;
     }
     if json {
         json_lines([&report])

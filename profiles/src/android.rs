@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use backwork_constraints::DeviceState;
 use backwork_scheduler::{
-    Decision, HoldKind, Job, JobId, JobRequest, Policy, PolicyContext, PolicyReason, Time,
+    Decision, HoldKind, Job, JobId, JobRequest, OsState, Policy, PolicyContext, PolicyReason, Time,
 };
 use serde::{Deserialize, Serialize};
 
@@ -733,6 +733,34 @@ impl Policy for AndroidPolicy {
 
     fn wants_reask(&mut self) -> bool {
         std::mem::take(&mut self.release)
+    }
+
+    /// Doze's phase, named after DeviceIdleController's states: `active` (not dozing, or not
+    /// yet), `light_idle`, `light_maintenance` (`LIGHT_STATE_IDLE_MAINTENANCE`), `deep_idle`
+    /// (`STATE_IDLE`), `deep_maintenance` (`STATE_IDLE_MAINTENANCE`).
+    fn os_state(&self, now: Time) -> Option<OsState> {
+        Some(match self.doze_phase(now) {
+            DozePhase::Awake => OsState {
+                code: "active",
+                // screen off on battery, light Doze not begun yet
+                until: self
+                    .doze_since
+                    .map(|off| add(off, self.settings.light_idle_after))
+                    .filter(|start| *start > now),
+            },
+            DozePhase::Idle { deep, until } => OsState {
+                code: if deep { "deep_idle" } else { "light_idle" },
+                until: Some(until),
+            },
+            DozePhase::Maintenance { deep, until, .. } => OsState {
+                code: if deep {
+                    "deep_maintenance"
+                } else {
+                    "light_maintenance"
+                },
+                until: Some(until),
+            },
+        })
     }
 
     fn hold(&self, now: Time) -> Option<(Time, PolicyReason)> {

@@ -20,10 +20,10 @@ pub use backwork_constraints::{
 pub use core::{
     Action, AllowAll, Anchor, AppHold, Backoff, BackoffKind, CatchUp, ChangeSet, Config,
     ConflictPolicy, CoreError, CronSchedule, Decision, Disposition, Event, Force, HoldKind,
-    Interruption, Jitter, Job, JobId, JobRef, JobRequest, JobState, MIN_PREFIX_LEN, Policy,
-    PolicyContext, PolicyReason, Reply, RunOutcome, RunRecord, RunResult, RunWrite, SHORT_ID_LEN,
-    Schedule, Scheduler, Selector, StartJob, StopReason, Time, Unique, WaitReason, jitter_offset,
-    next_cron, parse_cron,
+    Interruption, Jitter, Job, JobId, JobRef, JobRequest, JobState, MIN_PREFIX_LEN, OsState,
+    Policy, PolicyContext, PolicyReason, Reply, RunOutcome, RunRecord, RunResult, RunWrite,
+    SHORT_ID_LEN, Schedule, Scheduler, Selector, StartJob, StopReason, Time, Unique, WaitReason,
+    jitter_offset, next_cron, parse_cron,
 };
 pub use runtime::{
     Clock, FnWorker, JobUpdate, ManualClock, Receipt, Runtime, RuntimeBuilder, RuntimeError,

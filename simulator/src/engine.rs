@@ -1,5 +1,6 @@
 //! The simulation loop: the scheduling core driven from event to event on a virtual clock.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use backwork_constraints::DeviceState;
@@ -11,11 +12,18 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::SimError;
-use crate::report::{JobReport, Report, RunReport};
+use crate::report::{HeldInterval, JobReport, Report, RunReport, WaitFamily};
 use crate::scenario::{EventSpec, Scenario};
 
 /// The kind every simulated job runs as (each has its own worker in the outcome model).
 const KIND: &str = "simulated";
+/// The code of a job's lateness from batching in its held intervals.
+const BATCHING: &str = "batching";
+/// The code of a retry's backoff in its held intervals.
+const BACKOFF: &str = "backoff";
+/// The code of a job's stretch among the app's ready jobs, held by the app-wide reasons of
+/// `Report::app_held`.
+const APP_WIDE: &str = "app_wide";
 
 fn profile(s: &Scenario) -> Result<Profile, SimError> {
     Profile::with_overrides(&s.profile, &s.overrides).map_err(|e| SimError::Profile(e.to_string()))
@@ -60,6 +68,15 @@ struct Sim<'a> {
     quota_waits: BTreeSet<JobId>,
     /// Every hold reason seen: code → sentence.
     reasons: BTreeMap<String, String>,
+    /// The family of every code in the held intervals.
+    families: BTreeMap<String, WaitFamily>,
+    /// The OS state of the profile at each change, recorded up to `os_until`.
+    os_state: Vec<(Time, String)>,
+    os_until: Time,
+    /// The app's standby bucket at each change (android).
+    bucket: Vec<(Time, String)>,
+    /// The end of the simulated span.
+    end: Time,
     timeline: Vec<(Time, String)>,
     states: Vec<(Time, DeviceState)>,
     rejected: Vec<(Time, String, String)>,
@@ -67,25 +84,36 @@ struct Sim<'a> {
 
 /// The core's ready jobs (`Scheduler::is_ready`) followed as one group: they all wait for the
 /// same reasons (`Scheduler::ready_reasons`: an app-wide hold of the policy, the run slots), so
-/// a change of those is charged to all of them at once by a running total per reason code, and
-/// a job joining or leaving costs a copy of those totals — not a `why` for every waiting job at
-/// every step (a quota that holds a thousand jobs until the same instant, window after window).
+/// a change of those is recorded once for the group — a running total per reason code, and
+/// the app's held intervals — and a job joining or leaving costs a copy of those totals, not a
+/// `why` for every waiting job at every step (a quota that holds a thousand jobs until the same
+/// instant, window after window). A job keeps only its stretch in the group (`app_wide`).
 struct ReadyGroup {
-    /// What holds the ready jobs back now (as the core says it, and as codes and sentences).
+    /// What holds the ready jobs back now (as the core says it, and as codes, sentences and
+    /// families).
     reasons: Vec<WaitReason>,
-    labels: Vec<(String, String)>,
+    labels: Vec<Label>,
     /// The codes that hold the ready jobs back now, since `since`, and whether one is a quota.
     codes: Vec<usize>,
     since: Time,
     quota: bool,
-    /// Every code seen (indexes of `codes`, `totals`).
+    /// Every code seen (indexes of `codes`, `held`).
     names: Vec<String>,
-    /// For each code, the held-back milliseconds of the intervals closed so far.
-    totals: Vec<u64>,
+    /// For each code, the stretches of holds the group had members for, closed and merged
+    /// where they touch (the last one may still grow into the open stretch), and the
+    /// milliseconds of all those before each (`prefix[k]`: of `held[..k]`): the app's held
+    /// intervals in the report, and what members are charged from.
+    /// (Instants as nanoseconds from `origin`: a member's share is integer arithmetic.)
+    held: Vec<Vec<(i64, i64)>>,
+    prefix: Vec<Vec<u64>>,
+    origin: Time,
+    /// `since` in nanoseconds from `origin`.
+    since_ns: i64,
     /// How many times the group came to be held by a quota.
     quota_entries: u64,
-    /// Each member: the totals and quota entries when it joined.
-    members: BTreeMap<JobId, (Vec<u64>, u64)>,
+    /// Each member: when it joined, for each code the first interval that can meet its stay,
+    /// and the quota entries then.
+    members: BTreeMap<JobId, (Time, i64, Vec<usize>, u64)>,
 }
 
 impl ReadyGroup {
@@ -97,20 +125,13 @@ impl ReadyGroup {
             since: now,
             quota: false,
             names: Vec::new(),
-            totals: Vec::new(),
+            held: Vec::new(),
+            prefix: Vec::new(),
+            origin: now,
+            since_ns: 0,
             quota_entries: 0,
             members: BTreeMap::new(),
         }
-    }
-
-    /// Every total as of `now`, the open interval included.
-    fn totals_at(&self, now: Time) -> Vec<u64> {
-        let mut t = self.totals.clone();
-        let open = ms(now - self.since);
-        for &c in &self.codes {
-            t[c] += open;
-        }
-        t
     }
 
     /// From `now` on, the group waits for `codes` (`quota`: one is a quota).
@@ -123,9 +144,8 @@ impl ReadyGroup {
         if same {
             return;
         }
-        let open = ms(now - self.since);
-        for &c in &self.codes {
-            self.totals[c] += open;
+        if !self.members.is_empty() {
+            self.close_stretch(now);
         }
         self.codes = codes
             .iter()
@@ -133,55 +153,182 @@ impl ReadyGroup {
                 Some(i) => i,
                 None => {
                     self.names.push(c.clone());
-                    self.totals.push(0);
+                    self.held.push(Vec::new());
+                    self.prefix.push(Vec::new());
                     self.names.len() - 1
                 }
             })
             .collect();
-        self.since = now;
+        self.set_since(now);
         if quota && !self.quota {
             self.quota_entries += 1;
         }
         self.quota = quota;
     }
 
-    fn join(&mut self, now: Time, id: JobId) {
-        let snapshot = (self.totals_at(now), self.quota_entries);
-        self.members.insert(id, snapshot);
+    /// The open stretch begins at `t`.
+    fn set_since(&mut self, t: Time) {
+        self.since = t;
+        self.since_ns = self.ns(t);
     }
 
-    /// Takes `id` out of the group, adding to `held_back_ms` the time it was held there per
-    /// code; whether the group came to be held by a quota meanwhile. `None`: not a member.
-    fn leave(
-        &mut self,
-        now: Time,
-        id: JobId,
-        held_back_ms: Option<&mut BTreeMap<String, u64>>,
-    ) -> Option<bool> {
-        let (then, entries) = self.members.remove(&id)?;
-        if let Some(held_back_ms) = held_back_ms {
-            let open = ms(now - self.since);
-            for (i, total) in self.totals.iter().enumerate() {
-                let open = if self.codes.contains(&i) { open } else { 0 };
-                let d = total + open - then.get(i).copied().unwrap_or(0);
-                if d == 0 {
-                    continue;
-                }
-                match held_back_ms.get_mut(&self.names[i]) {
-                    Some(ms) => *ms += d,
-                    None => {
-                        held_back_ms.insert(self.names[i].clone(), d);
-                    }
+    /// `t` in nanoseconds from the origin (past ±292 years, clamped: no simulation spans that).
+    fn ns(&self, t: Time) -> i64 {
+        (t - self.origin).num_nanoseconds().unwrap_or(i64::MAX)
+    }
+
+    /// Ends the stretch of the current reasons at `now` (it had members): into each code's
+    /// held intervals, merged with the last one if it ends where the stretch began.
+    fn close_stretch(&mut self, now: Time) {
+        if self.since >= now {
+            return;
+        }
+        let (since, now) = (self.since_ns, self.ns(now));
+        for &c in &self.codes {
+            let (held, prefix) = (&mut self.held[c], &mut self.prefix[c]);
+            match held.last_mut() {
+                Some((_, end)) if *end == since => *end = now,
+                last => {
+                    let before = match (last, prefix.last()) {
+                        (Some((from, to)), Some(p)) => p + span_ms(*from, *to),
+                        _ => 0,
+                    };
+                    prefix.push(before);
+                    held.push((since, now));
                 }
             }
         }
+    }
+
+    fn join(&mut self, now: Time, id: JobId) {
+        if self.members.is_empty() {
+            self.set_since(now); // the stretch of the current reasons begins with its first member
+        }
+        // the intervals closed so far ended by now, but the last grows if the open stretch
+        // (begun by now) joins it
+        let (since, joined) = (self.since_ns, self.ns(now));
+        let firsts = self
+            .held
+            .iter()
+            .enumerate()
+            .map(|(c, held)| match held.last() {
+                Some((_, end)) if *end == since && self.codes.contains(&c) => held.len() - 1,
+                _ => held.len(),
+            })
+            .collect();
+        self.members
+            .insert(id, (now, joined, firsts, self.quota_entries));
+    }
+
+    /// Takes `id` out of the group: adds to its `held_back_ms` its share of each code's held
+    /// intervals — the milliseconds of each within its stay, counted as [`HeldInterval::ms`]
+    /// counts them, so they sum to what the report's intervals say — and to its `held` the
+    /// stay (code [`APP_WIDE`]) if anything held it there; whether the group came to be held
+    /// by a quota meanwhile. `None`: not a member. Costs a few operations per code: the
+    /// intervals between the first and the last lie wholly within the stay.
+    fn leave(&mut self, now: Time, id: JobId, report: Option<&mut JobReport>) -> Option<bool> {
+        let (joined, from, firsts, entries) = self.members.remove(&id)?;
+        if let Some(report) = report {
+            let (to, since) = (self.ns(now), self.since_ns);
+            let clip = |(a, b): (i64, i64)| span_ms(a.max(from), b.min(to));
+            let mut any = false;
+            for c in 0..self.names.len() {
+                let (held, prefix) = (&self.held[c], &self.prefix[c]);
+                let n = held.len();
+                let first = firsts.get(c).copied().unwrap_or(0).min(n);
+                let open = since < to && self.codes.contains(&c);
+                if n == first && !open {
+                    continue;
+                }
+                // the last closed interval, grown by the open stretch if they touch
+                let grows = open && n > 0 && held[n - 1].1 == since;
+                let at = |k: usize| {
+                    if grows && k == n - 1 {
+                        (held[k].0, to)
+                    } else {
+                        held[k]
+                    }
+                };
+                let mut ms = match n - first {
+                    0 => 0,
+                    1 => clip(at(first)),
+                    _ => clip(held[first]) + prefix[n - 1] - prefix[first + 1] + clip(at(n - 1)),
+                };
+                if open && !grows {
+                    ms += clip((since, to));
+                }
+                if ms == 0 {
+                    continue;
+                }
+                any = true;
+                match report.held_back_ms.get_mut(&self.names[c]) {
+                    Some(total) => *total += ms,
+                    None => {
+                        report.held_back_ms.insert(self.names[c].clone(), ms);
+                    }
+                }
+            }
+            if any {
+                push_held(&mut report.held, joined, now, Cow::Borrowed(APP_WIDE));
+            }
+        }
+        if self.members.is_empty() {
+            // nobody waits behind the reasons any more: their stretch ends here
+            self.close_stretch(now);
+            self.set_since(now);
+        }
         Some(self.quota_entries > entries)
+    }
+
+    /// The app's held intervals, in order of their starts.
+    fn app_held(&self) -> Vec<HeldInterval> {
+        let mut out: Vec<HeldInterval> = self
+            .held
+            .iter()
+            .zip(&self.names)
+            .flat_map(|(held, code)| {
+                held.iter().map(|(start, end)| HeldInterval {
+                    start: self.origin + chrono::TimeDelta::nanoseconds(*start),
+                    end: self.origin + chrono::TimeDelta::nanoseconds(*end),
+                    code: Cow::Owned(code.clone()),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.start.cmp(&b.start).then(a.code.cmp(&b.code)));
+        out
     }
 }
 
-fn ms(d: chrono::TimeDelta) -> u64 {
-    u64::try_from(d.num_milliseconds()).unwrap_or(0)
+/// The length of `[from, to)`, in nanoseconds, in whole milliseconds, as
+/// [`HeldInterval::ms`] counts it.
+fn span_ms(from: i64, to: i64) -> u64 {
+    u64::try_from(to.saturating_sub(from) / 1_000_000).unwrap_or(0)
 }
+
+/// Adds the wait `[start, end)` for `code` to a job's intervals, merged with an interval of
+/// the same code that ends where it starts. The intervals are kept in the order of their ends
+/// (a merged one moves to the back), so only the last few are looked at: those that end at
+/// `start` or later.
+fn push_held(held: &mut Vec<HeldInterval>, start: Time, end: Time, code: Cow<'static, str>) {
+    if end <= start {
+        return;
+    }
+    for i in (0..held.len()).rev() {
+        if held[i].end < start {
+            break;
+        }
+        if held[i].end == start && held[i].code == code {
+            let mut iv = held.remove(i);
+            iv.end = end;
+            held.push(iv);
+            return;
+        }
+    }
+    held.push(HeldInterval { start, end, code });
+}
+
+/// A hold's code, sentence and family.
+type Label = (String, String, WaitFamily);
 
 /// What a simulation step did, for how much of the held-back picture to look at again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,21 +341,45 @@ enum Step {
     Full,
 }
 
-/// The stable code of a reason that holds a job back although its schedule lets it run, and
-/// its sentence; `None` for reasons that are the schedule itself (not due, backoff…).
-fn label(r: &WaitReason) -> Option<(String, String)> {
+/// The stable code of a reason that holds a job back although its schedule lets it run, its
+/// sentence and its family; `None` for reasons that are the schedule itself (not due,
+/// backoff…).
+fn label(r: &WaitReason) -> Option<Label> {
     Some(match r {
         WaitReason::Constraint(u) => (
             format!("constraint_{}", u.constraint.to_string().replace('-', "_")),
             format!("constraint {}", u.constraint),
+            WaitFamily::Constraint,
         ),
-        WaitReason::Policy { reason, .. } => {
-            (reason.code.clone(), format!("profile: {}", reason.message))
-        }
-        WaitReason::NoWorker { kind } => ("no_worker".into(), format!("no worker for {kind}")),
-        WaitReason::ConcurrencyLimit { .. } => ("run_slots_busy".into(), "run slots busy".into()),
-        WaitReason::Blocked { .. } => ("prerequisites".into(), "prerequisites".into()),
-        WaitReason::ShuttingDown => ("shutting_down".into(), "shutting down".into()),
+        WaitReason::Policy { reason, .. } => (
+            reason.code.clone(),
+            format!("profile: {}", reason.message),
+            match reason.kind {
+                HoldKind::Quota => WaitFamily::Quota,
+                HoldKind::Batching => WaitFamily::Batching,
+                _ => WaitFamily::Profile,
+            },
+        ),
+        WaitReason::NoWorker { kind } => (
+            "no_worker".into(),
+            format!("no worker for {kind}"),
+            WaitFamily::Other,
+        ),
+        WaitReason::ConcurrencyLimit { .. } => (
+            "run_slots_busy".into(),
+            "run slots busy".into(),
+            WaitFamily::Other,
+        ),
+        WaitReason::Blocked { .. } => (
+            "prerequisites".into(),
+            "prerequisites".into(),
+            WaitFamily::Other,
+        ),
+        WaitReason::ShuttingDown => (
+            "shutting_down".into(),
+            "shutting down".into(),
+            WaitFamily::Other,
+        ),
         WaitReason::NotDue { .. }
         | WaitReason::Batched { .. }
         | WaitReason::Backoff { .. }
@@ -261,6 +432,7 @@ impl Sim<'_> {
                                 outcome: RunOutcome::Retry(None),
                             },
                         );
+                        self.note_backoff(id);
                     }
                 }
                 Action::Abort { .. } | Action::Persist(_) => {}
@@ -386,7 +558,50 @@ impl Sim<'_> {
             return;
         };
         if let Some(rep) = self.reports.get_mut(&id) {
-            rep.batching_ms += ms(self.now - since);
+            push_held(&mut rep.held, since, self.now, Cow::Borrowed(BATCHING));
+            self.families.insert(BATCHING.into(), WaitFamily::Batching);
+        }
+    }
+
+    /// Records the profile's OS state up to `to`: the state at the last instant recorded, and
+    /// at each end the profile foretold for it, as long as the policy did not change (the
+    /// engine calls this before each step, with the step's instant; a change is recorded only
+    /// when the code changes).
+    fn follow_os(&mut self, to: Time) {
+        while self.os_until < to {
+            let at = self.os_until;
+            let Some(state) = self.core.policy().os_state(at) else {
+                self.os_until = to;
+                return;
+            };
+            if self.os_state.last().is_none_or(|(_, c)| c != state.code) {
+                self.os_state.push((at, state.code.to_string()));
+            }
+            self.os_until = state.until.filter(|u| *u > at).map_or(to, |u| u.min(to));
+        }
+    }
+
+    /// `id`'s run just ended for a retry: its wait until the backoff lets it start again.
+    fn note_backoff(&mut self, id: JobId) {
+        // the core's own record of the retry (what `why` reports as `Backoff`), without a `why`
+        let Some(until) = self
+            .core
+            .job(id)
+            .filter(|j| j.backing_off && !j.state.is_finished())
+            .map(|j| j.not_before)
+        else {
+            return;
+        };
+        if let Some(rep) = self.reports.get_mut(&id) {
+            push_held(
+                &mut rep.held,
+                self.now,
+                until.min(self.end),
+                Cow::Borrowed(BACKOFF),
+            );
+            if !self.families.contains_key(BACKOFF) {
+                self.families.insert(BACKOFF.into(), WaitFamily::Backoff);
+            }
         }
     }
 
@@ -409,8 +624,8 @@ impl Sim<'_> {
         let reasons = self.core.ready_reasons(self.now);
         if reasons != self.ready.reasons {
             let quota = reasons.iter().any(is_quota);
-            let labels: Vec<(String, String)> = reasons.iter().filter_map(label).collect();
-            let codes: Vec<String> = labels.iter().map(|(c, _)| c.clone()).collect();
+            let labels: Vec<Label> = reasons.iter().filter_map(label).collect();
+            let codes: Vec<String> = labels.iter().map(|(c, _, _)| c.clone()).collect();
             self.ready.relabel(self.now, &codes, quota);
             self.ready.labels = labels;
             self.ready.reasons = reasons;
@@ -456,16 +671,17 @@ impl Sim<'_> {
         if self.ready.members.is_empty() {
             return;
         }
-        for (code, sentence) in &self.ready.labels {
+        for (code, sentence, family) in &self.ready.labels {
             if !self.reasons.contains_key(code) {
                 self.reasons.insert(code.clone(), sentence.clone());
+                self.families.insert(code.clone(), *family);
             }
         }
     }
 
     /// Takes `id` out of the ready group, charging what held it there.
     fn leave_ready(&mut self, id: JobId) {
-        let report = self.reports.get_mut(&id).map(|r| &mut r.held_back_ms);
+        let report = self.reports.get_mut(&id);
         let Some(quota_hits) = self.ready.leave(self.now, id, report) else {
             return;
         };
@@ -479,8 +695,11 @@ impl Sim<'_> {
         reasons
             .iter()
             .filter_map(label)
-            .map(|(code, sentence)| {
-                self.reasons.entry(code.clone()).or_insert(sentence);
+            .map(|(code, sentence, family)| {
+                if !self.reasons.contains_key(&code) {
+                    self.reasons.insert(code.clone(), sentence);
+                    self.families.insert(code.clone(), family);
+                }
                 code
             })
             .collect()
@@ -497,13 +716,9 @@ impl Sim<'_> {
         let Some((since, labels)) = self.held.remove(&id) else {
             return;
         };
-        let ms = u64::try_from((self.now - since).num_milliseconds()).unwrap_or(0);
-        if ms == 0 {
-            return;
-        }
         if let Some(rep) = self.reports.get_mut(&id) {
             for l in labels {
-                *rep.held_back_ms.entry(l).or_default() += ms;
+                push_held(&mut rep.held, since, self.now, Cow::Owned(l));
             }
         }
     }
@@ -525,6 +740,10 @@ impl Sim<'_> {
             if let Some(b) = e.device.bucket {
                 app.set_bucket(b);
                 what.push(format!("bucket {b}"));
+                let b = b.to_string();
+                if !self.bucket.is_empty() && self.bucket.last().is_none_or(|(_, c)| *c != b) {
+                    self.bucket.push((self.now, b));
+                }
             }
             if e.force_quit {
                 app.set_force_quit(true);
@@ -638,6 +857,11 @@ pub fn simulate_with_progress(
         screen_on: true,
         ..DeviceState::default()
     });
+    // the bucket lane is android's (the ios profile keeps only a force-quit)
+    let bucket = match (&p.app, p.name) {
+        (Some(app), "android") => vec![(start, app.bucket().to_string())],
+        _ => Vec::new(),
+    };
     let mut sim = Sim {
         scenario,
         core: Scheduler::new(p.config, p.policy)
@@ -658,6 +882,11 @@ pub fn simulate_with_progress(
         quota_waits: BTreeSet::new(),
         batched: BTreeMap::new(),
         reasons: BTreeMap::new(),
+        families: BTreeMap::new(),
+        os_state: Vec::new(),
+        os_until: start,
+        bucket,
+        end,
         timeline: Vec::new(),
         states: vec![(start, device)],
         rejected: Vec::new(),
@@ -707,7 +936,15 @@ pub fn simulate_with_progress(
         let next_timer = sim.core.poll_timeout();
         // a gate opening is only observed (what holds the job back from then on), not fed
         let next_gate = sim.core.next_gate().filter(|g| *g > sim.now);
-        let Some(t) = [next_agenda, next_done, next_timer, next_gate]
+        // the OS state changing by itself (Doze's next phase) is observed too: what holds the
+        // jobs that wait for reasons of their own changes with it (a constraint and Doze)
+        let next_os = sim
+            .core
+            .policy()
+            .os_state(sim.now)
+            .and_then(|s| s.until)
+            .filter(|u| *u > sim.now);
+        let Some(t) = [next_agenda, next_done, next_timer, next_gate, next_os]
             .into_iter()
             .flatten()
             .min()
@@ -727,6 +964,7 @@ pub fn simulate_with_progress(
         } else {
             stuck = 0;
         }
+        sim.follow_os(t);
         sim.now = t.max(sim.now);
         let mut progressed = false;
         let mut step = Step::RunsEnded;
@@ -786,6 +1024,7 @@ pub fn simulate_with_progress(
                             batching_ms: 0,
                             quota_hits: 0,
                             stops: BTreeMap::new(),
+                            held: Vec::new(),
                         },
                     );
                     order.push(id);
@@ -813,15 +1052,22 @@ pub fn simulate_with_progress(
                 attempt,
                 outcome,
             })?;
+            if fails {
+                sim.note_backoff(id);
+            }
         }
         if (!progressed || next_gate == Some(sim.now)) && step == Step::RunsEnded {
             step = Step::GatesOpened; // a job may be held from now on
+        }
+        let os_changed = next_os == Some(sim.now);
+        if os_changed {
+            step = Step::Full;
         }
         if sim.core.poll_timeout().is_some_and(|d| d <= sim.now) {
             step = Step::Full;
             sim.wakeups += 1;
             sim.feed(Event::Timeout)?;
-        } else if !progressed && next_gate != Some(sim.now) {
+        } else if !progressed && next_gate != Some(sim.now) && !os_changed {
             return Err(SimError::Profile(format!(
                 "the simulation stalled at {}; this is a bug in the simulator",
                 sim.now
@@ -829,6 +1075,7 @@ pub fn simulate_with_progress(
         }
         sim.observe(step);
     }
+    sim.follow_os(end);
     sim.now = end;
     let still: Vec<JobId> = sim
         .held
@@ -859,6 +1106,17 @@ pub fn simulate_with_progress(
                     .count();
                 (n as f64 / whole_days as f64 * 10.0).round() / 10.0
             });
+            // the totals are the sums of the intervals (and of the app's held intervals over
+            // the job's stretches among the ready jobs, added as it left them), so they agree
+            for iv in &r.held {
+                let ms = iv.ms();
+                match &*iv.code {
+                    _ if ms == 0 => {}
+                    BATCHING => r.batching_ms += ms,
+                    BACKOFF | APP_WIDE => {}
+                    code => *r.held_back_ms.entry(code.to_string()).or_default() += ms,
+                }
+            }
             quota_hits += r.quota_hits;
             jobs.push(r);
         }
@@ -872,6 +1130,10 @@ pub fn simulate_with_progress(
         wakeups: sim.wakeups,
         quota_hits,
         reasons: sim.reasons,
+        families: sim.families,
+        app_held: sim.ready.app_held(),
+        os_state: sim.os_state,
+        bucket: sim.bucket,
         timeline: sim.timeline,
         device: sim.states,
         rejected: sim.rejected,

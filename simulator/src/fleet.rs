@@ -26,6 +26,10 @@ pub struct FleetReport {
     pub name: String,
     /// How many devices.
     pub devices: u32,
+    /// When the simulated span began (every device's).
+    pub start: Time,
+    /// When it ended.
+    pub end: Time,
     /// Run starts (requests) in all.
     pub requests: u64,
     /// The busiest minute's requests.
@@ -136,6 +140,8 @@ pub fn simulate_fleet_with_progress(
     Ok(FleetReport {
         name: scenario.name.clone(),
         devices,
+        start: scenario.start,
+        end: backwork_scheduler::core::add(scenario.start, scenario.duration),
         requests,
         peak_per_minute: peak,
         peak_at,

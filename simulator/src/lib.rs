@@ -36,10 +36,11 @@ pub use engine::{simulate, simulate_with_progress};
 pub use fleet::{
     FleetReport, INSTALL_SPREAD, ROUTINE_SHIFT, simulate_fleet, simulate_fleet_with_progress,
 };
-pub use report::{JobReport, Report, RunReport};
+pub use report::{HeldInterval, JobReport, Report, RunReport, WaitFamily};
 pub use scenario::{
     DeviceSpec, EventSpec, IosTask, JobSpec, OnOff, Outcome, Scenario, StorageSpec,
 };
+pub use svg::fleet as fleet_svg;
 pub use svg::render as svg;
 
 /// Why a scenario could not be simulated.

@@ -1,5 +1,6 @@
 //! What a simulation found: per job, its runs and why it was held back; in all, the wake-ups.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -16,6 +17,61 @@ pub struct RunReport {
     pub end: Time,
     /// `success`, `retry`, `stopped: REASON`, or `crashed`.
     pub outcome: String,
+}
+
+/// A stretch of time a job waited, and why: one reason code per interval (a wait for two
+/// reasons at once is two intervals over the same time).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldInterval {
+    /// When the wait for this reason began.
+    pub start: Time,
+    /// When it ended.
+    pub end: Time,
+    /// The reason code: a key of [`JobReport::held_back_ms`], or `batching` (the lateness of
+    /// [`JobReport::batching_ms`]), or `backoff` (a retry's wait after a failed or stopped run,
+    /// part of the job's own schedule and in no total), or `app_wide` (a stretch the job was
+    /// ready and waited, with the app's other ready jobs, behind the holds of
+    /// [`Report::app_held`] — recorded once for all of them, not per job).
+    pub code: Cow<'static, str>,
+}
+
+impl HeldInterval {
+    /// Its length in milliseconds.
+    pub fn ms(&self) -> u64 {
+        u64::try_from((self.end - self.start).num_milliseconds()).unwrap_or(0)
+    }
+}
+
+/// What kind of wait a reason code is, for drawing one colour per family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitFamily {
+    /// The platform holds every job: Doze, an iOS idle wait or spacing, a force-quit.
+    Profile,
+    /// A quota of the app is used up (standby bucket, rate limit, daily execution time).
+    Quota,
+    /// A constraint of the job the device does not meet.
+    Constraint,
+    /// A retry waiting out its backoff.
+    Backoff,
+    /// Waiting to share a wake-up (the core's batching, a non-active app's batches).
+    Batching,
+    /// The core's own reasons (run slots busy, prerequisites, no worker).
+    Other,
+}
+
+impl WaitFamily {
+    /// The family as a reader names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            WaitFamily::Profile => "Doze / profile",
+            WaitFamily::Quota => "quota",
+            WaitFamily::Constraint => "constraint",
+            WaitFamily::Backoff => "backoff",
+            WaitFamily::Batching => "batching",
+            WaitFamily::Other => "other",
+        }
+    }
 }
 
 /// One job's story.
@@ -53,6 +109,13 @@ pub struct JobReport {
     pub quota_hits: u64,
     /// Stopped runs by why they were stopped.
     pub stops: BTreeMap<String, u64>,
+    /// Every wait, in the order the waits ended (a retry's backoff when it began); adjacent
+    /// intervals of the same code are merged. For each code of `held_back_ms`, the lengths of
+    /// its intervals here plus those of its [`Report::app_held`] intervals within this job's
+    /// `app_wide` stretches sum to its total; the `batching` intervals sum to `batching_ms`.
+    /// [`Report::waits`] gives them with the `app_wide` stretches resolved.
+    #[serde(default)]
+    pub held: Vec<HeldInterval>,
 }
 
 /// The whole report. The same scenario and seed give the same report, byte for byte.
@@ -75,6 +138,22 @@ pub struct Report {
     /// The sentence of every hold reason code in the report.
     #[serde(default)]
     pub reasons: BTreeMap<String, String>,
+    /// When the app's ready jobs were held back all alike (Doze, a quota, the rate limit, busy
+    /// run slots…), by code, merged, while any job waited behind it; a job's share is where
+    /// these meet its `app_wide` intervals.
+    #[serde(default)]
+    pub app_held: Vec<HeldInterval>,
+    /// The family of every code in the held intervals.
+    #[serde(default)]
+    pub families: BTreeMap<String, WaitFamily>,
+    /// The OS state the profile emulates, from the start and at each change: (instant, code).
+    /// android: Doze's phase — `active`, `light_idle`, `light_maintenance`, `deep_idle`,
+    /// `deep_maintenance`; empty for a profile without one (desktop, ios).
+    #[serde(default)]
+    pub os_state: Vec<(Time, String)>,
+    /// The app's standby bucket (android), from the start and at each change.
+    #[serde(default)]
+    pub bucket: Vec<(Time, String)>,
     /// The device-state timeline as applied: (instant, what changed).
     pub timeline: Vec<(Time, String)>,
     /// The device state from the start and after each change.
@@ -90,6 +169,38 @@ fn span(ms: u64) -> String {
 }
 
 impl Report {
+    /// `job`'s waits with its `app_wide` stretches resolved into the app's held intervals
+    /// within them, in order of their starts: what the timeline shades.
+    pub fn waits(&self, job: &JobReport) -> Vec<HeldInterval> {
+        // the app's intervals by code: each code's are disjoint, so sorted by start and end
+        let mut by_code: BTreeMap<&str, Vec<&HeldInterval>> = BTreeMap::new();
+        for iv in &self.app_held {
+            by_code.entry(&iv.code).or_default().push(iv);
+        }
+        for ivs in by_code.values_mut() {
+            ivs.sort_by_key(|iv| iv.start);
+        }
+        let mut out = Vec::new();
+        for iv in &job.held {
+            if iv.code != "app_wide" {
+                out.push(iv.clone());
+                continue;
+            }
+            for (code, ivs) in &by_code {
+                let first = ivs.partition_point(|a| a.end <= iv.start);
+                for a in ivs[first..].iter().take_while(|a| a.start < iv.end) {
+                    out.push(HeldInterval {
+                        start: a.start.max(iv.start),
+                        end: a.end.min(iv.end),
+                        code: Cow::Owned((*code).to_string()),
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.start.cmp(&b.start).then(a.code.cmp(&b.code)));
+        out
+    }
+
     /// The days simulated.
     pub fn days(&self) -> f64 {
         ((self.end - self.start).num_milliseconds() as f64 / 86_400_000.0).max(1e-9)

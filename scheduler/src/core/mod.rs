@@ -45,7 +45,9 @@ pub use job::{
     StopReason, Time, Unique, humanize, humanize_approx,
 };
 pub use name::{MAX_NAME_BYTES, NameError, check_unique_name};
-pub use policy::{AllowAll, AppHold, Decision, HoldKind, Policy, PolicyContext, PolicyReason};
+pub use policy::{
+    AllowAll, AppHold, Decision, HoldKind, OsState, Policy, PolicyContext, PolicyReason,
+};
 pub use schedule::{
     CronSchedule, MAX_BACKOFF, MIN_BACKOFF, Window, add, backoff_delay, effective_flex,
     jitter_offset, next_cron, next_periodic_window, parse_cron, periodic_window_at, since, sub,

@@ -67,6 +67,17 @@ pub struct AppHold {
     pub reason: PolicyReason,
 }
 
+/// The state of the emulated OS at an instant, as a profile reports it for timelines (Doze's
+/// phases on android): a stable `code` and until when it lasts if neither the device nor the
+/// policy changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OsState {
+    /// A stable identifier, `snake_case` (`deep_idle`, `light_maintenance`…).
+    pub code: &'static str,
+    /// When the state ends by itself; `None`: not before the device or the policy changes.
+    pub until: Option<Time>,
+}
+
 /// A policy's answer when the core is about to start a job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
@@ -169,6 +180,13 @@ pub trait Policy: Send + fmt::Debug + 'static {
         false
     }
 
+    /// The OS state the policy emulates at `now` (Doze's phase on android), for reports and
+    /// timelines; `None` (the default) for a policy that emulates none. It must only read: the
+    /// simulator asks it whenever its clock moves, and records the changes.
+    fn os_state(&self, _now: Time) -> Option<OsState> {
+        None
+    }
+
     /// Called when the device state changes (before the core looks at any job again). Every job
     /// the policy deferred or denied is asked again afterwards.
     fn on_device(&mut self, _now: Time, _device: &DeviceState) {}
@@ -205,6 +223,9 @@ impl Policy for Box<dyn Policy> {
     }
     fn wants_reask(&mut self) -> bool {
         (**self).wants_reask()
+    }
+    fn os_state(&self, now: Time) -> Option<OsState> {
+        (**self).os_state(now)
     }
     fn on_device(&mut self, now: Time, device: &DeviceState) {
         (**self).on_device(now, device)
