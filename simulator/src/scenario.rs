@@ -373,7 +373,7 @@ impl Scenario {
                 humantime::format_duration(s.duration)
             )));
         }
-        let mut seen = BTreeSet::new();
+        let mut seen: BTreeSet<String> = BTreeSet::new();
         for j in &s.jobs {
             if let Some(added) = j.added.filter(|a| *a >= s.duration) {
                 return Err(SimError::Job {
@@ -400,11 +400,22 @@ impl Scenario {
                     detail: "count = 0 adds nothing; give 1 or more, or remove the job".into(),
                 });
             }
-            if !seen.insert(j.name.as_str()) && j.on_conflict.is_none() && j.task.is_none() {
-                return Err(SimError::Job {
-                    job: j.name.clone(),
-                    detail: "another [[job]] has this name; rename one, or say what this add does to the other with on_conflict (keep, replace, update, append)".into(),
-                });
+            // the names the job's copies get (`name-1`, `name-2`, … when more than one)
+            let names: Vec<String> = if j.count > 1 {
+                (1..=j.count).map(|k| format!("{}-{k}", j.name)).collect()
+            } else {
+                vec![j.name.clone()]
+            };
+            for name in names {
+                if seen.contains(&name) && j.on_conflict.is_none() && j.task.is_none() {
+                    return Err(SimError::Job {
+                        job: j.name.clone(),
+                        detail: format!(
+                            "another [[job]] (or one of its copies) is named {name}; rename one, or say what this add does to the other with on_conflict (keep, replace, update, append)"
+                        ),
+                    });
+                }
+                seen.insert(name);
             }
         }
         let buckets = std::iter::once(&s.device)

@@ -56,6 +56,16 @@ fn two_jobs_with_one_name_need_an_on_conflict() {
     assert!(e.to_string().contains("append-or-replace"), "{e}");
 }
 
+/// Copies are named `name-1`, `name-2`…: a job already named like a copy is a duplicate too.
+#[test]
+fn a_copy_name_that_clashes_with_a_job_is_refused() {
+    let e = parse(
+        "[[job]]\nname = \"a\"\nevery = \"1h\"\ncount = 2\n[[job]]\nname = \"a-1\"\nevery = \"2h\"\n",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("named a-1"), "{e}");
+}
+
 #[test]
 fn count_zero_is_refused() {
     let e = parse("[[job]]\nname = \"j\"\nevery = \"1h\"\ncount = 0\n").unwrap_err();
