@@ -373,6 +373,13 @@ impl Scenario {
                 humantime::format_duration(s.duration)
             )));
         }
+        // the number of copies first: the checks below name each copy
+        let copies: u64 = s.jobs.iter().map(|j| u64::from(j.count)).sum();
+        if copies > MAX_JOBS {
+            return Err(SimError::Parse(format!(
+                "the scenario has {copies} jobs (counting copies); at most {MAX_JOBS} fit a simulation"
+            )));
+        }
         let mut seen: BTreeSet<String> = BTreeSet::new();
         for j in &s.jobs {
             if let Some(added) = j.added.filter(|a| *a >= s.duration) {
@@ -401,11 +408,13 @@ impl Scenario {
                 });
             }
             // the names the job's copies get (`name-1`, `name-2`, … when more than one)
-            let names: Vec<String> = if j.count > 1 {
-                (1..=j.count).map(|k| format!("{}-{k}", j.name)).collect()
-            } else {
-                vec![j.name.clone()]
-            };
+            let names = (1..=j.count).map(|k| {
+                if j.count > 1 {
+                    format!("{}-{k}", j.name)
+                } else {
+                    j.name.clone()
+                }
+            });
             for name in names {
                 if seen.contains(&name) && j.on_conflict.is_none() && j.task.is_none() {
                     return Err(SimError::Job {
@@ -435,12 +444,6 @@ impl Scenario {
                     "{what} sets battery = {b}; a battery level is a percentage from 0 to 100"
                 )));
             }
-        }
-        let copies: u64 = s.jobs.iter().map(|j| u64::from(j.count)).sum();
-        if copies > MAX_JOBS {
-            return Err(SimError::Parse(format!(
-                "the scenario has {copies} jobs (counting copies); at most {MAX_JOBS} fit a simulation"
-            )));
         }
         for e in &s.events {
             if e.repeat.is_some_and(|r| r.is_zero()) {
