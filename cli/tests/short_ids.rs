@@ -41,6 +41,12 @@ fn a_short_id_prefix_works_for_show_why_run_and_cancel() {
     };
     let out = d.cli(&["show", zero]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
+    // and every verb that names a job says it the same way
+    for verb in ["why", "run", "cancel", "retry"] {
+        let other = d.cli(&[verb, zero]);
+        assert_eq!(other.status.code(), Some(1), "{verb}: {other:?}");
+        assert_eq!(other.stderr, out.stderr, "{verb}");
+    }
 }
 
 #[test]

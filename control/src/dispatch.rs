@@ -89,9 +89,12 @@ fn live<T>(
 
 /// Answers one request with `runtime`.
 pub async fn dispatch(runtime: &RuntimeHandle, ctx: &Context, request: Request) -> Response {
-    match answer(runtime, ctx, request).await {
-        Ok(r) => r,
-        Err(e) => error_response(&e),
+    let target = request.target().cloned();
+    match (answer(runtime, ctx, request).await, target) {
+        (Ok(r), _) => r,
+        // every verb that names a job says "not found" the same way
+        (Err(RuntimeError::Rejected(CoreError::NoSuchJob(_))), Some(target)) => not_found(&target),
+        (Err(e), _) => error_response(&e),
     }
 }
 
@@ -166,12 +169,7 @@ async fn answer(
             target,
             ignore_constraints,
         } => {
-            let ids = match runtime.run_now(target.clone(), ignore_constraints).await {
-                Err(RuntimeError::Rejected(CoreError::NoSuchJob(_))) => {
-                    return Ok(not_found(&target));
-                }
-                other => other?,
-            };
+            let ids = runtime.run_now(target.clone(), ignore_constraints).await?;
             if ids.is_empty() {
                 return Ok(Response::error(
                     ErrorKind::Invalid,
@@ -201,17 +199,11 @@ async fn answer(
             }
             Response::Ran { ids, waiting }
         }
-        Request::Retry { target } => match runtime.retry(target.clone()).await {
-            Err(RuntimeError::Rejected(CoreError::NoSuchJob(_))) => not_found(&target),
-            other => Response::Retried { ids: other? },
+        Request::Retry { target } => Response::Retried {
+            ids: runtime.retry(target).await?,
         },
         Request::Cancel { target } => {
-            let ids = match runtime.cancel(target.clone()).await {
-                Err(RuntimeError::Rejected(CoreError::NoSuchJob(_))) => {
-                    return Ok(not_found(&target));
-                }
-                other => other?,
-            };
+            let ids = runtime.cancel(target.clone()).await?;
             if ids.is_empty() {
                 return Ok(not_found(&target));
             }

@@ -222,6 +222,20 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// The job or jobs the request names, if it names any.
+    pub fn target(&self) -> Option<&Selector> {
+        match self {
+            Request::Show { target }
+            | Request::Why { target }
+            | Request::Run { target, .. }
+            | Request::Cancel { target }
+            | Request::Retry { target } => Some(target),
+            _ => None,
+        }
+    }
+}
+
 /// Who answers on a socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerInfo {

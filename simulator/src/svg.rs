@@ -37,6 +37,21 @@ impl Scale {
     }
 }
 
+/// A drawing `height` pixels tall, opened: the `svg` element, the text styles, a white ground.
+fn open(height: f64) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height:.0}" viewBox="0 0 {WIDTH} {height:.0}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif">"##
+    );
+    s.push_str(
+        r##"<style>.label{font-size:12px;fill:#222}.title{font-size:15px;font-weight:bold;fill:#111}.tick{font-size:10px;fill:#555}.note{font-size:11px;fill:#444}</style>
+<rect width="100%" height="100%" fill="#ffffff"/>
+"##,
+    );
+    s
+}
+
 /// One device lane: intervals where `on(state)` holds get `color(state)`.
 fn device_lane(
     out: &mut String,
@@ -102,16 +117,7 @@ pub fn render(report: &Report) -> String {
     }
     let legend_lines = 2 + families.len() + usize::from(os_lane || bucket_lane);
     let height = TOP + (lanes + jobs.len() as f64) * LANE + 40.0 + 17.0 * legend_lines as f64;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height:.0}" viewBox="0 0 {WIDTH} {height:.0}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif">"##
-    );
-    s.push_str(
-        r##"<style>.label{font-size:12px;fill:#222}.title{font-size:15px;font-weight:bold;fill:#111}.tick{font-size:10px;fill:#555}.note{font-size:11px;fill:#444}</style>
-<rect width="100%" height="100%" fill="#ffffff"/>
-"##,
-    );
+    let mut s = open(height);
     let title = if report.name.is_empty() {
         "backwork simulation".to_string()
     } else {
@@ -466,16 +472,7 @@ pub fn fleet(report: &FleetReport) -> String {
     let minute_px = 60_000.0 / scale.ms * (WIDTH - LABEL - 10.0);
     let peak = f64::from(report.peak_per_minute.max(1));
     let y_of = |n: f64| PLOT_TOP + PLOT_H - n / peak * PLOT_H;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height:.0}" viewBox="0 0 {WIDTH} {height:.0}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif">"##
-    );
-    s.push_str(
-        r##"<style>.label{font-size:12px;fill:#222}.title{font-size:15px;font-weight:bold;fill:#111}.tick{font-size:10px;fill:#555}.note{font-size:11px;fill:#444}</style>
-<rect width="100%" height="100%" fill="#ffffff"/>
-"##,
-    );
+    let mut s = open(height);
     let title = if report.name.is_empty() {
         "backwork fleet simulation"
     } else {
