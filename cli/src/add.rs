@@ -339,6 +339,30 @@ mod tests {
         assert_eq!(limited[0].0, now() + chrono::TimeDelta::minutes(10));
     }
 
+    /// `--in` with `--every` is WorkManager's initial delay of a periodic request; with `--at`
+    /// or `--cron` it is a second schedule, refused before anything is written.
+    #[test]
+    fn in_with_every_delays_the_first_period_and_is_refused_with_at_or_cron() {
+        let a = parse(&["--every", "6h", "--in", "10m", "--", "true"]);
+        let r = request(&a, env(), Path::new("/"), now()).unwrap();
+        assert_eq!(
+            r.schedule,
+            Schedule::Periodic {
+                every: Duration::from_secs(6 * 3600),
+                flex: None,
+                anchor: None,
+                initial_delay: Duration::from_secs(600),
+            }
+        );
+        for other in [["--at", "03:00"], ["--cron", "@daily"]] {
+            let mut argv = vec!["backwork", "add", "--in", "10m"];
+            argv.extend(other);
+            argv.extend(["--", "true"]);
+            let err = crate::args::Cli::try_parse_from(argv).unwrap_err();
+            assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+        }
+    }
+
     #[test]
     fn every_flag_lands_in_the_request() {
         let a = parse(&[
@@ -389,7 +413,8 @@ mod tests {
             Schedule::Periodic {
                 every: Duration::from_secs(6 * 3600),
                 flex: Some(Duration::from_secs(1800)),
-                anchor: Anchor::AfterRun
+                anchor: Some(Anchor::AfterRun),
+                initial_delay: Duration::ZERO,
             }
         );
         assert!(r.constraints.list().contains(&Constraint::Charging));

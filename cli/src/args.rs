@@ -344,10 +344,16 @@ pub struct PruneArgs {
 
 /// `backwork add`.
 #[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("schedule").args(["in_", "at", "every", "cron"]).multiple(false))]
+#[command(group = clap::ArgGroup::new("schedule").args(["at", "every", "cron"]).multiple(false))]
 pub struct AddArgs {
-    /// Run once, this long from now (e.g. 10m, 1h 30m).
-    #[arg(long = "in", value_name = "DURATION", help_heading = "Schedule")]
+    /// Run once, this long from now (e.g. 10m, 1h 30m). With --every: the delay before the
+    /// first period (WorkManager's initial delay).
+    #[arg(
+        long = "in",
+        value_name = "DURATION",
+        conflicts_with_all = ["at", "cron"],
+        help_heading = "Schedule"
+    )]
     pub in_: Option<String>,
     /// Run once, at this time: 03:00 (the next one, as at(1) reads it), tomorrow 03:00,
     /// 2026-12-01T03:00 (in the local zone or --tz), or RFC 3339.

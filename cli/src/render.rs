@@ -408,6 +408,7 @@ pub fn schedule_label(schedule: &ScheduleView, style: &Style) -> String {
             every_ms,
             flex_ms,
             after_run,
+            initial_delay_ms,
         } => {
             let mut s = format!("every {}", duration_text(*every_ms));
             if let Some(f) = flex_ms {
@@ -415,6 +416,9 @@ pub fn schedule_label(schedule: &ScheduleView, style: &Style) -> String {
             }
             if *after_run {
                 s.push_str(" after-run");
+            }
+            if !initial_delay_ms.is_zero() {
+                let _ = write!(s, " first after {}", duration_text(*initial_delay_ms));
             }
             s
         }
@@ -821,6 +825,7 @@ mod tests {
             every_ms: std::time::Duration::from_secs(6 * 3600),
             flex_ms: Some(std::time::Duration::from_secs(1800)),
             after_run: false,
+            initial_delay_ms: std::time::Duration::ZERO,
         };
         assert_eq!(schedule_label(&every, &style), "every 6h flex 30m");
     }

@@ -352,6 +352,9 @@ pub enum ScheduleView {
         /// Periods counted from the end of each run (WorkManager's behaviour) rather than on a
         /// fixed grid.
         after_run: bool,
+        /// The delay before the first period, in milliseconds (0: none).
+        #[serde(default, with = "backwork_scheduler::core::millis")]
+        initial_delay_ms: std::time::Duration,
     },
     /// At the times of a cron expression.
     Cron {
@@ -380,10 +383,12 @@ impl ScheduleView {
                 every,
                 flex,
                 anchor,
+                initial_delay,
             } => ScheduleView::Periodic {
                 every_ms: *every,
                 flex_ms: *flex,
-                after_run: *anchor == backwork_scheduler::Anchor::AfterRun,
+                after_run: *anchor == Some(backwork_scheduler::Anchor::AfterRun),
+                initial_delay_ms: *initial_delay,
             },
             Schedule::Cron { expr, tz } => ScheduleView::Cron {
                 expr: expr.clone(),

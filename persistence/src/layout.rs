@@ -34,7 +34,7 @@
 //!
 //! ## The job record
 //!
-//! Byte 0 is the record's **format version** (`1` today).
+//! Byte 0 is the record's **format version** (`2` today; `1` is read too).
 //! The rest is the [postcard](https://docs.rs/postcard) encoding (postcard's wire format 1.0)
 //! of these fields, in this order, with nothing after them:
 //!
@@ -80,7 +80,10 @@
 //!
 //! - **schedule**: `0` once (delay: duration; not_before: option of instant), `1` periodic
 //!   (every: duration; flex: option of duration; anchor enum {0 grid, 1 after_run}), `2` cron
-//!   (expr: string; tz: string, an IANA zone name).
+//!   (expr: string; tz: string, an IANA zone name), `3` periodic with an initial delay (every:
+//!   duration; flex: option of duration; anchor: option of the anchor enum, none meaning the
+//!   profile's default; initial_delay: duration). Format 2 writes every periodic schedule as
+//!   `3`; variant `1` is only found in format 1 records (anchor named, no delay).
 //! - **stop reason**: `0` cancelled, `1` timeout, `2` constraint lost (constraint enum: `0`
 //!   network + network enum, `1` charging, `2` battery_not_low, `3` storage_not_low, `4`
 //!   device_idle), `3` shutdown, `4` unknown, `5` policy (string), `6` expired (string), `7`
@@ -105,6 +108,11 @@
 //!   older schema in one transaction (1 → 3 and 2 → 3 re-encode schema 1's and 2's JSON records
 //!   into the tables above and drop the index tables); a newer schema is refused with
 //!   [`StoreError::NewerSchema`](crate::StoreError::NewerSchema) and left unchanged.
+//!
+//! | job record format | change |
+//! |---|---|
+//! | 1 | the fields above, schedule variants 0–2 |
+//! | 2 | schedule variant 3 (a periodic job's initial delay; an anchor left to the profile) |
 //!
 //! | schema | layout |
 //! |---|---|

@@ -21,7 +21,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// The format version of the job records this binary writes: the record's first byte.
-pub const JOB_FORMAT: u8 = 1;
+/// Format 2 added the schedule variant `PeriodicDelayed` (an initial delay and an anchor that
+/// may be left to the profile); format 1 records are read too.
+pub const JOB_FORMAT: u8 = 2;
 /// The format version of the run records this binary writes: the record's first byte.
 pub const RUN_FORMAT: u8 = 1;
 
@@ -105,12 +107,28 @@ enum ScheduleRec<'a> {
         expr: &'a str,
         tz: &'a str,
     },
+    /// Format 2: every periodic schedule is written so (`Periodic` is read from format 1).
+    PeriodicDelayed {
+        every: Duration,
+        flex: Option<Duration>,
+        anchor: Option<AnchorRec>,
+        initial_delay: Duration,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 enum AnchorRec {
     Grid,
     AfterRun,
+}
+
+impl From<AnchorRec> for Anchor {
+    fn from(a: AnchorRec) -> Anchor {
+        match a {
+            AnchorRec::Grid => Anchor::Grid,
+            AnchorRec::AfterRun => Anchor::AfterRun,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -394,13 +412,15 @@ fn job_rec(job: &Job) -> JobRec<'_> {
                 every,
                 flex,
                 anchor,
-            } => ScheduleRec::Periodic {
+                initial_delay,
+            } => ScheduleRec::PeriodicDelayed {
                 every: *every,
                 flex: *flex,
-                anchor: match anchor {
+                anchor: anchor.map(|a| match a {
                     Anchor::Grid => AnchorRec::Grid,
                     Anchor::AfterRun => AnchorRec::AfterRun,
-                },
+                }),
+                initial_delay: *initial_delay,
             },
             Schedule::Cron { expr, tz } => ScheduleRec::Cron {
                 expr,
@@ -470,11 +490,11 @@ pub fn encode_job(job: &Job, out: &mut Vec<u8>) -> Result<(), RecordError> {
     Ok(())
 }
 
-/// The body of a record after its format byte, if the format is `known`.
-fn body(bytes: &[u8], known: u8) -> Result<&[u8], RecordError> {
+/// The body of a record after its format byte, if the format is between `oldest` and `known`.
+fn body(bytes: &[u8], known: u8, oldest: u8) -> Result<&[u8], RecordError> {
     match bytes.split_first() {
         None => Err(RecordError::Empty),
-        Some((&v, rest)) if v == known => Ok(rest),
+        Some((&v, rest)) if (oldest..=known).contains(&v) => Ok(rest),
         Some((&v, _)) if v > known => Err(RecordError::NewerFormat(v)),
         Some((&v, _)) => Err(RecordError::Bytes(format!("unknown format version {v}"))),
     }
@@ -495,7 +515,8 @@ fn whole<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, RecordError> {
 /// Decodes the job record of job `id`: a [`Job`] with a null input, no output and no history
 /// (the store fills them from their own tables).
 pub fn decode_job(id: JobId, bytes: &[u8]) -> Result<Job, RecordError> {
-    let r: JobRec<'_> = whole(body(bytes, JOB_FORMAT)?)?;
+    // format 1 differs from 2 only by a schedule variant it never uses: one decoder reads both
+    let r: JobRec<'_> = whole(body(bytes, JOB_FORMAT, 1)?)?;
     let schedule = match r.schedule {
         ScheduleRec::Once { delay, not_before } => Schedule::Once {
             delay: dur(delay)?,
@@ -508,10 +529,19 @@ pub fn decode_job(id: JobId, bytes: &[u8]) -> Result<Job, RecordError> {
         } => Schedule::Periodic {
             every: dur(every)?,
             flex: dur_opt(flex)?,
-            anchor: match anchor {
-                AnchorRec::Grid => Anchor::Grid,
-                AnchorRec::AfterRun => Anchor::AfterRun,
-            },
+            anchor: Some(anchor.into()),
+            initial_delay: Duration::ZERO,
+        },
+        ScheduleRec::PeriodicDelayed {
+            every,
+            flex,
+            anchor,
+            initial_delay,
+        } => Schedule::Periodic {
+            every: dur(every)?,
+            flex: dur_opt(flex)?,
+            anchor: anchor.map(Anchor::from),
+            initial_delay: dur(initial_delay)?,
         },
         ScheduleRec::Cron { expr, tz } => Schedule::Cron {
             expr: expr.to_string(),
@@ -629,7 +659,7 @@ pub fn encode_run(run: &RunRecord, out: &mut Vec<u8>) -> Result<(), RecordError>
 
 /// Decodes a run record.
 pub fn decode_run(bytes: &[u8]) -> Result<RunRecord, RecordError> {
-    let r: RunRec<'_> = whole(body(bytes, RUN_FORMAT)?)?;
+    let r: RunRec<'_> = whole(body(bytes, RUN_FORMAT, RUN_FORMAT)?)?;
     Ok(RunRecord {
         attempt: r.attempt,
         started: r.started.time()?,
@@ -655,4 +685,56 @@ pub fn decode_payload(bytes: &[u8]) -> Result<Value, RecordError> {
 /// included). Kept for the migration only: nothing writes it any more.
 pub fn decode_legacy(bytes: &[u8]) -> Result<Job, RecordError> {
     serde_json::from_slice(bytes).map_err(|e| RecordError::Bytes(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use backwork_scheduler::{AllowAll, Event, Scheduler};
+
+    /// The job the core admits for `request` (so the record holds what a store would get).
+    fn admitted(request: JobRequest) -> Job {
+        let mut core = Scheduler::new(Default::default(), Box::new(AllowAll));
+        let now = "2026-11-30T12:00:00Z".parse().unwrap();
+        let id = JobId::from_u128(7);
+        core.handle(now, Event::Enqueue { id, request }).unwrap();
+        core.jobs().next().unwrap().clone()
+    }
+
+    /// A format 1 record (written before initial delays existed) holds schedule variant 1; it
+    /// reads as a periodic job with its anchor named and no delay.
+    #[test]
+    fn a_format_1_periodic_record_reads_with_its_anchor_and_no_delay() {
+        let job = admitted(JobRequest::periodic("sync", Duration::from_secs(3600)));
+        let mut rec = job_rec(&job);
+        rec.schedule = ScheduleRec::Periodic {
+            every: Duration::from_secs(3600),
+            flex: Some(Duration::from_secs(600)),
+            anchor: AnchorRec::AfterRun,
+        };
+        let bytes = postcard::to_extend(&rec, vec![1]).unwrap();
+        let back = decode_job(job.id, &bytes).unwrap();
+        assert_eq!(
+            back.request.schedule,
+            Schedule::Periodic {
+                every: Duration::from_secs(3600),
+                flex: Some(Duration::from_secs(600)),
+                anchor: Some(Anchor::AfterRun),
+                initial_delay: Duration::ZERO,
+            }
+        );
+    }
+
+    /// Format 2 keeps an initial delay and the anchor admission chose.
+    #[test]
+    fn a_periodic_schedule_round_trips_with_its_delay() {
+        let job = admitted(
+            JobRequest::periodic("sync", Duration::from_secs(3600)).delay(Duration::from_secs(600)),
+        );
+        let mut bytes = Vec::new();
+        encode_job(&job, &mut bytes).unwrap();
+        assert_eq!(bytes[0], 2);
+        let back = decode_job(job.id, &bytes).unwrap();
+        assert_eq!(back.request.schedule, job.request.schedule);
+    }
 }

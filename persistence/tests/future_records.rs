@@ -63,8 +63,8 @@ fn refused(path: &Path, id: JobId) -> String {
 fn a_newer_record_format_is_refused_naming_the_job() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.redb");
-    // byte 0 is the record's format version
-    let id = store_with_patched_record(&path, |b| b[0] = 2);
+    // byte 0 is the record's format version; this binary reads 1 and 2
+    let id = store_with_patched_record(&path, |b| b[0] = 3);
     let text = refused(&path, id);
     assert!(text.contains("newer"), "{text}");
 }

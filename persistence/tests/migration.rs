@@ -69,7 +69,8 @@ fn the_schema_2_fixture_is_migrated_with_every_job_whole() {
         Schedule::Periodic {
             every: Duration::from_secs(3600),
             flex: Some(Duration::from_secs(600)),
-            anchor: Anchor::Grid,
+            anchor: Some(Anchor::Grid),
+            initial_delay: Duration::ZERO,
         }
     );
     assert!(periodic.request.tags.contains("sync"));

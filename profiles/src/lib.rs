@@ -25,7 +25,7 @@ mod ios;
 
 use std::time::Duration;
 
-use backwork_scheduler::{AllowAll, Config, Policy};
+use backwork_scheduler::{AllowAll, Anchor, Config, Policy};
 
 pub use android::{
     AndroidPolicy, AndroidSettings, AppControl, AppState, Bucket, BucketLimits, DozePhase,
@@ -112,6 +112,10 @@ impl Profile {
                 // of this profile's policy, not the desktop window (DESIGN §6): a WorkManager
                 // backoff of 30 s is 30 s, and a flex window is eligible from its start
                 batch_window: Duration::ZERO,
+                // WorkManager's periodic timing: the next period counts from the end of the
+                // last run (`WorkSpec.calculateNextRunTime`: lastEnqueueTime + interval)
+                // unless the request names an anchor (DESIGN §6)
+                default_anchor: Anchor::AfterRun,
                 ..Config::default()
             },
             policy: Box::new(policy),
@@ -128,6 +132,9 @@ impl Profile {
             config: Config {
                 min_period: Duration::from_secs(15 * 60),
                 raise_short_periods: true,
+                // a periodic job stands for the app resubmitting its request from each run, so
+                // the next request counts from that run
+                default_anchor: Anchor::AfterRun,
                 ..Config::default()
             },
             policy: Box::new(policy),

@@ -131,10 +131,12 @@ pub mod millis {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Anchor {
-    /// Periods are a fixed grid anchored at the first enqueue: the schedule never drifts.
+    /// Periods are a fixed grid anchored at the first enqueue (plus the initial delay): the
+    /// schedule never drifts. The desktop default (DESIGN §2).
     #[default]
     Grid,
-    /// Each period starts when the previous run finished (WorkManager's behaviour; drifts).
+    /// Each period starts when the previous run finished (WorkManager's behaviour: `WorkSpec`'s
+    /// next run time is `lastEnqueueTime + interval`; drifts). The android profile's default.
     AfterRun,
 }
 
@@ -163,7 +165,8 @@ pub enum Schedule {
         #[serde(default)]
         not_before: Option<Time>,
     },
-    /// Once per `every`, inside the flex window at the end of each period.
+    /// Once per `every`, inside the flex window at the end of each period. The first period
+    /// begins `initial_delay` after the enqueue time.
     Periodic {
         /// The period length.
         #[serde(with = "millis")]
@@ -171,9 +174,17 @@ pub enum Schedule {
         /// The flex window at the end of each period; `None` means the whole period.
         #[serde(with = "millis::option", default)]
         flex: Option<Duration>,
-        /// How periods are placed.
+        /// How periods are placed; `None` in a request means "the profile's default"
+        /// ([`Config::default_anchor`](crate::Config::default_anchor)), which admission fills in,
+        /// so an admitted job always names one.
         #[serde(default)]
-        anchor: Anchor,
+        anchor: Option<Anchor>,
+        /// The delay before the first period begins (WorkManager's
+        /// `PeriodicWorkRequest.Builder.setInitialDelay`): with no flex the first run is due at
+        /// `enqueue + initial_delay`, with a flex `F` its window is `[enqueue + initial_delay +
+        /// every − F, enqueue + initial_delay + every]`. Zero by default.
+        #[serde(with = "millis", default)]
+        initial_delay: Duration,
     },
     /// At the instants a cron expression names (the `cron` crate's syntax, seconds first), in a
     /// named time zone.
@@ -204,13 +215,17 @@ impl fmt::Display for Schedule {
                 every,
                 flex,
                 anchor,
+                initial_delay,
             } => {
                 write!(f, "every {}", humanize(*every))?;
                 if let Some(flex) = flex {
                     write!(f, " flex {}", humanize(*flex))?;
                 }
-                if *anchor == Anchor::AfterRun {
+                if *anchor == Some(Anchor::AfterRun) {
                     f.write_str(" after-run")?;
+                }
+                if !initial_delay.is_zero() {
+                    write!(f, " first after {}", humanize(*initial_delay))?;
                 }
                 Ok(())
             }
@@ -483,14 +498,17 @@ impl JobRequest {
         )
     }
 
-    /// A periodic job running once every `every`, anywhere in each period (set a flex to narrow).
+    /// A periodic job running once every `every`, anywhere in each period (set a flex to
+    /// narrow), its periods placed by the profile's default anchor unless [`anchor`](Self::anchor)
+    /// names one.
     pub fn periodic(kind: impl Into<String>, every: Duration) -> Self {
         Self::with_schedule(
             kind,
             Schedule::Periodic {
                 every,
                 flex: None,
-                anchor: Anchor::Grid,
+                anchor: None,
+                initial_delay: Duration::ZERO,
             },
         )
     }
@@ -512,10 +530,13 @@ impl JobRequest {
         self
     }
 
-    /// One-off: do not start before `delay` after the enqueue time.
+    /// One-off: do not start before `delay` after the enqueue time. Periodic: the first period
+    /// begins `delay` after the enqueue time (WorkManager's `setInitialDelay`). Cron: no effect.
     pub fn delay(mut self, delay: Duration) -> Self {
-        if let Schedule::Once { delay: d, .. } = &mut self.schedule {
-            *d = delay;
+        match &mut self.schedule {
+            Schedule::Once { delay: d, .. } => *d = delay,
+            Schedule::Periodic { initial_delay, .. } => *initial_delay = delay,
+            Schedule::Cron { .. } => {}
         }
         self
     }
@@ -536,10 +557,10 @@ impl JobRequest {
         self
     }
 
-    /// Periodic: how periods are placed.
+    /// Periodic: how periods are placed (instead of the profile's default).
     pub fn anchor(mut self, anchor: Anchor) -> Self {
         if let Schedule::Periodic { anchor: a, .. } = &mut self.schedule {
-            *a = anchor;
+            *a = Some(anchor);
         }
         self
     }

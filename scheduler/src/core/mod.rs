@@ -94,6 +94,12 @@ pub struct Config {
     /// android profile's setting: Android batches through Doze and standby buckets instead).
     #[serde(with = "job::millis", default = "default_batch_window")]
     pub batch_window: Duration,
+    /// How a periodic job's periods are placed when its request names no anchor: [`Anchor::Grid`]
+    /// by default (DESIGN §2: no drift); the android profile uses [`Anchor::AfterRun`], as
+    /// WorkManager does (DESIGN §6). Admission writes it into the request, so a job keeps the
+    /// anchor it was admitted with.
+    #[serde(default)]
+    pub default_anchor: Anchor,
 }
 
 fn default_batch_window() -> Duration {
@@ -112,6 +118,7 @@ impl Default for Config {
             min_flex: Duration::ZERO,
             raise_short_periods: false,
             batch_window: default_batch_window(),
+            default_anchor: Anchor::Grid,
         }
     }
 }
@@ -953,8 +960,15 @@ impl Scheduler {
                     long("wait until the start time", since(*t, now))?;
                 }
             }
-            Schedule::Periodic { every, flex, .. } => {
+            Schedule::Periodic {
+                every,
+                flex,
+                anchor,
+                initial_delay,
+            } => {
                 long("interval", *every)?;
+                long("initial delay", *initial_delay)?;
+                anchor.get_or_insert(self.config.default_anchor);
                 if flex.is_some_and(|f| f.is_zero()) {
                     return Err(CoreError::ZeroDuration {
                         what: "flex window",
@@ -1853,9 +1867,11 @@ impl Scheduler {
                 every,
                 flex,
                 anchor,
+                initial_delay,
             } => {
                 let at = after + TimeDelta::nanoseconds(1);
-                let w = periodic_window_at(every, flex, anchor, job.enqueued_at, at);
+                let origin = schedule::add(job.enqueued_at, initial_delay);
+                let w = periodic_window_at(every, flex, anchor.unwrap_or_default(), origin, at);
                 Some((w.start, w.end))
             }
             Schedule::Cron { expr, tz } => {
@@ -1933,7 +1949,8 @@ impl Scheduler {
             Schedule::Periodic {
                 every,
                 flex,
-                anchor: Anchor::Grid,
+                anchor: Some(Anchor::Grid) | None,
+                ..
             } => Some(schedule::add(
                 end,
                 every.saturating_sub(effective_flex(*every, *flex)),
@@ -2316,12 +2333,13 @@ fn place(job: &mut Job, cron: Option<&CronSchedule>) -> Result<(), CoreError> {
             every,
             flex,
             anchor,
+            initial_delay,
         } => {
             let w = next_periodic_window(
                 *every,
                 *flex,
-                *anchor,
-                job.enqueued_at,
+                anchor.unwrap_or_default(),
+                schedule::add(job.enqueued_at, *initial_delay),
                 job.last_started,
                 job.last_finished,
             );

@@ -125,59 +125,56 @@ fn grid_window(anchor: Time, every: Duration, flex: Duration, k: i128) -> Window
 
 /// The window of the next period of a periodic job.
 ///
-/// - With no run yet: the first period, `[E + I − F, E + I]` (E = enqueue time), as WorkManager
-///   places the first period of a flexed job.
+/// `origin` is the enqueue time plus the initial delay (E).
+///
+/// - With no run yet: the first period, `[E + I − F, E + I]`, as WorkManager places the first
+///   period of a flexed job.
 /// - `Grid`: the first grid period whose window starts after the last run started — at most one
 ///   run per period, and a missed period is not caught up with a burst.
-/// - `AfterRun`: the period starts when the last run finished (WorkManager; drifts).
+/// - `AfterRun`: after a run, the next run is due one whole interval after it finished, flex
+///   or not — WorkManager's `WorkSpec.calculateNextRunTime`: `lastEnqueueTime + interval`, the
+///   flex applying to the first period only (drifts by each run's length).
 pub fn next_periodic_window(
     every: Duration,
     flex: Option<Duration>,
     anchor: Anchor,
-    enqueued_at: Time,
+    origin: Time,
     last_started: Option<Time>,
     last_finished: Option<Time>,
 ) -> Window {
-    let after_run_flex = after_run_flex(flex);
     let flex = effective_flex(every, flex);
     match (anchor, last_started, last_finished) {
         (Anchor::AfterRun, Some(_), Some(finished)) => {
-            grid_window(finished, every, after_run_flex, 0)
+            grid_window(finished, every, Duration::ZERO, 0)
         }
         (_, Some(started), _) => {
             let i = every.as_nanos().max(1) as i128;
-            let offset = nanos(started) - nanos(enqueued_at) + flex.as_nanos() as i128;
+            let offset = nanos(started) - nanos(origin) + flex.as_nanos() as i128;
             let k = if offset < 0 { 0 } else { offset / i };
-            grid_window(enqueued_at, every, flex, k)
+            grid_window(origin, every, flex, k)
         }
-        _ => grid_window(enqueued_at, every, flex, 0),
+        _ => grid_window(origin, every, flex, 0),
     }
 }
 
-/// The flex of an `after-run` period: without a flex the next run is due one whole interval
-/// after the last one finished (WorkManager's `lastEnqueueTime + interval`), not anywhere in it.
-fn after_run_flex(flex: Option<Duration>) -> Duration {
-    flex.unwrap_or(Duration::ZERO)
-}
-
-/// The first window of a periodic job that has not ended by `now` (catch-up `skip`).
+/// The first window of a periodic job that has not ended by `now` (catch-up `skip`); `origin`
+/// is the enqueue time plus the initial delay.
 pub fn periodic_window_at(
     every: Duration,
     flex: Option<Duration>,
     anchor: Anchor,
-    enqueued_at: Time,
+    origin: Time,
     now: Time,
 ) -> Window {
-    let after_run = after_run_flex(flex);
     let flex = effective_flex(every, flex);
     match anchor {
-        Anchor::AfterRun => grid_window(now, every, after_run, 0),
+        Anchor::AfterRun => grid_window(now, every, Duration::ZERO, 0),
         Anchor::Grid => {
             let i = every.as_nanos().max(1) as i128;
-            let offset = nanos(now) - nanos(enqueued_at);
+            let offset = nanos(now) - nanos(origin);
             // smallest k ≥ 0 with E + (k+1)·I ≥ now
             let k1 = if offset <= 0 { 1 } else { (offset + i - 1) / i };
-            grid_window(enqueued_at, every, flex, (k1 - 1).max(0))
+            grid_window(origin, every, flex, (k1 - 1).max(0))
         }
     }
 }
@@ -692,16 +689,20 @@ mod tests {
         let flex = Some(Duration::from_secs(300));
         let mut finished = None;
         let mut started = None;
+        // WorkSpec.calculateNextRunTime (androidx.work): the first run at enqueue + interval −
+        // flex, each later one at lastEnqueueTime (the previous run's end) + interval
         for k in 0..300 {
             let w = next_periodic_window(every, flex, Anchor::AfterRun, e, started, finished);
-            let base = finished.unwrap_or(e);
-            assert_eq!(w.start, base + TimeDelta::seconds(600), "period {k}");
-            assert_eq!(w.end, base + TimeDelta::seconds(900));
+            match finished {
+                None => assert_eq!(w.start, e + TimeDelta::seconds(600)),
+                Some(f) => assert_eq!(w.start, f + TimeDelta::seconds(900), "period {k}"),
+            }
+            assert_eq!(w.end, finished.unwrap_or(e) + TimeDelta::seconds(900));
             started = Some(w.start);
             finished = Some(w.start + TimeDelta::seconds(7)); // each run takes 7 s: drift
         }
-        // 300 periods × (600 s + 7 s) after the anchor
-        assert_eq!(finished.unwrap(), e + TimeDelta::seconds(300 * 607));
+        // 600 s + 7 s, then 299 periods × (900 s + 7 s) after the enqueue
+        assert_eq!(finished.unwrap(), e + TimeDelta::seconds(607 + 299 * 907));
     }
 
     #[test]

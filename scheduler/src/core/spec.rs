@@ -64,12 +64,12 @@ pub const REQUIRES_CHOICES: &[Choice<Constraint>] = &[
 pub const ANCHOR_CHOICES: &[Choice<Anchor>] = &[
     Choice {
         name: "grid",
-        help: "A fixed grid from the first add: never drifts",
+        help: "A fixed grid from the first add: never drifts (the default, except under android)",
         value: Anchor::Grid,
     },
     Choice {
         name: "after-run",
-        help: "Each period from the end of the previous run (WorkManager's behaviour)",
+        help: "Each period from the end of the previous run (WorkManager's; android's default)",
         value: Anchor::AfterRun,
     },
 ];
@@ -153,12 +153,13 @@ pub struct OptionContext {
 /// assert!(request.schedule.is_recurring());
 /// assert_eq!(request.timeout, None);
 ///
-/// let wrong = JobOptions { in_: Some("10m".into()), ..options };
+/// let wrong = JobOptions { at: Some("03:00".into()), ..options };
 /// assert_eq!(wrong.request("backup", &cx).unwrap_err(), OptionError::TwoSchedules);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct JobOptions {
-    /// Once, this long after it is added (humantime: `10m`, `1h 30m`).
+    /// Once, this long after it is added (humantime: `10m`, `1h 30m`); with `every`, the delay
+    /// before the first period (WorkManager's initial delay).
     pub in_: Option<String>,
     /// Once, at this time: `03:00` (the next one, as at(1) reads it), `tomorrow 03:00`,
     /// `2026-12-01T03:00` (in `tz`), or RFC 3339.
@@ -271,8 +272,10 @@ pub enum OptionError {
     /// `max_attempts = 0`.
     #[error("0 attempts would never run; give at least 1, or leave it out to retry forever")]
     ZeroAttempts,
-    /// More than one of `in`, `at`, `every`, `cron`.
-    #[error("give only one schedule: every (periodic), cron, in (a delay) or at (an instant)")]
+    /// More than one of `at`, `every`, `cron`, or `in` with `at` or `cron`.
+    #[error(
+        "give only one schedule: every (periodic; in delays its first period), cron, in (a delay) or at (an instant)"
+    )]
     TwoSchedules,
     /// `flex` or `anchor` without `every`.
     #[error(
@@ -448,7 +451,13 @@ impl JobOptions {
         let duration = |option: &'static str, v: &Option<String>| {
             v.as_deref().map(|v| parse_duration(option, v)).transpose()
         };
-        let schedules = [&self.every, &self.cron, &self.in_, &self.at]
+        // `in` with `every` is the delay before the first period, not a second schedule
+        let in_alone = if self.every.is_some() {
+            &None
+        } else {
+            &self.in_
+        };
+        let schedules = [&self.every, &self.cron, in_alone, &self.at]
             .iter()
             .filter(|o| o.is_some())
             .count();
@@ -476,6 +485,9 @@ impl JobOptions {
             }
             if let Some(a) = &self.anchor {
                 r = r.anchor(choose("anchor", ANCHOR_CHOICES, a)?);
+            }
+            if let Some(d) = duration("in", &self.in_)? {
+                r = r.delay(d);
             }
             r
         } else if let Some(expr) = &self.cron {
