@@ -183,7 +183,7 @@ finished or cancelled."
     /// The device state as the scheduler sees it, each value with where it came from and why;
     /// `set` changes it (daemon with --device manual).
     #[command(
-        after_help = "Examples:\n  backwork device\n  backwork device --json\n  backwork device set charging=false battery=12 network=metered\n\nKeys: network=none|metered|unmetered, charging=true|false, battery=0-100, storage=low|ok, idle=true|false, screen=on|off."
+        after_help = "Examples:\n  backwork device\n  backwork device --json\n  backwork device set charging=false battery=12 network=metered\n\nKeys: network=none|metered|unmetered, charging=true|false, battery=0-100, storage=low|ok, idle=true|false, screen=on|off, moving=true|false."
     )]
     Device(DeviceArgs),
     /// Run a scenario under an emulated OS on a virtual clock.

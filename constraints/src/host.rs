@@ -653,6 +653,7 @@ pub fn read_host_report(config: &HostConfig) -> DeviceReport {
             idle,
             // a Linux box has no notion of "screen off" that background work should wait for
             screen_on: true,
+            moving: false,
         },
         readings: DeviceReadings {
             network: network_why,

@@ -230,6 +230,11 @@ pub struct DeviceState {
     /// it is off; a desktop reports `true`.
     #[serde(default = "screen_default")]
     pub screen_on: bool,
+    /// The device is moving (carried, in a vehicle). Android enters deep Doze only while the
+    /// device is stationary (DeviceIdleController's motion sensing); a machine without a motion
+    /// sensor reports `false`.
+    #[serde(default)]
+    pub moving: bool,
 }
 
 fn screen_default() -> bool {
@@ -245,6 +250,7 @@ impl Default for DeviceState {
             storage_low: false,
             idle: false,
             screen_on: true,
+            moving: false,
         }
     }
 }
@@ -276,7 +282,8 @@ impl DeviceState {
 
     /// Applies one `KEY=VALUE` setting, as `backwork device set` takes them:
     /// `network=none|metered|unmetered`, `charging=true|false`, `battery=PERCENT`,
-    /// `storage=low|ok`, `idle=true|false`, `screen=on|off`. On error nothing changes.
+    /// `storage=low|ok`, `idle=true|false`, `screen=on|off`, `moving=true|false`. On error
+    /// nothing changes.
     pub fn apply_setting(&mut self, setting: &str) -> Result<(), SettingError> {
         let Some((key, value)) = setting.split_once('=') else {
             return Err(SettingError::NotKeyValue {
@@ -318,6 +325,7 @@ impl DeviceState {
             }
             "idle" => self.idle = parse_bool(value)?,
             "screen" => self.screen_on = parse_bool(value)?,
+            "moving" => self.moving = parse_bool(value)?,
             other => {
                 return Err(SettingError::UnknownKey {
                     key: other.to_string(),
@@ -383,7 +391,7 @@ pub enum SettingError {
     },
     /// The key is not one of the known device keys.
     #[error(
-        "unknown device key `{key}`; the keys are network, charging, battery, storage, idle and screen"
+        "unknown device key `{key}`; the keys are network, charging, battery, storage, idle, screen and moving"
     )]
     UnknownKey {
         /// The key given.
@@ -391,7 +399,7 @@ pub enum SettingError {
     },
     /// The value does not fit the key.
     #[error(
-        "`{value}` is not a valid value for `{key}`; use network=none|metered|unmetered, charging=true|false, battery=0..100, storage=low|ok, idle=true|false, screen=on|off"
+        "`{value}` is not a valid value for `{key}`; use network=none|metered|unmetered, charging=true|false, battery=0..100, storage=low|ok, idle=true|false, screen=on|off, moving=true|false"
     )]
     BadValue {
         /// The key.
@@ -500,6 +508,7 @@ mod tests {
         d.apply_setting("storage=low").unwrap();
         d.apply_setting("idle=true").unwrap();
         d.apply_setting("screen=off").unwrap();
+        d.apply_setting("moving=true").unwrap();
         assert_eq!(
             d,
             DeviceState {
@@ -509,6 +518,7 @@ mod tests {
                 storage_low: true,
                 idle: true,
                 screen_on: false,
+                moving: true,
             }
         );
         let before = d;

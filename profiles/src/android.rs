@@ -91,10 +91,17 @@ pub struct AndroidSettings {
     /// …up to this (1 → 2 → 4 → 5 min).
     #[serde(with = "humantime_serde")]
     pub light_maintenance_max: Duration,
-    /// Deep Doze starts this long after the screen goes off on battery (the device is taken to
-    /// be stationary while its screen is off).
+    /// Deep Doze starts this long after the screen goes off on battery, the device stationary
+    /// (DeviceIdleController's `INACTIVE_TIMEOUT` + `IDLE_AFTER_INACTIVE_TIMEOUT`, 30 + 30 min).
     #[serde(with = "humantime_serde")]
     pub deep_idle_after: Duration,
+    /// …and no sooner than this after the device stopped moving: motion sends
+    /// DeviceIdleController back to `STATE_INACTIVE` with `MOTION_INACTIVE_TIMEOUT` (10 min),
+    /// then `IDLE_AFTER_INACTIVE_TIMEOUT` (30 min) of looking for motion: 40 min. While the
+    /// device moves, deep Doze is not entered, and motion in deep Doze ends it (light Doze starts
+    /// over).
+    #[serde(with = "humantime_serde")]
+    pub deep_idle_after_motion: Duration,
     /// The first deep-idle period; each next one doubles…
     #[serde(with = "humantime_serde")]
     pub deep_idle_initial: Duration,
@@ -160,6 +167,7 @@ impl Default for AndroidSettings {
             light_maintenance_min: m(1),
             light_maintenance_max: m(5),
             deep_idle_after: m(60),
+            deep_idle_after_motion: m(40),
             deep_idle_initial: m(60),
             deep_idle_max: m(360),
             deep_maintenance_min: m(5),
@@ -357,6 +365,12 @@ pub struct AndroidPolicy {
     /// A light maintenance window that ended early, its work done: light-idle period `k`
     /// starts at this instant (DeviceIdleController's `exitMaintenanceEarlyIfNeededLocked`).
     light_cut: Option<(Time, u32)>,
+    /// The device is moving: deep Doze waits until it is still.
+    moving: bool,
+    /// When the device last stopped moving.
+    still_since: Option<Time>,
+    /// Motion ended deep Doze at this instant: light Doze counts from here, not the screen-off.
+    light_from: Option<Time>,
     /// Jobs running now (on battery or not).
     running: usize,
     /// The app's timing sessions, oldest first: one history across bucket changes.
@@ -389,6 +403,9 @@ impl AndroidPolicy {
             charging: true,
             doze_since: None,
             light_cut: None,
+            moving: false,
+            still_since: None,
+            light_from: None,
             running: 0,
             sessions: VecDeque::new(),
             open: std::collections::BTreeSet::new(),
@@ -411,8 +428,10 @@ impl AndroidPolicy {
             return DozePhase::Awake;
         };
         let s = &self.settings;
-        let deep_start = add(off, s.deep_idle_after);
-        if now >= deep_start {
+        let deep_start = self.deep_start(off);
+        if let Some(deep_start) = deep_start
+            && now >= deep_start
+        {
             return walk(
                 deep_start,
                 now,
@@ -422,20 +441,35 @@ impl AndroidPolicy {
             )
             .0;
         }
+        let cut = |until: Time| deep_start.map_or(until, |d| until.min(d));
         let (phase, _) = self.light_phase(now);
         // light Doze, cut short where deep Doze begins
         match phase {
             DozePhase::Idle { until, .. } => DozePhase::Idle {
                 deep: false,
-                until: until.min(deep_start),
+                until: cut(until),
             },
             DozePhase::Maintenance { since, until, .. } => DozePhase::Maintenance {
                 deep: false,
                 since,
-                until: until.min(deep_start),
+                until: cut(until),
             },
             DozePhase::Awake => DozePhase::Awake,
         }
+    }
+
+    /// When deep Doze begins for a screen-off at `off`: `deep_idle_after` later, and
+    /// `deep_idle_after_motion` after the device last stopped moving; `None` while it moves.
+    fn deep_start(&self, off: Time) -> Option<Time> {
+        if self.moving {
+            return None;
+        }
+        let s = &self.settings;
+        let after_off = add(off, s.deep_idle_after);
+        Some(match self.still_since {
+            Some(still) => after_off.max(add(still, s.deep_idle_after_motion)),
+            None => after_off,
+        })
     }
 
     /// Light Doze at `now` (ignoring deep Doze), and the number of its idle/maintenance cycle.
@@ -444,7 +478,7 @@ impl AndroidPolicy {
             return (DozePhase::Awake, 0);
         };
         let s = &self.settings;
-        let light_start = add(off, s.light_idle_after);
+        let light_start = add(self.light_from.unwrap_or(off), s.light_idle_after);
         if now < light_start {
             return (DozePhase::Awake, 0);
         }
@@ -745,7 +779,12 @@ impl Policy for AndroidPolicy {
                 // screen off on battery, light Doze not begun yet
                 until: self
                     .doze_since
-                    .map(|off| add(off, self.settings.light_idle_after))
+                    .map(|off| {
+                        add(
+                            self.light_from.unwrap_or(off),
+                            self.settings.light_idle_after,
+                        )
+                    })
                     .filter(|start| *start > now),
             },
             DozePhase::Idle { deep, until } => OsState {
@@ -831,8 +870,25 @@ impl Policy for AndroidPolicy {
             (false, Some(_)) => {
                 self.doze_since = None;
                 self.light_cut = None;
+                self.light_from = None;
             }
             _ => {}
+        }
+        if device.moving != self.moving {
+            if device.moving {
+                // motion in deep Doze: DeviceIdleController's `handleMotionDetectedLocked`
+                // makes both states active (the light one was `LIGHT_STATE_OVERRIDE`) and then
+                // inactive again, so light Doze starts over from now
+                if let Some(off) = self.doze_since
+                    && self.deep_start(off).is_some_and(|d| now >= d)
+                {
+                    self.light_from = Some(now);
+                    self.light_cut = None;
+                }
+            } else {
+                self.still_since = Some(now);
+            }
+            self.moving = device.moving;
         }
     }
 

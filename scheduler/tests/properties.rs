@@ -307,6 +307,7 @@ fn run(ops: &[Op]) -> Result<Vec<(Time, Action)>, TestCaseError> {
                     storage_low: *storage_low,
                     idle: *idle,
                     screen_on: true,
+                    moving: false,
                 };
                 h.handle(Event::DeviceChanged(d)).unwrap();
             }

@@ -836,6 +836,9 @@ fn describe(old: &DeviceState, new: &DeviceState) -> String {
     if old.idle != new.idle {
         parts.push(format!("idle {}", new.idle));
     }
+    if old.moving != new.moving {
+        parts.push(if new.moving { "moving" } else { "still" }.to_string());
+    }
     parts.join(", ")
 }
 

@@ -72,6 +72,8 @@ pub struct DeviceSpec {
     pub storage: Option<StorageSpec>,
     /// The device is idle.
     pub idle: Option<bool>,
+    /// The device is moving (carried): android's deep Doze waits until it is still.
+    pub moving: Option<bool>,
     /// The app's standby bucket (android): at the start in `device`, or from an event on.
     #[serde(default)]
     pub bucket: Option<Bucket>,
@@ -117,6 +119,9 @@ impl DeviceSpec {
         }
         if let Some(i) = self.idle {
             base.idle = i;
+        }
+        if let Some(m) = self.moving {
+            base.moving = m;
         }
         base
     }

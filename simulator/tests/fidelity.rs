@@ -834,3 +834,61 @@ fn the_report_carries_profile_warnings_and_no_per_day_for_less_than_a_day() {
     let first = j.runs[0].start.format("%Y-%m-%d %H:%M:%S").to_string();
     assert!(text.contains(&first), "{text}");
 }
+
+/// Deep Doze needs a stationary device (AOSP DeviceIdleController: the significant-motion
+/// sensor; `handleMotionDetectedLocked` sends both Doze states back to active, then inactive with
+/// `MOTION_INACTIVE_TIMEOUT` = 10 min, followed by `IDLE_AFTER_INACTIVE_TIMEOUT` = 30 min of
+/// looking for motion). A phone carried while its screen is off gets light Doze only; deep Doze
+/// comes 40 min after it is put down (and never before the usual 60 min after screen-off); motion
+/// in deep Doze ends it, and light Doze starts over.
+#[test]
+fn deep_doze_waits_for_the_device_to_be_still_and_motion_ends_it() {
+    let r = run(r#"
+        profile = "android"
+        start = "2026-11-23T00:00:00Z"
+        duration = "8h"
+        device = { screen = "off", charging = false, battery = 90, moving = true }
+
+        [[job]]
+        name = "sync"
+        every = "15m"
+        outcome = { duration = "10s" }
+
+        [[event]]            # put down on a desk
+        at = "2h"
+        moving = false
+
+        [[event]]            # picked up and carried in deep Doze
+        at = "5h"
+        moving = true
+
+        [[event]]
+        at = "5h 10m"
+        moving = false
+    "#);
+    let start = t("2026-11-23T00:00:00Z");
+    let m = |n: i64| start + TimeDelta::minutes(n);
+    let first = |code: &str, after: Time| {
+        r.os_state
+            .iter()
+            .find(|(t, c)| *t >= after && c == code)
+            .map(|(t, _)| *t)
+    };
+    // carried: light Doze from 00:05, no deep Doze until 40 min after 02:00
+    assert_eq!(first("light_idle", start), Some(m(5)));
+    assert_eq!(first("deep_idle", start), Some(m(160)), "{:?}", r.os_state);
+    // motion at 05:00 in deep Doze: light Doze again, its idle 5 min later…
+    assert!(
+        r.os_state
+            .iter()
+            .any(|(t, c)| *t == m(300) && !c.starts_with("deep")),
+        "{:?}",
+        r.os_state
+    );
+    assert_eq!(first("light_idle", m(300)), Some(m(305)));
+    // …and deep Doze 40 min after it was put down again, at 05:50
+    assert_eq!(first("deep_idle", m(300)), Some(m(350)), "{:?}", r.os_state);
+    // the job ran while carried (light maintenance windows), not only in deep windows
+    let runs = &r.jobs[0].runs;
+    assert!(runs.iter().filter(|r| r.start < m(120)).count() >= 4);
+}
