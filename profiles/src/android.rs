@@ -343,6 +343,25 @@ struct Session {
     end: Option<Time>,
     /// Jobs started in it.
     jobs: u32,
+    /// Jobs started in every earlier session (since the policy began): window sums by
+    /// difference, without walking the sessions.
+    jobs_before: u64,
+    /// The lengths of every earlier session (all closed) added up.
+    time_before: Duration,
+}
+
+impl Session {
+    /// The first session after `self` (closed), starting at `start` with one job.
+    fn next(&self, start: Time) -> Session {
+        let end = self.end.unwrap_or(start);
+        Session {
+            start,
+            end: None,
+            jobs: 1,
+            jobs_before: self.jobs_before + u64::from(self.jobs),
+            time_before: self.time_before + (end - self.start).to_std().unwrap_or_default(),
+        }
+    }
 }
 
 /// What an app used within a window.
@@ -521,25 +540,46 @@ impl AndroidPolicy {
     }
 
     /// [`AndroidPolicy::usage`] with sessions still open taken to end at `open_until`.
+    ///
+    /// The sessions that count are those that started by `at` and had not ended by the window's
+    /// start: a range of the session list (sessions are in order and do not overlap; only the
+    /// last may be open), found by two binary searches. Their jobs and lengths come from the
+    /// running sums each session carries; only the two ends of the range are clipped to the
+    /// window — the cost does not grow with the number of sessions.
     fn usage_with(&self, at: Time, window: Duration, open_until: Time) -> Usage {
         let from = sub(at, window);
-        let mut u = Usage::default();
-        for s in self.sessions.iter().rev() {
+        let sessions = &self.sessions;
+        let hi = sessions.partition_point(|s| s.start <= at);
+        let lo = sessions.partition_point(|s| s.end.is_some_and(|e| e <= from));
+        if lo >= hi {
+            return Usage::default();
+        }
+        let (first, last) = (&sessions[lo], &sessions[hi - 1]);
+        // a session's time inside (from, at]
+        let clipped = |s: &Session| {
             let end = s.end.unwrap_or(open_until).min(at);
-            if s.end.is_some_and(|e| e <= from) {
-                break;
-            }
-            if s.start > at {
-                continue;
-            }
-            u.jobs += s.jobs;
-            u.sessions += 1;
             let start = s.start.max(from);
             if end > start {
-                u.time += (end - start).to_std().unwrap_or_default();
+                (end - start).to_std().unwrap_or_default()
+            } else {
+                Duration::ZERO
             }
+        };
+        let time = if lo + 1 == hi {
+            clipped(first)
+        } else {
+            // the sessions strictly between the two ends lie wholly inside the window
+            let between = sessions[hi - 1]
+                .time_before
+                .saturating_sub(sessions[lo + 1].time_before);
+            clipped(first) + between + clipped(last)
+        };
+        Usage {
+            time,
+            jobs: u32::try_from(last.jobs_before + u64::from(last.jobs) - first.jobs_before)
+                .unwrap_or(u32::MAX),
+            sessions: u32::try_from(hi - lo).unwrap_or(u32::MAX),
         }
-        u
     }
 
     /// The first instant after `now` at which `ok(usage)` holds if the app ran nothing more
@@ -914,11 +954,17 @@ impl Policy for AndroidPolicy {
                 false
             }
             _ => {
-                self.sessions.push_back(Session {
-                    start: now,
-                    end: None,
-                    jobs: 1,
-                });
+                let next = match self.sessions.back() {
+                    Some(last) => last.next(now),
+                    None => Session {
+                        start: now,
+                        end: None,
+                        jobs: 1,
+                        jobs_before: 0,
+                        time_before: Duration::ZERO,
+                    },
+                };
+                self.sessions.push_back(next);
                 true
             }
         };
@@ -944,6 +990,74 @@ impl Policy for AndroidPolicy {
             && let Some(s) = self.sessions.back_mut()
         {
             s.end = Some(now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The usage of `sessions` in `(at − window, at]` by its definition: every session that
+    /// started by `at` and had not ended by the window's start, clipped to the window.
+    fn usage_by_scan(sessions: &[Session], at: Time, window: Duration, open: Time) -> Usage {
+        let from = sub(at, window);
+        let mut u = Usage::default();
+        for s in sessions {
+            if s.start > at || s.end.is_some_and(|e| e <= from) {
+                continue;
+            }
+            u.jobs += s.jobs;
+            u.sessions += 1;
+            let (start, end) = (s.start.max(from), s.end.unwrap_or(open).min(at));
+            if end > start {
+                u.time += (end - start).to_std().unwrap();
+            }
+        }
+        u
+    }
+
+    proptest! {
+        /// The running sums give what walking the sessions gives, for any sessions, window and
+        /// instant (before, inside and after the sessions; the last one open or not).
+        #[test]
+        fn usage_from_running_sums_matches_the_definition(
+            runs in proptest::collection::vec((1u32..4, 1i64..600, 0i64..900), 1..40),
+            last_open in any::<bool>(),
+            at_offset in -600i64..40_000,
+            window_s in 1u64..90_000,
+        ) {
+            let t0: Time = "2026-11-23T00:00:00Z".parse().unwrap();
+            let mut policy = AndroidPolicy::new(AndroidSettings::default());
+            policy.charging = false;
+            let mut t = t0;
+            for (jobs, length, gap) in &runs {
+                let session = match policy.sessions.back() {
+                    Some(last) => Session { jobs: *jobs, ..last.next(t) },
+                    None => Session {
+                        start: t,
+                        end: None,
+                        jobs: *jobs,
+                        jobs_before: 0,
+                        time_before: Duration::ZERO,
+                    },
+                };
+                policy.sessions.push_back(session);
+                t += chrono::TimeDelta::seconds(*length);
+                policy.sessions.back_mut().unwrap().end = Some(t);
+                t += chrono::TimeDelta::seconds(6 + gap);
+            }
+            if last_open {
+                policy.sessions.back_mut().unwrap().end = None;
+            }
+            let at = t0 + chrono::TimeDelta::seconds(at_offset);
+            let window = Duration::from_secs(window_s);
+            let all: Vec<Session> = policy.sessions.iter().copied().collect();
+            prop_assert_eq!(
+                policy.usage_with(at, window, at),
+                usage_by_scan(&all, at, window, at)
+            );
         }
     }
 }
