@@ -638,7 +638,12 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let env = std::env::vars_os()
                 .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
             Request::Add {
-                request: add::request(args, env, &cwd, chrono::Utc::now())?,
+                job: backwork_control::NewJob::of(&add::request(
+                    args,
+                    env,
+                    &cwd,
+                    chrono::Utc::now(),
+                )?),
             }
         }
         Verb::List(args) => Request::List {
@@ -705,13 +710,16 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     // `add` may create the default store (or BACKWORK_STORE's); a store named with --store
     // that does not exist is more likely a typo (docs/cli.md)
     let create = match &request {
-        Request::Add { request } if client.paths.store.is_none() => Some(request),
+        Request::Add { job } if client.paths.store.is_none() => Some(
+            job.request()
+                .map_err(|e| CliError::invalid(e.to_string()))?,
+        ),
         _ => None,
     };
     let session = if matches!(request, Request::Device) {
         Session::remote(&socket, answer_timeout).await?
     } else {
-        Session::open(&socket, store, create, answer_timeout).await?
+        Session::open(&socket, store, create.as_ref(), answer_timeout).await?
     };
     let (answer, local) = match session {
         Some(mut session) => {

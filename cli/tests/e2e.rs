@@ -335,12 +335,16 @@ fn why_names_each_reason_with_the_value_that_decides_it() {
             .await
             .unwrap()
             .expect("the daemon answers");
-        c.call(&backwork_control::Request::Add {
-            request: backwork_scheduler::JobRequest::once("upload")
-                .unique("upload", backwork_scheduler::ConflictPolicy::Keep),
-        })
-        .await
-        .unwrap()
+        // in the protocol's own words, as a client in another language would send it
+        let job: backwork_control::NewJob = serde_json::from_value(serde_json::json!({
+            "kind": "upload",
+            "schedule": {"type": "once"},
+            "unique": {"name": "upload", "on_conflict": "keep"},
+        }))
+        .unwrap();
+        c.call(&backwork_control::Request::Add { job })
+            .await
+            .unwrap()
     });
     assert!(
         matches!(reply, backwork_control::Response::Added { .. }),

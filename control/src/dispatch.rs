@@ -157,7 +157,11 @@ async fn answer(
             };
             Response::Why { jobs, device }
         }
-        Request::Add { request } => {
+        Request::Add { job } => {
+            let request = match job.request() {
+                Ok(r) => r,
+                Err(e) => return Ok(Response::error(ErrorKind::Invalid, e.to_string())),
+            };
             let receipt = runtime.enqueue_resolved(request).await?;
             Response::Added {
                 id: receipt.id,

@@ -35,7 +35,9 @@ pub fn frames(data: &[u8]) {
                     serde_json::to_value(&request).ok(),
                     "a request survives the wire"
                 );
-                if let Request::Add { request } = request {
+                if let Request::Add { job } = request
+                    && let Ok(request) = job.request()
+                {
                     backwork_scheduler::fuzzing::request(request, now);
                 }
             }

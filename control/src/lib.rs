@@ -6,7 +6,8 @@
 //! cancel or add jobs. When nobody answers, the command line opens the store itself and answers
 //! the same requests with the same [`dispatch`] function.
 //!
-//! - [`protocol`]: the requests, the answers and the job summaries, with the wire format.
+//! - [`protocol`]: the requests, the answers and the job summaries, with the wire format;
+//!   [`new_job`] and [`record`]: a job as a client adds it and as it is shown.
 //! - [`ControlSocket`]: the server, with the socket's safety rules.
 //! - [`Client`]: the client.
 
@@ -16,6 +17,7 @@ mod client;
 mod dispatch;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod new_job;
 mod path;
 pub mod protocol;
 pub mod record;
@@ -25,6 +27,7 @@ use std::path::PathBuf;
 
 pub use client::{Client, DEFAULT_ANSWER_TIMEOUT};
 pub use dispatch::{Context, dispatch, error_response, runtime_error_kind, store_error_kind};
+pub use new_job::{NewJob, ScheduleSpec, UniqueSpec};
 pub use path::{SocketFile, check_socket, default_socket_path, prepare_dir};
 pub use protocol::{
     COMMAND_KIND, CommandOutput, CommandSpec, ErrorKind, JobDetail, JobReasons, JobView,

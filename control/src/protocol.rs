@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 use backwork_constraints::{DeviceReadings, DeviceState};
 use backwork_scheduler::{
-    Disposition, Job, JobId, JobRequest, JobState, RunRecord, RunResult, Selector, Time, WaitReason,
+    Disposition, Job, JobId, JobState, RunRecord, RunResult, Selector, Time, WaitReason,
 };
 use serde::{Deserialize, Serialize};
 
@@ -186,8 +186,8 @@ pub enum Request {
     },
     /// Enqueue a job.
     Add {
-        /// The request.
-        request: JobRequest,
+        /// The job, in the protocol's own shape.
+        job: crate::NewJob,
     },
     /// Run the selected jobs now.
     Run {

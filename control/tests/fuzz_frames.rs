@@ -44,11 +44,9 @@ fn requests() -> Vec<Value> {
         },
         Request::Prune { older_than: None },
     ];
-    all.extend(
-        sample_requests()
-            .into_iter()
-            .map(|request| Request::Add { request }),
-    );
+    all.extend(sample_requests().into_iter().map(|request| Request::Add {
+        job: backwork_control::NewJob::of(&request),
+    }));
     all.iter()
         .map(|r| serde_json::to_value(r).unwrap())
         .collect()
