@@ -32,7 +32,11 @@ impl Scheduler {
             let Some(job) = self.jobs.get_mut(&run.id) else {
                 continue;
             };
-            let Some(record) = job.history.last_mut() else {
+            let Some(history) = self.histories.get_mut(&run.id) else {
+                continue;
+            };
+            let len = history.len();
+            let Some(record) = history.last_mut() else {
                 continue;
             };
             if record.result != RunResult::Crashed || record.attempt != run.attempt {
@@ -43,7 +47,7 @@ impl Scheduler {
             record.note = Some(run.note);
             let record = record.clone();
             job.last_finished = Some(ended);
-            if let Some(number) = job.history_numbers().last() {
+            if let Some(number) = job.history_numbers(len).last() {
                 self.dirty_runs.push(RunWrite {
                     id: run.id,
                     number,

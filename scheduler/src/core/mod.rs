@@ -18,6 +18,7 @@
 //!
 //! The same sequence of inputs always produces the same sequence of actions.
 
+mod entry;
 mod error;
 mod interrupted;
 mod job;
@@ -29,6 +30,7 @@ mod spec;
 mod why;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use backwork_constraints::DeviceState;
@@ -36,6 +38,7 @@ use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use entry::{Entry, Payloads};
 pub use error::CoreError;
 pub use interrupted::Interruption;
 pub use job::millis;
@@ -428,7 +431,16 @@ pub struct Scheduler {
     config: Config,
     policy: Box<dyn Policy>,
     now: Time,
-    jobs: BTreeMap<JobId, Job>,
+    /// Every job's compact entry (boxed: the map's nodes hold a pointer, not the entry).
+    jobs: BTreeMap<JobId, Box<Entry>>,
+    /// The input payloads that are not null.
+    inputs: BTreeMap<JobId, Value>,
+    /// The outputs of last runs, for the jobs that have one.
+    outputs: BTreeMap<JobId, Value>,
+    /// The recent runs of the jobs that ran, oldest first.
+    histories: BTreeMap<JobId, Vec<RunRecord>>,
+    /// The request of the job last enqueued or loaded, shared with the next one when equal.
+    last_request: Option<Arc<JobRequest>>,
     by_name: BTreeMap<String, Vec<JobId>>,
     dependents: BTreeMap<JobId, Vec<JobId>>,
     /// For each tag, how many unfinished jobs carry it (kept as jobs come, finish and go, so
@@ -487,6 +499,10 @@ impl Scheduler {
             policy,
             now: min_time(),
             jobs: BTreeMap::new(),
+            inputs: BTreeMap::new(),
+            outputs: BTreeMap::new(),
+            histories: BTreeMap::new(),
+            last_request: None,
             by_name: BTreeMap::new(),
             dependents: BTreeMap::new(),
             unfinished_tags: BTreeMap::new(),
@@ -637,14 +653,53 @@ impl Scheduler {
         [due, running, prune].into_iter().flatten().min()
     }
 
-    /// The job with this id.
-    pub fn job(&self, id: JobId) -> Option<&Job> {
-        self.jobs.get(&id)
+    /// The job with this id, whole: its entry with its input, output and history.
+    pub fn job(&self, id: JobId) -> Option<Job> {
+        self.jobs.get(&id).map(|e| self.whole(e))
     }
 
-    /// Every job, in id order (which is enqueue order).
-    pub fn jobs(&self) -> impl Iterator<Item = &Job> {
-        self.jobs.values()
+    /// Every job, whole, in id order (which is enqueue order).
+    pub fn jobs(&self) -> impl Iterator<Item = Job> + '_ {
+        self.jobs.values().map(|e| self.whole(e))
+    }
+
+    /// Every job's id, in id order.
+    pub fn ids(&self) -> impl Iterator<Item = JobId> + '_ {
+        self.jobs.keys().copied()
+    }
+
+    /// The state of job `id`.
+    pub fn state_of(&self, id: JobId) -> Option<JobState> {
+        self.jobs.get(&id).map(|e| e.state)
+    }
+
+    /// The unique name of job `id`, if it has one.
+    pub fn unique_name_of(&self, id: JobId) -> Option<&str> {
+        self.jobs.get(&id).and_then(|e| e.unique_name())
+    }
+
+    /// The latest run of job `id` that ended, if any.
+    pub fn last_run(&self, id: JobId) -> Option<&RunRecord> {
+        self.histories.get(&id).and_then(|h| h.last())
+    }
+
+    /// How many jobs the core holds.
+    pub fn len(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// True when the core holds no job.
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
+    /// The whole job of entry `e`.
+    fn whole(&self, e: &Entry) -> Job {
+        e.to_job(Payloads {
+            input: self.inputs.get(&e.id).cloned().unwrap_or_default(),
+            output: self.outputs.get(&e.id).cloned(),
+            history: self.histories.get(&e.id).cloned().unwrap_or_default(),
+        })
     }
 
     /// The ids a selector names: one id; every job with the name (oldest first); every job with
@@ -824,6 +879,10 @@ impl Scheduler {
     /// Drops every job and what refers to them; keeps configuration, policy, kinds and device.
     fn forget_jobs(&mut self) {
         self.jobs.clear();
+        self.inputs.clear();
+        self.outputs.clear();
+        self.histories.clear();
+        self.last_request = None;
         self.by_name.clear();
         self.dependents.clear();
         self.unfinished_tags.clear();
@@ -853,8 +912,11 @@ impl Scheduler {
                 // parsed once here, not at every look at the job
                 let _ = self.cron(expr);
             }
-            self.insert_indexes(&job);
-            self.jobs.insert(job.id, job);
+            let id = job.id;
+            let (entry, payloads) = Entry::from_job(job, &mut self.last_request);
+            self.insert_payloads(id, payloads);
+            self.insert_indexes(&entry);
+            self.jobs.insert(id, Box::new(entry));
         }
         let ids: Vec<JobId> = self.jobs.keys().copied().collect();
         let mut recovered = 0;
@@ -866,7 +928,7 @@ impl Scheduler {
                 recovered += 1;
                 let started = job.last_started.unwrap_or(now);
                 let attempt = job.attempt;
-                job.stop_reason = Some(StopReason::Unknown);
+                job.set_stop_reason(Some(StopReason::Unknown));
                 job.last_finished = Some(now);
                 job.state = JobState::Enqueued;
                 let record = RunRecord {
@@ -895,7 +957,20 @@ impl Scheduler {
         })
     }
 
-    fn insert_indexes(&mut self, job: &Job) {
+    /// Keeps the payloads of job `id` that are not empty.
+    fn insert_payloads(&mut self, id: JobId, payloads: Payloads) {
+        if !payloads.input.is_null() {
+            self.inputs.insert(id, payloads.input);
+        }
+        if let Some(output) = payloads.output {
+            self.outputs.insert(id, output);
+        }
+        if !payloads.history.is_empty() {
+            self.histories.insert(id, payloads.history);
+        }
+    }
+
+    fn insert_indexes(&mut self, job: &Entry) {
         if !job.state.is_finished() {
             count_tags(&mut self.unfinished_tags, &job.request.tags, true);
         }
@@ -1118,13 +1193,13 @@ impl Scheduler {
             return Err(CoreError::DuplicateId(id));
         }
         // the unfinished jobs of the request's name are not counted: it replaces or updates them
-        let same_name: Vec<&Job> = request
+        let same_name: Vec<&Entry> = request
             .unique
             .as_ref()
             .and_then(|u| self.by_name.get(&u.name))
             .into_iter()
             .flatten()
-            .filter_map(|id| self.jobs.get(id))
+            .filter_map(|id| self.jobs.get(id).map(|e| &**e))
             .filter(|j| !j.state.is_finished())
             .collect();
         let by_tag: Vec<(String, usize)> = request
@@ -1199,13 +1274,15 @@ impl Scheduler {
             }
         }
 
+        let input = std::mem::take(&mut request.input);
         let job = self.initial_job(now, id, request, prerequisite)?;
         self.insert_indexes(&job);
-        if !job.request.input.is_null() {
+        if !input.is_null() {
             // a new job has no stored input to replace: a null one writes nothing
+            self.inputs.insert(id, input);
             self.dirty_inputs.insert(id);
         }
-        self.jobs.insert(id, job);
+        self.jobs.insert(id, Box::new(job));
         self.reindex(id);
         if let Some(p) = prerequisite {
             // Appending to a chain whose last job already failed or was cancelled: so does this one.
@@ -1238,13 +1315,13 @@ impl Scheduler {
         id: JobId,
         request: JobRequest,
         prerequisite: Option<JobId>,
-    ) -> Result<Job, CoreError> {
+    ) -> Result<Entry, CoreError> {
         let blocked = prerequisite
             .and_then(|p| self.jobs.get(&p))
             .is_some_and(|p| p.state != JobState::Succeeded);
-        let mut job = Job {
+        let mut job = Entry {
             id,
-            request,
+            request: entry::share(request, &mut self.last_request),
             state: if blocked {
                 JobState::Blocked
             } else {
@@ -1262,9 +1339,7 @@ impl Scheduler {
             cycle: 0,
             prerequisites: prerequisite.into_iter().collect(),
             stop_reason: None,
-            output: None,
             finished_at: None,
-            history: Vec::new(),
             force: Force::default(),
         };
         self.place(&mut job)?;
@@ -1272,7 +1347,7 @@ impl Scheduler {
     }
 
     /// Sets `not_before` / `window_end` of `job` for its current cycle from its schedule.
-    fn place(&mut self, job: &mut Job) -> Result<(), CoreError> {
+    fn place(&mut self, job: &mut Entry) -> Result<(), CoreError> {
         let cron = cron_of(&mut self.cron_cache, &job.request.schedule)?;
         place(job, cron.as_ref())
     }
@@ -1280,7 +1355,7 @@ impl Scheduler {
     /// `due` delayed by the job's jitter for its current cycle (decided once per slot: the
     /// result is stored as the job's `not_before`, so a restart keeps it and `why`/`list` show
     /// it); a flexed periodic job stays inside its window.
-    fn jittered(&self, job: &Job, due: Time) -> Time {
+    fn jittered(&self, job: &Entry, due: Time) -> Time {
         jittered(job, due)
     }
 
@@ -1293,7 +1368,13 @@ impl Scheduler {
             count_tags(&mut self.unfinished_tags, &job.request.tags, false);
             count_tags(&mut self.unfinished_tags, &request.tags, true);
         }
-        job.request = request;
+        let input = std::mem::take(&mut request.input);
+        if input.is_null() {
+            self.inputs.remove(&id);
+        } else {
+            self.inputs.insert(id, input);
+        }
+        job.request = entry::share(request, &mut self.last_request);
         if job.state == JobState::Enqueued && !job.backing_off {
             let keep = job.clone();
             if self.place(&mut job).is_err() {
@@ -1524,7 +1605,8 @@ impl Scheduler {
         };
         let ran_for = since(now, active.started);
         if let Some(job) = self.jobs.get(&id) {
-            self.policy.on_finished(now, job, ran_for);
+            self.policy
+                .on_finished(now, &self.upsert_view(job), ran_for);
         }
         let (mut result, output, mut note) = match outcome {
             RunOutcome::Success(out) => (RunResult::Success, out, None),
@@ -1598,7 +1680,7 @@ impl Scheduler {
         }
         let recurring = job.request.schedule.is_recurring();
         if let Some(reason) = active.stop {
-            job.stop_reason = Some(reason.clone());
+            job.set_stop_reason(Some(reason.clone()));
             if reason.is_free() {
                 job.attempt = job.attempt.saturating_sub(1);
                 job.state = JobState::Enqueued;
@@ -1618,8 +1700,8 @@ impl Scheduler {
         match result {
             RunResult::Success => {
                 job.last_success_started = Some(active.started);
-                if job.output != output {
-                    job.output = output;
+                if self.outputs.get(&id) != output.as_ref() {
+                    set_or_clear(&mut self.outputs, id, output);
                     self.dirty_outputs.insert(id);
                 }
                 job.stop_reason = None;
@@ -1631,8 +1713,8 @@ impl Scheduler {
             }
             RunResult::Retry => self.retry(now, id),
             _ => {
-                if job.output != output {
-                    job.output = output;
+                if self.outputs.get(&id) != output.as_ref() {
+                    set_or_clear(&mut self.outputs, id, output);
                     self.dirty_outputs.insert(id);
                 }
                 if recurring {
@@ -1648,7 +1730,7 @@ impl Scheduler {
 
     fn push_history(&mut self, id: JobId, record: RunRecord) {
         let cap = self.config.history_len.max(1);
-        if let Some(job) = self.jobs.get_mut(&id) {
+        if let Some(job) = self.jobs.get(&id) {
             if self.persist {
                 // the run that ended is the last one started: its number is `runs_total`
                 self.dirty_runs.push(RunWrite {
@@ -1657,9 +1739,10 @@ impl Scheduler {
                     record: record.clone(),
                 });
             }
-            job.history.push(record);
-            let excess = job.history.len().saturating_sub(cap);
-            job.history.drain(..excess);
+            let history = self.histories.entry(id).or_default();
+            history.push(record);
+            let excess = history.len().saturating_sub(cap);
+            history.drain(..excess);
             self.touch(id);
         }
     }
@@ -1720,7 +1803,7 @@ impl Scheduler {
         job.finished_at = Some(now);
         job.force = Force::default();
         if reason.is_some() {
-            job.stop_reason = reason;
+            job.set_stop_reason(reason);
         }
         self.deferred.remove(&id);
         self.prune_at
@@ -1776,7 +1859,7 @@ impl Scheduler {
     /// True when the current slot of an enqueued recurring job (not backing off) can no longer
     /// start on time at `now`: a periodic job's window has ended, a cron slot's latest start
     /// (its jittered due time plus the batching slack) has passed.
-    fn slot_missed(&self, job: &Job, now: Time) -> bool {
+    fn slot_missed(&self, job: &Entry, now: Time) -> bool {
         if job.state != JobState::Enqueued || job.backing_off {
             return false;
         }
@@ -1847,7 +1930,7 @@ impl Scheduler {
     /// The first slot of a recurring job whose window ends after `after`: its start and end
     /// (for cron, the slot itself twice). `None` for one-off jobs and a cron expression that
     /// never fires again.
-    fn slot_after(&mut self, job: &Job, after: Time) -> Option<(Time, Time)> {
+    fn slot_after(&mut self, job: &Entry, after: Time) -> Option<(Time, Time)> {
         match job.request.schedule.clone() {
             Schedule::Periodic {
                 every,
@@ -1886,7 +1969,7 @@ impl Scheduler {
     /// periodic job with a flex (unless it backs off), else the batching window; nothing for an
     /// accurate or forced job. Never as late as the job's next slot, so a period or cron slot
     /// shorter than the batching window is not eaten.
-    fn latest_start(&self, job: &Job, gate: Time) -> Time {
+    fn latest_start(&self, job: &Entry, gate: Time) -> Time {
         let policy_chose =
             matches!(self.deferred.get(&job.id), Some((Some(until), _)) if *until == gate);
         let jittered = if job.backing_off {
@@ -1927,7 +2010,7 @@ impl Scheduler {
     /// When the slot after a recurring job's current one opens (before jitter): the next grid
     /// period's window start, or the next cron slot. `None` for one-off jobs and periods anchored
     /// after the run (those begin when this run ends).
-    fn next_slot(&self, job: &Job) -> Option<Time> {
+    fn next_slot(&self, job: &Entry) -> Option<Time> {
         let end = job.window_end?;
         match &job.request.schedule {
             Schedule::Periodic {
@@ -1947,7 +2030,7 @@ impl Scheduler {
     }
 
     /// The batching slack of a job without a flex window.
-    fn batch_slack(&self, job: &Job) -> Duration {
+    fn batch_slack(&self, job: &Entry) -> Duration {
         if job.request.accurate {
             Duration::ZERO
         } else {
@@ -1972,7 +2055,7 @@ impl Scheduler {
 
     /// The time gates of an enqueued job, each with the instant it opens: the one computation
     /// that dispatch (through [`Scheduler::gate_of`]), `why` and `list` use.
-    fn gates(&self, job: &Job) -> Gates {
+    fn gates(&self, job: &Entry) -> Gates {
         let min_interval = match (job.request.min_interval, job.last_success_started) {
             (Some(mi), Some(last)) => Some(schedule::add(last, mi)),
             _ => None,
@@ -1987,7 +2070,7 @@ impl Scheduler {
 
     /// The instant every time gate of an enqueued job is open: due time (with its jitter) or
     /// backoff, min-interval, policy deferral. Forced jobs are open now.
-    fn gate_of(&self, job: &Job) -> Time {
+    fn gate_of(&self, job: &Entry) -> Time {
         if job.force.time {
             return min_time();
         }
@@ -2017,7 +2100,7 @@ impl Scheduler {
             let expires = self
                 .jobs
                 .get(&id)
-                .is_some_and(|j| self.policy.deadline_expires_request(j));
+                .is_some_and(|j| self.policy.deadline_expires_request(&self.upsert_view(j)));
             let reason = if expires {
                 StopReason::Expired(reason)
             } else {
@@ -2093,6 +2176,9 @@ impl Scheduler {
                 self.by_name.remove(name);
             }
         }
+        self.inputs.remove(&id);
+        self.outputs.remove(&id);
+        self.histories.remove(&id);
         self.dependents.remove(&id);
         for p in &job.prerequisites {
             if let Some(ds) = self.dependents.get_mut(p) {
@@ -2173,7 +2259,7 @@ impl Scheduler {
                     pending: self.lanes.len() + self.active.len(),
                     pending_by_tag: &[],
                 };
-                match self.policy.before_start(now, job, cx) {
+                match self.policy.before_start(now, &self.upsert_view(job), cx) {
                     Decision::Allow => {
                         self.deferred.remove(&id);
                     }
@@ -2216,11 +2302,12 @@ impl Scheduler {
             id,
             kind: job.request.kind.clone(),
             attempt: job.attempt,
-            input: job.request.input.clone(),
+            input: self.inputs.get(&id).cloned().unwrap_or_default(),
             idempotency_key: job.idempotency_key(job.attempt),
         };
         let deadline = job.request.timeout.map(|d| schedule::add(now, d));
-        let policy_deadline = self.policy.run_deadline(now, job);
+        let view = job.to_job(Payloads::default());
+        let policy_deadline = self.policy.run_deadline(now, &view);
         self.active.insert(
             id,
             Active {
@@ -2236,12 +2323,23 @@ impl Scheduler {
         self.deferred.remove(&id);
         self.reindex(id);
         if let Some(job) = self.jobs.get(&id) {
-            self.policy.on_started(now, job);
+            self.policy.on_started(now, &self.upsert_view(job));
         }
         self.pending.push(Action::Start(start));
     }
 
     /// Marks `id` for persisting (nothing to do for a driver without a store).
+    /// Entry `e` as a job with its output but without its input and history: what a change
+    /// set's upsert and the policy's hooks get (a store takes the payloads from their own lists;
+    /// a policy decides on the scheduling fields).
+    fn upsert_view(&self, e: &Entry) -> Job {
+        e.to_job(Payloads {
+            input: Value::Null,
+            output: self.outputs.get(&e.id).cloned(),
+            history: Vec::new(),
+        })
+    }
+
     fn touch(&mut self, id: JobId) {
         if self.persist {
             self.dirty.insert(id);
@@ -2260,15 +2358,17 @@ impl Scheduler {
         }
         let upserts: Vec<Job> = dirty
             .into_iter()
-            .filter_map(|id| self.jobs.get(&id).cloned())
+            .filter_map(|id| Some(self.upsert_view(self.jobs.get(&id)?)))
             .collect();
         let inputs = dirty_inputs
             .into_iter()
-            .filter_map(|id| Some((id, self.jobs.get(&id)?.request.input.clone())))
+            .filter(|id| self.jobs.contains_key(id))
+            .map(|id| (id, self.inputs.get(&id).cloned().unwrap_or_default()))
             .collect();
         let outputs = dirty_outputs
             .into_iter()
-            .filter_map(|id| Some((id, self.jobs.get(&id)?.output.clone())))
+            .filter(|id| self.jobs.contains_key(id))
+            .map(|id| (id, self.outputs.get(&id).cloned()))
             .collect();
         runs.retain(|r| self.jobs.contains_key(&r.id)); // not those of a job removed since
         let changes = ChangeSet {
@@ -2283,6 +2383,18 @@ impl Scheduler {
             self.actions.push_back(Action::Persist(changes));
         }
         self.actions.extend(self.pending.drain(..));
+    }
+}
+
+/// Sets `id`'s value in `map`, or removes it for `None`.
+fn set_or_clear(map: &mut BTreeMap<JobId, Value>, id: JobId, value: Option<Value>) {
+    match value {
+        Some(v) => {
+            map.insert(id, v);
+        }
+        None => {
+            map.remove(&id);
+        }
     }
 }
 
@@ -2305,7 +2417,7 @@ fn cron_of(
 
 /// Sets `not_before` / `window_end` of `job` for its current cycle from its schedule; `cron` is
 /// the parsed expression of a cron job.
-fn place(job: &mut Job, cron: Option<&CronSchedule>) -> Result<(), CoreError> {
+fn place(job: &mut Entry, cron: Option<&CronSchedule>) -> Result<(), CoreError> {
     match &job.request.schedule {
         Schedule::Once { delay, not_before } => {
             let by_delay = schedule::add(job.enqueued_at, *delay);
@@ -2349,7 +2461,7 @@ fn place(job: &mut Job, cron: Option<&CronSchedule>) -> Result<(), CoreError> {
 
 /// `due` delayed by the job's jitter for its current cycle; a flexed periodic job stays inside
 /// its window.
-fn jittered(job: &Job, due: Time) -> Time {
+fn jittered(job: &Entry, due: Time) -> Time {
     let Some(j) = job.request.jitter else {
         return due;
     };
