@@ -29,10 +29,7 @@ impl Scheduler {
     /// Amends the `crashed` history records that [`Event::Load`](super::Event::Load) just wrote.
     pub(super) fn interrupted(&mut self, now: Time, runs: Vec<Interruption>) {
         for run in runs {
-            let Some(job) = self.jobs.get_mut(&run.id) else {
-                continue;
-            };
-            let Some(history) = self.histories.get_mut(&run.id) else {
+            let Some(history) = self.jobs.history_mut(&run.id) else {
                 continue;
             };
             let len = history.len();
@@ -46,6 +43,9 @@ impl Scheduler {
             record.finished = ended;
             record.note = Some(run.note);
             let record = record.clone();
+            let Some(job) = self.jobs.get_mut(&run.id) else {
+                continue;
+            };
             job.last_finished = Some(ended);
             if let Some(number) = job.history_numbers(len).last() {
                 self.dirty_runs.push(RunWrite {

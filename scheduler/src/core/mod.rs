@@ -27,10 +27,10 @@ mod name;
 mod policy;
 mod schedule;
 mod spec;
+mod table;
 mod why;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::Arc;
 use std::time::Duration;
 
 use backwork_constraints::DeviceState;
@@ -60,6 +60,7 @@ pub use spec::{
     OptionContext, OptionError, REQUIRES_CHOICES, choose, parse_at, parse_duration, parse_timeout,
     parse_zone,
 };
+use table::Table;
 pub use why::{JobRef, WaitReason};
 
 /// The longest duration the core accepts anywhere (100 years).
@@ -431,28 +432,14 @@ pub struct Scheduler {
     config: Config,
     policy: Box<dyn Policy>,
     now: Time,
-    /// Every job's compact entry (boxed: the map's nodes hold a pointer, not the entry).
-    jobs: BTreeMap<JobId, Box<Entry>>,
-    /// The input payloads that are not null.
-    inputs: BTreeMap<JobId, Value>,
-    /// The outputs of last runs, for the jobs that have one.
-    outputs: BTreeMap<JobId, Value>,
-    /// The recent runs of the jobs that ran, oldest first.
-    histories: BTreeMap<JobId, Vec<RunRecord>>,
-    /// The request of the job last enqueued or loaded, shared with the next one when equal.
-    last_request: Option<Arc<JobRequest>>,
-    by_name: BTreeMap<String, Vec<JobId>>,
-    dependents: BTreeMap<JobId, Vec<JobId>>,
-    /// For each tag, how many unfinished jobs carry it (kept as jobs come, finish and go, so
-    /// admission never counts over every job).
-    unfinished_tags: BTreeMap<String, usize>,
+    /// Every job, its payloads, and the indexes over them (see [`table`]).
+    jobs: Table,
     /// Where each enqueued job waits (see [`lanes`]).
     lanes: lanes::Lanes,
     deferred: BTreeMap<JobId, (Option<Time>, PolicyReason)>,
     /// The policy's app-wide hold in force, if any: the ready jobs not forced are parked
     /// behind it, none asked about or re-filed, until it ends or the world changes.
     app_hold: Option<AppHold>,
-    prune_at: BTreeSet<(Time, JobId)>,
     active: BTreeMap<JobId, Active>,
     device: DeviceState,
     kinds: BTreeSet<String>,
@@ -473,20 +460,6 @@ pub struct Scheduler {
     pruned: usize,
 }
 
-/// Adds (`up`) or takes away one job carrying `tags` from the per-tag counts.
-fn count_tags(counts: &mut BTreeMap<String, usize>, tags: &BTreeSet<String>, up: bool) {
-    for tag in tags {
-        if up {
-            *counts.entry(tag.clone()).or_insert(0) += 1;
-        } else if let Some(n) = counts.get_mut(tag) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                counts.remove(tag);
-            }
-        }
-    }
-}
-
 fn min_time() -> Time {
     chrono::DateTime::<chrono::Utc>::MIN_UTC
 }
@@ -495,21 +468,13 @@ impl Scheduler {
     /// A core with `config` and `policy`, assuming a healthy device until told otherwise.
     pub fn new(config: Config, policy: Box<dyn Policy>) -> Self {
         Scheduler {
+            jobs: Table::new(config.retention),
             config,
             policy,
             now: min_time(),
-            jobs: BTreeMap::new(),
-            inputs: BTreeMap::new(),
-            outputs: BTreeMap::new(),
-            histories: BTreeMap::new(),
-            last_request: None,
-            by_name: BTreeMap::new(),
-            dependents: BTreeMap::new(),
-            unfinished_tags: BTreeMap::new(),
             lanes: lanes::Lanes::default(),
             deferred: BTreeMap::new(),
             app_hold: None,
-            prune_at: BTreeSet::new(),
             active: BTreeMap::new(),
             device: DeviceState::default(),
             kinds: BTreeSet::new(),
@@ -607,12 +572,12 @@ impl Scheduler {
         match reply {
             Ok(Reply::Done) if self.pruned > 0 => Ok(Reply::Pruned {
                 count: self.pruned,
-                kept: self.prune_at.len(),
+                kept: self.jobs.finished_kept(),
                 age: self.config.retention,
             }),
             Ok(Reply::Pruned { age, .. }) => Ok(Reply::Pruned {
                 count: self.pruned,
-                kept: self.prune_at.len(),
+                kept: self.jobs.finished_kept(),
                 age,
             }),
             other => other,
@@ -649,23 +614,23 @@ impl Scheduler {
                 }
             })
             .min();
-        let prune = self.prune_at.first().map(|&(t, _)| t);
+        let prune = self.jobs.next_prune();
         [due, running, prune].into_iter().flatten().min()
     }
 
     /// The job with this id, whole: its entry with its input, output and history.
     pub fn job(&self, id: JobId) -> Option<Job> {
-        self.jobs.get(&id).map(|e| self.whole(e))
+        self.jobs.get(&id).map(|e| self.jobs.whole(e))
     }
 
     /// Every job, whole, in id order (which is enqueue order).
     pub fn jobs(&self) -> impl Iterator<Item = Job> + '_ {
-        self.jobs.values().map(|e| self.whole(e))
+        self.jobs.entries().map(|e| self.jobs.whole(e))
     }
 
     /// Every job's id, in id order.
     pub fn ids(&self) -> impl Iterator<Item = JobId> + '_ {
-        self.jobs.keys().copied()
+        self.jobs.ids()
     }
 
     /// The state of job `id`.
@@ -680,7 +645,7 @@ impl Scheduler {
 
     /// The latest run of job `id` that ended, if any.
     pub fn last_run(&self, id: JobId) -> Option<&RunRecord> {
-        self.histories.get(&id).and_then(|h| h.last())
+        self.jobs.history(&id).last()
     }
 
     /// How many jobs the core holds.
@@ -693,15 +658,6 @@ impl Scheduler {
         self.jobs.is_empty()
     }
 
-    /// The whole job of entry `e`.
-    fn whole(&self, e: &Entry) -> Job {
-        e.to_job(Payloads {
-            input: self.inputs.get(&e.id).cloned().unwrap_or_default(),
-            output: self.outputs.get(&e.id).cloned(),
-            history: self.histories.get(&e.id).cloned().unwrap_or_default(),
-        })
-    }
-
     /// The ids a selector names: one id; every job with the name (oldest first); every job with
     /// the tag; the one job whose short id starts with the prefix (or the jobs named by it).
     ///
@@ -709,16 +665,17 @@ impl Scheduler {
     /// [`CoreError::AmbiguousPrefix`] when a prefix matches more than one job's short id.
     pub fn resolve(&self, selector: &Selector) -> Result<Vec<JobId>, CoreError> {
         if let Selector::Prefix(prefix) = selector {
-            if let Some(named) = self.by_name.get(prefix) {
-                return Ok(named.clone());
+            let named = self.jobs.named(prefix);
+            if !named.is_empty() {
+                return Ok(named.to_vec());
             }
             let prefix = prefix.to_ascii_lowercase();
             let mut matches = self
                 .jobs
-                .keys()
+                .ids()
                 .filter(|id| prefix.len() >= MIN_PREFIX_LEN && id.short().starts_with(&prefix));
-            let first = matches.next().copied();
-            let rest: Vec<JobId> = matches.copied().collect();
+            let first = matches.next();
+            let rest: Vec<JobId> = matches.collect();
             return match (first, rest.is_empty()) {
                 (Some(id), true) => Ok(vec![id]),
                 (None, _) => Ok(Vec::new()),
@@ -749,16 +706,11 @@ impl Scheduler {
     fn resolve_plain(&self, selector: &Selector) -> Vec<JobId> {
         match selector {
             Selector::Prefix(_) => Vec::new(),
-            Selector::Id(id) => self
-                .jobs
-                .contains_key(id)
-                .then_some(*id)
-                .into_iter()
-                .collect(),
-            Selector::Name(name) => self.by_name.get(name).cloned().unwrap_or_default(),
+            Selector::Id(id) => self.jobs.contains(id).then_some(*id).into_iter().collect(),
+            Selector::Name(name) => self.jobs.named(name).to_vec(),
             Selector::Tag(tag) => self
                 .jobs
-                .values()
+                .entries()
                 .filter(|j| j.request.tags.contains(tag))
                 .map(|j| j.id)
                 .collect(),
@@ -879,19 +831,11 @@ impl Scheduler {
     /// Drops every job and what refers to them; keeps configuration, policy, kinds and device.
     fn forget_jobs(&mut self) {
         self.jobs.clear();
-        self.inputs.clear();
-        self.outputs.clear();
-        self.histories.clear();
-        self.last_request = None;
-        self.by_name.clear();
-        self.dependents.clear();
-        self.unfinished_tags.clear();
         let log = self.lanes.log.take().map(|_| Vec::new());
         self.lanes = lanes::Lanes::default();
         self.lanes.log = log;
         self.deferred.clear();
         self.app_hold = None;
-        self.prune_at.clear();
         self.active.clear();
         self.dirty.clear();
         self.dirty_inputs.clear();
@@ -912,13 +856,9 @@ impl Scheduler {
                 // parsed once here, not at every look at the job
                 let _ = self.cron(expr);
             }
-            let id = job.id;
-            let (entry, payloads) = Entry::from_job(job, &mut self.last_request);
-            self.insert_payloads(id, payloads);
-            self.insert_indexes(&entry);
-            self.jobs.insert(id, Box::new(entry));
+            self.jobs.insert_job(job);
         }
-        let ids: Vec<JobId> = self.jobs.keys().copied().collect();
+        let ids: Vec<JobId> = self.jobs.ids().collect();
         let mut recovered = 0;
         for id in ids {
             let Some(job) = self.jobs.get_mut(&id) else {
@@ -942,10 +882,7 @@ impl Scheduler {
                 };
                 self.push_history(id, record);
                 self.retry(now, id);
-            } else if let Some(at) = job.finished_at.filter(|_| job.state.is_finished()) {
-                self.prune_at
-                    .insert((schedule::add(at, self.config.retention), id));
-            } else {
+            } else if !job.state.is_finished() {
                 self.reindex(id);
                 self.dirty.remove(&id);
             }
@@ -955,34 +892,6 @@ impl Scheduler {
             jobs: count,
             recovered,
         })
-    }
-
-    /// Keeps the payloads of job `id` that are not empty.
-    fn insert_payloads(&mut self, id: JobId, payloads: Payloads) {
-        if !payloads.input.is_null() {
-            self.inputs.insert(id, payloads.input);
-        }
-        if let Some(output) = payloads.output {
-            self.outputs.insert(id, output);
-        }
-        if !payloads.history.is_empty() {
-            self.histories.insert(id, payloads.history);
-        }
-    }
-
-    fn insert_indexes(&mut self, job: &Entry) {
-        if !job.state.is_finished() {
-            count_tags(&mut self.unfinished_tags, &job.request.tags, true);
-        }
-        if let Some(name) = job.unique_name() {
-            self.by_name
-                .entry(name.to_string())
-                .or_default()
-                .push(job.id);
-        }
-        for p in &job.prerequisites {
-            self.dependents.entry(*p).or_default().push(job.id);
-        }
     }
 
     /// Checks a request, raising short intervals and flex windows when configured to; returns
@@ -1189,24 +1098,24 @@ impl Scheduler {
         mut request: JobRequest,
     ) -> Result<Reply, CoreError> {
         let warnings = self.validate(now, &mut request)?;
-        if self.jobs.contains_key(&id) {
+        if self.jobs.contains(&id) {
             return Err(CoreError::DuplicateId(id));
         }
         // the unfinished jobs of the request's name are not counted: it replaces or updates them
         let same_name: Vec<&Entry> = request
             .unique
             .as_ref()
-            .and_then(|u| self.by_name.get(&u.name))
+            .map(|u| self.jobs.named(&u.name))
             .into_iter()
             .flatten()
-            .filter_map(|id| self.jobs.get(id).map(|e| &**e))
+            .filter_map(|id| self.jobs.get(id))
             .filter(|j| !j.state.is_finished())
             .collect();
         let by_tag: Vec<(String, usize)> = request
             .tags
             .iter()
             .map(|tag| {
-                let all = self.unfinished_tags.get(tag).copied().unwrap_or(0);
+                let all = self.jobs.unfinished_with_tag(tag);
                 let named = same_name
                     .iter()
                     .filter(|j| j.request.tags.contains(tag))
@@ -1227,7 +1136,7 @@ impl Scheduler {
         let mut prerequisite = None;
         let mut disposition = Disposition::Inserted;
         if let Some(u) = request.unique.clone() {
-            let chain = self.by_name.get(&u.name).cloned().unwrap_or_default();
+            let chain = self.jobs.named(&u.name).to_vec();
             let unfinished: Vec<JobId> = chain
                 .iter()
                 .copied()
@@ -1276,13 +1185,17 @@ impl Scheduler {
 
         let input = std::mem::take(&mut request.input);
         let job = self.initial_job(now, id, request, prerequisite)?;
-        self.insert_indexes(&job);
         if !input.is_null() {
             // a new job has no stored input to replace: a null one writes nothing
-            self.inputs.insert(id, input);
             self.dirty_inputs.insert(id);
         }
-        self.jobs.insert(id, Box::new(job));
+        self.jobs.insert(
+            job,
+            Payloads {
+                input,
+                ..Payloads::default()
+            },
+        );
         self.reindex(id);
         if let Some(p) = prerequisite {
             // Appending to a chain whose last job already failed or was cancelled: so does this one.
@@ -1321,7 +1234,7 @@ impl Scheduler {
             .is_some_and(|p| p.state != JobState::Succeeded);
         let mut job = Entry {
             id,
-            request: entry::share(request, &mut self.last_request),
+            request: self.jobs.share(request),
             state: if blocked {
                 JobState::Blocked
             } else {
@@ -1359,29 +1272,19 @@ impl Scheduler {
         jittered(job, due)
     }
 
-    fn update_in_place(&mut self, id: JobId, mut request: JobRequest) {
-        let Some(mut job) = self.jobs.remove(&id) else {
+    fn update_in_place(&mut self, id: JobId, request: JobRequest) {
+        self.jobs.replace_request(id, request);
+        let Some(job) = self.jobs.get(&id) else {
             return;
         };
-        request.unique = job.request.unique.clone();
-        if !job.state.is_finished() {
-            count_tags(&mut self.unfinished_tags, &job.request.tags, false);
-            count_tags(&mut self.unfinished_tags, &request.tags, true);
-        }
-        let input = std::mem::take(&mut request.input);
-        if input.is_null() {
-            self.inputs.remove(&id);
-        } else {
-            self.inputs.insert(id, input);
-        }
-        job.request = entry::share(request, &mut self.last_request);
         if job.state == JobState::Enqueued && !job.backing_off {
-            let keep = job.clone();
-            if self.place(&mut job).is_err() {
-                job = keep;
+            let mut placed = job.clone();
+            if self.place(&mut placed).is_ok()
+                && let Some(job) = self.jobs.get_mut(&id)
+            {
+                *job = placed;
             }
         }
-        self.jobs.insert(id, job);
         self.dirty_inputs.insert(id);
         self.reindex(id);
     }
@@ -1457,11 +1360,11 @@ impl Scheduler {
                 return Err(CoreError::StillStopping(*id));
             }
             if let Some(name) = job.unique_name()
-                && let Some(live) = self.by_name.get(name).and_then(|chain| {
-                    chain
-                        .iter()
-                        .find(|c| self.jobs.get(c).is_some_and(|j| !j.state.is_finished()))
-                })
+                && let Some(live) = self
+                    .jobs
+                    .named(name)
+                    .iter()
+                    .find(|c| self.jobs.get(c).is_some_and(|j| !j.state.is_finished()))
             {
                 return Err(CoreError::NameTaken {
                     name: name.to_string(),
@@ -1480,15 +1383,10 @@ impl Scheduler {
             }
         }
         for id in &ids {
-            let Some(mut job) = self.jobs.remove(id) else {
+            let Some(job) = self.jobs.get(id) else {
                 continue;
             };
-            if let Some(at) = job.finished_at {
-                self.prune_at
-                    .remove(&(schedule::add(at, self.config.retention), *id));
-            }
-            count_tags(&mut self.unfinished_tags, &job.request.tags, true);
-            job.state = if job.prerequisites.iter().all(|p| {
+            let state = if job.prerequisites.iter().all(|p| {
                 self.jobs
                     .get(p)
                     .is_none_or(|p| p.state == JobState::Succeeded)
@@ -1497,22 +1395,26 @@ impl Scheduler {
             } else {
                 JobState::Blocked
             };
+            self.jobs.revive(*id, state);
+            let Some(job) = self.jobs.get_mut(id) else {
+                continue;
+            };
             job.attempt = 0;
             job.cycle = job.cycle.saturating_add(1);
-            job.finished_at = None;
             job.stop_reason = None;
             job.backing_off = false;
             job.force = Force::default();
-            let keep = job.clone();
             if job.request.schedule.is_recurring() {
-                if self.place(&mut job).is_err() {
-                    job = keep;
+                let mut placed = job.clone();
+                if self.place(&mut placed).is_ok()
+                    && let Some(job) = self.jobs.get_mut(id)
+                {
+                    *job = placed;
                 }
             } else {
                 job.not_before = now;
                 job.window_end = None;
             }
-            self.jobs.insert(*id, job);
             self.reindex(*id);
             self.dirty.insert(*id);
         }
@@ -1606,7 +1508,7 @@ impl Scheduler {
         let ran_for = since(now, active.started);
         if let Some(job) = self.jobs.get(&id) {
             self.policy
-                .on_finished(now, &self.upsert_view(job), ran_for);
+                .on_finished(now, &self.jobs.upsert_view(job), ran_for);
         }
         let (mut result, output, mut note) = match outcome {
             RunOutcome::Success(out) => (RunResult::Success, out, None),
@@ -1700,11 +1602,10 @@ impl Scheduler {
         match result {
             RunResult::Success => {
                 job.last_success_started = Some(active.started);
-                if self.outputs.get(&id) != output.as_ref() {
-                    set_or_clear(&mut self.outputs, id, output);
+                job.stop_reason = None;
+                if self.jobs.set_output(id, output) {
                     self.dirty_outputs.insert(id);
                 }
-                job.stop_reason = None;
                 if recurring {
                     self.advance_slot(now, id);
                 } else {
@@ -1713,8 +1614,7 @@ impl Scheduler {
             }
             RunResult::Retry => self.retry(now, id),
             _ => {
-                if self.outputs.get(&id) != output.as_ref() {
-                    set_or_clear(&mut self.outputs, id, output);
+                if self.jobs.set_output(id, output) {
                     self.dirty_outputs.insert(id);
                 }
                 if recurring {
@@ -1739,10 +1639,7 @@ impl Scheduler {
                     record: record.clone(),
                 });
             }
-            let history = self.histories.entry(id).or_default();
-            history.push(record);
-            let excess = history.len().saturating_sub(cap);
-            history.drain(..excess);
+            self.jobs.push_history(id, record, cap);
             self.touch(id);
         }
     }
@@ -1793,23 +1690,17 @@ impl Scheduler {
 
     /// Puts a job into a finished state and settles its dependents.
     fn finish_job(&mut self, now: Time, id: JobId, state: JobState, reason: Option<StopReason>) {
+        self.jobs.finish(id, state, now);
         let Some(job) = self.jobs.get_mut(&id) else {
             return;
         };
-        if !job.state.is_finished() {
-            count_tags(&mut self.unfinished_tags, &job.request.tags, false);
-        }
-        job.state = state;
-        job.finished_at = Some(now);
         job.force = Force::default();
         if reason.is_some() {
             job.set_stop_reason(reason);
         }
         self.deferred.remove(&id);
-        self.prune_at
-            .insert((schedule::add(now, self.config.retention), id));
         self.reindex(id);
-        let dependents = self.dependents.get(&id).cloned().unwrap_or_default();
+        let dependents = self.jobs.dependents(&id).to_vec();
         for d in dependents {
             let Some(dep) = self.jobs.get(&d) else {
                 continue;
@@ -1850,7 +1741,7 @@ impl Scheduler {
 
     /// Missed slots after downtime (see [`Scheduler::skip_missed`]).
     fn apply_catch_up(&mut self, now: Time) {
-        let ids: Vec<JobId> = self.jobs.keys().copied().collect();
+        let ids: Vec<JobId> = self.jobs.ids().collect();
         for id in ids {
             self.skip_missed(now, id);
         }
@@ -1919,7 +1810,9 @@ impl Scheduler {
             }
             after = end;
         }
-        self.jobs.insert(id, candidate);
+        if let Some(job) = self.jobs.get_mut(&id) {
+            *job = candidate;
+        }
         if placed {
             self.reindex(id);
         } else {
@@ -2097,10 +1990,10 @@ impl Scheduler {
             })
             .collect();
         for (id, reason) in policy_stops {
-            let expires = self
-                .jobs
-                .get(&id)
-                .is_some_and(|j| self.policy.deadline_expires_request(&self.upsert_view(j)));
+            let expires = self.jobs.get(&id).is_some_and(|j| {
+                self.policy
+                    .deadline_expires_request(&self.jobs.upsert_view(j))
+            });
             let reason = if expires {
                 StopReason::Expired(reason)
             } else {
@@ -2128,11 +2021,7 @@ impl Scheduler {
         } else {
             schedule::sub(now, age - self.config.retention)
         };
-        let due: Vec<(Time, JobId)> = self
-            .prune_at
-            .range(..=(horizon, JobId::MAX))
-            .copied()
-            .collect();
+        let due = self.jobs.prune_due(horizon);
         for (key, id) in due {
             let Some(finished) = self
                 .jobs
@@ -2140,50 +2029,30 @@ impl Scheduler {
                 .filter(|j| j.state.is_finished())
                 .and_then(|j| j.finished_at)
             else {
-                self.prune_at.remove(&(key, id));
+                self.jobs.requeue_prune((key, id), None);
                 continue;
             };
             if self.active.contains_key(&id) {
-                self.prune_at.remove(&(key, id));
-                self.prune_at
-                    .insert((schedule::add(now, self.config.grace), id));
+                self.jobs
+                    .requeue_prune((key, id), Some(schedule::add(now, self.config.grace)));
             } else if schedule::add(finished, age) <= now {
-                self.prune_at.remove(&(key, id));
+                self.jobs.requeue_prune((key, id), None);
                 self.remove(id);
             } else {
                 // younger than `age`: keep it, under its own key (a grace re-check is done)
                 let own = schedule::add(finished, self.config.retention);
                 if own != key {
-                    self.prune_at.remove(&(key, id));
-                    self.prune_at.insert((own, id));
+                    self.jobs.requeue_prune((key, id), Some(own));
                 }
             }
         }
     }
 
+    /// Removes job `id`: from the table (with its payloads and indexes), and from what waits
+    /// to be dispatched or written.
     fn remove(&mut self, id: JobId) {
-        let Some(job) = self.jobs.remove(&id) else {
+        if self.jobs.remove(id).is_none() {
             return;
-        };
-        if !job.state.is_finished() {
-            count_tags(&mut self.unfinished_tags, &job.request.tags, false);
-        }
-        if let Some(name) = job.unique_name()
-            && let Some(chain) = self.by_name.get_mut(name)
-        {
-            chain.retain(|c| *c != id);
-            if chain.is_empty() {
-                self.by_name.remove(name);
-            }
-        }
-        self.inputs.remove(&id);
-        self.outputs.remove(&id);
-        self.histories.remove(&id);
-        self.dependents.remove(&id);
-        for p in &job.prerequisites {
-            if let Some(ds) = self.dependents.get_mut(p) {
-                ds.retain(|d| *d != id);
-            }
         }
         self.lanes.remove(id);
         self.deferred.remove(&id);
@@ -2259,7 +2128,10 @@ impl Scheduler {
                     pending: self.lanes.len() + self.active.len(),
                     pending_by_tag: &[],
                 };
-                match self.policy.before_start(now, &self.upsert_view(job), cx) {
+                match self
+                    .policy
+                    .before_start(now, &self.jobs.upsert_view(job), cx)
+                {
                     Decision::Allow => {
                         self.deferred.remove(&id);
                     }
@@ -2302,12 +2174,16 @@ impl Scheduler {
             id,
             kind: job.request.kind.clone(),
             attempt: job.attempt,
-            input: self.inputs.get(&id).cloned().unwrap_or_default(),
+            input: Value::Null, // filled below, once the entry is no longer borrowed
             idempotency_key: job.idempotency_key(job.attempt),
         };
         let deadline = job.request.timeout.map(|d| schedule::add(now, d));
         let view = job.to_job(Payloads::default());
         let policy_deadline = self.policy.run_deadline(now, &view);
+        let start = StartJob {
+            input: self.jobs.input(&id),
+            ..start
+        };
         self.active.insert(
             id,
             Active {
@@ -2323,23 +2199,12 @@ impl Scheduler {
         self.deferred.remove(&id);
         self.reindex(id);
         if let Some(job) = self.jobs.get(&id) {
-            self.policy.on_started(now, &self.upsert_view(job));
+            self.policy.on_started(now, &self.jobs.upsert_view(job));
         }
         self.pending.push(Action::Start(start));
     }
 
     /// Marks `id` for persisting (nothing to do for a driver without a store).
-    /// Entry `e` as a job with its output but without its input and history: what a change
-    /// set's upsert and the policy's hooks get (a store takes the payloads from their own lists;
-    /// a policy decides on the scheduling fields).
-    fn upsert_view(&self, e: &Entry) -> Job {
-        e.to_job(Payloads {
-            input: Value::Null,
-            output: self.outputs.get(&e.id).cloned(),
-            history: Vec::new(),
-        })
-    }
-
     fn touch(&mut self, id: JobId) {
         if self.persist {
             self.dirty.insert(id);
@@ -2358,19 +2223,19 @@ impl Scheduler {
         }
         let upserts: Vec<Job> = dirty
             .into_iter()
-            .filter_map(|id| Some(self.upsert_view(self.jobs.get(&id)?)))
+            .filter_map(|id| Some(self.jobs.upsert_view(self.jobs.get(&id)?)))
             .collect();
         let inputs = dirty_inputs
             .into_iter()
-            .filter(|id| self.jobs.contains_key(id))
-            .map(|id| (id, self.inputs.get(&id).cloned().unwrap_or_default()))
+            .filter(|id| self.jobs.contains(id))
+            .map(|id| (id, self.jobs.input(&id)))
             .collect();
         let outputs = dirty_outputs
             .into_iter()
-            .filter(|id| self.jobs.contains_key(id))
-            .map(|id| (id, self.outputs.get(&id).cloned()))
+            .filter(|id| self.jobs.contains(id))
+            .map(|id| (id, self.jobs.output(&id).cloned()))
             .collect();
-        runs.retain(|r| self.jobs.contains_key(&r.id)); // not those of a job removed since
+        runs.retain(|r| self.jobs.contains(&r.id)); // not those of a job removed since
         let changes = ChangeSet {
             upserts,
             removes,
@@ -2383,18 +2248,6 @@ impl Scheduler {
             self.actions.push_back(Action::Persist(changes));
         }
         self.actions.extend(self.pending.drain(..));
-    }
-}
-
-/// Sets `id`'s value in `map`, or removes it for `None`.
-fn set_or_clear(map: &mut BTreeMap<JobId, Value>, id: JobId, value: Option<Value>) {
-    match value {
-        Some(v) => {
-            map.insert(id, v);
-        }
-        None => {
-            map.remove(&id);
-        }
     }
 }
 

@@ -285,9 +285,9 @@ impl Scheduler {
                                 until: gates.due,
                                 attempt: job.attempt,
                                 stopped_by: self
-                                    .histories
-                                    .get(&id)
-                                    .and_then(|h| h.last())
+                                    .jobs
+                                    .history(&id)
+                                    .last()
                                     .and_then(|r| r.stop_reason.clone()),
                             }
                         } else {
