@@ -317,8 +317,9 @@ pub enum Reply {
 /// payloads and runs.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ChangeSet {
-    /// Jobs to insert or replace. The whole job is here (the core still holds whole jobs), but a
-    /// store writes only its scheduling fields from it.
+    /// Jobs to insert or replace: from the core, each with its scheduling fields and its last
+    /// output, but no input (`Value::Null`) and no history — a store writes only the scheduling
+    /// fields from it and takes the payloads and runs from the lists below.
     pub upserts: Vec<Job>,
     /// Ids to delete, with their payloads and runs.
     pub removes: Vec<JobId>,
