@@ -52,8 +52,26 @@ fn fill(n: usize, persist: bool) -> usize {
         while core.poll_action().is_some() {}
     }
     let after = LIVE.load(Ordering::Relaxed);
+    println!(
+        "  (process RSS with that core: {:.0} MB)",
+        rss_mb().unwrap_or(f64::NAN)
+    );
     drop(core);
     after - before
+}
+
+/// The process's resident set in MB, from `/proc/self/status` (Linux).
+fn rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<f64>()
+        .ok()?;
+    Some(kb / 1024.0)
 }
 
 fn main() {
@@ -112,7 +130,7 @@ fn main() {
         (after - before) / n.max(1)
     );
     drop(set);
-    for persist in [false, true] {
+    for persist in [true, false] {
         let bytes = fill(n, persist);
         println!(
             "core heap with {n} pending jobs (persist {persist}): {:.1} MB, {} B per job",

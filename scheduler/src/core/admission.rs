@@ -368,6 +368,7 @@ impl Scheduler {
             stop_reason: None,
             finished_at: None,
             force: Force::default(),
+            lane: None,
         };
         self.place(&mut job)?;
         Ok(job)

@@ -49,7 +49,7 @@ impl Scheduler {
         if self.shutting_down {
             return;
         }
-        while let Some((key, id)) = self.lanes.pop_due(now) {
+        while let Some((key, id)) = self.lanes.pop_due(&mut self.jobs, now) {
             self.classify(key, id);
         }
         if self
@@ -181,12 +181,14 @@ impl Scheduler {
             return;
         };
         if !self.kinds.contains(&job.request.kind) {
-            self.lanes.wait_for_worker(key, id, &job.request.kind);
+            let kind = job.request.kind.clone();
+            self.lanes.wait_for_worker(&mut self.jobs, key, id, kind);
         } else if !job.force.constraints && !job.request.constraints.satisfied_by(&self.device) {
             let needs = job.request.constraints;
-            self.lanes.wait_for_device(key, id, needs);
+            self.lanes.wait_for_device(&mut self.jobs, key, id, needs);
         } else {
-            self.lanes.ready(key, id, job.force.time);
+            let forced = job.force.time;
+            self.lanes.ready(&mut self.jobs, key, id, forced);
         }
     }
 
@@ -290,7 +292,7 @@ impl Scheduler {
     /// Re-files a job after any change (an enqueued job waits for its time gates first), and
     /// marks it for persisting.
     pub(super) fn reindex(&mut self, id: JobId) {
-        self.lanes.remove(id);
+        self.lanes.remove(&mut self.jobs, id);
         self.touch(id);
         let Some(job) = self.jobs.get(&id) else {
             return;
@@ -300,15 +302,15 @@ impl Scheduler {
         }
         let key = self.gate_of(job);
         let latest = self.latest_start(job, key);
-        self.lanes.wait_for_time(key, latest, id);
+        self.lanes.wait_for_time(&mut self.jobs, key, latest, id);
     }
 
     pub(super) fn device_changed(&mut self, now: Time, device: DeviceState) {
         self.device = device;
         self.policy.on_device(now, &device);
         // jobs waiting on the device, and ready ones, are filed again against the new state
-        for (key, id) in self.lanes.take_device_dependent() {
-            self.lanes.wait_for_time(key, key, id);
+        for (key, id) in self.lanes.take_device_dependent(&mut self.jobs) {
+            self.lanes.wait_for_time(&mut self.jobs, key, key, id);
         }
         // the policy may see things differently now (a screen that comes on ends Doze)
         self.ask_policy_again();

@@ -16,6 +16,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::job::{Force, Job, JobId, JobRequest, JobState, RunRecord, StopReason, Time};
+use super::lanes::LanePos;
 
 /// One job as the core keeps it. The field names are those of [`Job`], so that a decision reads
 /// the same on either.
@@ -55,6 +56,9 @@ pub(crate) struct Entry {
     pub prerequisites: Box<[JobId]>,
     /// Why the last run was stopped or the job ended, if it was (boxed: most jobs have none).
     pub stop_reason: Option<Box<StopReason>>,
+    /// Where it waits to be dispatched, if it is filed (the lanes' record, kept here: see
+    /// [`lanes`](super::lanes)).
+    pub lane: Option<LanePos>,
 }
 
 impl Entry {
@@ -101,6 +105,7 @@ impl Entry {
             cycle,
             prerequisites: prerequisites.into_boxed_slice(),
             stop_reason: stop_reason.map(Box::new),
+            lane: None,
         };
         (
             entry,

@@ -449,10 +449,11 @@ impl Scheduler {
     /// Removes job `id`: from the table (with its payloads and indexes), and from what waits
     /// to be dispatched or written.
     pub(super) fn remove(&mut self, id: JobId) {
+        // unfiled first: where it waits is kept on its entry
+        self.lanes.remove(&mut self.jobs, id);
         if self.jobs.remove(id).is_none() {
             return;
         }
-        self.lanes.remove(id);
         self.deferred.remove(&id);
         self.dirty.remove(&id);
         self.dirty_inputs.remove(&id);

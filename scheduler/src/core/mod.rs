@@ -526,8 +526,8 @@ impl Scheduler {
                 Ok(Reply::Done)
             }
             Event::WorkerRegistered(kind) => {
-                for (key, id) in self.lanes.take_kind(&kind) {
-                    self.lanes.wait_for_time(key, key, id);
+                for (key, id) in self.lanes.take_kind(&mut self.jobs, &kind) {
+                    self.lanes.wait_for_time(&mut self.jobs, key, key, id);
                 }
                 self.kinds.insert(kind);
                 Ok(Reply::Done)
@@ -799,7 +799,7 @@ impl Scheduler {
     /// and no decision of the policy about it alone — it waits only for what holds every ready
     /// job alike ([`Scheduler::ready_reasons`]: an app-wide hold, the run slots).
     pub fn is_ready(&self, id: JobId) -> bool {
-        self.lanes.is_parked(id) && !self.deferred.contains_key(&id)
+        self.lanes.is_parked(&self.jobs, id) && !self.deferred.contains_key(&id)
     }
 
     /// The jobs held back at `now` for reasons of their own: [`Scheduler::held_back`] without

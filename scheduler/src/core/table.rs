@@ -372,6 +372,7 @@ mod tests {
             cycle: 0,
             prerequisites: Box::new([]),
             stop_reason: None,
+            lane: None,
         }
     }
 

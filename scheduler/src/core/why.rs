@@ -326,7 +326,8 @@ impl Scheduler {
                     )
                 });
                 if timed_only
-                    && let Some((until, with, more)) = self.lanes.batched_until(id, now, 8)
+                    && let Some((until, with, more)) =
+                        self.lanes.batched_until(&self.jobs, id, now, 8)
                 {
                     let with = with
                         .into_iter()
