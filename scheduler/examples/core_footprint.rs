@@ -35,14 +35,21 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn fill(n: usize, persist: bool) -> usize {
+/// The live heap a core holds after `n` enqueues; `spread`: each at its own millisecond (every
+/// job then has its own due instant), else all at one instant (like a bulk enqueue).
+fn fill(n: usize, persist: bool, spread: bool) -> usize {
     let before = LIVE.load(Ordering::Relaxed);
     let mut core = Scheduler::new(Config::default(), Box::new(AllowAll));
     if !persist {
         core = core.without_persistence();
     }
-    let now = chrono::Utc::now();
+    let start = chrono::Utc::now();
     for i in 0..n as u64 {
+        let now = if spread {
+            start + chrono::TimeDelta::milliseconds(i as i64)
+        } else {
+            start
+        };
         let mut b = [0u8; 10];
         b[2..].copy_from_slice(&i.to_be_bytes());
         let id = JobId::new_v7(now, b);
@@ -130,10 +137,11 @@ fn main() {
         (after - before) / n.max(1)
     );
     drop(set);
-    for persist in [true, false] {
-        let bytes = fill(n, persist);
+    for (persist, spread) in [(true, false), (false, false), (true, true)] {
+        let bytes = fill(n, persist, spread);
+        let instants = if spread { "each its own" } else { "one" };
         println!(
-            "core heap with {n} pending jobs (persist {persist}): {:.1} MB, {} B per job",
+            "core heap with {n} pending jobs (persist {persist}, due instants: {instants}): {:.1} MB, {} B per job",
             bytes as f64 / 1e6,
             bytes / n.max(1)
         );

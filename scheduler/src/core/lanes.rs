@@ -36,8 +36,10 @@ pub(crate) type LanePos = (Lane, Time);
 #[derive(Debug, Default)]
 pub(super) struct Lanes {
     timed: BTreeSet<Key>,
-    /// The timed jobs by the latest instant they may start: the wake-up planner's input.
-    latest: BTreeSet<Key>,
+    /// The latest instants the timed jobs may start, each with how many jobs have it: the
+    /// wake-up planner's input (it needs the instants, not the jobs; jobs enqueued together
+    /// share one).
+    latest: BTreeMap<Time, usize>,
     no_worker: BTreeMap<String, BTreeSet<Key>>,
     device: BTreeSet<Key>,
     /// How many jobs in the device lane need each constraint.
@@ -74,7 +76,12 @@ impl Lanes {
         match lane {
             Lane::Timed(latest) => {
                 self.timed.remove(&k);
-                self.latest.remove(&(latest, id));
+                if let Some(n) = self.latest.get_mut(&latest) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.latest.remove(&latest);
+                    }
+                }
             }
             Lane::NoWorker(kind) => {
                 if let Some(set) = self.no_worker.get_mut(&kind) {
@@ -125,7 +132,7 @@ impl Lanes {
         match &lane {
             Lane::Timed(latest) => {
                 self.timed.insert(k);
-                self.latest.insert((*latest, id));
+                *self.latest.entry(*latest).or_default() += 1;
             }
             Lane::NoWorker(kind) => {
                 self.no_worker.entry(kind.clone()).or_default().insert(k);
@@ -272,10 +279,7 @@ impl Lanes {
     /// then; waking at the latest of their gates serves exactly the same jobs, each as early as
     /// the optimum allows — a job with nothing to share a wake-up with runs at its gate.
     pub fn next_wake_after(&self, now: Time) -> Option<Time> {
-        let &(latest, _) = self
-            .latest
-            .range((Excluded((now, JobId::MAX)), Unbounded))
-            .next()?;
+        let (&latest, _) = self.latest.range((Excluded(now), Unbounded)).next()?;
         let back = self
             .timed
             .range(..=(latest, JobId::MAX))
