@@ -74,7 +74,7 @@ async fn a_record_left_running_is_recovered_on_open() {
         )
         .unwrap();
         let mut store = RedbStore::open(&path, OpenMode::CreateIfMissing).unwrap();
-        let jobs: Vec<_> = core.jobs().cloned().collect();
+        let jobs: Vec<_> = core.jobs().collect();
         assert_eq!(jobs[0].state, JobState::Running);
         store.commit(&ChangeSet::whole(jobs)).unwrap();
     }

@@ -163,7 +163,7 @@ fn recovered(dir: &Path) -> Vec<backwork::Job> {
     let mut core = Scheduler::new(Default::default(), Box::new(backwork::AllowAll));
     core.handle("2026-01-01T00:00:00Z".parse().unwrap(), Event::Load(jobs))
         .expect("load into a core");
-    core.jobs().cloned().collect()
+    core.jobs().collect()
 }
 
 #[test]

@@ -244,7 +244,7 @@ mod tests {
         core.handle(now, backwork_scheduler::Event::Enqueue { id, request })
             .unwrap();
         let job = core.job(id).unwrap();
-        let v = serde_json::to_value(JobRecord::of(job)).unwrap();
+        let v = serde_json::to_value(JobRecord::of(&job)).unwrap();
         assert_eq!(v["requires"], serde_json::json!(["charging"]));
         assert_eq!(v["timeout_ms"], 90_000);
         assert_eq!(v["schedule"]["type"], "periodic");

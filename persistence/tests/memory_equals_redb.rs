@@ -31,7 +31,7 @@ impl Both {
 
     /// Both stores load exactly the jobs the core holds.
     fn check(&mut self, core: &Scheduler, when: &str) {
-        let held: Vec<Job> = core.jobs().cloned().collect();
+        let held: Vec<Job> = core.jobs().collect();
         let memory = self.memory.load().unwrap();
         let redb = self.redb.load().unwrap();
         assert_eq!(memory, redb, "{when}: the memory and redb stores differ");

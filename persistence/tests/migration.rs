@@ -144,7 +144,7 @@ fn the_schema_2_fixture_is_migrated_with_every_job_whole() {
         }
     }
     assert!(persisted > 0, "the recovery is written");
-    let after_recovery: Vec<Job> = core.jobs().cloned().collect();
+    let after_recovery: Vec<Job> = core.jobs().collect();
     assert_eq!(store.load().unwrap(), after_recovery);
     store.close().unwrap();
     drop(store);
@@ -194,7 +194,7 @@ fn core_jobs() -> Vec<Job> {
         )
         .unwrap();
     }
-    core.jobs().cloned().collect()
+    core.jobs().collect()
 }
 
 /// Writes an old layout with redb directly: `meta` at `version`, and `jobs` as JSON records.

@@ -31,9 +31,7 @@ fn make_store(path: &std::path::Path, n: usize) {
         .unwrap();
     }
     let mut store = RedbStore::open(path, OpenMode::CreateIfMissing).unwrap();
-    store
-        .commit(&ChangeSet::whole(core.jobs().cloned()))
-        .unwrap();
+    store.commit(&ChangeSet::whole(core.jobs())).unwrap();
     store.close().unwrap();
 }
 

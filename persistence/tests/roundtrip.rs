@@ -30,7 +30,7 @@ fn jobs() -> Vec<Job> {
         let id = JobId::new_v7(now, [i as u8; 10]);
         core.handle(now, Event::Enqueue { id, request: r }).unwrap();
     }
-    core.jobs().cloned().collect()
+    core.jobs().collect()
 }
 
 /// The number of rows of job `id` in the `payloads` and `runs` tables (read with redb directly).

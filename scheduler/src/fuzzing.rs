@@ -39,7 +39,7 @@ pub fn drive(jobs: Vec<Job>, requests: Vec<JobRequest>, now: Time) {
         drain(&mut core, now, &mut toggle);
     }
     for _ in 0..STEPS {
-        let ids: Vec<JobId> = core.jobs().map(|j| j.id).collect();
+        let ids: Vec<JobId> = core.ids().collect();
         for id in ids {
             let _ = core.why(now, id);
         }
@@ -63,7 +63,7 @@ fn drain(core: &mut Scheduler, now: Time, toggle: &mut bool) {
             Action::Persist(_) => {}
             Action::Start(s) => ended.push((s.id, s.attempt)),
             Action::Stop { id, .. } | Action::Abort { id } => {
-                if let Some(attempt) = core.jobs().find(|j| j.id == id).map(|j| j.attempt) {
+                if let Some(attempt) = core.job(id).map(|j| j.attempt) {
                     ended.push((id, attempt));
                 }
             }
@@ -196,8 +196,8 @@ pub fn sample_jobs(now: Time) -> Vec<Job> {
     for step in 0..6 {
         for (id, attempt) in keep(&mut core, &mut out) {
             // snapshot the running record, then end the run
-            if let Some(job) = core.jobs().find(|j| j.id == id) {
-                out.entry(job.id).or_insert_with(|| job.clone());
+            if let Some(job) = core.job(id) {
+                out.entry(job.id).or_insert(job);
             }
             let outcome = if step % 2 == 0 {
                 RunOutcome::Retry(Some(serde_json::json!({"tail": "x"})))

@@ -14,7 +14,7 @@ fn restart_after(request: JobRequest, down: std::time::Duration) -> (Harness, Jo
     let mut h = Harness::new().auto_succeed();
     let id = h.enqueue(request);
     h.advance(mins(1));
-    let stored: Vec<Job> = h.core.jobs().cloned().collect();
+    let stored: Vec<Job> = h.core.jobs().collect();
     let later = backwork_scheduler::core::add(h.now, down);
     let mut fresh = Harness::with(Config::default(), Box::new(AllowAll)).auto_succeed();
     fresh.jump_to(later);

@@ -13,7 +13,7 @@ use chrono::TimeDelta;
 use common::*;
 
 fn crash_and_reload(h: &Harness, at: backwork_scheduler::Time) -> Harness {
-    let stored: Vec<Job> = h.core.jobs().cloned().collect();
+    let stored: Vec<Job> = h.core.jobs().collect();
     let mut fresh = Harness::with(Config::default(), Box::new(AllowAll));
     fresh.jump_to(at);
     fresh.handle(Event::Load(stored)).unwrap();
@@ -56,7 +56,7 @@ fn the_interrupted_attempt_gets_its_real_end_and_the_note() {
     assert_eq!(job.attempt, 1, "still charged");
     assert!(
         r.log.iter().any(|(_, a)| matches!(a, Action::Persist(cs)
-            if cs.upserts.iter().any(|j| j.id == id && j.history[0].finished == ended))),
+            if cs.runs.iter().any(|r| r.id == id && r.record.finished == ended))),
         "the amended record is persisted"
     );
 }

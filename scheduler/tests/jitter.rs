@@ -17,7 +17,7 @@ fn offset(h: &Harness, id: JobId, cycle: u64) -> TimeDelta {
 
 /// The records of `h` loaded into a fresh core at `at` (a restart).
 fn restart(h: &Harness, at: backwork_scheduler::Time) -> Harness {
-    let stored: Vec<Job> = h.core.jobs().cloned().collect();
+    let stored: Vec<Job> = h.core.jobs().collect();
     let mut fresh = Harness::with(Config::default(), Box::new(AllowAll)).auto_succeed();
     fresh.jump_to(at);
     fresh.handle(Event::Load(stored)).unwrap();

@@ -123,7 +123,7 @@ fn the_attempt_is_persisted_before_the_run_starts() {
 }
 
 fn reload(h: &Harness, at: Time, config: Config) -> Harness {
-    let stored: Vec<Job> = h.core.jobs().cloned().collect();
+    let stored: Vec<Job> = h.core.jobs().collect();
     let mut fresh = Harness::with(config, Box::new(AllowAll));
     fresh.jump_to(at);
     let reply = fresh.handle(Event::Load(stored)).unwrap();

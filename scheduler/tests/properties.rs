@@ -412,10 +412,10 @@ fn run(ops: &[Op]) -> Result<Vec<(Time, Action)>, TestCaseError> {
                 );
             }
         }
-        let mut unfinished: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut unfinished: BTreeMap<String, usize> = BTreeMap::new();
         for job in h.core.jobs().filter(|j| !j.state.is_finished()) {
             if let Some(n) = job.unique_name() {
-                *unfinished.entry(n).or_default() += 1;
+                *unfinished.entry(n.to_string()).or_default() += 1;
             }
         }
         prop_assert!(

@@ -767,7 +767,7 @@ impl Sim<'_> {
     /// The device restarts: runs in progress are lost, and after `down` a new scheduler loads
     /// the jobs (recovering the ones that were running).
     fn reboot(&mut self, e: &EventSpec) -> Result<(), SimError> {
-        let jobs: Vec<_> = self.core.jobs().cloned().collect();
+        let jobs: Vec<_> = self.core.jobs().collect();
         let lost: Vec<(JobId, Time)> = self
             .running
             .iter()

@@ -29,10 +29,11 @@ impl Scheduler {
     /// Amends the `crashed` history records that [`Event::Load`](super::Event::Load) just wrote.
     pub(super) fn interrupted(&mut self, now: Time, runs: Vec<Interruption>) {
         for run in runs {
-            let Some(job) = self.jobs.get_mut(&run.id) else {
+            let Some(history) = self.jobs.history_mut(&run.id) else {
                 continue;
             };
-            let Some(record) = job.history.last_mut() else {
+            let len = history.len();
+            let Some(record) = history.last_mut() else {
                 continue;
             };
             if record.result != RunResult::Crashed || record.attempt != run.attempt {
@@ -42,8 +43,11 @@ impl Scheduler {
             record.finished = ended;
             record.note = Some(run.note);
             let record = record.clone();
+            let Some(job) = self.jobs.get_mut(&run.id) else {
+                continue;
+            };
             job.last_finished = Some(ended);
-            if let Some(number) = job.history_numbers().last() {
+            if let Some(number) = job.history_numbers(len).last() {
                 self.dirty_runs.push(RunWrite {
                     id: run.id,
                     number,

@@ -897,10 +897,11 @@ impl Job {
     /// the history's length, so the numbers are always distinct and at least 1. The store keys
     /// runs by these numbers.
     pub fn history_numbers(&self) -> impl DoubleEndedIterator<Item = u64> + use<> {
-        let len = self.history.len() as u64;
-        let running = u64::from(self.state == JobState::Running);
-        let last = self.runs_total.saturating_sub(running).max(len);
-        (0..len).map(move |i| last - (len - 1 - i))
+        super::entry::history_numbers(
+            self.history.len(),
+            self.state == JobState::Running,
+            self.runs_total,
+        )
     }
 
     /// The stable idempotency key of attempt `attempt` of the current cycle:
@@ -908,15 +909,7 @@ impl Job {
     /// (constraint lost, shutdown) and runs again keeps its key; each period of a recurring job
     /// gets its own keys.
     pub fn idempotency_key(&self, attempt: u32) -> String {
-        use fmt::Write as _;
-        // the id encoded straight into the key (formatting it through `Display` was a good
-        // share of a simulated run's cost)
-        let mut buf = Uuid::encode_buffer();
-        let id = self.id.0.hyphenated().encode_lower(&mut buf);
-        let mut key = String::with_capacity(id.len() + 16);
-        key.push_str(id);
-        let _ = write!(key, "-{}-{attempt}", self.cycle);
-        key
+        super::entry::idempotency_key(self.id, self.cycle, attempt)
     }
 }
 

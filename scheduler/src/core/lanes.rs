@@ -5,6 +5,9 @@
 //! for its kind, the device (its constraints), or nothing — **ready** to start when a slot is
 //! free and the policy allows. A device change revisits only the device lane (and the ready
 //! lane); registering a worker revisits only that kind's lane. No input rescans every job.
+//!
+//! Where a job is filed (its lane and key) is kept on its entry in the [`Table`] (one ordered
+//! map fewer per job), so the methods that file or unfile a job take the table.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,10 +15,11 @@ use backwork_constraints::{Constraint, Constraints};
 use std::ops::Bound::{Excluded, Included, Unbounded};
 
 use super::job::{JobId, Time};
+use super::table::Table;
 
 /// The lane a job waits in.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Lane {
+pub(crate) enum Lane {
     /// Waiting for its gates to open; may start as late as the instant held here (batching).
     Timed(Time),
     NoWorker(String),
@@ -26,11 +30,16 @@ enum Lane {
 
 type Key = (Time, JobId);
 
+/// Where a job is filed: its lane and the key it is filed under there.
+pub(crate) type LanePos = (Lane, Time);
+
 #[derive(Debug, Default)]
 pub(super) struct Lanes {
     timed: BTreeSet<Key>,
-    /// The timed jobs by the latest instant they may start: the wake-up planner's input.
-    latest: BTreeSet<Key>,
+    /// The latest instants the timed jobs may start, each with how many jobs have it: the
+    /// wake-up planner's input (it needs the instants, not the jobs; jobs enqueued together
+    /// share one).
+    latest: BTreeMap<Time, usize>,
     no_worker: BTreeMap<String, BTreeSet<Key>>,
     device: BTreeSet<Key>,
     /// How many jobs in the device lane need each constraint.
@@ -39,7 +48,8 @@ pub(super) struct Lanes {
     /// The forced jobs among the ready ones: the only ones that pass an app-wide hold, found
     /// without walking the jobs it parks.
     ready_forced: BTreeSet<Key>,
-    at: BTreeMap<JobId, (Lane, Time)>,
+    /// How many jobs are filed, in every lane.
+    count: usize,
     /// When kept: the jobs that entered or left the ready lane (see
     /// `Scheduler::log_ready_changes`).
     pub log: Option<Vec<JobId>>,
@@ -48,14 +58,15 @@ pub(super) struct Lanes {
 impl Lanes {
     /// How many jobs wait, in every lane.
     pub fn len(&self) -> usize {
-        self.at.len()
+        self.count
     }
 
     /// Takes `id` out of whichever lane it is in.
-    pub fn remove(&mut self, id: JobId) {
-        let Some((lane, key)) = self.at.remove(&id) else {
+    pub fn remove(&mut self, jobs: &mut Table, id: JobId) {
+        let Some((lane, key)) = jobs.get_mut(&id).and_then(|e| e.lane.take()) else {
             return;
         };
+        self.count -= 1;
         self.unlink(lane, key, id);
     }
 
@@ -65,7 +76,12 @@ impl Lanes {
         match lane {
             Lane::Timed(latest) => {
                 self.timed.remove(&k);
-                self.latest.remove(&(latest, id));
+                if let Some(n) = self.latest.get_mut(&latest) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.latest.remove(&latest);
+                    }
+                }
             }
             Lane::NoWorker(kind) => {
                 if let Some(set) = self.no_worker.get_mut(&kind) {
@@ -103,16 +119,20 @@ impl Lanes {
         }
     }
 
-    fn put(&mut self, lane: Lane, key: Time, id: JobId) {
-        // one search of `at`; a job filed elsewhere (callers take it out first) is unlinked
-        if let Some((old, old_key)) = self.at.insert(id, (lane.clone(), key)) {
-            self.unlink(old, old_key, id);
+    fn put(&mut self, jobs: &mut Table, lane: Lane, key: Time, id: JobId) {
+        let Some(entry) = jobs.get_mut(&id) else {
+            return; // only a job of the table is filed
+        };
+        // a job filed elsewhere (callers take it out first) is unlinked
+        match entry.lane.replace((lane.clone(), key)) {
+            Some((old, old_key)) => self.unlink(old, old_key, id),
+            None => self.count += 1,
         }
         let k = (key, id);
         match &lane {
             Lane::Timed(latest) => {
                 self.timed.insert(k);
-                self.latest.insert((*latest, id));
+                *self.latest.entry(*latest).or_default() += 1;
             }
             Lane::NoWorker(kind) => {
                 self.no_worker.entry(kind.clone()).or_default().insert(k);
@@ -163,11 +183,12 @@ impl Lanes {
     /// all would make `why` for every job of a big batch quadratic).
     pub fn batched_until(
         &self,
+        jobs: &Table,
         id: JobId,
         now: Time,
         limit: usize,
     ) -> Option<(Time, Vec<JobId>, bool)> {
-        let gate = match self.at.get(&id) {
+        let gate = match jobs.get(&id).and_then(|e| e.lane.as_ref()) {
             Some((Lane::Timed(_), gate)) => *gate,
             _ => return None,
         };
@@ -199,18 +220,18 @@ impl Lanes {
 
     /// Files `id` to wait for its time gates to open at `key`; it may start as late as `latest`
     /// (at least `key`) so that it shares a wake-up with other jobs.
-    pub fn wait_for_time(&mut self, key: Time, latest: Time, id: JobId) {
-        self.put(Lane::Timed(latest.max(key)), key, id);
+    pub fn wait_for_time(&mut self, jobs: &mut Table, key: Time, latest: Time, id: JobId) {
+        self.put(jobs, Lane::Timed(latest.max(key)), key, id);
     }
 
     /// Files `id` (due since `key`) to wait for a worker of `kind`.
-    pub fn wait_for_worker(&mut self, key: Time, id: JobId, kind: &str) {
-        self.put(Lane::NoWorker(kind.to_string()), key, id);
+    pub fn wait_for_worker(&mut self, jobs: &mut Table, key: Time, id: JobId, kind: String) {
+        self.put(jobs, Lane::NoWorker(kind), key, id);
     }
 
     /// Files `id` (due since `key`) to wait for the device to satisfy its constraints `needs`.
-    pub fn wait_for_device(&mut self, key: Time, id: JobId, needs: Constraints) {
-        self.put(Lane::Device(needs), key, id);
+    pub fn wait_for_device(&mut self, jobs: &mut Table, key: Time, id: JobId, needs: Constraints) {
+        self.put(jobs, Lane::Device(needs), key, id);
     }
 
     /// The constraints that jobs waiting for the device need.
@@ -220,14 +241,17 @@ impl Lanes {
 
     /// Files `id` (due since `key`) as ready to start; `forced` when it was forced past its
     /// time gates (the policy is not asked).
-    pub fn ready(&mut self, key: Time, id: JobId, forced: bool) {
-        self.put(Lane::Ready(forced), key, id);
+    pub fn ready(&mut self, jobs: &mut Table, key: Time, id: JobId, forced: bool) {
+        self.put(jobs, Lane::Ready(forced), key, id);
     }
 
     /// Whether `id` waits in the ready lane, not forced: held by an app-wide hold when one is
     /// in force.
-    pub fn is_parked(&self, id: JobId) -> bool {
-        matches!(self.at.get(&id), Some((Lane::Ready(false), _)))
+    pub fn is_parked(&self, jobs: &Table, id: JobId) -> bool {
+        matches!(
+            jobs.get(&id).and_then(|e| e.lane.as_ref()),
+            Some((Lane::Ready(false), _))
+        )
     }
 
     /// How many ready jobs are not forced (held by an app-wide hold when one is in force).
@@ -236,12 +260,12 @@ impl Lanes {
     }
 
     /// Takes the earliest timed job whose gates are open at `now`.
-    pub fn pop_due(&mut self, now: Time) -> Option<Key> {
+    pub fn pop_due(&mut self, jobs: &mut Table, now: Time) -> Option<Key> {
         let &(key, id) = self.timed.first()?;
         if key > now {
             return None;
         }
-        self.remove(id);
+        self.remove(jobs, id);
         Some((key, id))
     }
 
@@ -255,10 +279,7 @@ impl Lanes {
     /// then; waking at the latest of their gates serves exactly the same jobs, each as early as
     /// the optimum allows — a job with nothing to share a wake-up with runs at its gate.
     pub fn next_wake_after(&self, now: Time) -> Option<Time> {
-        let &(latest, _) = self
-            .latest
-            .range((Excluded((now, JobId::MAX)), Unbounded))
-            .next()?;
+        let (&latest, _) = self.latest.range((Excluded(now), Unbounded)).next()?;
         let back = self
             .timed
             .range(..=(latest, JobId::MAX))
@@ -270,7 +291,7 @@ impl Lanes {
 
     /// Takes every job waiting for the device, and every ready job (whose constraints must be
     /// checked again), in due order.
-    pub fn take_device_dependent(&mut self) -> Vec<Key> {
+    pub fn take_device_dependent(&mut self, jobs: &mut Table) -> Vec<Key> {
         let mut out: Vec<Key> = self
             .device
             .iter()
@@ -279,20 +300,20 @@ impl Lanes {
             .collect();
         out.sort();
         for &(_, id) in &out {
-            self.remove(id);
+            self.remove(jobs, id);
         }
         out
     }
 
     /// Takes every job waiting for a worker of `kind`.
-    pub fn take_kind(&mut self, kind: &str) -> Vec<Key> {
+    pub fn take_kind(&mut self, jobs: &mut Table, kind: &str) -> Vec<Key> {
         let out: Vec<Key> = self
             .no_worker
             .get(kind)
             .map(|s| s.iter().copied().collect())
             .unwrap_or_default();
         for &(_, id) in &out {
-            self.remove(id);
+            self.remove(jobs, id);
         }
         out
     }

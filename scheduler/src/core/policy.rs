@@ -118,6 +118,10 @@ pub struct PolicyContext<'a> {
 ///
 /// Like the core, a policy must be deterministic: it gets time as an argument and must not read a
 /// clock or do IO.
+///
+/// The [`Job`] a hook gets holds the scheduling fields and the last output, not the input
+/// payload (`Value::Null`) nor the run history: the core keeps those apart from its entries,
+/// and a policy decides on the scheduling fields.
 pub trait Policy: Send + fmt::Debug + 'static {
     /// Called when a request is enqueued; an `Err` rejects it with that reason.
     fn admit(

@@ -254,7 +254,7 @@ impl Scheduler {
             s if s.is_finished() => out.push(WaitReason::Finished {
                 state: s,
                 at: job.finished_at,
-                stop_reason: job.stop_reason.clone(),
+                stop_reason: job.stop_reason.as_deref().cloned(),
             }),
             JobState::Blocked => out.push(WaitReason::Blocked {
                 on: job
@@ -284,7 +284,11 @@ impl Scheduler {
                             WaitReason::Backoff {
                                 until: gates.due,
                                 attempt: job.attempt,
-                                stopped_by: job.history.last().and_then(|r| r.stop_reason.clone()),
+                                stopped_by: self
+                                    .jobs
+                                    .history(&id)
+                                    .last()
+                                    .and_then(|r| r.stop_reason.clone()),
                             }
                         } else {
                             WaitReason::NotDue { until: gates.due }
@@ -322,7 +326,8 @@ impl Scheduler {
                     )
                 });
                 if timed_only
-                    && let Some((until, with, more)) = self.lanes.batched_until(id, now, 8)
+                    && let Some((until, with, more)) =
+                        self.lanes.batched_until(&self.jobs, id, now, 8)
                 {
                     let with = with
                         .into_iter()

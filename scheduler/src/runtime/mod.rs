@@ -1028,23 +1028,23 @@ impl Actor {
                 self.respond_after_commit(reply, result);
             }
             Command::Job { id, reply } => {
-                let job = self.core.job(id).cloned();
+                let job = self.core.job(id);
                 self.respond(reply, job);
             }
             Command::Jobs { reply } => {
-                let jobs = self.core.jobs().cloned().collect();
+                let jobs = self.core.jobs().collect();
                 self.respond(reply, jobs);
             }
             Command::Inspect { selector, reply } => {
                 let now = self.clock.now();
                 let ids: Result<Vec<JobId>, CoreError> = match &selector {
                     Some(s) => self.core.resolve(s),
-                    None => Ok(self.core.jobs().map(|j| j.id).collect()),
+                    None => Ok(self.core.ids().collect()),
                 };
                 let out = ids.map_err(RuntimeError::from).map(|ids| {
                     ids.into_iter()
                         .filter_map(|id| {
-                            let job = self.core.job(id)?.clone();
+                            let job = self.core.job(id)?;
                             let why = self.core.why(now, id).unwrap_or_default();
                             Some((job, why))
                         })
@@ -1092,7 +1092,7 @@ impl Actor {
             Command::Watch { id, reply } => {
                 let now = self.clock.now();
                 let rx = self.core.job(id).map(|job| {
-                    let update = JobUpdate::of(job, now);
+                    let update = JobUpdate::of(&job, now);
                     self.watchers
                         .entry(id)
                         .or_insert_with(|| watch::channel(update).0)
@@ -1107,7 +1107,7 @@ impl Actor {
             Command::WaitIdle { reply } => self.idle_waiters.push(reply),
             Command::Progress { id, value } => {
                 if let Some(job) = self.core.job(id) {
-                    let mut update = JobUpdate::of(job, self.clock.now());
+                    let mut update = JobUpdate::of(&job, self.clock.now());
                     update.progress = Some(value);
                     self.publish(update);
                 }
@@ -1316,10 +1316,10 @@ impl Actor {
         if !tracing::enabled!(tracing::Level::WARN) {
             return; // (the hot path of bulk work: no `why` when nobody reads the log)
         }
-        let Some(job) = self.core.job(id) else {
+        let Some(state) = self.core.state_of(id) else {
             return;
         };
-        let Some(run) = job.history.last().filter(|r| r.attempt == attempt) else {
+        let Some(run) = self.core.last_run(id).filter(|r| r.attempt == attempt) else {
             return;
         };
         let took = humanize_approx(
@@ -1328,8 +1328,8 @@ impl Actor {
                 .unwrap_or(Duration::ZERO),
         );
         let now = self.clock.now();
-        let next = if job.state.is_finished() {
-            format!("no further runs: the job {}", job.state)
+        let next = if state.is_finished() {
+            format!("no further runs: the job {state}")
         } else {
             let reasons = self.core.why(now, id).unwrap_or_default();
             match WaitReason::next_start(&reasons) {
@@ -1342,7 +1342,7 @@ impl Actor {
                 _ => "next start as soon as its constraints and a slot allow".to_string(),
             }
         };
-        let name = job.unique_name();
+        let name = self.core.unique_name_of(id);
         let job_ref = id.short();
         let note = run.note.as_deref();
         let (warn, what) = match (&run.result, &run.stop_reason) {
@@ -1391,10 +1391,10 @@ impl Actor {
                     return;
                 };
                 let token = CancellationToken::new();
-                if let Some(job) = self.core.job(id) {
+                if self.core.state_of(id).is_some() {
                     tracing::info!(
                         job = %id.short(),
-                        name = job.unique_name(),
+                        name = self.core.unique_name_of(id),
                         kind = %start.kind,
                         attempt,
                         "run started"

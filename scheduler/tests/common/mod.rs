@@ -110,7 +110,7 @@ impl Harness {
         }
         if let Some(mut auto) = self.auto.take() {
             for (id, attempt) in started {
-                let job = self.core.job(id).cloned().expect("started job exists");
+                let job = self.core.job(id).expect("started job exists");
                 if let Some(outcome) = auto(&job, attempt) {
                     self.running.remove(&id);
                     let _ = self.core.handle(
@@ -183,7 +183,7 @@ impl Harness {
     }
 
     pub fn job(&self, id: JobId) -> Job {
-        self.core.job(id).cloned().expect("job exists")
+        self.core.job(id).expect("job exists")
     }
 
     /// Start instants of `id`'s runs, in order.

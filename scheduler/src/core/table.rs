@@ -1,0 +1,460 @@
+//! The core's jobs and every index over them, kept in step by one type.
+//!
+//! [`Table`] owns the entries, the payload side tables (inputs, outputs, run histories), the
+//! unique-name chains, the dependents of each prerequisite, the per-tag counts of unfinished
+//! jobs and the retention queue of finished jobs. A job comes in through [`Table::insert`], goes
+//! through [`Table::remove`], crosses into a finished state through [`Table::finish`] and back
+//! through [`Table::revive`], and has its request replaced through [`Table::replace_request`]:
+//! each of those updates every collection it affects, so none can be forgotten. Other state
+//! changes (enqueued, blocked, running: none of them finished) touch no index and are written on
+//! the entry itself ([`Table::get_mut`]).
+//!
+//! What waits to be dispatched (the lanes, policy deferrals, runs in progress) is the
+//! scheduler's, not the table's: it is rebuilt from the entries after a load.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::entry::{self, Entry, Payloads};
+use super::job::{Job, JobId, JobRequest, JobState, RunRecord, Time};
+use super::schedule;
+
+/// Every job the core holds, and the indexes over them.
+#[derive(Debug, Default)]
+pub(crate) struct Table {
+    /// Every job's compact entry (boxed: the map's nodes hold a pointer, not the entry).
+    entries: BTreeMap<JobId, Box<Entry>>,
+    /// The input payloads that are not null.
+    inputs: BTreeMap<JobId, Value>,
+    /// The outputs of last runs, for the jobs that have one.
+    outputs: BTreeMap<JobId, Value>,
+    /// The recent runs of the jobs that ran, oldest first.
+    histories: BTreeMap<JobId, Vec<RunRecord>>,
+    /// For each unique name, its jobs, oldest first.
+    by_name: BTreeMap<String, Vec<JobId>>,
+    /// For each prerequisite, the jobs that wait for it.
+    dependents: BTreeMap<JobId, Vec<JobId>>,
+    /// For each tag, how many unfinished jobs carry it (so admission never counts every job).
+    unfinished_tags: BTreeMap<String, usize>,
+    /// Finished jobs by the end of their retention (`finished_at + retention`), and entries
+    /// moved to a later instant (a job still winding down).
+    prune_at: BTreeSet<(Time, JobId)>,
+    /// The request of the job last inserted, shared with the next one when equal.
+    last_request: Option<Arc<JobRequest>>,
+    /// How long finished jobs are kept.
+    retention: Duration,
+}
+
+impl Table {
+    /// An empty table whose finished jobs are kept for `retention`.
+    pub fn new(retention: Duration) -> Table {
+        Table {
+            retention,
+            ..Table::default()
+        }
+    }
+
+    /// Drops every job.
+    pub fn clear(&mut self) {
+        *self = Table::new(self.retention);
+    }
+
+    /// How many jobs there are.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when there is none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// True when job `id` is here.
+    pub fn contains(&self, id: &JobId) -> bool {
+        self.entries.contains_key(id)
+    }
+
+    /// The entry of job `id`.
+    pub fn get(&self, id: &JobId) -> Option<&Entry> {
+        self.entries.get(id).map(|e| &**e)
+    }
+
+    /// The entry of job `id`, to change. A change of state into or out of a finished one goes
+    /// through [`Table::finish`] / [`Table::revive`], a new request through
+    /// [`Table::replace_request`]; every other field is the caller's.
+    pub fn get_mut(&mut self, id: &JobId) -> Option<&mut Entry> {
+        self.entries.get_mut(id).map(|e| &mut **e)
+    }
+
+    /// Every job's id, in id order.
+    pub fn ids(&self) -> impl Iterator<Item = JobId> + '_ {
+        self.entries.keys().copied()
+    }
+
+    /// Every entry, in id order.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.values().map(|e| &**e)
+    }
+
+    /// The whole job `id`: its entry with its payloads and history.
+    pub fn whole(&self, e: &Entry) -> Job {
+        e.to_job(Payloads {
+            input: self.inputs.get(&e.id).cloned().unwrap_or_default(),
+            output: self.outputs.get(&e.id).cloned(),
+            history: self.histories.get(&e.id).cloned().unwrap_or_default(),
+        })
+    }
+
+    /// Entry `e` as a job with its output but without its input and history: what a change
+    /// set's upsert and the policy's hooks get (a store takes the payloads from their own lists;
+    /// a policy decides on the scheduling fields).
+    pub fn upsert_view(&self, e: &Entry) -> Job {
+        e.to_job(Payloads {
+            input: Value::Null,
+            output: self.outputs.get(&e.id).cloned(),
+            history: Vec::new(),
+        })
+    }
+
+    /// `request` as the table keeps it: shared with the last one inserted when equal. Its
+    /// input must already be taken out.
+    pub fn share(&mut self, request: JobRequest) -> Arc<JobRequest> {
+        entry::share(request, &mut self.last_request)
+    }
+
+    /// Adds a whole job (a load).
+    pub fn insert_job(&mut self, job: Job) {
+        let (entry, payloads) = Entry::from_job(job, &mut self.last_request);
+        self.insert(entry, payloads);
+    }
+
+    /// Adds `entry` with `payloads` to every collection.
+    pub fn insert(&mut self, entry: Entry, payloads: Payloads) {
+        let id = entry.id;
+        if !payloads.input.is_null() {
+            self.inputs.insert(id, payloads.input);
+        }
+        if let Some(output) = payloads.output {
+            self.outputs.insert(id, output);
+        }
+        if !payloads.history.is_empty() {
+            self.histories.insert(id, payloads.history);
+        }
+        if entry.state.is_finished() {
+            if let Some(at) = entry.finished_at {
+                self.prune_at
+                    .insert((schedule::add(at, self.retention), id));
+            }
+        } else {
+            count_tags(&mut self.unfinished_tags, &entry.request.tags, true);
+        }
+        if let Some(name) = entry.unique_name() {
+            self.by_name.entry(name.to_string()).or_default().push(id);
+        }
+        for p in &entry.prerequisites {
+            self.dependents.entry(*p).or_default().push(id);
+        }
+        self.entries.insert(id, Box::new(entry));
+    }
+
+    /// Takes job `id` out of every collection.
+    pub fn remove(&mut self, id: JobId) -> Option<Box<Entry>> {
+        let job = self.entries.remove(&id)?;
+        self.inputs.remove(&id);
+        self.outputs.remove(&id);
+        self.histories.remove(&id);
+        if job.state.is_finished() {
+            if let Some(at) = job.finished_at {
+                self.prune_at
+                    .remove(&(schedule::add(at, self.retention), id));
+            }
+        } else {
+            count_tags(&mut self.unfinished_tags, &job.request.tags, false);
+        }
+        if let Some(name) = job.unique_name()
+            && let Some(chain) = self.by_name.get_mut(name)
+        {
+            chain.retain(|c| *c != id);
+            if chain.is_empty() {
+                self.by_name.remove(name);
+            }
+        }
+        self.dependents.remove(&id);
+        for p in &job.prerequisites {
+            if let Some(ds) = self.dependents.get_mut(p) {
+                ds.retain(|d| *d != id);
+            }
+        }
+        Some(job)
+    }
+
+    /// Puts job `id` into the finished `state`, stamped `now`: counts it out of its tags and
+    /// queues it for pruning at the end of its retention.
+    pub fn finish(&mut self, id: JobId, state: JobState, now: Time) {
+        debug_assert!(state.is_finished());
+        let Some(job) = self.entries.get_mut(&id) else {
+            return;
+        };
+        if !job.state.is_finished() {
+            count_tags(&mut self.unfinished_tags, &job.request.tags, false);
+        }
+        job.state = state;
+        job.finished_at = Some(now);
+        self.prune_at
+            .insert((schedule::add(now, self.retention), id));
+    }
+
+    /// Brings the finished job `id` back to the unfinished `state` (a retry): counts it into its
+    /// tags again and takes it off the retention queue.
+    pub fn revive(&mut self, id: JobId, state: JobState) {
+        debug_assert!(!state.is_finished());
+        let Some(job) = self.entries.get_mut(&id) else {
+            return;
+        };
+        if job.state.is_finished() {
+            if let Some(at) = job.finished_at {
+                self.prune_at
+                    .remove(&(schedule::add(at, self.retention), id));
+            }
+            count_tags(&mut self.unfinished_tags, &job.request.tags, true);
+        }
+        job.state = state;
+        job.finished_at = None;
+    }
+
+    /// Replaces job `id`'s request (the `update` conflict policy) and its input, keeping its
+    /// unique name (the name's chain is not touched): the tag counts follow.
+    pub fn replace_request(&mut self, id: JobId, mut request: JobRequest) {
+        let Some(job) = self.entries.get(&id) else {
+            return;
+        };
+        request.unique = job.request.unique.clone();
+        let input = std::mem::take(&mut request.input);
+        let shared = entry::share(request, &mut self.last_request);
+        let Some(job) = self.entries.get_mut(&id) else {
+            return;
+        };
+        if !job.state.is_finished() {
+            count_tags(&mut self.unfinished_tags, &job.request.tags, false);
+            count_tags(&mut self.unfinished_tags, &shared.tags, true);
+        }
+        job.request = shared;
+        if input.is_null() {
+            self.inputs.remove(&id);
+        } else {
+            self.inputs.insert(id, input);
+        }
+    }
+
+    /// Job `id`'s input payload (`Null`: none).
+    pub fn input(&self, id: &JobId) -> Value {
+        self.inputs.get(id).cloned().unwrap_or_default()
+    }
+
+    /// Job `id`'s last output.
+    pub fn output(&self, id: &JobId) -> Option<&Value> {
+        self.outputs.get(id)
+    }
+
+    /// Sets (or clears) job `id`'s last output; true when it changed.
+    pub fn set_output(&mut self, id: JobId, output: Option<Value>) -> bool {
+        if self.outputs.get(&id) == output.as_ref() || !self.entries.contains_key(&id) {
+            return false;
+        }
+        match output {
+            Some(v) => self.outputs.insert(id, v),
+            None => self.outputs.remove(&id),
+        };
+        true
+    }
+
+    /// Job `id`'s recent runs, oldest first.
+    pub fn history(&self, id: &JobId) -> &[RunRecord] {
+        self.histories.get(id).map_or(&[], Vec::as_slice)
+    }
+
+    /// Job `id`'s recent runs, to amend one.
+    pub fn history_mut(&mut self, id: &JobId) -> Option<&mut Vec<RunRecord>> {
+        self.histories.get_mut(id)
+    }
+
+    /// Adds `record` to job `id`'s history, keeping the last `cap`.
+    pub fn push_history(&mut self, id: JobId, record: RunRecord, cap: usize) {
+        if !self.entries.contains_key(&id) {
+            return;
+        }
+        let history = self.histories.entry(id).or_default();
+        history.push(record);
+        let excess = history.len().saturating_sub(cap.max(1));
+        history.drain(..excess);
+    }
+
+    /// The jobs with unique name `name`, oldest first.
+    pub fn named(&self, name: &str) -> &[JobId] {
+        self.by_name.get(name).map_or(&[], Vec::as_slice)
+    }
+
+    /// The jobs that wait for `id` to succeed.
+    pub fn dependents(&self, id: &JobId) -> &[JobId] {
+        self.dependents.get(id).map_or(&[], Vec::as_slice)
+    }
+
+    /// How many unfinished jobs carry `tag`.
+    pub fn unfinished_with_tag(&self, tag: &str) -> usize {
+        self.unfinished_tags.get(tag).copied().unwrap_or(0)
+    }
+
+    /// How many finished jobs wait for their retention to end.
+    pub fn finished_kept(&self) -> usize {
+        self.prune_at.len()
+    }
+
+    /// The earliest instant some finished job's retention ends.
+    pub fn next_prune(&self) -> Option<Time> {
+        self.prune_at.first().map(|&(t, _)| t)
+    }
+
+    /// The retention queue's entries due by `horizon`, earliest first.
+    pub fn prune_due(&self, horizon: Time) -> Vec<(Time, JobId)> {
+        self.prune_at
+            .range(..=(horizon, JobId::MAX))
+            .copied()
+            .collect()
+    }
+
+    /// Moves a retention queue entry from `from` to `to` (`None`: drops it).
+    pub fn requeue_prune(&mut self, from: (Time, JobId), to: Option<Time>) {
+        self.prune_at.remove(&from);
+        if let Some(at) = to {
+            self.prune_at.insert((at, from.1));
+        }
+    }
+}
+
+/// Adds (`up`) or takes away one job carrying `tags` from the per-tag counts.
+fn count_tags(counts: &mut BTreeMap<String, usize>, tags: &BTreeSet<String>, up: bool) {
+    for tag in tags {
+        if up {
+            *counts.entry(tag.clone()).or_insert(0) += 1;
+        } else if let Some(n) = counts.get_mut(tag) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                counts.remove(tag);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::job::{ConflictPolicy, Force};
+
+    fn entry(table: &mut Table, n: u128, request: JobRequest, at: Time) -> Entry {
+        Entry {
+            id: JobId::from_u128(n),
+            request: table.share(request),
+            state: JobState::Enqueued,
+            backing_off: false,
+            force: Force::default(),
+            attempt: 0,
+            enqueued_at: at,
+            not_before: at,
+            window_end: None,
+            last_started: None,
+            last_finished: None,
+            last_success_started: None,
+            finished_at: None,
+            runs_total: 0,
+            cycle: 0,
+            prerequisites: Box::new([]),
+            stop_reason: None,
+            lane: None,
+        }
+    }
+
+    /// Every index follows a job through insert, finish, revive, a new request and remove: the
+    /// tag counts count unfinished jobs only, the retention queue holds finished jobs only, and
+    /// nothing of a removed job is left.
+    #[test]
+    fn the_indexes_follow_a_job_through_its_life() {
+        let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("a valid instant");
+        let mut t = Table::new(Duration::from_secs(3600));
+        let request = JobRequest::once("k")
+            .tag("a")
+            .unique("n", ConflictPolicy::Append)
+            .input(serde_json::json!({"x": 1}));
+        let mut bare = request.clone();
+        bare.input = Value::Null;
+        let first = entry(&mut t, 1, bare.clone(), at);
+        t.insert(
+            first,
+            Payloads {
+                input: request.input.clone(),
+                ..Payloads::default()
+            },
+        );
+        let mut second = entry(&mut t, 2, bare, at);
+        second.prerequisites = Box::new([JobId::from_u128(1)]);
+        t.insert(second, Payloads::default());
+        let (one, two) = (JobId::from_u128(1), JobId::from_u128(2));
+        assert!(
+            Arc::ptr_eq(&t.get(&one).unwrap().request, &t.get(&two).unwrap().request),
+            "equal requests are shared"
+        );
+        assert_eq!(t.unfinished_with_tag("a"), 2);
+        assert_eq!(t.named("n"), &[one, two]);
+        assert_eq!(t.dependents(&one), &[two]);
+        assert_eq!(t.input(&one), serde_json::json!({"x": 1}));
+        assert_eq!(t.input(&two), Value::Null);
+
+        t.finish(one, JobState::Failed, at);
+        assert_eq!(t.unfinished_with_tag("a"), 1);
+        assert_eq!(t.finished_kept(), 1);
+        assert_eq!(t.next_prune(), Some(at + chrono::TimeDelta::hours(1)));
+
+        t.revive(one, JobState::Enqueued);
+        assert_eq!(t.unfinished_with_tag("a"), 2);
+        assert_eq!(t.finished_kept(), 0);
+
+        t.replace_request(one, JobRequest::once("k").tag("b"));
+        assert_eq!(
+            t.get(&one).unwrap().unique_name(),
+            Some("n"),
+            "the name is kept"
+        );
+        assert_eq!(t.unfinished_with_tag("a"), 1);
+        assert_eq!(t.unfinished_with_tag("b"), 1);
+        assert_eq!(
+            t.input(&one),
+            Value::Null,
+            "the new request's input replaces the old"
+        );
+
+        assert!(t.set_output(two, Some(serde_json::json!(7))));
+        assert!(!t.set_output(two, Some(serde_json::json!(7))), "no change");
+        t.push_history(
+            two,
+            RunRecord {
+                attempt: 1,
+                started: at,
+                finished: at,
+                result: crate::core::job::RunResult::Success,
+                output: None,
+                stop_reason: None,
+                note: None,
+            },
+            10,
+        );
+        t.remove(two);
+        assert_eq!(t.unfinished_with_tag("a"), 0);
+        assert_eq!(t.named("n"), &[one]);
+        assert!(t.dependents(&one).is_empty());
+        assert!(t.output(&two).is_none() && t.history(&two).is_empty());
+        t.remove(one);
+        assert!(t.is_empty() && t.named("n").is_empty() && t.unfinished_with_tag("b") == 0);
+    }
+}
