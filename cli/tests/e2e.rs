@@ -832,7 +832,7 @@ impl backwork_scheduler::Policy for QuietHours {
     fn before_start(
         &mut self,
         now: backwork_scheduler::Time,
-        _job: &backwork_scheduler::Job,
+        _job: backwork_scheduler::PolicyJob<'_>,
         _cx: backwork_scheduler::PolicyContext<'_>,
     ) -> backwork_scheduler::Decision {
         if now < self.until {

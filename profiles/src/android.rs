@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use backwork_constraints::DeviceState;
 use backwork_scheduler::{
-    Decision, HoldKind, Job, JobId, JobRequest, OsState, Policy, PolicyContext, PolicyReason, Time,
+    Decision, HoldKind, JobId, JobRequest, OsState, Policy, PolicyContext, PolicyJob, PolicyReason,
+    Time,
 };
 use serde::{Deserialize, Serialize};
 
@@ -774,7 +775,7 @@ impl Policy for AndroidPolicy {
         Ok(())
     }
 
-    fn before_start(&mut self, now: Time, job: &Job, _cx: PolicyContext<'_>) -> Decision {
+    fn before_start(&mut self, now: Time, job: PolicyJob<'_>, _cx: PolicyContext<'_>) -> Decision {
         match self.app_hold(now) {
             Some((None, reason)) => return Decision::Deny { reason },
             Some((Some(until), reason)) => return Decision::Defer { until, reason },
@@ -870,7 +871,7 @@ impl Policy for AndroidPolicy {
         }
     }
 
-    fn run_deadline(&mut self, now: Time, _job: &Job) -> Option<(Time, String)> {
+    fn run_deadline(&mut self, now: Time, _job: PolicyJob<'_>) -> Option<(Time, String)> {
         let mut deadline = (
             add(now, self.settings.execution_limit),
             "the 10-minute execution limit".to_string(),
@@ -932,7 +933,7 @@ impl Policy for AndroidPolicy {
         }
     }
 
-    fn on_started(&mut self, now: Time, job: &Job) {
+    fn on_started(&mut self, now: Time, job: PolicyJob<'_>) {
         self.running += 1;
         self.batch.remove(&job.id);
         self.released.remove(&job.id);
@@ -982,7 +983,7 @@ impl Policy for AndroidPolicy {
         self.open.insert(job.id);
     }
 
-    fn on_finished(&mut self, now: Time, job: &Job, _ran_for: Duration) {
+    fn on_finished(&mut self, now: Time, job: PolicyJob<'_>, _ran_for: Duration) {
         self.running = self.running.saturating_sub(1);
         self.quota_memo = None;
         if self.open.remove(&job.id)

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use backwork_constraints::DeviceState;
 use backwork_scheduler::{
-    Decision, HoldKind, Job, JobRequest, Policy, PolicyContext, PolicyReason, Time,
+    Decision, HoldKind, JobRequest, Policy, PolicyContext, PolicyJob, PolicyReason, Time,
 };
 use serde::{Deserialize, Serialize};
 
@@ -110,7 +110,7 @@ impl Policy for IosPolicy {
         Ok(())
     }
 
-    fn before_start(&mut self, now: Time, job: &Job, _cx: PolicyContext<'_>) -> Decision {
+    fn before_start(&mut self, now: Time, job: PolicyJob<'_>, _cx: PolicyContext<'_>) -> Decision {
         if self.app.state().force_quit {
             return force_quit_decision();
         }
@@ -156,7 +156,7 @@ impl Policy for IosPolicy {
             .then(|| (None, force_quit_reason()))
     }
 
-    fn run_deadline(&mut self, now: Time, job: &Job) -> Option<(Time, String)> {
+    fn run_deadline(&mut self, now: Time, job: PolicyJob<'_>) -> Option<(Time, String)> {
         let (budget, what) = if is_processing(&job.request.tags) {
             (self.settings.processing_budget, "processing")
         } else {
@@ -174,7 +174,7 @@ impl Policy for IosPolicy {
     /// A task whose budget runs out expires (its expiration handler runs) and is not launched
     /// again unless the app submits a new request (BGTask `expirationHandler`): a one-off job
     /// fails; a periodic job, which models the app resubmitting from its handler, moves on.
-    fn deadline_expires_request(&self, _job: &Job) -> bool {
+    fn deadline_expires_request(&self, _job: PolicyJob<'_>) -> bool {
         true
     }
 
@@ -182,7 +182,7 @@ impl Policy for IosPolicy {
         self.device = *device;
     }
 
-    fn on_started(&mut self, now: Time, job: &Job) {
+    fn on_started(&mut self, now: Time, job: PolicyJob<'_>) {
         if !is_processing(&job.request.tags) {
             self.last_refresh = Some(now);
         }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use backwork_scheduler::{
-    Config, Decision, Event, Force, HoldKind, Job, JobId, JobRequest, Policy, PolicyContext,
+    Config, Decision, Event, Force, HoldKind, JobId, JobRequest, Policy, PolicyContext, PolicyJob,
     PolicyReason, Selector, Time, WaitReason,
 };
 use common::*;
@@ -68,7 +68,7 @@ fn next_minute(now: Time) -> Time {
 }
 
 impl Policy for PerMinute {
-    fn before_start(&mut self, now: Time, _job: &Job, _cx: PolicyContext<'_>) -> Decision {
+    fn before_start(&mut self, now: Time, _job: PolicyJob<'_>, _cx: PolicyContext<'_>) -> Decision {
         self.calls.before_start.fetch_add(1, Ordering::Relaxed);
         if self.used(now) >= self.per_minute {
             Decision::Defer {
@@ -85,7 +85,7 @@ impl Policy for PerMinute {
         (self.used(now) >= self.per_minute).then(|| (Some(next_minute(now)), reason()))
     }
 
-    fn on_started(&mut self, now: Time, _job: &Job) {
+    fn on_started(&mut self, now: Time, _job: PolicyJob<'_>) {
         let minute = now.timestamp().div_euclid(60);
         if minute != self.minute {
             self.minute = minute;

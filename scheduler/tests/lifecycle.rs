@@ -6,8 +6,8 @@ mod common;
 
 use backwork_scheduler::{
     Action, AllowAll, Config, CoreError, Decision, Event, HoldKind, Job, JobRequest, JobState,
-    Policy, PolicyContext, PolicyReason, Reply, RunOutcome, RunResult, Selector, StopReason, Time,
-    WaitReason,
+    Policy, PolicyContext, PolicyJob, PolicyReason, Reply, RunOutcome, RunResult, Selector,
+    StopReason, Time, WaitReason,
 };
 use chrono::TimeDelta;
 use common::*;
@@ -245,7 +245,7 @@ impl Policy for HourlyWindows {
         Ok(())
     }
 
-    fn before_start(&mut self, now: Time, job: &Job, _cx: PolicyContext<'_>) -> Decision {
+    fn before_start(&mut self, now: Time, job: PolicyJob<'_>, _cx: PolicyContext<'_>) -> Decision {
         if job.request.tags.contains("denied") {
             return Decision::Deny {
                 reason: PolicyReason::new("denied", HoldKind::AppStopped, "denied by tag"),
@@ -267,7 +267,7 @@ impl Policy for HourlyWindows {
         }
     }
 
-    fn on_started(&mut self, _now: Time, _job: &Job) {
+    fn on_started(&mut self, _now: Time, _job: PolicyJob<'_>) {
         self.started += 1;
     }
 }
@@ -346,7 +346,7 @@ fn a_stale_run_report_is_ignored() {
 struct Budget;
 
 impl Policy for Budget {
-    fn run_deadline(&mut self, now: Time, _job: &Job) -> Option<(Time, String)> {
+    fn run_deadline(&mut self, now: Time, _job: PolicyJob<'_>) -> Option<(Time, String)> {
         Some((
             now + TimeDelta::seconds(30),
             "the 30 s refresh budget ran out".into(),

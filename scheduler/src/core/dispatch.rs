@@ -99,10 +99,7 @@ impl Scheduler {
                     pending: self.lanes.len() + self.active.len(),
                     pending_by_tag: &[],
                 };
-                match self
-                    .policy
-                    .before_start(now, &self.jobs.upsert_view(job), cx)
-                {
+                match self.policy.before_start(now, job.policy_view(), cx) {
                     Decision::Allow => {
                         self.deferred.remove(&id);
                     }
@@ -149,8 +146,7 @@ impl Scheduler {
             idempotency_key: job.idempotency_key(job.attempt),
         };
         let deadline = job.request.timeout.map(|d| schedule::add(now, d));
-        let view = job.to_job(Payloads::default());
-        let policy_deadline = self.policy.run_deadline(now, &view);
+        let policy_deadline = self.policy.run_deadline(now, job.policy_view());
         let start = StartJob {
             input: self.jobs.input(&id),
             ..start
@@ -170,7 +166,7 @@ impl Scheduler {
         self.deferred.remove(&id);
         self.reindex(id);
         if let Some(job) = self.jobs.get(&id) {
-            self.policy.on_started(now, &self.jobs.upsert_view(job));
+            self.policy.on_started(now, job.policy_view());
         }
         self.pending.push(Action::Start(start));
     }
@@ -367,10 +363,10 @@ impl Scheduler {
             })
             .collect();
         for (id, reason) in policy_stops {
-            let expires = self.jobs.get(&id).is_some_and(|j| {
-                self.policy
-                    .deadline_expires_request(&self.jobs.upsert_view(j))
-            });
+            let expires = self
+                .jobs
+                .get(&id)
+                .is_some_and(|j| self.policy.deadline_expires_request(j.policy_view()));
             let reason = if expires {
                 StopReason::Expired(reason)
             } else {

@@ -62,6 +62,15 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
+    /// What a policy's hooks see of this job.
+    pub fn policy_view(&self) -> super::PolicyJob<'_> {
+        super::PolicyJob {
+            id: self.id,
+            request: &self.request,
+            attempt: self.attempt,
+        }
+    }
+
     /// The entry of `job` (its payloads and history are the caller's to keep), sharing `request`
     /// when it equals the job's request without its input.
     pub fn from_job(job: Job, last: &mut Option<Arc<JobRequest>>) -> (Entry, Payloads) {

@@ -14,8 +14,7 @@ impl Scheduler {
         };
         let ran_for = since(now, active.started);
         if let Some(job) = self.jobs.get(&id) {
-            self.policy
-                .on_finished(now, &self.jobs.upsert_view(job), ran_for);
+            self.policy.on_finished(now, job.policy_view(), ran_for);
         }
         let (mut result, output, mut note) = match outcome {
             RunOutcome::Success(out) => (RunResult::Success, out, None),

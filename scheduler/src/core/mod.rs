@@ -80,7 +80,7 @@ pub use job::{
 };
 pub use name::{MAX_NAME_BYTES, NameError, check_unique_name};
 pub use policy::{
-    AllowAll, AppHold, Decision, HoldKind, OsState, Policy, PolicyContext, PolicyReason,
+    AllowAll, AppHold, Decision, HoldKind, OsState, Policy, PolicyContext, PolicyJob, PolicyReason,
 };
 pub use schedule::{
     CronSchedule, MAX_BACKOFF, MIN_BACKOFF, Window, add, backoff_delay, effective_flex,

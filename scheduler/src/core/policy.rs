@@ -7,7 +7,7 @@ use std::time::Duration;
 use backwork_constraints::DeviceState;
 use serde::{Deserialize, Serialize};
 
-use super::job::{Job, JobRequest, Time};
+use super::job::{JobId, JobRequest, Time};
 
 /// What kind of hold a policy reason is, for counting without reading sentences.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -112,6 +112,18 @@ pub struct PolicyContext<'a> {
     pub pending_by_tag: &'a [(String, usize)],
 }
 
+/// What a policy's hooks see of a job: its identity, its request (without its input payload)
+/// and the attempt of its current cycle — a borrow of the core's entry, not a copy of the job.
+#[derive(Debug, Clone, Copy)]
+pub struct PolicyJob<'a> {
+    /// Its id.
+    pub id: JobId,
+    /// Its request (`input` is `Value::Null`: the core keeps payloads apart).
+    pub request: &'a JobRequest,
+    /// Attempts charged in its current cycle.
+    pub attempt: u32,
+}
+
 /// The hook the core consults before it admits a request, before it starts a job, and when it plans
 /// its next wake-up. OS profiles (desktop, android, ios) implement it; the default allows
 /// everything.
@@ -119,9 +131,8 @@ pub struct PolicyContext<'a> {
 /// Like the core, a policy must be deterministic: it gets time as an argument and must not read a
 /// clock or do IO.
 ///
-/// The [`Job`] a hook gets holds the scheduling fields and the last output, not the input
-/// payload (`Value::Null`) nor the run history: the core keeps those apart from its entries,
-/// and a policy decides on the scheduling fields.
+/// A hook gets a [`PolicyJob`]: the job's id, its request without the input payload, and its
+/// attempt — a policy decides on the scheduling fields.
 pub trait Policy: Send + fmt::Debug + 'static {
     /// Called when a request is enqueued; an `Err` rejects it with that reason.
     fn admit(
@@ -134,7 +145,12 @@ pub trait Policy: Send + fmt::Debug + 'static {
     }
 
     /// Called when `job` is due, its constraints hold and a slot is free.
-    fn before_start(&mut self, _now: Time, _job: &Job, _cx: PolicyContext<'_>) -> Decision {
+    fn before_start(
+        &mut self,
+        _now: Time,
+        _job: PolicyJob<'_>,
+        _cx: PolicyContext<'_>,
+    ) -> Decision {
         Decision::Allow
     }
 
@@ -147,14 +163,14 @@ pub trait Policy: Send + fmt::Debug + 'static {
     /// Called as `job` starts: an instant at which the policy stops the run, with its reason (an
     /// iOS task budget, a quota running out). The stop is not charged to the job. `None`: only
     /// the job's own time limit applies.
-    fn run_deadline(&mut self, _now: Time, _job: &Job) -> Option<(Time, String)> {
+    fn run_deadline(&mut self, _now: Time, _job: PolicyJob<'_>) -> Option<(Time, String)> {
         None
     }
 
     /// Whether a stop at the instant [`Policy::run_deadline`] gave uses up the job's request
     /// (`StopReason::Expired`: an iOS task that ran out of budget is not launched again) rather
     /// than putting it back in the queue (`StopReason::Policy`, the default).
-    fn deadline_expires_request(&self, _job: &Job) -> bool {
+    fn deadline_expires_request(&self, _job: PolicyJob<'_>) -> bool {
         false
     }
 
@@ -196,10 +212,10 @@ pub trait Policy: Send + fmt::Debug + 'static {
     fn on_device(&mut self, _now: Time, _device: &DeviceState) {}
 
     /// Called after a job was started.
-    fn on_started(&mut self, _now: Time, _job: &Job) {}
+    fn on_started(&mut self, _now: Time, _job: PolicyJob<'_>) {}
 
     /// Called after a run ended, with how long it ran.
-    fn on_finished(&mut self, _now: Time, _job: &Job, _ran_for: Duration) {}
+    fn on_finished(&mut self, _now: Time, _job: PolicyJob<'_>, _ran_for: Duration) {}
 }
 
 /// A boxed policy is a policy (profiles are chosen at run time).
@@ -207,16 +223,16 @@ impl Policy for Box<dyn Policy> {
     fn admit(&mut self, now: Time, r: &JobRequest, cx: PolicyContext<'_>) -> Result<(), String> {
         (**self).admit(now, r, cx)
     }
-    fn before_start(&mut self, now: Time, job: &Job, cx: PolicyContext<'_>) -> Decision {
+    fn before_start(&mut self, now: Time, job: PolicyJob<'_>, cx: PolicyContext<'_>) -> Decision {
         (**self).before_start(now, job, cx)
     }
     fn plan_wake(&mut self, now: Time, earliest: Time) -> Time {
         (**self).plan_wake(now, earliest)
     }
-    fn run_deadline(&mut self, now: Time, job: &Job) -> Option<(Time, String)> {
+    fn run_deadline(&mut self, now: Time, job: PolicyJob<'_>) -> Option<(Time, String)> {
         (**self).run_deadline(now, job)
     }
-    fn deadline_expires_request(&self, job: &Job) -> bool {
+    fn deadline_expires_request(&self, job: PolicyJob<'_>) -> bool {
         (**self).deadline_expires_request(job)
     }
     fn hold(&self, now: Time) -> Option<(Time, PolicyReason)> {
@@ -234,10 +250,10 @@ impl Policy for Box<dyn Policy> {
     fn on_device(&mut self, now: Time, device: &DeviceState) {
         (**self).on_device(now, device)
     }
-    fn on_started(&mut self, now: Time, job: &Job) {
+    fn on_started(&mut self, now: Time, job: PolicyJob<'_>) {
         (**self).on_started(now, job)
     }
-    fn on_finished(&mut self, now: Time, job: &Job, ran_for: Duration) {
+    fn on_finished(&mut self, now: Time, job: PolicyJob<'_>, ran_for: Duration) {
         (**self).on_finished(now, job, ran_for)
     }
 }

@@ -109,8 +109,7 @@ impl Table {
     }
 
     /// Entry `e` as a job with its output but without its input and history: what a change
-    /// set's upsert and the policy's hooks get (a store takes the payloads from their own lists;
-    /// a policy decides on the scheduling fields).
+    /// set's upsert gets (a store takes the payloads from their own lists).
     pub fn upsert_view(&self, e: &Entry) -> Job {
         e.to_job(Payloads {
             input: Value::Null,
