@@ -655,7 +655,7 @@ impl RuntimeBuilder {
             } else {
                 IdSource::Random(uuid::ContextV7::new())
             },
-            batch: BTreeMap::new(),
+            batch: Vec::new(),
             batch_rest: ChangeSet::default(),
             effects: Vec::new(),
             replies: Vec::new(),
@@ -775,7 +775,9 @@ struct Actor {
     /// Changes gathered for the next commit: the latest record of each job, or `None` to delete.
     /// With `batch_rest`, `effects` and `replies` this is the batch being gathered; it was fed
     /// to the core on top of the commit in flight, if any.
-    batch: BTreeMap<JobId, Option<Job>>,
+    /// Kept in arrival order (appending is the cheap part of bulk work); [`Actor::flush`] sorts
+    /// it by id and keeps each job's last entry.
+    batch: Vec<(JobId, Option<Job>)>,
     /// The rest of the gathered changes (inputs, outputs, runs), in order: a later entry
     /// replaces an earlier one, and the removes in `batch` apply after them.
     batch_rest: ChangeSet,
@@ -920,11 +922,16 @@ impl Actor {
             // the disk is free; otherwise it goes on gathering while the commit in flight
             // finishes.
             self.gather();
-            if self.inflight.is_none() && !self.gathered_nothing() && self.down.is_none() {
-                // Before the disk is taken, let the tasks that are ready now (workers
-                // finishing, callers sending) run, so their reports ride in this commit rather
-                // than wait a whole commit for the next one: yield while a turn of the
-                // scheduler brings something (a few turns at most). No timer.
+            if self.inflight.is_none()
+                && !self.runs.is_empty()
+                && !self.gathered_nothing()
+                && self.down.is_none()
+            {
+                // Before the disk is taken, let the workers that are ready now run, so their
+                // reports ride in this commit rather than wait a whole commit for the next
+                // one: yield while a turn of the scheduler brings something (a few turns at
+                // most). No timer; and no turn when no run is out (a turn costs a poll of
+                // the IO driver, and a lone caller would only wait for it).
                 for _ in 0..SETTLE_TURNS {
                     tokio::task::yield_now().await;
                     if self.gather() == 0 {
@@ -995,10 +1002,10 @@ impl Actor {
             match action {
                 Action::Persist(changes) => {
                     for job in changes.upserts {
-                        self.batch.insert(job.id, Some(job));
+                        self.batch.push((job.id, Some(job)));
                     }
                     for id in changes.removes {
-                        self.batch.insert(id, None);
+                        self.batch.push((id, None));
                     }
                     let rest = &mut self.batch_rest;
                     rest.inputs.extend(changes.inputs);
@@ -1249,7 +1256,17 @@ impl Actor {
             return Ok(());
         }
         let mut changes = std::mem::take(&mut self.batch_rest);
-        for (id, job) in std::mem::take(&mut self.batch) {
+        let mut batch = std::mem::take(&mut self.batch);
+        // by id (the store writes its keys in order), each job's last entry winning: the sort
+        // is stable, so among one job's entries the last to arrive comes last (ids arrive
+        // nearly sorted — they grow with time — so this is close to one pass)
+        batch.sort_by_key(|(id, _)| *id);
+        changes.upserts.reserve(batch.len());
+        let mut entries = batch.into_iter().peekable();
+        while let Some((id, job)) = entries.next() {
+            if entries.peek().is_some_and(|(next, _)| *next == id) {
+                continue; // a later entry replaces this one
+            }
             match job {
                 Some(job) => changes.upserts.push(job),
                 None => changes.removes.push(id),
@@ -1267,6 +1284,19 @@ impl Actor {
         }
         self.handle.counters.commits.fetch_add(1, Ordering::Relaxed);
         let store = Arc::clone(&self.store);
+        // Nothing can come in during this commit (no run is out, no caller is waiting to be
+        // taken): there is nothing to gather meanwhile, so commit right here on this worker
+        // thread (tokio moves its other tasks away meanwhile) — no hand-off to a blocking
+        // thread and back on the critical path. A current-thread runtime cannot block; it
+        // always hands off.
+        let quiet = self.runs.is_empty() && self.done_rx.is_empty() && self.rx.is_empty();
+        if quiet
+            && tokio::runtime::Handle::current().runtime_flavor()
+                == tokio::runtime::RuntimeFlavor::MultiThread
+        {
+            let result = tokio::task::block_in_place(|| lock(&store).commit(&changes));
+            return self.settle(changes, result, effects, replies).await;
+        }
         let task = tokio::task::spawn_blocking(move || {
             let r = lock(&store).commit(&changes);
             (changes, r)
