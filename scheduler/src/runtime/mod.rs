@@ -1,10 +1,25 @@
 //! The tokio runtime shell around the core.
 //!
 //! One actor task owns the [`Scheduler`] and the [`Store`]. It waits on exactly one thing at a time
-//! besides its inboxes: the core's next deadline (there is no periodic tick). Each wake-up it
-//! gathers every command and run report that is ready, feeds them to the core, commits all the
-//! resulting changes in **one** store commit (group commit), and only then answers the callers and
-//! starts, stops or aborts workers.
+//! besides its inboxes and the commit in flight: the core's next deadline (there is no periodic
+//! tick). Each wake-up it gathers every command and run report that is ready and feeds them to
+//! the core; the changes, answers and starts, stops and aborts they produce form a **batch**.
+//!
+//! **Group commit, pipelined.** A batch goes to the store as **one** commit when the disk is
+//! free. While that commit is in flight (on a blocking thread — redb writes one transaction at a
+//! time, so there is at most one), the actor goes on gathering and feeding: the next batch forms
+//! meanwhile and goes to the disk as soon as the commit in flight is done. A batch's effects —
+//! answers to its callers (reads too: the core they read may hold the batch in flight), published
+//! updates, worker starts, stops and aborts — are carried out only once *its* commit is durable,
+//! in commit order (`Actor::settle`). A failed commit refuses its batch and the batch gathered
+//! on top of it, drops every run in flight, and rebuilds the core from the store (reopened, with
+//! backoff), so nothing refused is applied later.
+//!
+//! When nothing can arrive during a commit — no run is out and no input waits (a lone caller; a
+//! drain whose runs all reported) — there is nothing to overlap, and the commit is made in place
+//! on the actor's worker thread (`block_in_place`), saving the hand-off to a blocking thread and
+//! back. Before an idle disk is taken while runs are out, the actor yields to the scheduler (no
+//! timer) as long as that brings new reports, so the workers finishing now ride in this commit.
 
 mod clock;
 mod testing;
