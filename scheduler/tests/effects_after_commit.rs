@@ -217,3 +217,25 @@ async fn a_failed_commit_refuses_the_batch_gathered_on_top_of_it() {
     assert_eq!(s.store.get(c).unwrap().state, JobState::Succeeded);
     s.rt.shutdown(Duration::from_secs(1)).await.unwrap();
 }
+
+/// On a multi-thread runtime a commit made when nothing can come in meanwhile is made in place
+/// on the actor's thread: it holds its answer and its start the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_made_in_place_holds_its_answer_and_its_start() {
+    let s = setup().await;
+    let a = enqueue(&s.rt.handle());
+    eventually("the first commit", || s.entered.load(Ordering::SeqCst) == 1).await;
+    let_tasks_run().await;
+    assert!(!a.is_finished(), "answered before its commit was durable");
+    assert!(
+        !s.started.load(Ordering::SeqCst),
+        "the worker started before its start was durable"
+    );
+    assert!(s.store.snapshot().is_empty());
+    s.open_gate();
+    let a = a.await.unwrap().unwrap();
+    eventually("the worker", || s.started.load(Ordering::SeqCst)).await;
+    s.rt.wait_idle().await.unwrap();
+    assert_eq!(s.store.get(a).unwrap().state, JobState::Succeeded);
+    s.rt.shutdown(Duration::from_secs(1)).await.unwrap();
+}
