@@ -227,7 +227,7 @@ impl Command {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
     /// How many times the actor woke up (for any input: a command, a run report, a device
-    /// change, its timer). An idle runtime does not wake at all.
+    /// change, its timer, the end of a commit in flight). An idle runtime does not wake at all.
     pub wakeups: u64,
     /// How many times its timer fired.
     pub timer_fires: u64,
