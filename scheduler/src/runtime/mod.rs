@@ -1,10 +1,25 @@
 //! The tokio runtime shell around the core.
 //!
 //! One actor task owns the [`Scheduler`] and the [`Store`]. It waits on exactly one thing at a time
-//! besides its inboxes: the core's next deadline (there is no periodic tick). Each wake-up it
-//! gathers every command and run report that is ready, feeds them to the core, commits all the
-//! resulting changes in **one** store commit (group commit), and only then answers the callers and
-//! starts, stops or aborts workers.
+//! besides its inboxes and the commit in flight: the core's next deadline (there is no periodic
+//! tick). Each wake-up it gathers every command and run report that is ready and feeds them to
+//! the core; the changes, answers and starts, stops and aborts they produce form a **batch**.
+//!
+//! **Group commit, pipelined.** A batch goes to the store as **one** commit when the disk is
+//! free. While that commit is in flight (on a blocking thread — redb writes one transaction at a
+//! time, so there is at most one), the actor goes on gathering and feeding: the next batch forms
+//! meanwhile and goes to the disk as soon as the commit in flight is done. A batch's effects —
+//! answers to its callers (reads too: the core they read may hold the batch in flight), published
+//! updates, worker starts, stops and aborts — are carried out only once *its* commit is durable,
+//! in commit order (`Actor::settle`). A failed commit refuses its batch and the batch gathered
+//! on top of it, drops every run in flight, and rebuilds the core from the store (reopened, with
+//! backoff), so nothing refused is applied later.
+//!
+//! When nothing can arrive during a commit — no run is out and no input waits (a lone caller; a
+//! drain whose runs all reported) — there is nothing to overlap, and the commit is made in place
+//! on the actor's worker thread (`block_in_place`), saving the hand-off to a blocking thread and
+//! back. Before an idle disk is taken while runs are out, the actor yields to the scheduler (no
+//! timer) as long as that brings new reports, so the workers finishing now ride in this commit.
 
 mod clock;
 mod testing;
@@ -36,6 +51,10 @@ use crate::store::{MemoryStore, Store, StoreError};
 
 /// How many ready inputs one wake-up gathers before it commits.
 const MAX_BATCH: usize = 4096;
+
+/// How many turns of the tokio scheduler the actor gives ready tasks before it takes an idle
+/// disk, as long as each turn brings new inputs.
+const SETTLE_TURNS: usize = 4;
 
 /// The first pause before reopening a store that failed again soon after it came back.
 const REOPEN_FIRST: Duration = Duration::from_millis(100);
@@ -208,7 +227,7 @@ impl Command {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
     /// How many times the actor woke up (for any input: a command, a run report, a device
-    /// change, its timer). An idle runtime does not wake at all.
+    /// change, its timer, the end of a commit in flight). An idle runtime does not wake at all.
     pub wakeups: u64,
     /// How many times its timer fired.
     pub timer_fires: u64,
@@ -651,10 +670,11 @@ impl RuntimeBuilder {
             } else {
                 IdSource::Random(uuid::ContextV7::new())
             },
-            batch: BTreeMap::new(),
+            batch: Vec::new(),
             batch_rest: ChangeSet::default(),
             effects: Vec::new(),
             replies: Vec::new(),
+            inflight: None,
             down: None,
             backoff: Duration::ZERO,
             log_zone,
@@ -730,6 +750,20 @@ enum Input {
     Dropped,
     /// Time to try reopening the failed store.
     Reopen,
+    /// The commit in flight is done (or its blocking task died).
+    Committed(Result<Committed, tokio::task::JoinError>),
+}
+
+/// What a commit's blocking task hands back: the changes it wrote and whether they are durable.
+type Committed = (ChangeSet, Result<(), StoreError>);
+
+/// The commit on its way to the disk, and what waits for it to be durable: the answers to the
+/// callers whose changes it holds (and to every read taken with them) and the starts, stops and
+/// aborts the core asked for while feeding it.
+struct InFlight {
+    task: tokio::task::JoinHandle<Committed>,
+    effects: Vec<Action>,
+    replies: Vec<Respond>,
 }
 
 struct Actor {
@@ -754,12 +788,18 @@ struct Actor {
     stop: CancellationToken,
     ids: IdSource,
     /// Changes gathered for the next commit: the latest record of each job, or `None` to delete.
-    batch: BTreeMap<JobId, Option<Job>>,
+    /// With `batch_rest`, `effects` and `replies` this is the batch being gathered; it was fed
+    /// to the core on top of the commit in flight, if any.
+    /// Kept in arrival order (appending is the cheap part of bulk work); [`Actor::flush`] sorts
+    /// it by id and keeps each job's last entry.
+    batch: Vec<(JobId, Option<Job>)>,
     /// The rest of the gathered changes (inputs, outputs, runs), in order: a later entry
     /// replaces an earlier one, and the removes in `batch` apply after them.
     batch_rest: ChangeSet,
     effects: Vec<Action>,
     replies: Vec<Respond>,
+    /// The commit on its way to the disk (at most one: redb writes one transaction at a time).
+    inflight: Option<InFlight>,
     /// Set while the store cannot take writes.
     down: Option<StoreDown>,
     /// The pause before the next reopen; zero once a commit succeeded.
@@ -776,6 +816,14 @@ async fn next_device(rx: &mut Option<watch::Receiver<DeviceState>>) -> DeviceSta
         *rx = None;
     }
     std::future::pending().await
+}
+
+/// Resolves when the commit in flight is done; never while there is none.
+async fn committed(inflight: &mut Option<InFlight>) -> Result<Committed, tokio::task::JoinError> {
+    match inflight {
+        Some(f) => (&mut f.task).await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn retry_at(at: Option<tokio::time::Instant>) {
@@ -821,11 +869,13 @@ impl Actor {
 
     async fn serve(&mut self) -> Result<(), RuntimeError> {
         // Carry out what loading the store produced (recovery writes, immediate starts).
-        self.commit_and_apply().await?;
+        self.flush().await?;
         loop {
             // (with the store down, runs the core believes started were never started)
             if self.shutting_down
                 && (self.core.running() == 0 || (self.down.is_some() && self.runs.is_empty()))
+                && self.inflight.is_none()
+                && self.gathered_nothing()
             {
                 return Ok(());
             }
@@ -840,6 +890,7 @@ impl Actor {
                 let sleep = deadline.map(|d| (d, self.clock.sleep_until(d)));
                 tokio::select! {
                     biased;
+                    done = committed(&mut self.inflight) => Input::Committed(done),
                     Some(done) = self.done_rx.recv() => Input::Done(done),
                     state = next_device(&mut self.probe_rx) => Input::Device(state),
                     (deadline, wake) = wait(sleep) => Input::Timer { deadline, wake },
@@ -848,56 +899,110 @@ impl Actor {
                     Some(cmd) = self.rx.recv() => Input::Cmd(cmd),
                 }
             };
-            if matches!(input, Input::Reopen) {
-                self.reopen_store().await?;
-                continue;
+            match input {
+                Input::Committed(done) => {
+                    self.handle.counters.wakeups.fetch_add(1, Ordering::Relaxed);
+                    // (a reopen or a reload happens only with no commit in flight)
+                    let Some(flight) = self.inflight.take() else {
+                        continue;
+                    };
+                    let (changes, result) = done.map_err(|_| RuntimeError::Stopped)?;
+                    self.settle(changes, result, flight.effects, flight.replies)
+                        .await?;
+                }
+                Input::Reopen => {
+                    self.reopen_store().await?;
+                    continue;
+                }
+                input => {
+                    // a write that comes once the next try is due tries first (it may be what
+                    // frees the store: space was made, the disk came back)
+                    if let (Input::Cmd(cmd), Some(down)) = (&input, &self.down)
+                        && cmd.is_write()
+                        && tokio::time::Instant::now() >= down.retry_at
+                    {
+                        self.reopen_store().await?;
+                    }
+                    self.handle.counters.wakeups.fetch_add(1, Ordering::Relaxed);
+                    if matches!(input, Input::Timer { .. }) {
+                        self.handle
+                            .counters
+                            .timer_fires
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                    self.take(input);
+                }
             }
-            // a write that comes once the next try is due tries first (it may be what frees
-            // the store: space was made, the disk came back)
-            if let (Input::Cmd(cmd), Some(down)) = (&input, &self.down)
-                && cmd.is_write()
-                && tokio::time::Instant::now() >= down.retry_at
+            // Gather everything else that is ready into the batch, and hand it to the disk if
+            // the disk is free; otherwise it goes on gathering while the commit in flight
+            // finishes.
+            self.gather();
+            if self.inflight.is_none()
+                && !self.runs.is_empty()
+                && !self.gathered_nothing()
+                && self.down.is_none()
             {
-                self.reopen_store().await?;
-            }
-            self.handle.counters.wakeups.fetch_add(1, Ordering::Relaxed);
-            if matches!(input, Input::Timer { .. }) {
-                self.handle
-                    .counters
-                    .timer_fires
-                    .fetch_add(1, Ordering::Relaxed);
-            }
-            self.take(input);
-            // Gather everything else that is ready into the same commit.
-            for _ in 0..MAX_BATCH {
-                // a device change is taken before the commands that follow it, so a caller that
-                // changed a manual probe and then asks sees the new state
-                if let Some(rx) = &mut self.probe_rx
-                    && rx.has_changed().unwrap_or(false)
-                {
-                    let state = *rx.borrow_and_update();
-                    self.take(Input::Device(state));
-                }
-                if let Ok(done) = self.done_rx.try_recv() {
-                    self.take(Input::Done(done));
-                } else if let Ok(cmd) = self.rx.try_recv() {
-                    self.take(Input::Cmd(cmd));
-                } else {
-                    break;
+                // Before the disk is taken, let the workers that are ready now run, so their
+                // reports ride in this commit rather than wait a whole commit for the next
+                // one: yield while a turn of the scheduler brings something (a few turns at
+                // most). No timer; and no turn when no run is out (a turn costs a poll of
+                // the IO driver, and a lone caller would only wait for it).
+                for _ in 0..SETTLE_TURNS {
+                    tokio::task::yield_now().await;
+                    if self.gather() == 0 {
+                        break;
+                    }
                 }
             }
-            self.commit_and_apply().await?;
+            self.flush().await?;
             let waiting = self.core.waiting_constraints();
             if waiting != self.waiting_on {
                 self.probe.waiting_on(&waiting);
                 self.waiting_on = waiting;
             }
-            if self.core.running() == 0 && self.done_rx.is_empty() && self.rx.is_empty() {
+            if self.core.running() == 0
+                && self.done_rx.is_empty()
+                && self.rx.is_empty()
+                && self.inflight.is_none()
+            {
                 for w in self.idle_waiters.drain(..) {
                     let _ = w.send(());
                 }
             }
         }
+    }
+
+    /// Takes every input that is ready now (at most [`MAX_BATCH`]) into the batch being
+    /// gathered; returns how many it took.
+    fn gather(&mut self) -> usize {
+        let mut taken = 0;
+        for _ in 0..MAX_BATCH {
+            // a device change is taken before the commands that follow it, so a caller that
+            // changed a manual probe and then asks sees the new state
+            if let Some(rx) = &mut self.probe_rx
+                && rx.has_changed().unwrap_or(false)
+            {
+                let state = *rx.borrow_and_update();
+                self.take(Input::Device(state));
+            }
+            if let Ok(done) = self.done_rx.try_recv() {
+                self.take(Input::Done(done));
+            } else if let Ok(cmd) = self.rx.try_recv() {
+                self.take(Input::Cmd(cmd));
+            } else {
+                break;
+            }
+            taken += 1;
+        }
+        taken
+    }
+
+    /// True when the batch being gathered holds nothing: no change, no effect, no answer.
+    fn gathered_nothing(&self) -> bool {
+        self.batch.is_empty()
+            && self.batch_rest.is_empty()
+            && self.effects.is_empty()
+            && self.replies.is_empty()
     }
 
     fn feed(&mut self, event: Event) -> Result<Reply, CoreError> {
@@ -912,10 +1017,10 @@ impl Actor {
             match action {
                 Action::Persist(changes) => {
                     for job in changes.upserts {
-                        self.batch.insert(job.id, Some(job));
+                        self.batch.push((job.id, Some(job)));
                     }
                     for id in changes.removes {
-                        self.batch.insert(id, None);
+                        self.batch.push((id, None));
                     }
                     let rest = &mut self.batch_rest;
                     rest.inputs.extend(changes.inputs);
@@ -974,7 +1079,7 @@ impl Actor {
             }
             Input::Dropped => self.begin_shutdown(self.core.config().grace),
             Input::Cmd(cmd) => self.command(cmd),
-            Input::Reopen => {} // handled by the loop
+            Input::Reopen | Input::Committed(_) => {} // handled by the loop
         }
     }
 
@@ -1155,11 +1260,28 @@ impl Actor {
         let _ = self.updates.send(update);
     }
 
-    /// Commits the gathered changes in one store commit, then answers callers, publishes the
-    /// changes and carries out the starts, stops and aborts — in that order.
-    async fn commit_and_apply(&mut self) -> Result<(), RuntimeError> {
+    /// Hands the gathered batch to the disk when no commit is in flight: its changes go to a
+    /// blocking thread as one store commit, and its answers and effects wait in [`InFlight`]
+    /// until [`Actor::settle`] learns the commit is durable. A batch without changes (reads,
+    /// refusals, a stop that changes no record) is settled at once — nothing it answers is
+    /// ahead of the disk, since no earlier commit is pending. While the store is down a batch
+    /// with changes is refused without asking it.
+    async fn flush(&mut self) -> Result<(), RuntimeError> {
+        if self.inflight.is_some() || self.gathered_nothing() {
+            return Ok(());
+        }
         let mut changes = std::mem::take(&mut self.batch_rest);
-        for (id, job) in std::mem::take(&mut self.batch) {
+        let mut batch = std::mem::take(&mut self.batch);
+        // by id (the store writes its keys in order), each job's last entry winning: the sort
+        // is stable, so among one job's entries the last to arrive comes last (ids arrive
+        // nearly sorted — they grow with time — so this is close to one pass)
+        batch.sort_by_key(|(id, _)| *id);
+        changes.upserts.reserve(batch.len());
+        let mut entries = batch.into_iter().peekable();
+        while let Some((id, job)) = entries.next() {
+            if entries.peek().is_some_and(|(next, _)| *next == id) {
+                continue; // a later entry replaces this one
+            }
             match job {
                 Some(job) => changes.upserts.push(job),
                 None => changes.removes.push(id),
@@ -1167,41 +1289,67 @@ impl Actor {
         }
         let effects = std::mem::take(&mut self.effects);
         let replies = std::mem::take(&mut self.replies);
-        let (changes, result) = if changes.is_empty() {
-            (changes, Ok(()))
-        } else if let Some(down) = &self.down {
+        if changes.is_empty() {
+            return self.settle(changes, Ok(()), effects, replies).await;
+        }
+        if let Some(down) = &self.down {
             // the store cannot take it; the store is not even asked
             let e = down.error.clone();
-            (changes, Err(e))
-        } else {
-            let store = Arc::clone(&self.store);
-            self.handle.counters.commits.fetch_add(1, Ordering::Relaxed);
-            // On a multi-thread runtime, commit on this worker thread (tokio moves its other
-            // tasks away meanwhile): no hand-off to a blocking thread and back on the critical
-            // path. A current-thread runtime cannot block, so it hands off.
-            if tokio::runtime::Handle::current().runtime_flavor()
+            return self.settle(changes, Err(e), effects, replies).await;
+        }
+        self.handle.counters.commits.fetch_add(1, Ordering::Relaxed);
+        let store = Arc::clone(&self.store);
+        // Nothing can come in during this commit (no run is out, no caller is waiting to be
+        // taken): there is nothing to gather meanwhile, so commit right here on this worker
+        // thread (tokio moves its other tasks away meanwhile) — no hand-off to a blocking
+        // thread and back on the critical path. A current-thread runtime cannot block; it
+        // always hands off.
+        let quiet = self.runs.is_empty() && self.done_rx.is_empty() && self.rx.is_empty();
+        if quiet
+            && tokio::runtime::Handle::current().runtime_flavor()
                 == tokio::runtime::RuntimeFlavor::MultiThread
-            {
-                let r = tokio::task::block_in_place(|| lock(&store).commit(&changes));
-                (changes, r)
-            } else {
-                tokio::task::spawn_blocking(move || {
-                    let r = lock(&store).commit(&changes);
-                    (changes, r)
-                })
-                .await
-                .map_err(|_| RuntimeError::Stopped)?
-            }
-        };
+        {
+            let result = tokio::task::block_in_place(|| lock(&store).commit(&changes));
+            return self.settle(changes, result, effects, replies).await;
+        }
+        let task = tokio::task::spawn_blocking(move || {
+            let r = lock(&store).commit(&changes);
+            (changes, r)
+        });
+        self.inflight = Some(InFlight {
+            task,
+            effects,
+            replies,
+        });
+        Ok(())
+    }
+
+    /// Finishes a batch once its commit is done. Durable: answers its callers, publishes its
+    /// changes and carries out its starts, stops and aborts — in that order. Failed: nothing of
+    /// it is durable, nor of the batch gathered on top of it meanwhile; both are refused, every
+    /// run in flight is dropped (none may go on from a state the store does not have), and the
+    /// store is reopened and reloaded.
+    async fn settle(
+        &mut self,
+        changes: ChangeSet,
+        result: Result<(), StoreError>,
+        effects: Vec<Action>,
+        replies: Vec<Respond>,
+    ) -> Result<(), RuntimeError> {
         if let Err(e) = result {
-            // Nothing of this batch is durable: refuse it all, drop every run in flight (none may
-            // go on from a state the store does not have), then reopen the store and reload.
             if self.down.is_none() {
                 tracing::error!(error = %e, "store commit failed; reopening the store");
             }
             for r in replies {
                 r(Some(&e));
             }
+            // the batch gathered meanwhile was fed to the core on top of the failed one
+            for r in std::mem::take(&mut self.replies) {
+                r(Some(&e));
+            }
+            self.batch.clear();
+            self.batch_rest = ChangeSet::default();
+            self.effects.clear();
             for run in std::mem::take(&mut self.runs).into_values() {
                 run.token.cancel();
                 run.abort.abort();
@@ -1292,7 +1440,7 @@ impl Actor {
                 let _ = self.feed(Event::Reload(jobs));
                 tracing::info!(jobs = n, "store reopened; scheduling resumes");
                 // the reload's own writes (recovery) go through the normal path
-                return Box::pin(self.commit_and_apply()).await;
+                return Box::pin(self.flush()).await;
             }
             (Err(e), loaded) => (e, loaded),
             (Ok(()), Err(e)) => (e.clone(), Err(e)),
