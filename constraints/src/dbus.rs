@@ -25,7 +25,8 @@
 //! Nothing is polled (DESIGN §4): the watcher subscribes to `PropertiesChanged` under each
 //! service's object tree and to `NameOwnerChanged` for the three names, and reads a service
 //! again only when one of those signals arrives — a service that starts, stops or restarts is
-//! picked up from its name's owner change.
+//! picked up from its name's owner change. logind's `PrepareForSleep` signal (before a suspend,
+//! and after the resume) is followed too ([`HostProbe::sleeping`](crate::HostProbe::sleeping)).
 
 use std::future::poll_fn;
 use std::pin::Pin;
@@ -414,6 +415,17 @@ pub async fn read_all(conn: &Connection) -> Services {
 pub struct Changes {
     properties: Vec<(Service, MessageStream)>,
     owners: MessageStream,
+    sleep: MessageStream,
+}
+
+/// What a signal said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// A service's values may have changed (a property changed, or its name changed owner).
+    Service(Service),
+    /// logind's `PrepareForSleep`: `true` just before the machine suspends or hibernates,
+    /// `false` once it has resumed.
+    PrepareForSleep(bool),
 }
 
 /// Subscribes to the changes of the three services.
@@ -447,20 +459,48 @@ pub async fn subscribe(conn: &Connection) -> Result<Changes, DbusError> {
     let owners = MessageStream::for_match_rule(rule, conn, None)
         .await
         .map_err(fail("owner changes"))?;
-    Ok(Changes { properties, owners })
+    let rule = MatchRule::builder()
+        .msg_type(MessageType::Signal)
+        .interface(LOGIND_MANAGER_IFACE)
+        .and_then(|b| b.member("PrepareForSleep"))
+        .and_then(|b| b.path(LOGIND_PATH))
+        .map_err(fail("logind's PrepareForSleep"))?
+        .build();
+    let sleep = MessageStream::for_match_rule(rule, conn, None)
+        .await
+        .map_err(fail("logind's PrepareForSleep"))?;
+    Ok(Changes {
+        properties,
+        owners,
+        sleep,
+    })
 }
 
 impl Changes {
-    /// Waits for the next signal and says which service it concerns; `None` when the
-    /// connection closed.
-    pub async fn next(&mut self) -> Option<Service> {
+    /// Waits for the next signal and says what it concerns; `None` when the connection
+    /// closed.
+    pub async fn next(&mut self) -> Option<Change> {
         poll_fn(|cx| {
             use std::task::Poll;
+            loop {
+                match Pin::new(&mut self.sleep).poll_next(cx) {
+                    Poll::Ready(Some(Ok(msg))) => {
+                        if let Ok(start) = msg.body().deserialize::<bool>() {
+                            return Poll::Ready(Some(Change::PrepareForSleep(start)));
+                        }
+                    }
+                    Poll::Ready(Some(Err(_))) => {}
+                    Poll::Ready(None) => return Poll::Ready(None),
+                    Poll::Pending => break,
+                }
+            }
             let mut closed = 0;
             for (service, stream) in &mut self.properties {
                 loop {
                     match Pin::new(&mut *stream).poll_next(cx) {
-                        Poll::Ready(Some(Ok(_))) => return Poll::Ready(Some(*service)),
+                        Poll::Ready(Some(Ok(_))) => {
+                            return Poll::Ready(Some(Change::Service(*service)));
+                        }
                         Poll::Ready(Some(Err(_))) => continue,
                         Poll::Ready(None) => {
                             closed += 1;
@@ -475,7 +515,7 @@ impl Changes {
                     Poll::Ready(Some(Ok(msg))) => {
                         let name: Result<(String, String, String), _> = msg.body().deserialize();
                         if let Some(s) = name.ok().and_then(|(n, _, _)| Service::of_name(&n)) {
-                            return Poll::Ready(Some(s));
+                            return Poll::Ready(Some(Change::Service(s)));
                         }
                     }
                     Poll::Ready(Some(Err(_))) => {}

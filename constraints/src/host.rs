@@ -712,6 +712,8 @@ pub struct HostProbe {
     /// What NetworkManager, UPower and logind last said (each `None` while it does not
     /// answer); laid over the kernel's reading at every refresh.
     services: std::sync::Arc<std::sync::Mutex<crate::dbus::Services>>,
+    /// `true` between logind's `PrepareForSleep(true)` and `PrepareForSleep(false)`.
+    sleeping: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl HostProbe {
@@ -725,7 +727,15 @@ impl HostProbe {
             report: std::sync::Arc::new(std::sync::Mutex::new(report)),
             poll: std::sync::Arc::default(),
             services: std::sync::Arc::default(),
+            sleeping: std::sync::Arc::new(tokio::sync::watch::channel(false).0),
         }
+    }
+
+    /// `true` from logind's `PrepareForSleep(true)` (the machine is about to suspend or
+    /// hibernate) until its `PrepareForSleep(false)` (it resumed), while
+    /// [`HostProbe::watch_services`] follows logind; always `false` without logind.
+    pub fn sleeping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.sleeping.subscribe()
     }
 
     /// What the D-Bus services last said (all `None` before [`HostProbe::watch_services`] or
@@ -770,10 +780,18 @@ impl HostProbe {
         self.set_services(services.clone());
         let probe = self.clone();
         Ok(tokio::spawn(async move {
-            while let Some(service) = changes.next().await {
-                crate::dbus::read(&conn, service, &mut services).await;
-                probe.set_services(services.clone());
+            while let Some(change) = changes.next().await {
+                match change {
+                    crate::dbus::Change::Service(service) => {
+                        crate::dbus::read(&conn, service, &mut services).await;
+                        probe.set_services(services.clone());
+                    }
+                    crate::dbus::Change::PrepareForSleep(start) => {
+                        probe.sleeping.send_replace(start);
+                    }
+                }
             }
+            probe.sleeping.send_replace(false);
             tracing::warn!("the D-Bus connection closed; device values come from the kernel");
             probe.set_services(crate::dbus::Services::default());
         }))

@@ -139,3 +139,42 @@ async fn idle_source_load_is_not_overridden_by_logind() {
     assert!(!r.state.idle, "load 3.5");
     assert!(matches!(r.readings.idle.source, Source::Kernel { .. }));
 }
+
+/// logind's `PrepareForSleep(true)` before a suspend and `(false)` after the resume
+/// (`org.freedesktop.login1.Manager`, systemd-logind(8)'s D-Bus API) reach the probe's
+/// `sleeping` channel as they are sent.
+#[tokio::test]
+async fn prepare_for_sleep_is_followed() {
+    let host = busy_host();
+    let Some(bus) = PrivateBus::start(&[("logind", LOGIND, None)]).await else {
+        return;
+    };
+    let probe = probe(&host, IdleSource::Auto { below: 0.5 });
+    let task = probe
+        .watch_services(&Bus::Address(bus.address.clone()))
+        .await
+        .unwrap();
+    let mut sleeping = probe.sleeping();
+    assert!(!*sleeping.borrow_and_update());
+    for start in [true, false] {
+        bus.call(
+            LOGIND,
+            LOGIND_PATH,
+            "org.freedesktop.DBus.Mock",
+            "EmitSignal",
+            &(
+                MANAGER,
+                "PrepareForSleep",
+                "b",
+                vec![zbus::zvariant::Value::from(start)],
+            ),
+        )
+        .await;
+        tokio::time::timeout(std::time::Duration::from_secs(10), sleeping.changed())
+            .await
+            .expect("PrepareForSleep never arrived")
+            .unwrap();
+        assert_eq!(*sleeping.borrow_and_update(), start);
+    }
+    task.abort();
+}
