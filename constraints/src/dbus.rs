@@ -391,8 +391,35 @@ async fn read_logind(conn: &Connection) -> zbus::Result<LogindValues> {
     })
 }
 
-/// Reads `service` again into `services`; a service that does not answer becomes `None`.
+/// True when `name` has an owner on the bus: asked first, so that reading a service never
+/// starts it (D-Bus activation of an installed but stopped UPower, say).
+async fn has_owner(conn: &Connection, name: &str) -> bool {
+    let reply = conn
+        .call_method(
+            Some("org.freedesktop.DBus"),
+            "/org/freedesktop/DBus",
+            Some("org.freedesktop.DBus"),
+            "NameHasOwner",
+            &(name,),
+        )
+        .await;
+    reply
+        .ok()
+        .and_then(|r| r.body().deserialize::<bool>().ok())
+        .unwrap_or(false)
+}
+
+/// Reads `service` again into `services`; a service that does not answer (or is not running)
+/// becomes `None`.
 pub async fn read(conn: &Connection, service: Service, services: &mut Services) {
+    if !has_owner(conn, service.bus_name()).await {
+        match service {
+            Service::NetworkManager => services.network_manager = None,
+            Service::UPower => services.upower = None,
+            Service::Logind => services.logind = None,
+        }
+        return;
+    }
     match service {
         Service::NetworkManager => services.network_manager = read_network_manager(conn).await.ok(),
         Service::UPower => services.upower = read_upower(conn).await.ok(),
@@ -720,4 +747,101 @@ fn overlay_network(
         Network::Unmetered
     };
     report.readings.network = reading;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{DeviceReadings, DeviceState};
+
+    fn kernel_report(network: Network) -> DeviceReport {
+        DeviceReport {
+            state: DeviceState {
+                network,
+                ..DeviceState::default()
+            },
+            readings: DeviceReadings::manual(),
+        }
+    }
+
+    fn network_with(connectivity: u32, metered: u32, kernel: Network) -> Network {
+        let mut r = kernel_report(kernel);
+        let services = Services {
+            network_manager: Some(NetworkManagerValues {
+                connectivity,
+                metered,
+                primary: None,
+            }),
+            ..Services::default()
+        };
+        overlay(&mut r, &services, None, IdleUse::Never);
+        r.state.network
+    }
+
+    /// NetworkManager's D-Bus API, "Types": NMConnectivityState 0 unknown, 1 none, 2 portal,
+    /// 3 limited, 4 full; NMMetered 0 unknown, 1 yes, 2 no, 3 guess-yes, 4 guess-no.
+    #[test]
+    fn network_manager_values_as_its_documentation_defines_them() {
+        use Network::*;
+        // (connectivity, metered, the kernel's reading) → the network
+        let table = [
+            (4, 1, Unmetered, Metered),
+            (4, 3, Unmetered, Metered),
+            (4, 2, Metered, Unmetered),
+            (4, 4, Metered, Unmetered),
+            (4, 0, Metered, Metered), // metered unknown: the link type decides
+            (4, 0, Unmetered, Unmetered), // likewise
+            (4, 0, None, Unmetered),  // full connectivity, no route seen: not metered
+            (1, 2, Unmetered, None),
+            (2, 2, Unmetered, None),
+            (3, 2, Unmetered, None),
+            (0, 1, Unmetered, Metered), // connectivity unknown: the routes say connected
+            (0, 1, None, None),         // …or not
+        ];
+        for (c, m, kernel, want) in table {
+            assert_eq!(
+                network_with(c, m, kernel),
+                want,
+                "connectivity {c}, metered {m}, kernel {kernel:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn metered_override_wins_over_network_manager() {
+        let mut r = kernel_report(Network::Unmetered);
+        let services = Services {
+            network_manager: Some(NetworkManagerValues {
+                connectivity: connectivity::FULL,
+                metered: metered::NO,
+                primary: None,
+            }),
+            ..Services::default()
+        };
+        overlay(&mut r, &services, Some(true), IdleUse::Never);
+        assert_eq!(r.state.network, Network::Metered);
+        assert_eq!(
+            r.readings.network.source,
+            Source::Flag {
+                flag: "--metered yes".into()
+            }
+        );
+    }
+
+    #[test]
+    fn upower_percentage_rounds_and_clamps() {
+        for (p, want) in [(9.6, 10u8), (100.4, 100), (-1.0, 0), (14.4, 14)] {
+            let mut r = kernel_report(Network::Unmetered);
+            let services = Services {
+                upower: Some(UPowerValues {
+                    on_battery: true,
+                    percentage: Some(p),
+                }),
+                ..Services::default()
+            };
+            overlay(&mut r, &services, None, IdleUse::Never);
+            assert_eq!(r.state.battery, Some(want), "{p}");
+            assert!(!r.state.charging);
+        }
+    }
 }
