@@ -215,12 +215,6 @@ impl Service {
     fn of_name(name: &str) -> Option<Service> {
         Service::ALL.into_iter().find(|s| s.bus_name() == name)
     }
-
-    fn of_path(path: &str) -> Option<Service> {
-        Service::ALL
-            .into_iter()
-            .find(|s| path == s.path() || path.starts_with(&format!("{}/", s.path())))
-    }
 }
 
 /// How long one connection attempt or one property read may take: a wedged service must not
@@ -558,11 +552,6 @@ impl Changes {
         })
         .await
     }
-}
-
-/// The service whose object a `PropertiesChanged` at `path` belongs to (for tests and logs).
-pub fn service_of_path(path: &str) -> Option<Service> {
-    Service::of_path(path)
 }
 
 fn network_manager_source(properties: &[&str]) -> Source {
