@@ -20,7 +20,9 @@
 //!   and `Percentage` — the composite battery a desktop shows.
 //! - **logind** (`org.freedesktop.login1`): `IdleHint` of this user's object
 //!   (`Manager.GetUser(uid)`, the user's sessions together), or of the manager (every session)
-//!   when the user has none (a daemon running as a system user).
+//!   when the user has none (a daemon running as a system user). logind sends
+//!   `PropertiesChanged` for both whenever one session's hint changes (systemd's
+//!   `session_set_idle_hint` notifies the session, its seat, its user and the manager).
 //!
 //! Nothing is polled (DESIGN §4): the watcher subscribes to `PropertiesChanged` under each
 //! service's object tree and to `NameOwnerChanged` for the three names, and reads a service
