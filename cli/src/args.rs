@@ -252,8 +252,8 @@ pub enum DeviceSource {
 /// Whether the network counts as metered (`daemon --metered`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Metered {
-    /// As the link that carries the default route says: cellular, point-to-point and USB
-    /// tethering are metered.
+    /// As NetworkManager's Metered says when it answers, else as the link that carries the
+    /// default route says: cellular, point-to-point and USB tethering are metered.
     Auto,
     /// Every network is metered (a hotspot on a phone, a capped plan).
     Yes,
@@ -264,7 +264,13 @@ pub enum Metered {
 /// How the daemon decides the device is idle (`daemon --idle-source`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum IdleChoice {
-    /// Idle while the 1-minute load average is under --idle-load-below.
+    /// logind's IdleHint of your sessions while logind answers on the system bus, else the
+    /// load average (as `load`).
+    Auto,
+    /// logind's IdleHint of your sessions (of every session when you have none); not idle
+    /// while logind does not answer.
+    Logind,
+    /// Idle while the 1-minute load average is under --idle-load-below, whatever logind says.
     Load,
     /// Never idle: jobs that require idleness wait.
     Never,
@@ -292,10 +298,11 @@ pub struct DaemonArgs {
     /// Whether the network counts as metered [default: auto] (host device only).
     #[arg(long, value_enum, value_name = "WHEN")]
     pub metered: Option<Metered>,
-    /// How idleness is decided [default: load] (host device only).
+    /// How idleness is decided [default: auto] (host device only).
     #[arg(long, value_enum, value_name = "SOURCE")]
     pub idle_source: Option<IdleChoice>,
-    /// With `--idle-source load`: idle while the 1-minute load average is under this
+    /// With `--idle-source load` (or `auto` without logind): idle while the 1-minute load
+    /// average is under this
     /// [default: 0.5].
     #[arg(long, value_name = "LOAD", value_parser = parse_load)]
     pub idle_load_below: Option<f64>,

@@ -135,6 +135,8 @@ pub async fn run(store: Option<&Path>, socket: &Path, args: &DaemonArgs) -> Resu
             if let Err(e) = probe.listen() {
                 tracing::warn!(error = %e, "not listening for device changes; the state is read when jobs wait on it");
             }
+            #[cfg(target_os = "linux")]
+            watch_services(&probe).await;
             (builder.probe(probe), control)
         }
     };
@@ -176,6 +178,40 @@ pub async fn run(store: Option<&Path>, socket: &Path, args: &DaemonArgs) -> Resu
     Ok(())
 }
 
+/// NetworkManager, UPower and logind on the system bus, followed for as long as the daemon
+/// runs (see [`crate::session::services_bus`]); without them the kernel's readings stand.
+#[cfg(target_os = "linux")]
+async fn watch_services(probe: &backwork_constraints::HostProbe) {
+    let Some(bus) = crate::session::services_bus() else {
+        return;
+    };
+    match probe.watch_services(&bus).await {
+        Ok(_task) => {
+            // logged only: the runtime has no entry point yet to hold starts across a suspend
+            // or to apply catch-up at the resume (it learns of a resume from its
+            // CLOCK_REALTIME timerfd, late or cancelled, as before)
+            let mut sleeping = probe.sleeping();
+            tokio::spawn(async move {
+                while sleeping.changed().await.is_ok() {
+                    if *sleeping.borrow_and_update() {
+                        tracing::info!("logind: the machine is about to sleep");
+                    } else {
+                        tracing::info!("logind: the machine resumed");
+                    }
+                }
+            });
+            let s = probe.services();
+            tracing::info!(
+                network_manager = s.network_manager.is_some(),
+                upower = s.upower.is_some(),
+                logind = s.logind.is_some(),
+                "following the D-Bus system services (values of those that answer come from them)"
+            );
+        }
+        Err(e) => tracing::info!(error = %e, "no D-Bus system services"),
+    }
+}
+
 /// What `--metered`, `--idle-source` and `--idle-load-below` change in the host probe; they
 /// mean nothing to a device set by hand, so they are refused with `--device manual`.
 fn host_overrides(args: &DaemonArgs) -> Result<HostOverrides, CliError> {
@@ -200,10 +236,10 @@ fn host_overrides(args: &DaemonArgs) -> Result<HostOverrides, CliError> {
             )));
         }
     }
-    let idle = args.idle_source.unwrap_or(IdleChoice::Load);
-    if args.idle_load_below.is_some() && idle != IdleChoice::Load {
+    let idle = args.idle_source.unwrap_or(IdleChoice::Auto);
+    if args.idle_load_below.is_some() && !matches!(idle, IdleChoice::Load | IdleChoice::Auto) {
         return Err(CliError::invalid(
-            "--idle-load-below sets the threshold of --idle-source load; drop one of them",
+            "--idle-load-below sets the threshold of --idle-source load (and of auto without logind); drop one of them",
         ));
     }
     Ok(HostOverrides {

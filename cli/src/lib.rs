@@ -581,7 +581,7 @@ fn no_store(what: &str, store: &std::path::Path) -> CliError {
 
 /// The answer to `request` when no server answers and there is no store yet (a fresh account):
 /// no jobs, the host's device state; nothing is created.
-fn without_store(request: Request, store: &std::path::Path) -> Result<Response, CliError> {
+async fn without_store(request: Request, store: &std::path::Path) -> Result<Response, CliError> {
     let no_store = |what: &str| no_store(what, store);
     match request {
         Request::List { .. } => Ok(Response::Jobs { jobs: Vec::new() }),
@@ -592,7 +592,7 @@ fn without_store(request: Request, store: &std::path::Path) -> Result<Response, 
         }),
         Request::Device => {
             use backwork_constraints::Probe;
-            let probe = session::host_probe(store, session::HostOverrides::default());
+            let probe = session::host_probe_now(store, session::HostOverrides::default()).await;
             let (state, readings) = match probe.report() {
                 Some(r) => (r.state, Some(r.readings)),
                 None => (probe.current(), None),
@@ -728,7 +728,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             session.close().await?;
             (answer, local)
         }
-        None => (without_store(request, &store_path(store)?), true),
+        None => (without_store(request, &store_path(store)?).await, true),
     };
     let style = Style {
         now: chrono::Utc::now(),

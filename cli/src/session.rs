@@ -40,7 +40,7 @@ impl Default for HostOverrides {
     fn default() -> Self {
         HostOverrides {
             metered: None,
-            idle: IdleChoice::Load,
+            idle: IdleChoice::Auto,
             idle_load_below: 0.5,
         }
     }
@@ -64,6 +64,10 @@ pub fn host_probe(store: &Path, overrides: HostOverrides) -> backwork_constraint
         storage_path: folder,
         metered_override: overrides.metered,
         idle: match overrides.idle {
+            IdleChoice::Auto => IdleSource::Auto {
+                below: overrides.idle_load_below,
+            },
+            IdleChoice::Logind => IdleSource::Logind,
             IdleChoice::Load => IdleSource::LoadAverage {
                 below: overrides.idle_load_below,
             },
@@ -79,6 +83,42 @@ pub fn host_probe(store: &Path, overrides: HostOverrides) -> backwork_constraint
         config.proc_root = root.join("proc");
     }
     backwork_constraints::HostProbe::new(config)
+}
+
+/// The bus where NetworkManager, UPower and logind are asked: the system bus — except when
+/// [`HOST_ROOT_VAR`] points the probe at a fake tree, where the machine's own services would
+/// mix with the fake values, so they are asked only on a bus named by hand
+/// (`DBUS_SYSTEM_BUS_ADDRESS`, e.g. a private bus with mocked services).
+#[cfg(target_os = "linux")]
+pub fn services_bus() -> Option<backwork_constraints::Bus> {
+    let fake = std::env::var_os(HOST_ROOT_VAR).is_some_and(|r| !r.is_empty());
+    let named = std::env::var_os("DBUS_SYSTEM_BUS_ADDRESS").is_some_and(|a| !a.is_empty());
+    (!fake || named).then_some(backwork_constraints::Bus::System)
+}
+
+/// [`host_probe`] with what the D-Bus system services say right now (read once, not followed):
+/// for a process that answers one question (`backwork device` with no daemon).
+#[cfg(target_os = "linux")]
+pub async fn host_probe_now(
+    store: &Path,
+    overrides: HostOverrides,
+) -> backwork_constraints::HostProbe {
+    let probe = host_probe(store, overrides);
+    if let Some(bus) = services_bus()
+        && let Err(e) = probe.read_services(&bus).await
+    {
+        tracing::debug!(error = %e, "no D-Bus system services");
+    }
+    probe
+}
+
+/// The device probe of a process that reads the machine's state (elsewhere: a healthy machine).
+#[cfg(not(target_os = "linux"))]
+pub async fn host_probe_now(
+    store: &Path,
+    overrides: HostOverrides,
+) -> backwork_constraints::ManualProbe {
+    host_probe(store, overrides)
 }
 
 /// The device probe of a process that reads the machine's state (elsewhere: a healthy machine).
@@ -222,7 +262,7 @@ impl Session {
         };
         let runtime = Runtime::builder()
             .store(opened)
-            .probe(host_probe(&path, HostOverrides::default()))
+            .probe(host_probe_now(&path, HostOverrides::default()).await)
             .config(local_config())
             .start()
             .await?;

@@ -68,7 +68,7 @@ impl Default for HostConfig {
             storage_path: PathBuf::from("."),
             storage_low_percent: 10.0,
             storage_low_bytes: 1 << 30,
-            idle: IdleSource::LoadAverage { below: 0.5 },
+            idle: IdleSource::Auto { below: 0.5 },
             metered_override: None,
             poll_every: std::time::Duration::from_secs(60),
         }
@@ -78,11 +78,21 @@ impl Default for HostConfig {
 /// How the host probe decides the device is idle.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum IdleSource {
-    /// Idle when the 1-minute load average is below `below`.
+    /// logind's `IdleHint` while logind answers on the bus (see [`HostProbe::watch_services`]),
+    /// else the 1-minute load average below `below` (the default).
+    Auto {
+        /// The load-average threshold when logind does not answer.
+        below: f64,
+    },
+    /// Idle when the 1-minute load average is below `below`, whatever logind says (the daemon's
+    /// `--idle-source load`).
     LoadAverage {
         /// The threshold.
         below: f64,
     },
+    /// logind's `IdleHint` only; not idle while logind does not answer (the daemon's
+    /// `--idle-source logind`).
+    Logind,
     /// Never idle (the daemon's `--idle-source never`: jobs requiring idleness wait).
     Never,
     /// Always idle (the daemon's `--idle-source always`: a headless box).
@@ -94,7 +104,8 @@ impl IdleSource {
     /// always`); `None` for the load average.
     fn flag(&self) -> Option<&'static str> {
         match self {
-            IdleSource::LoadAverage { .. } => None,
+            IdleSource::Auto { .. } | IdleSource::LoadAverage { .. } => None,
+            IdleSource::Logind => Some("--idle-source logind"),
             IdleSource::Never => Some("--idle-source never"),
             IdleSource::Always => Some("--idle-source always"),
         }
@@ -576,7 +587,19 @@ pub fn read_storage_low(path: &Path, low_percent: f64, low_bytes: u64) -> io::Re
 
 fn explain_idle(config: &HostConfig) -> (bool, Reading) {
     let below = match config.idle {
-        IdleSource::LoadAverage { below } => below,
+        IdleSource::Auto { below } | IdleSource::LoadAverage { below } => below,
+        IdleSource::Logind => {
+            // replaced by logind's IdleHint while logind answers
+            return (
+                false,
+                Reading::new(
+                    Source::Flag {
+                        flag: "--idle-source logind".into(),
+                    },
+                    "logind does not answer on the bus: counts as not idle (set by --idle-source logind)",
+                ),
+            );
+        }
         other => {
             let flag = other.flag().unwrap_or_default().to_string();
             let why = format!("set by {flag}");
@@ -686,6 +709,11 @@ pub struct HostProbe {
     report: std::sync::Arc<std::sync::Mutex<DeviceReport>>,
     /// The poll of storage and idleness, running only while a due job waits on them.
     poll: std::sync::Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    /// What NetworkManager, UPower and logind last said (each `None` while it does not
+    /// answer); laid over the kernel's reading at every refresh.
+    services: std::sync::Arc<std::sync::Mutex<crate::dbus::Services>>,
+    /// `true` between logind's `PrepareForSleep(true)` and `PrepareForSleep(false)`.
+    sleeping: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl HostProbe {
@@ -698,7 +726,75 @@ impl HostProbe {
             tx: std::sync::Arc::new(tx),
             report: std::sync::Arc::new(std::sync::Mutex::new(report)),
             poll: std::sync::Arc::default(),
+            services: std::sync::Arc::default(),
+            sleeping: std::sync::Arc::new(tokio::sync::watch::channel(false).0),
         }
+    }
+
+    /// `true` from logind's `PrepareForSleep(true)` (the machine is about to suspend or
+    /// hibernate) until its `PrepareForSleep(false)` (it resumed), while
+    /// [`HostProbe::watch_services`] follows logind; always `false` without logind.
+    pub fn sleeping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.sleeping.subscribe()
+    }
+
+    /// What the D-Bus services last said (all `None` before [`HostProbe::watch_services`] or
+    /// [`HostProbe::read_services`], or while none answers).
+    pub fn services(&self) -> crate::dbus::Services {
+        self.services
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_services(&self, services: crate::dbus::Services) {
+        *self
+            .services
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = services;
+        self.refresh();
+    }
+
+    /// Asks NetworkManager, UPower and logind on `bus` once (no listening): for a one-off
+    /// reading such as `backwork device` without a daemon. Each service that answers gives its
+    /// values; the others stay the kernel's.
+    pub async fn read_services(&self, bus: &crate::dbus::Bus) -> Result<(), crate::DbusError> {
+        let conn = crate::dbus::connect(bus).await?;
+        self.set_services(crate::dbus::read_all(&conn).await);
+        Ok(())
+    }
+
+    /// Connects to `bus`, reads NetworkManager, UPower and logind, and keeps their values up
+    /// to date on a tokio task: a service is read again only when it signals a property change
+    /// or its name changes owner (it started, stopped or restarted) — nothing is polled. Each
+    /// value comes from its service while that service answers, else from the kernel. Returns
+    /// once the first reading is published; abort the task to stop listening.
+    pub async fn watch_services(
+        &self,
+        bus: &crate::dbus::Bus,
+    ) -> Result<tokio::task::JoinHandle<()>, crate::DbusError> {
+        let conn = crate::dbus::connect(bus).await?;
+        // subscribed before the first reading, so no change falls between the two
+        let mut changes = crate::dbus::subscribe(&conn).await?;
+        let mut services = crate::dbus::read_all(&conn).await;
+        self.set_services(services.clone());
+        let probe = self.clone();
+        Ok(tokio::spawn(async move {
+            while let Some(change) = changes.next().await {
+                match change {
+                    crate::dbus::Change::Service(service) => {
+                        crate::dbus::read(&conn, service, &mut services).await;
+                        probe.set_services(services.clone());
+                    }
+                    crate::dbus::Change::PrepareForSleep(start) => {
+                        probe.sleeping.send_replace(start);
+                    }
+                }
+            }
+            probe.sleeping.send_replace(false);
+            tracing::warn!("the D-Bus connection closed; device values come from the kernel");
+            probe.set_services(crate::dbus::Services::default());
+        }))
     }
 
     /// True while the probe polls storage and idleness (a due job waits on them).
@@ -715,7 +811,14 @@ impl HostProbe {
     pub fn refresh(&self) -> DeviceState {
         // read without the lock (a reader of the report never waits on the files), publish
         // the report and the state under it, so the last reading wins for both
-        let fresh = read_host_report(&self.config);
+        let mut fresh = read_host_report(&self.config);
+        let services = self.services();
+        let idle = match self.config.idle {
+            IdleSource::Auto { .. } => crate::dbus::IdleUse::LogindFirst,
+            IdleSource::Logind => crate::dbus::IdleUse::LogindOnly,
+            _ => crate::dbus::IdleUse::Never,
+        };
+        crate::dbus::overlay(&mut fresh, &services, self.config.metered_override, idle);
         let mut report = self
             .report
             .lock()
@@ -776,8 +879,14 @@ impl crate::Probe for HostProbe {
     /// waits on them any more.
     fn waiting_on(&self, waiting: &std::collections::BTreeSet<crate::Constraint>) {
         use crate::Constraint;
+        // idleness from logind comes with its signals; only the load average needs a poll
+        let idle_signalled = self.services().logind.is_some()
+            && matches!(
+                self.config.idle,
+                IdleSource::Auto { .. } | IdleSource::Logind
+            );
         let wanted = waiting.contains(&Constraint::StorageNotLow)
-            || waiting.contains(&Constraint::DeviceIdle);
+            || (waiting.contains(&Constraint::DeviceIdle) && !idle_signalled);
         let Ok(mut poll) = self.poll.lock() else {
             return;
         };

@@ -22,11 +22,15 @@
 #![warn(missing_docs)]
 
 #[cfg(target_os = "linux")]
+pub mod dbus;
+#[cfg(target_os = "linux")]
 pub mod host;
 mod probe;
 mod report;
 mod state;
 
+#[cfg(target_os = "linux")]
+pub use dbus::{Bus, DbusError};
 #[cfg(target_os = "linux")]
 pub use host::{HostConfig, HostProbe, IdleSource};
 pub use probe::{ManualProbe, Probe};

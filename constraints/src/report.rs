@@ -41,6 +41,28 @@ pub enum Source {
         /// The path asked about.
         path: PathBuf,
     },
+    /// NetworkManager over D-Bus: properties of one of its objects.
+    NetworkManager {
+        /// The object read (`/org/freedesktop/NetworkManager`).
+        object: String,
+        /// The properties that decided the value (`Connectivity`, `Metered`, …).
+        properties: Vec<String>,
+    },
+    /// UPower over D-Bus: properties of one of its objects.
+    #[serde(rename = "upower")]
+    UPower {
+        /// The object read (`/org/freedesktop/UPower`, or its display device).
+        object: String,
+        /// The properties that decided the value (`OnBattery`, `Percentage`, …).
+        properties: Vec<String>,
+    },
+    /// logind over D-Bus: properties of one of its objects.
+    Logind {
+        /// The object read (this user's, or the manager's).
+        object: String,
+        /// The properties that decided the value (`IdleHint`).
+        properties: Vec<String>,
+    },
     /// Nothing was read: the value every device of this kind has (a Linux machine's screen is
     /// "on" for background work).
     Assumed,
@@ -139,10 +161,17 @@ mod tests {
             serde_json::to_string(&s).unwrap(),
             r#"{"kind":"kernel","paths":["/proc/loadavg"]}"#
         );
-        // a newer server's source (issue 15 adds D-Bus services) decodes as Other
+        let nm = Source::UPower {
+            object: "/org/freedesktop/UPower".into(),
+            properties: vec!["OnBattery".into()],
+        };
+        assert_eq!(
+            serde_json::to_string(&nm).unwrap(),
+            r#"{"kind":"upower","object":"/org/freedesktop/UPower","properties":["OnBattery"]}"#
+        );
+        // a newer server's source decodes as Other
         let newer: Source =
-            serde_json::from_str(r#"{"kind":"dbus","service":"org.freedesktop.NetworkManager"}"#)
-                .unwrap();
+            serde_json::from_str(r#"{"kind":"connman","service":"net.connman"}"#).unwrap();
         assert_eq!(newer, Source::Other);
     }
 }

@@ -15,6 +15,9 @@
 
 #![allow(dead_code)] // each test file uses its own part
 
+#[cfg(target_os = "linux")]
+pub mod bus;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
