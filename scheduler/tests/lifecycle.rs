@@ -442,7 +442,7 @@ fn retry_gives_a_failed_job_a_fresh_cycle() {
         h.log
             .iter()
             .filter_map(|(_, a)| match a {
-                Action::Start(s) if s.id == id => Some(s.idempotency_key.clone()),
+                Action::Start(s) if s.id == id => Some(s.idempotency_key()),
                 _ => None,
             })
             .collect()

@@ -157,7 +157,7 @@ fn each_period_gets_its_own_idempotency_keys() {
         .log
         .iter()
         .filter_map(|(_, a)| match a {
-            backwork_scheduler::Action::Start(s) => Some(s.idempotency_key.clone()),
+            backwork_scheduler::Action::Start(s) => Some(s.idempotency_key()),
             _ => None,
         })
         .collect();

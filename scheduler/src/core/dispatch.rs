@@ -143,7 +143,7 @@ impl Scheduler {
             kind: job.request.kind.clone(),
             attempt: job.attempt,
             input: Value::Null, // filled below, once the entry is no longer borrowed
-            idempotency_key: job.idempotency_key(job.attempt),
+            cycle: job.cycle,
         };
         let deadline = job.request.timeout.map(|d| schedule::add(now, d));
         let policy_deadline = self.policy.run_deadline(now, job.policy_view());

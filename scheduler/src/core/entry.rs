@@ -163,12 +163,6 @@ impl Entry {
         self.stop_reason = reason.map(Box::new);
     }
 
-    /// The idempotency key of attempt `attempt` of the current cycle (see
-    /// [`Job::idempotency_key`]).
-    pub fn idempotency_key(&self, attempt: u32) -> String {
-        idempotency_key(self.id, self.cycle, attempt)
-    }
-
     /// The run numbers of a history of `len` records (see [`Job::history_numbers`]).
     pub fn history_numbers(&self, len: usize) -> impl DoubleEndedIterator<Item = u64> + use<> {
         history_numbers(len, self.state == JobState::Running, self.runs_total)

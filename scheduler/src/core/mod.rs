@@ -400,8 +400,17 @@ pub struct StartJob {
     pub attempt: u32,
     /// The input payload.
     pub input: Value,
-    /// `"{id}-{cycle}-{attempt}"` (see [`Job::idempotency_key`]).
-    pub idempotency_key: String,
+    /// How many cycles of the job had ended when it started (part of its idempotency key).
+    pub cycle: u64,
+}
+
+impl StartJob {
+    /// `"{id}-{cycle}-{attempt}"` (see [`Job::idempotency_key`]): the same for every try of one
+    /// attempt, different for the next attempt and the next period. Built when asked, not at
+    /// every start (a driver without workers, such as the simulator, never needs it).
+    pub fn idempotency_key(&self) -> String {
+        entry::idempotency_key(self.id, self.cycle, self.attempt)
+    }
 }
 
 /// An output of the core, for the driver to carry out in order.

@@ -1550,12 +1550,13 @@ impl Actor {
                 }
                 let span =
                     tracing::info_span!("job_run", job = %id.short(), kind = %start.kind, attempt);
+                let idempotency_key = start.idempotency_key();
                 let ctx = WorkContext {
                     id,
                     kind: start.kind,
                     input: start.input,
                     attempt,
-                    idempotency_key: start.idempotency_key,
+                    idempotency_key,
                     cancel: token.clone(),
                     runtime: self.handle.clone(),
                 };
