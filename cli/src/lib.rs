@@ -342,7 +342,16 @@ fn read_scenario(path: &std::path::Path) -> Result<String, CliError> {
     let cannot = |e: std::io::Error| {
         CliError::invalid(format!("cannot read the scenario {}: {e}", path.display()))
     };
-    let file = std::fs::File::open(path).map_err(cannot)?;
+    // non-blocking: opening a FIFO for reading would otherwise wait for a writer (the file's
+    // type is checked on the open descriptor, so it cannot change in between)
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+            .open(path)
+            .map_err(cannot)?
+    };
     let meta = file.metadata().map_err(cannot)?;
     if !meta.is_file() {
         return Err(CliError::invalid(format!(

@@ -182,7 +182,12 @@ fn an_unknown_constraint_lists_the_known_ones_on_both_sides() {
 /// `simulate` reads a scenario file, not a device: `/dev/zero` used to be read without end.
 #[test]
 fn simulate_reads_only_a_regular_file() {
-    for path in ["/dev/zero", "/tmp"] {
+    // a FIFO nobody writes to: opening it must not wait for a writer (it hung before)
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("scenario.toml");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let fifo = fifo.to_str().unwrap().to_string();
+    for path in ["/dev/zero", "/tmp", fifo.as_str()] {
         let out = std::process::Command::new(BIN)
             .args(["simulate", path])
             .output()

@@ -195,6 +195,47 @@ impl Default for AndroidSettings {
     }
 }
 
+impl AndroidSettings {
+    /// Refuses numbers Doze cannot run with: an idle period or a maintenance window of zero
+    /// length would make Doze step through phases without time passing. The error names the
+    /// setting and says what to do.
+    pub fn check(&self) -> Result<(), String> {
+        let positive = [
+            ("light_idle_step", self.light_idle_step),
+            ("light_idle_max", self.light_idle_max),
+            ("light_maintenance_min", self.light_maintenance_min),
+            ("light_maintenance_max", self.light_maintenance_max),
+            ("deep_idle_initial", self.deep_idle_initial),
+            ("deep_idle_max", self.deep_idle_max),
+            ("deep_maintenance_min", self.deep_maintenance_min),
+            ("deep_maintenance_max", self.deep_maintenance_max),
+            ("rate_limit_window", self.rate_limit_window),
+        ];
+        for (name, d) in positive {
+            if d < Duration::from_secs(1) {
+                return Err(format!(
+                    "{name} = {} is too short: Doze and the quotas need periods of at least 1s",
+                    humantime::format_duration(d)
+                ));
+            }
+        }
+        for (name, l) in [
+            ("active", self.active),
+            ("working_set", self.working_set),
+            ("frequent", self.frequent),
+            ("rare", self.rare),
+            ("restricted", self.restricted),
+        ] {
+            if l.window < Duration::from_secs(1) {
+                return Err(format!(
+                    "the {name} bucket's window is too short: give it at least 1s"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Where Doze is at an instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DozePhase {
@@ -365,6 +406,14 @@ impl Session {
     }
 }
 
+/// The rate-limiting counters of the window that ends at `ends`.
+#[derive(Debug, Clone, Copy)]
+struct RateWindow {
+    ends: Time,
+    jobs: u32,
+    sessions: u32,
+}
+
 /// What an app used within a window.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 struct Usage {
@@ -403,6 +452,11 @@ pub struct AndroidPolicy {
     released: std::collections::BTreeSet<JobId>,
     /// A batch was let go: the core should ask the held jobs again.
     release: bool,
+    /// The rate-limiting window in force: AOSP QuotaController counts starts and new sessions
+    /// (`jobCountInRateLimitingWindow`, `sessionCountInRateLimitingWindow`) in a window that
+    /// opens at the first start after the last one ended (`incrementJobCountLocked`), not over
+    /// the sessions that reach into a rolling minute.
+    rate: Option<RateWindow>,
     /// The last quota answer, for the instant it was computed at.
     quota_memo: Option<(Time, Bucket, Option<Hold>)>,
     /// The app's usage at an instant over the bucket's window, the rate-limiting window and a
@@ -431,6 +485,7 @@ impl AndroidPolicy {
             open: std::collections::BTreeSet::new(),
             quota_memo: None,
             usage_memo: None,
+            rate: None,
             batch: std::collections::BTreeMap::new(),
             released: std::collections::BTreeSet::new(),
             release: false,
@@ -621,7 +676,8 @@ impl AndroidPolicy {
         answer
     }
 
-    /// The app's usage at `now` over the bucket's window, the rate-limiting window and a day.
+    /// The app's usage at `now` over the bucket's window, in the rate-limiting window (its
+    /// counters) and over a day.
     fn usages(&mut self, now: Time) -> [Usage; 3] {
         let (bucket, l) = self.limits();
         if let Some((at, b, u)) = self.usage_memo
@@ -630,9 +686,17 @@ impl AndroidPolicy {
         {
             return u;
         }
+        let rate = match self.rate {
+            Some(w) if now < w.ends => Usage {
+                time: Duration::ZERO,
+                jobs: w.jobs,
+                sessions: w.sessions,
+            },
+            _ => Usage::default(),
+        };
         let u = [
             self.usage(now, l.window),
-            self.usage(now, self.settings.rate_limit_window),
+            rate,
             self.usage(now, Duration::from_secs(86_400)),
         ];
         self.usage_memo = Some((now, bucket, u));
@@ -677,7 +741,10 @@ impl AndroidPolicy {
         }
         if rate.jobs >= s.rate_limit_count || rate.sessions >= s.rate_limit_count {
             let n = s.rate_limit_count;
-            let t = until(s.rate_limit_window, &|u| u.jobs < n && u.sessions < n);
+            // the counters start over when their window ends
+            let t = self
+                .rate
+                .map_or_else(|| add(now, s.rate_limit_window), |w| w.ends);
             let msg = format!(
                 "rate limit: {n} jobs or sessions per {} used",
                 humantime::format_duration(s.rate_limit_window)
@@ -685,7 +752,11 @@ impl AndroidPolicy {
             return Some((t, PolicyReason::new("rate_limit", HoldKind::Quota, msg)));
         }
         let buffer = s.in_quota_buffer;
-        if u.time >= l.max_job_time {
+        // a bucket whose window is no longer than its allowed time (active: 10 min per 10 min)
+        // never runs out of it — AOSP QuotaController.getTimeUntilQuotaConsumedLocked: "Since
+        // the bucket size equals the allowed time, the app jobs can essentially run until they
+        // reach the maximum limit" (the daily one below)
+        if l.max_job_time < l.window && u.time >= l.max_job_time {
             let max = l.max_job_time.saturating_sub(buffer);
             let t = until(l.window, &|u| u.time <= max);
             let msg = format!(
@@ -886,16 +957,27 @@ impl Policy for AndroidPolicy {
             // app at the same instant
             let (bucket, l) = self.limits();
             let [u, _, d] = self.usages(now);
-            let (used, daily) = (u.time, d.time);
-            let left = l
-                .max_job_time
-                .saturating_sub(used)
-                .min(self.settings.max_execution_per_day.saturating_sub(daily));
-            let out = add(now, left);
+            // the bucket's allowed time, where it can run out (not when the window is no longer
+            // than the allowed time: see `quota_hold`)…
+            if l.max_job_time < l.window {
+                let out = add(now, l.max_job_time.saturating_sub(u.time));
+                if out < deadline.0 {
+                    deadline = (
+                        out,
+                        format!("standby bucket {bucket}: job-time quota used up"),
+                    );
+                }
+            }
+            // …and the daily limit of every bucket (`MAX_EXECUTION_TIME_MS`)
+            let daily = self.settings.max_execution_per_day;
+            let out = add(now, daily.saturating_sub(d.time));
             if out < deadline.0 {
                 deadline = (
                     out,
-                    format!("standby bucket {bucket}: job-time quota used up"),
+                    format!(
+                        "{} of job time per day used",
+                        humantime::format_duration(daily)
+                    ),
                 );
             }
         }
@@ -969,6 +1051,19 @@ impl Policy for AndroidPolicy {
                 true
             }
         };
+        let rate = match self.rate {
+            Some(w) if now < w.ends => w,
+            _ => RateWindow {
+                ends: add(now, self.settings.rate_limit_window),
+                jobs: 0,
+                sessions: 0,
+            },
+        };
+        self.rate = Some(RateWindow {
+            jobs: rate.jobs.saturating_add(1),
+            sessions: rate.sessions.saturating_add(u32::from(new_session)),
+            ..rate
+        });
         // a start adds a job (and maybe a session) to every window at `now`, and no time yet
         if let Some((at, _, usages)) = &mut self.usage_memo {
             if *at == now {
@@ -999,6 +1094,23 @@ impl Policy for AndroidPolicy {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Zero-length Doze phases would make Doze step without time passing (the simulator hung on
+    /// them): they are refused, naming the setting.
+    #[test]
+    fn zero_length_doze_phases_are_refused() {
+        for name in [
+            "light_maintenance_max",
+            "deep_idle_initial",
+            "rate_limit_window",
+        ] {
+            let mut table = toml::Table::new();
+            table.insert(name.into(), toml::Value::String("0s".into()));
+            let err = crate::Profile::with_overrides("android", &table).unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
+        assert!(AndroidSettings::default().check().is_ok());
+    }
 
     /// The usage of `sessions` in `(at − window, at]` by its definition: every session that
     /// started by `at` and had not ended by the window's start, clipped to the window.

@@ -158,7 +158,14 @@ impl Profile {
                 })
         }
         match name {
-            "android" => Ok(Profile::android(parse(name, overrides)?)),
+            "android" => {
+                let settings: AndroidSettings = parse(name, overrides)?;
+                settings.check().map_err(|detail| ProfileError::Override {
+                    profile: name.to_string(),
+                    detail,
+                })?;
+                Ok(Profile::android(settings))
+            }
             "ios" => Ok(Profile::ios(parse(name, overrides)?)),
             "desktop" => Ok(Profile::desktop_with(parse(name, overrides)?)),
             other => Profile::by_name(other),

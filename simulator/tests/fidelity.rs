@@ -892,3 +892,36 @@ fn deep_doze_waits_for_the_device_to_be_still_and_motion_ends_it() {
     let runs = &r.jobs[0].runs;
     assert!(runs.iter().filter(|r| r.start < m(120)).count() >= 4);
 }
+
+/// An active app working without a break — one 90-second job started every minute for 30
+/// minutes, one continuous timing session — is never stopped or held for quota: the active
+/// bucket's window equals its allowed time (10 min per 10 min), and AOSP QuotaController
+/// (`getTimeUntilQuotaConsumedLocked`: "the app jobs can essentially run until they reach the
+/// maximum limit") lets it run to the daily limit; one start a minute is far from the rate limit
+/// of 20 starts per window (`incrementJobCountLocked` counts starts, not the jobs of a session
+/// that reaches into the last minute).
+#[test]
+fn an_active_app_working_without_a_break_is_not_held_for_quota() {
+    let mut toml = String::from(
+        "profile = \"android\"\nstart = \"2026-11-23T00:00:00Z\"\nduration = \"2h\"\n\
+         device = { screen = \"on\", charging = false, battery = 80 }\n",
+    );
+    for k in 0..30 {
+        toml.push_str(&format!(
+            "[[job]]\nname = \"j{k:02}\"\nin = \"{k}m\"\noutcome = {{ duration = \"90s\" }}\n"
+        ));
+    }
+    let r = run(&toml);
+    let start = t("2026-11-23T00:00:00Z");
+    for (k, j) in r.jobs.iter().enumerate() {
+        assert_eq!(j.runs.len(), 1, "{}: {:?}", j.name, j.runs);
+        assert_eq!(j.runs[0].outcome, "success", "{}", j.name);
+        assert_eq!(
+            j.runs[0].start,
+            start + TimeDelta::minutes(k as i64),
+            "{}",
+            j.name
+        );
+    }
+    assert!(r.app_held.is_empty(), "{:?}", r.app_held);
+}
