@@ -434,6 +434,8 @@ pub struct AndroidPolicy {
     /// A light maintenance window that ended early, its work done: light-idle period `k`
     /// starts at this instant (DeviceIdleController's `exitMaintenanceEarlyIfNeededLocked`).
     light_cut: Option<(Time, u32)>,
+    /// The same for a deep maintenance window (AOSP ends both kinds early).
+    deep_cut: Option<(Time, u32)>,
     /// The device is moving: deep Doze waits until it is still.
     moving: bool,
     /// When the device last stopped moving.
@@ -477,6 +479,7 @@ impl AndroidPolicy {
             charging: true,
             doze_since: None,
             light_cut: None,
+            deep_cut: None,
             moving: false,
             still_since: None,
             light_from: None,
@@ -502,19 +505,9 @@ impl AndroidPolicy {
         let Some(off) = self.doze_since else {
             return DozePhase::Awake;
         };
-        let s = &self.settings;
         let deep_start = self.deep_start(off);
-        if let Some(deep_start) = deep_start
-            && now >= deep_start
-        {
-            return walk(
-                deep_start,
-                now,
-                true,
-                |k| doubling(s.deep_idle_initial, s.deep_idle_max, k),
-                |k| doubling(s.deep_maintenance_min, s.deep_maintenance_max, k),
-            )
-            .0;
+        if let Some((phase, _)) = self.deep_phase(now) {
+            return phase;
         }
         let cut = |until: Time| deep_start.map_or(until, |d| until.min(d));
         let (phase, _) = self.light_phase(now);
@@ -531,6 +524,27 @@ impl AndroidPolicy {
             },
             DozePhase::Awake => DozePhase::Awake,
         }
+    }
+
+    /// Deep Doze at `now`, if it has begun, and the number of its idle/maintenance cycle.
+    fn deep_phase(&self, now: Time) -> Option<(DozePhase, u32)> {
+        let deep_start = self.deep_start(self.doze_since?)?;
+        if now < deep_start {
+            return None;
+        }
+        let s = &self.settings;
+        let (from, first) = match self.deep_cut {
+            Some((at, k)) if at <= now && at >= deep_start => (at, k),
+            _ => (deep_start, 0),
+        };
+        let (phase, k) = walk(
+            from,
+            now,
+            true,
+            |k| doubling(s.deep_idle_initial, s.deep_idle_max, k + first),
+            |k| doubling(s.deep_maintenance_min, s.deep_maintenance_max, k + first),
+        );
+        Some((phase, k + first))
     }
 
     /// When deep Doze begins for a screen-off at `off`: `deep_idle_after` later, and
@@ -922,14 +936,21 @@ impl Policy for AndroidPolicy {
     }
 
     fn plan_wake(&mut self, now: Time, earliest: Time) -> Time {
-        // a light maintenance window whose work is done ends at once: nothing runs and nothing
-        // is due in it (AOSP DeviceIdleController: `exitMaintenanceEarlyIfNeededLocked`)
+        // a maintenance window whose work is done ends at once, light or deep: nothing runs
+        // and nothing is due in it (AOSP DeviceIdleController: `exitMaintenanceEarlyIfNeededLocked`
+        // steps both the light and the deep state on)
         if self.running == 0
             && earliest > now
-            && let DozePhase::Maintenance { deep: false, .. } = self.doze_phase(now)
+            && let DozePhase::Maintenance { deep, .. } = self.doze_phase(now)
         {
-            let (_, k) = self.light_phase(now);
-            self.light_cut = Some((now, k + 1));
+            if deep {
+                if let Some((_, k)) = self.deep_phase(now) {
+                    self.deep_cut = Some((now, k + 1));
+                }
+            } else {
+                let (_, k) = self.light_phase(now);
+                self.light_cut = Some((now, k + 1));
+            }
         }
         match self.doze_phase(earliest) {
             DozePhase::Idle { until, .. } => until,
@@ -993,6 +1014,7 @@ impl Policy for AndroidPolicy {
             (false, Some(_)) => {
                 self.doze_since = None;
                 self.light_cut = None;
+                self.deep_cut = None;
                 self.light_from = None;
             }
             _ => {}

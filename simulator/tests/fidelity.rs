@@ -24,11 +24,13 @@ fn deep_doze_runs_jobs_only_in_maintenance_windows_at_the_documented_idle_length
         duration = "24h"
         device = { screen = "off", charging = false, battery = 90 }
 
+        # runs that outlast every window keep each open to its full length (a window whose
+        # work is done closes early: a_deep_maintenance_window_closes_once_its_work_is_done)
         [[job]]
         name = "sync"
         every = "15m"
         flex = "5m"
-        outcome = { duration = "10s" }
+        outcome = { duration = "15m" }
     "#);
     let start = t("2026-11-23T00:00:00Z");
     let m = |n: i64| start + TimeDelta::minutes(n);
@@ -924,4 +926,44 @@ fn an_active_app_working_without_a_break_is_not_held_for_quota() {
         );
     }
     assert!(r.app_held.is_empty(), "{:?}", r.app_held);
+}
+
+/// A deep maintenance window whose work is done ends at once, like a light one: AOSP
+/// DeviceIdleController's `exitMaintenanceEarlyIfNeededLocked` steps the deep state from
+/// `STATE_IDLE_MAINTENANCE` to the next `STATE_IDLE` when no operation is active. The next idle
+/// period (twice as long: `IDLE_FACTOR`) counts from that early end.
+#[test]
+fn a_deep_maintenance_window_closes_once_its_work_is_done() {
+    let r = run(r#"
+        profile = "android"
+        start = "2026-11-23T00:00:00Z"
+        duration = "8h"
+        device = { screen = "off", charging = false, battery = 90 }
+
+        [[job]]
+        name = "sync"
+        every = "15m"
+        outcome = { duration = "10s" }
+    "#);
+    let start = t("2026-11-23T00:00:00Z");
+    let s = |secs: i64| start + TimeDelta::seconds(secs);
+    let deep: Vec<(Time, &str)> = r
+        .os_state
+        .iter()
+        .filter(|(_, c)| c.starts_with("deep_"))
+        .map(|(t, c)| (*t, c.as_str()))
+        .collect();
+    // deep idle 01:00–02:00; the window opens at 02:00 and closes when the 10-second run
+    // ends; the next idle lasts 120 min from then
+    assert_eq!(
+        deep[..4],
+        [
+            (s(3600), "deep_idle"),
+            (s(7200), "deep_maintenance"),
+            (s(7210), "deep_idle"),
+            (s(7210 + 7200), "deep_maintenance"),
+        ],
+        "{:?}",
+        r.os_state
+    );
 }
