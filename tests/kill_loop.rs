@@ -179,6 +179,9 @@ fn kill_loop_loses_nothing_acknowledged() {
     // jobs that were durably succeeded before each iteration started
     let mut done_before: BTreeMap<u64, BTreeSet<JobId>> = BTreeMap::new();
     for iter in 1..=iterations {
+        if iter % 100 == 0 {
+            eprintln!("kill loop: {iter} of {iterations} kills survived so far");
+        }
         let jobs = recovered(dir);
         let acked: BTreeSet<String> = lines(&dir.join("acked.log")).into_iter().collect();
         let present: BTreeSet<String> = jobs.iter().map(|j| j.id.to_string()).collect();

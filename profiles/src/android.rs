@@ -589,6 +589,13 @@ impl AndroidPolicy {
         (phase, k + first)
     }
 
+    /// No quota applies while the device charges — except in the restricted bucket: AOSP
+    /// QuotaController's `isQuotaFreeLocked`: "Restricted jobs require additional constraints
+    /// when charging, so don't immediately mark quota as free when charging".
+    fn quota_free(&self) -> bool {
+        self.charging && self.bucket.bucket() != Bucket::Restricted
+    }
+
     fn limits(&self) -> (Bucket, BucketLimits) {
         let b = self.bucket.bucket();
         let s = &self.settings;
@@ -884,8 +891,8 @@ impl Policy for AndroidPolicy {
         if let DozePhase::Idle { deep, until } = self.doze_phase(now) {
             return Some((Some(until), doze_reason(deep)));
         }
-        if self.charging {
-            return None; // no quotas while charging
+        if self.quota_free() {
+            return None;
         }
         self.quota_block(now)
             .map(|(until, reason)| (Some(until), reason))
@@ -973,7 +980,7 @@ impl Policy for AndroidPolicy {
         {
             deadline = (until, "the Doze maintenance window closed".into());
         }
-        if !self.charging {
+        if !self.quota_free() {
             // the session's time (overlapping runs count once) runs out for every job of the
             // app at the same instant
             let (bucket, l) = self.limits();
@@ -1042,8 +1049,8 @@ impl Policy for AndroidPolicy {
         self.batch.remove(&job.id);
         self.released.remove(&job.id);
         self.quota_memo = None;
-        if self.charging {
-            return; // QuotaController counts no session while the device charges
+        if self.quota_free() {
+            return; // QuotaController counts no session while quota is free
         }
         let coalesce = self.settings.session_coalescing;
         let new_session = match self.sessions.back_mut() {

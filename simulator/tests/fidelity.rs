@@ -967,3 +967,24 @@ fn a_deep_maintenance_window_closes_once_its_work_is_done() {
         r.os_state
     );
 }
+
+/// Charging lifts the quotas of every bucket but `restricted`: AOSP QuotaController's
+/// `isQuotaFreeLocked` ("Restricted jobs require additional constraints when charging, so don't
+/// immediately mark quota as free when charging"). A restricted app on the charger keeps its
+/// one session per 24 h (`MAX_SESSION_COUNT_RESTRICTED`), while a rare one runs freely.
+#[test]
+fn charging_does_not_free_the_restricted_buckets_quota() {
+    let scenario = |bucket: &str| {
+        format!(
+            "profile = \"android\"\nstart = \"2026-11-23T00:00:00Z\"\nduration = \"1d\"\n\
+             device = {{ screen = \"on\", charging = true, bucket = \"{bucket}\" }}\n\
+             [[job]]\nname = \"sync\"\nevery = \"15m\"\noutcome = {{ duration = \"10s\" }}\n"
+        )
+    };
+    let restricted = run(&scenario("restricted"));
+    let runs = restricted.jobs[0].runs.len();
+    assert!(runs <= 10, "{runs} runs in a day in the restricted bucket");
+    assert!(restricted.jobs[0].quota_hits > 0);
+    let rare = run(&scenario("rare"));
+    assert!(rare.jobs[0].runs.len() >= 90, "{}", rare.jobs[0].runs.len());
+}
