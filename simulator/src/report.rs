@@ -287,22 +287,24 @@ impl Report {
             if j.quota_hits > 0 {
                 let _ = writeln!(s, "  quota hits: {}", j.quota_hits);
             }
-            // every run, up to a screenful; --json has them all
-            const SHOWN: usize = 48;
-            for r in j.runs.iter().take(SHOWN) {
+            // every run, up to a screenful: the first and the last ones (how a scenario ends
+            // matters as much as how it starts); --json has them all
+            const HALF: usize = 24;
+            let n = j.runs.len();
+            let hidden = n.saturating_sub(2 * HALF);
+            for (k, r) in j.runs.iter().enumerate() {
+                if hidden > 0 && k == HALF {
+                    let _ = writeln!(s, "    … {hidden} more runs (--json lists them all)");
+                }
+                if hidden > 0 && (HALF..n - HALF).contains(&k) {
+                    continue;
+                }
                 let _ = writeln!(
                     s,
                     "    {}  {:>8}  {}",
                     r.start.format("%Y-%m-%d %H:%M:%S"),
                     span(u64::try_from((r.end - r.start).num_milliseconds()).unwrap_or(0)),
                     r.outcome
-                );
-            }
-            if j.runs.len() > SHOWN {
-                let _ = writeln!(
-                    s,
-                    "    … {} more runs (--json lists them all)",
-                    j.runs.len() - SHOWN
                 );
             }
         }

@@ -988,3 +988,32 @@ fn charging_does_not_free_the_restricted_buckets_quota() {
     let rare = run(&scenario("rare"));
     assert!(rare.jobs[0].runs.len() >= 90, "{}", rare.jobs[0].runs.len());
 }
+
+/// The text report lists the first and the last runs of a long list (the end of a scenario — a
+/// job coming back after a bucket change, say — is what a reader looks for), and says how many
+/// it leaves out.
+#[test]
+fn the_text_report_shows_the_first_and_the_last_runs() {
+    let r = run(r#"
+        start = "2026-11-23T00:00:00Z"
+        duration = "1h"
+
+        [[job]]
+        name = "tick"
+        every = "1m"
+        accurate = true
+    "#);
+    let runs = &r.jobs[0].runs;
+    assert!(runs.len() > 48, "{}", runs.len());
+    let text = r.text();
+    let line = |run: &backwork_simulator::RunReport| {
+        format!("    {}", run.start.format("%Y-%m-%d %H:%M:%S"))
+    };
+    assert!(text.contains(&line(&runs[0])), "{text}");
+    assert!(text.contains(&line(&runs[runs.len() - 1])), "{text}");
+    assert!(!text.contains(&line(&runs[30])), "{text}");
+    assert!(
+        text.contains(&format!("… {} more runs", runs.len() - 48)),
+        "{text}"
+    );
+}
