@@ -390,19 +390,13 @@ async fn read_logind(conn: &Connection) -> zbus::Result<LogindValues> {
 /// True when `name` has an owner on the bus: asked first, so that reading a service never
 /// starts it (D-Bus activation of an installed but stopped UPower, say).
 async fn has_owner(conn: &Connection, name: &str) -> bool {
-    let reply = conn
-        .call_method(
-            Some("org.freedesktop.DBus"),
-            "/org/freedesktop/DBus",
-            Some("org.freedesktop.DBus"),
-            "NameHasOwner",
-            &(name,),
-        )
-        .await;
-    reply
-        .ok()
-        .and_then(|r| r.body().deserialize::<bool>().ok())
-        .unwrap_or(false)
+    let Ok(name) = zbus::names::BusName::try_from(name) else {
+        return false;
+    };
+    match zbus::fdo::DBusProxy::new(conn).await {
+        Ok(bus) => bus.name_has_owner(name).await.unwrap_or(false),
+        Err(_) => false,
+    }
 }
 
 /// Reads `service` again into `services`; a service that does not answer (or is not running)

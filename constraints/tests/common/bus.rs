@@ -200,20 +200,13 @@ impl PrivateBus {
     }
 
     async fn has_owner(&self, name: &str) -> bool {
-        let reply = self
-            .conn
-            .call_method(
-                Some("org.freedesktop.DBus"),
-                "/org/freedesktop/DBus",
-                Some("org.freedesktop.DBus"),
-                "NameHasOwner",
-                &(name,),
-            )
-            .await;
-        reply
-            .ok()
-            .and_then(|r| r.body().deserialize::<bool>().ok())
-            .unwrap_or(false)
+        let Ok(name) = zbus::names::BusName::try_from(name) else {
+            return false;
+        };
+        match zbus::fdo::DBusProxy::new(&self.conn).await {
+            Ok(bus) => bus.name_has_owner(name).await.unwrap_or(false),
+            Err(_) => false,
+        }
     }
 
     /// Calls `iface.method(args)` on `path` of the service `name`; panics with the service's
