@@ -187,19 +187,6 @@ async fn watch_services(probe: &backwork_constraints::HostProbe) {
     };
     match probe.watch_services(&bus).await {
         Ok(_task) => {
-            // logged only: the runtime has no entry point yet to hold starts across a suspend
-            // or to apply catch-up at the resume (it learns of a resume from its
-            // CLOCK_REALTIME timerfd, late or cancelled, as before)
-            let mut sleeping = probe.sleeping();
-            tokio::spawn(async move {
-                while sleeping.changed().await.is_ok() {
-                    if *sleeping.borrow_and_update() {
-                        tracing::info!("logind: the machine is about to sleep");
-                    } else {
-                        tracing::info!("logind: the machine resumed");
-                    }
-                }
-            });
             let s = probe.services();
             tracing::info!(
                 network_manager = s.network_manager.is_some(),

@@ -146,6 +146,7 @@ impl Style {
             WaitReason::Policy { reason, .. } => format!("profile: {reason}"),
             WaitReason::ConcurrencyLimit { limit, .. } => format!("all {limit} slots busy"),
             WaitReason::ShuttingDown => "shutting down".into(),
+            WaitReason::Sleeping { .. } => "machine asleep".into(),
             WaitReason::Batched { .. } => return None, // NEXT and LEFT say it
             WaitReason::Running { .. } | WaitReason::Finished { .. } => return None,
         })

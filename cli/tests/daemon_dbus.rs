@@ -5,7 +5,9 @@
 //! against the daemon not asking the services, against missing their changes (a job that
 //! requires an unmetered network waits while NetworkManager says metered, runs once it says
 //! not metered, and is stopped — without penalty, its attempt not charged — when it says
-//! metered again), and against `device` not naming where each value came from.
+//! metered again), against `device` not naming where each value came from, and against
+//! starting work between logind's `PrepareForSleep(true)` and `PrepareForSleep(false)` (a run
+//! started then would be frozen mid-way by the suspend).
 //!
 //! NetworkManager's `NMMetered` ("Types" in its D-Bus API): 1 yes, 2 no, 3 guess-yes.
 #![cfg(target_os = "linux")]
@@ -238,4 +240,74 @@ fn device_without_a_daemon_names_each_services_value() {
     assert!(text.contains(r#""kind":"network_manager""#), "{text}");
     assert!(text.contains(r#""kind":"upower""#), "{text}");
     assert!(text.contains(r#""kind":"logind""#), "{text}");
+}
+
+/// logind's `PrepareForSleep(true)` (org.freedesktop.login1(5): sent "right before" a suspend,
+/// and with `false` after the resume): from the signal on, nothing starts — not even a job the
+/// user asked to run now — and `why` says so; at `PrepareForSleep(false)` it starts at once.
+/// (The catch-up applied at the resume, which needs time to pass, is tested on the virtual
+/// clock in `scheduler/tests/system_sleep.rs`.)
+#[test]
+fn nothing_starts_between_prepare_for_sleep_and_the_resume() {
+    let rt = runtime();
+    let Some(bus) = rt.block_on(PrivateBus::start(&[("logind", LOGIND, None)])) else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    wifi_host(root.path());
+    let mut d = Daemon {
+        child: None,
+        dir: tempfile::tempdir().unwrap(),
+        args: Vec::new(),
+        prefix: ":".into(),
+        device: "host".into(),
+        env: vec![
+            ("BACKWORK_HOST_ROOT".into(), root.path().to_path_buf()),
+            ("DBUS_SYSTEM_BUS_ADDRESS".into(), bus.address.clone().into()),
+        ],
+    };
+    d.launch();
+    let marker = d.path("ran");
+    let script = format!("touch {}", marker.display());
+    d.add(&["--unique", "sync", "--in", "1h", "--", "sh", "-c", &script]);
+
+    let sleep = |start: bool| {
+        rt.block_on(bus.call(
+            LOGIND,
+            "/org/freedesktop/login1",
+            "org.freedesktop.DBus.Mock",
+            "EmitSignal",
+            &(
+                "org.freedesktop.login1.Manager",
+                "PrepareForSleep",
+                "b",
+                vec![Value::from(start)],
+            ),
+        ))
+    };
+    sleep(true);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let why = d.ok(&["why", "sync"]);
+        if why.contains("the machine is going to sleep") {
+            assert!(why.contains("nothing starts until it resumes"), "{why}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the daemon never took the signal:\n{why}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // "run now" is held too: the start it asks for is decided before `run` answers
+    d.ok(&["run", "sync"]);
+    let r = d.record("sync");
+    assert_eq!(state(&r), "enqueued", "started while asleep: {r:#}");
+    assert!(!marker.exists());
+
+    sleep(false);
+    d.wait_for("sync", "the run after the resume", |r| {
+        state(r) == "succeeded"
+    });
+    assert!(marker.exists());
 }

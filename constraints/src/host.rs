@@ -731,13 +731,6 @@ impl HostProbe {
         }
     }
 
-    /// `true` from logind's `PrepareForSleep(true)` (the machine is about to suspend or
-    /// hibernate) until its `PrepareForSleep(false)` (it resumed), while
-    /// [`HostProbe::watch_services`] follows logind; always `false` without logind.
-    pub fn sleeping(&self) -> tokio::sync::watch::Receiver<bool> {
-        self.sleeping.subscribe()
-    }
-
     /// What the D-Bus services last said (all `None` before [`HostProbe::watch_services`] or
     /// [`HostProbe::read_services`], or while none answers).
     pub fn services(&self) -> crate::dbus::Services {
@@ -872,6 +865,13 @@ impl crate::Probe for HostProbe {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clone(),
         )
+    }
+
+    /// `true` from logind's `PrepareForSleep(true)` (the machine is about to suspend or
+    /// hibernate) until its `PrepareForSleep(false)` (it resumed), while
+    /// [`HostProbe::watch_services`] follows logind; always `false` without logind.
+    fn sleeping(&self) -> Option<tokio::sync::watch::Receiver<bool>> {
+        Some(self.sleeping.subscribe())
     }
 
     /// Storage and idleness have no event source: when a due job starts waiting on them, read

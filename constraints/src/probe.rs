@@ -28,6 +28,14 @@ pub trait Probe: Send + Sync + 'static {
     /// A probe that has no event source for some of them (storage, idleness) reads them when
     /// they become wanted and may poll them — at most once a minute — only while they are.
     fn waiting_on(&self, _waiting: &BTreeSet<Constraint>) {}
+
+    /// A receiver that holds `true` while the machine is about to sleep — from logind's
+    /// `PrepareForSleep(true)` until its `PrepareForSleep(false)` after the resume — and is
+    /// notified on every change; `None` (the default) when the probe cannot tell. The runtime
+    /// starts nothing while it is `true` and applies catch-up at once when it turns `false`.
+    fn sleeping(&self) -> Option<watch::Receiver<bool>> {
+        None
+    }
 }
 
 /// A probe whose state is set by hand: by tests, the simulator, and `backwork daemon --device
@@ -44,6 +52,7 @@ pub trait Probe: Send + Sync + 'static {
 #[derive(Debug, Clone)]
 pub struct ManualProbe {
     tx: Arc<watch::Sender<DeviceState>>,
+    sleeping: Arc<watch::Sender<bool>>,
 }
 
 impl Default for ManualProbe {
@@ -61,7 +70,10 @@ impl ManualProbe {
     /// A probe reporting `state`.
     pub fn with_state(state: DeviceState) -> Self {
         let (tx, _rx) = watch::channel(state);
-        ManualProbe { tx: Arc::new(tx) }
+        ManualProbe {
+            tx: Arc::new(tx),
+            sleeping: Arc::new(watch::channel(false).0),
+        }
     }
 
     /// Replaces the whole device state. Subscribers are notified only if it differs.
@@ -93,6 +105,16 @@ impl ManualProbe {
         self.set(next);
         Ok(next)
     }
+
+    /// Says the machine is about to sleep (`true`, as logind's `PrepareForSleep(true)`) or has
+    /// resumed (`false`); see [`Probe::sleeping`]. Subscribers are notified only on a change.
+    pub fn set_sleeping(&self, sleeping: bool) {
+        self.sleeping.send_if_modified(|cur| {
+            let changed = *cur != sleeping;
+            *cur = sleeping;
+            changed
+        });
+    }
 }
 
 impl Probe for ManualProbe {
@@ -106,6 +128,11 @@ impl Probe for ManualProbe {
             state: self.current(),
             readings: DeviceReadings::manual(),
         })
+    }
+
+    /// What [`ManualProbe::set_sleeping`] last said (`false` until then).
+    fn sleeping(&self) -> Option<watch::Receiver<bool>> {
+        Some(self.sleeping.subscribe())
     }
 }
 

@@ -154,7 +154,7 @@ async fn prepare_for_sleep_is_followed() {
         .watch_services(&Bus::Address(bus.address.clone()))
         .await
         .unwrap();
-    let mut sleeping = probe.sleeping();
+    let mut sleeping = Probe::sleeping(&probe).expect("a host probe tells sleep");
     assert!(!*sleeping.borrow_and_update());
     for start in [true, false] {
         bus.call(

@@ -380,6 +380,11 @@ fn label(r: &WaitReason) -> Option<Label> {
             "shutting down".into(),
             WaitFamily::Other,
         ),
+        WaitReason::Sleeping { .. } => (
+            "sleeping".into(),
+            "machine asleep".into(),
+            WaitFamily::Other,
+        ),
         WaitReason::NotDue { .. }
         | WaitReason::Batched { .. }
         | WaitReason::Backoff { .. }

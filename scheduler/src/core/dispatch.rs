@@ -46,7 +46,7 @@ impl Scheduler {
     }
 
     pub(super) fn dispatch_once(&mut self, now: Time) {
-        if self.shutting_down {
+        if self.shutting_down || self.asleep_since.is_some() {
             return;
         }
         while let Some((key, id)) = self.lanes.pop_due(&mut self.jobs, now) {

@@ -245,6 +245,16 @@ pub enum Event {
     /// The wall clock jumped or the machine resumed from suspend: missed slots follow their
     /// catch-up policy.
     ClockJumped,
+    /// The machine is about to suspend or hibernate (logind's `PrepareForSleep(true)`): nothing
+    /// new starts — not even a forced job — until [`Event::Resumed`]. Runs in progress are left
+    /// alone: they freeze with the machine.
+    PrepareForSleep,
+    /// The machine resumed (logind's `PrepareForSleep(false)`). The time it slept is added to
+    /// the time limits of the runs in progress, which did not run meanwhile (as systemd's
+    /// `RuntimeMaxSec=`, measured on `CLOCK_MONOTONIC`, does not count a suspend); missed slots
+    /// follow their catch-up policy at once, as for [`Event::ClockJumped`]; starts resume.
+    /// Without a [`Event::PrepareForSleep`] before it, it is only a clock jump.
+    Resumed,
     /// Drop the finished jobs that finished at least `older_than` ago (`None`: the configured
     /// retention, which the core also applies by itself as time passes).
     Prune {
@@ -465,6 +475,9 @@ pub struct Scheduler {
     kinds: BTreeSet<String>,
     cron_cache: BTreeMap<String, CronSchedule>,
     shutting_down: bool,
+    /// Since when the machine is about to sleep ([`Event::PrepareForSleep`]): nothing starts
+    /// until it resumes.
+    asleep_since: Option<Time>,
     /// Emit `Persist` actions (off for a driver without a store, such as the simulator).
     persist: bool,
     dirty: BTreeSet<JobId>,
@@ -500,6 +513,7 @@ impl Scheduler {
             kinds: BTreeSet::new(),
             cron_cache: BTreeMap::new(),
             shutting_down: false,
+            asleep_since: None,
             persist: true,
             dirty: BTreeSet::new(),
             dirty_inputs: BTreeSet::new(),
@@ -575,6 +589,14 @@ impl Scheduler {
                 self.apply_catch_up(now);
                 Ok(Reply::Done)
             }
+            Event::PrepareForSleep => {
+                self.asleep_since.get_or_insert(now);
+                Ok(Reply::Done)
+            }
+            Event::Resumed => {
+                self.resume(now);
+                Ok(Reply::Done)
+            }
             Event::Shutdown { grace } => {
                 self.shutting_down = true;
                 let ids: Vec<JobId> = self.active.keys().copied().collect();
@@ -614,6 +636,8 @@ impl Scheduler {
     pub fn poll_timeout(&mut self) -> Option<Time> {
         let now = self.now;
         let due = match &self.app_hold {
+            // nothing starts before the machine resumes, and the resume is an input of its own
+            _ if self.asleep_since.is_some() => None,
             // nothing but forced jobs (due at once) starts before an app-wide hold ends: one
             // wake-up at its end, for the parked jobs and every gate that opens meanwhile
             Some(hold) => hold.until.filter(|_| {

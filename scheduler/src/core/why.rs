@@ -77,6 +77,12 @@ pub enum WaitReason {
     },
     /// The runtime is shutting down.
     ShuttingDown,
+    /// The machine is about to sleep (logind's `PrepareForSleep`): nothing starts until it
+    /// resumes.
+    Sleeping {
+        /// Since when.
+        since: Time,
+    },
     /// It is due and waits to share a wake-up with other work whose time comes a little later
     /// (within its flex window or the batching window): it starts at `until`, or sooner when
     /// something else wakes the scheduler.
@@ -187,6 +193,11 @@ impl fmt::Display for WaitReason {
                 write!(f, "all {limit} run slots are taken ({running} running)")
             }
             WaitReason::ShuttingDown => f.write_str("the runtime is shutting down"),
+            WaitReason::Sleeping { since } => write!(
+                f,
+                "the machine is going to sleep (since {}): nothing starts until it resumes",
+                at(*since)
+            ),
             WaitReason::Batched { until, with, more } => {
                 write!(f, "batched: starts at {} together with ", at(*until))?;
                 let shown: Vec<String> = with.iter().take(3).map(|j| j.to_string()).collect();
@@ -219,6 +230,12 @@ impl Scheduler {
             })
     }
 
+    /// The machine is about to sleep: nothing starts (see [`super::Event::PrepareForSleep`]).
+    fn sleeping_reason(&self) -> Option<WaitReason> {
+        self.asleep_since
+            .map(|since| WaitReason::Sleeping { since })
+    }
+
     /// Why every **ready** job (see [`Scheduler::is_ready`]) waits at `now`: what `why` gives
     /// each of them — the policy's app-wide hold, the run slots, a shutdown — found once for
     /// all. Empty: they start at the next input.
@@ -227,6 +244,7 @@ impl Scheduler {
         if self.shutting_down {
             out.push(WaitReason::ShuttingDown);
         }
+        out.extend(self.sleeping_reason());
         out.extend(self.app_wide_reason(now));
         let limit = self.config.max_concurrent.max(1);
         if out.is_empty() && self.active.len() >= limit {
@@ -272,6 +290,7 @@ impl Scheduler {
                 if self.shutting_down {
                     out.push(WaitReason::ShuttingDown);
                 }
+                out.extend(self.sleeping_reason());
                 if !self.kinds.contains(&job.request.kind) {
                     out.push(WaitReason::NoWorker {
                         kind: job.request.kind.clone(),

@@ -626,6 +626,13 @@ impl RuntimeBuilder {
         let device = *probe_rx.borrow_and_update();
         let now = clock.now();
         core.handle(now, Event::DeviceChanged(device))?;
+        // a machine about to sleep starts nothing, not even what loading finds due
+        let mut sleep_rx = probe.sleeping();
+        if let Some(rx) = &mut sleep_rx
+            && *rx.borrow_and_update()
+        {
+            core.handle(now, Event::PrepareForSleep)?;
+        }
         for kind in workers.keys() {
             core.handle(now, Event::WorkerRegistered(kind.clone()))?;
         }
@@ -654,6 +661,7 @@ impl RuntimeBuilder {
             rx,
             handle: handle.clone(),
             probe_rx: Some(probe_rx),
+            sleep_rx,
             probe,
             waiting_on: std::collections::BTreeSet::new(),
             runs: BTreeMap::new(),
@@ -743,6 +751,8 @@ enum Input {
     Done((JobId, u32, RunOutcome)),
     Cmd(Command),
     Device(DeviceState),
+    /// The probe says the machine is about to sleep (`true`) or resumed (`false`).
+    Sleep(bool),
     Timer {
         deadline: Time,
         wake: Wake,
@@ -774,6 +784,8 @@ struct Actor {
     rx: mpsc::Receiver<Command>,
     handle: RuntimeHandle,
     probe_rx: Option<watch::Receiver<DeviceState>>,
+    /// The probe's word on system sleep ([`Probe::sleeping`]), if it gives one.
+    sleep_rx: Option<watch::Receiver<bool>>,
     probe: Arc<dyn Probe>,
     /// The constraints due jobs wait on, as last told to the probe.
     waiting_on: std::collections::BTreeSet<backwork_constraints::Constraint>,
@@ -808,7 +820,8 @@ struct Actor {
     log_zone: chrono_tz::Tz,
 }
 
-async fn next_device(rx: &mut Option<watch::Receiver<DeviceState>>) -> DeviceState {
+/// The next value of a probe's channel; never, once the probe dropped it.
+async fn next_value<T: Copy>(rx: &mut Option<watch::Receiver<T>>) -> T {
     if let Some(r) = rx {
         if r.changed().await.is_ok() {
             return *r.borrow_and_update();
@@ -892,7 +905,8 @@ impl Actor {
                     biased;
                     done = committed(&mut self.inflight) => Input::Committed(done),
                     Some(done) = self.done_rx.recv() => Input::Done(done),
-                    state = next_device(&mut self.probe_rx) => Input::Device(state),
+                    state = next_value(&mut self.probe_rx) => Input::Device(state),
+                    sleeping = next_value(&mut self.sleep_rx) => Input::Sleep(sleeping),
                     (deadline, wake) = wait(sleep) => Input::Timer { deadline, wake },
                     () = retry_at(reopen_at) => Input::Reopen,
                     () = self.stop.cancelled(), if !self.shutting_down => Input::Dropped,
@@ -1068,6 +1082,14 @@ impl Actor {
             }
             Input::Device(state) => {
                 let _ = self.feed(Event::DeviceChanged(state));
+            }
+            Input::Sleep(true) => {
+                tracing::info!("the machine is about to sleep: nothing starts until it resumes");
+                let _ = self.feed(Event::PrepareForSleep);
+            }
+            Input::Sleep(false) => {
+                tracing::info!("the machine resumed: missed slots follow their catch-up policy");
+                let _ = self.feed(Event::Resumed);
             }
             Input::Timer { deadline, wake } => {
                 let late = self.clock.now() - deadline > LATE_WAKE;
