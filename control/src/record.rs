@@ -96,6 +96,11 @@ pub struct StopView {
     pub code: String,
     /// The same in a sentence (`time limit exceeded`, `constraint charging lost`).
     pub text: String,
+    /// For `policy` and `expired`: the profile's own stable code (`execution_limit`,
+    /// `doze_window_closed`, `standby_quota_time`, `daily_execution_limit`,
+    /// `ios_refresh_budget`, `ios_processing_budget`); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_code: Option<String>,
 }
 
 /// One run.
@@ -124,9 +129,14 @@ impl StopView {
             .ok()
             .and_then(|v| v.get("reason")?.as_str().map(str::to_string))
             .unwrap_or_else(|| "unknown".into());
+        let policy_code = match reason {
+            StopReason::Policy(p) | StopReason::Expired(p) => Some(p.code.clone()),
+            _ => None,
+        };
         StopView {
             code,
             text: reason.to_string(),
+            policy_code,
         }
     }
 }

@@ -86,8 +86,10 @@
 //!   `3`; variant `1` is only found in format 1 records (anchor named, no delay).
 //! - **stop reason**: `0` cancelled, `1` timeout, `2` constraint lost (constraint enum: `0`
 //!   network + network enum, `1` charging, `2` battery_not_low, `3` storage_not_low, `4`
-//!   device_idle), `3` shutdown, `4` unknown, `5` policy (string), `6` expired (string), `7`
-//!   prerequisite failed (job id, 16 bytes big-endian).
+//!   device_idle), `3` shutdown, `4` unknown, `5` policy (string: the sentence; read with code
+//!   `policy`), `6` expired (string; read with code `expired`), `7` prerequisite failed (job
+//!   id, 16 bytes big-endian), `8` policy (code string, sentence string), `9` expired (code
+//!   string, sentence string). Writers since `8` and `9` exist write those, never `5` or `6`.
 //!
 //! ## The run record
 //!

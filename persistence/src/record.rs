@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use backwork_scheduler::{
     Anchor, Backoff, BackoffKind, CatchUp, ConflictPolicy, Constraint, Constraints, Force, Jitter,
-    Job, JobId, JobRequest, JobState, NetworkRequirement, RunRecord, RunResult, Schedule,
-    StopReason, Time, Unique,
+    Job, JobId, JobRequest, JobState, NetworkRequirement, PolicyStop, RunRecord, RunResult,
+    Schedule, StopReason, Time, Unique,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -207,9 +207,15 @@ enum StopRec<'a> {
     ConstraintLost(ConstraintRec),
     Shutdown,
     Unknown,
+    /// Written before policy stops had codes: read as code `policy`.
     Policy(&'a str),
+    /// Written before policy stops had codes: read as code `expired`.
     Expired(&'a str),
     PrerequisiteFailed([u8; 16]),
+    /// A policy's stop: its code and sentence.
+    PolicyCoded(&'a str, &'a str),
+    /// A policy's stop that used up the request: its code and sentence.
+    ExpiredCoded(&'a str, &'a str),
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -311,8 +317,8 @@ fn stop_rec(s: &StopReason) -> StopRec<'_> {
         StopReason::ConstraintLost(c) => StopRec::ConstraintLost(constraint_rec(*c)),
         StopReason::Shutdown => StopRec::Shutdown,
         StopReason::Unknown => StopRec::Unknown,
-        StopReason::Policy(r) => StopRec::Policy(r),
-        StopReason::Expired(r) => StopRec::Expired(r),
+        StopReason::Policy(r) => StopRec::PolicyCoded(&r.code, &r.message),
+        StopReason::Expired(r) => StopRec::ExpiredCoded(&r.code, &r.message),
         StopReason::PrerequisiteFailed(id) => {
             StopRec::PrerequisiteFailed(id.as_u128().to_be_bytes())
         }
@@ -326,8 +332,10 @@ fn stop(s: StopRec<'_>) -> StopReason {
         StopRec::ConstraintLost(c) => StopReason::ConstraintLost(constraint(c)),
         StopRec::Shutdown => StopReason::Shutdown,
         StopRec::Unknown => StopReason::Unknown,
-        StopRec::Policy(r) => StopReason::Policy(r.to_string()),
-        StopRec::Expired(r) => StopReason::Expired(r.to_string()),
+        StopRec::Policy(r) => StopReason::Policy(PolicyStop::new("policy", r)),
+        StopRec::Expired(r) => StopReason::Expired(PolicyStop::new("expired", r)),
+        StopRec::PolicyCoded(code, r) => StopReason::Policy(PolicyStop::new(code, r)),
+        StopRec::ExpiredCoded(code, r) => StopReason::Expired(PolicyStop::new(code, r)),
         StopRec::PrerequisiteFailed(id) => {
             StopReason::PrerequisiteFailed(JobId::from_u128(u128::from_be_bytes(id)))
         }
@@ -703,6 +711,48 @@ mod tests {
 
     /// A format 1 record (written before initial delays existed) holds schedule variant 1; it
     /// reads as a periodic job with its anchor named and no delay.
+    /// A run stopped by a policy keeps the policy's code; one written before stops had codes
+    /// (variant `5`, a bare sentence) reads with the code `policy`.
+    #[test]
+    fn a_policy_stop_keeps_its_code_and_an_older_one_reads_as_policy() {
+        let at: Time = "2026-11-30T12:00:00Z".parse().unwrap();
+        let run = RunRecord {
+            attempt: 1,
+            started: at,
+            finished: at,
+            result: RunResult::Stopped,
+            output: None,
+            stop_reason: Some(StopReason::Expired(PolicyStop::new(
+                "ios_refresh_budget",
+                "the iOS app-refresh budget of 30s ran out",
+            ))),
+            note: None,
+        };
+        let mut bytes = Vec::new();
+        encode_run(&run, &mut bytes).unwrap();
+        assert_eq!(decode_run(&bytes).unwrap(), run);
+
+        let old = RunRec {
+            attempt: 1,
+            started: At::of(at),
+            finished: At::of(at),
+            result: ResultRec::Stopped,
+            output: None,
+            stop_reason: Some(StopRec::Policy("the 10-minute execution limit")),
+            note: None,
+        };
+        let mut bytes = vec![RUN_FORMAT];
+        bytes = postcard::to_extend(&old, bytes).unwrap();
+        let read = decode_run(&bytes).unwrap();
+        assert_eq!(
+            read.stop_reason,
+            Some(StopReason::Policy(PolicyStop::new(
+                "policy",
+                "the 10-minute execution limit"
+            )))
+        );
+    }
+
     #[test]
     fn a_format_1_periodic_record_reads_with_its_anchor_and_no_delay() {
         let job = admitted(JobRequest::periodic("sync", Duration::from_secs(3600)));

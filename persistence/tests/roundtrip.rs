@@ -62,7 +62,10 @@ fn jobs_survive_a_reopen_and_a_removal_leaves_nothing() {
     done.runs_total = 12;
     done.cycle = u64::MAX;
     done.attempt = u32::MAX;
-    done.stop_reason = Some(StopReason::Policy("quota: 3 runs a day".into()));
+    done.stop_reason = Some(StopReason::Policy(backwork_scheduler::PolicyStop::new(
+        "standby_quota_jobs",
+        "quota: 3 runs a day",
+    )));
     done.output = Some(json!(null));
     done.finished_at = Some("2026-01-01T00:00:01.123456789Z".parse().unwrap());
     done.history = (0..2)

@@ -8,7 +8,7 @@ use std::time::Duration;
 use backwork_constraints::DeviceState;
 use backwork_scheduler::{
     Decision, HoldKind, JobId, JobRequest, OsState, Policy, PolicyContext, PolicyJob, PolicyReason,
-    Time,
+    PolicyStop, Time,
 };
 use serde::{Deserialize, Serialize};
 
@@ -970,15 +970,18 @@ impl Policy for AndroidPolicy {
         }
     }
 
-    fn run_deadline(&mut self, now: Time, _job: PolicyJob<'_>) -> Option<(Time, String)> {
+    fn run_deadline(&mut self, now: Time, _job: PolicyJob<'_>) -> Option<(Time, PolicyStop)> {
         let mut deadline = (
             add(now, self.settings.execution_limit),
-            "the 10-minute execution limit".to_string(),
+            PolicyStop::new("execution_limit", "the 10-minute execution limit"),
         );
         if let DozePhase::Maintenance { until, .. } = self.doze_phase(now)
             && until < deadline.0
         {
-            deadline = (until, "the Doze maintenance window closed".into());
+            deadline = (
+                until,
+                PolicyStop::new("doze_window_closed", "the Doze maintenance window closed"),
+            );
         }
         if !self.quota_free() {
             // the session's time (overlapping runs count once) runs out for every job of the
@@ -992,7 +995,10 @@ impl Policy for AndroidPolicy {
                 if out < deadline.0 {
                     deadline = (
                         out,
-                        format!("standby bucket {bucket}: job-time quota used up"),
+                        PolicyStop::new(
+                            "standby_quota_time",
+                            format!("standby bucket {bucket}: job-time quota used up"),
+                        ),
                     );
                 }
             }
@@ -1002,9 +1008,12 @@ impl Policy for AndroidPolicy {
             if out < deadline.0 {
                 deadline = (
                     out,
-                    format!(
-                        "{} of job time per day used",
-                        humantime::format_duration(daily)
+                    PolicyStop::new(
+                        "daily_execution_limit",
+                        format!(
+                            "{} of job time per day used",
+                            humantime::format_duration(daily)
+                        ),
                     ),
                 );
             }

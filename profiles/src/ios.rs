@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use backwork_constraints::DeviceState;
 use backwork_scheduler::{
-    Decision, HoldKind, JobRequest, Policy, PolicyContext, PolicyJob, PolicyReason, Time,
+    Decision, HoldKind, JobRequest, Policy, PolicyContext, PolicyJob, PolicyReason, PolicyStop,
+    Time,
 };
 use serde::{Deserialize, Serialize};
 
@@ -156,17 +157,28 @@ impl Policy for IosPolicy {
             .then(|| (None, force_quit_reason()))
     }
 
-    fn run_deadline(&mut self, now: Time, job: PolicyJob<'_>) -> Option<(Time, String)> {
-        let (budget, what) = if is_processing(&job.request.tags) {
-            (self.settings.processing_budget, "processing")
+    fn run_deadline(&mut self, now: Time, job: PolicyJob<'_>) -> Option<(Time, PolicyStop)> {
+        let (budget, what, code) = if is_processing(&job.request.tags) {
+            (
+                self.settings.processing_budget,
+                "processing",
+                "ios_processing_budget",
+            )
         } else {
-            (self.settings.refresh_budget, "app-refresh")
+            (
+                self.settings.refresh_budget,
+                "app-refresh",
+                "ios_refresh_budget",
+            )
         };
         Some((
             backwork_scheduler::core::add(now, budget),
-            format!(
-                "the iOS {what} budget of {} ran out",
-                humantime::format_duration(budget)
+            PolicyStop::new(
+                code,
+                format!(
+                    "the iOS {what} budget of {} ran out",
+                    humantime::format_duration(budget)
+                ),
             ),
         ))
     }

@@ -21,9 +21,9 @@ pub use core::{
     Action, AllowAll, Anchor, AppHold, Backoff, BackoffKind, CatchUp, ChangeSet, Config,
     ConflictPolicy, CoreError, CronSchedule, Decision, Disposition, Event, Force, HoldKind,
     Interruption, Jitter, Job, JobId, JobRef, JobRequest, JobState, MIN_PREFIX_LEN, OsState,
-    Policy, PolicyContext, PolicyJob, PolicyReason, Reply, RunOutcome, RunRecord, RunResult,
-    RunWrite, SHORT_ID_LEN, Schedule, Scheduler, Selector, StartJob, StopReason, Time, Unique,
-    WaitReason, jitter_offset, next_cron, parse_cron,
+    Policy, PolicyContext, PolicyJob, PolicyReason, PolicyStop, Reply, RunOutcome, RunRecord,
+    RunResult, RunWrite, SHORT_ID_LEN, Schedule, Scheduler, Selector, StartJob, StopReason, Time,
+    Unique, WaitReason, jitter_offset, next_cron, parse_cron,
 };
 pub use runtime::{
     Clock, FnWorker, JobUpdate, ManualClock, Receipt, Runtime, RuntimeBuilder, RuntimeError,

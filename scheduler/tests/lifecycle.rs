@@ -6,8 +6,8 @@ mod common;
 
 use backwork_scheduler::{
     Action, AllowAll, Config, CoreError, Decision, Event, HoldKind, Job, JobRequest, JobState,
-    Policy, PolicyContext, PolicyJob, PolicyReason, Reply, RunOutcome, RunResult, Selector,
-    StopReason, Time, WaitReason,
+    Policy, PolicyContext, PolicyJob, PolicyReason, PolicyStop, Reply, RunOutcome, RunResult,
+    Selector, StopReason, Time, WaitReason,
 };
 use chrono::TimeDelta;
 use common::*;
@@ -346,10 +346,10 @@ fn a_stale_run_report_is_ignored() {
 struct Budget;
 
 impl Policy for Budget {
-    fn run_deadline(&mut self, now: Time, _job: PolicyJob<'_>) -> Option<(Time, String)> {
+    fn run_deadline(&mut self, now: Time, _job: PolicyJob<'_>) -> Option<(Time, PolicyStop)> {
         Some((
             now + TimeDelta::seconds(30),
-            "the 30 s refresh budget ran out".into(),
+            PolicyStop::new("refresh_budget", "the 30 s refresh budget ran out"),
         ))
     }
 }
@@ -369,7 +369,14 @@ fn a_policy_can_stop_a_run_at_its_budget_without_charging_it() {
     assert_eq!(job.runs_total, 2);
     assert_eq!(
         job.history[0].stop_reason,
-        Some(StopReason::Policy("the 30 s refresh budget ran out".into()))
+        Some(StopReason::Policy(PolicyStop::new(
+            "refresh_budget",
+            "the 30 s refresh budget ran out"
+        )))
+    );
+    assert_eq!(
+        job.history[0].stop_reason.as_ref().map(StopReason::code),
+        Some("refresh_budget")
     );
     assert_eq!(job.history[0].result, RunResult::Stopped);
 }

@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use backwork_constraints::DeviceState;
 use backwork_profiles::Profile;
 use backwork_scheduler::{
-    Action, CoreError, Event, HoldKind, JobId, Reply, RunOutcome, Scheduler, Time, WaitReason,
+    Action, CoreError, Event, HoldKind, JobId, Reply, RunOutcome, RunResult, Scheduler, StopReason,
+    Time, WaitReason,
 };
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -428,7 +429,7 @@ impl Sim<'_> {
                 Action::Stop { id, reason } => {
                     // a simulated worker stops at once
                     if let Some(r) = self.running.remove(&id) {
-                        self.record(id, r.started, format!("stopped: {reason}"));
+                        self.record_stop(id, r.started, &reason);
                         let _ = self.core.handle(
                             self.now,
                             Event::Finished {
@@ -445,21 +446,43 @@ impl Sim<'_> {
         }
     }
 
-    fn record(&mut self, id: JobId, start: Time, outcome: String) {
+    /// A run that ended by itself, or was lost to a reboot.
+    fn record(&mut self, id: JobId, start: Time, outcome: RunResult) {
         if let Some(rep) = self.reports.get_mut(&id) {
-            match outcome.as_str() {
-                "success" => rep.succeeded += 1,
-                "retry" => rep.failed += 1,
-                other => {
-                    rep.stopped += 1;
-                    let why = other.strip_prefix("stopped: ").unwrap_or(other);
-                    *rep.stops.entry(why.to_string()).or_default() += 1;
-                }
+            match outcome {
+                RunResult::Success => rep.succeeded += 1,
+                RunResult::Retry | RunResult::Failure => rep.failed += 1,
+                RunResult::Stopped | RunResult::Crashed => rep.stopped += 1,
             }
             rep.runs.push(RunReport {
                 start,
                 end: self.now,
                 outcome,
+                stop: None,
+            });
+        }
+    }
+
+    /// A run the scheduler stopped: counted under the stop's code, its sentence kept once.
+    fn record_stop(&mut self, id: JobId, start: Time, reason: &StopReason) {
+        let code = match reason {
+            // one code per constraint, as the holds have (`constraint_network`…)
+            StopReason::ConstraintLost(c) => {
+                format!("constraint_lost_{}", c.to_string().replace('-', "_"))
+            }
+            other => other.code().to_string(),
+        };
+        if !self.reasons.contains_key(&code) {
+            self.reasons.insert(code.clone(), reason.to_string());
+        }
+        if let Some(rep) = self.reports.get_mut(&id) {
+            rep.stopped += 1;
+            *rep.stops.entry(code.clone()).or_default() += 1;
+            rep.runs.push(RunReport {
+                start,
+                end: self.now,
+                outcome: RunResult::Stopped,
+                stop: Some(code),
             });
         }
     }
@@ -677,9 +700,11 @@ impl Sim<'_> {
             return;
         }
         for (code, sentence, family) in &self.ready.labels {
+            if !self.families.contains_key(code) {
+                self.families.insert(code.clone(), *family);
+            }
             if !self.reasons.contains_key(code) {
                 self.reasons.insert(code.clone(), sentence.clone());
-                self.families.insert(code.clone(), *family);
             }
         }
     }
@@ -701,10 +726,9 @@ impl Sim<'_> {
             .iter()
             .filter_map(label)
             .map(|(code, sentence, family)| {
-                if !self.reasons.contains_key(&code) {
-                    self.reasons.insert(code.clone(), sentence);
-                    self.families.insert(code.clone(), family);
-                }
+                // (a stop may have given the code its sentence already: it has no family)
+                self.families.entry(code.clone()).or_insert(family);
+                self.reasons.entry(code.clone()).or_insert(sentence);
                 code
             })
             .collect()
@@ -779,7 +803,7 @@ impl Sim<'_> {
             .map(|(id, r)| (*id, r.started))
             .collect();
         for (id, started) in lost {
-            self.record(id, started, "crashed".into());
+            self.record(id, started, RunResult::Crashed);
         }
         self.running.clear();
         if let Some(down) = e.down {
@@ -1049,7 +1073,15 @@ pub fn simulate_with_progress(
         for (id, attempt, fails, started) in done {
             progressed = true;
             sim.running.remove(&id);
-            sim.record(id, started, if fails { "retry" } else { "success" }.into());
+            sim.record(
+                id,
+                started,
+                if fails {
+                    RunResult::Retry
+                } else {
+                    RunResult::Success
+                },
+            );
             let outcome = if fails {
                 RunOutcome::Retry(None)
             } else {
@@ -1110,7 +1142,7 @@ pub fn simulate_with_progress(
                 let n = r
                     .runs
                     .iter()
-                    .filter(|run| run.start < whole_end && run.outcome == "success")
+                    .filter(|run| run.start < whole_end && run.outcome == RunResult::Success)
                     .count();
                 (n as f64 / whole_days as f64 * 10.0).round() / 10.0
             });

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use backwork_constraints::DeviceState;
-use backwork_scheduler::Time;
+use backwork_scheduler::{RunResult, Time};
 use serde::{Deserialize, Serialize};
 
 /// One run.
@@ -15,8 +15,14 @@ pub struct RunReport {
     pub start: Time,
     /// When it ended.
     pub end: Time,
-    /// `success`, `retry`, `stopped: REASON`, or `crashed`.
-    pub outcome: String,
+    /// How it ended: `success`, `retry` (the simulated work failed), `stopped` (see `stop`) or
+    /// `crashed` (a reboot).
+    pub outcome: RunResult,
+    /// For a stopped run, the stable code of what stopped it: a key of [`Report::reasons`]
+    /// (`execution_limit`, `standby_quota_time`, `ios_refresh_budget`, `timeout`,
+    /// `constraint_lost_network`…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<String>,
 }
 
 /// A stretch of time a job waited, and why: one reason code per interval (a wait for two
@@ -107,7 +113,8 @@ pub struct JobReport {
     /// How many of its waits to start a quota held back (a wait counts once, however often
     /// the quota lets go and takes hold again before the job starts).
     pub quota_hits: u64,
-    /// Stopped runs by why they were stopped.
+    /// Stopped runs by the code of what stopped them (the sentences are in
+    /// [`Report::reasons`]).
     pub stops: BTreeMap<String, u64>,
     /// Every wait, in the order the waits ended (a retry's backoff when it began); adjacent
     /// intervals of the same code are merged. For each code of `held_back_ms`, the lengths of
@@ -135,7 +142,7 @@ pub struct Report {
     pub wakeups: u64,
     /// How many waits to start a quota held back, over all jobs.
     pub quota_hits: u64,
-    /// The sentence of every hold reason code in the report.
+    /// The sentence of every code in the report: the hold reasons' and the stops'.
     #[serde(default)]
     pub reasons: BTreeMap<String, String>,
     /// When the app's ready jobs were held back all alike (Doze, a quota, the rate limit, busy
@@ -281,7 +288,11 @@ impl Report {
                 );
             }
             if !j.stops.is_empty() {
-                let stops: Vec<String> = j.stops.iter().map(|(r, n)| format!("{r}: {n}")).collect();
+                let stops: Vec<String> = j
+                    .stops
+                    .iter()
+                    .map(|(code, n)| format!("{}: {n}", self.reasons.get(code).unwrap_or(code)))
+                    .collect();
                 let _ = writeln!(s, "  stopped (by reason): {}", stops.join("; "));
             }
             if j.quota_hits > 0 {
@@ -299,12 +310,17 @@ impl Report {
                 if hidden > 0 && (HALF..n - HALF).contains(&k) {
                     continue;
                 }
+                let outcome = match &r.stop {
+                    Some(code) => {
+                        format!("stopped: {}", self.reasons.get(code).unwrap_or(code))
+                    }
+                    None => r.outcome.to_string(),
+                };
                 let _ = writeln!(
                     s,
-                    "    {}  {:>8}  {}",
+                    "    {}  {:>8}  {outcome}",
                     r.start.format("%Y-%m-%d %H:%M:%S"),
                     span(u64::try_from((r.end - r.start).num_milliseconds()).unwrap_or(0)),
-                    r.outcome
                 );
             }
         }

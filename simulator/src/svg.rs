@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use backwork_constraints::{DeviceState, Network};
-use backwork_scheduler::Time;
+use backwork_scheduler::{RunResult, Time};
 
 use crate::fleet::FleetReport;
 use crate::report::{HeldInterval, Report, WaitFamily};
@@ -200,11 +200,15 @@ pub fn render(report: &Report) -> String {
             }
         }
         for r in &j.runs {
-            let color = match r.outcome.as_str() {
-                "success" => "#2ca02c",
-                "retry" => "#ff7f0e",
-                "crashed" => "#7f7f7f",
-                _ => "#d62728",
+            let color = match r.outcome {
+                RunResult::Success => "#2ca02c",
+                RunResult::Retry | RunResult::Failure => "#ff7f0e",
+                RunResult::Crashed => "#7f7f7f",
+                RunResult::Stopped => "#d62728",
+            };
+            let outcome = match &r.stop {
+                Some(code) => format!("stopped: {}", report.reasons.get(code).unwrap_or(code)),
+                None => r.outcome.to_string(),
             };
             let (x0, x1) = (scale.x(r.start), scale.x(r.end));
             let _ = writeln!(
@@ -215,7 +219,7 @@ pub fn render(report: &Report) -> String {
                 LANE - 8.0,
                 r.start.format("%a %H:%M:%S"),
                 r.end.format("%H:%M:%S"),
-                esc(&r.outcome)
+                esc(&outcome)
             );
         }
         y += LANE;

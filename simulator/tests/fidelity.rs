@@ -1,6 +1,6 @@
 //! Fidelity: the profiles against the numbers they emulate (DESIGN §6), through the simulator.
 
-use backwork_scheduler::Time;
+use backwork_scheduler::{RunResult, Time};
 use backwork_simulator::{Report, Scenario, simulate};
 use chrono::TimeDelta;
 
@@ -408,7 +408,12 @@ fn ios_budgets_idle_charging_and_force_quit() {
     let refresh = &r.jobs[0];
     let first = &refresh.runs[0];
     assert_eq!(first.end - first.start, TimeDelta::seconds(30), "{first:?}");
-    assert!(first.outcome.contains("budget"), "{}", first.outcome);
+    assert_eq!(first.outcome, RunResult::Stopped, "{first:?}");
+    assert_eq!(
+        first.stop.as_deref(),
+        Some("ios_refresh_budget"),
+        "{first:?}"
+    );
     let quit = t("2026-11-23T01:30:00Z");
     let open = t("2026-11-23T02:30:00Z");
     for run in &refresh.runs {
@@ -678,7 +683,7 @@ fn overlapping_runs_in_the_active_bucket_are_one_session_and_never_stopped_for_q
     for j in &r.jobs {
         assert!(j.runs.len() >= 11, "{}: {} runs", j.name, j.runs.len());
         for run in &j.runs {
-            assert_eq!(run.outcome, "success", "{}: {run:?}", j.name);
+            assert_eq!(run.outcome, RunResult::Success, "{}: {run:?}", j.name);
         }
     }
 }
@@ -728,7 +733,10 @@ fn ios_a_refresh_request_that_outlasts_its_budget_is_launched_once() {
     let runs = &r.jobs[0].runs;
     assert_eq!(runs.len(), 1, "{runs:?}");
     assert_eq!(runs[0].end - runs[0].start, TimeDelta::seconds(30));
-    assert!(runs[0].outcome.contains("expired"), "{}", runs[0].outcome);
+    assert_eq!(runs[0].stop.as_deref(), Some("ios_refresh_budget"));
+    // used up by its launch: the stop expired the request rather than putting it back
+    let sentence = &r.reasons["ios_refresh_budget"];
+    assert!(sentence.starts_with("expired: "), "{sentence}");
 }
 
 /// BGProcessingTaskRequest: `requiresExternalPower` and `requiresNetworkConnectivity` are false
@@ -917,7 +925,7 @@ fn an_active_app_working_without_a_break_is_not_held_for_quota() {
     let start = t("2026-11-23T00:00:00Z");
     for (k, j) in r.jobs.iter().enumerate() {
         assert_eq!(j.runs.len(), 1, "{}: {:?}", j.name, j.runs);
-        assert_eq!(j.runs[0].outcome, "success", "{}", j.name);
+        assert_eq!(j.runs[0].outcome, RunResult::Success, "{}", j.name);
         assert_eq!(
             j.runs[0].start,
             start + TimeDelta::minutes(k as i64),

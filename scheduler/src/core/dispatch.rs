@@ -354,7 +354,7 @@ impl Scheduler {
         for id in timed_out {
             self.request_stop(now, id, StopReason::Timeout, self.config.grace);
         }
-        let policy_stops: Vec<(JobId, String)> = self
+        let policy_stops: Vec<(JobId, PolicyStop)> = self
             .active
             .iter()
             .filter_map(|(id, a)| match (&a.stop, &a.policy_deadline) {

@@ -718,16 +718,31 @@ pub enum StopReason {
     /// The process died while it ran (found `running` on recovery).
     Unknown,
     /// The OS-emulation policy stopped it (quota, window), with its reason; it runs again.
-    Policy(String),
+    Policy(super::PolicyStop),
     /// The OS-emulation policy stopped it and its request is used up (an iOS task whose budget
     /// ran out: it is not launched again unless the app submits anew): a one-off job fails, a
     /// recurring one moves to its next slot.
-    Expired(String),
+    Expired(super::PolicyStop),
     /// A prerequisite failed or was cancelled.
     PrerequisiteFailed(JobId),
 }
 
 impl StopReason {
+    /// A stable code for scripts and reports: `cancelled`, `timeout`, `constraint_lost`,
+    /// `shutdown`, `unknown`, `prerequisite_failed`, and for a policy's stop (`policy`,
+    /// `expired`) the policy's own code (`execution_limit`, `standby_quota_time`…).
+    pub fn code(&self) -> &str {
+        match self {
+            StopReason::Cancelled => "cancelled",
+            StopReason::Timeout => "timeout",
+            StopReason::ConstraintLost(_) => "constraint_lost",
+            StopReason::Shutdown => "shutdown",
+            StopReason::Unknown => "unknown",
+            StopReason::Policy(p) | StopReason::Expired(p) => &p.code,
+            StopReason::PrerequisiteFailed(_) => "prerequisite_failed",
+        }
+    }
+
     /// True when the stop is not the job's fault: the run is not charged as an attempt and the job
     /// goes back to the queue without backoff.
     pub fn is_free(&self) -> bool {

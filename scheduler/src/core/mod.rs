@@ -81,6 +81,7 @@ pub use job::{
 pub use name::{MAX_NAME_BYTES, NameError, check_unique_name};
 pub use policy::{
     AllowAll, AppHold, Decision, HoldKind, OsState, Policy, PolicyContext, PolicyJob, PolicyReason,
+    PolicyStop,
 };
 pub use schedule::{
     CronSchedule, MAX_BACKOFF, MIN_BACKOFF, Window, add, backoff_delay, effective_flex,
@@ -450,7 +451,7 @@ struct Active {
     attempt: u32,
     started: Time,
     deadline: Option<Time>,
-    policy_deadline: Option<(Time, String)>,
+    policy_deadline: Option<(Time, PolicyStop)>,
     ignore_constraints: bool,
     stop: Option<StopReason>,
     abort_at: Option<Time>,

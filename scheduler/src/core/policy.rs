@@ -51,6 +51,49 @@ impl PolicyReason {
     }
 }
 
+/// Why a policy stops a run in progress (see [`Policy::run_deadline`]): a stable `code` for
+/// reports and scripts (`execution_limit`, `standby_quota_time`…) and a sentence for people.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct PolicyStop {
+    /// A stable identifier, `snake_case`.
+    pub code: String,
+    /// The reason as a sentence.
+    pub message: String,
+}
+
+impl PolicyStop {
+    /// A stop with this code and sentence.
+    pub fn new(code: &str, message: impl Into<String>) -> PolicyStop {
+        PolicyStop {
+            code: code.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for PolicyStop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Reads `{"code", "message"}`, and the bare sentence that schema-1 and -2 records hold (its
+/// code is then `policy`).
+impl<'de> Deserialize<'de> for PolicyStop {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Text(String),
+            Full { code: String, message: String },
+        }
+        Ok(match Either::deserialize(d)? {
+            Either::Text(message) => PolicyStop::new("policy", message),
+            Either::Full { code, message } => PolicyStop { code, message },
+        })
+    }
+}
+
 impl fmt::Display for PolicyReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
@@ -163,7 +206,7 @@ pub trait Policy: Send + fmt::Debug + 'static {
     /// Called as `job` starts: an instant at which the policy stops the run, with its reason (an
     /// iOS task budget, a quota running out). The stop is not charged to the job. `None`: only
     /// the job's own time limit applies.
-    fn run_deadline(&mut self, _now: Time, _job: PolicyJob<'_>) -> Option<(Time, String)> {
+    fn run_deadline(&mut self, _now: Time, _job: PolicyJob<'_>) -> Option<(Time, PolicyStop)> {
         None
     }
 
@@ -229,7 +272,7 @@ impl Policy for Box<dyn Policy> {
     fn plan_wake(&mut self, now: Time, earliest: Time) -> Time {
         (**self).plan_wake(now, earliest)
     }
-    fn run_deadline(&mut self, now: Time, job: PolicyJob<'_>) -> Option<(Time, String)> {
+    fn run_deadline(&mut self, now: Time, job: PolicyJob<'_>) -> Option<(Time, PolicyStop)> {
         (**self).run_deadline(now, job)
     }
     fn deadline_expires_request(&self, job: PolicyJob<'_>) -> bool {
