@@ -7,7 +7,11 @@
 #
 #   benches/idle-dbus.sh [BACKWORK_BINARY] [SECS] [JOBS]
 #
-# Needs dbus-daemon and python3-dbusmock (.ci/run installs both).
+# With NOISE=N, the bus is busy meanwhile as a real one is: N clients come and go (each an
+# owner change on the bus) and NetworkManager signals N access-point changes (a Wi-Fi scan) —
+# none of which the daemon reads, so it should not wake for them either.
+#
+# Needs dbus-daemon and python3-dbusmock (.ci/run installs both), and busctl (systemd) for NOISE.
 set -euo pipefail
 bin=$(realpath "${1:-target/release/backwork}")
 secs=${2:-60}
@@ -66,6 +70,18 @@ for s in /proc/"$daemon"/task/*/status; do
 	before[${t##*/}]=$(awk '/^voluntary_ctxt_switches:/ {print $2}' "$s")
 done
 threads0=${#before[@]}
+noise=${NOISE:-0}
+if [ "$noise" -gt 0 ]; then
+	for n in $(seq "$noise"); do
+		dbus-send --bus="$address" --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+			org.freedesktop.DBus.GetId >/dev/null
+		busctl --address="$address" call org.freedesktop.NetworkManager /org/freedesktop/NetworkManager \
+			org.freedesktop.DBus.Mock EmitSignalDetailed 'sssava{sv}' \
+			org.freedesktop.DBus.Properties PropertiesChanged 'sa{sv}as' \
+			3 s org.freedesktop.NetworkManager.AccessPoint 'a{sv}' 1 Strength y 50 as 0 \
+			1 path s "/org/freedesktop/NetworkManager/AccessPoint/$n" >/dev/null
+	done
+fi
 sleep "$secs"
 total=0
 threads1=0
@@ -75,4 +91,4 @@ for s in /proc/"$daemon"/task/*/status; do
 	total=$((total + v - ${before[${t##*/}]:-0}))
 	threads1=$((threads1 + 1))
 done
-echo "W6 with D-Bus (NetworkManager, UPower, logind mocked): idle ${secs} s with ${jobs} jobs due in 3 h: ${total} voluntary context switches in the daemon's ${threads1} threads (${threads0} before) (target 0)"
+echo "W6 with D-Bus (NetworkManager, UPower, logind mocked; ${noise} clients and access-point signals meanwhile): idle ${secs} s with ${jobs} jobs due in 3 h: ${total} voluntary context switches in the daemon's ${threads1} threads (${threads0} before) (target 0)"

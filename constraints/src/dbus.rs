@@ -56,6 +56,8 @@ const UPOWER_DEVICE_IFACE: &str = "org.freedesktop.UPower.Device";
 const LOGIND_PATH: &str = "/org/freedesktop/login1";
 const LOGIND_MANAGER_IFACE: &str = "org.freedesktop.login1.Manager";
 const LOGIND_USER_IFACE: &str = "org.freedesktop.login1.User";
+/// Where logind's user objects live (`/org/freedesktop/login1/user/_UID`).
+const LOGIND_USERS: &str = "/org/freedesktop/login1/user";
 const PROPERTIES_IFACE: &str = "org.freedesktop.DBus.Properties";
 
 /// `NMConnectivityState` (NetworkManager's D-Bus API, "Types"): 0 `NM_CONNECTIVITY_UNKNOWN`
@@ -94,6 +96,9 @@ pub mod metered {
 
 /// UPower's `Device.Type` of a battery (`UP_DEVICE_KIND_BATTERY`, UPower's D-Bus API).
 const UPOWER_KIND_BATTERY: u32 = 2;
+
+/// UPower's `Device.Type` of an uninterruptible power supply (`UP_DEVICE_KIND_UPS`).
+const UPOWER_KIND_UPS: u32 = 3;
 
 /// Which bus the services are asked on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,8 +160,10 @@ pub struct NetworkManagerValues {
 pub struct UPowerValues {
     /// `OnBattery`.
     pub on_battery: bool,
-    /// The display device's `Percentage`, when it is a present battery.
+    /// The display device's `Percentage`, when it is a present battery or UPS.
     pub percentage: Option<f64>,
+    /// The display device is a UPS (`Type` 3, `UP_DEVICE_KIND_UPS`), not a battery.
+    pub ups: bool,
 }
 
 /// logind's values.
@@ -203,19 +210,6 @@ impl Service {
             Service::UPower => UPOWER,
             Service::Logind => LOGIND,
         }
-    }
-
-    /// The root of the service's object tree.
-    fn path(self) -> &'static str {
-        match self {
-            Service::NetworkManager => NM_PATH,
-            Service::UPower => UPOWER_PATH,
-            Service::Logind => LOGIND_PATH,
-        }
-    }
-
-    fn of_name(name: &str) -> Option<Service> {
-        Service::ALL.into_iter().find(|s| s.bus_name() == name)
     }
 }
 
@@ -335,7 +329,9 @@ async fn read_upower(conn: &Connection) -> zbus::Result<UPowerValues> {
     let kind = get::<u32>(conn, UPOWER, UPOWER_DISPLAY, UPOWER_DEVICE_IFACE, "Type")
         .await
         .unwrap_or(0);
-    let percentage = if present && kind == UPOWER_KIND_BATTERY {
+    let ups = kind == UPOWER_KIND_UPS;
+    // a UPS's charge is what the machine runs on when OnBattery says so, as a laptop's is
+    let percentage = if present && (kind == UPOWER_KIND_BATTERY || ups) {
         get::<f64>(
             conn,
             UPOWER,
@@ -352,6 +348,7 @@ async fn read_upower(conn: &Connection) -> zbus::Result<UPowerValues> {
     Ok(UPowerValues {
         on_battery,
         percentage,
+        ups,
     })
 }
 
@@ -426,20 +423,23 @@ pub async fn read_all(conn: &Connection) -> Services {
     services
 }
 
-/// The signals that say a service's values may have changed: `PropertiesChanged` under each
-/// service's object tree, and the owner changes of the three names. Each stream is subscribed
-/// (its match rule added on the bus) before this returns, so nothing sent after it is missed.
+/// The signals that say a service's values may have changed: `PropertiesChanged` of the
+/// objects and interfaces read (sent by the service itself), and the owner changes of the
+/// three names. Each stream is subscribed (its match rule added on the bus) before this
+/// returns, so nothing sent after it is missed.
 pub struct Changes {
     properties: Vec<(Service, MessageStream)>,
-    owners: MessageStream,
+    owners: Vec<(Service, MessageStream)>,
     sleep: MessageStream,
 }
 
 /// What a signal said.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
-    /// A service's values may have changed (a property changed, or its name changed owner).
+    /// A service's values may have changed (it signalled a property change).
     Service(Service),
+    /// A service's name changed owner: it started, stopped or restarted.
+    Owner(Service),
     /// logind's `PrepareForSleep`: `true` just before the machine suspends or hibernates,
     /// `false` once it has resumed.
     PrepareForSleep(bool),
@@ -451,14 +451,32 @@ pub async fn subscribe(conn: &Connection) -> Result<Changes, DbusError> {
         let what = what.to_string();
         move |source| DbusError::Subscribe { what, source }
     };
+    // Only the objects and interfaces read, each from its service alone: any client may
+    // send a signal on the system bus (system.conf allows `send_type="signal"`), and a busy
+    // tree (a Wi-Fi scan changes every access point) must not wake the daemon.
+    let watched: [(Service, &str, bool, &str); 5] = [
+        (Service::NetworkManager, NM_PATH, false, NETWORK_MANAGER),
+        (Service::UPower, UPOWER_PATH, false, UPOWER),
+        (Service::UPower, UPOWER_DISPLAY, false, UPOWER_DEVICE_IFACE),
+        (Service::Logind, LOGIND_PATH, false, LOGIND_MANAGER_IFACE),
+        (Service::Logind, LOGIND_USERS, true, LOGIND_USER_IFACE),
+    ];
     let mut properties = Vec::new();
-    for s in Service::ALL {
-        let what = format!("property changes under {}", s.path());
+    for (s, path, namespace, iface) in watched {
+        let what = format!("{iface} property changes on {path}");
         let rule = MatchRule::builder()
             .msg_type(MessageType::Signal)
-            .interface(PROPERTIES_IFACE)
+            .sender(s.bus_name())
+            .and_then(|b| b.interface(PROPERTIES_IFACE))
             .and_then(|b| b.member("PropertiesChanged"))
-            .and_then(|b| b.path_namespace(s.path()))
+            .and_then(|b| {
+                if namespace {
+                    b.path_namespace(path)
+                } else {
+                    b.path(path)
+                }
+            })
+            .and_then(|b| b.arg(0, iface))
             .map_err(fail(&what))?
             .build();
         let stream = MessageStream::for_match_rule(rule, conn, None)
@@ -466,19 +484,28 @@ pub async fn subscribe(conn: &Connection) -> Result<Changes, DbusError> {
             .map_err(fail(&what))?;
         properties.push((s, stream));
     }
+    // the owner changes of the three names only, not of every client that comes and goes
+    let mut owners = Vec::new();
+    for s in Service::ALL {
+        let rule = MatchRule::builder()
+            .msg_type(MessageType::Signal)
+            .sender("org.freedesktop.DBus")
+            .and_then(|b| b.interface("org.freedesktop.DBus"))
+            .and_then(|b| b.member("NameOwnerChanged"))
+            .and_then(|b| b.arg(0, s.bus_name()))
+            .map_err(fail("owner changes"))?
+            .build();
+        owners.push((
+            s,
+            MessageStream::for_match_rule(rule, conn, None)
+                .await
+                .map_err(fail("owner changes"))?,
+        ));
+    }
     let rule = MatchRule::builder()
         .msg_type(MessageType::Signal)
-        .sender("org.freedesktop.DBus")
-        .and_then(|b| b.interface("org.freedesktop.DBus"))
-        .and_then(|b| b.member("NameOwnerChanged"))
-        .map_err(fail("owner changes"))?
-        .build();
-    let owners = MessageStream::for_match_rule(rule, conn, None)
-        .await
-        .map_err(fail("owner changes"))?;
-    let rule = MatchRule::builder()
-        .msg_type(MessageType::Signal)
-        .interface(LOGIND_MANAGER_IFACE)
+        .sender(Service::Logind.bus_name())
+        .and_then(|b| b.interface(LOGIND_MANAGER_IFACE))
         .and_then(|b| b.member("PrepareForSleep"))
         .and_then(|b| b.path(LOGIND_PATH))
         .map_err(fail("logind's PrepareForSleep"))?
@@ -527,17 +554,16 @@ impl Changes {
                     }
                 }
             }
-            loop {
-                match Pin::new(&mut self.owners).poll_next(cx) {
-                    Poll::Ready(Some(Ok(msg))) => {
-                        let name: Result<(String, String, String), _> = msg.body().deserialize();
-                        if let Some(s) = name.ok().and_then(|(n, _, _)| Service::of_name(&n)) {
-                            return Poll::Ready(Some(Change::Service(s)));
+            for (service, stream) in &mut self.owners {
+                loop {
+                    match Pin::new(&mut *stream).poll_next(cx) {
+                        Poll::Ready(Some(Ok(_))) => {
+                            return Poll::Ready(Some(Change::Owner(*service)));
                         }
+                        Poll::Ready(Some(Err(_))) => {}
+                        Poll::Ready(None) => return Poll::Ready(None),
+                        Poll::Pending => break,
                     }
-                    Poll::Ready(Some(Err(_))) => {}
-                    Poll::Ready(None) => return Poll::Ready(None),
-                    Poll::Pending => break,
                 }
             }
             if closed == self.properties.len() {
@@ -563,7 +589,8 @@ fn connectivity_name(c: u32) -> &'static str {
         connectivity::PORTAL => "portal (NM_CONNECTIVITY_PORTAL: a captive portal)",
         connectivity::LIMITED => "limited (NM_CONNECTIVITY_LIMITED: the internet is not reachable)",
         connectivity::FULL => "full (NM_CONNECTIVITY_FULL)",
-        _ => "unknown (NM_CONNECTIVITY_UNKNOWN)",
+        connectivity::UNKNOWN => "unknown (NM_CONNECTIVITY_UNKNOWN)",
+        _ => "unknown (a value NetworkManager does not document)",
     }
 }
 
@@ -605,13 +632,20 @@ pub(crate) fn overlay(
         };
         match up.percentage {
             Some(p) => {
-                let level = p.round().clamp(0.0, 100.0) as u8;
+                // down, as a level: 14.5 % is not yet the 15 % battery-not-low asks for
+                let level = p.floor().clamp(0.0, 100.0) as u8;
                 report.state.battery = Some(level);
                 report.readings.battery = Reading::new(
                     display(),
-                    format!("UPower: the display device (a battery) at {p} %"),
+                    format!(
+                        "UPower: the display device (a {}) at {p} %",
+                        if up.ups { "UPS" } else { "battery" }
+                    ),
                 );
             }
+            // UPower sees no battery but the kernel reads one: the kernel's reading stands
+            // (a battery UPower does not show cannot be ignored for battery-not-low)
+            None if report.state.battery.is_some() => {}
             None => {
                 report.state.battery = None;
                 report.readings.battery = Reading::new(
@@ -704,27 +738,38 @@ fn overlay_network(
                 format!("NetworkManager: connectivity {conn}{over}, {says}"),
             ),
         ),
-        // NM_METERED_UNKNOWN: the link type decides, as without NetworkManager
-        (None, None) => match kernel_network {
-            Network::None => (
-                false,
-                Reading::new(
-                    network_manager_source(&["Connectivity", "Metered"]),
-                    format!(
-                        "NetworkManager: connectivity {conn}{over}, metered unknown (NM_METERED_UNKNOWN) and no default route to judge the link by: counts as unmetered"
+        // NM_METERED_UNKNOWN (or a value the API does not document): the link type decides,
+        // as without NetworkManager
+        (None, None) => {
+            let unknown = if nm.metered == metered::UNKNOWN {
+                "metered unknown (NM_METERED_UNKNOWN)".to_string()
+            } else {
+                format!(
+                    "metered {} (a value NetworkManager does not document)",
+                    nm.metered
+                )
+            };
+            match kernel_network {
+                Network::None => (
+                    false,
+                    Reading::new(
+                        network_manager_source(&["Connectivity", "Metered"]),
+                        format!(
+                            "NetworkManager: connectivity {conn}{over}, {unknown} and no default route to judge the link by: counts as unmetered"
+                        ),
                     ),
                 ),
-            ),
-            other => (
-                other == Network::Metered,
-                Reading::new(
-                    report.readings.network.source.clone(),
-                    format!(
-                        "{kernel_why}; NetworkManager: connectivity {conn}{over}, metered unknown (NM_METERED_UNKNOWN), so the link type decides"
+                other => (
+                    other == Network::Metered,
+                    Reading::new(
+                        report.readings.network.source.clone(),
+                        format!(
+                            "{kernel_why}; NetworkManager: connectivity {conn}{over}, {unknown}, so the link type decides"
+                        ),
                     ),
                 ),
-            ),
-        },
+            }
+        }
     };
     report.state.network = if metered {
         Network::Metered
@@ -813,14 +858,55 @@ mod tests {
         );
     }
 
+    /// UPower without a present battery does not hide one the kernel reads (a laptop at 5 %
+    /// must not pass battery-not-low because UPower shows nothing); a UPS counts as the battery.
     #[test]
-    fn upower_percentage_rounds_and_clamps() {
-        for (p, want) in [(9.6, 10u8), (100.4, 100), (-1.0, 0), (14.4, 14)] {
+    fn upower_without_a_battery_leaves_the_kernels_and_a_ups_counts() {
+        let mut r = kernel_report(Network::Unmetered);
+        r.state.battery = Some(5);
+        let none = |ups| Services {
+            upower: Some(UPowerValues {
+                on_battery: true,
+                percentage: None,
+                ups,
+            }),
+            ..Services::default()
+        };
+        overlay(&mut r, &none(false), None, IdleUse::Never);
+        assert_eq!(r.state.battery, Some(5));
+        let mut r = kernel_report(Network::Unmetered);
+        r.state.battery = None;
+        overlay(&mut r, &none(false), None, IdleUse::Never);
+        assert_eq!(r.state.battery, None);
+        assert!(r.readings.battery.why.contains("UPower: no battery"));
+        let mut r = kernel_report(Network::Unmetered);
+        let ups = Services {
+            upower: Some(UPowerValues {
+                on_battery: true,
+                percentage: Some(40.0),
+                ups: true,
+            }),
+            ..Services::default()
+        };
+        overlay(&mut r, &ups, None, IdleUse::Never);
+        assert_eq!(r.state.battery, Some(40));
+        assert!(
+            r.readings.battery.why.contains("a UPS"),
+            "{}",
+            r.readings.battery.why
+        );
+    }
+
+    #[test]
+    fn upower_percentage_floors_and_clamps() {
+        // a level below 15 % must not read as 15 % (battery-not-low's threshold)
+        for (p, want) in [(9.6, 9u8), (100.4, 100), (-1.0, 0), (14.9, 14), (15.0, 15)] {
             let mut r = kernel_report(Network::Unmetered);
             let services = Services {
                 upower: Some(UPowerValues {
                     on_battery: true,
                     percentage: Some(p),
+                    ups: false,
                 }),
                 ..Services::default()
             };

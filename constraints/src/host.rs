@@ -714,6 +714,92 @@ pub struct HostProbe {
     services: std::sync::Arc<std::sync::Mutex<crate::dbus::Services>>,
     /// `true` between logind's `PrepareForSleep(true)` and `PrepareForSleep(false)`.
     sleeping: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+    /// The services to read again, while [`HostProbe::watch_services`] follows them.
+    pending: std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<Pending>>>>,
+}
+
+/// The services whose values may have changed since the reader last looked (one bit each),
+/// and a wake-up for it: marking never waits, however many signals come.
+#[derive(Debug, Default)]
+struct Pending {
+    bits: std::sync::Mutex<u8>,
+    wake: tokio::sync::Notify,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl Pending {
+    fn bit(service: crate::dbus::Service) -> u8 {
+        match service {
+            crate::dbus::Service::NetworkManager => 1,
+            crate::dbus::Service::UPower => 2,
+            crate::dbus::Service::Logind => 4,
+        }
+    }
+
+    fn mark(&self, service: crate::dbus::Service) {
+        *self
+            .bits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) |= Self::bit(service);
+        // (a permit is kept when the reader is busy: nothing marked is missed)
+        self.wake.notify_one();
+    }
+
+    fn take(&self) -> u8 {
+        std::mem::take(
+            &mut *self
+                .bits
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    fn close(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Whether logind may decide idleness under `idle` (and so is worth asking again).
+fn logind_decides(idle: &IdleSource) -> bool {
+    matches!(idle, IdleSource::Auto { .. } | IdleSource::Logind)
+}
+
+/// Reads the services [`Pending`] names, each burst of changes once, until it is closed.
+async fn read_changed(
+    probe: HostProbe,
+    conn: zbus::Connection,
+    mut services: crate::dbus::Services,
+    pending: std::sync::Arc<Pending>,
+) {
+    loop {
+        pending.wake.notified().await;
+        let bits = pending.take();
+        for service in crate::dbus::Service::ALL {
+            if bits & Pending::bit(service) != 0 {
+                crate::dbus::read(&conn, service, &mut services).await;
+            }
+        }
+        if pending.is_closed() {
+            return;
+        }
+        if bits != 0 {
+            probe.set_services(services.clone());
+        }
+    }
+}
+
+/// Aborts its task when dropped (the reader goes when the signal task is aborted).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl HostProbe {
@@ -728,6 +814,7 @@ impl HostProbe {
             poll: std::sync::Arc::default(),
             services: std::sync::Arc::default(),
             sleeping: std::sync::Arc::new(tokio::sync::watch::channel(false).0),
+            pending: std::sync::Arc::default(),
         }
     }
 
@@ -759,35 +846,73 @@ impl HostProbe {
 
     /// Connects to `bus`, reads NetworkManager, UPower and logind, and keeps their values up
     /// to date on a tokio task: a service is read again only when it signals a property change
-    /// or its name changes owner (it started, stopped or restarted) — nothing is polled. Each
+    /// or its name changes owner (it started, stopped or restarted) — nothing is polled, except
+    /// logind's `IdleHint` while a due job waits on idleness (see [`Probe::waiting_on`]). Each
     /// value comes from its service while that service answers, else from the kernel. Returns
     /// once the first reading is published; abort the task to stop listening.
+    ///
+    /// Signals are taken as they arrive and the reads happen on a task of their own, one per
+    /// burst of signals: zbus keeps at most 64 unread messages per subscription and then stops
+    /// reading the connection — method replies included — so a reader that waited on its
+    /// calls while a burst (a Wi-Fi scan's access points) filled the queue would time out and
+    /// lose the service's values.
     pub async fn watch_services(
         &self,
         bus: &crate::dbus::Bus,
     ) -> Result<tokio::task::JoinHandle<()>, crate::DbusError> {
+        use crate::dbus::{Change, Service};
         let conn = crate::dbus::connect(bus).await?;
         // subscribed before the first reading, so no change falls between the two
         let mut changes = crate::dbus::subscribe(&conn).await?;
-        let mut services = crate::dbus::read_all(&conn).await;
+        let services = crate::dbus::read_all(&conn).await;
         self.set_services(services.clone());
+        let pending = std::sync::Arc::new(Pending::default());
+        *self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(pending.clone());
+        let reader = tokio::spawn(read_changed(
+            self.clone(),
+            conn.clone(),
+            services,
+            pending.clone(),
+        ));
         let probe = self.clone();
         Ok(tokio::spawn(async move {
+            let reader = AbortOnDrop(reader);
             while let Some(change) = changes.next().await {
                 match change {
-                    crate::dbus::Change::Service(service) => {
-                        crate::dbus::read(&conn, service, &mut services).await;
-                        probe.set_services(services.clone());
+                    Change::Service(service) => pending.mark(service),
+                    Change::Owner(service) => {
+                        // a logind that went away mid-sleep never sends the `false` that
+                        // its `true` promised: a new one starts awake
+                        if service == Service::Logind {
+                            probe.set_sleeping(false);
+                        }
+                        pending.mark(service);
                     }
-                    crate::dbus::Change::PrepareForSleep(start) => {
-                        probe.sleeping.send_replace(start);
-                    }
+                    Change::PrepareForSleep(start) => probe.set_sleeping(start),
                 }
             }
-            probe.sleeping.send_replace(false);
+            pending.close();
+            drop(reader);
+            *probe
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+            probe.set_sleeping(false);
             tracing::warn!("the D-Bus connection closed; device values come from the kernel");
             probe.set_services(crate::dbus::Services::default());
         }))
+    }
+
+    /// Says whether the machine is about to sleep; subscribers hear of changes only.
+    fn set_sleeping(&self, sleeping: bool) {
+        self.sleeping.send_if_modified(|cur| {
+            let changed = *cur != sleeping;
+            *cur = sleeping;
+            changed
+        });
     }
 
     /// True while the probe polls storage and idleness (a due job waits on them).
@@ -879,14 +1004,12 @@ impl crate::Probe for HostProbe {
     /// waits on them any more.
     fn waiting_on(&self, waiting: &std::collections::BTreeSet<crate::Constraint>) {
         use crate::Constraint;
-        // idleness from logind comes with its signals; only the load average needs a poll
-        let idle_signalled = self.services().logind.is_some()
-            && matches!(
-                self.config.idle,
-                IdleSource::Auto { .. } | IdleSource::Logind
-            );
+        // logind signals most changes of IdleHint, but not all: a text session's hint is
+        // computed when it is read, from its tty's last access (systemd's
+        // `session_get_idle_hint`), and changes with no signal — so while a job waits on
+        // idleness, logind is asked again at each poll, as the load average is read again
         let wanted = waiting.contains(&Constraint::StorageNotLow)
-            || (waiting.contains(&Constraint::DeviceIdle) && !idle_signalled);
+            || waiting.contains(&Constraint::DeviceIdle);
         let Ok(mut poll) = self.poll.lock() else {
             return;
         };
@@ -902,7 +1025,20 @@ impl crate::Probe for HostProbe {
                     *poll = Some(runtime.spawn(async move {
                         loop {
                             tokio::time::sleep(every).await;
-                            probe.refresh();
+                            let pending = probe
+                                .pending
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .clone();
+                            match pending {
+                                // the reader asks logind, then refreshes
+                                Some(p) if logind_decides(&probe.config.idle) => {
+                                    p.mark(crate::dbus::Service::Logind)
+                                }
+                                _ => {
+                                    probe.refresh();
+                                }
+                            }
                         }
                     }));
                 }

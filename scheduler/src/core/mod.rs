@@ -637,8 +637,6 @@ impl Scheduler {
     pub fn poll_timeout(&mut self) -> Option<Time> {
         let now = self.now;
         let due = match &self.app_hold {
-            // nothing starts before the machine resumes, and the resume is an input of its own
-            _ if self.asleep_since.is_some() => None,
             // nothing but forced jobs (due at once) starts before an app-wide hold ends: one
             // wake-up at its end, for the parked jobs and every gate that opens meanwhile
             Some(hold) => hold.until.filter(|_| {
@@ -659,6 +657,10 @@ impl Scheduler {
                 }
             })
             .min();
+        if self.asleep_since.is_some() && !self.shutting_down {
+            // nothing is due before the resume, which is an input of its own (see `expire`)
+            return None;
+        }
         let prune = self.jobs.next_prune();
         [due, running, prune].into_iter().flatten().min()
     }
