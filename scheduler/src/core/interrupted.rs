@@ -33,7 +33,7 @@ impl Scheduler {
                 continue;
             };
             let len = history.len();
-            let Some(record) = history.last_mut() else {
+            let Some(record) = history.back_mut() else {
                 continue;
             };
             if record.result != RunResult::Crashed || record.attempt != run.attempt {

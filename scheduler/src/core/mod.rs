@@ -692,7 +692,7 @@ impl Scheduler {
 
     /// The latest run of job `id` that ended, if any.
     pub fn last_run(&self, id: JobId) -> Option<&RunRecord> {
-        self.jobs.history(&id).last()
+        self.jobs.history(&id).back()
     }
 
     /// How many jobs the core holds.

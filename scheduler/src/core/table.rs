@@ -32,7 +32,7 @@ pub(crate) struct Table {
     /// The outputs of last runs, for the jobs that have one.
     outputs: BTreeMap<JobId, Value>,
     /// The recent runs of the jobs that ran, oldest first.
-    histories: BTreeMap<JobId, Vec<RunRecord>>,
+    histories: BTreeMap<JobId, std::collections::VecDeque<RunRecord>>,
     /// For each unique name, its jobs, oldest first.
     by_name: BTreeMap<String, Vec<JobId>>,
     /// For each prerequisite, the jobs that wait for it.
@@ -104,7 +104,11 @@ impl Table {
         e.to_job(Payloads {
             input: self.inputs.get(&e.id).cloned().unwrap_or_default(),
             output: self.outputs.get(&e.id).cloned(),
-            history: self.histories.get(&e.id).cloned().unwrap_or_default(),
+            history: self
+                .histories
+                .get(&e.id)
+                .map(|h| h.iter().cloned().collect())
+                .unwrap_or_default(),
         })
     }
 
@@ -140,7 +144,7 @@ impl Table {
             self.outputs.insert(id, output);
         }
         if !payloads.history.is_empty() {
-            self.histories.insert(id, payloads.history);
+            self.histories.insert(id, payloads.history.into());
         }
         if entry.state.is_finished() {
             if let Some(at) = entry.finished_at {
@@ -271,12 +275,16 @@ impl Table {
     }
 
     /// Job `id`'s recent runs, oldest first.
-    pub fn history(&self, id: &JobId) -> &[RunRecord] {
-        self.histories.get(id).map_or(&[], Vec::as_slice)
+    pub fn history(&self, id: &JobId) -> &std::collections::VecDeque<RunRecord> {
+        static NONE: std::collections::VecDeque<RunRecord> = std::collections::VecDeque::new();
+        self.histories.get(id).unwrap_or(&NONE)
     }
 
     /// Job `id`'s recent runs, to amend one.
-    pub fn history_mut(&mut self, id: &JobId) -> Option<&mut Vec<RunRecord>> {
+    pub fn history_mut(
+        &mut self,
+        id: &JobId,
+    ) -> Option<&mut std::collections::VecDeque<RunRecord>> {
         self.histories.get_mut(id)
     }
 
@@ -285,10 +293,12 @@ impl Table {
         if !self.entries.contains_key(&id) {
             return;
         }
+        // a ring: the oldest record goes without moving the others
         let history = self.histories.entry(id).or_default();
-        history.push(record);
-        let excess = history.len().saturating_sub(cap.max(1));
-        history.drain(..excess);
+        history.push_back(record);
+        while history.len() > cap.max(1) {
+            history.pop_front();
+        }
     }
 
     /// The jobs with unique name `name`, oldest first.

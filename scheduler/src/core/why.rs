@@ -306,7 +306,7 @@ impl Scheduler {
                                 stopped_by: self
                                     .jobs
                                     .history(&id)
-                                    .last()
+                                    .back()
                                     .and_then(|r| r.stop_reason.clone()),
                             }
                         } else {
