@@ -460,8 +460,35 @@ pub struct AddArgs {
     /// The working directory [default: the current one].
     #[arg(long, value_name = "DIR", help_heading = "Command")]
     pub cwd: Option<PathBuf>,
+    /// Run after this job succeeds: its unique name or id (repeatable: after all of them). It
+    /// waits `blocked` until then; if one fails or is cancelled, so is this one. It gets their
+    /// outputs: see BACKWORK_INPUT in the long help.
+    #[arg(long, value_name = "NAME|ID", help_heading = "Chain")]
+    pub after: Vec<String>,
+    /// How the outputs of the --after jobs are merged: a later job's value for a key wins, or
+    /// the values are gathered into arrays (WorkManager's two input mergers).
+    #[arg(long, value_parser = choices(core::INPUT_MERGER_CHOICES), help_heading = "Chain")]
+    pub input_merger: Option<String>,
+    /// In a --chain file: the name other lines' --after give this link.
+    #[arg(long, value_name = "LABEL", help_heading = "Chain")]
+    pub label: Option<String>,
+    /// Add a whole chain in one step, all or nothing: FILE (`-`: standard input) holds one job
+    /// per line, written as the options and command of `backwork add` (`#` starts a comment
+    /// line); a line's --after names an earlier line's --label, or a queued job. --unique and
+    /// --on-conflict here name the whole chain.
+    #[arg(
+        long,
+        value_name = "FILE",
+        help_heading = "Chain",
+        conflicts_with_all = [
+            "after", "label", "input_merger", "command", "in_", "at", "every", "cron", "requires",
+            "min_interval", "backoff", "max_attempts", "tag", "env", "cwd", "fail_on_exit",
+            "jitter", "clear_env", "inherit_env", "accurate", "catch_up", "backoff_jitter"
+        ]
+    )]
+    pub chain: Option<PathBuf>,
     /// The command and its arguments, after `--`.
-    #[arg(last = true, required = true, value_name = "CMD")]
+    #[arg(last = true, required_unless_present = "chain", value_name = "CMD")]
     pub command: Vec<String>,
     /// Store, socket, output.
     #[command(flatten)]

@@ -91,9 +91,9 @@ pub use schedule::{
     jitter_offset, next_cron, next_periodic_window, parse_cron, periodic_window_at, since, sub,
 };
 pub use spec::{
-    ANCHOR_CHOICES, CATCH_UP_CHOICES, Choice, JobOptions, NO_TIMEOUT_WORDS, ON_CONFLICT_CHOICES,
-    OptionContext, OptionError, REQUIRES_CHOICES, choose, parse_at, parse_duration, parse_timeout,
-    parse_zone,
+    ANCHOR_CHOICES, CATCH_UP_CHOICES, Choice, INPUT_MERGER_CHOICES, JobOptions, NO_TIMEOUT_WORDS,
+    ON_CONFLICT_CHOICES, OptionContext, OptionError, REQUIRES_CHOICES, choose, parse_at,
+    parse_duration, parse_timeout, parse_zone,
 };
 use table::Table;
 pub use why::{JobRef, WaitReason};
