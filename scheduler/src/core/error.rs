@@ -196,9 +196,11 @@ pub enum CoreError {
         /// Links in the chain.
         links: usize,
     },
-    /// A link of a chain of several links has a unique name of its own.
+    /// A link of a chain of several links has a unique name of its own. (Links are counted
+    /// from 0 in the fields of these errors and from 1 in their messages.)
     #[error(
-        "link {link} of the chain has a unique name of its own; name the whole chain instead (every link then carries the name)"
+        "link {} of the chain has a unique name of its own; name the whole chain instead (every link then carries the name)",
+        link + 1
     )]
     NamedLink {
         /// The link's index.
@@ -206,7 +208,8 @@ pub enum CoreError {
     },
     /// A link of a chain is periodic or cron (WorkManager chains only one-off work).
     #[error(
-        "link {link} of the chain is recurring; only one-off jobs can be chained (a periodic job never finishes, so nothing could run after it)"
+        "link {} of the chain is recurring; only one-off jobs can be chained (a periodic job never finishes, so nothing could run after it)",
+        link + 1
     )]
     RecurringLink {
         /// The link's index.
@@ -214,7 +217,9 @@ pub enum CoreError {
     },
     /// A link waits for itself or for a later link.
     #[error(
-        "link {link} of the chain waits for link {after}, which is not an earlier link; list each link after the links it waits for"
+        "link {} of the chain waits for link {}, which is not an earlier link; list each link after the links it waits for",
+        link + 1,
+        after + 1
     )]
     LinkOrder {
         /// The link's index.
