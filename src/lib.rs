@@ -51,7 +51,8 @@ pub use backwork_control::{ControlSocket, default_socket_path};
 pub use backwork_persistence::{OpenMode, RedbStore, SCHEMA_VERSION, default_store_path};
 pub use backwork_scheduler::core;
 pub use backwork_scheduler::{
-    Action, AllowAll, Anchor, Backoff, BackoffKind, CatchUp, ChangeSet, Clock, Config,
+    Action, After, AllowAll, Anchor, Backoff, BackoffKind, CatchUp, Chain, ChainLink, ChainReceipt,
+    ChangeSet, Clock, Config, InputMerger, MergeError, Upstream,
     ConflictPolicy, Constraint, Constraints, CoreError, Decision, DeviceState, Disposition, Event,
     FnWorker, Force, Interruption, Job, JobId, JobRequest, JobState, JobUpdate, ManualClock,
     ManualProbe, MemoryStore, Network, NetworkRequirement, Policy, PolicyContext, Probe, Receipt,
