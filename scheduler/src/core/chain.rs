@@ -186,7 +186,8 @@ impl Scheduler {
                         .get(l)
                         .is_some_and(|j| matches!(j.state, JobState::Failed | JobState::Cancelled))
                 });
-                if !leaves.is_empty() && !(broken && policy == ConflictPolicy::AppendOrReplace) {
+                let start_anew = broken && policy == ConflictPolicy::AppendOrReplace;
+                if !leaves.is_empty() && !start_anew {
                     return NameOutcome::Add {
                         prerequisites: leaves,
                         disposition: Disposition::Appended,
@@ -271,20 +272,20 @@ impl Scheduler {
         if chain.unique.is_none() && chain.links.len() == 1 {
             chain.unique = chain.links[0].request.unique.take();
         }
-        if let Some(u) = &chain.unique {
-            if !matches!(
+        if let Some(u) = &chain.unique
+            && !matches!(
                 u.policy,
                 ConflictPolicy::Keep
                     | ConflictPolicy::Replace
                     | ConflictPolicy::Append
                     | ConflictPolicy::AppendOrReplace
-            ) {
-                return Err(CoreError::PolicyNotAllowed {
-                    policy: u.policy.to_string(),
-                    schedule: "chained",
-                    allowed: "keep, replace, append or append_or_replace",
-                });
-            }
+            )
+        {
+            return Err(CoreError::PolicyNotAllowed {
+                policy: u.policy.to_string(),
+                schedule: "chained",
+                allowed: "keep, replace, append or append_or_replace",
+            });
         }
         let mut warnings = Vec::new();
         let mut seen = BTreeSet::new();

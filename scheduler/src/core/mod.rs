@@ -42,8 +42,18 @@
 //! without its input) in one table that owns the jobs, their payloads (inputs, outputs, recent
 //! runs, held only for the jobs that have them) and every index over them (`table.rs`). What
 //! waits to be dispatched lives in the lanes (`lanes.rs`). The inputs are handled along four
-//! seams: admission (`admission.rs`), dispatch (`dispatch.rs`), finishing (`finishing.rs`) and
-//! recovery (`recovery.rs`, with `interrupted.rs`); `why.rs` explains a job's wait.
+//! seams: admission (`admission.rs`, with `chain.rs` for chains and unique-name sequences),
+//! dispatch (`dispatch.rs`, which merges a chained job's input at its start with `merge.rs`),
+//! finishing (`finishing.rs`) and recovery (`recovery.rs`, with `interrupted.rs`); `why.rs`
+//! explains a job's wait.
+//!
+//! # Chains
+//!
+//! A job waits for others through its `prerequisites` (the one dependency mechanism): it is
+//! [`JobState::Blocked`] until they all succeed, gets their outputs merged into its input by its
+//! [`InputMerger`] when it starts, and ends with [`StopReason::PrerequisiteFailed`] when one of
+//! them fails or is cancelled. [`Event::EnqueueChain`] enqueues a [`Chain`] (a DAG of one-off
+//! links) all or nothing, in one input; see [`Chain`] for the unique-name policies.
 
 mod admission;
 mod chain;
