@@ -510,6 +510,17 @@ pub fn show(detail: &JobDetail, style: &Style) -> String {
         field("catch up", c.clone());
     }
     field("state", job.state.to_string());
+    if !job.prerequisites.is_empty() {
+        // the jobs it runs after (their names, while it waits, are in its status below)
+        field(
+            "after",
+            job.prerequisites
+                .iter()
+                .map(|p| p.short())
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+    }
     field(
         "requires",
         if job.requires.is_empty() {
