@@ -401,6 +401,37 @@ fn a_finished_prerequisite_is_kept_while_a_dependent_waits() {
     assert!(h.core.job(ids[0]).is_none(), "pruned");
 }
 
+#[test]
+fn a_load_settles_a_blocked_job_whose_prerequisites_ended() {
+    // a store in which a blocked job's prerequisite is gone (pruned by an older version) and
+    // another's failed: the load does not leave them waiting for good
+    let mut h = Harness::new();
+    let mut chain = Chain::new();
+    let a = chain.link(JobRequest::once(KIND).delay(hours(1)), []);
+    chain.link(JobRequest::once(KIND), [After::Link(a)]);
+    let ids = enqueue_chain(&mut h, chain);
+    let mut gone = Chain::new();
+    let b = gone.link(JobRequest::once(KIND).delay(hours(1)), []);
+    gone.link(JobRequest::once(KIND), [After::Link(b)]);
+    let other = enqueue_chain(&mut h, gone);
+    let mut jobs: Vec<_> = h.core.jobs().collect();
+    jobs.retain(|j| j.id != other[0]);
+    for j in &mut jobs {
+        if j.id == ids[0] {
+            j.state = JobState::Failed;
+            j.finished_at = Some(h.now);
+        }
+    }
+    let mut core = Scheduler::new(accurate(), Box::new(backwork_scheduler::AllowAll));
+    core.handle(h.now, Event::Load(jobs)).unwrap();
+    assert_eq!(core.state_of(ids[1]), Some(JobState::Failed));
+    assert_eq!(
+        core.job(ids[1]).unwrap().stop_reason,
+        Some(StopReason::PrerequisiteFailed(ids[0]))
+    );
+    assert_eq!(core.state_of(other[1]), Some(JobState::Enqueued));
+}
+
 /// Runs the diamond, crashing after durable commit `crash_after` (the states `crash_points.rs`
 /// shows a store image can hold); a fresh core then loads the store and finishes the chain.
 /// Returns the links' ids, the links durably succeeded at the crash, the starts before and

@@ -251,6 +251,48 @@ impl Scheduler {
         Ok(())
     }
 
+    /// A blocked job whose prerequisites ended: enqueued when they all succeeded (or are gone),
+    /// failed or cancelled when one of them failed or was cancelled.
+    pub(super) fn settle_blocked(&mut self, now: Time, id: JobId) {
+        let Some(job) = self.jobs.get(&id).filter(|j| j.state == JobState::Blocked) else {
+            return;
+        };
+        let states: Vec<(JobId, Option<JobState>)> = job
+            .prerequisites
+            .iter()
+            .map(|p| (*p, self.jobs.get(p).map(|p| p.state)))
+            .collect();
+        let ended = |s: JobState| {
+            states
+                .iter()
+                .find(|(_, st)| *st == Some(s))
+                .map(|(p, _)| *p)
+        };
+        if let Some(p) = ended(JobState::Failed) {
+            self.finish_job(
+                now,
+                id,
+                JobState::Failed,
+                Some(StopReason::PrerequisiteFailed(p)),
+            );
+        } else if let Some(p) = ended(JobState::Cancelled) {
+            self.finish_job(
+                now,
+                id,
+                JobState::Cancelled,
+                Some(StopReason::PrerequisiteFailed(p)),
+            );
+        } else if states
+            .iter()
+            .all(|(_, s)| s.is_none_or(|s| s == JobState::Succeeded))
+            && let Some(job) = self.jobs.get_mut(&id)
+        {
+            job.state = JobState::Enqueued;
+            self.reindex(id);
+            self.touch(id);
+        }
+    }
+
     /// `Event::EnqueueChain`: checks every link, then resolves the chain's name and inserts
     /// every link, or changes nothing.
     pub(super) fn enqueue_chain(
