@@ -151,8 +151,11 @@ SIGTERM or SIGINT shut it down cleanly: running commands get SIGTERM, then SIGKI
         long_about = "Add a job that runs a command. The command runs directly (no shell: write `sh -c '…'` for one), \
 in the current directory, with a few variables of this shell (PATH, HOME, USER, LOGNAME, SHELL, LANG, LC_*, TZ; \
 more with --env), both captured now. Exit code 0 is success; any other \
-retries with backoff, unless --fail-on-exit names it.",
-        after_help = "Examples:\n  backwork add --in 10m -- notify-send 'tea is ready'\n  backwork add --every 6h --flex 30m --requires charging \\\n      --requires unmetered --unique photos -- rsync -a ~/photos nas:photos\n  backwork add --cron '0 3 * * 1' -- backup-weekly   # Mondays 03:00\n  backwork add --cron '0 0 3 * * *' --tz Europe/Berlin --tag backup \\\n      -- restic backup ~\n  backwork add --at 2026-12-01T03:00 --timeout 2h \\\n      -- sh -c 'make -C ~/src world > ~/build.log'"
+retries with backoff, unless --fail-on-exit names it. With --after, it runs once those jobs have \
+succeeded (and fails or is cancelled with them); its command then finds their standard output in the \
+file $BACKWORK_INPUT_STDOUT and their outputs merged, as JSON, in the file $BACKWORK_INPUT. \
+--chain FILE adds a whole chain at once, all or nothing.",
+        after_help = "Examples:\n  backwork add --in 10m -- notify-send 'tea is ready'\n  backwork add --every 6h --flex 30m --requires charging \\\n      --requires unmetered --unique photos -- rsync -a ~/photos nas:photos\n  backwork add --cron '0 3 * * 1' -- backup-weekly   # Mondays 03:00\n  backwork add --cron '0 0 3 * * *' --tz Europe/Berlin --tag backup \\\n      -- restic backup ~\n  backwork add --at 2026-12-01T03:00 --timeout 2h \\\n      -- sh -c 'make -C ~/src world > ~/build.log'\n  backwork add --unique zip -- sh -c 'tar czf /tmp/a.tgz ~/a && echo /tmp/a.tgz'\n  backwork add --after zip \\\n      -- sh -c 'read f < \"$BACKWORK_INPUT_STDOUT\"; scp \"$f\" nas:'\n  backwork add --chain nightly.chain --unique nightly --on-conflict append"
     )]
     Add(Box<AddArgs>),
     /// One line per job: ID, NAME, SCHEDULE, STATE, NEXT, LEFT, LAST, RESULT, WAITING ON.
@@ -463,7 +466,12 @@ pub struct AddArgs {
     /// Run after this job succeeds: its unique name or id (repeatable: after all of them). It
     /// waits `blocked` until then; if one fails or is cancelled, so is this one. It gets their
     /// outputs: see BACKWORK_INPUT in the long help.
-    #[arg(long, value_name = "NAME|ID", help_heading = "Chain")]
+    #[arg(
+        long,
+        value_name = "NAME|ID",
+        help_heading = "Chain",
+        add = clap_complete::ArgValueCompleter::new(crate::complete::jobs)
+    )]
     pub after: Vec<String>,
     /// How the outputs of the --after jobs are merged: a later job's value for a key wins, or
     /// the values are gathered into arrays (WorkManager's two input mergers).
