@@ -372,7 +372,7 @@ fn label(r: &WaitReason) -> Option<Label> {
         ),
         WaitReason::Blocked { .. } => (
             "prerequisites".into(),
-            "prerequisites".into(),
+            "waiting for its prerequisites to succeed".into(),
             WaitFamily::Other,
         ),
         WaitReason::ShuttingDown => (

@@ -761,7 +761,9 @@ impl fmt::Display for StopReason {
             StopReason::Unknown => f.write_str("unknown (process died during the run)"),
             StopReason::Policy(r) => write!(f, "policy: {r}"),
             StopReason::Expired(r) => write!(f, "expired: {r}"),
-            StopReason::PrerequisiteFailed(id) => write!(f, "prerequisite {id} failed"),
+            StopReason::PrerequisiteFailed(id) => {
+                write!(f, "prerequisite {id} failed or was cancelled")
+            }
         }
     }
 }
