@@ -369,6 +369,32 @@ mod tests {
         assert_eq!(r.unique.unwrap().policy, ConflictPolicy::Keep);
     }
 
+    /// The `add_chain` shape of docs/cli.md: links with labels, `after` and a merger; the
+    /// chain's name with its policy. An unknown merger is refused naming its field.
+    #[test]
+    fn a_chain_reads_as_documented() {
+        let chain: NewChain = serde_json::from_str(
+            r#"{"links": [
+                {"kind": "w", "schedule": {"type": "once"}, "label": "a"},
+                {"kind": "w", "schedule": {"type": "once"}, "after": ["a", "0a1b2c3d"],
+                 "input_merger": "array-creating"}],
+                "unique": {"name": "sync", "on_conflict": "append-or-replace"}}"#,
+        )
+        .unwrap();
+        assert_eq!(chain.links[0].label.as_deref(), Some("a"));
+        assert_eq!(chain.links[1].after, ["a", "0a1b2c3d"]);
+        assert_eq!(
+            chain.links[1].request().unwrap().input_merger,
+            InputMerger::ArrayCreating
+        );
+        let unique = chain.unique.unwrap().unique().unwrap();
+        assert_eq!(unique.policy, ConflictPolicy::AppendOrReplace);
+        let mut bad = chain.links[1].clone();
+        bad.input_merger = Some("zip".into());
+        let e = bad.request().unwrap_err().to_string();
+        assert!(e.contains("zip") && e.contains("array-creating"), "{e}");
+    }
+
     /// An unknown word is refused naming the field and the words it takes.
     #[test]
     fn an_unknown_word_names_its_field() {
