@@ -51,14 +51,15 @@ pub use backwork_control::{ControlSocket, default_socket_path};
 pub use backwork_persistence::{OpenMode, RedbStore, SCHEMA_VERSION, default_store_path};
 pub use backwork_scheduler::core;
 pub use backwork_scheduler::{
-    Action, AllowAll, Anchor, Backoff, BackoffKind, CatchUp, ChangeSet, Clock, Config,
-    ConflictPolicy, Constraint, Constraints, CoreError, Decision, DeviceState, Disposition, Event,
-    FnWorker, Force, Interruption, Job, JobId, JobRequest, JobState, JobUpdate, ManualClock,
-    ManualProbe, MemoryStore, Network, NetworkRequirement, Policy, PolicyContext, Probe, Receipt,
-    Reply, RunOutcome, RunRecord, RunResult, Runtime, RuntimeBuilder, RuntimeError, RuntimeHandle,
-    Schedule, Scheduler, Selector, Service, StartJob, Stats, StopReason, Store, StoreError,
-    SystemClock, TestDriver, TestDriverBuilder, Time, TokioClock, Unique, Unmet, WaitReason,
-    WorkContext, WorkResult, Worker, worker_fn,
+    Action, After, AllowAll, Anchor, Backoff, BackoffKind, CatchUp, Chain, ChainLink, ChainReceipt,
+    ChangeSet, Clock, Config, ConflictPolicy, Constraint, Constraints, CoreError, Decision,
+    DeviceState, Disposition, Event, FnWorker, Force, InputMerger, Interruption, Job, JobId,
+    JobRequest, JobState, JobUpdate, ManualClock, ManualProbe, MemoryStore, MergeError, Network,
+    NetworkRequirement, Policy, PolicyContext, Probe, Receipt, Reply, RunOutcome, RunRecord,
+    RunResult, Runtime, RuntimeBuilder, RuntimeError, RuntimeHandle, Schedule, Scheduler, Selector,
+    Service, StartJob, Stats, StopReason, Store, StoreError, SystemClock, TestDriver,
+    TestDriverBuilder, Time, TokioClock, Unique, Unmet, Upstream, WaitReason, WorkContext,
+    WorkResult, Worker, worker_fn,
 };
 
 /// The README's Rust examples, compiled and run as doc-tests so they stay true.

@@ -7,6 +7,9 @@
 //! - a job that was durably finished is never started again (duplicates only for runs the kill
 //!   interrupted);
 //! - unique names hold;
+//! - a link of a chain (`a → b → c`, enqueued in one commit) starts only after the last run of
+//!   its prerequisite begun before it has ended (a run the kill cut short is retried, and the
+//!   link waits for the retry), and gets that prerequisite's output;
 //! - at the end, every acknowledged job has run to success.
 //!
 //! Also: a worker that aborts the whole process is counted, backed off and finally failed — it
@@ -94,10 +97,14 @@ fn kill_loop_child() {
                             &runs,
                             &format!("start {iter} {} {}", ctx.id(), ctx.attempt()),
                         );
+                        // a chain link: what its prerequisite passed on (its output: its id)
+                        if let Some(from) = ctx.upstream().and_then(|u| u["from"].as_str()) {
+                            ledger(&runs, &format!("input {iter} {} {from}", ctx.id()));
+                        }
                         println!("progress");
                         tokio::task::yield_now().await;
                         ledger(&runs, &format!("end {iter} {} {}", ctx.id(), ctx.attempt()));
-                        WorkResult::success()
+                        WorkResult::success_with(serde_json::json!({ "from": ctx.id() }))
                     }
                 }),
             )
@@ -123,6 +130,20 @@ fn kill_loop_child() {
         }
         let mut rng = Lcg(seed);
         loop {
+            if rng.next(5) == 0 {
+                // a chain a → b → c, acknowledged as a whole
+                let chain = backwork::Chain::begin_with([JobRequest::once("w")])
+                    .then([JobRequest::once("w")])
+                    .then([JobRequest::once("w")]);
+                let receipt = runtime.enqueue_chain(chain).await.unwrap();
+                let ids: Vec<String> = receipt.ids.iter().map(JobId::to_string).collect();
+                ledger(&dir.join("chains.log"), &ids.join(" "));
+                for id in &ids {
+                    ledger(&dir.join("acked.log"), id);
+                }
+                println!("progress");
+                continue;
+            }
             let mut req = JobRequest::once("w").input(serde_json::json!({ "seed": seed }));
             match rng.next(4) {
                 0 => req = req.unique(format!("u{}", rng.next(4)), ConflictPolicy::Keep),
@@ -266,8 +287,51 @@ fn kill_loop_loses_nothing_acknowledged() {
             );
         }
     }
+    // Chains: a link starts only after every started run of its prerequisite has ended (a run
+    // the kill cut short is retried, and the link waits for the retry's success), and it got
+    // its prerequisite's output.
+    let log = lines(&dir.join("runs.log"));
+    let chains = lines(&dir.join("chains.log"));
+    assert!(!chains.is_empty(), "the workload enqueued no chain");
+    let mut linked = 0;
+    for chain in &chains {
+        let ids: Vec<&str> = chain.split(' ').collect();
+        for pair in ids.windows(2) {
+            let (before, link) = (pair[0], pair[1]);
+            let field = |l: &str, kind: &str, id: &str| {
+                let p: Vec<&str> = l.split(' ').collect();
+                p.len() == 4 && p[0] == kind && p[2] == id
+            };
+            let Some(first_start) = log.iter().position(|l| field(l, "start", link)) else {
+                continue; // never ran: the drain above would have failed
+            };
+            linked += 1;
+            let last_start = log[..first_start]
+                .iter()
+                .rposition(|l| field(l, "start", before))
+                .unwrap_or_else(|| panic!("link {link} started before {before} ever ran"));
+            assert!(
+                log[last_start..first_start]
+                    .iter()
+                    .any(|l| field(l, "end", before)),
+                "link {link} started before its prerequisite {before}'s last run ended"
+            );
+            for l in log.iter().filter(|l| field(l, "input", link)) {
+                assert!(
+                    l.ends_with(&format!(" {before}")),
+                    "link {link} got {l}, not {before}'s output"
+                );
+            }
+            assert!(
+                log.iter().any(|l| field(l, "input", link)),
+                "link {link} got no input from {before}"
+            );
+        }
+    }
+    assert!(linked > 0, "no chain link ran");
     println!(
-        "kill loop: {iterations} kills, {} acknowledged jobs, {} runs logged",
+        "kill loop: {iterations} kills, {} chains, {} acknowledged jobs, {} runs logged",
+        chains.len(),
         lines(&dir.join("acked.log")).len(),
         lines(&dir.join("runs.log"))
             .iter()

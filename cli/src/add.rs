@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use backwork_control::{COMMAND_KIND, CommandSpec};
+use backwork_control::{COMMAND_KIND, CommandSpec, NewChain, NewJob, UniqueSpec};
 use backwork_scheduler::core::{JobOptions, OptionContext, OptionError};
 use backwork_scheduler::{JobRequest, Time};
 
@@ -45,6 +45,7 @@ pub fn request(
         unique: args.unique.clone(),
         on_conflict: args.on_conflict.clone(),
         tags: args.tag.clone(),
+        input_merger: args.input_merger.clone(),
     };
     let cx = OptionContext {
         zone: local_zone(),
@@ -54,6 +55,76 @@ pub fn request(
     let input = serde_json::to_value(&command)
         .map_err(|e| CliError::invalid(format!("the command could not be encoded: {e}")))?;
     Ok(request.input(input))
+}
+
+/// One job to add as the wire carries it: `args` read by [`request`], with its `--after`,
+/// `--label` and `--input-merger`.
+pub fn new_job(
+    args: &AddArgs,
+    env: impl IntoIterator<Item = (String, String)>,
+    cwd: &Path,
+    now: Time,
+) -> Result<NewJob, CliError> {
+    let mut job = NewJob::of(&request(args, env, cwd, now)?);
+    job.after = args.after.clone();
+    job.label = args.label.clone();
+    Ok(job)
+}
+
+/// The lines of a `--chain` file read as `backwork add` options, one link a line.
+#[derive(Debug, clap::Parser)]
+#[command(no_binary_name = true)]
+struct Line {
+    #[command(flatten)]
+    add: AddArgs,
+}
+
+/// The chain `text` describes (one link a line: the options and command of `backwork add`,
+/// split as sh(1) splits words; blank lines and lines starting with `#` skipped), named by
+/// `--unique`/`--on-conflict` of `args`.
+pub fn chain(
+    args: &AddArgs,
+    text: &str,
+    env: &[(String, String)],
+    cwd: &Path,
+    now: Time,
+) -> Result<NewChain, CliError> {
+    let mut links = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let at = |m: String| CliError::invalid(format!("--chain line {}: {m}", n + 1));
+        let words = shlex::split(trimmed)
+            .ok_or_else(|| at("unbalanced quotes or a trailing backslash".into()))?;
+        let parsed = <Line as clap::Parser>::try_parse_from(words)
+            .map_err(|e| at(e.render().to_string().trim().to_string()))?;
+        if parsed.add.chain.is_some() {
+            return Err(at("a chain line cannot hold another --chain".into()));
+        }
+        if parsed.add.unique.is_some() {
+            return Err(at(
+                "a link has no --unique of its own; give --unique to `backwork add --chain` to name the whole chain"
+                    .into(),
+            ));
+        }
+        links.push(
+            new_job(&parsed.add, env.iter().cloned(), cwd, now).map_err(|e| at(e.to_string()))?,
+        );
+    }
+    if links.is_empty() {
+        return Err(CliError::invalid(
+            "the --chain file holds no job; write one `backwork add` line (options -- command) per job",
+        ));
+    }
+    Ok(NewChain {
+        links,
+        unique: args.unique.as_ref().map(|name| UniqueSpec {
+            name: name.clone(),
+            on_conflict: args.on_conflict.clone(),
+        }),
+    })
 }
 
 /// A refused option as a usage error naming its flag (`--min-interval`, `--in`, `--tag`).

@@ -151,8 +151,11 @@ SIGTERM or SIGINT shut it down cleanly: running commands get SIGTERM, then SIGKI
         long_about = "Add a job that runs a command. The command runs directly (no shell: write `sh -c '…'` for one), \
 in the current directory, with a few variables of this shell (PATH, HOME, USER, LOGNAME, SHELL, LANG, LC_*, TZ; \
 more with --env), both captured now. Exit code 0 is success; any other \
-retries with backoff, unless --fail-on-exit names it.",
-        after_help = "Examples:\n  backwork add --in 10m -- notify-send 'tea is ready'\n  backwork add --every 6h --flex 30m --requires charging \\\n      --requires unmetered --unique photos -- rsync -a ~/photos nas:photos\n  backwork add --cron '0 3 * * 1' -- backup-weekly   # Mondays 03:00\n  backwork add --cron '0 0 3 * * *' --tz Europe/Berlin --tag backup \\\n      -- restic backup ~\n  backwork add --at 2026-12-01T03:00 --timeout 2h \\\n      -- sh -c 'make -C ~/src world > ~/build.log'"
+retries with backoff, unless --fail-on-exit names it. With --after, it runs once those jobs have \
+succeeded (and fails or is cancelled with them); its command then finds their standard output in the \
+file $BACKWORK_INPUT_STDOUT and their outputs merged, as JSON, in the file $BACKWORK_INPUT. \
+--chain FILE adds a whole chain at once, all or nothing.",
+        after_help = "Examples:\n  backwork add --in 10m -- notify-send 'tea is ready'\n  backwork add --every 6h --flex 30m --requires charging \\\n      --requires unmetered --unique photos -- rsync -a ~/photos nas:photos\n  backwork add --cron '0 3 * * 1' -- backup-weekly   # Mondays 03:00\n  backwork add --cron '0 0 3 * * *' --tz Europe/Berlin --tag backup \\\n      -- restic backup ~\n  backwork add --at 2026-12-01T03:00 --timeout 2h \\\n      -- sh -c 'make -C ~/src world > ~/build.log'\n  backwork add --unique zip -- sh -c 'tar czf /tmp/a.tgz ~/a && echo /tmp/a.tgz'\n  backwork add --after zip \\\n      -- sh -c 'read f < \"$BACKWORK_INPUT_STDOUT\"; scp \"$f\" nas:'\n  backwork add --chain nightly.chain --unique nightly --on-conflict append"
     )]
     Add(Box<AddArgs>),
     /// One line per job: ID, NAME, SCHEDULE, STATE, NEXT, LEFT, LAST, RESULT, WAITING ON.
@@ -460,8 +463,40 @@ pub struct AddArgs {
     /// The working directory [default: the current one].
     #[arg(long, value_name = "DIR", help_heading = "Command")]
     pub cwd: Option<PathBuf>,
+    /// Run after this job succeeds: its unique name or id (repeatable: after all of them). It
+    /// waits `blocked` until then; if one fails or is cancelled, so is this one. It gets their
+    /// outputs: see BACKWORK_INPUT in the long help.
+    #[arg(
+        long,
+        value_name = "NAME|ID",
+        help_heading = "Chain",
+        add = clap_complete::ArgValueCompleter::new(crate::complete::jobs)
+    )]
+    pub after: Vec<String>,
+    /// How the outputs of the --after jobs are merged: a later job's value for a key wins, or
+    /// the values are gathered into arrays (WorkManager's two input mergers).
+    #[arg(long, value_parser = choices(core::INPUT_MERGER_CHOICES), help_heading = "Chain")]
+    pub input_merger: Option<String>,
+    /// In a --chain file: the name other lines' --after give this link.
+    #[arg(long, value_name = "LABEL", help_heading = "Chain")]
+    pub label: Option<String>,
+    /// Add a whole chain in one step, all or nothing: FILE (`-`: standard input) holds one job
+    /// per line, written as the options and command of `backwork add` (`#` starts a comment
+    /// line); a line's --after names an earlier line's --label, or a queued job. --unique and
+    /// --on-conflict here name the whole chain.
+    #[arg(
+        long,
+        value_name = "FILE",
+        help_heading = "Chain",
+        conflicts_with_all = [
+            "after", "label", "input_merger", "command", "in_", "at", "every", "cron", "requires",
+            "min_interval", "backoff", "max_attempts", "tag", "env", "cwd", "fail_on_exit",
+            "jitter", "clear_env", "inherit_env", "accurate", "catch_up", "backoff_jitter"
+        ]
+    )]
+    pub chain: Option<PathBuf>,
     /// The command and its arguments, after `--`.
-    #[arg(last = true, required = true, value_name = "CMD")]
+    #[arg(last = true, required_unless_present = "chain", value_name = "CMD")]
     pub command: Vec<String>,
     /// Store, socket, output.
     #[command(flatten)]

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use backwork_control::{CommandOutput, CommandSpec};
 use backwork_scheduler::{JobId, WorkContext, WorkResult, Worker};
+use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
@@ -79,10 +80,70 @@ impl CommandWorker {
     }
 }
 
+/// The environment variable naming the file that holds, as JSON, the outputs of a chained
+/// command's prerequisites merged by its input merger.
+pub const INPUT_VAR: &str = "BACKWORK_INPUT";
+/// The environment variable naming the file that holds the prerequisites' standard output
+/// (the merged `stdout`: one tail, or with the array-creating merger each tail in turn).
+pub const INPUT_STDOUT_VAR: &str = "BACKWORK_INPUT_STDOUT";
+
+/// Writes what a chained command's prerequisites passed on into a fresh private directory
+/// (0700, removed when the returned guard drops): `input.json` and `stdout`. Returns the
+/// directory and the variables that name the files.
+fn write_upstream(upstream: &Value) -> std::io::Result<(tempfile::TempDir, [(String, String); 2])> {
+    let dir = tempfile::Builder::new()
+        .prefix("backwork-input-")
+        .tempdir()?;
+    let json = dir.path().join("input.json");
+    std::fs::write(&json, serde_json::to_vec(upstream).unwrap_or_default())?;
+    let stdout: String = match upstream.get("stdout") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+        _ => String::new(),
+    };
+    let text = dir.path().join("stdout");
+    std::fs::write(&text, stdout)?;
+    let vars = [
+        (INPUT_VAR.to_string(), json.to_string_lossy().into_owned()),
+        (
+            INPUT_STDOUT_VAR.to_string(),
+            text.to_string_lossy().into_owned(),
+        ),
+    ];
+    Ok((dir, vars))
+}
+
 impl Worker for CommandWorker {
     async fn run(&self, ctx: WorkContext) -> WorkResult {
-        match ctx.input_as::<CommandSpec>() {
-            Ok(spec) => {
+        // the command is the job's own input: a prerequisite's output never changes it
+        match serde_json::from_value::<CommandSpec>(ctx.own_input().clone()) {
+            Ok(mut spec) => {
+                let mut _inputs = None; // kept until the run ends
+                if let Some(up) = ctx.upstream() {
+                    let up = up.clone();
+                    match tokio::task::spawn_blocking(move || write_upstream(&up)).await {
+                        Ok(Ok((dir, vars))) => {
+                            spec.env.extend(vars);
+                            _inputs = Some(dir);
+                        }
+                        Ok(Err(e)) => {
+                            return start_failure(
+                                format!(
+                                    "could not write the prerequisites' output for the command ({e}); the run is retried with backoff"
+                                ),
+                                false,
+                            );
+                        }
+                        Err(e) => {
+                            return start_failure(
+                                format!(
+                                    "could not write the prerequisites' output for the command ({e}); the run is retried with backoff"
+                                ),
+                                false,
+                            );
+                        }
+                    }
+                }
                 self.execute(&spec, ctx.cancellation(), ctx.id(), ctx.attempt())
                     .await
             }

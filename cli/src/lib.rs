@@ -621,14 +621,31 @@ async fn without_store(request: Request, store: &std::path::Path) -> Result<Resp
         Request::DeviceSet { .. } => Err(CliError::invalid(
             "`device set` changes the device state of a daemon started with --device manual, and none is running",
         )),
-        Request::Ping | Request::Add { .. } => Err(CliError::unavailable(format!(
-            "there is no job store at {} and nothing answers on the control socket",
-            store.display()
-        ))),
+        Request::Ping | Request::Add { .. } | Request::AddChain { .. } => {
+            Err(CliError::unavailable(format!(
+                "there is no job store at {} and nothing answers on the control socket",
+                store.display()
+            )))
+        }
     }
 }
 
 const NO_DAEMON: &str = "note: no daemon is running; the change is stored and takes effect when `backwork daemon` starts";
+
+/// The text of a `--chain` file (`-`: standard input).
+fn read_chain_file(file: &std::path::Path) -> Result<String, CliError> {
+    let read = if file == std::path::Path::new("-") {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(file)
+    };
+    read.map_err(|e| {
+        CliError::invalid(format!(
+            "--chain {}: cannot read it ({e}); give a readable file, or - for standard input",
+            render::escape(&file.display().to_string())
+        ))
+    })
+}
 
 async fn run(cli: Cli) -> Result<(), CliError> {
     let request = match &cli.verb {
@@ -646,13 +663,17 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             })?;
             let env = std::env::vars_os()
                 .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
-            Request::Add {
-                job: backwork_control::NewJob::of(&add::request(
-                    args,
-                    env,
-                    &cwd,
-                    chrono::Utc::now(),
-                )?),
+            match &args.chain {
+                Some(file) => {
+                    let text = read_chain_file(file)?;
+                    let env: Vec<(String, String)> = env.collect();
+                    Request::AddChain {
+                        chain: add::chain(args, &text, &env, &cwd, chrono::Utc::now())?,
+                    }
+                }
+                None => Request::Add {
+                    job: add::new_job(args, env, &cwd, chrono::Utc::now())?,
+                },
             }
         }
         Verb::List(args) => Request::List {
@@ -723,6 +744,16 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             job.request()
                 .map_err(|e| CliError::invalid(e.to_string()))?,
         ),
+        Request::AddChain { chain } if client.paths.store.is_none() => {
+            let mut first = None;
+            for job in &chain.links {
+                let r = job
+                    .request()
+                    .map_err(|e| CliError::invalid(e.to_string()))?;
+                first.get_or_insert(r);
+            }
+            first
+        }
         _ => None,
     };
     let session = if matches!(request, Request::Device) {
@@ -764,6 +795,32 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 note(
                     cli.quiet,
                     "note: a job with this unique name already exists; it was kept and this one dropped (use --on-conflict replace or update)",
+                );
+            }
+            if local {
+                note(cli.quiet, NO_DAEMON);
+            }
+        }
+        Response::ChainAdded {
+            ids,
+            disposition,
+            warnings,
+        } => {
+            for w in &warnings {
+                note(0, &format!("warning: {}", render::escape(w)));
+            }
+            if client.json {
+                json_lines([serde_json::json!({
+                    "ids": ids, "disposition": disposition, "warnings": warnings
+                })])?;
+            } else {
+                let text: String = ids.iter().map(|id| format!("{id}\n")).collect();
+                out(&text)?;
+            }
+            if disposition == backwork_scheduler::Disposition::Kept {
+                note(
+                    cli.quiet,
+                    "note: jobs of this unique name are unfinished; they were kept and this chain dropped (use --on-conflict append or replace)",
                 );
             }
             if local {

@@ -123,6 +123,17 @@ impl Style {
                 reason,
                 until: Some(t),
             } => format!("profile: {reason} until {}", self.when(*t)),
+            WaitReason::Blocked { on } => format!(
+                "blocked: runs after {} succeed{}",
+                on.iter()
+                    .map(|j| match &j.name {
+                        Some(n) => format!("{n} ({})", j.id.short()),
+                        None => j.id.short(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if on.len() == 1 { "s" } else { "" }
+            ),
             other => other.to_string(),
         }
     }
@@ -142,7 +153,13 @@ impl Style {
             WaitReason::Constraint(u) => u.constraint.to_string(),
             WaitReason::NoWorker { kind } if self.local => format!("no daemon (kind {kind})"),
             WaitReason::NoWorker { kind } => format!("no worker for kind {kind}"),
-            WaitReason::Blocked { on } => format!("blocked by {} job(s)", on.len()),
+            WaitReason::Blocked { on } => format!(
+                "after {}",
+                on.iter()
+                    .map(|j| j.name.clone().unwrap_or_else(|| j.id.short()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             WaitReason::Policy { reason, .. } => format!("profile: {reason}"),
             WaitReason::ConcurrencyLimit { limit, .. } => format!("all {limit} slots busy"),
             WaitReason::ShuttingDown => "shutting down".into(),
@@ -494,6 +511,17 @@ pub fn show(detail: &JobDetail, style: &Style) -> String {
         field("catch up", c.clone());
     }
     field("state", job.state.to_string());
+    if !job.prerequisites.is_empty() {
+        // the jobs it runs after (their names, while it waits, are in its status below)
+        field(
+            "after",
+            job.prerequisites
+                .iter()
+                .map(|p| p.short())
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+    }
     field(
         "requires",
         if job.requires.is_empty() {

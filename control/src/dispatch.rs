@@ -3,7 +3,8 @@
 
 use backwork_constraints::ManualProbe;
 use backwork_scheduler::{
-    CoreError, Reply, RuntimeError, RuntimeHandle, Selector, StoreError, WaitReason,
+    After, Chain, CoreError, JobId, Reply, RuntimeError, RuntimeHandle, Selector, StoreError,
+    WaitReason,
 };
 
 use crate::protocol::{ErrorKind, JobDetail, JobReasons, JobView, Request, Response, ServerInfo};
@@ -20,9 +21,11 @@ pub struct Context {
 /// The kind of a runtime error, which sets the command line's exit code.
 pub fn runtime_error_kind(e: &RuntimeError) -> ErrorKind {
     match e {
-        RuntimeError::Rejected(CoreError::NoSuchJob(_) | CoreError::AmbiguousPrefix { .. }) => {
-            ErrorKind::NotFound
-        }
+        RuntimeError::Rejected(
+            CoreError::NoSuchJob(_)
+            | CoreError::AmbiguousPrefix { .. }
+            | CoreError::NoSuchPrerequisite(_),
+        ) => ErrorKind::NotFound,
         RuntimeError::Rejected(_) => ErrorKind::Invalid,
         RuntimeError::Store(s) => store_error_kind(s),
         _ => ErrorKind::Unavailable,
@@ -44,6 +47,87 @@ pub fn store_error_kind(e: &StoreError) -> ErrorKind {
         | StoreError::NewerSchema { .. } => ErrorKind::Corrupt,
         _ => ErrorKind::Unavailable,
     }
+}
+
+/// The jobs `text` names as a prerequisite: the job of an id or short-id prefix, or the last
+/// jobs of a unique name's sequence (those no other job of the name waits for).
+async fn prerequisites_named(
+    runtime: &RuntimeHandle,
+    text: &str,
+) -> Result<Result<Vec<JobId>, Response>, RuntimeError> {
+    let selector = match text.parse::<JobId>() {
+        Ok(id) => Selector::Id(id),
+        Err(_) => Selector::Prefix(text.to_string()),
+    };
+    let jobs: Vec<backwork_scheduler::Job> = match runtime.inspect(Some(selector.clone())).await {
+        Ok(found) => found.into_iter().map(|(job, _)| job).collect(),
+        Err(e) => return Ok(Err(error_response(&e))),
+    };
+    if jobs.is_empty() {
+        return Ok(Err(Response::error(
+            ErrorKind::NotFound,
+            format!(
+                "--after {}: no job has this name or id; `backwork list --all` shows the jobs a job can run after",
+                text
+            ),
+        )));
+    }
+    let waited_for: std::collections::BTreeSet<JobId> = jobs
+        .iter()
+        .flat_map(|j| j.prerequisites.iter().copied())
+        .collect();
+    Ok(Ok(jobs
+        .iter()
+        .map(|j| j.id)
+        .filter(|id| !waited_for.contains(id))
+        .collect()))
+}
+
+/// Answers `Request::AddChain` (and `Add` with `after`): each link's `after` resolved (a
+/// label of an earlier link, else a queued job), then the whole chain enqueued in one commit.
+async fn add_chain(
+    runtime: &RuntimeHandle,
+    chain: crate::NewChain,
+) -> Result<Response, RuntimeError> {
+    let invalid = |m: String| Ok(Response::error(ErrorKind::Invalid, m));
+    let mut core_chain = Chain::new();
+    core_chain.unique = match chain.unique.as_ref().map(crate::UniqueSpec::unique) {
+        Some(Err(e)) => return invalid(e.to_string()),
+        Some(Ok(u)) => Some(u),
+        None => None,
+    };
+    let mut labels: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for (i, link) in chain.links.iter().enumerate() {
+        let request = match link.request() {
+            Ok(r) => r,
+            Err(e) => return invalid(format!("link {}: {e}", i + 1)),
+        };
+        let mut after = Vec::new();
+        for text in &link.after {
+            if let Some(&j) = labels.get(text.as_str()) {
+                after.push(After::Link(j));
+                continue;
+            }
+            match prerequisites_named(runtime, text).await? {
+                Ok(ids) => after.extend(ids.into_iter().map(After::Job)),
+                Err(response) => return Ok(response),
+            }
+        }
+        if let Some(label) = &link.label
+            && labels.insert(label, i).is_some()
+        {
+            return invalid(format!(
+                "two links of the chain have the label `{label}`; give each link its own"
+            ));
+        }
+        core_chain.link(request, after);
+    }
+    let receipt = runtime.enqueue_chain(core_chain).await?;
+    Ok(Response::ChainAdded {
+        ids: receipt.ids,
+        disposition: receipt.disposition,
+        warnings: receipt.warnings,
+    })
 }
 
 fn not_found(target: &Selector) -> Response {
@@ -157,6 +241,25 @@ async fn answer(
             };
             Response::Why { jobs, device }
         }
+        Request::Add { job } if !job.after.is_empty() => {
+            // a job after others is a chain of one link
+            let chain = crate::NewChain {
+                links: vec![job],
+                unique: None,
+            };
+            match add_chain(runtime, chain).await? {
+                Response::ChainAdded {
+                    ids,
+                    disposition,
+                    warnings,
+                } => Response::Added {
+                    id: ids.first().copied().ok_or(RuntimeError::Stopped)?,
+                    disposition,
+                    warnings,
+                },
+                other => other,
+            }
+        }
         Request::Add { job } => {
             let request = match job.request() {
                 Ok(r) => r,
@@ -169,6 +272,7 @@ async fn answer(
                 warnings: receipt.warnings,
             }
         }
+        Request::AddChain { chain } => add_chain(runtime, chain).await?,
         Request::Run {
             target,
             ignore_constraints,

@@ -27,7 +27,7 @@ use std::path::PathBuf;
 
 pub use client::{Client, DEFAULT_ANSWER_TIMEOUT};
 pub use dispatch::{Context, dispatch, error_response, runtime_error_kind, store_error_kind};
-pub use new_job::{NewJob, ScheduleSpec, UniqueSpec};
+pub use new_job::{NewChain, NewJob, ScheduleSpec, UniqueSpec};
 pub use path::{SocketFile, check_socket, default_socket_path, prepare_dir};
 pub use protocol::{
     COMMAND_KIND, CommandOutput, CommandSpec, ErrorKind, JobDetail, JobReasons, JobView,

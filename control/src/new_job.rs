@@ -8,11 +8,11 @@
 use std::time::Duration;
 
 use backwork_scheduler::core::{
-    ANCHOR_CHOICES, CATCH_UP_CHOICES, Choice, ON_CONFLICT_CHOICES, OptionError, REQUIRES_CHOICES,
-    choose, parse_zone,
+    ANCHOR_CHOICES, CATCH_UP_CHOICES, Choice, INPUT_MERGER_CHOICES, ON_CONFLICT_CHOICES,
+    OptionError, REQUIRES_CHOICES, choose, parse_zone,
 };
 use backwork_scheduler::{
-    Backoff, BackoffKind, ConflictPolicy, Jitter, JobRequest, Schedule, Time, Unique,
+    Backoff, BackoffKind, ConflictPolicy, InputMerger, Jitter, JobRequest, Schedule, Time, Unique,
     core::DEFAULT_TIMEOUT,
 };
 use serde::{Deserialize, Serialize};
@@ -62,6 +62,30 @@ pub struct NewJob {
     /// A random delay of each due time.
     #[serde(default)]
     pub jitter: Option<JitterView>,
+    /// Jobs it runs after (it waits `blocked` until they all succeed): each a unique name (its
+    /// sequence's last jobs), an id or a short-id prefix of a queued one-off job — or, in a
+    /// [`NewChain`], the `label` of an earlier link.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
+    /// In a [`NewChain`]: the name other links' `after` give this link (not stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// How its input is made from its own and its prerequisites' outputs: `overwriting`
+    /// (absent: the default) or `array-creating`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_merger: Option<String>,
+}
+
+/// Jobs to add together, each after the links or queued jobs its `after` names: all of them,
+/// in one durable commit, or none (`Request::AddChain`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewChain {
+    /// The links, each after the links it names (earlier ones only).
+    pub links: Vec<NewJob>,
+    /// A unique name for the whole chain (every link carries it), with `keep`, `replace`,
+    /// `append` or `append-or-replace`.
+    #[serde(default)]
+    pub unique: Option<UniqueSpec>,
 }
 
 fn default_timeout_ms() -> Option<u64> {
@@ -188,6 +212,10 @@ impl NewJob {
                 max_ms: millis(j.max),
                 fixed: j.fixed,
             }),
+            after: Vec::new(),
+            label: None,
+            input_merger: (r.input_merger != InputMerger::default())
+                .then(|| word(INPUT_MERGER_CHOICES, r.input_merger)),
         }
     }
 
@@ -274,7 +302,23 @@ impl NewJob {
             max: ms(j.max_ms),
             fixed: j.fixed,
         });
+        if let Some(m) = &self.input_merger {
+            r.input_merger = choose("input_merger", INPUT_MERGER_CHOICES, m)?;
+        }
         Ok(r)
+    }
+}
+
+impl UniqueSpec {
+    /// The core's unique name and policy (absent policy: `keep`).
+    pub fn unique(&self) -> Result<Unique, OptionError> {
+        Ok(Unique {
+            name: self.name.clone(),
+            policy: match &self.on_conflict {
+                Some(p) => choose("on_conflict", ON_CONFLICT_CHOICES, p)?,
+                None => ConflictPolicy::Keep,
+            },
+        })
     }
 }
 
@@ -296,6 +340,7 @@ mod tests {
                 .unique("photos", ConflictPolicy::AppendOrReplace)
                 .tag("a")
                 .input(serde_json::json!({"k": [1, 2]})),
+            JobRequest::once("merge").input_merger(InputMerger::ArrayCreating),
             JobRequest::once("mail").delay(Duration::from_secs(10)),
             JobRequest::periodic("plain", Duration::from_secs(3600)),
             JobRequest::cron("report", "0 3 * * 1", "Europe/Berlin".parse().unwrap()),
@@ -322,6 +367,32 @@ mod tests {
         let r = job.request().unwrap();
         assert_eq!(r.timeout, None);
         assert_eq!(r.unique.unwrap().policy, ConflictPolicy::Keep);
+    }
+
+    /// The `add_chain` shape of docs/cli.md: links with labels, `after` and a merger; the
+    /// chain's name with its policy. An unknown merger is refused naming its field.
+    #[test]
+    fn a_chain_reads_as_documented() {
+        let chain: NewChain = serde_json::from_str(
+            r#"{"links": [
+                {"kind": "w", "schedule": {"type": "once"}, "label": "a"},
+                {"kind": "w", "schedule": {"type": "once"}, "after": ["a", "0a1b2c3d"],
+                 "input_merger": "array-creating"}],
+                "unique": {"name": "sync", "on_conflict": "append-or-replace"}}"#,
+        )
+        .unwrap();
+        assert_eq!(chain.links[0].label.as_deref(), Some("a"));
+        assert_eq!(chain.links[1].after, ["a", "0a1b2c3d"]);
+        assert_eq!(
+            chain.links[1].request().unwrap().input_merger,
+            InputMerger::ArrayCreating
+        );
+        let unique = chain.unique.unwrap().unique().unwrap();
+        assert_eq!(unique.policy, ConflictPolicy::AppendOrReplace);
+        let mut bad = chain.links[1].clone();
+        bad.input_merger = Some("zip".into());
+        let e = bad.request().unwrap_err().to_string();
+        assert!(e.contains("zip") && e.contains("array-creating"), "{e}");
     }
 
     /// An unknown word is refused naming the field and the words it takes.

@@ -184,10 +184,15 @@ pub enum Request {
         /// Which jobs.
         target: Selector,
     },
-    /// Enqueue a job.
+    /// Enqueue a job (after the jobs its `after` names, if any).
     Add {
         /// The job, in the protocol's own shape.
         job: crate::NewJob,
+    },
+    /// Enqueue a chain of jobs: all of them in one durable commit, or none.
+    AddChain {
+        /// The chain.
+        chain: crate::NewChain,
     },
     /// Run the selected jobs now.
     Run {
@@ -481,6 +486,15 @@ pub enum Response {
     Added {
         /// The job that now stands for the request.
         id: JobId,
+        /// What happened on a unique-name conflict.
+        disposition: Disposition,
+        /// Values the scheduler changed.
+        warnings: Vec<String>,
+    },
+    /// The chain was added (or resolved against its unique name).
+    ChainAdded {
+        /// The links' ids, in the chain's order (for `kept`: the unfinished jobs of the name).
+        ids: Vec<JobId>,
         /// What happened on a unique-name conflict.
         disposition: Disposition,
         /// Values the scheduler changed.

@@ -34,7 +34,7 @@
 //!
 //! ## The job record
 //!
-//! Byte 0 is the record's **format version** (`2` today; `1` is read too).
+//! Byte 0 is the record's **format version** (`3` today; `1` and `2` are read too).
 //! The rest is the [postcard](https://docs.rs/postcard) encoding (postcard's wire format 1.0)
 //! of these fields, in this order, with nothing after them:
 //!
@@ -67,6 +67,7 @@
 //! | 25 | stop_reason | option of stop reason (below) |
 //! | 26 | finished_at | option of instant |
 //! | 27 | force | two bools: time, constraints |
+//! | 28 | input_merger (format 3) | enum {0 overwriting, 1 array_creating}; a format 1 or 2 record has no such field and reads as overwriting |
 //!
 //! The job's id is the key, not part of the record. Its input, output and history are in
 //! `payloads` and `runs`.
@@ -115,6 +116,7 @@
 //! |---|---|
 //! | 1 | the fields above, schedule variants 0–2 |
 //! | 2 | schedule variant 3 (a periodic job's initial delay; an anchor left to the profile) |
+//! | 3 | field 28, the input merger of a job with prerequisites (chains) |
 //!
 //! | schema | layout |
 //! |---|---|

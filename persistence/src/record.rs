@@ -13,17 +13,18 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use backwork_scheduler::{
-    Anchor, Backoff, BackoffKind, CatchUp, ConflictPolicy, Constraint, Constraints, Force, Jitter,
-    Job, JobId, JobRequest, JobState, NetworkRequirement, PolicyStop, RunRecord, RunResult,
-    Schedule, StopReason, Time, Unique,
+    Anchor, Backoff, BackoffKind, CatchUp, ConflictPolicy, Constraint, Constraints, Force,
+    InputMerger, Jitter, Job, JobId, JobRequest, JobState, NetworkRequirement, PolicyStop,
+    RunRecord, RunResult, Schedule, StopReason, Time, Unique,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// The format version of the job records this binary writes: the record's first byte.
 /// Format 2 added the schedule variant `PeriodicDelayed` (an initial delay and an anchor that
-/// may be left to the profile); format 1 records are read too.
-pub const JOB_FORMAT: u8 = 2;
+/// may be left to the profile); format 3 the input merger at the end; format 1 and 2 records
+/// are read too.
+pub const JOB_FORMAT: u8 = 3;
 /// The format version of the run records this binary writes: the record's first byte.
 pub const RUN_FORMAT: u8 = 1;
 
@@ -262,6 +263,18 @@ struct JobRec<'a> {
     force: (bool, bool),
 }
 
+/// The fields format 3 adds after format 2's (see the layout).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct JobRecTail3 {
+    input_merger: MergerRec,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+enum MergerRec {
+    Overwriting,
+    ArrayCreating,
+}
+
 /// The run record, format 1 (see the layout).
 #[derive(Debug, Serialize, Deserialize)]
 struct RunRec<'a> {
@@ -495,6 +508,14 @@ pub fn encode_job(job: &Job, out: &mut Vec<u8>) -> Result<(), RecordError> {
     out.push(JOB_FORMAT);
     *out = postcard::to_extend(&job_rec(job), std::mem::take(out))
         .map_err(|e| RecordError::Encode(e.to_string()))?;
+    let tail = JobRecTail3 {
+        input_merger: match job.request.input_merger {
+            InputMerger::Overwriting => MergerRec::Overwriting,
+            InputMerger::ArrayCreating => MergerRec::ArrayCreating,
+        },
+    };
+    *out = postcard::to_extend(&tail, std::mem::take(out))
+        .map_err(|e| RecordError::Encode(e.to_string()))?;
     Ok(())
 }
 
@@ -523,8 +544,18 @@ fn whole<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, RecordError> {
 /// Decodes the job record of job `id`: a [`Job`] with a null input, no output and no history
 /// (the store fills them from their own tables).
 pub fn decode_job(id: JobId, bytes: &[u8]) -> Result<Job, RecordError> {
-    // format 1 differs from 2 only by a schedule variant it never uses: one decoder reads both
-    let r: JobRec<'_> = whole(body(bytes, JOB_FORMAT, 1)?)?;
+    // format 1 differs from 2 only by a schedule variant it never uses: one decoder reads both;
+    // format 3 adds fields after them
+    let rest = body(bytes, JOB_FORMAT, 1)?;
+    let (r, rest): (JobRec<'_>, _) = postcard::take_from_bytes(rest)?;
+    let tail = if bytes[0] >= 3 {
+        whole::<JobRecTail3>(rest)?
+    } else {
+        whole::<()>(rest)?;
+        JobRecTail3 {
+            input_merger: MergerRec::Overwriting,
+        }
+    };
     let schedule = match r.schedule {
         ScheduleRec::Once { delay, not_before } => Schedule::Once {
             delay: dur(delay)?,
@@ -607,6 +638,10 @@ pub fn decode_job(id: JobId, bytes: &[u8]) -> Result<Job, RecordError> {
                 fixed: j.fixed,
             }),
             None => None,
+        },
+        input_merger: match tail.input_merger {
+            MergerRec::Overwriting => InputMerger::Overwriting,
+            MergerRec::ArrayCreating => InputMerger::ArrayCreating,
         },
     };
     Ok(Job {
@@ -783,8 +818,46 @@ mod tests {
         );
         let mut bytes = Vec::new();
         encode_job(&job, &mut bytes).unwrap();
-        assert_eq!(bytes[0], 2);
+        assert_eq!(bytes[0], 3);
         let back = decode_job(job.id, &bytes).unwrap();
         assert_eq!(back.request.schedule, job.request.schedule);
+    }
+
+    /// Format 3 keeps a chained job's input merger and its prerequisites.
+    #[test]
+    fn a_format_3_record_round_trips_its_input_merger() {
+        for merger in [InputMerger::Overwriting, InputMerger::ArrayCreating] {
+            let mut job = admitted(JobRequest::once("merge").input_merger(merger));
+            job.prerequisites = vec![JobId::from_u128(1), JobId::from_u128(2)];
+            job.state = JobState::Blocked;
+            let mut bytes = Vec::new();
+            encode_job(&job, &mut bytes).unwrap();
+            assert_eq!(bytes[0], 3);
+            let back = decode_job(job.id, &bytes).unwrap();
+            assert_eq!(back, job);
+        }
+    }
+
+    /// A format 2 record (written before input mergers existed) ends after the force flags; it
+    /// reads with the overwriting merger, WorkManager's default. A format 2 record with bytes
+    /// after its last field, or a format 3 record without its tail, is refused.
+    #[test]
+    fn a_format_2_record_reads_with_the_default_merger() {
+        let mut job = admitted(JobRequest::once("merge"));
+        job.prerequisites = vec![JobId::from_u128(1)];
+        let bytes = postcard::to_extend(&job_rec(&job), vec![2]).unwrap();
+        let back = decode_job(job.id, &bytes).unwrap();
+        assert_eq!(back.request.input_merger, InputMerger::Overwriting);
+        assert_eq!(back, job);
+
+        let mut extra = bytes.clone();
+        extra.push(1);
+        assert!(matches!(
+            decode_job(job.id, &extra),
+            Err(RecordError::Bytes(_))
+        ));
+        let mut short = bytes;
+        short[0] = 3;
+        assert!(decode_job(job.id, &short).is_err());
     }
 }

@@ -103,6 +103,19 @@ fn workload() -> Vec<ChangeSet> {
         .unwrap();
     drain(&mut core, &mut sets);
     let mut running = Vec::new();
+    // a diamond chain (a → (b, c) → d, d merging with the array-creating merger) whose links
+    // run among the other jobs: its records, prerequisites and merger go through every image
+    let chain = backwork_scheduler::Chain::begin_with([JobRequest::once("w")])
+        .then([JobRequest::once("w"), JobRequest::once("w")])
+        .then([JobRequest::once("w")
+            .input_merger(backwork_scheduler::InputMerger::ArrayCreating)
+            .input(serde_json::json!({"d": true}))]);
+    let ids = (0..4u128)
+        .map(|k| JobId::new_v7(now, [0xc0, k as u8, 0, 0, 0, 0, 0, 0, 0, 1]))
+        .collect();
+    core.handle(now, Event::EnqueueChain { ids, chain })
+        .unwrap();
+    running.extend(drain(&mut core, &mut sets));
     for i in 0..12u64 {
         let mut b = [0u8; 10];
         b[2..].copy_from_slice(&i.to_be_bytes());

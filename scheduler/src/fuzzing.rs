@@ -31,6 +31,19 @@ pub fn drive(jobs: Vec<Job>, requests: Vec<JobRequest>, now: Time) {
         let _ = core.handle(now, Event::WorkerRegistered(kind));
         drain(&mut core, now, &mut toggle);
     }
+    // the same requests once more as a chain, each link after the one before it and the
+    // first after the loaded jobs (refused as a whole when one link is)
+    let mut chain = crate::core::Chain::new();
+    let loaded: Vec<crate::core::After> = core.ids().map(crate::core::After::Job).collect();
+    for (n, request) in requests.iter().enumerate() {
+        let after = if n == 0 {
+            loaded.clone()
+        } else {
+            vec![crate::core::After::Link(n - 1)]
+        };
+        chain.link(request.clone(), after);
+    }
+    let count = requests.len();
     for (n, request) in requests.into_iter().enumerate() {
         let mut random = [0u8; 10];
         random[..8].copy_from_slice(&(n as u64).to_be_bytes());
@@ -38,6 +51,15 @@ pub fn drive(jobs: Vec<Job>, requests: Vec<JobRequest>, now: Time) {
         let _ = core.handle(now, Event::Enqueue { id, request });
         drain(&mut core, now, &mut toggle);
     }
+    let ids = (0..count)
+        .map(|n| {
+            let mut random = [0xff; 10];
+            random[..8].copy_from_slice(&(n as u64).to_be_bytes());
+            JobId::new_v7(now, random)
+        })
+        .collect();
+    let _ = core.handle(now, Event::EnqueueChain { ids, chain });
+    drain(&mut core, now, &mut toggle);
     for _ in 0..STEPS {
         let ids: Vec<JobId> = core.ids().collect();
         for id in ids {
@@ -192,6 +214,16 @@ pub fn sample_jobs(now: Time) -> Vec<Job> {
         let id = JobId::new_v7(now, random);
         let _ = core.handle(now, Event::Enqueue { id, request });
     }
+    // a chain: blocked links with prerequisites, one with the array-creating merger
+    let _ = core.handle(now, Event::WorkerRegistered("link".into()));
+    let chain =
+        crate::core::Chain::begin_with([JobRequest::once("link")]).then([JobRequest::once("link")
+            .input_merger(crate::core::InputMerger::ArrayCreating)
+            .input(serde_json::json!({"own": 1}))]);
+    let ids = (0..2u8)
+        .map(|k| JobId::new_v7(now, [0xee, k, 0, 0, 0, 0, 0, 0, 0, 0]))
+        .collect();
+    let _ = core.handle(now, Event::EnqueueChain { ids, chain });
     let mut at = now;
     for step in 0..6 {
         for (id, attempt) in keep(&mut core, &mut out) {

@@ -18,16 +18,17 @@ pub use backwork_constraints::{
     Constraint, Constraints, DeviceState, ManualProbe, Network, NetworkRequirement, Probe, Unmet,
 };
 pub use core::{
-    Action, AllowAll, Anchor, AppHold, Backoff, BackoffKind, CatchUp, ChangeSet, Config,
-    ConflictPolicy, CoreError, CronSchedule, Decision, Disposition, Event, Force, HoldKind,
-    Interruption, Jitter, Job, JobId, JobRef, JobRequest, JobState, MIN_PREFIX_LEN, OsState,
-    Policy, PolicyContext, PolicyJob, PolicyReason, PolicyStop, Reply, RunOutcome, RunRecord,
-    RunResult, RunWrite, SHORT_ID_LEN, Schedule, Scheduler, Selector, StartJob, StopReason, Time,
-    Unique, WaitReason, jitter_offset, next_cron, parse_cron,
+    Action, After, AllowAll, Anchor, AppHold, Backoff, BackoffKind, CatchUp, Chain, ChainLink,
+    ChangeSet, Config, ConflictPolicy, CoreError, CronSchedule, Decision, Disposition, Event,
+    Force, HoldKind, InputMerger, Interruption, Jitter, Job, JobId, JobRef, JobRequest, JobState,
+    MIN_PREFIX_LEN, MergeError, OsState, Policy, PolicyContext, PolicyJob, PolicyReason,
+    PolicyStop, Reply, RunOutcome, RunRecord, RunResult, RunWrite, SHORT_ID_LEN, Schedule,
+    Scheduler, Selector, StartJob, StopReason, Time, Unique, Upstream, WaitReason, jitter_offset,
+    next_cron, parse_cron,
 };
 pub use runtime::{
-    Clock, FnWorker, JobUpdate, ManualClock, Receipt, Runtime, RuntimeBuilder, RuntimeError,
-    RuntimeHandle, Service, Stats, SystemClock, TestDriver, TestDriverBuilder, TokioClock, Wake,
-    WorkContext, WorkResult, Worker, worker_fn,
+    ChainReceipt, Clock, FnWorker, JobUpdate, ManualClock, Receipt, Runtime, RuntimeBuilder,
+    RuntimeError, RuntimeHandle, Service, Stats, SystemClock, TestDriver, TestDriverBuilder,
+    TokioClock, Wake, WorkContext, WorkResult, Worker, worker_fn,
 };
 pub use store::{MemoryStore, Store, StoreError};

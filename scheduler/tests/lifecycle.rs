@@ -486,10 +486,30 @@ fn retry_gives_a_failed_job_a_fresh_cycle() {
             .delay(mins(60))
             .unique("nightly", backwork_scheduler::ConflictPolicy::Keep),
     );
-    let before = h.job(other);
+    // the new job began a new sequence of the name: the cancelled one gave the name up (as
+    // WorkManager's `KEEP` deletes finished work of the name), so the name means `live` alone
+    assert_eq!(h.job(other).unique_name(), None);
+    assert_eq!(
+        h.core.resolve(&Selector::Name("nightly".into())).unwrap(),
+        [live]
+    );
+    // a finished job of a sequence whose other link is live keeps the name: not retried
+    let chain = backwork_scheduler::Chain::begin_with([
+        JobRequest::once(KIND).delay(mins(60)),
+        JobRequest::once(KIND).delay(mins(60)),
+    ])
+    .unique("pair", backwork_scheduler::ConflictPolicy::Keep);
+    let ids = vec![h.fresh_id(), h.fresh_id()];
+    h.handle(Event::EnqueueChain {
+        ids: ids.clone(),
+        chain,
+    })
+    .unwrap();
+    h.handle(Event::Cancel(Selector::Id(ids[0]))).unwrap();
+    let before = h.job(ids[0]);
     assert!(matches!(
-        h.handle(Event::Retry(Selector::Id(other))),
-        Err(CoreError::NameTaken { live: l, .. }) if l == live
+        h.handle(Event::Retry(Selector::Id(ids[0]))),
+        Err(CoreError::NameTaken { live: l, .. }) if l == ids[1]
     ));
-    assert_eq!(h.job(other), before, "a refusal changes nothing");
+    assert_eq!(h.job(ids[0]), before, "a refusal changes nothing");
 }

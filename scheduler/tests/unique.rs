@@ -166,7 +166,8 @@ fn append_runs_after_the_existing_job_succeeds() {
     assert_eq!(h.job(c).prerequisites, [b]);
     assert!(matches!(
         &h.core.why(h.now, b).unwrap()[..],
-        [backwork_scheduler::WaitReason::Blocked { on }] if on == &[a]
+        [backwork_scheduler::WaitReason::Blocked { on }]
+            if on == &[backwork_scheduler::JobRef { id: a, name: Some("chain".into()) }]
     ));
     h.finish(a, RunOutcome::Success(None));
     assert_eq!(h.job(b).state, JobState::Running);

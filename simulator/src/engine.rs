@@ -373,7 +373,7 @@ fn label(r: &WaitReason) -> Option<Label> {
         ),
         WaitReason::Blocked { .. } => (
             "prerequisites".into(),
-            "prerequisites".into(),
+            "waiting for its prerequisites to succeed".into(),
             WaitFamily::Other,
         ),
         WaitReason::ShuttingDown => (
@@ -1019,8 +1019,45 @@ pub fn simulate_with_progress(
                     let mut bytes = [0u8; 10];
                     bytes[2..].copy_from_slice(&(order.len() as u64 + 1).to_be_bytes());
                     let id = JobId::new_v7(sim.now, bytes);
-                    let warnings = match sim.core.handle(sim.now, Event::Enqueue { id, request }) {
-                        Ok(Reply::Enqueued { warnings, .. }) => warnings,
+                    let event = if spec.after.is_empty() {
+                        Event::Enqueue { id, request }
+                    } else {
+                        // a chain of one link: after the current jobs of each name named
+                        // (a job with copies: every copy)
+                        let mut after = Vec::new();
+                        for a in &spec.after {
+                            let copies = scenario.jobs.iter().find(|j| j.name == *a && j.count > 1);
+                            let names: Vec<String> = match copies {
+                                Some(j) => (1..=j.count).map(|k| format!("{a}-{k}")).collect(),
+                                None => vec![a.clone()],
+                            };
+                            for n in names {
+                                let jobs = sim
+                                    .core
+                                    .resolve(&backwork_scheduler::Selector::Name(n))
+                                    .unwrap_or_default();
+                                let waited: BTreeSet<JobId> = jobs
+                                    .iter()
+                                    .filter_map(|j| sim.core.job(*j))
+                                    .flat_map(|j| j.prerequisites)
+                                    .collect();
+                                after.extend(
+                                    jobs.into_iter()
+                                        .filter(|j| !waited.contains(j))
+                                        .map(backwork_scheduler::After::Job),
+                                );
+                            }
+                        }
+                        let mut chain = backwork_scheduler::Chain::new();
+                        chain.link(request, after);
+                        Event::EnqueueChain {
+                            ids: vec![id],
+                            chain,
+                        }
+                    };
+                    let warnings = match sim.core.handle(sim.now, event) {
+                        Ok(Reply::Enqueued { warnings, .. })
+                        | Ok(Reply::ChainEnqueued { warnings, .. }) => warnings,
                         Ok(_) => Vec::new(),
                         Err(CoreError::Rejected(reason)) => {
                             // the OS refused the submit: the app sees an error; go on

@@ -272,6 +272,15 @@ pub struct JobSpec {
     /// one).
     #[serde(default)]
     pub task: Option<IosTask>,
+    /// A chain: the names of one-off jobs this one-off job runs after (it waits blocked until
+    /// they all succeed, and fails or is cancelled with them). Each names an earlier `[[job]]`
+    /// (a job with copies: all of them, or one as `name-2`) added no later than this one.
+    #[serde(default)]
+    pub after: Vec<String>,
+    /// With `after`: `overwriting` (default) or `array-creating`, how the prerequisites'
+    /// outputs are merged into this job's input.
+    #[serde(default)]
+    pub input_merger: Option<String>,
 }
 
 /// The kind of iOS background task a job is.
@@ -337,6 +346,7 @@ impl JobSpec {
             unique: Some(name.to_string()),
             on_conflict: Some(policy.into()),
             tags: tags.into_iter().collect(),
+            input_merger: self.input_merger.clone(),
         };
         let cx = OptionContext { zone: Tz::UTC, now };
         options
@@ -430,6 +440,49 @@ impl Scenario {
                     });
                 }
                 seen.insert(name);
+            }
+        }
+        // chains: each `after` names an earlier one-off job (or its copies), added no later
+        let recurring = |j: &JobSpec| j.every.is_some() || j.cron.is_some();
+        for (i, j) in s.jobs.iter().enumerate() {
+            if !j.after.is_empty() && recurring(j) {
+                return Err(SimError::Job {
+                    job: j.name.clone(),
+                    detail: "after applies to one-off jobs only (a periodic or cron job cannot wait for others); drop every/cron or after".into(),
+                });
+            }
+            for a in &j.after {
+                let found = s.jobs[..i].iter().find(|p| {
+                    p.name == *a
+                        || (p.count > 1
+                            && a.strip_prefix(&format!("{}-", p.name))
+                                .and_then(|k| k.parse::<u32>().ok())
+                                .is_some_and(|k| (1..=p.count).contains(&k)))
+                });
+                let Some(p) = found else {
+                    return Err(SimError::Job {
+                        job: j.name.clone(),
+                        detail: format!(
+                            "after names {a}, which is not an earlier [[job]]; list the jobs of a chain in their order"
+                        ),
+                    });
+                };
+                if recurring(p) {
+                    return Err(SimError::Job {
+                        job: j.name.clone(),
+                        detail: format!(
+                            "after names {a}, a periodic or cron job, which never finishes; a job can only run after one-off jobs"
+                        ),
+                    });
+                }
+                if p.added.unwrap_or_default() > j.added.unwrap_or_default() {
+                    return Err(SimError::Job {
+                        job: j.name.clone(),
+                        detail: format!(
+                            "after names {a}, which is added later than this job; add it no later"
+                        ),
+                    });
+                }
             }
         }
         let buckets = std::iter::once(&s.device)

@@ -212,17 +212,9 @@ impl Scheduler {
         Ok(parsed)
     }
 
-    pub(super) fn enqueue(
-        &mut self,
-        now: Time,
-        id: JobId,
-        mut request: JobRequest,
-    ) -> Result<Reply, CoreError> {
-        let warnings = self.validate(now, &mut request)?;
-        if self.jobs.contains(&id) {
-            return Err(CoreError::DuplicateId(id));
-        }
-        // the unfinished jobs of the request's name are not counted: it replaces or updates them
+    /// Asks the policy whether `request` may be enqueued now (the unfinished jobs of its
+    /// unique name are not counted: it replaces or updates them).
+    pub(super) fn admit(&mut self, now: Time, request: &JobRequest) -> Result<(), CoreError> {
         let same_name: Vec<&Entry> = request
             .unique
             .as_ref()
@@ -251,91 +243,59 @@ impl Scheduler {
             pending_by_tag: &by_tag,
         };
         self.policy
-            .admit(now, &request, cx)
-            .map_err(CoreError::Rejected)?;
+            .admit(now, request, cx)
+            .map_err(CoreError::Rejected)
+    }
 
-        let mut prerequisite = None;
+    pub(super) fn enqueue(
+        &mut self,
+        now: Time,
+        id: JobId,
+        request: JobRequest,
+    ) -> Result<Reply, CoreError> {
+        let mut request = request;
+        let warnings = self.validate(now, &mut request)?;
+        if self.jobs.contains(&id) {
+            return Err(CoreError::DuplicateId(id));
+        }
+        self.admit(now, &request)?;
+
+        let mut prerequisites = Vec::new();
         let mut disposition = Disposition::Inserted;
         if let Some(u) = request.unique.clone() {
-            let chain = self.jobs.named(&u.name).to_vec();
-            let unfinished: Vec<JobId> = chain
-                .iter()
-                .copied()
-                .filter(|c| self.jobs.get(c).is_some_and(|j| !j.state.is_finished()))
-                .collect();
-            let last = chain.last().and_then(|c| self.jobs.get(c));
-            match u.policy {
-                ConflictPolicy::Keep => {
-                    if let Some(&existing) = unfinished.last() {
-                        return Ok(Reply::Enqueued {
-                            id: existing,
-                            disposition: Disposition::Kept,
-                            warnings,
-                        });
-                    }
+            if u.policy == ConflictPolicy::Update
+                && let Some(&existing) = self
+                    .jobs
+                    .named(&u.name)
+                    .iter()
+                    .rev()
+                    .find(|c| self.jobs.get(c).is_some_and(|j| !j.state.is_finished()))
+            {
+                self.update_in_place(existing, request);
+                return Ok(Reply::Enqueued {
+                    id: existing,
+                    disposition: Disposition::Updated,
+                    warnings,
+                });
+            }
+            match self.resolve_name(now, &u.name, u.policy) {
+                chain::NameOutcome::Kept(existing) => {
+                    return Ok(Reply::Enqueued {
+                        id: existing.last().copied().unwrap_or(id),
+                        disposition: Disposition::Kept,
+                        warnings,
+                    });
                 }
-                ConflictPolicy::Update => {
-                    if let Some(&existing) = unfinished.last() {
-                        self.update_in_place(existing, request);
-                        return Ok(Reply::Enqueued {
-                            id: existing,
-                            disposition: Disposition::Updated,
-                            warnings,
-                        });
-                    }
-                }
-                ConflictPolicy::Replace | ConflictPolicy::CancelAndReenqueue => {
-                    for c in &unfinished {
-                        self.cancel_one(now, *c, StopReason::Cancelled);
-                    }
-                    if !unfinished.is_empty() {
-                        disposition = Disposition::Replaced;
-                    }
-                }
-                ConflictPolicy::Append | ConflictPolicy::AppendOrReplace => {
-                    if let Some(last) = last {
-                        let broken = matches!(last.state, JobState::Failed | JobState::Cancelled);
-                        if !(broken && u.policy == ConflictPolicy::AppendOrReplace) {
-                            prerequisite = Some(last.id);
-                            disposition = Disposition::Appended;
-                        }
-                    }
+                chain::NameOutcome::Add {
+                    prerequisites: p,
+                    disposition: d,
+                } => {
+                    prerequisites = p;
+                    disposition = d;
                 }
             }
         }
-
-        let input = std::mem::take(&mut request.input);
-        let job = self.initial_job(now, id, request, prerequisite)?;
-        if !input.is_null() {
-            // a new job has no stored input to replace: a null one writes nothing
-            self.dirty_inputs.insert(id);
-        }
-        self.jobs.insert(
-            job,
-            Payloads {
-                input,
-                ..Payloads::default()
-            },
-        );
-        self.reindex(id);
-        if let Some(p) = prerequisite {
-            // Appending to a chain whose last job already failed or was cancelled: so does this one.
-            match self.jobs.get(&p).map(|j| j.state) {
-                Some(JobState::Failed) => self.finish_job(
-                    now,
-                    id,
-                    JobState::Failed,
-                    Some(StopReason::PrerequisiteFailed(p)),
-                ),
-                Some(JobState::Cancelled) => self.finish_job(
-                    now,
-                    id,
-                    JobState::Cancelled,
-                    Some(StopReason::PrerequisiteFailed(p)),
-                ),
-                _ => {}
-            }
-        }
+        self.insert_linked(now, id, request, prerequisites)?;
         Ok(Reply::Enqueued {
             id,
             disposition,
@@ -348,11 +308,13 @@ impl Scheduler {
         now: Time,
         id: JobId,
         request: JobRequest,
-        prerequisite: Option<JobId>,
+        prerequisites: Vec<JobId>,
     ) -> Result<Entry, CoreError> {
-        let blocked = prerequisite
-            .and_then(|p| self.jobs.get(&p))
-            .is_some_and(|p| p.state != JobState::Succeeded);
+        let blocked = prerequisites.iter().any(|p| {
+            self.jobs
+                .get(p)
+                .is_some_and(|p| p.state != JobState::Succeeded)
+        });
         let mut job = Entry {
             id,
             request: self.jobs.share(request),
@@ -371,7 +333,7 @@ impl Scheduler {
             last_success_started: None,
             runs_total: 0,
             cycle: 0,
-            prerequisites: prerequisite.into_iter().collect(),
+            prerequisites: prerequisites.into_boxed_slice(),
             stop_reason: None,
             finished_at: None,
             force: Force::default(),

@@ -185,6 +185,60 @@ pub enum CoreError {
     /// The policy rejected the request.
     #[error("the scheduling policy rejected the request: {0}")]
     Rejected(String),
+    /// A chain with no link.
+    #[error("the chain has no link; give it at least one job")]
+    EmptyChain,
+    /// The driver gave a chain a different number of ids than it has links (a driver bug).
+    #[error("the chain has {links} links but {ids} ids were given; give one id per link")]
+    ChainIds {
+        /// Ids given.
+        ids: usize,
+        /// Links in the chain.
+        links: usize,
+    },
+    /// A link of a chain of several links has a unique name of its own. (Links are counted
+    /// from 0 in the fields of these errors and from 1 in their messages.)
+    #[error(
+        "link {} of the chain has a unique name of its own; name the whole chain instead (every link then carries the name)",
+        link + 1
+    )]
+    NamedLink {
+        /// The link's index.
+        link: usize,
+    },
+    /// A link of a chain is periodic or cron (WorkManager chains only one-off work).
+    #[error(
+        "link {} of the chain is recurring; only one-off jobs can be chained (a periodic job never finishes, so nothing could run after it)",
+        link + 1
+    )]
+    RecurringLink {
+        /// The link's index.
+        link: usize,
+    },
+    /// A link waits for itself or for a later link.
+    #[error(
+        "link {} of the chain waits for link {}, which is not an earlier link; list each link after the links it waits for",
+        link + 1,
+        after + 1
+    )]
+    LinkOrder {
+        /// The link's index.
+        link: usize,
+        /// The index it names.
+        after: usize,
+    },
+    /// A prerequisite named by id is not held (never was, or was pruned).
+    #[error(
+        "the prerequisite {} is not queued (it never was, or it finished and was pruned); name a job `backwork list --all` shows",
+        .0.short()
+    )]
+    NoSuchPrerequisite(JobId),
+    /// A prerequisite is a recurring job, which never succeeds for good.
+    #[error(
+        "the prerequisite {} is a recurring job, which never finishes; a job can only run after one-off jobs",
+        .0.short()
+    )]
+    RecurringPrerequisite(JobId),
     /// `Load` was sent to a core that already holds jobs.
     #[error("the core already holds jobs; load a store only into a fresh core")]
     AlreadyLoaded,

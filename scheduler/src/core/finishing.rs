@@ -210,6 +210,14 @@ impl Scheduler {
         }
         self.deferred.remove(&id);
         self.reindex(id);
+        // a finished prerequisite is kept while a dependent of it is unfinished (its output is
+        // the dependent's input): once none is, its retention counts again
+        let prerequisites = self.jobs.get(&id).map(|j| j.prerequisites.to_vec());
+        for p in prerequisites.unwrap_or_default() {
+            if !self.has_unfinished_dependent(p) {
+                self.jobs.refile_prune(p);
+            }
+        }
         let dependents = self.jobs.dependents(&id).to_vec();
         for d in dependents {
             let Some(dep) = self.jobs.get(&d) else {
@@ -432,6 +440,9 @@ impl Scheduler {
             if self.active.contains_key(&id) {
                 self.jobs
                     .requeue_prune((key, id), Some(schedule::add(now, self.config.grace)));
+            } else if self.has_unfinished_dependent(id) {
+                // filed again when its last unfinished dependent finishes (`finish_job`)
+                self.jobs.requeue_prune((key, id), None);
             } else if schedule::add(finished, age) <= now {
                 self.jobs.requeue_prune((key, id), None);
                 self.remove(id);
@@ -443,6 +454,15 @@ impl Scheduler {
                 }
             }
         }
+    }
+
+    /// True when a job waits for `id` and has not finished (as WorkManager's `PruneWork`, a
+    /// finished job with such a dependent is not pruned).
+    pub(super) fn has_unfinished_dependent(&self, id: JobId) -> bool {
+        self.jobs
+            .dependents(&id)
+            .iter()
+            .any(|d| self.jobs.get(d).is_some_and(|d| !d.state.is_finished()))
     }
 
     /// Removes job `id`: from the table (with its payloads and indexes), and from what waits

@@ -448,6 +448,10 @@ pub struct JobRequest {
     /// A pseudo-random delay added to each due time, to spread a fleet's load.
     #[serde(default)]
     pub jitter: Option<Jitter>,
+    /// How the input of a job with prerequisites (a link of a [`Chain`](super::Chain)) is made
+    /// from its own input and their outputs; the overwriting merger by default, as WorkManager.
+    #[serde(default)]
+    pub input_merger: super::InputMerger,
 }
 
 /// A pseudo-random delay in `[0, max)` added to each due time (systemd's `RandomizedDelaySec`),
@@ -484,6 +488,7 @@ impl JobRequest {
             catch_up: CatchUp::One,
             accurate: false,
             jitter: None,
+            input_merger: super::InputMerger::Overwriting,
         }
     }
 
@@ -635,6 +640,13 @@ impl JobRequest {
         self
     }
 
+    /// Sets how the input of this job is made when it runs after prerequisites (see
+    /// [`InputMerger`](super::InputMerger)): WorkManager's `setInputMerger`.
+    pub fn input_merger(mut self, merger: super::InputMerger) -> Self {
+        self.input_merger = merger;
+        self
+    }
+
     /// Delays each due time by the same pseudo-random amount in `[0, max)`, fixed for the job.
     pub fn fixed_jitter(mut self, max: Duration) -> Self {
         self.jitter = Some(Jitter { max, fixed: true });
@@ -723,7 +735,8 @@ pub enum StopReason {
     /// ran out: it is not launched again unless the app submits anew): a one-off job fails, a
     /// recurring one moves to its next slot.
     Expired(super::PolicyStop),
-    /// A prerequisite failed or was cancelled.
+    /// A prerequisite failed or was cancelled (the prerequisite named is the one whose end
+    /// ended this job: in a chain `a → b → c` where `a` failed, `b` names `a` and `c` names `b`).
     PrerequisiteFailed(JobId),
 }
 
@@ -763,7 +776,9 @@ impl fmt::Display for StopReason {
             StopReason::Unknown => f.write_str("unknown (process died during the run)"),
             StopReason::Policy(r) => write!(f, "policy: {r}"),
             StopReason::Expired(r) => write!(f, "expired: {r}"),
-            StopReason::PrerequisiteFailed(id) => write!(f, "prerequisite {id} failed"),
+            StopReason::PrerequisiteFailed(id) => {
+                write!(f, "prerequisite {id} failed or was cancelled")
+            }
         }
     }
 }

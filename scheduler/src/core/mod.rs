@@ -42,10 +42,21 @@
 //! without its input) in one table that owns the jobs, their payloads (inputs, outputs, recent
 //! runs, held only for the jobs that have them) and every index over them (`table.rs`). What
 //! waits to be dispatched lives in the lanes (`lanes.rs`). The inputs are handled along four
-//! seams: admission (`admission.rs`), dispatch (`dispatch.rs`), finishing (`finishing.rs`) and
-//! recovery (`recovery.rs`, with `interrupted.rs`); `why.rs` explains a job's wait.
+//! seams: admission (`admission.rs`, with `chain.rs` for chains and unique-name sequences),
+//! dispatch (`dispatch.rs`, which merges a chained job's input at its start with `merge.rs`),
+//! finishing (`finishing.rs`) and recovery (`recovery.rs`, with `interrupted.rs`); `why.rs`
+//! explains a job's wait.
+//!
+//! # Chains
+//!
+//! A job waits for others through its `prerequisites` (the one dependency mechanism): it is
+//! [`JobState::Blocked`] until they all succeed, gets their outputs merged into its input by its
+//! [`InputMerger`] when it starts, and ends with [`StopReason::PrerequisiteFailed`] when one of
+//! them fails or is cancelled. [`Event::EnqueueChain`] enqueues a [`Chain`] (a DAG of one-off
+//! links) all or nothing, in one input; see [`Chain`] for the unique-name policies.
 
 mod admission;
+mod chain;
 mod dispatch;
 mod entry;
 mod error;
@@ -53,6 +64,7 @@ mod finishing;
 mod interrupted;
 mod job;
 mod lanes;
+mod merge;
 mod name;
 mod policy;
 mod recovery;
@@ -69,6 +81,7 @@ use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use chain::{After, Chain, ChainLink};
 use entry::{Entry, Payloads};
 pub use error::CoreError;
 pub use interrupted::Interruption;
@@ -78,6 +91,7 @@ pub use job::{
     JobId, JobRequest, JobState, RunOutcome, RunRecord, RunResult, SHORT_ID_LEN, Schedule,
     StopReason, Time, Unique, humanize, humanize_approx,
 };
+pub use merge::{InputMerger, MergeError, merge_inputs};
 pub use name::{MAX_NAME_BYTES, NameError, check_unique_name};
 pub use policy::{
     AllowAll, AppHold, Decision, HoldKind, OsState, Policy, PolicyContext, PolicyJob, PolicyReason,
@@ -88,9 +102,9 @@ pub use schedule::{
     jitter_offset, next_cron, next_periodic_window, parse_cron, periodic_window_at, since, sub,
 };
 pub use spec::{
-    ANCHOR_CHOICES, CATCH_UP_CHOICES, Choice, JobOptions, NO_TIMEOUT_WORDS, ON_CONFLICT_CHOICES,
-    OptionContext, OptionError, REQUIRES_CHOICES, choose, parse_at, parse_duration, parse_timeout,
-    parse_zone,
+    ANCHOR_CHOICES, CATCH_UP_CHOICES, Choice, INPUT_MERGER_CHOICES, JobOptions, NO_TIMEOUT_WORDS,
+    ON_CONFLICT_CHOICES, OptionContext, OptionError, REQUIRES_CHOICES, choose, parse_at,
+    parse_duration, parse_timeout, parse_zone,
 };
 use table::Table;
 pub use why::{JobRef, WaitReason};
@@ -216,7 +230,15 @@ pub enum Event {
         /// The request.
         request: JobRequest,
     },
-    /// Cancel the unfinished jobs the selector names.
+    /// Enqueue a chain (a DAG of one-off jobs) under fresh ids, one per link in order: all of
+    /// it or, refused, none of it (see [`Chain`]).
+    EnqueueChain {
+        /// The links' ids (the driver generates them), as many as the chain has links.
+        ids: Vec<JobId>,
+        /// The chain.
+        chain: Chain,
+    },
+    /// Cancel the unfinished jobs the selector names, and with them every job after them.
     Cancel(Selector),
     /// Give the failed or cancelled jobs the selector names a fresh cycle: enqueued again, due
     /// now (a recurring job: at its next slot), with no attempt charged and new idempotency keys.
@@ -307,6 +329,16 @@ pub enum Reply {
         /// What happened.
         disposition: Disposition,
         /// Values the core changed, e.g. an interval raised to the minimum.
+        warnings: Vec<String>,
+    },
+    /// A chain was enqueued (or resolved against its unique name).
+    ChainEnqueued {
+        /// The links' ids, in the chain's order; for [`Disposition::Kept`], the unfinished jobs
+        /// of the name that were kept instead.
+        ids: Vec<JobId>,
+        /// What happened.
+        disposition: Disposition,
+        /// Values the core changed, link by link.
         warnings: Vec<String>,
     },
     /// These jobs were cancelled.
@@ -409,10 +441,23 @@ pub struct StartJob {
     pub kind: String,
     /// The attempt number (1-based in the current cycle; already durable).
     pub attempt: u32,
-    /// The input payload.
+    /// The input payload: the job's own, or for a job with prerequisites the merge of its own
+    /// input and their outputs by its [`InputMerger`] (WorkManager's `getInputData`).
     pub input: Value,
     /// How many cycles of the job had ended when it started (part of its idempotency key).
     pub cycle: u64,
+    /// For a job with prerequisites: what they passed on (its `input` is then the merge of its
+    /// own input and this).
+    pub upstream: Option<Box<Upstream>>,
+}
+
+/// What the prerequisites of a starting job passed on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upstream {
+    /// The outputs of the prerequisites, merged by the job's [`InputMerger`] (an object).
+    pub outputs: Value,
+    /// The job's own input, as it was enqueued (before the merge).
+    pub own_input: Value,
 }
 
 impl StartJob {
@@ -549,6 +594,7 @@ impl Scheduler {
                 Ok(Reply::Done)
             }
             Event::Enqueue { id, request } => self.enqueue(now, id, request),
+            Event::EnqueueChain { ids, chain } => self.enqueue_chain(now, ids, chain),
             Event::Cancel(selector) => self.cancel(now, &selector),
             Event::Force { selector, force } => self.force(&selector, force),
             Event::Retry(selector) => self.retry_finished(now, &selector),

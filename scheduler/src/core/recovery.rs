@@ -64,6 +64,17 @@ impl Scheduler {
                 self.dirty.remove(&id);
             }
         }
+        // a blocked job whose prerequisites have all ended (in a store whose prerequisite was
+        // pruned by an older version, say) is settled now, not left waiting for good
+        let blocked: Vec<JobId> = self
+            .jobs
+            .entries()
+            .filter(|j| j.state == JobState::Blocked)
+            .map(|j| j.id)
+            .collect();
+        for id in blocked {
+            self.settle_blocked(now, id);
+        }
         self.apply_catch_up(now);
         Ok(Reply::Loaded {
             jobs: count,

@@ -14,6 +14,7 @@ use chrono::{NaiveDateTime, NaiveTime, TimeZone};
 use chrono_tz::Tz;
 
 use super::job::{Anchor, Backoff, CatchUp, ConflictPolicy, Jitter, JobRequest, Schedule, Time};
+use super::merge::InputMerger;
 
 /// One word an option takes, what it means, and the value it stands for.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -119,6 +120,20 @@ pub const ON_CONFLICT_CHOICES: &[Choice<ConflictPolicy>] = &[
     },
 ];
 
+/// The words of `input_merger`: WorkManager's two input mergers.
+pub const INPUT_MERGER_CHOICES: &[Choice<InputMerger>] = &[
+    Choice {
+        name: "overwriting",
+        help: "Every key of the prerequisites' outputs; a later one's value wins (OverwritingInputMerger)",
+        value: InputMerger::Overwriting,
+    },
+    Choice {
+        name: "array-creating",
+        help: "Every key, its values gathered into arrays (ArrayCreatingInputMerger)",
+        value: InputMerger::ArrayCreating,
+    },
+];
+
 /// The words of `timeout` that mean "no time limit".
 pub const NO_TIMEOUT_WORDS: &[&str] = &["none", "never"];
 
@@ -201,6 +216,8 @@ pub struct JobOptions {
     pub on_conflict: Option<String>,
     /// Tags.
     pub tags: Vec<String>,
+    /// A job that runs after others: one of [`INPUT_MERGER_CHOICES`] (default `overwriting`).
+    pub input_merger: Option<String>,
 }
 
 /// Why a job's options are refused. [`OptionError::option`] names the option at fault (the
@@ -557,6 +574,9 @@ impl JobOptions {
         }
         for t in &self.tags {
             r = r.tag(t.clone());
+        }
+        if let Some(m) = &self.input_merger {
+            r = r.input_merger(choose("input_merger", INPUT_MERGER_CHOICES, m)?);
         }
         Ok(r)
     }

@@ -252,6 +252,40 @@ impl Table {
         }
     }
 
+    /// Job `id` gives its unique name up (a new sequence of the name began): it leaves the
+    /// name's chain, and its request no longer carries the name.
+    pub fn release_name(&mut self, id: JobId) {
+        let Some(job) = self.entries.get_mut(&id) else {
+            return;
+        };
+        let Some(unique) = job.request.unique.clone() else {
+            return;
+        };
+        let mut request = JobRequest::clone(&job.request);
+        request.unique = None;
+        job.request = Arc::new(request);
+        if let Some(chain) = self.by_name.get_mut(&unique.name) {
+            chain.retain(|c| *c != id);
+            if chain.is_empty() {
+                self.by_name.remove(&unique.name);
+            }
+        }
+    }
+
+    /// Files finished job `id` for pruning at the end of its retention again (its pruning was
+    /// put off while a dependent of it was unfinished).
+    pub fn refile_prune(&mut self, id: JobId) {
+        if let Some(at) = self
+            .entries
+            .get(&id)
+            .filter(|j| j.state.is_finished())
+            .and_then(|j| j.finished_at)
+        {
+            self.prune_at
+                .insert((schedule::add(at, self.retention), id));
+        }
+    }
+
     /// Job `id`'s input payload (`Null`: none).
     pub fn input(&self, id: &JobId) -> Value {
         self.inputs.get(id).cloned().unwrap_or_default()

@@ -30,8 +30,8 @@ pub enum WaitReason {
     },
     /// It waits for prerequisites.
     Blocked {
-        /// The prerequisites that have not succeeded.
-        on: Vec<JobId>,
+        /// The prerequisites that have not succeeded, with their unique names.
+        on: Vec<JobRef>,
     },
     /// No worker is registered for its kind.
     NoWorker {
@@ -279,10 +279,14 @@ impl Scheduler {
                     .prerequisites
                     .iter()
                     .copied()
-                    .filter(|p| {
+                    .filter_map(|p| {
                         self.jobs
-                            .get(p)
-                            .is_some_and(|p| p.state != JobState::Succeeded)
+                            .get(&p)
+                            .filter(|p| p.state != JobState::Succeeded)
+                            .map(|p| JobRef {
+                                id: p.id,
+                                name: p.unique_name().map(str::to_string),
+                            })
                     })
                     .collect(),
             }),

@@ -154,6 +154,18 @@ pub struct Receipt {
     pub warnings: Vec<String>,
 }
 
+/// What [`RuntimeHandle::enqueue_chain`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainReceipt {
+    /// The links' ids in the chain's order; for [`Disposition::Kept`], the unfinished jobs of
+    /// the name that were kept instead.
+    pub ids: Vec<JobId>,
+    /// How the chain's unique name was resolved (`Inserted` when it has none).
+    pub disposition: Disposition,
+    /// Values the scheduler changed, link by link.
+    pub warnings: Vec<String>,
+}
+
 type Reply1<T> = oneshot::Sender<T>;
 
 /// One job as `inspect` gives it: its record and every reason it is not running now.
@@ -163,6 +175,10 @@ pub(crate) enum Command {
     Enqueue {
         request: JobRequest,
         reply: Reply1<Result<Receipt, RuntimeError>>,
+    },
+    EnqueueChain {
+        chain: crate::core::Chain,
+        reply: Reply1<Result<ChainReceipt, RuntimeError>>,
     },
     EnqueueMany {
         requests: Vec<JobRequest>,
@@ -218,7 +234,10 @@ impl Command {
     fn is_write(&self) -> bool {
         matches!(
             self,
-            Command::Enqueue { .. } | Command::EnqueueMany { .. } | Command::Event { .. }
+            Command::Enqueue { .. }
+                | Command::EnqueueMany { .. }
+                | Command::EnqueueChain { .. }
+                | Command::Event { .. }
         )
     }
 }
@@ -284,6 +303,16 @@ impl RuntimeHandle {
     /// which values were adjusted.
     pub async fn enqueue_resolved(&self, request: JobRequest) -> Result<Receipt, RuntimeError> {
         self.call(|reply| Command::Enqueue { request, reply })
+            .await?
+    }
+
+    /// Enqueues a chain (a DAG of one-off jobs, see [`Chain`](crate::Chain)) in one durable
+    /// commit: every link, or — refused — none. Returns once it is durable.
+    pub async fn enqueue_chain(
+        &self,
+        chain: crate::core::Chain,
+    ) -> Result<ChainReceipt, RuntimeError> {
+        self.call(|reply| Command::EnqueueChain { chain, reply })
             .await?
     }
 
@@ -1124,6 +1153,10 @@ impl Actor {
         let cmd = match cmd {
             Command::Enqueue { reply, .. } if reply.is_closed() => return,
             Command::EnqueueMany { reply, .. } if reply.is_closed() => return,
+            Command::EnqueueChain { reply, .. } if reply.is_closed() => return,
+            Command::EnqueueChain { reply, .. } if refusal.is_some() => {
+                return self.respond(reply, Err(refusal.unwrap_or(RuntimeError::Stopped)));
+            }
             Command::Event { reply, .. } if reply.is_closed() => return,
             Command::Enqueue { reply, .. } if refusal.is_some() => {
                 return self.respond(reply, Err(refusal.unwrap_or(RuntimeError::Stopped)));
@@ -1139,6 +1172,34 @@ impl Actor {
         match cmd {
             Command::Enqueue { request, reply } => {
                 let result = self.enqueue_one(request);
+                self.respond_after_commit(reply, result);
+            }
+            Command::EnqueueChain { chain, reply } => {
+                let now = self.clock.now();
+                let ids = chain.links.iter().map(|_| self.ids.next(now)).collect();
+                let result = self
+                    .feed(Event::EnqueueChain { ids, chain })
+                    .map(|r| match r {
+                        Reply::ChainEnqueued {
+                            ids,
+                            disposition,
+                            warnings,
+                        } => {
+                            for w in &warnings {
+                                tracing::warn!("{w}");
+                            }
+                            ChainReceipt {
+                                ids,
+                                disposition,
+                                warnings,
+                            }
+                        }
+                        _ => ChainReceipt {
+                            ids: Vec::new(),
+                            disposition: Disposition::Inserted,
+                            warnings: Vec::new(),
+                        },
+                    });
                 self.respond_after_commit(reply, result);
             }
             Command::EnqueueMany { requests, reply } => {
@@ -1577,6 +1638,7 @@ impl Actor {
                     id,
                     kind: start.kind,
                     input: start.input,
+                    upstream: start.upstream,
                     attempt,
                     idempotency_key,
                     cancel: token.clone(),

@@ -77,6 +77,7 @@ pub struct WorkContext {
     pub(super) id: JobId,
     pub(super) kind: String,
     pub(super) input: Value,
+    pub(super) upstream: Option<Box<crate::core::Upstream>>,
     pub(super) attempt: u32,
     pub(super) idempotency_key: String,
     pub(super) cancel: CancellationToken,
@@ -94,9 +95,25 @@ impl WorkContext {
         &self.kind
     }
 
-    /// The input payload.
+    /// The input payload: the job's own, or for a job with prerequisites (a link of a
+    /// [`Chain`](crate::Chain)) the merge of its own input and their outputs by its
+    /// [`InputMerger`](crate::InputMerger), as WorkManager's `getInputData`.
     pub fn input(&self) -> &Value {
         &self.input
+    }
+
+    /// For a job with prerequisites: their outputs merged (an object), without the job's own
+    /// input. `None` for a job without prerequisites.
+    pub fn upstream(&self) -> Option<&Value> {
+        self.upstream.as_deref().map(|u| &u.outputs)
+    }
+
+    /// The job's own input as it was enqueued, before any merge with its prerequisites'
+    /// outputs (the same as [`WorkContext::input`] for a job without prerequisites).
+    pub fn own_input(&self) -> &Value {
+        self.upstream
+            .as_deref()
+            .map_or(&self.input, |u| &u.own_input)
     }
 
     /// The input payload decoded into `T`.
