@@ -275,9 +275,12 @@ async fn read_network_manager(conn: &Connection) -> zbus::Result<NetworkManagerV
     )
     .await?;
     // `Metered` came with NetworkManager 1.2; older ones do not say
-    let metered = get(conn, NETWORK_MANAGER, NM_PATH, NETWORK_MANAGER, "Metered")
-        .await
-        .unwrap_or(metered::UNKNOWN);
+    let metered = match get(conn, NETWORK_MANAGER, NM_PATH, NETWORK_MANAGER, "Metered").await {
+        Ok(m) => m,
+        // no answer in time is not "unknown": the last values stand (see `read`)
+        Err(e) if timed_out(&e) => return Err(e),
+        Err(_) => metered::UNKNOWN,
+    };
     let primary = match get::<OwnedObjectPath>(
         conn,
         NETWORK_MANAGER,
@@ -386,31 +389,65 @@ async fn read_logind(conn: &Connection) -> zbus::Result<LogindValues> {
 
 /// True when `name` has an owner on the bus: asked first, so that reading a service never
 /// starts it (D-Bus activation of an installed but stopped UPower, say).
-async fn has_owner(conn: &Connection, name: &str) -> bool {
+async fn has_owner(conn: &Connection, name: &str) -> zbus::Result<bool> {
     let Ok(name) = zbus::names::BusName::try_from(name) else {
-        return false;
+        return Ok(false);
     };
-    match zbus::fdo::DBusProxy::new(conn).await {
-        Ok(bus) => bus.name_has_owner(name).await.unwrap_or(false),
-        Err(_) => false,
+    let bus = zbus::fdo::DBusProxy::new(conn).await?;
+    Ok(bus.name_has_owner(name).await?)
+}
+
+/// Whether `err` is a call that got no answer in time (the service or the bus is stalled),
+/// rather than an answer saying no.
+fn timed_out(err: &zbus::Error) -> bool {
+    match err {
+        zbus::Error::InputOutput(e) => e.kind() == std::io::ErrorKind::TimedOut,
+        zbus::Error::FDO(e) => matches!(
+            **e,
+            zbus::fdo::Error::TimedOut(_) | zbus::fdo::Error::NoReply(_)
+        ),
+        _ => false,
     }
 }
 
-/// Reads `service` again into `services`; a service that does not answer (or is not running)
-/// becomes `None`.
-pub async fn read(conn: &Connection, service: Service, services: &mut Services) {
-    if !has_owner(conn, service.bus_name()).await {
+/// Reads `service` again into `services`. A service that is not running, or answers with an
+/// error, becomes `None`; one that does not answer in time keeps its last values (a service
+/// stalled for a moment has not gone: its name is still owned) and `false` is returned, so that
+/// the caller asks again later.
+pub async fn read(conn: &Connection, service: Service, services: &mut Services) -> bool {
+    let owned = match has_owner(conn, service.bus_name()).await {
+        Ok(owned) => owned,
+        Err(e) if timed_out(&e) => return false,
+        Err(_) => false,
+    };
+    if !owned {
         match service {
             Service::NetworkManager => services.network_manager = None,
             Service::UPower => services.upower = None,
             Service::Logind => services.logind = None,
         }
-        return;
+        return true;
+    }
+    fn keep<T>(slot: &mut Option<T>, read: zbus::Result<T>) -> bool {
+        match read {
+            Ok(v) => {
+                *slot = Some(v);
+                true
+            }
+            Err(e) if timed_out(&e) => false,
+            Err(_) => {
+                *slot = None;
+                true
+            }
+        }
     }
     match service {
-        Service::NetworkManager => services.network_manager = read_network_manager(conn).await.ok(),
-        Service::UPower => services.upower = read_upower(conn).await.ok(),
-        Service::Logind => services.logind = read_logind(conn).await.ok(),
+        Service::NetworkManager => keep(
+            &mut services.network_manager,
+            read_network_manager(conn).await,
+        ),
+        Service::UPower => keep(&mut services.upower, read_upower(conn).await),
+        Service::Logind => keep(&mut services.logind, read_logind(conn).await),
     }
 }
 
@@ -418,7 +455,7 @@ pub async fn read(conn: &Connection, service: Service, services: &mut Services) 
 pub async fn read_all(conn: &Connection) -> Services {
     let mut services = Services::default();
     for s in Service::ALL {
-        read(conn, s, &mut services).await;
+        let _ = read(conn, s, &mut services).await;
     }
     services
 }
@@ -427,10 +464,47 @@ pub async fn read_all(conn: &Connection) -> Services {
 /// objects and interfaces read (sent by the service itself), and the owner changes of the
 /// three names. Each stream is subscribed (its match rule added on the bus) before this
 /// returns, so nothing sent after it is missed.
+///
+/// A signal counts only when its sender is the service's current owner (its unique name, asked
+/// with `GetNameOwner` and followed through `NameOwnerChanged`): the bus applies the match
+/// rules' `sender` to broadcast signals only, and any client may send a signal addressed to
+/// this connection alone (system.conf allows `send_type="signal"`), which zbus does not check
+/// against a well-known name either (`MatchRule::matches`, "Caveats").
 pub struct Changes {
     properties: Vec<(Service, MessageStream)>,
     owners: Vec<(Service, MessageStream)>,
     sleep: MessageStream,
+    /// The unique name that owns each service's name now, in [`Service::ALL`]'s order.
+    owner: [Option<String>; 3],
+}
+
+impl Service {
+    fn index(self) -> usize {
+        match self {
+            Service::NetworkManager => 0,
+            Service::UPower => 1,
+            Service::Logind => 2,
+        }
+    }
+}
+
+/// The unique name that owns `name` now, if any.
+async fn owner_of(conn: &Connection, name: &str) -> Option<String> {
+    let name = zbus::names::BusName::try_from(name).ok()?;
+    let bus = zbus::fdo::DBusProxy::new(conn).await.ok()?;
+    tokio::time::timeout(CALL_TIMEOUT, bus.get_name_owner(name))
+        .await
+        .ok()?
+        .ok()
+        .map(|n| n.to_string())
+}
+
+/// Whether `msg` was sent by `owner`.
+fn sent_by(msg: &zbus::Message, owner: &Option<String>) -> bool {
+    match (msg.header().sender(), owner) {
+        (Some(sender), Some(owner)) => sender.as_str() == owner,
+        _ => false,
+    }
 }
 
 /// What a signal said.
@@ -454,6 +528,8 @@ pub async fn subscribe(conn: &Connection) -> Result<Changes, DbusError> {
     // Only the objects and interfaces read, each from its service alone: any client may
     // send a signal on the system bus (system.conf allows `send_type="signal"`), and a busy
     // tree (a Wi-Fi scan changes every access point) must not wake the daemon.
+    // (the user objects as a namespace: their paths are logind's to choose, and the user's is
+    // known only once read)
     let watched: [(Service, &str, bool, &str); 5] = [
         (Service::NetworkManager, NM_PATH, false, NETWORK_MANAGER),
         (Service::UPower, UPOWER_PATH, false, UPOWER),
@@ -513,10 +589,16 @@ pub async fn subscribe(conn: &Connection) -> Result<Changes, DbusError> {
     let sleep = MessageStream::for_match_rule(rule, conn, None)
         .await
         .map_err(fail("logind's PrepareForSleep"))?;
+    // asked after the owner changes are subscribed: a change in between is seen by both
+    let mut owner: [Option<String>; 3] = Default::default();
+    for s in Service::ALL {
+        owner[s.index()] = owner_of(conn, s.bus_name()).await;
+    }
     Ok(Changes {
         properties,
         owners,
         sleep,
+        owner,
     })
 }
 
@@ -526,9 +608,32 @@ impl Changes {
     pub async fn next(&mut self) -> Option<Change> {
         poll_fn(|cx| {
             use std::task::Poll;
+            // owner changes first: a logind that restarts and at once announces a sleep must
+            // be seen to restart before its announcement is taken
+            for (service, stream) in &mut self.owners {
+                loop {
+                    match Pin::new(&mut *stream).poll_next(cx) {
+                        Poll::Ready(Some(Ok(msg))) => {
+                            let args: Result<(String, String, String), _> =
+                                msg.body().deserialize();
+                            if let Ok((_, _, new)) = args {
+                                self.owner[service.index()] = (!new.is_empty()).then_some(new);
+                            }
+                            return Poll::Ready(Some(Change::Owner(*service)));
+                        }
+                        Poll::Ready(Some(Err(_))) => {}
+                        Poll::Ready(None) => return Poll::Ready(None),
+                        Poll::Pending => break,
+                    }
+                }
+            }
+            let logind = &self.owner[Service::Logind.index()];
             loop {
                 match Pin::new(&mut self.sleep).poll_next(cx) {
                     Poll::Ready(Some(Ok(msg))) => {
+                        if !sent_by(&msg, logind) {
+                            continue;
+                        }
                         if let Ok(start) = msg.body().deserialize::<bool>() {
                             return Poll::Ready(Some(Change::PrepareForSleep(start)));
                         }
@@ -542,26 +647,16 @@ impl Changes {
             for (service, stream) in &mut self.properties {
                 loop {
                     match Pin::new(&mut *stream).poll_next(cx) {
-                        Poll::Ready(Some(Ok(_))) => {
-                            return Poll::Ready(Some(Change::Service(*service)));
+                        Poll::Ready(Some(Ok(msg))) => {
+                            if sent_by(&msg, &self.owner[service.index()]) {
+                                return Poll::Ready(Some(Change::Service(*service)));
+                            }
                         }
                         Poll::Ready(Some(Err(_))) => continue,
                         Poll::Ready(None) => {
                             closed += 1;
                             break;
                         }
-                        Poll::Pending => break,
-                    }
-                }
-            }
-            for (service, stream) in &mut self.owners {
-                loop {
-                    match Pin::new(&mut *stream).poll_next(cx) {
-                        Poll::Ready(Some(Ok(_))) => {
-                            return Poll::Ready(Some(Change::Owner(*service)));
-                        }
-                        Poll::Ready(Some(Err(_))) => {}
-                        Poll::Ready(None) => return Poll::Ready(None),
                         Poll::Pending => break,
                     }
                 }

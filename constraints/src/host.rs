@@ -769,6 +769,9 @@ fn logind_decides(idle: &IdleSource) -> bool {
     matches!(idle, IdleSource::Auto { .. } | IdleSource::Logind)
 }
 
+/// How long after a service did not answer in time it is asked again.
+const STALLED_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Reads the services [`Pending`] names, each burst of changes once, until it is closed.
 async fn read_changed(
     probe: HostProbe,
@@ -780,8 +783,16 @@ async fn read_changed(
         pending.wake.notified().await;
         let bits = pending.take();
         for service in crate::dbus::Service::ALL {
-            if bits & Pending::bit(service) != 0 {
-                crate::dbus::read(&conn, service, &mut services).await;
+            if bits & Pending::bit(service) != 0
+                && !crate::dbus::read(&conn, service, &mut services).await
+            {
+                // stalled: its last values stand, and it is asked again in a while (only
+                // while it does not answer)
+                let pending = pending.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(STALLED_RETRY).await;
+                    pending.mark(service);
+                });
             }
         }
         if pending.is_closed() {

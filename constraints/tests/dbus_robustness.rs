@@ -177,6 +177,39 @@ async fn a_prepare_for_sleep_not_from_logind_is_ignored() {
         "a forged PrepareForSleep was believed"
     );
 
+    // the same signal addressed to each connection on the bus, the probe's among them: the bus
+    // applies no match rule to it, so the probe must check who sent it
+    let bus_proxy = zbus::fdo::DBusProxy::new(&client).await.unwrap();
+    for name in bus_proxy.list_names().await.unwrap() {
+        if name.as_str().starts_with(':') {
+            client
+                .emit_signal(
+                    Some(name.as_str()),
+                    LOGIND_PATH,
+                    MANAGER,
+                    "PrepareForSleep",
+                    &true,
+                )
+                .await
+                .unwrap();
+        }
+    }
+    client
+        .call_method(
+            Some(LOGIND),
+            LOGIND_PATH,
+            Some("org.freedesktop.DBus.Properties"),
+            "Set",
+            &(MANAGER, "IdleHint", Value::from(false)),
+        )
+        .await
+        .unwrap();
+    until(&mut rx, "not idle (logind's hint)", |s| !s.idle).await;
+    assert!(
+        !*sleeping.borrow_and_update(),
+        "a forged PrepareForSleep sent to the probe alone was believed"
+    );
+
     // logind's own signal is followed
     logind_sleep(&bus, true).await;
     assert!(changed(&mut sleeping, "logind's PrepareForSleep(true)").await);
@@ -202,5 +235,69 @@ async fn a_logind_restarted_mid_sleep_leaves_the_machine_awake() {
     assert!(!changed(&mut sleeping, "the end of the sleep").await);
     bus.mock("logind", LOGIND, None).await;
     assert!(!*sleeping.borrow_and_update());
+    task.abort();
+}
+
+/// A NetworkManager that stalls for a moment (its replies wait: dbusmock answers one call at a
+/// time) has not gone: its last values stand, and it is asked again once it answers — the probe
+/// must not fall back to the link type (unmetered Wi-Fi) and stay there until NetworkManager's
+/// next signal.
+#[tokio::test]
+async fn a_service_that_stalls_keeps_its_values() {
+    let host = FakeHost::new();
+    host.iface("wlan0", "up", ARPHRD_ETHER, true)
+        .routes(&["wlan0"])
+        .load("0.10");
+    let Some(bus) = PrivateBus::start(&[("networkmanager", NM, None)]).await else {
+        return;
+    };
+    bus.add_property(NM, NM_PATH, NM, "Metered", METERED_GUESS_YES)
+        .await;
+    bus.call(
+        NM,
+        NM_PATH,
+        MOCK,
+        "AddMethod",
+        &(NM, "Stall", "", "", "import time; time.sleep(4)"),
+    )
+    .await;
+    let probe = probe_of(&host);
+    let task = probe
+        .watch_services(&Bus::Address(bus.address.clone()))
+        .await
+        .unwrap();
+    let mut rx = probe.subscribe();
+    until(&mut rx, "metered", |s| s.network == Network::Metered).await;
+
+    // a change signal, then NetworkManager stalls for 4 s: the reads it asks for time out (2 s)
+    bus.set(NM, NM_PATH, NM, "Metered", METERED_GUESS_YES).await;
+    let stall = {
+        let conn = zbus::connection::Builder::address(bus.address.as_str())
+            .unwrap()
+            .build()
+            .await
+            .unwrap();
+        tokio::spawn(async move {
+            let _ = conn
+                .call_method(Some(NM), NM_PATH, Some(NM), "Stall", &())
+                .await;
+        })
+    };
+    stall.await.unwrap();
+    let r = probe.report().unwrap();
+    assert_eq!(
+        r.state.network,
+        Network::Metered,
+        "{:?}",
+        r.readings.network
+    );
+    assert!(
+        matches!(r.readings.network.source, Source::NetworkManager { .. }),
+        "NetworkManager's values were dropped while it stalled: {:?}",
+        r.readings.network
+    );
+    // it answers again: a change is seen
+    bus.set(NM, NM_PATH, NM, "Metered", METERED_NO).await;
+    until(&mut rx, "unmetered", |s| s.network == Network::Unmetered).await;
     task.abort();
 }

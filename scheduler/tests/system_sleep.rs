@@ -84,7 +84,9 @@ fn a_run_in_progress_keeps_its_time_limit_across_a_suspend() {
         "no limit runs out while asleep"
     );
     h.jump_to(h.now + TimeDelta::hours(1));
-    // the wall-clock timer fires as the machine thaws, before logind says it resumed
+    // the wall-clock timer fires as the machine thaws, before logind says it resumed; the
+    // driver measured the hour asleep first (CLOCK_BOOTTIME − CLOCK_MONOTONIC)
+    h.handle(Event::Suspended(hours(1))).unwrap();
     h.handle(Event::ClockJumped).unwrap();
     h.handle(Event::Timeout).unwrap();
     assert!(
@@ -172,5 +174,66 @@ async fn the_runtime_follows_the_probe_across_a_suspend() {
         "catch-up = one: a single run for the five missed windows"
     );
     assert_eq!(job.last_started, Some(resume), "at the resume itself");
+    driver.shutdown().await.unwrap();
+}
+
+/// Lets the runtime's tasks (the actor, the worker) run what they can now, then asks the
+/// actor a question, which it answers after the inputs that came before it.
+async fn settle(driver: &TestDriver, id: backwork_scheduler::JobId) -> backwork_scheduler::Job {
+    for _ in 0..200 {
+        tokio::task::yield_now().await;
+    }
+    driver.job(id).await.unwrap().unwrap()
+}
+
+/// A suspend whose announcements come late — logind's `PrepareForSleep(true)` and `(false)`
+/// both handled after the thaw, as happens when the daemon holds no delay inhibitor lock
+/// (systemd.io/INHIBITOR_LOCKS) — or not at all: the time asleep, measured by the clock
+/// (`Clock::suspended`), still does not count against the time limit of a run it froze.
+#[tokio::test]
+async fn a_suspend_announced_late_or_never_does_not_count_as_run_time() {
+    let driver = TestDriver::builder()
+        .worker(
+            KIND,
+            worker_fn(|cx| async move {
+                cx.cancellation().cancelled().await;
+                WorkResult::retry()
+            }),
+        )
+        .start()
+        .await
+        .unwrap();
+    let id = driver
+        .enqueue(JobRequest::once(KIND).timeout(Some(secs(30))))
+        .await
+        .unwrap();
+    assert_eq!(settle(&driver, id).await.state, JobState::Running);
+    driver.clock().advance(secs(10));
+    assert_eq!(settle(&driver, id).await.state, JobState::Running);
+
+    // an hour asleep, with no word from logind before it
+    driver.clock().suspend(hours(1));
+    let job = settle(&driver, id).await;
+    assert_eq!(
+        (job.state, job.runs_total),
+        (JobState::Running, 1),
+        "the hour asleep was counted as run time: {job:?}"
+    );
+    // logind's two signals, both late
+    driver.probe().set_sleeping(true);
+    settle(&driver, id).await;
+    driver.probe().set_sleeping(false);
+    assert_eq!(settle(&driver, id).await.state, JobState::Running);
+
+    // 20 of its 30 seconds were left
+    driver.clock().advance(secs(19));
+    assert_eq!(settle(&driver, id).await.state, JobState::Running);
+    driver.clock().advance(secs(2));
+    let job = settle(&driver, id).await;
+    assert_eq!(
+        job.history.last().and_then(|r| r.stop_reason.clone()),
+        Some(backwork_scheduler::StopReason::Timeout),
+        "{job:?}"
+    );
     driver.shutdown().await.unwrap();
 }

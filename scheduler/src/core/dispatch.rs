@@ -407,9 +407,9 @@ impl Scheduler {
     pub(super) fn expire(&mut self, now: Time) {
         if self.asleep_since.is_some() && !self.shutting_down {
             // the runs are frozen with the machine: their limits count again at the resume,
-            // shifted by the time asleep (a wall-clock timer that fires as the machine thaws,
-            // before logind says it resumed, must not kill them); pruning waits too. A
-            // shutdown's grace periods still run out: stopping must end.
+            // moved by the time asleep (`Event::Suspended`); a wall-clock timer that fires as
+            // the machine thaws, before logind says it resumed, must not kill them. Pruning
+            // waits too. A shutdown's grace periods still run out: stopping must end.
             return;
         }
         let timed_out: Vec<JobId> = self

@@ -272,12 +272,17 @@ pub enum Event {
     /// new starts — not even a forced job — until [`Event::Resumed`]. Runs in progress are left
     /// alone: they freeze with the machine.
     PrepareForSleep,
-    /// The machine resumed (logind's `PrepareForSleep(false)`). The time it slept is added to
-    /// the time limits of the runs in progress, which did not run meanwhile (as systemd's
-    /// `RuntimeMaxSec=`, measured on `CLOCK_MONOTONIC`, does not count a suspend); missed slots
-    /// follow their catch-up policy at once, as for [`Event::ClockJumped`]; starts resume.
-    /// Without a [`Event::PrepareForSleep`] before it, it is only a clock jump.
+    /// The machine resumed (logind's `PrepareForSleep(false)`): missed slots follow their
+    /// catch-up policy at once, as for [`Event::ClockJumped`], and starts resume. Without a
+    /// [`Event::PrepareForSleep`] before it, it is only a clock jump.
     Resumed,
+    /// The machine was suspended this long (measured by the driver's clock, see
+    /// [`Clock::suspended`](crate::Clock::suspended)): the time is added to the limits of the
+    /// runs in progress, which were frozen meanwhile — as systemd's `RuntimeMaxSec=`, armed on
+    /// `CLOCK_MONOTONIC`, does not count a suspend — and missed slots follow their catch-up
+    /// policy. Fed before anything else learnt on waking, it holds however late the
+    /// announcements of the suspend come, or if none comes.
+    Suspended(Duration),
     /// Drop the finished jobs that finished at least `older_than` ago (`None`: the configured
     /// retention, which the core also applies by itself as time passes).
     Prune {
@@ -641,7 +646,12 @@ impl Scheduler {
                 Ok(Reply::Done)
             }
             Event::Resumed => {
-                self.resume(now);
+                self.asleep_since = None;
+                self.apply_catch_up(now);
+                Ok(Reply::Done)
+            }
+            Event::Suspended(slept) => {
+                self.suspended(now, slept);
                 Ok(Reply::Done)
             }
             Event::Shutdown { grace } => {

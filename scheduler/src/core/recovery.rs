@@ -82,19 +82,16 @@ impl Scheduler {
         })
     }
 
-    /// The machine resumed ([`Event::Resumed`]): the runs in progress get the time it slept
-    /// added to their limits (they were frozen with it), and missed slots follow their
+    /// The machine was suspended for `slept` ([`Event::Suspended`]): the runs in progress get
+    /// it added to their limits (they were frozen with it), and missed slots follow their
     /// catch-up policy.
-    pub(super) fn resume(&mut self, now: Time) {
-        if let Some(since) = self.asleep_since.take() {
-            let slept = (now - since).to_std().unwrap_or_default();
-            for run in self.active.values_mut() {
-                for t in [&mut run.deadline, &mut run.abort_at].into_iter().flatten() {
-                    *t = schedule::add(*t, slept);
-                }
-                if let Some((t, _)) = &mut run.policy_deadline {
-                    *t = schedule::add(*t, slept);
-                }
+    pub(super) fn suspended(&mut self, now: Time, slept: Duration) {
+        for run in self.active.values_mut() {
+            for t in [&mut run.deadline, &mut run.abort_at].into_iter().flatten() {
+                *t = schedule::add(*t, slept);
+            }
+            if let Some((t, _)) = &mut run.policy_deadline {
+                *t = schedule::add(*t, slept);
             }
         }
         self.apply_catch_up(now);

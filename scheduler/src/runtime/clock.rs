@@ -27,6 +27,16 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
 
     /// Resolves at (or soon after) `deadline`, or earlier if the wall clock is set meanwhile.
     fn sleep_until(&self, deadline: Time) -> BoxFuture<Wake>;
+
+    /// How long the machine has been suspended in all, from an origin of the clock's choosing:
+    /// it grows by the time asleep across a suspend, and only then. The runtime feeds each
+    /// growth to the core ([`Event::Suspended`](crate::Event::Suspended)) before anything
+    /// else it learns on waking, so the time asleep is never counted as run time, whenever the
+    /// announcements of the suspend arrive. `Duration::ZERO` (the default) for a clock that
+    /// cannot tell, such as a test's virtual clock.
+    fn suspended(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
 }
 
 /// The system's wall clock. On Linux it waits on a `timerfd` set to the absolute deadline on
@@ -51,6 +61,26 @@ impl Clock for SystemClock {
             tokio::time::sleep(since(deadline, Utc::now())).await;
             Wake::Deadline
         })
+    }
+
+    /// Linux: `CLOCK_BOOTTIME` − `CLOCK_MONOTONIC`, the two clocks clock_gettime(2) describes
+    /// as alike except that the first "includes any time that the system is suspended".
+    #[cfg(target_os = "linux")]
+    fn suspended(&self) -> std::time::Duration {
+        use nix::time::{ClockId, clock_gettime};
+        match (
+            clock_gettime(ClockId::CLOCK_BOOTTIME),
+            clock_gettime(ClockId::CLOCK_MONOTONIC),
+        ) {
+            (Ok(boot), Ok(mono)) => {
+                let d =
+                    std::time::Duration::from(boot).saturating_sub(std::time::Duration::from(mono));
+                // the two readings are a few hundred nanoseconds apart: only whole
+                // milliseconds count
+                std::time::Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            }
+            _ => std::time::Duration::ZERO,
+        }
     }
 }
 
@@ -164,13 +194,18 @@ impl Clock for TokioClock {
 #[derive(Debug, Clone)]
 pub struct ManualClock {
     tx: Arc<watch::Sender<Time>>,
+    /// What [`Clock::suspended`] says: the sum of [`ManualClock::suspend`]s.
+    asleep: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl ManualClock {
     /// A clock reading `start`.
     pub fn new(start: Time) -> Self {
         let (tx, _) = watch::channel(start);
-        ManualClock { tx: Arc::new(tx) }
+        ManualClock {
+            tx: Arc::new(tx),
+            asleep: Arc::default(),
+        }
     }
 
     /// Sets the time. Setting it backwards is allowed (a clock jump).
@@ -183,11 +218,25 @@ impl ManualClock {
         let next = add(self.now(), d);
         self.set(next);
     }
+
+    /// The machine sleeps for `d`: the time moves forward by `d` at once (no deadline on the
+    /// way is met on time) and [`Clock::suspended`] grows by `d`, as a real suspend looks to
+    /// the runtime.
+    pub fn suspend(&self, d: std::time::Duration) {
+        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        self.asleep
+            .fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+        self.advance(d);
+    }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> Time {
         *self.tx.borrow()
+    }
+
+    fn suspended(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.asleep.load(std::sync::atomic::Ordering::SeqCst))
     }
 
     fn sleep_until(&self, deadline: Time) -> BoxFuture<Wake> {

@@ -682,6 +682,7 @@ impl RuntimeBuilder {
         };
         let stop = CancellationToken::new();
         let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let suspended_seen = clock.suspended();
         let mut actor = Actor {
             core,
             store,
@@ -714,6 +715,7 @@ impl RuntimeBuilder {
             inflight: None,
             down: None,
             backoff: Duration::ZERO,
+            suspended_seen,
             log_zone,
         };
         let services_stop = stop.child_token();
@@ -847,6 +849,8 @@ struct Actor {
     backoff: Duration,
     /// The zone the run log shows times in.
     log_zone: chrono_tz::Tz,
+    /// The clock's [`Clock::suspended`] when last looked at.
+    suspended_seen: Duration,
 }
 
 /// The next value of a probe's channel; never, once the probe dropped it.
@@ -1099,6 +1103,15 @@ impl Actor {
     }
 
     fn take(&mut self, input: Input) {
+        // the time asleep first, so that no limit of a run frozen by the suspend runs out
+        // before it is moved (whatever woke the actor: the late timer, logind's resume…)
+        let suspended = self.clock.suspended();
+        if suspended >= self.suspended_seen + Duration::from_secs(1) {
+            let slept = suspended - self.suspended_seen;
+            self.suspended_seen = suspended;
+            tracing::info!(slept = %humantime::format_duration(slept), "the machine was suspended");
+            let _ = self.feed(Event::Suspended(slept));
+        }
         match input {
             Input::Done((id, attempt, outcome)) => {
                 self.runs.remove(&id);
