@@ -152,7 +152,7 @@ SIGTERM or SIGINT shut it down cleanly: running commands get SIGTERM, then SIGKI
 in the current directory, with a few variables of this shell (PATH, HOME, USER, LOGNAME, SHELL, LANG, LC_*, TZ; \
 more with --env), both captured now. Exit code 0 is success; any other \
 retries with backoff, unless --fail-on-exit names it.",
-        after_help = "Examples:\n  backwork add --in 10m -- notify-send 'tea is ready'\n  backwork add --every 6h --flex 30m --requires charging \\\n      --requires unmetered --unique photos -- rsync -a ~/photos nas:photos\n  backwork add --cron '0 3 * * 1' -- backup-weekly   # Mondays 03:00\n  backwork add --cron '0 0 3 * * *' --tz Europe/Berlin --tag backup \\\n      -- restic backup ~\n  backwork add --at 2026-12-01T03:00 --timeout 2h \\\n      -- sh -c 'make -C ~/src world > ~/build.log'"
+        after_help = "Examples:\n  backwork add --in 10m -- notify-send 'tea is ready'\n  backwork add --every 6h --flex 30m --requires charging \\\n      --requires unmetered --unique photos -- rsync -a ~/photos nas:photos\n  backwork add --cron '0 3 * * 1' -- backup-weekly   # Mondays 03:00\n  backwork add --cron '0 0 3 * * *' --tz Europe/Berlin --tag backup \\\n      -- restic backup ~\n  backwork add --at 2026-12-01T03:00 --timeout 2h \\\n      -- sh -c 'make -C ~/src world > ~/build.log'\n\nProgress: the command may write lines to the descriptor $BACKWORK_PROGRESS_FD (always 3);\neach line is its latest progress, shown by `show` and `list` while it runs:\n  echo \"40% uploading a.jpg\" >&\"$BACKWORK_PROGRESS_FD\"   # or 40, or words, or a JSON object\nLines are cut at 4096 bytes; see docs/cli.md, \"Progress\"."
     )]
     Add(Box<AddArgs>),
     /// One line per job: ID, NAME, SCHEDULE, STATE, NEXT, LEFT, LAST, RESULT, WAITING ON.
@@ -517,8 +517,9 @@ pub struct RunArgs {
     /// Also run it if its constraints do not hold.
     #[arg(long)]
     pub ignore_constraints: bool,
-    /// Wait for the run to end, print how it ended, and exit with its result: 0 for a success,
-    /// the command's exit code, 128 + N when signal N ended it, 1 for another failure.
+    /// Wait for the run to end (printing its progress reports to stderr as they change), print
+    /// how it ended, and exit with its result: 0 for a success, the command's exit code,
+    /// 128 + N when signal N ended it, 1 for another failure.
     #[arg(long)]
     pub wait: bool,
     /// Store, socket, output.

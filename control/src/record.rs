@@ -66,6 +66,10 @@ pub struct JobRecord {
     pub output: Option<Value>,
     /// Its recent runs, oldest first.
     pub runs: Vec<RunView>,
+    /// The latest progress its running worker reported (`null` when it is not running or has
+    /// reported none). Kept in the server's memory only: it is gone once the run ends.
+    #[serde(default)]
+    pub progress: Option<crate::protocol::ProgressView>,
 }
 
 /// A jitter: each due time is delayed by up to `max_ms`.
@@ -208,6 +212,7 @@ impl JobRecord {
             stop_reason: job.stop_reason.as_ref().map(StopView::of),
             output: job.output.clone(),
             runs: job.history.iter().map(RunView::of).collect(),
+            progress: None,
         }
     }
 

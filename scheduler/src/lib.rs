@@ -26,8 +26,8 @@ pub use core::{
     WaitReason, jitter_offset, next_cron, parse_cron,
 };
 pub use runtime::{
-    Clock, FnWorker, JobUpdate, ManualClock, Receipt, Runtime, RuntimeBuilder, RuntimeError,
-    RuntimeHandle, Service, Stats, SystemClock, TestDriver, TestDriverBuilder, TokioClock, Wake,
-    WorkContext, WorkResult, Worker, worker_fn,
+    Clock, FnWorker, JobProgress, JobUpdate, ManualClock, Receipt, Runtime, RuntimeBuilder,
+    RuntimeError, RuntimeHandle, Service, Stats, SystemClock, TestDriver, TestDriverBuilder,
+    TokioClock, Wake, WorkContext, WorkResult, Worker, worker_fn,
 };
 pub use store::{MemoryStore, Store, StoreError};
