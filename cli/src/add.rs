@@ -45,6 +45,7 @@ pub fn request(
         unique: args.unique.clone(),
         on_conflict: args.on_conflict.clone(),
         tags: args.tag.clone(),
+        expedited: args.expedited.clone(),
     };
     let cx = OptionContext {
         zone: local_zone(),

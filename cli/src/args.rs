@@ -390,6 +390,14 @@ pub struct AddArgs {
     /// Start at the due time exactly, not batched with other work (up to 1 min later).
     #[arg(long, help_heading = "Schedule")]
     pub accurate: bool,
+    /// Expedited work (WorkManager's setExpedited): start at once, ahead of other work waiting
+    /// for a slot, past the profile's holds, while the expedited quota lasts (desktop: 1 h of
+    /// runs per 24 h; android: the standby bucket's); then run as regular work (the default)
+    /// or drop the job. A one-off job with no delay, requiring at most the network and storage.
+    #[arg(long, value_name = "WHEN-OUT-OF-QUOTA", num_args = 0..=1, require_equals = true,
+          default_missing_value = "run-as-regular",
+          value_parser = choices(core::EXPEDITED_CHOICES), help_heading = "Schedule")]
+    pub expedited: Option<String>,
     /// Delay each due time by a pseudo-random amount up to this (spreads a fleet's load).
     #[arg(long, value_name = "DURATION", help_heading = "Schedule")]
     pub jitter: Option<String>,

@@ -479,6 +479,15 @@ pub fn show(detail: &JobDetail, style: &Style) -> String {
     if job.accurate {
         field("batching", "off (accurate)".into());
     }
+    if let Some(e) = &job.expedited {
+        field(
+            "expedited",
+            match e.as_str() {
+                "drop" => "yes; dropped if the expedited quota is used up".to_string(),
+                _ => "yes; runs as regular work if the expedited quota is used up".to_string(),
+            },
+        );
+    }
     if let Some(j) = job.jitter {
         field(
             "jitter",

@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use backwork_scheduler::core::{
-    ANCHOR_CHOICES, CATCH_UP_CHOICES, Choice, ON_CONFLICT_CHOICES, OptionError, REQUIRES_CHOICES,
-    choose, parse_zone,
+    ANCHOR_CHOICES, CATCH_UP_CHOICES, Choice, EXPEDITED_CHOICES, ON_CONFLICT_CHOICES, OptionError,
+    REQUIRES_CHOICES, choose, parse_zone,
 };
 use backwork_scheduler::{
     Backoff, BackoffKind, ConflictPolicy, Jitter, JobRequest, Schedule, Time, Unique,
@@ -62,6 +62,10 @@ pub struct NewJob {
     /// A random delay of each due time.
     #[serde(default)]
     pub jitter: Option<JitterView>,
+    /// Expedited work, and what to do once the expedited quota is used up: `run-as-regular`
+    /// or `drop` (absent or `null`: not expedited).
+    #[serde(default)]
+    pub expedited: Option<String>,
 }
 
 fn default_timeout_ms() -> Option<u64> {
@@ -188,6 +192,7 @@ impl NewJob {
                 max_ms: millis(j.max),
                 fixed: j.fixed,
             }),
+            expedited: r.expedited.map(|e| word(EXPEDITED_CHOICES, e)),
         }
     }
 
@@ -274,6 +279,9 @@ impl NewJob {
             max: ms(j.max_ms),
             fixed: j.fixed,
         });
+        if let Some(e) = &self.expedited {
+            r.expedited = Some(choose("expedited", EXPEDITED_CHOICES, e)?);
+        }
         Ok(r)
     }
 }

@@ -25,6 +25,10 @@ pub struct JobRecord {
     pub schedule: ScheduleView,
     /// Starts exactly when due, not batched.
     pub accurate: bool,
+    /// Expedited work, and what it does once the expedited quota is used up: `run-as-regular`
+    /// or `drop` (`null`: not expedited).
+    #[serde(default)]
+    pub expedited: Option<String>,
     /// The random delay of each due time.
     pub jitter: Option<JitterView>,
     /// Recurring jobs: what happens to slots missed while the machine was off: `one` or `skip`.
@@ -167,6 +171,7 @@ impl JobRecord {
             command,
             schedule: ScheduleView::of(job),
             accurate: r.accurate,
+            expedited: r.expedited.map(|e| e.to_string()),
             jitter: r.jitter.map(|j| JitterView {
                 max_ms: millis(j.max),
                 fixed: j.fixed,

@@ -14,16 +14,17 @@ use std::time::Duration;
 
 use backwork_scheduler::{
     Anchor, Backoff, BackoffKind, CatchUp, ConflictPolicy, Constraint, Constraints, Force, Jitter,
-    Job, JobId, JobRequest, JobState, NetworkRequirement, RunRecord, RunResult, Schedule,
-    StopReason, Time, Unique,
+    Job, JobId, JobRequest, JobState, NetworkRequirement, OutOfQuotaPolicy, RunRecord, RunResult,
+    Schedule, StopReason, Time, Unique,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// The format version of the job records this binary writes: the record's first byte.
 /// Format 2 added the schedule variant `PeriodicDelayed` (an initial delay and an anchor that
-/// may be left to the profile); format 1 records are read too.
-pub const JOB_FORMAT: u8 = 2;
+/// may be left to the profile); format 3 added, at the end, whether the job is expedited
+/// ([`Format3`]). Formats 1 and 2 are read too.
+pub const JOB_FORMAT: u8 = 3;
 /// The format version of the run records this binary writes: the record's first byte.
 pub const RUN_FORMAT: u8 = 1;
 
@@ -254,6 +255,21 @@ struct JobRec<'a> {
     stop_reason: Option<StopRec<'a>>,
     finished_at: Option<At>,
     force: (bool, bool),
+}
+
+/// The fields format 3 added after the last field of format 2 (see the layout): postcard
+/// encodes a struct as its fields in order, so this is read right after a [`JobRec`].
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Format3 {
+    /// The request's out-of-quota policy when it is expedited.
+    expedited: Option<ExpeditedRec>,
+}
+
+/// An expedited request's out-of-quota policy.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+enum ExpeditedRec {
+    RunAsNonExpedited,
+    Drop,
 }
 
 /// The run record, format 1 (see the layout).
@@ -487,6 +503,14 @@ pub fn encode_job(job: &Job, out: &mut Vec<u8>) -> Result<(), RecordError> {
     out.push(JOB_FORMAT);
     *out = postcard::to_extend(&job_rec(job), std::mem::take(out))
         .map_err(|e| RecordError::Encode(e.to_string()))?;
+    let tail = Format3 {
+        expedited: job.request.expedited.map(|p| match p {
+            OutOfQuotaPolicy::RunAsNonExpedited => ExpeditedRec::RunAsNonExpedited,
+            OutOfQuotaPolicy::Drop => ExpeditedRec::Drop,
+        }),
+    };
+    *out = postcard::to_extend(&tail, std::mem::take(out))
+        .map_err(|e| RecordError::Encode(e.to_string()))?;
     Ok(())
 }
 
@@ -515,8 +539,16 @@ fn whole<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, RecordError> {
 /// Decodes the job record of job `id`: a [`Job`] with a null input, no output and no history
 /// (the store fills them from their own tables).
 pub fn decode_job(id: JobId, bytes: &[u8]) -> Result<Job, RecordError> {
-    // format 1 differs from 2 only by a schedule variant it never uses: one decoder reads both
-    let r: JobRec<'_> = whole(body(bytes, JOB_FORMAT, 1)?)?;
+    // format 1 differs from 2 only by a schedule variant it never uses: one decoder reads both;
+    // format 3 has the fields of `Format3` after them
+    let format = bytes.first().copied().unwrap_or(0);
+    let body = body(bytes, JOB_FORMAT, 1)?;
+    let (r, tail): (JobRec<'_>, Format3) = if format >= 3 {
+        let (r, rest) = postcard::take_from_bytes(body)?;
+        (r, whole(rest)?)
+    } else {
+        (whole(body)?, Format3::default())
+    };
     let schedule = match r.schedule {
         ScheduleRec::Once { delay, not_before } => Schedule::Once {
             delay: dur(delay)?,
@@ -600,6 +632,10 @@ pub fn decode_job(id: JobId, bytes: &[u8]) -> Result<Job, RecordError> {
             }),
             None => None,
         },
+        expedited: tail.expedited.map(|e| match e {
+            ExpeditedRec::RunAsNonExpedited => OutOfQuotaPolicy::RunAsNonExpedited,
+            ExpeditedRec::Drop => OutOfQuotaPolicy::Drop,
+        }),
     };
     Ok(Job {
         id,
@@ -733,8 +769,58 @@ mod tests {
         );
         let mut bytes = Vec::new();
         encode_job(&job, &mut bytes).unwrap();
-        assert_eq!(bytes[0], 2);
+        assert_eq!(bytes[0], 3);
         let back = decode_job(job.id, &bytes).unwrap();
         assert_eq!(back.request.schedule, job.request.schedule);
+    }
+
+    /// Format 3 adds the out-of-quota policy of an expedited job at the end: both policies and
+    /// "not expedited" round-trip, as one byte each after the format 2 fields.
+    #[test]
+    fn format_3_keeps_whether_a_job_is_expedited() {
+        for expedited in [
+            None,
+            Some(OutOfQuotaPolicy::RunAsNonExpedited),
+            Some(OutOfQuotaPolicy::Drop),
+        ] {
+            let mut request = JobRequest::once("upload");
+            request.expedited = expedited;
+            let job = admitted(request);
+            let mut bytes = Vec::new();
+            encode_job(&job, &mut bytes).unwrap();
+            assert_eq!(bytes[0], 3);
+            let back = decode_job(job.id, &bytes).unwrap();
+            assert_eq!(back.request.expedited, expedited);
+            // the format 2 body, then the tail: `0` none, or `1` and the variant
+            let mut v2 = vec![2];
+            v2 = postcard::to_extend(&job_rec(&job), v2).unwrap();
+            let tail = &bytes[v2.len()..];
+            assert_eq!(
+                tail,
+                match expedited {
+                    None => &[0][..],
+                    Some(OutOfQuotaPolicy::RunAsNonExpedited) => &[1, 0][..],
+                    Some(OutOfQuotaPolicy::Drop) => &[1, 1][..],
+                }
+            );
+        }
+    }
+
+    /// A format 2 record (no tail) still reads, as a job that is not expedited; a format 2
+    /// record with the format 3 tail is damaged (bytes after its end).
+    #[test]
+    fn a_format_2_record_reads_as_not_expedited() {
+        let job = admitted(JobRequest::once("upload"));
+        let v2 = postcard::to_extend(&job_rec(&job), vec![2]).unwrap();
+        let back = decode_job(job.id, &v2).unwrap();
+        assert_eq!(back.request.expedited, None);
+        assert_eq!(back.request, job.request);
+        let mut v2_with_tail = v2.clone();
+        v2_with_tail.push(0);
+        assert!(decode_job(job.id, &v2_with_tail).is_err());
+        // and a format 3 record cut before its tail is damaged too
+        let mut v3_cut = v2;
+        v3_cut[0] = 3;
+        assert!(decode_job(job.id, &v3_cut).is_err());
     }
 }

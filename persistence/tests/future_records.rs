@@ -63,8 +63,8 @@ fn refused(path: &Path, id: JobId) -> String {
 fn a_newer_record_format_is_refused_naming_the_job() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.redb");
-    // byte 0 is the record's format version; this binary reads 1 and 2
-    let id = store_with_patched_record(&path, |b| b[0] = 3);
+    // byte 0 is the record's format version; this binary reads 1 to 3
+    let id = store_with_patched_record(&path, |b| b[0] = 4);
     let text = refused(&path, id);
     assert!(text.contains("newer"), "{text}");
 }
@@ -74,9 +74,10 @@ fn an_unknown_stop_reason_is_refused_naming_the_job() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.redb");
     // The record ends with: stop_reason = Some (1) · variant 7, prerequisite failed · its job id
-    // (16 bytes) · finished_at = None (0) · force (0, 0). Variant 8 does not exist (yet).
+    // (16 bytes) · finished_at = None (0) · force (0, 0) · expedited = None (0, format 3).
+    // Variant 8 does not exist (yet).
     let id = store_with_patched_record(&path, |b| {
-        let at = b.len() - 20;
+        let at = b.len() - 21;
         assert_eq!(
             (b[at - 1], b[at]),
             (1, 7),

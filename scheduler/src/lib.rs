@@ -19,11 +19,11 @@ pub use backwork_constraints::{
 };
 pub use core::{
     Action, AllowAll, Anchor, AppHold, Backoff, BackoffKind, CatchUp, ChangeSet, Config,
-    ConflictPolicy, CoreError, CronSchedule, Decision, Disposition, Event, Force, HoldKind,
-    Interruption, Jitter, Job, JobId, JobRef, JobRequest, JobState, MIN_PREFIX_LEN, OsState,
-    Policy, PolicyContext, PolicyJob, PolicyReason, Reply, RunOutcome, RunRecord, RunResult,
-    RunWrite, SHORT_ID_LEN, Schedule, Scheduler, Selector, StartJob, StopReason, Time, Unique,
-    WaitReason, jitter_offset, next_cron, parse_cron,
+    ConflictPolicy, CoreError, CronSchedule, Decision, Disposition, Event, ExpeditedQuota, Force,
+    HoldKind, Interruption, Jitter, Job, JobId, JobRef, JobRequest, JobState, MIN_PREFIX_LEN,
+    OsState, OutOfQuotaPolicy, Policy, PolicyContext, PolicyJob, PolicyReason, Reply, RunOutcome,
+    RunRecord, RunResult, RunWrite, SHORT_ID_LEN, Schedule, Scheduler, Selector, StartJob,
+    StopReason, Time, Unique, WaitReason, jitter_offset, next_cron, parse_cron,
 };
 pub use runtime::{
     Clock, FnWorker, JobProgress, JobUpdate, ManualClock, Receipt, Runtime, RuntimeBuilder,

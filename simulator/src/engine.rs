@@ -1028,6 +1028,7 @@ pub fn simulate_with_progress(
                             quota_hits: 0,
                             stops: BTreeMap::new(),
                             held: Vec::new(),
+                            cancelled: None,
                         },
                     );
                     order.push(id);
@@ -1101,6 +1102,14 @@ pub fn simulate_with_progress(
     let mut quota_hits = 0;
     for id in order {
         if let Some(mut r) = sim.reports.remove(&id) {
+            r.cancelled = sim
+                .core
+                .job(id)
+                .filter(|j| j.state == backwork_scheduler::JobState::Cancelled)
+                .map(|j| {
+                    j.stop_reason
+                        .map_or_else(|| "cancelled".to_string(), |s| s.to_string())
+                });
             r.per_day = (whole_days > 0).then(|| {
                 let n = r
                     .runs

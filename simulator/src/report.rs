@@ -116,6 +116,11 @@ pub struct JobReport {
     /// [`Report::waits`] gives them with the `app_wide` stretches resolved.
     #[serde(default)]
     pub held: Vec<HeldInterval>,
+    /// Why the job was cancelled, if it was (by the scenario, or dropped: an expedited job
+    /// whose out-of-quota policy is `drop`, once the expedited quota is used up) — its stop
+    /// reason as a sentence; `None` otherwise.
+    #[serde(default)]
+    pub cancelled: Option<String>,
 }
 
 /// The whole report. The same scenario and seed give the same report, byte for byte.

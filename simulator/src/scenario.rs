@@ -247,6 +247,10 @@ pub struct JobSpec {
     /// Start exactly when due, not batched.
     #[serde(default)]
     pub accurate: bool,
+    /// Expedited work (`backwork add --expedited`): `run-as-regular` or `drop`, what to do
+    /// once the profile's expedited quota is used up.
+    #[serde(default)]
+    pub expedited: Option<String>,
     /// Delay each due time by up to this.
     #[serde(default)]
     pub jitter: Option<String>,
@@ -337,6 +341,7 @@ impl JobSpec {
             unique: Some(name.to_string()),
             on_conflict: Some(policy.into()),
             tags: tags.into_iter().collect(),
+            expedited: self.expedited.clone(),
         };
         let cx = OptionContext { zone: Tz::UTC, now };
         options

@@ -13,8 +13,15 @@ impl Scheduler {
             return;
         };
         let ran_for = since(now, active.started);
+        if active.expedited {
+            self.ej_ledger.finished(now);
+        }
         if let Some(job) = self.jobs.get(&id) {
-            self.policy.on_finished(now, job.policy_view(), ran_for);
+            let view = PolicyJob {
+                expedited: active.expedited,
+                ..job.policy_view()
+            };
+            self.policy.on_finished(now, view, ran_for);
         }
         let (mut result, output, mut note) = match outcome {
             RunOutcome::Success(out) => (RunResult::Success, out, None),
