@@ -249,6 +249,12 @@ async fn run(
         Ok(p) => p,
         Err(e) => return judge(&std::io::Error::from(e)),
     };
+    // a daemon started with a standard descriptor closed may get 0–2 for the pipe; those are
+    // the supervisor's stdin, stdout and stderr in the child, so move the write end above them
+    let progress_tx = match crate::progress::above_stdio(progress_tx) {
+        Ok(fd) => fd,
+        Err(e) => return judge(&e),
+    };
     let mut cmd = tokio::process::Command::new(&worker.supervisor);
     cmd.arg0("backwork")
         .arg(supervise::SUBCOMMAND)

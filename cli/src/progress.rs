@@ -47,6 +47,18 @@ pub const MAX_LINE: usize = 4096;
 /// faster has its lines coalesced (the latest wins).
 pub const REPORT_GAP: Duration = Duration::from_millis(50);
 
+/// `fd` itself if it is above the standard descriptors (0–2), else a close-on-exec duplicate
+/// that is (`F_DUPFD_CLOEXEC` from 3, fcntl(2)).
+pub fn above_stdio(fd: std::os::fd::OwnedFd) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    let dup = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(PROGRESS_FD))?;
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) returned a new descriptor that nothing else owns
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(dup) })
+}
+
 /// In the supervisor's child between fork and exec: puts the pipe's write end `fd` at
 /// [`PROGRESS_FD`], open across exec. Only async-signal-safe calls (dup2(2), fcntl(2)).
 pub fn install(fd: std::os::fd::RawFd) -> std::io::Result<()> {
@@ -236,6 +248,17 @@ mod tests {
             parse_line(b"bad \xff byte"),
             Some(json!({"message": "bad \u{fffd} byte"}))
         );
+    }
+
+    /// (Only the case that leaves things as they are is tested in process: closing a standard
+    /// descriptor here would race with the other tests' files.)
+    #[test]
+    fn a_pipe_end_above_the_standard_descriptors_is_kept() {
+        use std::os::fd::AsRawFd;
+        let (_r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let kept = w.as_raw_fd();
+        assert!(kept > 2);
+        assert_eq!(above_stdio(w).unwrap().as_raw_fd(), kept);
     }
 
     #[test]

@@ -408,7 +408,8 @@ impl Sim<'_> {
                     let Some((spec, _)) = self.spec_of.get(&s.id) else {
                         continue;
                     };
-                    let outcome = self.scenario.jobs[*spec].outcome;
+                    let scenario: &Scenario = self.scenario;
+                    let outcome = &scenario.jobs[*spec].outcome;
                     let fails = outcome.fail > 0.0 && self.rng.random_bool(outcome.fail);
                     self.running.insert(
                         s.id,
@@ -451,10 +452,21 @@ impl Sim<'_> {
                     *rep.stops.entry(why.to_string()).or_default() += 1;
                 }
             }
+            // the progress reported by now: of n values, the i-th at i/n of the duration
+            let progress = self.spec_of.get(&id).and_then(|(i, _)| {
+                let o = &self.scenario.jobs.get(*i)?.outcome;
+                let n = o.progress.len();
+                let ran = (self.now - start).to_std().unwrap_or_default();
+                let reported = (1..=n)
+                    .take_while(|k| o.duration.mul_f64(*k as f64 / n as f64) <= ran)
+                    .count();
+                reported.checked_sub(1).map(|k| o.progress[k])
+            });
             rep.runs.push(RunReport {
                 start,
                 end: self.now,
                 outcome,
+                progress,
             });
         }
     }

@@ -9,7 +9,7 @@ use backwork_scheduler::Time;
 use serde::{Deserialize, Serialize};
 
 /// One run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunReport {
     /// When it started.
     pub start: Time,
@@ -17,6 +17,10 @@ pub struct RunReport {
     pub end: Time,
     /// `success`, `retry`, `stopped: REASON`, or `crashed`.
     pub outcome: String,
+    /// The last progress (a percentage) the run reported before it ended — what `show` would
+    /// have shown last — from the job's `outcome.progress`; `None` if it reported none by then.
+    #[serde(default)]
+    pub progress: Option<f64>,
 }
 
 /// A stretch of time a job waited, and why: one reason code per interval (a wait for two

@@ -167,7 +167,7 @@ impl EventSpec {
 }
 
 /// How a job's runs turn out.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Outcome {
     /// The probability that a run fails and asks to be retried.
@@ -176,6 +176,12 @@ pub struct Outcome {
     /// How long each run takes.
     #[serde(default = "one_second", with = "humantime_serde")]
     pub duration: Duration,
+    /// The progress each run reports (`WorkContext::set_progress`, a command's
+    /// `BACKWORK_PROGRESS_FD` line), as percentages: of `n` values, the `i`-th is reported once
+    /// `i/n` of `duration` has passed (the last at the run's end). The report gives each run
+    /// the last one reported before it ended ([`crate::RunReport::progress`]).
+    #[serde(default)]
+    pub progress: Vec<f64>,
 }
 
 fn one_second() -> Duration {
@@ -187,6 +193,7 @@ impl Default for Outcome {
         Outcome {
             fail: 0.0,
             duration: one_second(),
+            progress: Vec::new(),
         }
     }
 }
@@ -303,6 +310,19 @@ impl JobSpec {
                 detail: format!(
                     "outcome.fail {} is not a probability; use a number from 0 to 1",
                     self.outcome.fail
+                ),
+            });
+        }
+        if let Some(p) = self
+            .outcome
+            .progress
+            .iter()
+            .find(|p| !(0.0..=100.0).contains(*p))
+        {
+            return Err(SimError::Job {
+                job: self.name.clone(),
+                detail: format!(
+                    "outcome.progress {p} is not a percentage; use numbers from 0 to 100"
                 ),
             });
         }
