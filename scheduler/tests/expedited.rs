@@ -1,6 +1,6 @@
 //! Expedited work (WorkManager's `setExpedited(OutOfQuotaPolicy)`, JobScheduler's expedited
-//! jobs): it starts ahead of ordinary work queued earlier when a run slot frees, passes the
-//! profile's app-wide holds (Doze, standby quotas) under its own quota of run time per rolling
+//! jobs): it starts ahead of ordinary work queued earlier when a run slot frees, is never held
+//! back by the batching window, passes the profile's app-wide holds (Doze, standby quotas) under its own quota of run time per rolling
 //! window, and once that quota is used up follows its out-of-quota policy — run as ordinary
 //! work (held like any job), or be dropped with a reason. Requests that cannot be expedited are
 //! refused as WorkManager refuses them. Guards against expedited work that waits behind a
@@ -184,4 +184,44 @@ fn what_cannot_be_expedited_is_refused() {
         .expedited(e);
     assert!(h.try_enqueue(ok).is_ok());
     assert!(h.core.jobs().count() == 1, "refusals changed nothing");
+}
+
+/// With batching on (the desktop's 1-minute window), an ordinary retry may wait past its
+/// backoff to share a wake-up with work due a little later; an expedited one starts when its
+/// backoff ends.
+#[test]
+fn an_expedited_retry_is_not_batched() {
+    let run = |expedited: bool| {
+        let mut h = Harness::with(Config::default(), Box::new(backwork_scheduler::AllowAll)).auto(
+            |_, attempt| {
+                Some(if attempt == 1 {
+                    RunOutcome::Retry(None)
+                } else {
+                    RunOutcome::Success(None)
+                })
+            },
+        );
+        let t0 = h.now;
+        let mut request = JobRequest::once(KIND);
+        if expedited {
+            request = request.expedited(OutOfQuotaPolicy::RunAsNonExpedited);
+        }
+        let id = h.enqueue(request);
+        // ordinary work due 80 s in: within the batching window of the retry's gate (30 s)
+        h.enqueue(JobRequest::once(KIND).delay(secs(80)));
+        h.advance(mins(5));
+        let starts = h.starts(id);
+        assert_eq!(starts.len(), 2);
+        (starts[1] - t0).num_seconds()
+    };
+    assert_eq!(
+        run(false),
+        80,
+        "the ordinary retry shares the wake-up at 80 s"
+    );
+    assert_eq!(
+        run(true),
+        30,
+        "the expedited retry starts when its backoff ends"
+    );
 }
