@@ -208,6 +208,7 @@ impl Scheduler {
         reason: Option<StopReason>,
     ) {
         self.jobs.finish(id, state, now);
+        self.demoted.remove(&id); // a demotion lasts until the job's next start, or its end
         let Some(job) = self.jobs.get_mut(&id) else {
             return;
         };
@@ -457,6 +458,7 @@ impl Scheduler {
     pub(super) fn remove(&mut self, id: JobId) {
         // unfiled first: where it waits is kept on its entry
         self.lanes.remove(&mut self.jobs, id);
+        self.demoted.remove(&id);
         if self.jobs.remove(id).is_none() {
             return;
         }
