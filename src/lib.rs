@@ -53,13 +53,13 @@ pub use backwork_scheduler::core;
 pub use backwork_scheduler::{
     Action, After, AllowAll, Anchor, Backoff, BackoffKind, CatchUp, Chain, ChainLink, ChainReceipt,
     ChangeSet, Clock, Config, ConflictPolicy, Constraint, Constraints, CoreError, Decision,
-    DeviceState, Disposition, Event, FnWorker, Force, InputMerger, Interruption, Job, JobId,
-    JobRequest, JobState, JobUpdate, ManualClock, ManualProbe, MemoryStore, MergeError, Network,
-    NetworkRequirement, Policy, PolicyContext, Probe, Receipt, Reply, RunOutcome, RunRecord,
-    RunResult, Runtime, RuntimeBuilder, RuntimeError, RuntimeHandle, Schedule, Scheduler, Selector,
-    Service, StartJob, Stats, StopReason, Store, StoreError, SystemClock, TestDriver,
-    TestDriverBuilder, Time, TokioClock, Unique, Unmet, Upstream, WaitReason, WorkContext,
-    WorkResult, Worker, worker_fn,
+    DeviceState, Disposition, Event, ExpeditedQuota, FnWorker, Force, InputMerger, Interruption,
+    Job, JobId, JobProgress, JobRequest, JobState, JobUpdate, ManualClock, ManualProbe,
+    MemoryStore, MergeError, Network, NetworkRequirement, OutOfQuotaPolicy, Policy, PolicyContext,
+    Probe, Receipt, Reply, RunOutcome, RunRecord, RunResult, Runtime, RuntimeBuilder, RuntimeError,
+    RuntimeHandle, Schedule, Scheduler, Selector, Service, StartJob, Stats, StopReason, Store,
+    StoreError, SystemClock, TestDriver, TestDriverBuilder, Time, TokioClock, Unique, Unmet,
+    Upstream, WaitReason, WorkContext, WorkResult, Worker, worker_fn,
 };
 
 /// The README's Rust examples, compiled and run as doc-tests so they stay true.

@@ -46,6 +46,7 @@ pub fn request(
         on_conflict: args.on_conflict.clone(),
         tags: args.tag.clone(),
         input_merger: args.input_merger.clone(),
+        expedited: args.expedited.clone(),
     };
     let cx = OptionContext {
         zone: local_zone(),

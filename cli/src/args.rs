@@ -155,7 +155,7 @@ retries with backoff, unless --fail-on-exit names it. With --after, it runs once
 succeeded (and fails or is cancelled with them); its command then finds their standard output in the \
 file $BACKWORK_INPUT_STDOUT and their outputs merged, as JSON, in the file $BACKWORK_INPUT. \
 --chain FILE adds a whole chain at once, all or nothing.",
-        after_help = "Examples:\n  backwork add --in 10m -- notify-send 'tea is ready'\n  backwork add --every 6h --flex 30m --requires charging \\\n      --requires unmetered --unique photos -- rsync -a ~/photos nas:photos\n  backwork add --cron '0 3 * * 1' -- backup-weekly   # Mondays 03:00\n  backwork add --cron '0 0 3 * * *' --tz Europe/Berlin --tag backup \\\n      -- restic backup ~\n  backwork add --at 2026-12-01T03:00 --timeout 2h \\\n      -- sh -c 'make -C ~/src world > ~/build.log'\n  backwork add --unique zip -- sh -c 'tar czf /tmp/a.tgz ~/a && echo /tmp/a.tgz'\n  backwork add --after zip \\\n      -- sh -c 'read f < \"$BACKWORK_INPUT_STDOUT\"; scp \"$f\" nas:'\n  backwork add --chain nightly.chain --unique nightly --on-conflict append"
+        after_help = "Examples:\n  backwork add --in 10m -- notify-send 'tea is ready'\n  backwork add --every 6h --flex 30m --requires charging \\\n      --requires unmetered --unique photos -- rsync -a ~/photos nas:photos\n  backwork add --cron '0 3 * * 1' -- backup-weekly   # Mondays 03:00\n  backwork add --cron '0 0 3 * * *' --tz Europe/Berlin --tag backup \\\n      -- restic backup ~\n  backwork add --at 2026-12-01T03:00 --timeout 2h \\\n      -- sh -c 'make -C ~/src world > ~/build.log'\n  backwork add --unique zip -- sh -c 'tar czf /tmp/a.tgz ~/a && echo /tmp/a.tgz'\n  backwork add --after zip \\\n      -- sh -c 'read f < \"$BACKWORK_INPUT_STDOUT\"; scp \"$f\" nas:'\n  backwork add --chain nightly.chain --unique nightly --on-conflict append\n\nProgress: the command may write lines to the descriptor $BACKWORK_PROGRESS_FD (always 3);\neach line is its latest progress, shown by `show` and `list` while it runs:\n  echo \"40% uploading a.jpg\" >&\"$BACKWORK_PROGRESS_FD\"   # or 40, or words, or a JSON object\nLines are cut at 4096 bytes; see docs/cli.md, \"Progress\"."
     )]
     Add(Box<AddArgs>),
     /// One line per job: ID, NAME, SCHEDULE, STATE, NEXT, LEFT, LAST, RESULT, WAITING ON.
@@ -393,6 +393,14 @@ pub struct AddArgs {
     /// Start at the due time exactly, not batched with other work (up to 1 min later).
     #[arg(long, help_heading = "Schedule")]
     pub accurate: bool,
+    /// Expedited work (WorkManager's setExpedited): start at once, ahead of other work waiting
+    /// for a slot, past the profile's holds, while the expedited quota lasts (desktop: 1 h of
+    /// runs per 24 h; android: the standby bucket's); then run as regular work (the default)
+    /// or drop the job. A one-off job with no delay, requiring at most the network and storage.
+    #[arg(long, value_name = "WHEN-OUT-OF-QUOTA", num_args = 0..=1, require_equals = true,
+          default_missing_value = "run-as-regular",
+          value_parser = choices(core::EXPEDITED_CHOICES), help_heading = "Schedule")]
+    pub expedited: Option<String>,
     /// Delay each due time by a pseudo-random amount up to this (spreads a fleet's load).
     #[arg(long, value_name = "DURATION", help_heading = "Schedule")]
     pub jitter: Option<String>,
@@ -552,8 +560,9 @@ pub struct RunArgs {
     /// Also run it if its constraints do not hold.
     #[arg(long)]
     pub ignore_constraints: bool,
-    /// Wait for the run to end, print how it ended, and exit with its result: 0 for a success,
-    /// the command's exit code, 128 + N when signal N ended it, 1 for another failure.
+    /// Wait for the run to end (printing its progress reports to stderr as they change), print
+    /// how it ended, and exit with its result: 0 for a success, the command's exit code,
+    /// 128 + N when signal N ended it, 1 for another failure.
     #[arg(long)]
     pub wait: bool,
     /// Store, socket, output.

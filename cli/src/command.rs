@@ -68,7 +68,8 @@ impl CommandWorker {
         self
     }
 
-    /// Runs `spec` to its end (or until `cancel` fires) as attempt `attempt` of `job`.
+    /// Runs `spec` to its end (or until `cancel` fires) as attempt `attempt` of `job`. What the
+    /// command writes to its progress descriptor ([`crate::progress`]) is dropped.
     pub async fn execute(
         &self,
         spec: &CommandSpec,
@@ -76,7 +77,7 @@ impl CommandWorker {
         job: JobId,
         attempt: u32,
     ) -> WorkResult {
-        run(self, spec, cancel, job, attempt).await
+        run(self, spec, cancel, job, attempt, |_| {}).await
     }
 }
 
@@ -144,8 +145,16 @@ impl Worker for CommandWorker {
                         }
                     }
                 }
-                self.execute(&spec, ctx.cancellation(), ctx.id(), ctx.attempt())
-                    .await
+                let reporter = ctx.clone();
+                run(
+                    self,
+                    &spec,
+                    ctx.cancellation(),
+                    ctx.id(),
+                    ctx.attempt(),
+                    move |v| reporter.set_progress(v),
+                )
+                .await
             }
             Err(e) => WorkResult::failure_with(CommandOutput {
                 error: Some(format!(
@@ -209,6 +218,15 @@ async fn collect(mut from: impl AsyncRead + Unpin, into: Arc<Mutex<Tail>>) {
     }
 }
 
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Stops the run's supervisor when the run is dropped before it ended (the runtime gave up on
 /// it): `kill` skips the grace period, and closing the socket would stop it anyway. Forgets the
 /// run's file.
@@ -247,13 +265,15 @@ fn start_failure(message: String, permanent: bool) -> WorkResult {
     }
 }
 
-/// Runs one command to its end (or until stopped) and returns its result with its output.
+/// Runs one command to its end (or until stopped) and returns its result with its output; hands
+/// what it reports on its progress descriptor to `progress`.
 async fn run(
     worker: &CommandWorker,
     spec: &CommandSpec,
     cancel: &CancellationToken,
     job: JobId,
     attempt: u32,
+    progress: impl FnMut(serde_json::Value) + Send + 'static,
 ) -> WorkResult {
     let Some(program) = spec.argv.first() else {
         return start_failure(
@@ -284,6 +304,18 @@ async fn run(
         Ok(p) => p,
         Err(e) => return judge(&e),
     };
+    // the progress pipe: both ends close-on-exec here; the write end becomes the supervisor's
+    // (and so the command's) descriptor 3
+    let (progress_rx, progress_tx) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(p) => p,
+        Err(e) => return judge(&std::io::Error::from(e)),
+    };
+    // a daemon started with a standard descriptor closed may get 0–2 for the pipe; those are
+    // the supervisor's stdin, stdout and stderr in the child, so move the write end above them
+    let progress_tx = match crate::progress::above_stdio(progress_tx) {
+        Ok(fd) => fd,
+        Err(e) => return judge(&e),
+    };
     let mut cmd = tokio::process::Command::new(&worker.supervisor);
     cmd.arg0("backwork")
         .arg(supervise::SUBCOMMAND)
@@ -292,8 +324,18 @@ async fn run(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    let tx_raw = std::os::fd::AsRawFd::as_raw_fd(&progress_tx);
+    // SAFETY: dup2(2) and fcntl(2) are async-signal-safe; nothing else runs between fork and
+    // exec. The duplicate at PROGRESS_FD is left open on purpose (it is the supervisor's).
+    unsafe {
+        cmd.pre_exec(move || {
+            crate::progress::install(tx_raw)?;
+            Ok(())
+        });
+    }
     let spawned = cmd.spawn();
     drop(cmd); // closes our copy of the supervisor's end
+    drop(progress_tx); // the command holds the write end now; the pipe ends when its tree does
     let mut child = match spawned {
         Ok(c) => c,
         Err(e) => return judge(&e),
@@ -339,6 +381,12 @@ async fn run(
         Arc::new(Mutex::new(Tail::default())),
     );
     let mut readers = tokio::task::JoinSet::new();
+    // progress is read beside the run and stops with it (a descendant that escaped the tree
+    // could hold the pipe open for ever)
+    let follower = tokio::net::unix::pipe::Receiver::from_owned_fd(progress_rx)
+        .ok()
+        .map(|pipe| tokio::spawn(crate::progress::follow(pipe, progress)));
+    let _stop_follower = follower.map(|task| task.abort_handle()).map(AbortOnDrop);
     if let Some(s) = child.stdout.take() {
         readers.spawn(collect(s, Arc::clone(&out)));
     }
@@ -357,6 +405,7 @@ async fn run(
     let (rd, mut wr) = control.split();
     let mut lines = BufReader::new(rd).lines();
     let setup = Setup {
+        progress_fd: Some(crate::progress::PROGRESS_FD),
         spec: spec.clone(),
         grace_ms: u64::try_from(worker.grace.as_millis()).unwrap_or(u64::MAX),
         ended_file: worker.runs.as_ref().map(|d| d.ended_file_of(job)),

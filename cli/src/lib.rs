@@ -15,6 +15,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod procfs;
+pub mod progress;
 pub mod render;
 pub mod runs;
 pub mod session;
@@ -484,10 +485,18 @@ async fn run_and_wait(
         }
     }
     let mut pause = std::time::Duration::from_millis(20);
+    let mut shown: Option<serde_json::Value> = None;
     let detail = loop {
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(std::time::Duration::from_millis(250));
         let now = record(&mut session, &by_id).await?;
+        // the run's progress, each change once (the latest seen at each look)
+        if let Some(p) = &now.job.progress
+            && shown.as_ref() != Some(&p.value)
+        {
+            let _ = writeln!(std::io::stderr(), "progress: {}", render::escape(&p.text()));
+            shown = Some(p.value.clone());
+        }
         let ran = now.job.runs_total > before.job.runs_total;
         if ran && now.job.state != JobState::Running {
             break now;

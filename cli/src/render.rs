@@ -7,7 +7,7 @@ use backwork_constraints::{DeviceReadings, DeviceState, Reading};
 use backwork_control::{
     CommandOutput, JobDetail, JobReasons, JobRecord, JobView, RunView, ScheduleView, command_line,
 };
-use backwork_scheduler::{RunResult, SHORT_ID_LEN, StopReason, Time, WaitReason};
+use backwork_scheduler::{JobState, RunResult, SHORT_ID_LEN, StopReason, Time, WaitReason};
 use chrono_tz::Tz;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
@@ -379,7 +379,11 @@ pub fn list(jobs: &[JobView], style: &Style, width: Option<usize>) -> String {
                     Some(detail) => schedule_label(detail, style),
                     None => v.schedule.clone(),
                 },
-                v.state.to_string(),
+                // a running job's percentage, when it reported one: `running 40%`
+                match v.progress.as_ref().and_then(|p| p.percent) {
+                    Some(p) if v.state == JobState::Running => format!("{} {p:.0}%", v.state),
+                    _ => v.state.to_string(),
+                },
                 v.next.map_or_else(dash, |t| instant(t, style.zone)),
                 v.next.map_or_else(dash, |t| relative(t, style.now)),
                 v.last.map_or_else(dash, |t| relative(t, style.now)),
@@ -493,6 +497,15 @@ pub fn show(detail: &JobDetail, style: &Style) -> String {
     if job.accurate {
         field("batching", "off (accurate)".into());
     }
+    if let Some(e) = &job.expedited {
+        field(
+            "expedited",
+            match e.as_str() {
+                "drop" => "yes; dropped if the expedited quota is used up".to_string(),
+                _ => "yes; runs as regular work if the expedited quota is used up".to_string(),
+            },
+        );
+    }
     if let Some(j) = job.jitter {
         field(
             "jitter",
@@ -520,6 +533,19 @@ pub fn show(detail: &JobDetail, style: &Style) -> String {
                 .map(|p| p.short())
                 .collect::<Vec<_>>()
                 .join(", "),
+        );
+    }
+    if let Some(p) = &job.progress {
+        field(
+            "progress",
+            format!(
+                "{} (reported {})",
+                p.text(),
+                match relative(p.at, style.now).as_str() {
+                    "now" => "just now".to_string(),
+                    r => r.to_string(),
+                }
+            ),
         );
     }
     field(

@@ -61,6 +61,11 @@ pub struct Setup {
     /// ([`crate::procfs::RUN_MARKER`]).
     #[serde(default)]
     pub marker: String,
+    /// The descriptor the daemon gave the supervisor for the command's progress lines, passed
+    /// on to the command as it is and named in its environment (`BACKWORK_PROGRESS_FD`);
+    /// `None`: none was given.
+    #[serde(default)]
+    pub progress_fd: Option<i32>,
 }
 
 /// What the supervisor tells the daemon.
@@ -277,6 +282,11 @@ fn supervise() -> Result<(), String> {
         );
         return Ok(());
     };
+    // the progress descriptor is inherited as it is (it is not close-on-exec here); it is named
+    // only if it is really open
+    let progress_fd = setup
+        .progress_fd
+        .filter(|fd| std::path::Path::new(&format!("/proc/self/fd/{fd}")).exists());
     let mut cmd = std::process::Command::new(program);
     cmd.args(args)
         .env_clear()
@@ -285,6 +295,9 @@ fn supervise() -> Result<(), String> {
         .current_dir(&setup.spec.cwd)
         .stdin(Stdio::null())
         .process_group(0);
+    if let Some(fd) = progress_fd {
+        cmd.env(crate::progress::PROGRESS_FD_ENV, fd.to_string());
+    }
     // The command starts as a service would under systemd: every signal at its default action
     // (an ignored SIGINT or SIGQUIT of whoever started the daemon is not passed on), an empty
     // signal mask — this process blocks SIGTERM, SIGINT, SIGHUP and SIGCHLD for its signalfd,
@@ -327,6 +340,12 @@ fn supervise() -> Result<(), String> {
         }
     };
     let main_pid = child.id() as i32;
+    if let Some(fd) = progress_fd {
+        // the command has its copy; the pipe is the command tree's from now on
+        // SAFETY: the daemon gave this descriptor to this process alone, and nothing here
+        // uses it
+        drop(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
+    }
     // the child is never waited through `child`: the loop below reaps everything
     drop(child);
     let stamp = procfs::Stamp::of(main_pid).unwrap_or(procfs::Stamp {

@@ -119,16 +119,16 @@ async fn a_missing_program_fails_and_says_where_it_was_looked_for() {
     assert!(output(&r).error.unwrap().contains("/no/such/program"));
 }
 
-/// The supervisor runs under `prlimit --nofile=4` (prlimit(1)): fds 0–2 and its signalfd use
-/// the four it may have, so opening /dev/null for the command's stdin fails with EMFILE — the
-/// real error, from the kernel, at the real place.
+/// The supervisor runs under `prlimit --nofile=5` (prlimit(1)): fds 0–2, the progress pipe the
+/// daemon passes at fd 3 and its signalfd use the five it may have, so opening /dev/null for
+/// the command's stdin fails with EMFILE — the real error, from the kernel, at the real place.
 #[tokio::test]
 async fn out_of_file_descriptors_is_a_retry_not_a_failure() {
     let dir = tempfile::tempdir().unwrap();
     let wrapper = dir.path().join("limited-supervisor");
     std::fs::write(
         &wrapper,
-        format!("#!/bin/sh\nexec prlimit --nofile=4:4 {BIN} \"$@\"\n"),
+        format!("#!/bin/sh\nexec prlimit --nofile=5:5 {BIN} \"$@\"\n"),
     )
     .unwrap();
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();

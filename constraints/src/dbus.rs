@@ -28,7 +28,7 @@
 //! service's object tree and to `NameOwnerChanged` for the three names, and reads a service
 //! again only when one of those signals arrives — a service that starts, stops or restarts is
 //! picked up from its name's owner change. logind's `PrepareForSleep` signal (before a suspend,
-//! and after the resume) is followed too ([`HostProbe::sleeping`](crate::HostProbe::sleeping)).
+//! and after the resume) is followed too ([`Probe::sleeping`](crate::Probe::sleeping)).
 
 use std::future::poll_fn;
 use std::pin::Pin;

@@ -858,7 +858,7 @@ impl HostProbe {
     /// Connects to `bus`, reads NetworkManager, UPower and logind, and keeps their values up
     /// to date on a tokio task: a service is read again only when it signals a property change
     /// or its name changes owner (it started, stopped or restarted) — nothing is polled, except
-    /// logind's `IdleHint` while a due job waits on idleness (see [`Probe::waiting_on`]). Each
+    /// logind's `IdleHint` while a due job waits on idleness (see [`Probe::waiting_on`](crate::Probe::waiting_on)). Each
     /// value comes from its service while that service answers, else from the kernel. Returns
     /// once the first reading is published; abort the task to stop listening.
     ///

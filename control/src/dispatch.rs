@@ -7,7 +7,9 @@ use backwork_scheduler::{
     WaitReason,
 };
 
-use crate::protocol::{ErrorKind, JobDetail, JobReasons, JobView, Request, Response, ServerInfo};
+use crate::protocol::{
+    ErrorKind, JobDetail, JobReasons, JobView, ProgressView, Request, Response, ServerInfo,
+};
 
 /// What a server knows besides its runtime.
 #[derive(Debug, Clone)]
@@ -171,6 +173,21 @@ fn live<T>(
     }
 }
 
+/// The progress of `job` among the runtime's progress records, if it is running the attempt
+/// that reported it (the two are read one after the other: a run may have ended between).
+fn progress_of(
+    progress: &std::collections::BTreeMap<
+        backwork_scheduler::JobId,
+        backwork_scheduler::JobProgress,
+    >,
+    job: &backwork_scheduler::Job,
+) -> Option<ProgressView> {
+    progress
+        .get(&job.id)
+        .filter(|p| job.state == backwork_scheduler::JobState::Running && p.attempt == job.attempt)
+        .map(ProgressView::of)
+}
+
 /// Answers one request with `runtime`.
 pub async fn dispatch(runtime: &RuntimeHandle, ctx: &Context, request: Request) -> Response {
     let target = request.target().cloned();
@@ -193,6 +210,7 @@ async fn answer(
         },
         Request::List { state, tag, all } => {
             let selector = tag.map(Selector::Tag);
+            let progress = runtime.progress().await?;
             let jobs = runtime
                 .inspect(selector)
                 .await?
@@ -201,16 +219,25 @@ async fn answer(
                     Some(s) => job.state == s,
                     None => all || !job.state.is_finished(),
                 })
-                .map(|(job, why)| JobView::of(&job, why))
+                .map(|(job, why)| {
+                    let mut view = JobView::of(&job, why);
+                    view.progress = progress_of(&progress, &job);
+                    view
+                })
                 .collect();
             Response::Jobs { jobs }
         }
         Request::Show { target } => {
+            let progress = runtime.progress().await?;
             let jobs: Vec<JobDetail> = live(&target, runtime.inspect(Some(target.clone())).await?)
                 .into_iter()
-                .map(|(job, reasons)| JobDetail {
-                    job: crate::record::JobRecord::of(&job),
-                    reasons,
+                .map(|(job, reasons)| {
+                    let mut record = crate::record::JobRecord::of(&job);
+                    record.progress = progress_of(&progress, &job);
+                    JobDetail {
+                        job: record,
+                        reasons,
+                    }
                 })
                 .collect();
             if jobs.is_empty() {

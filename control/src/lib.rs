@@ -31,8 +31,8 @@ pub use new_job::{NewChain, NewJob, ScheduleSpec, UniqueSpec};
 pub use path::{SocketFile, check_socket, default_socket_path, prepare_dir};
 pub use protocol::{
     COMMAND_KIND, CommandOutput, CommandSpec, ErrorKind, JobDetail, JobReasons, JobView,
-    MAX_REQUEST, MAX_RESPONSE, Request, Response, ScheduleView, ServerInfo, command_line,
-    needs_escape,
+    MAX_REQUEST, MAX_RESPONSE, ProgressView, Request, Response, ScheduleView, ServerInfo,
+    command_line, needs_escape,
 };
 pub use record::{BackoffView, JitterView, JobRecord, RunView, StopView};
 pub use server::{ControlSocket, DEFAULT_FRAME_TIMEOUT, DEFAULT_MAX_CONNECTIONS};

@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use backwork_scheduler::core::{
-    ANCHOR_CHOICES, CATCH_UP_CHOICES, Choice, INPUT_MERGER_CHOICES, ON_CONFLICT_CHOICES,
-    OptionError, REQUIRES_CHOICES, choose, parse_zone,
+    ANCHOR_CHOICES, CATCH_UP_CHOICES, Choice, EXPEDITED_CHOICES, INPUT_MERGER_CHOICES,
+    ON_CONFLICT_CHOICES, OptionError, REQUIRES_CHOICES, choose, parse_zone,
 };
 use backwork_scheduler::{
     Backoff, BackoffKind, ConflictPolicy, InputMerger, Jitter, JobRequest, Schedule, Time, Unique,
@@ -74,6 +74,10 @@ pub struct NewJob {
     /// (absent: the default) or `array-creating`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_merger: Option<String>,
+    /// Expedited work, and what to do once the expedited quota is used up: `run-as-regular`
+    /// or `drop` (absent or `null`: not expedited).
+    #[serde(default)]
+    pub expedited: Option<String>,
 }
 
 /// Jobs to add together, each after the links or queued jobs its `after` names: all of them,
@@ -216,6 +220,7 @@ impl NewJob {
             label: None,
             input_merger: (r.input_merger != InputMerger::default())
                 .then(|| word(INPUT_MERGER_CHOICES, r.input_merger)),
+            expedited: r.expedited.map(|e| word(EXPEDITED_CHOICES, e)),
         }
     }
 
@@ -304,6 +309,9 @@ impl NewJob {
         });
         if let Some(m) = &self.input_merger {
             r.input_merger = choose("input_merger", INPUT_MERGER_CHOICES, m)?;
+        }
+        if let Some(e) = &self.expedited {
+            r.expedited = Some(choose("expedited", EXPEDITED_CHOICES, e)?);
         }
         Ok(r)
     }

@@ -295,6 +295,74 @@ pub struct JobView {
     pub tags: Vec<String>,
     /// Every reason it is not running now (empty when it runs or is about to).
     pub waiting_on: Vec<WaitReason>,
+    /// The latest progress its running worker reported (`null` when it is not running or has
+    /// reported none; absent from servers older than this field). Kept in memory only.
+    #[serde(default)]
+    pub progress: Option<ProgressView>,
+}
+
+/// A running job's latest progress report, as clients read it: the value the worker reported
+/// and, read from it, a percentage and a message when it has them.
+///
+/// A command job reports `{"percent": n, "message": "…"}` (either may be missing) through
+/// `BACKWORK_PROGRESS_FD` (docs/cli.md); a library worker reports any JSON value with
+/// `WorkContext::set_progress`. `percent` is read from a number in 0–100 or from an object's
+/// `percent` (or `progress`) number in 0–100; `message` from a string or an object's
+/// `message` string.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProgressView {
+    /// What the worker reported, as it reported it.
+    pub value: serde_json::Value,
+    /// How far along, from 0 to 100, when the value says.
+    pub percent: Option<f64>,
+    /// What it is doing, when the value says.
+    pub message: Option<String>,
+    /// The attempt that reported it.
+    pub attempt: u32,
+    /// When the server received it.
+    pub at: Time,
+}
+
+impl ProgressView {
+    /// The view of a runtime's progress record.
+    pub fn of(p: &backwork_scheduler::JobProgress) -> ProgressView {
+        use serde_json::Value;
+        let pct = |v: &Value| v.as_f64().filter(|n| (0.0..=100.0).contains(n));
+        let (percent, message) = match &p.value {
+            Value::Number(_) => (pct(&p.value), None),
+            Value::String(s) => (None, Some(s.clone())),
+            Value::Object(o) => (
+                o.get("percent").or_else(|| o.get("progress")).and_then(pct),
+                o.get("message").and_then(Value::as_str).map(str::to_string),
+            ),
+            _ => (None, None),
+        };
+        ProgressView {
+            value: p.value.clone(),
+            percent,
+            message,
+            attempt: p.attempt,
+            at: p.at,
+        }
+    }
+
+    /// One line for people: `42% compressing`, `42%`, `compressing`, or the value as JSON
+    /// when it has neither (not escaped: the caller escapes it).
+    pub fn text(&self) -> String {
+        let pct = self.percent.map(|p| {
+            if p.fract() == 0.0 {
+                format!("{p:.0}%")
+            } else {
+                format!("{p:.1}%")
+            }
+        });
+        match (pct, &self.message) {
+            (Some(p), Some(m)) => format!("{p} {m}"),
+            (Some(p), None) => p,
+            (None, Some(m)) => m.clone(),
+            (None, None) => self.value.to_string(),
+        }
+    }
 }
 
 impl JobView {
@@ -330,6 +398,7 @@ impl JobView {
                 .into_iter()
                 .filter(|r| !matches!(r, WaitReason::Running { .. } | WaitReason::Finished { .. }))
                 .collect(),
+            progress: None,
         }
     }
 }
@@ -564,6 +633,36 @@ impl Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The percentage and message are read from the shapes docs/cli.md lists (a command job's
+    /// object, a bare number, a string) and from nothing else.
+    #[test]
+    fn a_progress_view_reads_percent_and_message_from_what_was_reported() {
+        let at: Time = "2026-11-30T12:00:00Z".parse().unwrap();
+        let view = |value: serde_json::Value| {
+            ProgressView::of(&backwork_scheduler::JobProgress {
+                value,
+                attempt: 2,
+                at,
+            })
+        };
+        use serde_json::json;
+        let v = view(json!({"percent": 40, "message": "compressing"}));
+        assert_eq!(
+            (v.percent, v.message.as_deref()),
+            (Some(40.0), Some("compressing"))
+        );
+        assert_eq!(v.text(), "40% compressing");
+        assert_eq!(v.attempt, 2);
+        assert_eq!(view(json!(12.5)).text(), "12.5%");
+        assert_eq!(view(json!({"progress": 7})).percent, Some(7.0));
+        assert_eq!(view(json!("uploading")).text(), "uploading");
+        // out of range or of another shape: no percentage; the value itself is shown
+        assert_eq!(view(json!(250)).percent, None);
+        assert_eq!(view(json!({"percent": "40"})).percent, None);
+        assert_eq!(view(json!([1, 2])).text(), "[1,2]");
+        assert_eq!(view(json!({"files": 3})).text(), r#"{"files":3}"#);
+    }
 
     /// What bash makes of `line` as the arguments of `printf '%s\0'`: the arguments back.
     fn bash_words(line: &str) -> Option<Vec<String>> {

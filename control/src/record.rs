@@ -25,6 +25,10 @@ pub struct JobRecord {
     pub schedule: ScheduleView,
     /// Starts exactly when due, not batched.
     pub accurate: bool,
+    /// Expedited work, and what it does once the expedited quota is used up: `run-as-regular`
+    /// or `drop` (`null`: not expedited).
+    #[serde(default)]
+    pub expedited: Option<String>,
     /// The random delay of each due time.
     pub jitter: Option<JitterView>,
     /// Recurring jobs: what happens to slots missed while the machine was off: `one` or `skip`.
@@ -66,6 +70,10 @@ pub struct JobRecord {
     pub output: Option<Value>,
     /// Its recent runs, oldest first.
     pub runs: Vec<RunView>,
+    /// The latest progress its running worker reported (`null` when it is not running or has
+    /// reported none). Kept in the server's memory only: it is gone once the run ends.
+    #[serde(default)]
+    pub progress: Option<crate::protocol::ProgressView>,
 }
 
 /// A jitter: each due time is delayed by up to `max_ms`.
@@ -98,7 +106,7 @@ pub struct StopView {
     pub text: String,
     /// For `policy` and `expired`: the profile's own stable code (`execution_limit`,
     /// `doze_window_closed`, `standby_quota_time`, `daily_execution_limit`,
-    /// `ios_refresh_budget`, `ios_processing_budget`); absent otherwise.
+    /// `ios_refresh_budget`, `ios_processing_budget`, `expedited_quota`); absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_code: Option<String>,
 }
@@ -173,6 +181,7 @@ impl JobRecord {
             command,
             schedule: ScheduleView::of(job),
             accurate: r.accurate,
+            expedited: r.expedited.map(|e| e.to_string()),
             jitter: r.jitter.map(|j| JitterView {
                 max_ms: millis(j.max),
                 fixed: j.fixed,
@@ -218,6 +227,7 @@ impl JobRecord {
             stop_reason: job.stop_reason.as_ref().map(StopView::of),
             output: job.output.clone(),
             runs: job.history.iter().map(RunView::of).collect(),
+            progress: None,
         }
     }
 

@@ -36,7 +36,8 @@
 //!
 //! Byte 0 is the record's **format version** (`3` today; `1` and `2` are read too).
 //! The rest is the [postcard](https://docs.rs/postcard) encoding (postcard's wire format 1.0)
-//! of these fields, in this order, with nothing after them:
+//! of these fields, in this order, with nothing after them (a format 2 record ends after field
+//! 27):
 //!
 //! | # | field | type → encoding |
 //! |---|---|---|
@@ -68,6 +69,7 @@
 //! | 26 | finished_at | option of instant |
 //! | 27 | force | two bools: time, constraints |
 //! | 28 | input_merger (format 3) | enum {0 overwriting, 1 array_creating}; a format 1 or 2 record has no such field and reads as overwriting |
+//! | 29 | expedited (format 3) | option of enum {0 run_as_non_expedited, 1 drop}: the out-of-quota policy of an expedited job; none: not expedited |
 //!
 //! The job's id is the key, not part of the record. Its input, output and history are in
 //! `payloads` and `runs`.
@@ -116,7 +118,7 @@
 //! |---|---|
 //! | 1 | the fields above, schedule variants 0–2 |
 //! | 2 | schedule variant 3 (a periodic job's initial delay; an anchor left to the profile) |
-//! | 3 | field 28, the input merger of a job with prerequisites (chains) |
+//! | 3 | fields 28 and 29: the input merger of a job with prerequisites (chains) and `expedited`; a format 1 or 2 record reads as overwriting and not expedited |
 //!
 //! | schema | layout |
 //! |---|---|

@@ -14,16 +14,16 @@ use std::time::Duration;
 
 use backwork_scheduler::{
     Anchor, Backoff, BackoffKind, CatchUp, ConflictPolicy, Constraint, Constraints, Force,
-    InputMerger, Jitter, Job, JobId, JobRequest, JobState, NetworkRequirement, PolicyStop,
-    RunRecord, RunResult, Schedule, StopReason, Time, Unique,
+    InputMerger, Jitter, Job, JobId, JobRequest, JobState, NetworkRequirement, OutOfQuotaPolicy,
+    PolicyStop, RunRecord, RunResult, Schedule, StopReason, Time, Unique,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// The format version of the job records this binary writes: the record's first byte.
 /// Format 2 added the schedule variant `PeriodicDelayed` (an initial delay and an anchor that
-/// may be left to the profile); format 3 the input merger at the end; format 1 and 2 records
-/// are read too.
+/// may be left to the profile); format 3 added, at the end, the input merger and whether the
+/// job is expedited ([`Format3`]). Formats 1 and 2 are read too.
 pub const JOB_FORMAT: u8 = 3;
 /// The format version of the run records this binary writes: the record's first byte.
 pub const RUN_FORMAT: u8 = 1;
@@ -263,16 +263,28 @@ struct JobRec<'a> {
     force: (bool, bool),
 }
 
-/// The fields format 3 adds after format 2's (see the layout).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-struct JobRecTail3 {
+/// The fields format 3 added after the last field of format 2 (see the layout): postcard
+/// encodes a struct as its fields in order, so this is read right after a [`JobRec`].
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Format3 {
+    /// How a chained job's input is merged from its prerequisites' outputs.
     input_merger: MergerRec,
+    /// The request's out-of-quota policy when it is expedited.
+    expedited: Option<ExpeditedRec>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 enum MergerRec {
+    #[default]
     Overwriting,
     ArrayCreating,
+}
+
+/// An expedited request's out-of-quota policy.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+enum ExpeditedRec {
+    RunAsNonExpedited,
+    Drop,
 }
 
 /// The run record, format 1 (see the layout).
@@ -508,11 +520,15 @@ pub fn encode_job(job: &Job, out: &mut Vec<u8>) -> Result<(), RecordError> {
     out.push(JOB_FORMAT);
     *out = postcard::to_extend(&job_rec(job), std::mem::take(out))
         .map_err(|e| RecordError::Encode(e.to_string()))?;
-    let tail = JobRecTail3 {
+    let tail = Format3 {
         input_merger: match job.request.input_merger {
             InputMerger::Overwriting => MergerRec::Overwriting,
             InputMerger::ArrayCreating => MergerRec::ArrayCreating,
         },
+        expedited: job.request.expedited.map(|p| match p {
+            OutOfQuotaPolicy::RunAsNonExpedited => ExpeditedRec::RunAsNonExpedited,
+            OutOfQuotaPolicy::Drop => ExpeditedRec::Drop,
+        }),
     };
     *out = postcard::to_extend(&tail, std::mem::take(out))
         .map_err(|e| RecordError::Encode(e.to_string()))?;
@@ -545,16 +561,14 @@ fn whole<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, RecordError> {
 /// (the store fills them from their own tables).
 pub fn decode_job(id: JobId, bytes: &[u8]) -> Result<Job, RecordError> {
     // format 1 differs from 2 only by a schedule variant it never uses: one decoder reads both;
-    // format 3 adds fields after them
-    let rest = body(bytes, JOB_FORMAT, 1)?;
-    let (r, rest): (JobRec<'_>, _) = postcard::take_from_bytes(rest)?;
-    let tail = if bytes[0] >= 3 {
-        whole::<JobRecTail3>(rest)?
+    // format 3 has the fields of `Format3` after them
+    let format = bytes.first().copied().unwrap_or(0);
+    let body = body(bytes, JOB_FORMAT, 1)?;
+    let (r, tail): (JobRec<'_>, Format3) = if format >= 3 {
+        let (r, rest) = postcard::take_from_bytes(body)?;
+        (r, whole(rest)?)
     } else {
-        whole::<()>(rest)?;
-        JobRecTail3 {
-            input_merger: MergerRec::Overwriting,
-        }
+        (whole(body)?, Format3::default())
     };
     let schedule = match r.schedule {
         ScheduleRec::Once { delay, not_before } => Schedule::Once {
@@ -643,6 +657,10 @@ pub fn decode_job(id: JobId, bytes: &[u8]) -> Result<Job, RecordError> {
             MergerRec::Overwriting => InputMerger::Overwriting,
             MergerRec::ArrayCreating => InputMerger::ArrayCreating,
         },
+        expedited: tail.expedited.map(|e| match e {
+            ExpeditedRec::RunAsNonExpedited => OutOfQuotaPolicy::RunAsNonExpedited,
+            ExpeditedRec::Drop => OutOfQuotaPolicy::Drop,
+        }),
     };
     Ok(Job {
         id,
@@ -859,5 +877,56 @@ mod tests {
         let mut short = bytes;
         short[0] = 3;
         assert!(decode_job(job.id, &short).is_err());
+    }
+
+    /// Format 3 adds the out-of-quota policy of an expedited job at the end: both policies and
+    /// "not expedited" round-trip, as one byte each after the format 2 fields.
+    #[test]
+    fn format_3_keeps_whether_a_job_is_expedited() {
+        for expedited in [
+            None,
+            Some(OutOfQuotaPolicy::RunAsNonExpedited),
+            Some(OutOfQuotaPolicy::Drop),
+        ] {
+            let mut request = JobRequest::once("upload");
+            request.expedited = expedited;
+            let job = admitted(request);
+            let mut bytes = Vec::new();
+            encode_job(&job, &mut bytes).unwrap();
+            assert_eq!(bytes[0], 3);
+            let back = decode_job(job.id, &bytes).unwrap();
+            assert_eq!(back.request.expedited, expedited);
+            // the format 2 body, then the tail: the merger (`0` overwriting), then `0` none,
+            // or `1` and the variant
+            let mut v2 = vec![2];
+            v2 = postcard::to_extend(&job_rec(&job), v2).unwrap();
+            let tail = &bytes[v2.len()..];
+            assert_eq!(
+                tail,
+                match expedited {
+                    None => &[0, 0][..],
+                    Some(OutOfQuotaPolicy::RunAsNonExpedited) => &[0, 1, 0][..],
+                    Some(OutOfQuotaPolicy::Drop) => &[0, 1, 1][..],
+                }
+            );
+        }
+    }
+
+    /// A format 2 record (no tail) still reads, as a job that is not expedited; a format 2
+    /// record with the format 3 tail is damaged (bytes after its end).
+    #[test]
+    fn a_format_2_record_reads_as_not_expedited() {
+        let job = admitted(JobRequest::once("upload"));
+        let v2 = postcard::to_extend(&job_rec(&job), vec![2]).unwrap();
+        let back = decode_job(job.id, &v2).unwrap();
+        assert_eq!(back.request.expedited, None);
+        assert_eq!(back.request, job.request);
+        let mut v2_with_tail = v2.clone();
+        v2_with_tail.push(0);
+        assert!(decode_job(job.id, &v2_with_tail).is_err());
+        // and a format 3 record cut before its tail is damaged too
+        let mut v3_cut = v2;
+        v3_cut[0] = 3;
+        assert!(decode_job(job.id, &v3_cut).is_err());
     }
 }

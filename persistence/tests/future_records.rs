@@ -74,16 +74,17 @@ fn an_unknown_stop_reason_is_refused_naming_the_job() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.redb");
     // The record ends with: stop_reason = Some (1) · variant 7, prerequisite failed · its job id
-    // (16 bytes) · finished_at = None (0) · force (0, 0) · (format 3) input merger (0).
-    // Variant 8 does not exist (yet).
+    // (16 bytes) · finished_at = None (0) · force (0, 0) · (format 3) input merger (0) ·
+    // expedited = None (0).
+    // Variant 10 does not exist (yet): 8 and 9 are the coded policy stops.
     let id = store_with_patched_record(&path, |b| {
-        let at = b.len() - 21;
+        let at = b.len() - 22;
         assert_eq!(
             (b[at - 1], b[at]),
             (1, 7),
             "the layout changed: update this test"
         );
-        b[at] = 8;
+        b[at] = 10;
     });
     refused(&path, id);
 }

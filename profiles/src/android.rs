@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use backwork_constraints::DeviceState;
 use backwork_scheduler::{
-    Decision, HoldKind, JobId, JobRequest, OsState, Policy, PolicyContext, PolicyJob, PolicyReason,
-    PolicyStop, Time,
+    Decision, ExpeditedQuota, HoldKind, JobId, JobRequest, OsState, Policy, PolicyContext,
+    PolicyJob, PolicyReason, PolicyStop, Time,
 };
 use serde::{Deserialize, Serialize};
 
@@ -69,6 +69,51 @@ const fn limits(window_mins: u64, max_jobs: u32, max_sessions: u32) -> BucketLim
         max_job_time: Duration::from_secs(600),
         max_jobs,
         max_sessions,
+    }
+}
+
+/// JobScheduler's expedited-job quota: run time of the app's expedited jobs allowed per rolling
+/// window, by standby bucket — AOSP `QuotaController.QcConstants` (Android 12 and 13):
+/// `EJ_LIMIT_ACTIVE_MS` 30 min, `EJ_LIMIT_WORKING_MS` 30 min, `EJ_LIMIT_FREQUENT_MS` 10 min,
+/// `EJ_LIMIT_RARE_MS` 10 min, `EJ_LIMIT_RESTRICTED_MS` 5 min, in `EJ_WINDOW_SIZE_MS` 24 h.
+/// While the device charges there is no limit (outside the restricted bucket), as for the
+/// regular quota (`isQuotaFreeLocked`). Not modelled: the top-app and temp-allowlist
+/// exemptions and the rewards for user interaction (`EJ_REWARD_*`), which need an app in the
+/// foreground — this profile emulates a backgrounded app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExpeditedLimits {
+    /// The rolling window (`EJ_WINDOW_SIZE_MS`).
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// Active bucket (`EJ_LIMIT_ACTIVE_MS`).
+    #[serde(with = "humantime_serde")]
+    pub active: Duration,
+    /// Working-set bucket (`EJ_LIMIT_WORKING_MS`).
+    #[serde(with = "humantime_serde")]
+    pub working_set: Duration,
+    /// Frequent bucket (`EJ_LIMIT_FREQUENT_MS`).
+    #[serde(with = "humantime_serde")]
+    pub frequent: Duration,
+    /// Rare bucket (`EJ_LIMIT_RARE_MS`).
+    #[serde(with = "humantime_serde")]
+    pub rare: Duration,
+    /// Restricted bucket (`EJ_LIMIT_RESTRICTED_MS`).
+    #[serde(with = "humantime_serde")]
+    pub restricted: Duration,
+}
+
+impl Default for ExpeditedLimits {
+    fn default() -> Self {
+        let m = |n: u64| Duration::from_secs(n * 60);
+        ExpeditedLimits {
+            window: m(24 * 60),
+            active: m(30),
+            working_set: m(30),
+            frequent: m(10),
+            rare: m(10),
+            restricted: m(5),
+        }
     }
 }
 
@@ -156,6 +201,8 @@ pub struct AndroidSettings {
     /// …or when the oldest has waited this long.
     #[serde(with = "humantime_serde")]
     pub batch_max_wait: Duration,
+    /// The expedited-job quota per bucket.
+    pub expedited: ExpeditedLimits,
 }
 
 impl Default for AndroidSettings {
@@ -191,6 +238,7 @@ impl Default for AndroidSettings {
             execution_limit: m(10),
             batch_ready_jobs: 5,
             batch_max_wait: m(31),
+            expedited: ExpeditedLimits::default(),
         }
     }
 }
@@ -210,6 +258,7 @@ impl AndroidSettings {
             ("deep_maintenance_min", self.deep_maintenance_min),
             ("deep_maintenance_max", self.deep_maintenance_max),
             ("rate_limit_window", self.rate_limit_window),
+            ("expedited.window", self.expedited.window),
         ];
         for (name, d) in positive {
             if d < Duration::from_secs(1) {
@@ -1053,6 +1102,24 @@ impl Policy for AndroidPolicy {
         }
     }
 
+    /// JobScheduler's expedited-job quota of the app's bucket ([`ExpeditedLimits`]), none while
+    /// quota is free (charging, outside the restricted bucket).
+    fn expedited_quota(&mut self, _now: Time, _configured: &ExpeditedQuota) -> ExpeditedQuota {
+        let e = &self.settings.expedited;
+        let limit = match self.bucket.bucket() {
+            _ if self.quota_free() => None,
+            Bucket::Active => Some(e.active),
+            Bucket::WorkingSet => Some(e.working_set),
+            Bucket::Frequent => Some(e.frequent),
+            Bucket::Rare => Some(e.rare),
+            Bucket::Restricted => Some(e.restricted),
+        };
+        ExpeditedQuota {
+            limit,
+            window: e.window,
+        }
+    }
+
     fn on_started(&mut self, now: Time, job: PolicyJob<'_>) {
         self.running += 1;
         self.batch.remove(&job.id);
@@ -1060,6 +1127,12 @@ impl Policy for AndroidPolicy {
         self.quota_memo = None;
         if self.quota_free() {
             return; // QuotaController counts no session while quota is free
+        }
+        if job.expedited {
+            // an expedited run is charged to the expedited quota, whose timing sessions
+            // QuotaController keeps apart (`mEJTimingSessions`, `mEJPkgTimers`); the core keeps
+            // that ledger, with the limit `expedited_quota` gives
+            return;
         }
         let coalesce = self.settings.session_coalescing;
         let new_session = match self.sessions.back_mut() {

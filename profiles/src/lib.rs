@@ -2,10 +2,12 @@
 //! plugged into the core's [`Policy`] hook. The runtime (`backwork daemon --profile`) and the
 //! simulator use the same code.
 //!
-//! - `desktop`: no quotas; jobs without a flex window may wait up to the 1-minute batching window
-//!   to share a wake-up (a job marked `accurate` never waits).
+//! - `desktop`: no quotas but the core's expedited one (1 hour of expedited runs per rolling
+//!   24 hours, `ExpeditedQuota::DESKTOP`); jobs without a flex window may wait up to the
+//!   1-minute batching window to share a wake-up (a job marked `accurate` never waits).
 //! - `android`: [`AndroidPolicy`] — Doze, App Standby buckets and their quotas, JobScheduler's
-//!   limits — plus WorkManager's minimums (15-minute periods, 5-minute flex, raised with a
+//!   limits, the expedited-job quota of the app's bucket ([`ExpeditedLimits`]) — plus
+//!   WorkManager's minimums (15-minute periods, 5-minute flex, raised with a
 //!   warning).
 //! - `ios`: [`IosPolicy`] — app-refresh and processing tasks (by tag), their pending limits
 //!   (1 and 10) and budgets (30 s, minutes), refreshes 15 minutes apart, processing only while
@@ -29,6 +31,7 @@ use backwork_scheduler::{AllowAll, Anchor, Config, Policy};
 
 pub use android::{
     AndroidPolicy, AndroidSettings, AppControl, AppState, Bucket, BucketLimits, DozePhase,
+    ExpeditedLimits,
 };
 pub use ios::{IosPolicy, IosSettings, PROCESSING_TAG, REFRESH_TAG};
 

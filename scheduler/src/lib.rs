@@ -20,15 +20,15 @@ pub use backwork_constraints::{
 pub use core::{
     Action, After, AllowAll, Anchor, AppHold, Backoff, BackoffKind, CatchUp, Chain, ChainLink,
     ChangeSet, Config, ConflictPolicy, CoreError, CronSchedule, Decision, Disposition, Event,
-    Force, HoldKind, InputMerger, Interruption, Jitter, Job, JobId, JobRef, JobRequest, JobState,
-    MIN_PREFIX_LEN, MergeError, OsState, Policy, PolicyContext, PolicyJob, PolicyReason,
-    PolicyStop, Reply, RunOutcome, RunRecord, RunResult, RunWrite, SHORT_ID_LEN, Schedule,
-    Scheduler, Selector, StartJob, StopReason, Time, Unique, Upstream, WaitReason, jitter_offset,
-    next_cron, parse_cron,
+    ExpeditedQuota, Force, HoldKind, InputMerger, Interruption, Jitter, Job, JobId, JobRef,
+    JobRequest, JobState, MIN_PREFIX_LEN, MergeError, OsState, OutOfQuotaPolicy, Policy,
+    PolicyContext, PolicyJob, PolicyReason, PolicyStop, Reply, RunOutcome, RunRecord, RunResult,
+    RunWrite, SHORT_ID_LEN, Schedule, Scheduler, Selector, StartJob, StopReason, Time, Unique,
+    Upstream, WaitReason, jitter_offset, next_cron, parse_cron,
 };
 pub use runtime::{
-    ChainReceipt, Clock, FnWorker, JobUpdate, ManualClock, Receipt, Runtime, RuntimeBuilder,
-    RuntimeError, RuntimeHandle, Service, Stats, SystemClock, TestDriver, TestDriverBuilder,
-    TokioClock, Wake, WorkContext, WorkResult, Worker, worker_fn,
+    ChainReceipt, Clock, FnWorker, JobProgress, JobUpdate, ManualClock, Receipt, Runtime,
+    RuntimeBuilder, RuntimeError, RuntimeHandle, Service, Stats, SystemClock, TestDriver,
+    TestDriverBuilder, TokioClock, Wake, WorkContext, WorkResult, Worker, worker_fn,
 };
 pub use store::{MemoryStore, Store, StoreError};

@@ -148,6 +148,15 @@ fn request(
     if let Some(m) = max {
         r = r.max_attempts(u32::from(m));
     }
+    // some one-offs without charging or battery constraints are expedited, due at once (what
+    // may be expedited: the others would be refused)
+    if matches!(s, Sched::Once { .. }) && bits & 32 != 0 && bits & (4 | 8) == 0 {
+        r = r.delay(Duration::ZERO).expedited(if bits & 64 != 0 {
+            backwork_scheduler::OutOfQuotaPolicy::Drop
+        } else {
+            backwork_scheduler::OutOfQuotaPolicy::RunAsNonExpedited
+        });
+    }
     if skip {
         r = r.catch_up(CatchUp::Skip);
     }

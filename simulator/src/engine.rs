@@ -414,7 +414,8 @@ impl Sim<'_> {
                     let Some((spec, _)) = self.spec_of.get(&s.id) else {
                         continue;
                     };
-                    let outcome = self.scenario.jobs[*spec].outcome;
+                    let scenario: &Scenario = self.scenario;
+                    let outcome = &scenario.jobs[*spec].outcome;
                     let fails = outcome.fail > 0.0 && self.rng.random_bool(outcome.fail);
                     self.running.insert(
                         s.id,
@@ -446,8 +447,23 @@ impl Sim<'_> {
         }
     }
 
+    /// The progress a run that started at `start` has reported by now: of the scenario's n
+    /// values, the i-th at i/n of its duration.
+    fn progress_by_now(&self, id: JobId, start: Time) -> Option<f64> {
+        self.spec_of.get(&id).and_then(|(i, _)| {
+            let o = &self.scenario.jobs.get(*i)?.outcome;
+            let n = o.progress.len();
+            let ran = (self.now - start).to_std().unwrap_or_default();
+            let reported = (1..=n)
+                .take_while(|k| o.duration.mul_f64(*k as f64 / n as f64) <= ran)
+                .count();
+            reported.checked_sub(1).map(|k| o.progress[k])
+        })
+    }
+
     /// A run that ended by itself, or was lost to a reboot.
     fn record(&mut self, id: JobId, start: Time, outcome: RunResult) {
+        let progress = self.progress_by_now(id, start);
         if let Some(rep) = self.reports.get_mut(&id) {
             match outcome {
                 RunResult::Success => rep.succeeded += 1,
@@ -459,6 +475,7 @@ impl Sim<'_> {
                 end: self.now,
                 outcome,
                 stop: None,
+                progress,
             });
         }
     }
@@ -475,6 +492,7 @@ impl Sim<'_> {
         if !self.reasons.contains_key(&code) {
             self.reasons.insert(code.clone(), reason.to_string());
         }
+        let progress = self.progress_by_now(id, start);
         if let Some(rep) = self.reports.get_mut(&id) {
             rep.stopped += 1;
             *rep.stops.entry(code.clone()).or_default() += 1;
@@ -483,6 +501,7 @@ impl Sim<'_> {
                 end: self.now,
                 outcome: RunResult::Stopped,
                 stop: Some(code),
+                progress,
             });
         }
     }
@@ -1094,6 +1113,7 @@ pub fn simulate_with_progress(
                             quota_hits: 0,
                             stops: BTreeMap::new(),
                             held: Vec::new(),
+                            cancelled: None,
                         },
                     );
                     order.push(id);
@@ -1175,6 +1195,14 @@ pub fn simulate_with_progress(
     let mut quota_hits = 0;
     for id in order {
         if let Some(mut r) = sim.reports.remove(&id) {
+            r.cancelled = sim
+                .core
+                .job(id)
+                .filter(|j| j.state == backwork_scheduler::JobState::Cancelled)
+                .map(|j| {
+                    j.stop_reason
+                        .map_or_else(|| "cancelled".to_string(), |s| s.to_string())
+                });
             r.per_day = (whole_days > 0).then(|| {
                 let n = r
                     .runs

@@ -9,7 +9,7 @@ use backwork_scheduler::{RunResult, Time};
 use serde::{Deserialize, Serialize};
 
 /// One run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunReport {
     /// When it started.
     pub start: Time,
@@ -23,6 +23,10 @@ pub struct RunReport {
     /// `constraint_lost_network`…).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop: Option<String>,
+    /// The last progress (a percentage) the run reported before it ended — what `show` would
+    /// have shown last — from the job's `outcome.progress`; `None` if it reported none by then.
+    #[serde(default)]
+    pub progress: Option<f64>,
 }
 
 /// A stretch of time a job waited, and why: one reason code per interval (a wait for two
@@ -123,6 +127,11 @@ pub struct JobReport {
     /// [`Report::waits`] gives them with the `app_wide` stretches resolved.
     #[serde(default)]
     pub held: Vec<HeldInterval>,
+    /// Why the job was cancelled, if it was (by the scenario, or dropped: an expedited job
+    /// whose out-of-quota policy is `drop`, once the expedited quota is used up) — its stop
+    /// reason as a sentence; `None` otherwise.
+    #[serde(default)]
+    pub cancelled: Option<String>,
 }
 
 /// The whole report. The same scenario and seed give the same report, byte for byte.

@@ -167,7 +167,7 @@ impl EventSpec {
 }
 
 /// How a job's runs turn out.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Outcome {
     /// The probability that a run fails and asks to be retried.
@@ -176,6 +176,12 @@ pub struct Outcome {
     /// How long each run takes.
     #[serde(default = "one_second", with = "humantime_serde")]
     pub duration: Duration,
+    /// The progress each run reports (`WorkContext::set_progress`, a command's
+    /// `BACKWORK_PROGRESS_FD` line), as percentages: of `n` values, the `i`-th is reported once
+    /// `i/n` of `duration` has passed (the last at the run's end). The report gives each run
+    /// the last one reported before it ended ([`crate::RunReport::progress`]).
+    #[serde(default)]
+    pub progress: Vec<f64>,
 }
 
 fn one_second() -> Duration {
@@ -187,6 +193,7 @@ impl Default for Outcome {
         Outcome {
             fail: 0.0,
             duration: one_second(),
+            progress: Vec::new(),
         }
     }
 }
@@ -247,6 +254,10 @@ pub struct JobSpec {
     /// Start exactly when due, not batched.
     #[serde(default)]
     pub accurate: bool,
+    /// Expedited work (`backwork add --expedited`): `run-as-regular` or `drop`, what to do
+    /// once the profile's expedited quota is used up.
+    #[serde(default)]
+    pub expedited: Option<String>,
     /// Delay each due time by up to this.
     #[serde(default)]
     pub jitter: Option<String>,
@@ -311,6 +322,19 @@ impl JobSpec {
                 ),
             });
         }
+        if let Some(p) = self
+            .outcome
+            .progress
+            .iter()
+            .find(|p| !(0.0..=100.0).contains(*p))
+        {
+            return Err(SimError::Job {
+                job: self.name.clone(),
+                detail: format!(
+                    "outcome.progress {p} is not a percentage; use numbers from 0 to 100"
+                ),
+            });
+        }
         let mut tags = self.tags.clone();
         // iOS: a submit with the same identifier replaces the pending request
         let policy = match self.task {
@@ -347,6 +371,7 @@ impl JobSpec {
             on_conflict: Some(policy.into()),
             tags: tags.into_iter().collect(),
             input_merger: self.input_merger.clone(),
+            expedited: self.expedited.clone(),
         };
         let cx = OptionContext { zone: Tz::UTC, now };
         options

@@ -166,6 +166,33 @@ impl Scheduler {
         if r.max_attempts == Some(0) {
             return Err(CoreError::ZeroMaxAttempts);
         }
+        if r.expedited.is_some() {
+            match &r.schedule {
+                Schedule::Periodic { .. } => {
+                    return Err(CoreError::NotExpeditable("a periodic job"));
+                }
+                Schedule::Cron { .. } => return Err(CoreError::NotExpeditable("a cron job")),
+                Schedule::Once { delay, not_before } => {
+                    if !delay.is_zero() || not_before.is_some_and(|t| t > now) {
+                        return Err(CoreError::NotExpeditable("a delayed job"));
+                    }
+                }
+            }
+            let c = &r.constraints;
+            if c.charging {
+                return Err(CoreError::NotExpeditable("a job that requires charging"));
+            }
+            if c.battery_not_low {
+                return Err(CoreError::NotExpeditable(
+                    "a job that requires the battery not low",
+                ));
+            }
+            if c.device_idle {
+                return Err(CoreError::NotExpeditable(
+                    "a job that requires an idle device",
+                ));
+            }
+        }
         if let Some(tag) = r
             .tags
             .iter()

@@ -69,6 +69,10 @@ impl Scheduler {
                     break;
                 };
                 cursor = Some((key, id));
+                let forced = self.jobs.get(&id).is_some_and(|j| j.force.time);
+                if !forced && !self.expedited_may_start(now, id) {
+                    continue;
+                }
                 self.start(now, id);
                 continue;
             }
@@ -79,7 +83,13 @@ impl Scheduler {
             let Some(job) = self.jobs.get(&id) else {
                 continue;
             };
-            if !job.force.time {
+            let expedited = !job.force.time && self.is_expedited(job);
+            if expedited {
+                // the expedited quota, not the policy's holds (and not counted as asking it)
+                if !self.expedited_may_start(now, id) {
+                    continue;
+                }
+            } else if !job.force.time {
                 if !asked {
                     asked = true;
                     if let Some((until, reason)) = self.policy.app_hold(now) {
@@ -195,6 +205,7 @@ impl Scheduler {
             return;
         };
         let ignore_constraints = job.force.constraints;
+        let expedited = job.request.expedited.is_some() && !self.demoted.remove(&id);
         job.state = JobState::Running;
         job.attempt = job.attempt.saturating_add(1);
         job.runs_total = job.runs_total.saturating_add(1);
@@ -221,12 +232,20 @@ impl Scheduler {
                 ignore_constraints,
                 stop: None,
                 abort_at: None,
+                expedited,
             },
         );
+        if expedited {
+            self.ej_ledger.started(now);
+        }
         self.deferred.remove(&id);
         self.reindex(id);
         if let Some(job) = self.jobs.get(&id) {
-            self.policy.on_started(now, job.policy_view());
+            let view = PolicyJob {
+                expedited,
+                ..job.policy_view()
+            };
+            self.policy.on_started(now, view);
         }
         self.pending.push(Action::Start(start));
     }
@@ -243,9 +262,58 @@ impl Scheduler {
             let needs = job.request.constraints;
             self.lanes.wait_for_device(&mut self.jobs, key, id, needs);
         } else {
-            let forced = job.force.time;
+            // expedited work passes the policy's holds as forced work does (JobScheduler runs
+            // expedited jobs in Doze and past standby quotas), and goes first among the ready
+            let expedited = self.is_expedited(job);
+            let forced = job.force.time || expedited;
+            let key = if expedited { min_time() } else { key };
             self.lanes.ready(&mut self.jobs, key, id, forced);
         }
+    }
+
+    /// Whether `job` waits as expedited work: its request is expedited and the expedited quota
+    /// has not sent it back to the ordinary queue.
+    pub(super) fn is_expedited(&self, job: &Entry) -> bool {
+        job.request.expedited.is_some() && !self.demoted.contains(&job.id)
+    }
+
+    /// For an expedited job about to start: whether the expedited quota the policy gives now
+    /// allows it. If not, its out-of-quota policy applies — run as ordinary work (it is filed
+    /// again as such: batched, held by the profile, behind earlier ordinary work) or drop it
+    /// (cancelled, the stop reason saying why) — and the answer is `false`.
+    fn expedited_may_start(&mut self, now: Time, id: JobId) -> bool {
+        let Some(out_of_quota) = self.jobs.get(&id).and_then(|j| j.request.expedited) else {
+            return true;
+        };
+        let quota = self
+            .policy
+            .expedited_quota(now, &self.config.expedited_quota);
+        if self.ej_ledger.allows(now, &quota) {
+            return true;
+        }
+        let used = humanize_approx(self.ej_ledger.used(now, quota.window));
+        match out_of_quota {
+            OutOfQuotaPolicy::RunAsNonExpedited => {
+                self.demoted.insert(id);
+                let dirty = self.dirty.contains(&id);
+                self.reindex(id);
+                if !dirty {
+                    self.dirty.remove(&id); // a demotion is not part of the record
+                }
+            }
+            OutOfQuotaPolicy::Drop => {
+                let limit = quota.limit.map(humanize_approx).unwrap_or_default();
+                let reason = StopReason::Policy(PolicyStop::new(
+                    "expedited_quota",
+                    format!(
+                        "the expedited quota is used up ({used} of {limit} in the last {}), and the job asked to be dropped then (out-of-quota policy: drop)",
+                        humanize_approx(quota.window)
+                    ),
+                ));
+                self.cancel_one(now, id, reason);
+            }
+        }
+        false
     }
 
     /// The time gates of an enqueued job, each with the instant it opens: the one computation
@@ -286,6 +354,7 @@ impl Scheduler {
         };
         if job.force.time
             || job.request.accurate
+            || self.is_expedited(job)
             || self.config.batch_window.is_zero()
             || policy_chose
             || jittered

@@ -68,6 +68,7 @@ impl Entry {
             id: self.id,
             request: &self.request,
             attempt: self.attempt,
+            expedited: false,
         }
     }
 

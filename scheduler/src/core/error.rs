@@ -98,6 +98,13 @@ pub enum CoreError {
     /// Jitter outside `[0, 1)`.
     #[error("the backoff jitter {0} is outside [0, 1); use a fraction such as 0.1")]
     InvalidJitter(f64),
+    /// A request marked expedited that expedited work cannot be (WorkManager refuses the same:
+    /// `PeriodicWorkRequest`s and delayed requests cannot be expedited; JobScheduler's
+    /// expedited jobs require at most the network and storage).
+    #[error(
+        "{0} cannot be expedited: expedited work is a one-off job that starts at once and requires at most the network and storage not low (as WorkManager's setExpedited and JobScheduler's expedited jobs); drop --expedited or the {0}"
+    )]
+    NotExpeditable(&'static str),
     /// `max_attempts` of zero.
     #[error("max attempts must be at least 1; leave it unset to retry forever")]
     ZeroMaxAttempts,

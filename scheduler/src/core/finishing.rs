@@ -13,8 +13,15 @@ impl Scheduler {
             return;
         };
         let ran_for = since(now, active.started);
+        if active.expedited {
+            self.ej_ledger.finished(now);
+        }
         if let Some(job) = self.jobs.get(&id) {
-            self.policy.on_finished(now, job.policy_view(), ran_for);
+            let view = PolicyJob {
+                expedited: active.expedited,
+                ..job.policy_view()
+            };
+            self.policy.on_finished(now, view, ran_for);
         }
         let (mut result, output, mut note) = match outcome {
             RunOutcome::Success(out) => (RunResult::Success, out, None),
@@ -201,6 +208,7 @@ impl Scheduler {
         reason: Option<StopReason>,
     ) {
         self.jobs.finish(id, state, now);
+        self.demoted.remove(&id); // a demotion lasts until the job's next start, or its end
         let Some(job) = self.jobs.get_mut(&id) else {
             return;
         };
@@ -470,6 +478,7 @@ impl Scheduler {
     pub(super) fn remove(&mut self, id: JobId) {
         // unfiled first: where it waits is kept on its entry
         self.lanes.remove(&mut self.jobs, id);
+        self.demoted.remove(&id);
         if self.jobs.remove(id).is_none() {
             return;
         }

@@ -452,6 +452,11 @@ pub struct JobRequest {
     /// from its own input and their outputs; the overwriting merger by default, as WorkManager.
     #[serde(default)]
     pub input_merger: super::InputMerger,
+    /// Expedited work (WorkManager's `setExpedited`): started at once when its constraints
+    /// hold, ahead of ordinary work, under the expedited quota; what to do when the quota is
+    /// used up. One-off jobs without a delay only, requiring at most the network and storage.
+    #[serde(default)]
+    pub expedited: Option<super::OutOfQuotaPolicy>,
 }
 
 /// A pseudo-random delay in `[0, max)` added to each due time (systemd's `RandomizedDelaySec`),
@@ -489,6 +494,7 @@ impl JobRequest {
             accurate: false,
             jitter: None,
             input_merger: super::InputMerger::Overwriting,
+            expedited: None,
         }
     }
 
@@ -527,6 +533,23 @@ impl JobRequest {
                 tz,
             },
         )
+    }
+
+    /// Makes it expedited work (WorkManager's `setExpedited(policy)`): it starts at once when
+    /// its constraints hold — no batching window, past the profile's holds, ahead of ordinary
+    /// work waiting for a slot — as long as the expedited quota lasts; `policy` says what
+    /// happens once it is used up. Only a one-off job without a delay may be expedited, and it
+    /// may require only the network and storage (`JobInfo.Builder.setExpedited`).
+    ///
+    /// ```
+    /// use backwork_scheduler::{JobRequest, OutOfQuotaPolicy};
+    ///
+    /// let upload = JobRequest::once("upload").expedited(OutOfQuotaPolicy::RunAsNonExpedited);
+    /// assert_eq!(upload.expedited, Some(OutOfQuotaPolicy::RunAsNonExpedited));
+    /// ```
+    pub fn expedited(mut self, policy: super::OutOfQuotaPolicy) -> Self {
+        self.expedited = Some(policy);
+        self
     }
 
     /// Sets the input payload.

@@ -60,6 +60,7 @@ mod chain;
 mod dispatch;
 mod entry;
 mod error;
+mod expedited;
 mod finishing;
 mod interrupted;
 mod job;
@@ -84,6 +85,7 @@ use serde_json::Value;
 pub use chain::{After, Chain, ChainLink};
 use entry::{Entry, Payloads};
 pub use error::CoreError;
+pub use expedited::{ExpeditedQuota, OutOfQuotaPolicy};
 pub use interrupted::Interruption;
 pub use job::millis;
 pub use job::{
@@ -102,9 +104,9 @@ pub use schedule::{
     jitter_offset, next_cron, next_periodic_window, parse_cron, periodic_window_at, since, sub,
 };
 pub use spec::{
-    ANCHOR_CHOICES, CATCH_UP_CHOICES, Choice, INPUT_MERGER_CHOICES, JobOptions, NO_TIMEOUT_WORDS,
-    ON_CONFLICT_CHOICES, OptionContext, OptionError, REQUIRES_CHOICES, choose, parse_at,
-    parse_duration, parse_timeout, parse_zone,
+    ANCHOR_CHOICES, CATCH_UP_CHOICES, Choice, EXPEDITED_CHOICES, INPUT_MERGER_CHOICES, JobOptions,
+    NO_TIMEOUT_WORDS, ON_CONFLICT_CHOICES, OptionContext, OptionError, REQUIRES_CHOICES, choose,
+    parse_at, parse_duration, parse_timeout, parse_zone,
 };
 use table::Table;
 pub use why::{JobRef, WaitReason};
@@ -150,6 +152,10 @@ pub struct Config {
     /// anchor it was admitted with.
     #[serde(default)]
     pub default_anchor: Anchor,
+    /// The expedited quota when the policy does not set one ([`Policy::expedited_quota`]):
+    /// [`ExpeditedQuota::DESKTOP`], 1 hour of expedited run time per rolling 24 hours.
+    #[serde(default)]
+    pub expedited_quota: ExpeditedQuota,
 }
 
 fn default_batch_window() -> Duration {
@@ -169,6 +175,7 @@ impl Default for Config {
             raise_short_periods: false,
             batch_window: default_batch_window(),
             default_anchor: Anchor::Grid,
+            expedited_quota: ExpeditedQuota::DESKTOP,
         }
     }
 }
@@ -505,6 +512,8 @@ struct Active {
     ignore_constraints: bool,
     stop: Option<StopReason>,
     abort_at: Option<Time>,
+    /// It runs as expedited work (charged to the expedited quota).
+    expedited: bool,
 }
 
 /// The scheduling core. See the [module documentation](self) for the driver contract.
@@ -518,6 +527,11 @@ pub struct Scheduler {
     /// Where each enqueued job waits (see [`lanes`]).
     lanes: lanes::Lanes,
     deferred: BTreeMap<JobId, (Option<Time>, PolicyReason)>,
+    /// Expedited jobs that found the expedited quota used up and wait as ordinary work
+    /// ([`OutOfQuotaPolicy::RunAsNonExpedited`]) until their next start.
+    demoted: BTreeSet<JobId>,
+    /// The app's expedited run time (see [`expedited`]).
+    ej_ledger: expedited::Ledger,
     /// The policy's app-wide hold in force, if any: the ready jobs not forced are parked
     /// behind it, none asked about or re-filed, until it ends or the world changes.
     app_hold: Option<AppHold>,
@@ -558,6 +572,8 @@ impl Scheduler {
             now: min_time(),
             lanes: lanes::Lanes::default(),
             deferred: BTreeMap::new(),
+            demoted: BTreeSet::new(),
+            ej_ledger: expedited::Ledger::default(),
             app_hold: None,
             active: BTreeMap::new(),
             device: DeviceState::default(),

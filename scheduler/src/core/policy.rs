@@ -7,6 +7,7 @@ use std::time::Duration;
 use backwork_constraints::DeviceState;
 use serde::{Deserialize, Serialize};
 
+use super::expedited::ExpeditedQuota;
 use super::job::{JobId, JobRequest, Time};
 
 /// What kind of hold a policy reason is, for counting without reading sentences.
@@ -165,6 +166,9 @@ pub struct PolicyJob<'a> {
     pub request: &'a JobRequest,
     /// Attempts charged in its current cycle.
     pub attempt: u32,
+    /// In [`Policy::on_started`] and [`Policy::on_finished`]: the run is expedited work,
+    /// charged to the expedited quota (not to the policy's own quotas). `false` elsewhere.
+    pub expedited: bool,
 }
 
 /// The hook the core consults before it admits a request, before it starts a job, and when it plans
@@ -250,6 +254,14 @@ pub trait Policy: Send + fmt::Debug + 'static {
         None
     }
 
+    /// The expedited quota in force at `now` ([`ExpeditedQuota`]); `configured` is the core's
+    /// (`Config::expedited_quota`), the answer of a policy that has no quota of its own. The
+    /// android profile answers JobScheduler's expedited-job limit of the app's standby bucket,
+    /// and no limit while charging.
+    fn expedited_quota(&mut self, _now: Time, configured: &ExpeditedQuota) -> ExpeditedQuota {
+        *configured
+    }
+
     /// Called when the device state changes (before the core looks at any job again). Every job
     /// the policy deferred or denied is asked again afterwards.
     fn on_device(&mut self, _now: Time, _device: &DeviceState) {}
@@ -289,6 +301,9 @@ impl Policy for Box<dyn Policy> {
     }
     fn os_state(&self, now: Time) -> Option<OsState> {
         (**self).os_state(now)
+    }
+    fn expedited_quota(&mut self, now: Time, configured: &ExpeditedQuota) -> ExpeditedQuota {
+        (**self).expedited_quota(now, configured)
     }
     fn on_device(&mut self, now: Time, device: &DeviceState) {
         (**self).on_device(now, device)

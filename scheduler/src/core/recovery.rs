@@ -14,6 +14,8 @@ impl Scheduler {
         self.deferred.clear();
         self.app_hold = None;
         self.active.clear();
+        self.ej_ledger.drop_runs(self.now);
+        self.demoted.clear();
         self.dirty.clear();
         self.dirty_inputs.clear();
         self.dirty_outputs.clear();

@@ -61,6 +61,21 @@ pub const REQUIRES_CHOICES: &[Choice<Constraint>] = &[
     },
 ];
 
+/// The words of `--expedited` (`expedited` in a scenario): what an expedited job does once the
+/// expedited quota is used up — WorkManager's two `OutOfQuotaPolicy` values.
+pub const EXPEDITED_CHOICES: &[Choice<super::OutOfQuotaPolicy>] = &[
+    Choice {
+        name: "run-as-regular",
+        help: "Run as ordinary work (RUN_AS_NON_EXPEDITED_WORK_REQUEST)",
+        value: super::OutOfQuotaPolicy::RunAsNonExpedited,
+    },
+    Choice {
+        name: "drop",
+        help: "Drop the job: cancel it, saying why (DROP_WORK_REQUEST)",
+        value: super::OutOfQuotaPolicy::Drop,
+    },
+];
+
 /// The words of `anchor`.
 pub const ANCHOR_CHOICES: &[Choice<Anchor>] = &[
     Choice {
@@ -218,6 +233,9 @@ pub struct JobOptions {
     pub tags: Vec<String>,
     /// A job that runs after others: one of [`INPUT_MERGER_CHOICES`] (default `overwriting`).
     pub input_merger: Option<String>,
+    /// Expedited work: one of [`EXPEDITED_CHOICES`], what to do once the expedited quota is
+    /// used up.
+    pub expedited: Option<String>,
 }
 
 /// Why a job's options are refused. [`OptionError::option`] names the option at fault (the
@@ -555,6 +573,9 @@ impl JobOptions {
         }
         if self.accurate {
             r = r.accurate();
+        }
+        if let Some(e) = &self.expedited {
+            r.expedited = Some(choose("expedited", EXPEDITED_CHOICES, e)?);
         }
         r.jitter = duration("jitter", &self.jitter)?.map(|max| Jitter {
             max,

@@ -123,24 +123,45 @@ pub struct JobUpdate {
     pub stop_reason: Option<StopReason>,
     /// The last output, if any.
     pub output: Option<Value>,
-    /// Progress the running worker reported, if this update is a progress report.
+    /// The latest progress the running worker reported ([`WorkContext::set_progress`]); `None`
+    /// when the job is not running or its run has reported none. A progress report is an
+    /// update of its own, with the job's state unchanged.
     pub progress: Option<Value>,
     /// When the runtime saw the change.
     pub at: Time,
 }
 
 impl JobUpdate {
-    fn of(job: &Job, at: Time) -> Self {
+    fn of(job: &Job, at: Time, progress: Option<&JobProgress>) -> Self {
         JobUpdate {
             id: job.id,
             state: job.state,
             attempt: job.attempt,
             stop_reason: job.stop_reason.clone(),
             output: job.output.clone(),
-            progress: None,
+            progress: progress
+                .filter(|p| job.state == JobState::Running && p.attempt == job.attempt)
+                .map(|p| p.value.clone()),
             at,
         }
     }
+}
+
+/// The latest progress a running job reported, as the runtime keeps it.
+///
+/// Like WorkManager's `setProgress` (whose `WorkInfo.getProgress()` is "available only while
+/// the worker is running"), progress lives in memory only: it is never written to the store,
+/// it is forgotten when the run ends (whatever its result), and a report from a run that has
+/// already ended is ignored. Each report replaces the previous one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobProgress {
+    /// What the worker reported: any JSON value (a command job's is
+    /// `{"percent": n, "message": "…"}` with either key absent).
+    pub value: Value,
+    /// The attempt that reported it.
+    pub attempt: u32,
+    /// When the runtime received it.
+    pub at: Time,
 }
 
 /// What an enqueue resolved to.
@@ -221,7 +242,11 @@ pub(crate) enum Command {
     },
     Progress {
         id: JobId,
+        attempt: u32,
         value: Value,
+    },
+    ProgressOf {
+        reply: Reply1<BTreeMap<JobId, JobProgress>>,
     },
     Shutdown {
         grace: Duration,
@@ -423,13 +448,24 @@ impl RuntimeHandle {
         self.call(|reply| Command::Why { id, reply }).await?
     }
 
+    /// The latest progress of every running job that has reported some (see [`JobProgress`]).
+    pub async fn progress(&self) -> Result<BTreeMap<JobId, JobProgress>, RuntimeError> {
+        self.call(|reply| Command::ProgressOf { reply }).await
+    }
+
+    /// The latest progress job `id`'s running worker reported, if it is running and reported.
+    pub async fn progress_of(&self, id: JobId) -> Result<Option<JobProgress>, RuntimeError> {
+        Ok(self.progress().await?.remove(&id))
+    }
+
     /// Every job change from now on (state changes after they are durable, and progress reports).
     /// A receiver that falls more than 1024 updates behind skips ahead (`Lagged`).
     pub fn subscribe(&self) -> broadcast::Receiver<JobUpdate> {
         self.updates.subscribe()
     }
 
-    /// A watch on one job: always holds its latest update. `None` if there is no such job.
+    /// A watch on one job: always holds its latest update, its running worker's latest progress
+    /// included. `None` if there is no such job.
     pub async fn watch(
         &self,
         id: JobId,
@@ -695,6 +731,7 @@ impl RuntimeBuilder {
             probe,
             waiting_on: std::collections::BTreeSet::new(),
             runs: BTreeMap::new(),
+            progress: HashMap::new(),
             done_tx,
             done_rx,
             updates,
@@ -821,6 +858,9 @@ struct Actor {
     /// The constraints due jobs wait on, as last told to the probe.
     waiting_on: std::collections::BTreeSet<backwork_constraints::Constraint>,
     runs: BTreeMap<JobId, RunHandle>,
+    /// The latest progress of each running job that reported some; an entry goes when its run
+    /// ends (never stored).
+    progress: HashMap<JobId, JobProgress>,
     done_tx: mpsc::UnboundedSender<(JobId, u32, RunOutcome)>,
     done_rx: mpsc::UnboundedReceiver<(JobId, u32, RunOutcome)>,
     updates: broadcast::Sender<JobUpdate>,
@@ -1115,6 +1155,7 @@ impl Actor {
         match input {
             Input::Done((id, attempt, outcome)) => {
                 self.runs.remove(&id);
+                self.progress.remove(&id);
                 let _ = self.feed(Event::Finished {
                     id,
                     attempt,
@@ -1293,7 +1334,7 @@ impl Actor {
             Command::Watch { id, reply } => {
                 let now = self.clock.now();
                 let rx = self.core.job(id).map(|job| {
-                    let update = JobUpdate::of(&job, now);
+                    let update = JobUpdate::of(&job, now, self.progress.get(&id));
                     self.watchers
                         .entry(id)
                         .or_insert_with(|| watch::channel(update).0)
@@ -1306,18 +1347,54 @@ impl Actor {
                 self.respond(reply, t);
             }
             Command::WaitIdle { reply } => self.idle_waiters.push(reply),
-            Command::Progress { id, value } => {
-                if let Some(job) = self.core.job(id) {
-                    let mut update = JobUpdate::of(&job, self.clock.now());
-                    update.progress = Some(value);
-                    self.publish(update);
-                }
+            Command::Progress { id, attempt, value } => self.take_progress(id, attempt, value),
+            Command::ProgressOf { reply } => {
+                let all = self
+                    .progress
+                    .iter()
+                    .map(|(id, p)| (*id, p.clone()))
+                    .collect();
+                self.respond(reply, all);
             }
             Command::Shutdown { grace, reply } => {
                 self.shutdown_waiters.push(reply);
                 self.begin_shutdown(grace);
             }
         }
+    }
+
+    /// Keeps and publishes a progress report of run `attempt` of `id`, if that run is still
+    /// out (a report that arrives after its run ended, or from an older attempt, is ignored)
+    /// and the value is within the payload cap (WorkManager's `Data` is capped the same way).
+    fn take_progress(&mut self, id: JobId, attempt: u32, value: Value) {
+        if !self.runs.contains_key(&id) {
+            return;
+        }
+        let Some(job) = self.core.job(id) else {
+            return;
+        };
+        if job.state != JobState::Running || job.attempt != attempt {
+            return;
+        }
+        let size = serde_json::to_vec(&value).map_or(usize::MAX, |v| v.len());
+        if size > self.core.config().payload_cap {
+            tracing::warn!(
+                job = %id.short(),
+                size,
+                cap = self.core.config().payload_cap,
+                "progress report dropped: it is larger than the payload cap; report a smaller value (a percentage and a short message)"
+            );
+            return;
+        }
+        let now = self.clock.now();
+        let progress = JobProgress {
+            value,
+            attempt,
+            at: now,
+        };
+        let update = JobUpdate::of(&job, now, Some(&progress));
+        self.progress.insert(id, progress);
+        self.publish(update);
     }
 
     fn enqueue_one(&mut self, request: JobRequest) -> Result<Receipt, CoreError> {
@@ -1450,6 +1527,7 @@ impl Actor {
                 run.token.cancel();
                 run.abort.abort();
             }
+            self.progress.clear();
             return self.recover_store(e).await;
         }
         if !changes.is_empty() {
@@ -1459,7 +1537,8 @@ impl Actor {
         if self.updates.receiver_count() > 0 || !self.watchers.is_empty() {
             let now = self.clock.now();
             for job in &changes.upserts {
-                self.publish(JobUpdate::of(job, now));
+                let update = JobUpdate::of(job, now, self.progress.get(&job.id));
+                self.publish(update);
             }
         }
         for r in replies {

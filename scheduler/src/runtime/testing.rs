@@ -52,6 +52,50 @@ use crate::store::MemoryStore;
 /// driver.shutdown().await?;
 /// # Ok(()) }
 /// ```
+///
+/// **Progress.** A worker's progress ([`WorkContext::set_progress`](super::WorkContext::set_progress))
+/// is kept only while its run lasts, so assert on it while the worker is still running: hold
+/// the worker on something the test releases (not on a timer), and wait on the job's
+/// [`watch`](RuntimeHandle::watch) — which always holds the latest progress — or read
+/// [`progress_of`](RuntimeHandle::progress_of).
+///
+/// ```
+/// use std::sync::Arc;
+/// use backwork_scheduler::{JobRequest, JobState, TestDriver, WorkResult, worker_fn};
+/// use serde_json::json;
+/// use tokio::sync::Notify;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), backwork_scheduler::RuntimeError> {
+/// let release = Arc::new(Notify::new());
+/// let gate = Arc::clone(&release);
+/// let driver = TestDriver::builder()
+///     .worker("upload", worker_fn(move |ctx| {
+///         let gate = Arc::clone(&gate);
+///         async move {
+///             ctx.set_progress(json!({"percent": 50, "message": "half way"}));
+///             gate.notified().await; // the test decides when the upload is done
+///             WorkResult::success()
+///         }
+///     }))
+///     .start()
+///     .await?;
+///
+/// let id = driver.enqueue(JobRequest::once("upload")).await?;
+/// let mut job = driver.watch(id).await?.expect("the job exists");
+/// let update = job.wait_for(|u| u.progress.is_some()).await.expect("the runtime is up");
+/// assert_eq!(update.state, JobState::Running);
+/// assert_eq!(update.progress, Some(json!({"percent": 50, "message": "half way"})));
+/// assert_eq!(driver.progress_of(id).await?.map(|p| p.attempt), Some(1));
+/// drop(update);
+///
+/// release.notify_one();
+/// driver.run_until_idle().await?;
+/// assert_eq!(driver.job(id).await?.unwrap().state, JobState::Succeeded);
+/// assert_eq!(driver.progress_of(id).await?, None); // gone with the run
+/// driver.shutdown().await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct TestDriver {
     runtime: Runtime,

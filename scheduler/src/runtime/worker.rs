@@ -143,12 +143,21 @@ impl WorkContext {
         self.cancel.is_cancelled()
     }
 
-    /// Reports progress; observers see it through [`RuntimeHandle::subscribe`] and
-    /// [`RuntimeHandle::watch`]. Progress is not persisted and may be dropped under load.
+    /// Reports how far the run is, as WorkManager's `setProgress` does: each report replaces
+    /// the previous one. Observers see the latest through [`RuntimeHandle::subscribe`] and
+    /// [`RuntimeHandle::watch`] (a [`JobUpdate`](super::JobUpdate) whose `progress` is set),
+    /// [`RuntimeHandle::progress`], and the command line's `show` and `list --json`. Progress is
+    /// kept in memory only while the run lasts (never persisted; forgotten when the run ends),
+    /// may be dropped under load (a later report replaces it anyway), and a value whose JSON is
+    /// larger than the payload cap (`Config::payload_cap`, 10 KiB by default) is dropped with a
+    /// warning. A value that cannot be serialized is ignored.
     pub fn set_progress(&self, progress: impl Serialize) {
         if let Ok(value) = serde_json::to_value(progress) {
-            self.runtime
-                .send_lossy(Command::Progress { id: self.id, value });
+            self.runtime.send_lossy(Command::Progress {
+                id: self.id,
+                attempt: self.attempt,
+                value,
+            });
         }
     }
 
