@@ -1027,6 +1027,17 @@ impl crate::Probe for HostProbe {
         match (wanted, poll.is_some()) {
             (true, false) => {
                 self.refresh();
+                // logind too, at once, as the load average and the disk are read now
+                if waiting.contains(&Constraint::DeviceIdle)
+                    && logind_decides(&self.config.idle)
+                    && let Some(p) = self
+                        .pending
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .as_ref()
+                {
+                    p.mark(crate::dbus::Service::Logind);
+                }
                 if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                     let probe = self.clone();
                     let every = self

@@ -178,3 +178,43 @@ async fn prepare_for_sleep_is_followed() {
     }
     task.abort();
 }
+
+/// logind does not signal every change of `IdleHint` (a text session's hint is computed when
+/// read, from its tty's last use: systemd's `session_get_idle_hint`): when a job starts waiting
+/// on idleness, logind is asked at once rather than believed from its last signal.
+#[tokio::test]
+async fn logind_is_asked_again_when_a_job_starts_waiting_on_idle() {
+    let host = busy_host();
+    let Some(bus) = PrivateBus::start(&[("logind", LOGIND, None)]).await else {
+        return;
+    };
+    // a way to change the manager's hint without a signal, as logind does for a tty session
+    bus.call(
+        LOGIND,
+        LOGIND_PATH,
+        "org.freedesktop.DBus.Mock",
+        "AddMethod",
+        &(
+            MANAGER,
+            "SilentlyIdle",
+            "",
+            "",
+            format!("self.props['{MANAGER}']['IdleHint'] = True"),
+        ),
+    )
+    .await;
+    let probe = probe(&host, IdleSource::Auto { below: 0.5 });
+    let _task = probe
+        .watch_services(&Bus::Address(bus.address.clone()))
+        .await
+        .unwrap();
+    let mut rx = probe.subscribe();
+    until(&mut rx, "not idle", |s| !s.idle).await;
+    bus.call(LOGIND, LOGIND_PATH, MANAGER, "SilentlyIdle", &())
+        .await;
+    // nobody waits on idleness yet: no signal came, the last value stands
+    assert!(!probe.current().idle);
+    probe.waiting_on(&[backwork_constraints::Constraint::DeviceIdle].into());
+    until(&mut rx, "idle (asked again)", |s| s.idle).await;
+    probe.waiting_on(&Default::default());
+}
