@@ -182,6 +182,34 @@ fn cancelling_the_first_link_cancels_the_rest() {
     ));
 }
 
+/// A failure spreads down a chain of any length: 50 000 links, the first failing, end failed
+/// without the core growing its stack per link (a reviewer's 2 400-link chain aborted the
+/// daemon with a stack overflow when the spread was recursive).
+#[test]
+fn a_failure_spreads_down_a_very_long_chain() {
+    // on a thread with a 1 MiB stack: a recursion per link would overflow it
+    std::thread::Builder::new()
+        .stack_size(1 << 20)
+        .spawn(|| {
+            let mut h = Harness::new();
+            let mut chain = Chain::begin_with([JobRequest::once(KIND).max_attempts(1)]);
+            for _ in 1..50_000 {
+                chain = chain.then([JobRequest::once(KIND)]);
+            }
+            let ids = enqueue_chain(&mut h, chain);
+            h.finish(ids[0], RunOutcome::Failure(None));
+            let last = *ids.last().unwrap();
+            assert_eq!(h.job(last).state, JobState::Failed);
+            assert_eq!(
+                h.job(last).stop_reason,
+                Some(StopReason::PrerequisiteFailed(ids[ids.len() - 2]))
+            );
+        })
+        .unwrap()
+        .join()
+        .expect("the spread must not overflow the stack");
+}
+
 #[test]
 fn why_names_what_a_blocked_link_waits_for() {
     let mut h = Harness::new();
@@ -602,4 +630,36 @@ fn a_crash_after_any_commit_resumes_the_chain_without_running_a_succeeded_link_a
         points >= 4,
         "the chain commits at least once per link: {points}"
     );
+}
+
+/// `append` to a name whose sequence ends in a periodic job is refused, as `after` such a job is:
+/// a periodic job never finishes, so the new job would wait blocked for ever (a reviewer's
+/// appended jobs did). Nothing is added.
+#[test]
+fn appending_to_a_periodic_job_is_refused() {
+    let mut h = Harness::new();
+    let periodic =
+        h.enqueue(JobRequest::periodic(KIND, hours(1)).unique("per", ConflictPolicy::Keep));
+    for policy in [ConflictPolicy::Append, ConflictPolicy::AppendOrReplace] {
+        let before = h.core.jobs().count();
+        let err = h
+            .try_enqueue(JobRequest::once(KIND).unique("per", policy))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            CoreError::RecurringPrerequisite(periodic),
+            "{policy:?}"
+        );
+        let err = try_chain(
+            &mut h,
+            Chain::begin_with([JobRequest::once(KIND)]).unique("per", policy),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            CoreError::RecurringPrerequisite(periodic),
+            "{policy:?}"
+        );
+        assert_eq!(h.core.jobs().count(), before, "nothing added");
+    }
 }

@@ -226,3 +226,33 @@ fn an_expedited_retry_is_not_batched() {
         "the expedited retry starts when its backoff ends"
     );
 }
+
+/// A job demoted to ordinary work at its quota (`RunAsNonExpedited`) starts as ordinary work
+/// does — here at once, nothing holding it — not at the next unrelated event (a reviewer's
+/// daemon left it `enqueued` with "nothing holds it back" for minutes).
+#[test]
+fn a_job_run_as_regular_at_its_quota_starts_at_once_when_nothing_holds_it() {
+    let quota = ExpeditedQuota {
+        limit: Some(secs(1)),
+        window: hours(24),
+    };
+    let mut h = Harness::with(
+        Config {
+            expedited_quota: quota,
+            ..accurate()
+        },
+        Box::new(backwork_scheduler::AllowAll),
+    );
+    let first = h.enqueue(JobRequest::once(KIND).expedited(OutOfQuotaPolicy::RunAsNonExpedited));
+    h.advance(secs(2));
+    h.finish(first, RunOutcome::Success(None));
+    // the quota (1 s a day) is used up: the next one runs as ordinary work, at once
+    let second = h.enqueue(JobRequest::once(KIND).expedited(OutOfQuotaPolicy::RunAsNonExpedited));
+    assert_eq!(
+        h.job(second).state,
+        JobState::Running,
+        "{:?}",
+        h.core.why(h.now, second)
+    );
+    assert_eq!(h.starts(second), [h.now]);
+}

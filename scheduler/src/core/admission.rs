@@ -178,6 +178,10 @@ impl Scheduler {
                     }
                 }
             }
+            // a jitter is a delay too (WorkManager refuses any initial delay on expedited work)
+            if r.jitter.is_some() {
+                return Err(CoreError::NotExpeditable("a jittered job"));
+            }
             let c = &r.constraints;
             if c.charging {
                 return Err(CoreError::NotExpeditable("a job that requires charging"));
@@ -320,6 +324,7 @@ impl Scheduler {
                     prerequisites = p;
                     disposition = d;
                 }
+                chain::NameOutcome::Refused(e) => return Err(e),
             }
         }
         self.insert_linked(now, id, request, prerequisites)?;

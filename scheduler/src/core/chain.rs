@@ -121,6 +121,9 @@ pub(super) enum NameOutcome {
         prerequisites: Vec<JobId>,
         disposition: Disposition,
     },
+    /// `append` onto a sequence that ends in a recurring job, which never finishes: refused,
+    /// as `--after` such a job is (nothing was changed).
+    Refused(CoreError),
 }
 
 impl Scheduler {
@@ -187,6 +190,15 @@ impl Scheduler {
                         .is_some_and(|j| matches!(j.state, JobState::Failed | JobState::Cancelled))
                 });
                 let start_anew = broken && policy == ConflictPolicy::AppendOrReplace;
+                if !start_anew
+                    && let Some(l) = leaves.iter().find(|l| {
+                        self.jobs
+                            .get(l)
+                            .is_some_and(|j| j.request.schedule.is_recurring())
+                    })
+                {
+                    return NameOutcome::Refused(CoreError::RecurringPrerequisite(*l));
+                }
                 if !leaves.is_empty() && !start_anew {
                     return NameOutcome::Add {
                         prerequisites: leaves,
@@ -376,6 +388,7 @@ impl Scheduler {
                     prerequisites,
                     disposition,
                 } => (prerequisites, disposition),
+                NameOutcome::Refused(e) => return Err(e),
             },
             None => (Vec::new(), Disposition::Inserted),
         };

@@ -37,7 +37,15 @@ impl Scheduler {
     /// Files every job whose time gates opened, then starts ready jobs the policy allows, in due
     /// order, while slots last.
     pub(super) fn dispatch(&mut self, now: Time) {
-        self.dispatch_once(now);
+        // a job demoted to ordinary work during a pass is filed again where the pass may have
+        // gone by: another pass (each job is demoted at most once before it starts)
+        loop {
+            let demotions = self.demotions;
+            self.dispatch_once(now);
+            if self.demotions == demotions {
+                break;
+            }
+        }
         // a policy that let a batch go may release the jobs it held for that batch
         if self.policy.wants_reask() {
             self.ask_policy_again();
@@ -295,6 +303,7 @@ impl Scheduler {
         match out_of_quota {
             OutOfQuotaPolicy::RunAsNonExpedited => {
                 self.demoted.insert(id);
+                self.demotions += 1;
                 let dirty = self.dirty.contains(&id);
                 self.reindex(id);
                 if !dirty {

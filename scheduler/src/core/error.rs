@@ -102,7 +102,7 @@ pub enum CoreError {
     /// `PeriodicWorkRequest`s and delayed requests cannot be expedited; JobScheduler's
     /// expedited jobs require at most the network and storage).
     #[error(
-        "{0} cannot be expedited: expedited work is a one-off job that starts at once and requires at most the network and storage not low (as WorkManager's setExpedited and JobScheduler's expedited jobs); drop --expedited or the {0}"
+        "{0} cannot be expedited: expedited work is a one-off job that starts at once and requires at most the network and storage not low (as WorkManager's setExpedited and JobScheduler's expedited jobs); drop --expedited (or what makes it {0})"
     )]
     NotExpeditable(&'static str),
     /// `max_attempts` of zero.

@@ -207,6 +207,24 @@ impl Scheduler {
         state: JobState,
         reason: Option<StopReason>,
     ) {
+        // a work list, not recursion: a failure or a cancel spreads down a chain of any length
+        // (thousands of links) without growing the stack
+        let mut work = vec![(id, state, reason)];
+        while let Some((id, state, reason)) = work.pop() {
+            self.finish_one(now, id, state, reason, &mut work);
+        }
+    }
+
+    /// Ends `id`; the blocked jobs after it are released (it succeeded) or pushed on `work` to
+    /// end the same way (it did not).
+    fn finish_one(
+        &mut self,
+        now: Time,
+        id: JobId,
+        state: JobState,
+        reason: Option<StopReason>,
+        work: &mut Vec<(JobId, JobState, Option<StopReason>)>,
+    ) {
         self.jobs.finish(id, state, now);
         self.demoted.remove(&id); // a demotion lasts until the job's next start, or its end
         let Some(job) = self.jobs.get_mut(&id) else {
@@ -246,7 +264,7 @@ impl Scheduler {
                         self.reindex(d);
                     }
                 }
-                other => self.finish_job(now, d, other, Some(StopReason::PrerequisiteFailed(id))),
+                other => work.push((d, other, Some(StopReason::PrerequisiteFailed(id)))),
             }
         }
     }

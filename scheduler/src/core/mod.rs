@@ -530,6 +530,8 @@ pub struct Scheduler {
     /// Expedited jobs that found the expedited quota used up and wait as ordinary work
     /// ([`OutOfQuotaPolicy::RunAsNonExpedited`]) until their next start.
     demoted: BTreeSet<JobId>,
+    /// How many demotions there were (a pass that made one is followed by another).
+    demotions: u64,
     /// The app's expedited run time (see [`expedited`]).
     ej_ledger: expedited::Ledger,
     /// The policy's app-wide hold in force, if any: the ready jobs not forced are parked
@@ -573,6 +575,7 @@ impl Scheduler {
             lanes: lanes::Lanes::default(),
             deferred: BTreeMap::new(),
             demoted: BTreeSet::new(),
+            demotions: 0,
             ej_ledger: expedited::Ledger::default(),
             app_hold: None,
             active: BTreeMap::new(),
