@@ -339,10 +339,30 @@ const MAX_SCENARIO_BYTES: u64 = 4 << 20;
 
 /// The text of the scenario file at `path`: a regular file of at most [`MAX_SCENARIO_BYTES`].
 fn read_scenario(path: &std::path::Path) -> Result<String, CliError> {
+    read_text_file(
+        path,
+        "the scenario",
+        MAX_SCENARIO_BYTES,
+        "give a .toml file (docs/simulator.md)",
+        "a scenario is a short TOML file (use count for many copies of a job)",
+    )
+}
+
+/// The UTF-8 text of `path`, a regular file of at most `max` bytes (`what` names it in errors;
+/// `kind_hint` says what to give instead of another kind of file, `size_hint` what to do about
+/// a larger one). Opened non-blocking: a FIFO is refused rather than waited on, and a device
+/// such as /dev/zero is refused rather than read without end.
+fn read_text_file(
+    path: &std::path::Path,
+    what: &str,
+    max: u64,
+    kind_hint: &str,
+    size_hint: &str,
+) -> Result<String, CliError> {
     use std::io::Read as _;
-    let cannot = |e: std::io::Error| {
-        CliError::invalid(format!("cannot read the scenario {}: {e}", path.display()))
-    };
+    let path_text = path.display().to_string();
+    let shown = render::escape(&path_text);
+    let cannot = |e: std::io::Error| CliError::invalid(format!("cannot read {what} {shown}: {e}"));
     // non-blocking: opening a FIFO for reading would otherwise wait for a writer (the file's
     // type is checked on the open descriptor, so it cannot change in between)
     let file = {
@@ -356,25 +376,20 @@ fn read_scenario(path: &std::path::Path) -> Result<String, CliError> {
     let meta = file.metadata().map_err(cannot)?;
     if !meta.is_file() {
         return Err(CliError::invalid(format!(
-            "the scenario {} is not a regular file; give a .toml file (docs/simulator.md)",
-            path.display()
+            "{what} {shown} is not a regular file; {kind_hint}"
         )));
     }
     let mut bytes = Vec::new();
-    file.take(MAX_SCENARIO_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(cannot)?;
-    if bytes.len() as u64 > MAX_SCENARIO_BYTES {
+    file.take(max + 1).read_to_end(&mut bytes).map_err(cannot)?;
+    if bytes.len() as u64 > max {
         return Err(CliError::invalid(format!(
-            "the scenario {} is over {} MiB; a scenario is a short TOML file (use count for many copies of a job)",
-            path.display(),
-            MAX_SCENARIO_BYTES >> 20
+            "{what} {shown} is over {} KiB; {size_hint}",
+            max >> 10
         )));
     }
     String::from_utf8(bytes).map_err(|_| {
         CliError::invalid(format!(
-            "the scenario {} is not UTF-8 text; save it as UTF-8",
-            path.display()
+            "{what} {shown} is not UTF-8 text; save it as UTF-8"
         ))
     })
 }
@@ -641,18 +656,40 @@ async fn without_store(request: Request, store: &std::path::Path) -> Result<Resp
 
 const NO_DAEMON: &str = "note: no daemon is running; the change is stored and takes effect when `backwork daemon` starts";
 
-/// The text of a `--chain` file (`-`: standard input).
+/// The largest `--chain` file read: a chain is sent to the daemon in one request, capped at
+/// 1 MiB (docs/cli.md, "The control socket").
+const MAX_CHAIN_BYTES: u64 = 1 << 20;
+
+/// The text of a `--chain` file (`-`: standard input, read up to the same cap).
 fn read_chain_file(file: &std::path::Path) -> Result<String, CliError> {
-    let read = if file == std::path::Path::new("-") {
-        std::io::read_to_string(std::io::stdin())
-    } else {
-        std::fs::read_to_string(file)
-    };
-    read.map_err(|e| {
-        CliError::invalid(format!(
-            "--chain {}: cannot read it ({e}); give a readable file, or - for standard input",
-            render::escape(&file.display().to_string())
-        ))
+    const SIZE_HINT: &str =
+        "a chain is sent in one request of at most 1 MiB: split it, or add jobs with --after";
+    if file != std::path::Path::new("-") {
+        return read_text_file(
+            file,
+            "the --chain file",
+            MAX_CHAIN_BYTES,
+            "give a file with one `backwork add` line per job, or - for standard input",
+            SIZE_HINT,
+        );
+    }
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .take(MAX_CHAIN_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| {
+            CliError::invalid(format!(
+                "--chain -: cannot read standard input ({e}); give a file, or pipe the chain in"
+            ))
+        })?;
+    if bytes.len() as u64 > MAX_CHAIN_BYTES {
+        return Err(CliError::invalid(format!(
+            "--chain -: standard input is over 1024 KiB; {SIZE_HINT}"
+        )));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        CliError::invalid("--chain -: standard input is not UTF-8 text; save it as UTF-8")
     })
 }
 

@@ -199,3 +199,61 @@ fn simulate_reads_only_a_regular_file() {
         );
     }
 }
+
+/// `add --chain` reads a regular file, or standard input, of at most 1 MiB (the cap of the one
+/// request a chain is sent in): a device, a directory or a FIFO is refused at once (it hung
+/// reading /dev/zero), a larger input is refused with what to do; nothing is added.
+#[test]
+fn a_chain_file_is_a_regular_file_or_standard_input_of_at_most_a_mebibyte() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("nightly.chain");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let fifo = fifo.to_str().unwrap().to_string();
+    let store = dir.path().join("store.redb");
+    let socket = dir.path().join("control.sock");
+    for path in ["/dev/zero", "/tmp", fifo.as_str()] {
+        let out = std::process::Command::new(BIN)
+            .args(["add", "--chain", path])
+            .env("BACKWORK_STORE", &store)
+            .env("BACKWORK_SOCKET", &socket)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{path}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("not a regular file"),
+            "{out:?}"
+        );
+    }
+    let mut child = std::process::Command::new(BIN)
+        .args(["add", "--chain", "-"])
+        .env("BACKWORK_STORE", &store)
+        .env("BACKWORK_SOCKET", &socket)
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        // (the CLI stops reading at the cap: a broken pipe after it is expected)
+        let _ = stdin.write_all(&vec![b'#'; 2 << 20]);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("at most 1 MiB"),
+        "{out:?}"
+    );
+    assert!(
+        !store.exists() || {
+            let list = std::process::Command::new(BIN)
+                .args(["list", "--json"])
+                .env("BACKWORK_STORE", &store)
+                .env("BACKWORK_SOCKET", &socket)
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&list.stdout).trim() == "[]"
+        }
+    );
+}
