@@ -499,7 +499,8 @@ pub struct AddArgs {
         conflicts_with_all = [
             "after", "label", "input_merger", "command", "in_", "at", "every", "cron", "requires",
             "min_interval", "backoff", "max_attempts", "tag", "env", "cwd", "fail_on_exit",
-            "jitter", "clear_env", "inherit_env", "accurate", "catch_up", "backoff_jitter"
+            "jitter", "clear_env", "inherit_env", "accurate", "catch_up", "backoff_jitter",
+            "expedited", "timeout"
         ]
     )]
     pub chain: Option<PathBuf>,

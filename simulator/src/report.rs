@@ -276,6 +276,9 @@ impl Report {
             for w in &j.warnings {
                 let _ = writeln!(s, "  warning: {w}");
             }
+            if let Some(why) = &j.cancelled {
+                let _ = writeln!(s, "  cancelled: {why}");
+            }
             let total: u64 = j.held_back_ms.values().sum();
             if total > 0 {
                 let mut by: Vec<(&String, &u64)> = j.held_back_ms.iter().collect();
