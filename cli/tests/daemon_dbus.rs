@@ -25,11 +25,10 @@ use std::time::{Duration, Instant};
 
 use bus::PrivateBus;
 use common::{BIN, Daemon, state};
-use zbus::zvariant::{ObjectPath, Value};
+use zbus::zvariant::Value;
 
 const NM: &str = "org.freedesktop.NetworkManager";
 const NM_PATH: &str = "/org/freedesktop/NetworkManager";
-const ACTIVE: &str = "/org/freedesktop/NetworkManager/ActiveConnection/1";
 const UPOWER: &str = "org.freedesktop.UPower";
 const LOGIND: &str = "org.freedesktop.login1";
 
@@ -63,29 +62,9 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// NetworkManager with the primary connection "Phone hotspot" over Wi-Fi at `metered` (the
-/// template has neither `Metered` nor `PrimaryConnection`: they are added).
+/// NetworkManager with the primary connection "Phone hotspot" over Wi-Fi at `metered`.
 async fn network_manager(bus: &PrivateBus, metered: u32) {
-    bus.add_object(
-        NM,
-        NM_PATH,
-        ACTIVE,
-        "org.freedesktop.NetworkManager.Connection.Active",
-        vec![
-            ("Id", Value::from("Phone hotspot")),
-            ("Type", Value::from("802-11-wireless")),
-        ],
-    )
-    .await;
-    bus.add_property(
-        NM,
-        NM_PATH,
-        NM,
-        "PrimaryConnection",
-        ObjectPath::try_from(ACTIVE).unwrap(),
-    )
-    .await;
-    bus.add_property(NM, NM_PATH, NM, "Metered", metered).await;
+    bus.phone_hotspot(metered).await;
 }
 
 #[test]

@@ -18,11 +18,9 @@ use backwork_constraints::{
 };
 use common::bus::{PrivateBus, until};
 use common::{ARPHRD_ETHER, FakeHost};
-use zbus::zvariant::{ObjectPath, Value};
 
 const NM: &str = "org.freedesktop.NetworkManager";
 const NM_PATH: &str = "/org/freedesktop/NetworkManager";
-const ACTIVE: &str = "/org/freedesktop/NetworkManager/ActiveConnection/1";
 
 const METERED_YES: u32 = 1;
 const METERED_NO: u32 = 2;
@@ -41,30 +39,10 @@ fn wifi_host() -> FakeHost {
     host
 }
 
-/// NetworkManager with a primary connection "Phone hotspot" over Wi-Fi, its `Metered` at
-/// `metered` (the template has no `Metered` nor `PrimaryConnection`: they are added).
+/// NetworkManager with a primary connection "Phone hotspot" over Wi-Fi at `metered`.
 async fn network_manager(metered: u32) -> Option<PrivateBus> {
     let bus = PrivateBus::start(&[("networkmanager", NM, None)]).await?;
-    bus.add_object(
-        NM,
-        NM_PATH,
-        ACTIVE,
-        "org.freedesktop.NetworkManager.Connection.Active",
-        vec![
-            ("Id", Value::from("Phone hotspot")),
-            ("Type", Value::from("802-11-wireless")),
-        ],
-    )
-    .await;
-    bus.add_property(
-        NM,
-        NM_PATH,
-        NM,
-        "PrimaryConnection",
-        ObjectPath::try_from(ACTIVE).unwrap(),
-    )
-    .await;
-    bus.add_property(NM, NM_PATH, NM, "Metered", metered).await;
+    bus.phone_hotspot(metered).await;
     Some(bus)
 }
 

@@ -17,11 +17,10 @@ mod common;
 use backwork_constraints::{Bus, HostConfig, HostProbe, IdleSource, Network, Probe, Source};
 use common::bus::{PrivateBus, until};
 use common::{ARPHRD_ETHER, FakeHost};
-use zbus::zvariant::{ObjectPath, Value};
+use zbus::zvariant::Value;
 
 const NM: &str = "org.freedesktop.NetworkManager";
 const NM_PATH: &str = "/org/freedesktop/NetworkManager";
-const ACTIVE: &str = "/org/freedesktop/NetworkManager/ActiveConnection/1";
 const LOGIND: &str = "org.freedesktop.login1";
 const LOGIND_PATH: &str = "/org/freedesktop/login1";
 const MANAGER: &str = "org.freedesktop.login1.Manager";
@@ -47,27 +46,7 @@ async fn a_burst_of_signals_does_not_stall_the_reads() {
     let Some(bus) = PrivateBus::start(&[("networkmanager", NM, None)]).await else {
         return;
     };
-    bus.add_object(
-        NM,
-        NM_PATH,
-        ACTIVE,
-        "org.freedesktop.NetworkManager.Connection.Active",
-        vec![
-            ("Id", Value::from("Phone hotspot")),
-            ("Type", Value::from("802-11-wireless")),
-        ],
-    )
-    .await;
-    bus.add_property(
-        NM,
-        NM_PATH,
-        NM,
-        "PrimaryConnection",
-        ObjectPath::try_from(ACTIVE).unwrap(),
-    )
-    .await;
-    bus.add_property(NM, NM_PATH, NM, "Metered", METERED_GUESS_YES)
-        .await;
+    bus.phone_hotspot(METERED_GUESS_YES).await;
     let probe = probe_of(&host);
     let task = probe
         .watch_services(&Bus::Address(bus.address.clone()))

@@ -292,6 +292,46 @@ impl PrivateBus {
     }
 }
 
+/// NetworkManager's bus name and manager object.
+pub const NETWORK_MANAGER: &str = "org.freedesktop.NetworkManager";
+const NM_PATH: &str = "/org/freedesktop/NetworkManager";
+const NM_ACTIVE: &str = "/org/freedesktop/NetworkManager/ActiveConnection/1";
+
+impl PrivateBus {
+    /// Gives the running `networkmanager` mock a primary connection "Phone hotspot" over Wi-Fi,
+    /// its `Metered` at `metered` (`NMMetered`: 1 yes, 2 no, 3 guess-yes…; the template has
+    /// neither `Metered` nor `PrimaryConnection`: they are added).
+    pub async fn phone_hotspot(&self, metered: u32) {
+        self.add_object(
+            NETWORK_MANAGER,
+            NM_PATH,
+            NM_ACTIVE,
+            "org.freedesktop.NetworkManager.Connection.Active",
+            vec![
+                ("Id", Value::from("Phone hotspot")),
+                ("Type", Value::from("802-11-wireless")),
+            ],
+        )
+        .await;
+        self.add_property(
+            NETWORK_MANAGER,
+            NM_PATH,
+            NETWORK_MANAGER,
+            "PrimaryConnection",
+            zbus::zvariant::ObjectPath::try_from(NM_ACTIVE).expect("a valid object path"),
+        )
+        .await;
+        self.add_property(
+            NETWORK_MANAGER,
+            NM_PATH,
+            NETWORK_MANAGER,
+            "Metered",
+            metered,
+        )
+        .await;
+    }
+}
+
 /// Waits (a bounded wait on a real process's signal, never a schedule) until the probe's
 /// published state satisfies `pred`; panics naming what it last saw.
 pub async fn until(
