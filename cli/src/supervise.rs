@@ -287,6 +287,10 @@ fn supervise() -> Result<(), String> {
     let progress_fd = setup
         .progress_fd
         .filter(|fd| std::path::Path::new(&format!("/proc/self/fd/{fd}")).exists());
+    // Only 0–2 and the progress descriptor reach the command: a descriptor the daemon inherited
+    // from whoever started it (and passed on, as it is not close-on-exec) is not the command's
+    // business — systemd passes a service nothing but its standard streams and LISTEN_FDS.
+    close_on_exec_all_but(progress_fd);
     let mut cmd = std::process::Command::new(program);
     cmd.args(args)
         .env_clear()
@@ -481,6 +485,28 @@ fn take_words(pending: &mut Vec<u8>, tree: &mut Tree) {
             b"stop" => tree.terminate(),
             b"kill" => tree.kill(),
             _ => {}
+        }
+    }
+}
+
+/// Marks every open descriptor above 2 close-on-exec, except `keep`.
+fn close_on_exec_all_but(keep: Option<i32>) {
+    use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2 && Some(*fd) != keep)
+        .collect();
+    for fd in fds {
+        // SAFETY: `fd` is open in this process (or was, when the directory was read: then the
+        // call fails with EBADF, which is ignored); only its close-on-exec flag changes
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        if let Ok(flags) = fcntl(fd, FcntlArg::F_GETFD) {
+            let flags = FdFlag::from_bits_truncate(flags) | FdFlag::FD_CLOEXEC;
+            let _ = fcntl(fd, FcntlArg::F_SETFD(flags));
         }
     }
 }

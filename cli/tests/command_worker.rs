@@ -259,3 +259,34 @@ async fn the_command_starts_with_default_signal_actions() {
     // (nptl(7)), outside what a command's shell deals with
     assert_eq!(mask("SigIgn:") & 0x7fff_ffff, 0, "{o:?}");
 }
+
+/// A descriptor the daemon inherited (from the shell that started it, say) is not passed on to
+/// command jobs: only the standard streams and the progress descriptor are (as systemd passes a
+/// service only its standard streams and the sockets it asked for). A reviewer saw fds 10 and
+/// 251 of a shell in a command's /proc/self/fd.
+#[tokio::test]
+async fn a_descriptor_the_daemon_inherited_does_not_reach_the_command() {
+    // a descriptor without close-on-exec, as a shell leaves them, at a number nothing else uses
+    // (dup2 clears close-on-exec on the copy)
+    let file = std::fs::File::open("/dev/null").unwrap();
+    // SAFETY: descriptor 77 is not used by anything else in this test process
+    let stray = unsafe { nix::unistd::dup2_raw(&file, 77) }.unwrap();
+    let never = CancellationToken::new();
+    let listed = run(
+        &spec(&["sh", "-c", "cd /proc/$$/fd && echo *"]),
+        &never,
+        Duration::from_secs(1),
+    )
+    .await;
+    drop(stray);
+    let fds = output(&listed).stdout;
+    let fds: Vec<&str> = fds.split_whitespace().collect();
+    assert!(
+        !fds.contains(&"77"),
+        "the stray descriptor reached the command: {fds:?}"
+    );
+    assert!(
+        fds.contains(&"0") && fds.contains(&"1") && fds.contains(&"2"),
+        "{fds:?}"
+    );
+}
