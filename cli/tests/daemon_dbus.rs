@@ -265,19 +265,14 @@ fn nothing_starts_between_prepare_for_sleep_and_the_resume() {
         ))
     };
     sleep(true);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let why = d.ok(&["why", "sync"]);
-        if why.contains("the machine is going to sleep") {
-            assert!(why.contains("nothing starts until it resumes"), "{why}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the daemon never took the signal:\n{why}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    d.wait_for("sync", "the daemon taking the signal", |r| {
+        r["reasons"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x["type"] == "sleeping"))
+    });
+    let why = d.ok(&["why", "sync"]);
+    assert!(why.contains("the machine is going to sleep"), "{why}");
+    assert!(why.contains("nothing starts until it resumes"), "{why}");
     // "run now" is held too: the start it asks for is decided before `run` answers
     d.ok(&["run", "sync"]);
     let r = d.record("sync");
