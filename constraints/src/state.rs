@@ -154,37 +154,32 @@ impl Constraints {
 
     /// The constraints that are set, in a fixed order.
     pub fn list(&self) -> Vec<Constraint> {
-        let mut out = Vec::new();
-        if let Some(req) = self.network {
-            out.push(Constraint::Network(req));
-        }
-        if self.charging {
-            out.push(Constraint::Charging);
-        }
-        if self.battery_not_low {
-            out.push(Constraint::BatteryNotLow);
-        }
-        if self.storage_not_low {
-            out.push(Constraint::StorageNotLow);
-        }
-        if self.device_idle {
-            out.push(Constraint::DeviceIdle);
-        }
-        out
+        self.iter().collect()
+    }
+
+    /// The constraints that are set, in the order of [`Constraints::list`], without
+    /// allocating (a scheduler checks them at every start).
+    pub fn iter(&self) -> impl Iterator<Item = Constraint> + use<> {
+        [
+            self.network.map(Constraint::Network),
+            self.charging.then_some(Constraint::Charging),
+            self.battery_not_low.then_some(Constraint::BatteryNotLow),
+            self.storage_not_low.then_some(Constraint::StorageNotLow),
+            self.device_idle.then_some(Constraint::DeviceIdle),
+        ]
+        .into_iter()
+        .flatten()
     }
 
     /// Every constraint that `device` does not satisfy, each with the device's current value; empty
     /// when all hold.
     pub fn check(&self, device: &DeviceState) -> Vec<Unmet> {
-        self.list()
-            .into_iter()
-            .filter_map(|c| device.unmet(c))
-            .collect()
+        self.iter().filter_map(|c| device.unmet(c)).collect()
     }
 
     /// True when `device` satisfies every constraint.
     pub fn satisfied_by(&self, device: &DeviceState) -> bool {
-        self.list().into_iter().all(|c| device.unmet(c).is_none())
+        self.iter().all(|c| device.unmet(c).is_none())
     }
 }
 

@@ -138,7 +138,7 @@ impl StopView {
             .and_then(|v| v.get("reason")?.as_str().map(str::to_string))
             .unwrap_or_else(|| "unknown".into());
         let policy_code = match reason {
-            StopReason::Policy(p) | StopReason::Expired(p) => Some(p.code.clone()),
+            StopReason::Policy(p) | StopReason::Expired(p) => Some(p.code.to_string()),
             _ => None,
         };
         StopView {

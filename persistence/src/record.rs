@@ -357,10 +357,14 @@ fn stop(s: StopRec<'_>) -> StopReason {
         StopRec::ConstraintLost(c) => StopReason::ConstraintLost(constraint(c)),
         StopRec::Shutdown => StopReason::Shutdown,
         StopRec::Unknown => StopReason::Unknown,
-        StopRec::Policy(r) => StopReason::Policy(PolicyStop::new("policy", r)),
-        StopRec::Expired(r) => StopReason::Expired(PolicyStop::new("expired", r)),
-        StopRec::PolicyCoded(code, r) => StopReason::Policy(PolicyStop::new(code, r)),
-        StopRec::ExpiredCoded(code, r) => StopReason::Expired(PolicyStop::new(code, r)),
+        StopRec::Policy(r) => StopReason::Policy(PolicyStop::new("policy", r.to_string())),
+        StopRec::Expired(r) => StopReason::Expired(PolicyStop::new("expired", r.to_string())),
+        StopRec::PolicyCoded(code, r) => {
+            StopReason::Policy(PolicyStop::new(code.to_string(), r.to_string()))
+        }
+        StopRec::ExpiredCoded(code, r) => {
+            StopReason::Expired(PolicyStop::new(code.to_string(), r.to_string()))
+        }
         StopRec::PrerequisiteFailed(id) => {
             StopReason::PrerequisiteFailed(JobId::from_u128(u128::from_be_bytes(id)))
         }

@@ -1,16 +1,19 @@
 //! The simulation loop: the scheduling core driven from event to event on a virtual clock.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use backwork_constraints::DeviceState;
 use backwork_profiles::Profile;
 use backwork_scheduler::{
-    Action, CoreError, Event, HoldKind, JobId, Reply, RunOutcome, RunResult, Scheduler, StopReason,
-    Time, WaitReason,
+    Action, Config, CoreError, Event, HoldKind, JobId, Policy, Reply, RunOutcome, RunResult,
+    Scheduler, StopReason, Time, WaitReason,
 };
 use rand::{RngExt, SeedableRng};
+// (the maps by job id are looked up at every run: SipHash, the standard library's default,
+// cost more than the lookups; nothing here iterates them, so their order cannot show)
 use rand_chacha::ChaCha8Rng;
+use rustc_hash::FxHashMap;
 
 use crate::SimError;
 use crate::report::{HeldInterval, JobReport, Report, RunReport, WaitFamily};
@@ -28,6 +31,15 @@ const APP_WIDE: &str = "app_wide";
 
 fn profile(s: &Scenario) -> Result<Profile, SimError> {
     Profile::with_overrides(&s.profile, &s.overrides).map_err(|e| SimError::Profile(e.to_string()))
+}
+
+/// The simulation's core: no store (no change sets to build), no run history (the report
+/// records every run itself), and the ready jobs' changes logged for [`ReadyGroup`].
+fn core(config: Config, policy: Box<dyn Policy>) -> Scheduler {
+    Scheduler::new(config, policy)
+        .without_persistence()
+        .without_run_history()
+        .log_ready_changes()
 }
 
 fn add(t: Time, d: std::time::Duration) -> Time {
@@ -49,11 +61,11 @@ struct Sim<'a> {
     device: DeviceState,
     rng: ChaCha8Rng,
     /// Which job spec each job came from, and its name (looked up, never walked: hashed).
-    spec_of: HashMap<JobId, (usize, String)>,
+    spec_of: FxHashMap<JobId, (usize, String)>,
     running: BTreeMap<JobId, Running>,
     wakeups: u64,
     /// Each job's report (looked up at every run, never walked: hashed).
-    reports: HashMap<JobId, JobReport>,
+    reports: FxHashMap<JobId, JobReport>,
     /// What holds each job back for reasons of its own, and since when.
     held: BTreeMap<JobId, (Time, Vec<String>)>,
     /// The ready jobs, which all wait for the same reasons.
@@ -453,6 +465,9 @@ impl Sim<'_> {
         self.spec_of.get(&id).and_then(|(i, _)| {
             let o = &self.scenario.jobs.get(*i)?.outcome;
             let n = o.progress.len();
+            if n == 0 {
+                return None;
+            }
             let ran = (self.now - start).to_std().unwrap_or_default();
             let reported = (1..=n)
                 .take_while(|k| o.duration.mul_f64(*k as f64 / n as f64) <= ran)
@@ -839,9 +854,7 @@ impl Sim<'_> {
         for id in members {
             self.leave_ready(id);
         }
-        self.core = Scheduler::new(p.config, p.policy)
-            .without_persistence()
-            .log_ready_changes();
+        self.core = core(p.config, p.policy);
         self.feed(Event::WorkerRegistered(KIND.into()))?;
         self.feed(Event::DeviceChanged(self.device))?;
         self.feed(Event::Load(jobs))?;
@@ -915,17 +928,15 @@ pub fn simulate_with_progress(
     };
     let mut sim = Sim {
         scenario,
-        core: Scheduler::new(p.config, p.policy)
-            .without_persistence()
-            .log_ready_changes(),
+        core: core(p.config, p.policy),
         app: p.app,
         now: start,
         device,
         rng: ChaCha8Rng::seed_from_u64(scenario.seed),
-        spec_of: HashMap::new(),
+        spec_of: FxHashMap::default(),
         running: BTreeMap::new(),
         wakeups: 0,
-        reports: HashMap::new(),
+        reports: FxHashMap::default(),
         held: BTreeMap::new(),
         ready: ReadyGroup::new(start),
         started: Vec::new(),

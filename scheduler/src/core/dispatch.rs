@@ -76,7 +76,7 @@ impl Scheduler {
                 let Some((key, id)) = self.lanes.next_ready_forced(cursor) else {
                     break;
                 };
-                cursor = Some((key, id));
+                cursor = Some(key);
                 let forced = self.jobs.get(&id).is_some_and(|j| j.force.time);
                 if !forced && !self.expedited_may_start(now, id) {
                     continue;
@@ -87,7 +87,7 @@ impl Scheduler {
             let Some((key, id)) = self.lanes.next_ready(cursor) else {
                 break;
             };
-            cursor = Some((key, id));
+            cursor = Some(key);
             let Some(job) = self.jobs.get(&id) else {
                 continue;
             };

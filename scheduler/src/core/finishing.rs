@@ -150,7 +150,9 @@ impl Scheduler {
                     record: record.clone(),
                 });
             }
-            self.jobs.push_history(id, record, cap);
+            if self.keep_history {
+                self.jobs.push_history(id, record, cap);
+            }
             self.touch(id);
         }
     }

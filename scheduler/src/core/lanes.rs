@@ -28,7 +28,52 @@ pub(crate) enum Lane {
     Ready(bool),
 }
 
-type Key = (Time, JobId);
+/// A lane's sort key: the instant the job is filed under, as nanoseconds since the epoch
+/// (exact for every `Time`), then its id as an integer (big-endian: `JobId`'s own order). Two
+/// integer comparisons instead of a date, a time of day and a 16-byte `memcmp`: the lanes are
+/// searched at every state change, and most of their keys share an instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Key {
+    at: i128,
+    id: u128,
+}
+
+impl Key {
+    fn new(at: Time, id: JobId) -> Key {
+        Key {
+            at: nanos(at),
+            id: id.as_u128(),
+        }
+    }
+
+    /// The last key at instant `at` (every job filed at `at` sorts before it).
+    fn last_at(at: Time) -> Key {
+        Key {
+            at: nanos(at),
+            id: u128::MAX,
+        }
+    }
+
+    fn job(self) -> JobId {
+        JobId::from_u128(self.id)
+    }
+}
+
+/// `t` as nanoseconds since the Unix epoch.
+fn nanos(t: Time) -> i128 {
+    i128::from(t.timestamp()) * 1_000_000_000 + i128::from(t.timestamp_subsec_nanos())
+}
+
+/// The instant `nanos` nanoseconds after the Unix epoch (the inverse of [`nanos`]).
+fn instant(nanos: i128) -> Time {
+    let secs = nanos.div_euclid(1_000_000_000);
+    let sub = nanos.rem_euclid(1_000_000_000);
+    // every key was made from a `Time`, so it converts back
+    i64::try_from(secs)
+        .ok()
+        .and_then(|s| chrono::DateTime::from_timestamp(s, sub as u32))
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
+}
 
 /// Where a job is filed: its lane and the key it is filed under there.
 pub(crate) type LanePos = (Lane, Time);
@@ -39,7 +84,7 @@ pub(super) struct Lanes {
     /// The latest instants the timed jobs may start, each with how many jobs have it: the
     /// wake-up planner's input (it needs the instants, not the jobs; jobs enqueued together
     /// share one).
-    latest: BTreeMap<Time, usize>,
+    latest: BTreeMap<i128, usize>,
     no_worker: BTreeMap<String, BTreeSet<Key>>,
     device: BTreeSet<Key>,
     /// How many jobs in the device lane need each constraint.
@@ -63,19 +108,24 @@ impl Lanes {
 
     /// Takes `id` out of whichever lane it is in.
     pub fn remove(&mut self, jobs: &mut Table, id: JobId) {
-        let Some((lane, key)) = jobs.get_mut(&id).and_then(|e| e.lane.take()) else {
-            return;
-        };
+        self.take(jobs, id);
+    }
+
+    /// Takes `id` out of whichever lane it is in; the instant it was filed under.
+    fn take(&mut self, jobs: &mut Table, id: JobId) -> Option<Time> {
+        let (lane, key) = jobs.get_mut(&id).and_then(|e| e.lane.take())?;
         self.count -= 1;
         self.unlink(lane, key, id);
+        Some(key)
     }
 
     /// Takes `id`, filed at `key` in `lane`, out of that lane's sets.
     fn unlink(&mut self, lane: Lane, key: Time, id: JobId) {
-        let k = (key, id);
+        let k = Key::new(key, id);
         match lane {
             Lane::Timed(latest) => {
                 self.timed.remove(&k);
+                let latest = nanos(latest);
                 if let Some(n) = self.latest.get_mut(&latest) {
                     *n -= 1;
                     if *n == 0 {
@@ -93,7 +143,7 @@ impl Lanes {
             }
             Lane::Device(needs) => {
                 self.device.remove(&k);
-                for c in needs.list() {
+                for c in needs.iter() {
                     if let Some(n) = self.device_needs.get_mut(&c) {
                         *n -= 1;
                         if *n == 0 {
@@ -128,18 +178,18 @@ impl Lanes {
             Some((old, old_key)) => self.unlink(old, old_key, id),
             None => self.count += 1,
         }
-        let k = (key, id);
+        let k = Key::new(key, id);
         match &lane {
             Lane::Timed(latest) => {
                 self.timed.insert(k);
-                *self.latest.entry(*latest).or_default() += 1;
+                *self.latest.entry(nanos(*latest)).or_default() += 1;
             }
             Lane::NoWorker(kind) => {
                 self.no_worker.entry(kind.clone()).or_default().insert(k);
             }
             Lane::Device(needs) => {
                 self.device.insert(k);
-                for c in needs.list() {
+                for c in needs.iter() {
                     *self.device_needs.entry(c).or_default() += 1;
                 }
             }
@@ -157,21 +207,21 @@ impl Lanes {
     /// worker, the device, a slot, or a wake-up).
     pub fn due_waiting(&self, now: Time) -> impl Iterator<Item = JobId> + '_ {
         self.timed
-            .range(..=(now, JobId::MAX))
+            .range(..=Key::last_at(now))
             .chain(self.no_worker.values().flatten())
             .chain(self.device.iter())
             .chain(self.ready.iter())
-            .map(|&(_, id)| id)
+            .map(|k| k.job())
     }
 
     /// [`Lanes::due_waiting`] without the ready jobs that were not forced.
     pub fn due_waiting_not_ready(&self, now: Time) -> impl Iterator<Item = JobId> + '_ {
         self.timed
-            .range(..=(now, JobId::MAX))
+            .range(..=Key::last_at(now))
             .chain(self.no_worker.values().flatten())
             .chain(self.device.iter())
             .chain(self.ready_forced.iter())
-            .map(|&(_, id)| id)
+            .map(|k| k.job())
     }
 
     /// If `id` waits in the timed lane for a planned wake-up later than its own gate (and than
@@ -206,16 +256,16 @@ impl Lanes {
     /// The timed jobs whose gates open in `(from, to]`.
     pub fn gates_in(&self, from: Time, to: Time) -> impl Iterator<Item = JobId> + '_ {
         self.timed
-            .range((Excluded((from, JobId::MAX)), Included((to, JobId::MAX))))
-            .map(|&(_, id)| id)
+            .range((Excluded(Key::last_at(from)), Included(Key::last_at(to))))
+            .map(|k| k.job())
     }
 
     /// The earliest instant after `now` at which a timed job's gates open.
     pub fn next_gate_after(&self, now: Time) -> Option<Time> {
         self.timed
-            .range((Excluded((now, JobId::MAX)), Unbounded))
+            .range((Excluded(Key::last_at(now)), Unbounded))
             .next()
-            .map(|&(t, _)| t)
+            .map(|k| instant(k.at))
     }
 
     /// Files `id` to wait for its time gates to open at `key`; it may start as late as `latest`
@@ -260,12 +310,13 @@ impl Lanes {
     }
 
     /// Takes the earliest timed job whose gates are open at `now`.
-    pub fn pop_due(&mut self, jobs: &mut Table, now: Time) -> Option<Key> {
-        let &(key, id) = self.timed.first()?;
-        if key > now {
+    pub fn pop_due(&mut self, jobs: &mut Table, now: Time) -> Option<(Time, JobId)> {
+        let first = *self.timed.first()?;
+        if first.at > nanos(now) {
             return None;
         }
-        self.remove(jobs, id);
+        let id = first.job();
+        let key = self.take(jobs, id)?;
         Some((key, id))
     }
 
@@ -279,59 +330,72 @@ impl Lanes {
     /// then; waking at the latest of their gates serves exactly the same jobs, each as early as
     /// the optimum allows — a job with nothing to share a wake-up with runs at its gate.
     pub fn next_wake_after(&self, now: Time) -> Option<Time> {
+        let now = nanos(now);
         let (&latest, _) = self.latest.range((Excluded(now), Unbounded)).next()?;
         let back = self
             .timed
-            .range(..=(latest, JobId::MAX))
+            .range(
+                ..=Key {
+                    at: latest,
+                    id: u128::MAX,
+                },
+            )
             .next_back()
-            .map(|&(gate, _)| gate)
+            .map(|k| k.at)
             .filter(|gate| *gate > now);
-        Some(back.unwrap_or(latest))
+        Some(instant(back.unwrap_or(latest)))
     }
 
     /// Takes every job waiting for the device, and every ready job (whose constraints must be
     /// checked again), in due order.
-    pub fn take_device_dependent(&mut self, jobs: &mut Table) -> Vec<Key> {
-        let mut out: Vec<Key> = self
+    pub fn take_device_dependent(&mut self, jobs: &mut Table) -> Vec<(Time, JobId)> {
+        let mut keys: Vec<Key> = self
             .device
             .iter()
             .chain(self.ready.iter())
             .copied()
             .collect();
-        out.sort();
-        for &(_, id) in &out {
-            self.remove(jobs, id);
-        }
-        out
+        keys.sort();
+        self.take_all(jobs, keys)
+    }
+
+    /// Takes the jobs of `keys` out of their lanes, in that order, each with its instant.
+    fn take_all(&mut self, jobs: &mut Table, keys: Vec<Key>) -> Vec<(Time, JobId)> {
+        keys.into_iter()
+            .filter_map(|k| {
+                let id = k.job();
+                self.take(jobs, id).map(|key| (key, id))
+            })
+            .collect()
     }
 
     /// Takes every job waiting for a worker of `kind`.
-    pub fn take_kind(&mut self, jobs: &mut Table, kind: &str) -> Vec<Key> {
-        let out: Vec<Key> = self
+    pub fn take_kind(&mut self, jobs: &mut Table, kind: &str) -> Vec<(Time, JobId)> {
+        let keys: Vec<Key> = self
             .no_worker
             .get(kind)
             .map(|s| s.iter().copied().collect())
             .unwrap_or_default();
-        for &(_, id) in &out {
-            self.remove(jobs, id);
-        }
-        out
+        self.take_all(jobs, keys)
     }
 
-    /// The first ready job after `cursor` (from the start when `None`).
-    pub fn next_ready(&self, cursor: Option<Key>) -> Option<Key> {
+    /// The first ready job after `cursor` (from the start when `None`), with the cursor that
+    /// goes on after it.
+    pub fn next_ready(&self, cursor: Option<Key>) -> Option<(Key, JobId)> {
         first_after(&self.ready, cursor)
     }
 
-    /// The first forced ready job after `cursor` (from the start when `None`).
-    pub fn next_ready_forced(&self, cursor: Option<Key>) -> Option<Key> {
+    /// The first forced ready job after `cursor` (from the start when `None`), with the cursor
+    /// that goes on after it.
+    pub fn next_ready_forced(&self, cursor: Option<Key>) -> Option<(Key, JobId)> {
         first_after(&self.ready_forced, cursor)
     }
 }
 
-fn first_after(set: &BTreeSet<Key>, cursor: Option<Key>) -> Option<Key> {
-    match cursor {
-        None => set.first().copied(),
-        Some(c) => set.range((Excluded(c), Unbounded)).next().copied(),
-    }
+fn first_after(set: &BTreeSet<Key>, cursor: Option<Key>) -> Option<(Key, JobId)> {
+    let next = match cursor {
+        None => set.first(),
+        Some(c) => set.range((Excluded(c), Unbounded)).next(),
+    };
+    next.map(|k| (*k, k.job()))
 }

@@ -547,6 +547,8 @@ pub struct Scheduler {
     asleep_since: Option<Time>,
     /// Emit `Persist` actions (off for a driver without a store, such as the simulator).
     persist: bool,
+    /// Whether the core keeps each job's recent runs ([`Scheduler::without_run_history`]).
+    keep_history: bool,
     dirty: BTreeSet<JobId>,
     /// Jobs whose input the next change set writes.
     dirty_inputs: BTreeSet<JobId>,
@@ -585,6 +587,7 @@ impl Scheduler {
             shutting_down: false,
             asleep_since: None,
             persist: true,
+            keep_history: true,
             dirty: BTreeSet::new(),
             dirty_inputs: BTreeSet::new(),
             dirty_outputs: BTreeSet::new(),
@@ -600,6 +603,14 @@ impl Scheduler {
     /// [`Action::Persist`], saving a copy of every changed record.
     pub fn without_persistence(mut self) -> Self {
         self.persist = false;
+        self
+    }
+
+    /// A core that keeps no run history of its jobs ([`Scheduler::last_run`] is `None`; a
+    /// store still gets every run to write): for a driver that records runs itself (a
+    /// simulation), saving a record per run.
+    pub fn without_run_history(mut self) -> Self {
+        self.keep_history = false;
         self
     }
 

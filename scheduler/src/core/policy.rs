@@ -1,6 +1,7 @@
 //! The policy hook: how OS-emulation profiles shape when eligible work may run, without touching
 //! the core.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
@@ -57,16 +58,20 @@ impl PolicyReason {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct PolicyStop {
     /// A stable identifier, `snake_case`.
-    pub code: String,
+    pub code: Cow<'static, str>,
     /// The reason as a sentence.
-    pub message: String,
+    pub message: Cow<'static, str>,
 }
 
 impl PolicyStop {
-    /// A stop with this code and sentence.
-    pub fn new(code: &str, message: impl Into<String>) -> PolicyStop {
+    /// A stop with this code and sentence (borrowed when they are constants: a policy names
+    /// the stop that may end every run it lets start, most of which end before it).
+    pub fn new(
+        code: impl Into<Cow<'static, str>>,
+        message: impl Into<Cow<'static, str>>,
+    ) -> PolicyStop {
         PolicyStop {
-            code: code.to_string(),
+            code: code.into(),
             message: message.into(),
         }
     }
@@ -90,7 +95,7 @@ impl<'de> Deserialize<'de> for PolicyStop {
         }
         Ok(match Either::deserialize(d)? {
             Either::Text(message) => PolicyStop::new("policy", message),
-            Either::Full { code, message } => PolicyStop { code, message },
+            Either::Full { code, message } => PolicyStop::new(code, message),
         })
     }
 }

@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use rustc_hash::FxHashMap;
 use serde_json::Value;
 
 use super::entry::{self, Entry, Payloads};
@@ -25,8 +26,10 @@ use super::schedule;
 /// Every job the core holds, and the indexes over them.
 #[derive(Debug, Default)]
 pub(crate) struct Table {
-    /// Every job's compact entry (boxed: the map's nodes hold a pointer, not the entry).
-    entries: BTreeMap<JobId, Box<Entry>>,
+    /// Every job's compact entry (boxed: the map's slots hold a pointer, not the entry).
+    /// Hashed, not ordered: it is looked up many times at every state change, and iterated in
+    /// id order only by [`Table::ids`] and [`Table::entries`] (a load, a listing), which sort.
+    entries: FxHashMap<JobId, Box<Entry>>,
     /// The input payloads that are not null.
     inputs: BTreeMap<JobId, Value>,
     /// The outputs of last runs, for the jobs that have one.
@@ -90,13 +93,17 @@ impl Table {
     }
 
     /// Every job's id, in id order.
-    pub fn ids(&self) -> impl Iterator<Item = JobId> + '_ {
-        self.entries.keys().copied()
+    pub fn ids(&self) -> impl Iterator<Item = JobId> + use<> {
+        let mut ids: Vec<JobId> = self.entries.keys().copied().collect();
+        ids.sort_unstable();
+        ids.into_iter()
     }
 
     /// Every entry, in id order.
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
-        self.entries.values().map(|e| &**e)
+        let mut all: Vec<&Entry> = self.entries.values().map(|e| &**e).collect();
+        all.sort_unstable_by_key(|e| e.id);
+        all.into_iter()
     }
 
     /// The whole job `id`: its entry with its payloads and history.
