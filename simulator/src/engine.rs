@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use backwork_constraints::DeviceState;
 use backwork_profiles::Profile;
 use backwork_scheduler::{
-    Action, CoreError, Event, HoldKind, JobId, Reply, RunOutcome, RunResult, Scheduler, StopReason,
+    Action, CoreError, Disposition, Event, HoldKind, JobId, Reply, RunOutcome, RunResult, Scheduler, StopReason,
     Time, WaitReason,
 };
 use rand::{RngExt, SeedableRng};
@@ -1038,6 +1038,7 @@ pub fn simulate_with_progress(
                     let mut bytes = [0u8; 10];
                     bytes[2..].copy_from_slice(&(order.len() as u64 + 1).to_be_bytes());
                     let id = JobId::new_v7(sim.now, bytes);
+                    let requested = request.schedule.to_string();
                     let event = if spec.after.is_empty() {
                         Event::Enqueue { id, request }
                     } else {
@@ -1074,10 +1075,18 @@ pub fn simulate_with_progress(
                             chain,
                         }
                     };
-                    let warnings = match sim.core.handle(sim.now, event) {
-                        Ok(Reply::Enqueued { warnings, .. })
-                        | Ok(Reply::ChainEnqueued { warnings, .. }) => warnings,
-                        Ok(_) => Vec::new(),
+                    let (warnings, disposition) = match sim.core.handle(sim.now, event) {
+                        Ok(Reply::Enqueued {
+                            warnings,
+                            disposition,
+                            ..
+                        })
+                        | Ok(Reply::ChainEnqueued {
+                            warnings,
+                            disposition,
+                            ..
+                        }) => (warnings, Some(disposition)),
+                        Ok(_) => (Vec::new(), None),
                         Err(CoreError::Rejected(reason)) => {
                             // the OS refused the submit: the app sees an error; go on
                             sim.rejected.push((sim.now, name, reason));
@@ -1090,12 +1099,21 @@ pub fn simulate_with_progress(
                             });
                         }
                     };
-                    // the schedule as the profile left it (a short interval raised)
+                    // the schedule as the profile left it (a short interval raised), or as
+                    // asked when the add made no job of its own
                     let schedule = sim
                         .core
                         .job(id)
-                        .map(|j| j.request.schedule.to_string())
-                        .unwrap_or_default();
+                        .map_or(requested, |j| j.request.schedule.to_string());
+                    let not_enqueued = match disposition {
+                        Some(Disposition::Kept) => Some(format!(
+                            "not enqueued: on_conflict = \"keep\" kept the job named {name} that was already there (see its entry)"
+                        )),
+                        Some(Disposition::Updated) => Some(format!(
+                            "not enqueued as a job of its own: on_conflict = \"update\" gave its request to the job named {name} that was already there (see its entry)"
+                        )),
+                        _ => None,
+                    };
                     sim.spec_of.insert(id, (i, name.clone()));
                     sim.reports.insert(
                         id,
@@ -1114,6 +1132,7 @@ pub fn simulate_with_progress(
                             stops: BTreeMap::new(),
                             held: Vec::new(),
                             cancelled: None,
+                            not_enqueued,
                         },
                     );
                     order.push(id);

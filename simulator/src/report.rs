@@ -132,6 +132,11 @@ pub struct JobReport {
     /// reason as a sentence; `None` otherwise.
     #[serde(default)]
     pub cancelled: Option<String>,
+    /// Why this add made no job of its own, if it did not: a job of its name was there and
+    /// its `on_conflict` kept that one (`keep`) or gave it this request (`update`) — a
+    /// sentence; `None` otherwise.
+    #[serde(default)]
+    pub not_enqueued: Option<String>,
 }
 
 /// The whole report. The same scenario and seed give the same report, byte for byte.
@@ -261,6 +266,10 @@ impl Report {
         }
         for j in &self.jobs {
             let _ = writeln!(s, "\n{}  ({})", j.name, j.schedule);
+            if let Some(why) = &j.not_enqueued {
+                let _ = writeln!(s, "  {why}");
+                continue;
+            }
             let per_day = j
                 .per_day
                 .map(|d| format!("; {d:.1} successful runs per day"))

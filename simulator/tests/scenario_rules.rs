@@ -22,7 +22,10 @@ fn a_battery_level_is_a_percentage() {
     assert!(e.to_string().contains("0 to 100"), "{e}");
     let e = parse("[[event]]\nat = \"1h\"\nbattery = 101\n[[job]]\nname = \"j\"\nevery = \"1h\"\n")
         .unwrap_err();
-    assert!(e.to_string().contains("battery = 101"), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "`battery` of the [[event]] at 1h is 101: give a percentage from 0 to 100"
+    );
     parse("device = { battery = 100 }\n[[job]]\nname = \"j\"\nevery = \"1h\"\n").unwrap();
 }
 
@@ -114,7 +117,13 @@ fn values_that_would_do_nothing_are_refused() {
         "[[event]]\nat = \"1h\"\nrepeat = \"0s\"\nscreen = \"off\"\n[[job]]\nname = \"j\"\nevery = \"1h\"\n",
     )
     .unwrap_err();
-    assert!(e.to_string().contains("repeats every 0s"), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "`repeat` of the [[event]] at 1h is 0s: give a repeat longer than zero, or drop repeat"
+    );
+    let e = parse("[[event]]\nat = \"24h\"\nscreen = \"off\"\n[[job]]\nname = \"j\"\nevery = \"1h\"\n")
+        .unwrap_err();
+    assert!(e.to_string().contains("never happen"), "{e}");
     let e = parse("[[job]]\nname = \"j\"\nin = \"1m\"\ntask = \"refresh\"\n").unwrap_err();
     assert!(e.to_string().contains("ios profile only"), "{e}");
 }
