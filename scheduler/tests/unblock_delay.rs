@@ -71,9 +71,7 @@ fn a_chained_links_delay_is_not_cut_short_by_a_quick_prerequisite_either() {
         &mut h,
         Chain::begin_with([JobRequest::once(KIND)]).then([JobRequest::once(KIND).delay(mins(10))]),
     );
-    let [a, b] = ids[..] else {
-        panic!("two links")
-    };
+    let [a, b] = ids[..] else { panic!("two links") };
     h.advance(mins(3));
     h.finish(a, RunOutcome::Success(None));
     let unblocked = h.now;

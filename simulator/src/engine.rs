@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use backwork_constraints::DeviceState;
 use backwork_profiles::Profile;
 use backwork_scheduler::{
-    Action, CoreError, Disposition, Event, HoldKind, JobId, Reply, RunOutcome, RunResult, Scheduler, StopReason,
-    Time, WaitReason,
+    Action, CoreError, Disposition, Event, HoldKind, JobId, Reply, RunOutcome, RunResult,
+    Scheduler, StopReason, Time, WaitReason,
 };
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;

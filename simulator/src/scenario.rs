@@ -386,8 +386,7 @@ impl JobSpec {
 impl Scenario {
     /// Parses a scenario from TOML text.
     pub fn from_toml(text: &str) -> Result<Scenario, SimError> {
-        let s: Scenario =
-            toml::from_str(text).map_err(|e| crate::toml_error::explain(&e, text))?;
+        let s: Scenario = toml::from_str(text).map_err(|e| crate::toml_error::explain(&e, text))?;
         if s.jobs.is_empty() {
             return Err(SimError::Scenario(
                 "the scenario has no [[job]]; add at least one".into(),

@@ -107,7 +107,12 @@ fn node_at<'a, 'i>(table: &'a DeTable<'i>, path: &[Step]) -> Option<&'a Spanned<
 /// The value serde's `message` quotes (`` unknown variant `dim` ``, `invalid value: string
 /// "long"`, `` integer `-2` ``), if it quotes one.
 fn literal(message: &str) -> Option<String> {
-    for (open, close) in [("variant `", '`'), ("string \"", '"'), ("integer `", '`'), ("float `", '`')] {
+    for (open, close) in [
+        ("variant `", '`'),
+        ("string \"", '"'),
+        ("integer `", '`'),
+        ("float `", '`'),
+    ] {
         if let Some(rest) = message.split_once(open).map(|(_, r)| r)
             && let Some((lit, _)) = rest.split_once(close)
         {
@@ -239,14 +244,10 @@ fn name_of(item: &Spanned<DeValue<'_>>) -> Option<String> {
 /// `` `outcome.duration` of [[job]] "sync" ``.
 fn location(path: &[Step]) -> String {
     // the last array item on the path (a [[job]] or an [[event]]) and the keys after it
-    let item = path
-        .iter()
-        .enumerate()
-        .rev()
-        .find_map(|(i, s)| match s {
-            Step::Item(n, name) if i > 0 => Some((i, *n, name.clone())),
-            _ => None,
-        });
+    let item = path.iter().enumerate().rev().find_map(|(i, s)| match s {
+        Step::Item(n, name) if i > 0 => Some((i, *n, name.clone())),
+        _ => None,
+    });
     let keys = |steps: &[Step]| {
         steps
             .iter()
@@ -313,7 +314,9 @@ fn advice(key: &str, message: &str) -> String {
 /// What to add for a missing field `key`, with an example line.
 fn example(key: &str) -> String {
     match key {
-        "start" => "the instant the simulation begins, such as start = \"2026-11-23T00:00:00Z\"".into(),
+        "start" => {
+            "the instant the simulation begins, such as start = \"2026-11-23T00:00:00Z\"".into()
+        }
         "duration" => "how long to simulate, such as duration = \"24h\"".into(),
         "name" => "a name for the job, such as name = \"sync\"".into(),
         "at" => "when it happens, counted from the start, such as at = \"1h\"".into(),

@@ -1056,7 +1056,11 @@ fn a_quota_held_app_shows_the_deep_doze_it_waited_through() {
         screen = "on"
     "#);
     let job = &r.jobs[0];
-    assert_eq!(job.runs.len(), 3, "three sessions, then the rare bucket's quota holds it");
+    assert_eq!(
+        job.runs.len(),
+        3,
+        "three sessions, then the rare bucket's quota holds it"
+    );
     let held = |code: &str| job.held_back_ms.get(code).copied().unwrap_or(0);
     let deep = held("doze_deep");
     let minutes = |ms: u64| ms / 60_000;

@@ -121,8 +121,9 @@ fn values_that_would_do_nothing_are_refused() {
         e.to_string(),
         "`repeat` of the [[event]] at 1h is 0s: give a repeat longer than zero, or drop repeat"
     );
-    let e = parse("[[event]]\nat = \"24h\"\nscreen = \"off\"\n[[job]]\nname = \"j\"\nevery = \"1h\"\n")
-        .unwrap_err();
+    let e =
+        parse("[[event]]\nat = \"24h\"\nscreen = \"off\"\n[[job]]\nname = \"j\"\nevery = \"1h\"\n")
+            .unwrap_err();
     assert!(e.to_string().contains("never happen"), "{e}");
     let e = parse("[[job]]\nname = \"j\"\nin = \"1m\"\ntask = \"refresh\"\n").unwrap_err();
     assert!(e.to_string().contains("ios profile only"), "{e}");

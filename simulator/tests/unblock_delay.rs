@@ -44,7 +44,11 @@ fn a_chained_jobs_delay_runs_from_the_end_of_a_late_prerequisite() {
     "#);
     let job = |name: &str| r.jobs.iter().find(|j| j.name == name).expect(name);
     let compress = &job("compress").runs;
-    assert_eq!(compress[0].start, at(3600), "compress waits for the charger");
+    assert_eq!(
+        compress[0].start,
+        at(3600),
+        "compress waits for the charger"
+    );
     assert_eq!(compress[0].end, at(3600 + 300));
     let upload = &job("upload").runs;
     assert_eq!(upload.len(), 1, "{upload:?}");
