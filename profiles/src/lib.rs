@@ -208,10 +208,10 @@ mod tests {
     fn a_bad_override_names_its_key() {
         let overrides: toml::Table =
             toml::from_str("max_scheduled_jobs = 10\ndeep_idle_after = \"fast\"\n").unwrap();
-        let err = Profile::with_overrides("android", &overrides)
-            .err()
-            .expect("refused")
-            .to_string();
+        let Err(err) = Profile::with_overrides("android", &overrides) else {
+            panic!("the override was accepted");
+        };
+        let err = err.to_string();
         assert!(
             err.starts_with("android overrides: `deep_idle_after` is \"fast\": "),
             "{err}"
