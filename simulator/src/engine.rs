@@ -1214,9 +1214,13 @@ pub fn simulate_with_progress(
     let mut quota_hits = 0;
     for id in order {
         if let Some(mut r) = sim.reports.remove(&id) {
-            r.cancelled = sim
-                .core
-                .job(id)
+            let job = sim.core.job(id);
+            // the schedule the job ended with: a later add with on_conflict = "update" may
+            // have given it another
+            if let Some(j) = &job {
+                r.schedule = j.request.schedule.to_string();
+            }
+            r.cancelled = job
                 .filter(|j| j.state == backwork_scheduler::JobState::Cancelled)
                 .map(|j| {
                     j.stop_reason

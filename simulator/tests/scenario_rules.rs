@@ -54,6 +54,24 @@ fn two_jobs_with_one_name_need_an_on_conflict() {
         hourly.runs
     );
     assert!(two_hourly.succeeded > 0);
+    // `update` gives the first job the second's request (WorkManager's ExistingWorkPolicy
+    // UPDATE: the existing work is updated in place): the report gives the first job the
+    // schedule it ended with, and the second add says it made no job of its own
+    let r = simulate(&parse(&format!("{two}added = \"30m\"\non_conflict = \"update\"\n")).unwrap())
+        .unwrap();
+    // (android: WorkManager's after-run timing, docs/simulator.md)
+    assert_eq!(r.jobs[0].schedule, "every 2h after-run");
+    assert_eq!(
+        r.jobs[1].schedule, "every 2h",
+        "the add's own schedule, as asked"
+    );
+    assert!(r.jobs[1].runs.is_empty());
+    assert_eq!(
+        r.jobs[1].not_enqueued.as_deref(),
+        Some(
+            "not enqueued as a job of its own: on_conflict = \"update\" gave its request to the job named sync that was already there (see its entry)"
+        )
+    );
     // an unknown policy word is refused with the words
     let e = simulate(&parse(&format!("{two}on_conflict = \"merge\"\n")).unwrap()).unwrap_err();
     assert!(e.to_string().contains("append-or-replace"), "{e}");
