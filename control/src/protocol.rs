@@ -410,8 +410,9 @@ impl JobView {
 pub enum ScheduleView {
     /// Once.
     Once {
-        /// Not before this instant: the time it was added plus its delay (`--in`), or its
-        /// `--at`; `null`: as soon as its constraints allow.
+        /// Not before this instant: the time it was added plus its delay (`--in`) — for a job
+        /// with `--after`, the moment its last prerequisite succeeded plus the delay, `null`
+        /// while it is blocked — or its `--at`; `null`: as soon as its constraints allow.
         at: Option<Time>,
     },
     /// Every period.
@@ -448,6 +449,11 @@ impl ScheduleView {
             Schedule::Once { delay, not_before } => ScheduleView::Once {
                 at: if delay.is_zero() {
                     *not_before
+                } else if !job.prerequisites.is_empty() {
+                    // the delay counts from the moment the last prerequisite succeeded
+                    // (WorkManager's lastEnqueueTime at the unblock): unknown while blocked,
+                    // then the core's due time
+                    (job.state != JobState::Blocked).then_some(job.not_before)
                 } else {
                     let after = backwork_scheduler::core::add(job.enqueued_at, *delay);
                     Some(not_before.map_or(after, |t| t.max(after)))
@@ -633,6 +639,57 @@ impl Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A job added `--after` another with `--in`: its delay counts from when the prerequisite
+    /// succeeded (WorkManager's `setLastEnqueueTime` at the unblock, `WorkerWrapper.kt`), so
+    /// its schedule has no instant while it is blocked, and then that moment plus the delay —
+    /// not the add time plus the delay, which had long passed.
+    #[test]
+    fn a_chained_jobs_once_at_counts_from_its_unblocking() {
+        use backwork_scheduler::{
+            AllowAll, Chain, Config, Event, JobRequest, Reply, RunOutcome, Scheduler,
+        };
+        let mut now: Time = "2026-11-30T12:00:00Z".parse().unwrap();
+        let mut core = Scheduler::new(
+            Config {
+                batch_window: std::time::Duration::ZERO,
+                ..Config::default()
+            },
+            Box::new(AllowAll),
+        );
+        core.handle(now, Event::WorkerRegistered("w".into()))
+            .unwrap();
+        let (a, b) = (JobId::from_u128(1), JobId::from_u128(2));
+        let chain = Chain::begin_with([JobRequest::once("w")])
+            .then([JobRequest::once("w").delay(std::time::Duration::from_secs(600))]);
+        let reply = core
+            .handle(
+                now,
+                Event::EnqueueChain {
+                    ids: vec![a, b],
+                    chain,
+                },
+            )
+            .unwrap();
+        assert!(matches!(reply, Reply::ChainEnqueued { .. }));
+        while core.poll_action().is_some() {}
+        let at = |core: &Scheduler| match ScheduleView::of(&core.job(b).unwrap()) {
+            ScheduleView::Once { at } => at,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(at(&core), None, "blocked: not yet known");
+        now += chrono::TimeDelta::minutes(30);
+        core.handle(
+            now,
+            Event::Finished {
+                id: a,
+                attempt: 1,
+                outcome: RunOutcome::Success(None),
+            },
+        )
+        .unwrap();
+        assert_eq!(at(&core), Some(now + chrono::TimeDelta::minutes(10)));
+    }
 
     /// The percentage and message are read from the shapes docs/cli.md lists (a command job's
     /// object, a bare number, a string) and from nothing else.

@@ -549,6 +549,28 @@ impl AndroidPolicy {
         self.bucket.clone()
     }
 
+    /// Closes the maintenance window open at `now`, if nothing runs in it (its work is done:
+    /// AOSP DeviceIdleController's `exitMaintenanceEarlyIfNeededLocked` steps both the light
+    /// and the deep state on); true if it closed one.
+    fn close_drained_window(&mut self, now: Time) -> bool {
+        if self.running != 0 {
+            return false;
+        }
+        let DozePhase::Maintenance { deep, .. } = self.doze_phase(now) else {
+            return false;
+        };
+        if deep {
+            let Some((_, k)) = self.deep_phase(now) else {
+                return false;
+            };
+            self.deep_cut = Some((now, k + 1));
+        } else {
+            let (_, k) = self.light_phase(now);
+            self.light_cut = Some((now, k + 1));
+        }
+        true
+    }
+
     /// Where Doze is at `now`.
     pub fn doze_phase(&self, now: Time) -> DozePhase {
         let Some(off) = self.doze_since else {
@@ -943,8 +965,22 @@ impl Policy for AndroidPolicy {
         if self.quota_free() {
             return None;
         }
-        self.quota_block(now)
-            .map(|(until, reason)| (Some(until), reason))
+        // the quota's hold lasts until it frees, or until Doze's phase changes by itself if
+        // that comes first: the core asks again then, so the reason in force is Doze's while
+        // the device dozes (a screen-off, a bucket change and the like reach the core as
+        // events, which make it ask again anyway)
+        let hold = self.quota_block(now)?;
+        // nothing of the app can run in a maintenance window while its quota holds it: the
+        // window's work is done at once, and it closes now (as `plan_wake` would close it
+        // right after this answer) — so the hold in force is Doze's next idle period
+        if self.close_drained_window(now)
+            && let DozePhase::Idle { deep, until } = self.doze_phase(now)
+        {
+            return Some((Some(until), doze_reason(deep)));
+        }
+        let doze_changes = self.os_state(now).and_then(|s| s.until);
+        let (until, reason) = hold;
+        Some((Some(doze_changes.map_or(until, |at| until.min(at))), reason))
     }
 
     fn wants_reask(&mut self) -> bool {
@@ -995,18 +1031,8 @@ impl Policy for AndroidPolicy {
         // a maintenance window whose work is done ends at once, light or deep: nothing runs
         // and nothing is due in it (AOSP DeviceIdleController: `exitMaintenanceEarlyIfNeededLocked`
         // steps both the light and the deep state on)
-        if self.running == 0
-            && earliest > now
-            && let DozePhase::Maintenance { deep, .. } = self.doze_phase(now)
-        {
-            if deep {
-                if let Some((_, k)) = self.deep_phase(now) {
-                    self.deep_cut = Some((now, k + 1));
-                }
-            } else {
-                let (_, k) = self.light_phase(now);
-                self.light_cut = Some((now, k + 1));
-            }
+        if earliest > now {
+            self.close_drained_window(now);
         }
         match self.doze_phase(earliest) {
             DozePhase::Idle { until, .. } => until,

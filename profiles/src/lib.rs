@@ -155,9 +155,21 @@ impl Profile {
         ) -> Result<T, ProfileError> {
             toml::Value::Table(overrides.clone())
                 .try_into()
-                .map_err(|e: toml::de::Error| ProfileError::Override {
-                    profile: name.to_string(),
-                    detail: e.message().to_string(),
+                .map_err(|e: toml::de::Error| {
+                    // serde does not say which key: the first that fails alone is the one
+                    // (every override is optional, so one key alone is a whole table)
+                    let culprit = overrides.iter().find(|(k, v)| {
+                        let alone = toml::Table::from_iter([((*k).clone(), (*v).clone())]);
+                        toml::Value::Table(alone).try_into::<T>().is_err()
+                    });
+                    let message = e.message().trim().replace('\n', "; ");
+                    ProfileError::Override {
+                        profile: name.to_string(),
+                        detail: match culprit {
+                            Some((k, v)) => format!("`{k}` is {v}: {message}"),
+                            None => message,
+                        },
+                    }
                 })
         }
         match name {
@@ -183,5 +195,27 @@ impl Profile {
             "ios" => Ok(Profile::ios(IosSettings::default())),
             other => Err(ProfileError::Unknown(other.into())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An override that does not read names its key and value (serde's message alone named
+    /// neither: "invalid value: string \"fast\", expected a duration").
+    #[test]
+    fn a_bad_override_names_its_key() {
+        let overrides: toml::Table =
+            toml::from_str("max_scheduled_jobs = 10\ndeep_idle_after = \"fast\"\n").unwrap();
+        let Err(err) = Profile::with_overrides("android", &overrides) else {
+            panic!("the override was accepted");
+        };
+        let err = err.to_string();
+        assert!(
+            err.starts_with("android overrides: `deep_idle_after` is \"fast\": "),
+            "{err}"
+        );
+        assert!(err.contains("expected a duration"), "{err}");
     }
 }

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use backwork_constraints::DeviceState;
 use backwork_profiles::Profile;
 use backwork_scheduler::{
-    Action, Config, CoreError, Event, HoldKind, JobId, Policy, Reply, RunOutcome, RunResult,
-    Scheduler, StopReason, Time, WaitReason,
+    Action, Config, CoreError, Disposition, Event, HoldKind, JobId, Policy, Reply, RunOutcome,
+    RunResult, Scheduler, StopReason, Time, WaitReason,
 };
 use rand::{RngExt, SeedableRng};
 // (the maps by job id are looked up at every run: SipHash, the standard library's default,
@@ -1049,6 +1049,7 @@ pub fn simulate_with_progress(
                     let mut bytes = [0u8; 10];
                     bytes[2..].copy_from_slice(&(order.len() as u64 + 1).to_be_bytes());
                     let id = JobId::new_v7(sim.now, bytes);
+                    let requested = request.schedule.to_string();
                     let event = if spec.after.is_empty() {
                         Event::Enqueue { id, request }
                     } else {
@@ -1085,10 +1086,18 @@ pub fn simulate_with_progress(
                             chain,
                         }
                     };
-                    let warnings = match sim.core.handle(sim.now, event) {
-                        Ok(Reply::Enqueued { warnings, .. })
-                        | Ok(Reply::ChainEnqueued { warnings, .. }) => warnings,
-                        Ok(_) => Vec::new(),
+                    let (warnings, disposition) = match sim.core.handle(sim.now, event) {
+                        Ok(Reply::Enqueued {
+                            warnings,
+                            disposition,
+                            ..
+                        })
+                        | Ok(Reply::ChainEnqueued {
+                            warnings,
+                            disposition,
+                            ..
+                        }) => (warnings, Some(disposition)),
+                        Ok(_) => (Vec::new(), None),
                         Err(CoreError::Rejected(reason)) => {
                             // the OS refused the submit: the app sees an error; go on
                             sim.rejected.push((sim.now, name, reason));
@@ -1101,12 +1110,21 @@ pub fn simulate_with_progress(
                             });
                         }
                     };
-                    // the schedule as the profile left it (a short interval raised)
+                    // the schedule as the profile left it (a short interval raised), or as
+                    // asked when the add made no job of its own
                     let schedule = sim
                         .core
                         .job(id)
-                        .map(|j| j.request.schedule.to_string())
-                        .unwrap_or_default();
+                        .map_or(requested, |j| j.request.schedule.to_string());
+                    let not_enqueued = match disposition {
+                        Some(Disposition::Kept) => Some(format!(
+                            "not enqueued: on_conflict = \"keep\" kept the job named {name} that was already there (see its entry)"
+                        )),
+                        Some(Disposition::Updated) => Some(format!(
+                            "not enqueued as a job of its own: on_conflict = \"update\" gave its request to the job named {name} that was already there (see its entry)"
+                        )),
+                        _ => None,
+                    };
                     sim.spec_of.insert(id, (i, name.clone()));
                     sim.reports.insert(
                         id,
@@ -1125,6 +1143,7 @@ pub fn simulate_with_progress(
                             stops: BTreeMap::new(),
                             held: Vec::new(),
                             cancelled: None,
+                            not_enqueued,
                         },
                     );
                     order.push(id);
@@ -1206,9 +1225,13 @@ pub fn simulate_with_progress(
     let mut quota_hits = 0;
     for id in order {
         if let Some(mut r) = sim.reports.remove(&id) {
-            r.cancelled = sim
-                .core
-                .job(id)
+            let job = sim.core.job(id);
+            // the schedule the job ended with: a later add with on_conflict = "update" may
+            // have given it another
+            if let Some(j) = &job {
+                r.schedule = j.request.schedule.to_string();
+            }
+            r.cancelled = job
                 .filter(|j| j.state == backwork_scheduler::JobState::Cancelled)
                 .map(|j| {
                     j.stop_reason

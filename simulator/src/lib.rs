@@ -31,6 +31,7 @@ mod fleet;
 mod report;
 mod scenario;
 mod svg;
+mod toml_error;
 
 pub use engine::{simulate, simulate_with_progress};
 pub use fleet::{
@@ -46,9 +47,21 @@ pub use svg::render as svg;
 /// Why a scenario could not be simulated.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SimError {
-    /// The scenario file does not parse.
+    /// The scenario file does not parse: it is not TOML, or has a key the format does not
+    /// have.
     #[error("the scenario does not parse: {0}")]
     Parse(String),
+    /// A setting of the scenario is missing, or its value is out of range or means nothing.
+    #[error("{setting} {detail}")]
+    Setting {
+        /// Which setting, in words (`` `device.battery` ``, `` `at` of [[event]] number 2 ``).
+        setting: String,
+        /// Its value and what it may be, or what to add.
+        detail: String,
+    },
+    /// The scenario as a whole breaks a rule (no job, too many, an event after its end…).
+    #[error("{0}")]
+    Scenario(String),
     /// A profile name or override is wrong.
     #[error("{0}")]
     Profile(String),

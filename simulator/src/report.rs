@@ -132,6 +132,11 @@ pub struct JobReport {
     /// reason as a sentence; `None` otherwise.
     #[serde(default)]
     pub cancelled: Option<String>,
+    /// Why this add made no job of its own, if it did not: a job of its name was there and
+    /// its `on_conflict` kept that one (`keep`) or gave it this request (`update`) — a
+    /// sentence; `None` otherwise.
+    #[serde(default)]
+    pub not_enqueued: Option<String>,
 }
 
 /// The whole report. The same scenario and seed give the same report, byte for byte.
@@ -217,6 +222,34 @@ impl Report {
         out
     }
 
+    /// How long `job` was held back for any reason of its `held_back_ms` (the union of those
+    /// waits: time held for two reasons at once counts once).
+    fn held_union_ms(&self, job: &JobReport) -> u64 {
+        let mut waits: Vec<(Time, Time)> = self
+            .waits(job)
+            .into_iter()
+            .filter(|iv| job.held_back_ms.contains_key(&*iv.code))
+            .map(|iv| (iv.start, iv.end))
+            .collect();
+        waits.sort();
+        let mut total = 0;
+        let mut open: Option<(Time, Time)> = None;
+        for (start, end) in waits {
+            open = match open {
+                Some((s, e)) if start <= e => Some((s, e.max(end))),
+                Some((s, e)) => {
+                    total += u64::try_from((e - s).num_milliseconds()).unwrap_or(0);
+                    Some((start, end))
+                }
+                None => Some((start, end)),
+            };
+        }
+        if let Some((s, e)) = open {
+            total += u64::try_from((e - s).num_milliseconds()).unwrap_or(0);
+        }
+        total
+    }
+
     /// The days simulated.
     pub fn days(&self) -> f64 {
         ((self.end - self.start).num_milliseconds() as f64 / 86_400_000.0).max(1e-9)
@@ -261,6 +294,10 @@ impl Report {
         }
         for j in &self.jobs {
             let _ = writeln!(s, "\n{}  ({})", j.name, j.schedule);
+            if let Some(why) = &j.not_enqueued {
+                let _ = writeln!(s, "  {why}");
+                continue;
+            }
             let per_day = j
                 .per_day
                 .map(|d| format!("; {d:.1} successful runs per day"))
@@ -290,7 +327,13 @@ impl Report {
                         format!("{sentence}: {}", span(**ms))
                     })
                     .collect();
-                let _ = writeln!(s, "  held back (by reason): {}", reasons.join("; "));
+                // a wait for two reasons at once counts for each: say so, or the sum misleads
+                let label = if total > self.held_union_ms(j) {
+                    "held back (by reason; a wait for two reasons counts for both)"
+                } else {
+                    "held back (by reason)"
+                };
+                let _ = writeln!(s, "  {label}: {}", reasons.join("; "));
             }
             if j.batching_ms > 0 {
                 let _ = writeln!(

@@ -383,40 +383,34 @@ impl JobSpec {
     }
 }
 
-/// A TOML error on one line: where it is (line and column, 1-based) and what is wrong — the
-/// multi-line excerpt toml's `Display` draws does not survive an error line.
-fn one_line(e: &toml::de::Error, text: &str) -> String {
-    let message = e.message().trim().replace('\n', "; ");
-    match e.span() {
-        Some(span) => {
-            let before = text.get(..span.start).unwrap_or(text);
-            let line = before.matches('\n').count() + 1;
-            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-            format!("line {line}, column {column}: {message}")
-        }
-        None => message,
-    }
-}
-
 impl Scenario {
     /// Parses a scenario from TOML text.
     pub fn from_toml(text: &str) -> Result<Scenario, SimError> {
-        let s: Scenario = toml::from_str(text).map_err(|e| SimError::Parse(one_line(&e, text)))?;
+        let s: Scenario = toml::from_str(text).map_err(|e| crate::toml_error::explain(&e, text))?;
         if s.jobs.is_empty() {
-            return Err(SimError::Parse(
+            return Err(SimError::Scenario(
                 "the scenario has no [[job]]; add at least one".into(),
             ));
         }
         if s.duration > MAX_SPAN {
-            return Err(SimError::Parse(format!(
-                "a duration of {} is longer than the 10 years a scenario may span; shorten it",
-                humantime::format_duration(s.duration)
-            )));
+            return Err(SimError::Setting {
+                setting: "`duration`".into(),
+                detail: format!(
+                    "is {}, longer than the 10 years a scenario may span; shorten it",
+                    humantime::format_duration(s.duration)
+                ),
+            });
+        }
+        if s.duration.is_zero() {
+            return Err(SimError::Setting {
+                setting: "`duration`".into(),
+                detail: "is 0s, so nothing would be simulated; give a span such as \"24h\"".into(),
+            });
         }
         // the number of copies first: the checks below name each copy
         let copies: u64 = s.jobs.iter().map(|j| u64::from(j.count)).sum();
         if copies > MAX_JOBS {
-            return Err(SimError::Parse(format!(
+            return Err(SimError::Scenario(format!(
                 "the scenario has {copies} jobs (counting copies); at most {MAX_JOBS} fit a simulation"
             )));
         }
@@ -514,34 +508,48 @@ impl Scenario {
             .chain(s.events.iter().map(|e| &e.device))
             .any(|d| d.bucket.is_some());
         if buckets && s.profile != "android" {
-            return Err(SimError::Parse(format!(
+            return Err(SimError::Scenario(format!(
                 "a standby bucket applies to the android profile only, and this scenario's profile is {}; drop bucket or use profile = \"android\"",
                 s.profile
             )));
         }
-        for (what, spec) in std::iter::once(("device", &s.device))
-            .chain(s.events.iter().map(|e| ("an [[event]]", &e.device)))
-        {
+        let event = |e: &EventSpec| format!("[[event]] at {}", humantime::format_duration(e.at));
+        for (setting, spec) in std::iter::once(("`device.battery`".to_string(), &s.device)).chain(
+            s.events
+                .iter()
+                .map(|e| (format!("`battery` of the {}", event(e)), &e.device)),
+        ) {
             if let Some(b) = spec.battery.filter(|b| *b > 100) {
-                return Err(SimError::Parse(format!(
-                    "{what} sets battery = {b}; a battery level is a percentage from 0 to 100"
-                )));
+                return Err(SimError::Setting {
+                    setting,
+                    detail: format!("is {b}: give a percentage from 0 to 100"),
+                });
             }
         }
         for e in &s.events {
-            if e.repeat.is_some_and(|r| r.is_zero()) {
-                return Err(SimError::Parse(format!(
-                    "the [[event]] at {} repeats every 0s; give a repeat longer than zero, or drop repeat",
-                    humantime::format_duration(e.at)
+            if e.at >= s.duration {
+                return Err(SimError::Scenario(format!(
+                    "the {} is at or after the end of the scenario ({} from the start), so it would never happen; move it earlier or lengthen duration",
+                    event(e),
+                    humantime::format_duration(s.duration)
                 )));
+            }
+            if e.repeat.is_some_and(|r| r.is_zero()) {
+                return Err(SimError::Setting {
+                    setting: format!("`repeat` of the {}", event(e)),
+                    detail: "is 0s: give a repeat longer than zero, or drop repeat".into(),
+                });
             }
             if let Some(r) = e.repeat.filter(|r| !r.is_zero()) {
                 let times = s.duration.as_secs_f64() / r.as_secs_f64();
                 if times > MAX_REPEATS {
-                    return Err(SimError::Parse(format!(
-                        "an event repeats every {}, {times:.0} times in the scenario; repeat it at most {MAX_REPEATS} times (a longer repeat)",
-                        humantime::format_duration(r)
-                    )));
+                    return Err(SimError::Setting {
+                        setting: format!("`repeat` of the {}", event(e)),
+                        detail: format!(
+                            "is {}: it repeats every {0}, {times:.0} times in the scenario; repeat it at most {MAX_REPEATS} times (a longer repeat)",
+                            humantime::format_duration(r)
+                        ),
+                    });
                 }
             }
         }

@@ -98,14 +98,25 @@ pub fn render(report: &Report) -> String {
         start: report.start,
         ms: ((report.end - report.start).num_milliseconds() as f64).max(1.0),
     };
-    let jobs = &report.jobs[..report.jobs.len().min(MAX_JOB_LANES)];
+    // a lane per job that was enqueued (an add that `keep` dropped has no story to draw)
+    let enqueued = report
+        .jobs
+        .iter()
+        .filter(|j| j.not_enqueued.is_none())
+        .count();
+    let jobs: Vec<&crate::JobReport> = report
+        .jobs
+        .iter()
+        .filter(|j| j.not_enqueued.is_none())
+        .take(MAX_JOB_LANES)
+        .collect();
     let os_lane = !report.os_state.is_empty();
     let bucket_lane = !report.bucket.is_empty();
     let lanes = 3.0 + f64::from(u8::from(os_lane)) + f64::from(u8::from(bucket_lane));
     // the families drawn, each with the codes it has in the report
     let mut families: std::collections::BTreeMap<WaitFamily, Vec<&str>> = Default::default();
     let mut drawn_codes: std::collections::BTreeSet<String> = Default::default();
-    for j in jobs {
+    for j in &jobs {
         drawn_codes.extend(report.waits(j).into_iter().map(|iv| iv.code.into_owned()));
     }
     for code in &drawn_codes {
@@ -165,7 +176,7 @@ pub fn render(report: &Report) -> String {
         bucket_lane_draw(&mut s, &scale, &report.bucket, report.end, y);
         y += LANE;
     }
-    for j in jobs {
+    for j in &jobs {
         let _ = writeln!(
             s,
             r##"<line x1="{LABEL}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#f0f0f0"/><text x="8" y="{:.1}" class="label">{} ({})</text>"##,
@@ -237,11 +248,11 @@ pub fn render(report: &Report) -> String {
         }
     }
     let mut note_y = y + 24.0;
-    if report.jobs.len() > jobs.len() {
+    if enqueued > jobs.len() {
         let _ = writeln!(
             s,
             r##"<text x="8" y="{note_y:.1}" class="note">… and {} more jobs (see the text or JSON report)</text>"##,
-            report.jobs.len() - jobs.len()
+            enqueued - jobs.len()
         );
         note_y += 17.0;
     }

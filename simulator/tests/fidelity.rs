@@ -1025,3 +1025,67 @@ fn the_text_report_shows_the_first_and_the_last_runs() {
         "{text}"
     );
 }
+
+/// A rare-bucket app held for its quota through a night of deep Doze: the hold in force is
+/// re-asked when Doze's phase changes, so the night shows as Doze time, not as quota time — it
+/// was all "quota" (the core kept the quota's hold until its end without asking again).
+/// DeviceIdleController's timings (DESIGN §6): screen off on battery at 02:00, still → light
+/// Doze from 02:05 (`LIGHT_IDLE_AFTER_INACTIVE_TIMEOUT` 5 min), deep Doze from 03:00
+/// (`INACTIVE_TIMEOUT` 30 min + `IDLE_AFTER_INACTIVE_TIMEOUT`/sensing: 60 min from screen-off),
+/// deep idle periods 60 and 120 min then 240 (`IDLE_TIMEOUT`, ×2 `IDLE_FACTOR`), screen on at
+/// 10:00. QuotaController's rare bucket: 3 sessions per 24 h (`MAX_SESSION_COUNT_RARE`).
+#[test]
+fn a_quota_held_app_shows_the_deep_doze_it_waited_through() {
+    let r = run(r#"
+        profile = "android"
+        start = "2026-11-23T00:00:00Z"
+        duration = "12h"
+        device = { screen = "on", charging = false, battery = 80, bucket = "rare" }
+
+        [[job]]
+        name = "sync"
+        every = "15m"
+        outcome = { duration = "10s" }
+
+        [[event]]
+        at = "2h"
+        screen = "off"
+
+        [[event]]
+        at = "10h"
+        screen = "on"
+    "#);
+    let job = &r.jobs[0];
+    assert_eq!(
+        job.runs.len(),
+        3,
+        "three sessions, then the rare bucket's quota holds it"
+    );
+    let held = |code: &str| job.held_back_ms.get(code).copied().unwrap_or(0);
+    let deep = held("doze_deep");
+    let minutes = |ms: u64| ms / 60_000;
+    // deep Doze 03:00–10:00, 7 h: its maintenance windows (04:00, 06:00) close as they open,
+    // since the quota lets nothing of the app run in them (`exitMaintenanceEarlyIfNeededLocked`)
+    assert_eq!(
+        deep,
+        7 * 3_600_000,
+        "deep Doze held it {} min: {:?}",
+        minutes(deep),
+        job.held_back_ms
+    );
+    assert!(held("doze_light") > 0, "{:?}", job.held_back_ms);
+    // the quota's codes keep the time the device was awake (00:30–02:05, 10:00–12:00) and the
+    // maintenance windows: not the night
+    let quota: u64 = job
+        .held_back_ms
+        .iter()
+        .filter(|(code, _)| code.starts_with("standby_quota"))
+        .map(|(_, ms)| ms)
+        .sum();
+    assert!(quota > 0, "{:?}", job.held_back_ms);
+    assert!(
+        minutes(quota) < 4 * 60,
+        "quota held it {} min: the night counts as Doze",
+        minutes(quota)
+    );
+}

@@ -175,3 +175,68 @@ fn quota_doze_constraint_backoff_and_batching_waits_all_sum_to_their_totals() {
     let seen = check(&desktop);
     assert!(seen.contains_key("batching"), "{seen:?}");
 }
+
+/// The text report's totals by reason overlap when a job waits for two reasons at once (each
+/// counts the whole time it held): the line says so then, and only then — their sum would
+/// otherwise read as more waiting than there was.
+#[test]
+fn the_text_report_says_when_the_reasons_overlap() {
+    let r = run(r#"
+        start = "2026-11-23T00:00:00Z"
+        duration = "4h"
+        device = { charging = false, network = "metered" }
+
+        [[job]]
+        name = "backup"
+        requires = ["charging", "unmetered"]
+        accurate = true
+
+        [[job]]
+        name = "sync"
+        added = "3h"
+        requires = ["network"]
+        accurate = true
+
+        [[event]]
+        at = "1h"
+        charging = true
+
+        [[event]]
+        at = "2h"
+        network = "unmetered"
+    "#);
+    let backup = &r.jobs[0];
+    // waiting 00:00–02:00: for the charger the first hour, for Wi-Fi both hours
+    assert_eq!(backup.held_back_ms["constraint_charging"], 3_600_000);
+    assert_eq!(backup.held_back_ms["constraint_unmetered"], 7_200_000);
+    let text = r.text();
+    let line = |job: &str| {
+        text.split(&format!("\n{job}  ("))
+            .nth(1)
+            .and_then(|rest| rest.lines().find(|l| l.contains("held back")))
+            .map(str::to_string)
+    };
+    assert_eq!(
+        line("backup").as_deref(),
+        Some(
+            "  held back (by reason; a wait for two reasons counts for both): constraint unmetered: 2h; constraint charging: 1h"
+        )
+    );
+    // sync was never held: no line; a lone reason has the plain label (checked in the
+    // examples below: deep and light Doze follow each other, never overlap)
+    assert_eq!(line("sync"), None);
+    let phone = run(&std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/scenarios/phone-overnight.toml"),
+    )
+    .unwrap());
+    let sync_line = phone
+        .text()
+        .lines()
+        .find(|l| l.contains("held back"))
+        .map(str::to_string)
+        .unwrap();
+    assert!(
+        sync_line.starts_with("  held back (by reason): "),
+        "{sync_line}"
+    );
+}

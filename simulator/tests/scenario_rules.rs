@@ -22,7 +22,10 @@ fn a_battery_level_is_a_percentage() {
     assert!(e.to_string().contains("0 to 100"), "{e}");
     let e = parse("[[event]]\nat = \"1h\"\nbattery = 101\n[[job]]\nname = \"j\"\nevery = \"1h\"\n")
         .unwrap_err();
-    assert!(e.to_string().contains("battery = 101"), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "`battery` of the [[event]] at 1h is 101: give a percentage from 0 to 100"
+    );
     parse("device = { battery = 100 }\n[[job]]\nname = \"j\"\nevery = \"1h\"\n").unwrap();
 }
 
@@ -51,6 +54,24 @@ fn two_jobs_with_one_name_need_an_on_conflict() {
         hourly.runs
     );
     assert!(two_hourly.succeeded > 0);
+    // `update` gives the first job the second's request (WorkManager's ExistingWorkPolicy
+    // UPDATE: the existing work is updated in place): the report gives the first job the
+    // schedule it ended with, and the second add says it made no job of its own
+    let r = simulate(&parse(&format!("{two}added = \"30m\"\non_conflict = \"update\"\n")).unwrap())
+        .unwrap();
+    // (android: WorkManager's after-run timing, docs/simulator.md)
+    assert_eq!(r.jobs[0].schedule, "every 2h after-run");
+    assert_eq!(
+        r.jobs[1].schedule, "every 2h",
+        "the add's own schedule, as asked"
+    );
+    assert!(r.jobs[1].runs.is_empty());
+    assert_eq!(
+        r.jobs[1].not_enqueued.as_deref(),
+        Some(
+            "not enqueued as a job of its own: on_conflict = \"update\" gave its request to the job named sync that was already there (see its entry)"
+        )
+    );
     // an unknown policy word is refused with the words
     let e = simulate(&parse(&format!("{two}on_conflict = \"merge\"\n")).unwrap()).unwrap_err();
     assert!(e.to_string().contains("append-or-replace"), "{e}");
@@ -114,7 +135,14 @@ fn values_that_would_do_nothing_are_refused() {
         "[[event]]\nat = \"1h\"\nrepeat = \"0s\"\nscreen = \"off\"\n[[job]]\nname = \"j\"\nevery = \"1h\"\n",
     )
     .unwrap_err();
-    assert!(e.to_string().contains("repeats every 0s"), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "`repeat` of the [[event]] at 1h is 0s: give a repeat longer than zero, or drop repeat"
+    );
+    let e =
+        parse("[[event]]\nat = \"24h\"\nscreen = \"off\"\n[[job]]\nname = \"j\"\nevery = \"1h\"\n")
+            .unwrap_err();
+    assert!(e.to_string().contains("never happen"), "{e}");
     let e = parse("[[job]]\nname = \"j\"\nin = \"1m\"\ntask = \"refresh\"\n").unwrap_err();
     assert!(e.to_string().contains("ios profile only"), "{e}");
 }

@@ -182,6 +182,9 @@ impl Scheduler {
     pub(super) fn advance_slot(&mut self, now: Time, id: JobId) {
         // placed where it is (a job is large: taking it out of the map and back moved it twice,
         // and its neighbours in the map's node, at every run)
+        let Some(origin) = self.jobs.get(&id).map(|job| self.schedule_origin(job)) else {
+            return;
+        };
         let Some(job) = self.jobs.get_mut(&id) else {
             return;
         };
@@ -189,7 +192,7 @@ impl Scheduler {
         job.attempt = 0;
         job.cycle = job.cycle.saturating_add(1);
         job.state = JobState::Enqueued;
-        let placed = cron.and_then(|cron| place(job, cron.as_ref()));
+        let placed = cron.and_then(|cron| place(job, origin, cron.as_ref()));
         match placed {
             Ok(()) => {
                 self.reindex(id);
@@ -261,14 +264,32 @@ impl Scheduler {
                             .get(p)
                             .is_none_or(|p| p.state == JobState::Succeeded)
                     });
-                    if ready && let Some(dep) = self.jobs.get_mut(&d) {
-                        dep.state = JobState::Enqueued;
-                        self.reindex(d);
+                    if ready {
+                        self.unblock(d);
                     }
                 }
                 other => work.push((d, other, Some(StopReason::PrerequisiteFailed(id)))),
             }
         }
+    }
+
+    /// `id`'s last prerequisite succeeded: it is enqueued, its schedule placed again from now
+    /// (its delay counts from its unblocking, see [`Scheduler::schedule_origin`]).
+    fn unblock(&mut self, id: JobId) {
+        let Some(mut placed) = self.jobs.get(&id).cloned() else {
+            return;
+        };
+        placed.state = JobState::Enqueued;
+        // the schedule was placed once at the enqueue, so it places again; should it somehow
+        // not, the enqueue-time placement stays
+        let replaced = self.place(&mut placed).is_ok();
+        if let Some(job) = self.jobs.get_mut(&id) {
+            job.state = JobState::Enqueued;
+            if replaced {
+                *job = placed;
+            }
+        }
+        self.reindex(id);
     }
 
     pub(super) fn cancel(&mut self, now: Time, selector: &Selector) -> Result<Reply, CoreError> {

@@ -964,7 +964,28 @@ impl Scheduler {
     /// Sets `not_before` / `window_end` of `job` for its current cycle from its schedule.
     fn place(&mut self, job: &mut Entry) -> Result<(), CoreError> {
         let cron = cron_of(&mut self.cron_cache, &job.request.schedule)?;
-        place(job, cron.as_ref())
+        let origin = self.schedule_origin(job);
+        place(job, origin, cron.as_ref())
+    }
+
+    /// The instant `job`'s schedule counts from: its enqueue time, or — for a job that waited
+    /// for prerequisites — the moment the last of them succeeded, when that is later.
+    ///
+    /// This is WorkManager's rule: when a blocked job is unblocked, its `lastEnqueueTime` is
+    /// set to that moment (androidx `work-runtime`, `WorkerWrapper.kt`, `setSucceeded`:
+    /// "Unblock Dependencies and set Period Start Time" → `setLastEnqueueTime`), and
+    /// `WorkSpec.calculateNextRunTime` counts the initial delay from `lastEnqueueTime`. So an
+    /// appended or chained job's `in`/initial delay runs from its unblocking, not from when it
+    /// was enqueued. The origin is derived from the prerequisites' end times (kept while a
+    /// dependent is unfinished), so it needs no field of its own and survives a restart. A
+    /// prerequisite that is unfinished or gone adds nothing.
+    fn schedule_origin(&self, job: &Entry) -> Time {
+        job.prerequisites
+            .iter()
+            .filter_map(|p| self.jobs.get(p))
+            .filter(|p| p.state == JobState::Succeeded)
+            .filter_map(|p| p.finished_at)
+            .fold(job.enqueued_at, Time::max)
     }
 
     /// `due` delayed by the job's jitter for its current cycle (decided once per slot: the
@@ -1042,12 +1063,13 @@ fn cron_of(
     Ok(Some(parsed))
 }
 
-/// Sets `not_before` / `window_end` of `job` for its current cycle from its schedule; `cron` is
-/// the parsed expression of a cron job.
-fn place(job: &mut Entry, cron: Option<&CronSchedule>) -> Result<(), CoreError> {
+/// Sets `not_before` / `window_end` of `job` for its current cycle from its schedule, counted
+/// from `origin` (see [`Scheduler::schedule_origin`]); `cron` is the parsed expression of a cron
+/// job.
+fn place(job: &mut Entry, origin: Time, cron: Option<&CronSchedule>) -> Result<(), CoreError> {
     match &job.request.schedule {
         Schedule::Once { delay, not_before } => {
-            let by_delay = schedule::add(job.enqueued_at, *delay);
+            let by_delay = schedule::add(origin, *delay);
             job.not_before = not_before.map_or(by_delay, |t| t.max(by_delay));
             job.window_end = None;
         }
@@ -1061,7 +1083,7 @@ fn place(job: &mut Entry, cron: Option<&CronSchedule>) -> Result<(), CoreError> 
                 *every,
                 *flex,
                 anchor.unwrap_or_default(),
-                schedule::add(job.enqueued_at, *initial_delay),
+                schedule::add(origin, *initial_delay),
                 job.last_started,
                 job.last_finished,
             );
@@ -1075,7 +1097,7 @@ fn place(job: &mut Entry, cron: Option<&CronSchedule>) -> Result<(), CoreError> 
             };
             // The first slot after the last run started (at most one run per slot, no burst of
             // missed slots), or after the enqueue for a job that never ran.
-            let after = job.last_started.unwrap_or(job.enqueued_at);
+            let after = job.last_started.unwrap_or(origin);
             let slot = next_cron(&parsed, *tz, after)
                 .ok_or_else(|| CoreError::CronNeverFires { expr: expr.clone() })?;
             job.not_before = slot;

@@ -241,7 +241,10 @@ pub trait Policy: Send + fmt::Debug + 'static {
     /// the whole ready lane behind it — no job is asked, none re-filed — and wakes once, at
     /// its end; `why` gives each parked job this reason. A policy that answers `Some` must
     /// answer `before_start` the same way for every job at that instant; per-job holds
-    /// (batching, spacing by tag) stay in `before_start`.
+    /// (batching, spacing by tag) stay in `before_start`. A policy whose own state changes
+    /// with time (Doze's phases) answers an `until` no later than that change, so that the
+    /// reason in force is asked again then: the core asks again on its own only at `until`,
+    /// on a device change and on `Event::PolicyChanged`.
     fn app_hold(&mut self, _now: Time) -> Option<(Option<Time>, PolicyReason)> {
         None
     }

@@ -192,7 +192,7 @@ impl Scheduler {
                 initial_delay,
             } => {
                 let at = after + TimeDelta::nanoseconds(1);
-                let origin = schedule::add(job.enqueued_at, initial_delay);
+                let origin = schedule::add(self.schedule_origin(job), initial_delay);
                 let w = periodic_window_at(every, flex, anchor.unwrap_or_default(), origin, at);
                 Some((w.start, w.end))
             }
