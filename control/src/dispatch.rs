@@ -229,17 +229,18 @@ async fn answer(
         }
         Request::Show { target } => {
             let progress = runtime.progress().await?;
-            let jobs: Vec<JobDetail> = live(&target, runtime.inspect(Some(target.clone())).await?)
-                .into_iter()
-                .map(|(job, reasons)| {
-                    let mut record = crate::record::JobRecord::of(&job);
-                    record.progress = progress_of(&progress, &job);
-                    JobDetail {
-                        job: record,
-                        reasons,
-                    }
-                })
-                .collect();
+            let jobs: Vec<JobDetail> =
+                live(&target, runtime.inspect_whole(Some(target.clone())).await?)
+                    .into_iter()
+                    .map(|(job, reasons)| {
+                        let mut record = crate::record::JobRecord::of(&job);
+                        record.progress = progress_of(&progress, &job);
+                        JobDetail {
+                            job: record,
+                            reasons,
+                        }
+                    })
+                    .collect();
             if jobs.is_empty() {
                 return Ok(not_found(&target));
             }
