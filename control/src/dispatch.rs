@@ -211,8 +211,9 @@ async fn answer(
         Request::List { state, tag, all } => {
             let selector = tag.map(Selector::Tag);
             let progress = runtime.progress().await?;
+            // whole: a command job's command line is its input, its result its last run's
             let jobs = runtime
-                .inspect(selector)
+                .inspect_whole(selector)
                 .await?
                 .into_iter()
                 .filter(|(job, _)| match state {
