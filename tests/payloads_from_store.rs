@@ -3,8 +3,8 @@
 //! start's commit) and when someone asks for the job. This guards against a worker getting
 //! anything but the exact input it was enqueued with — a large one, in the same process and
 //! after a restart — against a chained job's input merged from the wrong outputs (or from none)
-//! once the prerequisites' outputs are only on disk, and against `job()` answering without the
-//! payloads the core no longer keeps.
+//! once the prerequisites' outputs are only on disk (or a worker run on an input that could not
+//! be merged), and against `job()` answering without the payloads the core no longer keeps.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -160,5 +160,48 @@ async fn a_chained_job_merges_its_prerequisites_outputs_read_from_the_store_afte
         [json!({"own": true, "from": "first", "tag": "b"})]
     );
     assert_eq!(whole(&rt, last).await.state, JobState::Succeeded);
+    rt.shutdown(Duration::from_secs(1)).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_link_whose_input_cannot_be_merged_fails_without_its_worker_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let ran: Seen = Arc::default();
+    let seen = Arc::clone(&ran);
+    let rt = Runtime::builder()
+        .clock(TokioClock::starting_at(t0()))
+        .store(RedbStore::open(&path, OpenMode::CreateIfMissing).unwrap())
+        // a number is not WorkManager `Data` (a map of keys to values): it cannot be merged
+        .worker(
+            "first",
+            worker_fn(|_| async { WorkResult::success_with(5) }),
+        )
+        .worker(
+            "last",
+            worker_fn(move |ctx| {
+                let seen = Arc::clone(&seen);
+                async move {
+                    seen.lock().unwrap().push((ctx.id(), ctx.input().clone()));
+                    WorkResult::success()
+                }
+            }),
+        )
+        .start()
+        .await
+        .unwrap();
+    let chain = Chain::begin_with([JobRequest::once("first")]).then([JobRequest::once("last")]);
+    let ids = rt.enqueue_chain(chain).await.unwrap().ids;
+    rt.wait_idle().await.unwrap();
+    let last = whole(&rt, ids[1]).await;
+    assert_eq!(last.state, JobState::Failed);
+    assert!(input_of(&ran, ids[1]).is_empty(), "its worker never ran");
+    let run = last.history.last().expect("the attempt is recorded");
+    assert_eq!(run.result, backwork::RunResult::Failure);
+    let note = run.note.as_deref().unwrap_or("");
+    assert!(
+        note.contains("not started") && note.contains("number"),
+        "the note says why: {note}"
+    );
     rt.shutdown(Duration::from_secs(1)).await.unwrap();
 }
