@@ -121,7 +121,8 @@ pub struct JobUpdate {
     pub attempt: u32,
     /// The last stop reason, if any.
     pub stop_reason: Option<StopReason>,
-    /// The last output, if any.
+    /// The output a run wrote, in the update of the change that wrote it; `None` in other
+    /// updates (the core keeps no outputs: [`RuntimeHandle::job`] reads the job's last one).
     pub output: Option<Value>,
     /// The latest progress the running worker reported ([`WorkContext::set_progress`]); `None`
     /// when the job is not running or its run has reported none. A progress report is an
