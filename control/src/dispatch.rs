@@ -211,8 +211,9 @@ async fn answer(
         Request::List { state, tag, all } => {
             let selector = tag.map(Selector::Tag);
             let progress = runtime.progress().await?;
+            // whole: a command job's command line is its input, its result its last run's
             let jobs = runtime
-                .inspect(selector)
+                .inspect_whole(selector)
                 .await?
                 .into_iter()
                 .filter(|(job, _)| match state {
@@ -229,17 +230,18 @@ async fn answer(
         }
         Request::Show { target } => {
             let progress = runtime.progress().await?;
-            let jobs: Vec<JobDetail> = live(&target, runtime.inspect(Some(target.clone())).await?)
-                .into_iter()
-                .map(|(job, reasons)| {
-                    let mut record = crate::record::JobRecord::of(&job);
-                    record.progress = progress_of(&progress, &job);
-                    JobDetail {
-                        job: record,
-                        reasons,
-                    }
-                })
-                .collect();
+            let jobs: Vec<JobDetail> =
+                live(&target, runtime.inspect_whole(Some(target.clone())).await?)
+                    .into_iter()
+                    .map(|(job, reasons)| {
+                        let mut record = crate::record::JobRecord::of(&job);
+                        record.progress = progress_of(&progress, &job);
+                        JobDetail {
+                            job: record,
+                            reasons,
+                        }
+                    })
+                    .collect();
             if jobs.is_empty() {
                 return Ok(not_found(&target));
             }

@@ -18,7 +18,7 @@
 //! - `meta` holds one key, `"schema_version"` → `3`.
 //! - `jobs` holds every job the scheduler knows, finished ones until they are pruned.
 //! - `payloads`: a job's input is stored only when it is not JSON `null` (a missing input
-//!   reads as `null`); its output (the last run's, as the core keeps it) only when there is one —
+//!   reads as `null`); its output (the last run's) only when there is one —
 //!   an output that *is* `null` is stored as the four bytes `null`.
 //! - `runs`: a job's recent runs. The run number is the job's `runs_total` when that run
 //!   started (1-based; a job runs once at a time, so it is unique per job). A commit that
@@ -28,9 +28,11 @@
 //! - Removing a job removes its `jobs` row, both payload slots and all its runs, in the same
 //!   transaction.
 //!
-//! There are no index tables: the scheduler loads every record when it opens the store and
-//! keeps its own indexes in memory (schema 2's `by_state`, `by_due`, `by_name` and `by_tag`
-//! had no reader and are dropped by the migration).
+//! There are no index tables: the scheduler loads every record of `jobs` when it opens the
+//! store and keeps its own indexes in memory (schema 2's `by_state`, `by_due`, `by_name` and
+//! `by_tag` had no reader and are dropped by the migration). It keeps no payloads: `payloads`
+//! and `runs` are read only by key — a starting run's input and its prerequisites' outputs, a
+//! job `show` prints — and in full only by the check of the file when it is opened.
 //!
 //! ## The job record
 //!

@@ -6,7 +6,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use backwork_scheduler::{ChangeSet, Job, JobId, Store, StoreError};
+use backwork_scheduler::{ChangeSet, Job, JobId, Payloads, Store, StoreError};
 use redb::backends::FileBackend;
 use redb::{
     Builder, Database, DatabaseError, Durability, ReadableDatabase, ReadableTable,
@@ -190,8 +190,15 @@ fn redb_error(path: &Path, action: &'static str, e: impl Into<redb::Error>) -> S
 
 /// The builder of the writing open: the repair of a file left by a crash (it runs only on a file
 /// that already passed [`RedbStore::check`]) reports its progress.
+/// The memory redb may use to cache pages (its default is 1 GiB). The scheduling core reads the
+/// store once, at load; after that the store writes records in id order and reads payloads by
+/// id, so a small cache serves it: with redb's default, 1 M pending jobs kept ~100 MB of pages
+/// cached after their enqueue (W9: the cache was a fifth of the process's resident memory).
+pub const CACHE_BYTES: usize = 16 * 1024 * 1024;
+
 fn builder() -> Builder {
     let mut b = Builder::new();
+    b.set_cache_size(CACHE_BYTES);
     b.set_repair_callback(|session| {
         tracing::info!(
             progress = format!("{:.0}%", session.progress() * 100.0),
@@ -205,6 +212,7 @@ fn builder() -> Builder {
 /// trees (redb's integrity check) and reports its progress.
 fn check_builder() -> Builder {
     let mut b = Builder::new();
+    b.set_cache_size(CACHE_BYTES);
     b.set_check_integrity_on_open(true);
     b.set_repair_callback(|session| {
         tracing::debug!(
@@ -372,13 +380,21 @@ fn corrupt_run(path: &Path, id: u128, number: u64, e: &RecordError) -> StoreErro
     }
 }
 
-/// Sets a payload decoded from `bytes` on `job`.
-fn set_payload(path: &Path, job: &mut Job, slot: u8, bytes: &[u8]) -> Result<(), StoreError> {
+/// Sets a payload decoded from `bytes` on `job` (only decodes it, to check it, when `keep` is
+/// false).
+fn set_payload(
+    path: &Path,
+    job: &mut Job,
+    slot: u8,
+    bytes: &[u8],
+    keep: bool,
+) -> Result<(), StoreError> {
     let value =
         record::decode_payload(bytes).map_err(|e| corrupt_record(path, job.id.as_u128(), &e))?;
     match slot {
-        INPUT => job.request.input = value,
-        OUTPUT => job.output = Some(value),
+        INPUT if keep => job.request.input = value,
+        OUTPUT if keep => job.output = Some(value),
+        INPUT | OUTPUT => {}
         other => {
             return Err(corrupt_record(
                 path,
@@ -390,12 +406,26 @@ fn set_payload(path: &Path, job: &mut Job, slot: u8, bytes: &[u8]) -> Result<(),
     Ok(())
 }
 
-/// The jobs whose ids fall in `range`, whole: records, payloads and runs, in id order. Each
-/// table is read once, in key order, and merged by id.
+/// How much of each job a read gives back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Detail {
+    /// The record, its payloads and its runs.
+    Whole,
+    /// The record only, but every payload and run is decoded too (and dropped): the check of
+    /// a file before it is opened for writing.
+    Checked,
+    /// The record only; the payload and run tables are not read (a load: the scheduling core
+    /// keeps no payloads).
+    Scheduling,
+}
+
+/// The jobs whose ids fall in `range`, in id order, as `detail` says. Each table is read once,
+/// in key order, and merged by id.
 fn read_jobs(
     txn: &redb::ReadTransaction,
     path: &Path,
     range: std::ops::RangeInclusive<u128>,
+    detail: Detail,
 ) -> Result<Vec<Job>, StoreError> {
     let rerr = |e: redb::Error| redb_error(path, "read", e);
     let mut jobs = Vec::new();
@@ -409,6 +439,10 @@ fn read_jobs(
             jobs.push(job);
         }
     }
+    if detail == Detail::Scheduling {
+        return Ok(jobs);
+    }
+    let keep = detail == Detail::Whole;
     let (lo, hi) = (*range.start(), *range.end());
     // `jobs` is in id order: each payload or run finds its job by advancing a cursor
     {
@@ -425,7 +459,7 @@ fn read_jobs(
             }
             match jobs.get_mut(at) {
                 Some(job) if job.id.as_u128() == id => {
-                    set_payload(path, job, slot, bytes.value())?;
+                    set_payload(path, job, slot, bytes.value(), keep)?;
                 }
                 _ => {} // a payload without its record: not part of any job
             }
@@ -447,7 +481,9 @@ fn read_jobs(
                 Some(job) if job.id.as_u128() == id => {
                     let run = record::decode_run(bytes.value())
                         .map_err(|e| corrupt_run(path, id, number, &e))?;
-                    job.history.push(run);
+                    if keep {
+                        job.history.push(run);
+                    }
                 }
                 _ => {}
             }
@@ -456,11 +492,57 @@ fn read_jobs(
     Ok(jobs)
 }
 
-/// Every job of `db`, decoded; a redb panic on the way is a [`StoreError::Corrupt`].
-fn load_all(db: &Database, path: &Path) -> Result<Vec<Job>, StoreError> {
+/// The payloads of the jobs `ids` (their runs too when `history`), in order; point reads in
+/// one read transaction. A job without a record gets empty payloads.
+fn read_payloads(
+    txn: &redb::ReadTransaction,
+    path: &Path,
+    ids: &[JobId],
+    history: bool,
+) -> Result<Vec<Payloads>, StoreError> {
+    let rerr = |e: redb::Error| redb_error(path, "read", e);
+    let payloads = txn.open_table(PAYLOADS).map_err(|e| rerr(e.into()))?;
+    let runs = if history {
+        Some(txn.open_table(RUNS).map_err(|e| rerr(e.into()))?)
+    } else {
+        None
+    };
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let key = id.as_u128();
+        let mut p = Payloads::default();
+        for slot in [INPUT, OUTPUT] {
+            if let Some(bytes) = payloads.get((key, slot)).map_err(|e| rerr(e.into()))? {
+                let value = record::decode_payload(bytes.value())
+                    .map_err(|e| corrupt_record(path, key, &e))?;
+                match slot {
+                    INPUT => p.input = value,
+                    _ => p.output = Some(value),
+                }
+            }
+        }
+        if let Some(runs) = &runs {
+            for row in runs
+                .range((key, 0u64)..=(key, u64::MAX))
+                .map_err(|e| rerr(e.into()))?
+            {
+                let (k, bytes) = row.map_err(|e| rerr(e.into()))?;
+                let run = record::decode_run(bytes.value())
+                    .map_err(|e| corrupt_run(path, key, k.value().1, &e))?;
+                p.history.push(run);
+            }
+        }
+        out.push(p);
+    }
+    Ok(out)
+}
+
+/// Every job of `db`, decoded as `detail` says; a redb panic on the way is a
+/// [`StoreError::Corrupt`].
+fn load_all(db: &Database, path: &Path, detail: Detail) -> Result<Vec<Job>, StoreError> {
     let read = guard::catch(|| -> Result<Vec<Job>, StoreError> {
         let txn = db.begin_read().map_err(|e| redb_error(path, "read", e))?;
-        read_jobs(&txn, path, 0..=u128::MAX)
+        read_jobs(&txn, path, 0..=u128::MAX, detail)
     });
     read.map_err(|m| panicked(path, "reading the records", m))?
 }
@@ -614,7 +696,7 @@ impl RedbStore {
         }
         guard::catch(|| prepare_schema(&db, path))
             .map_err(|m| panicked(path, "reading the schema", m))??;
-        let jobs = load_all(&db, path)?;
+        let jobs = load_all(&db, path, Detail::Checked)?;
         Ok((db, jobs))
     }
 
@@ -757,7 +839,7 @@ impl RedbStore {
         guard::catch(|| {
             let txn = db.begin_read().map_err(|e| redb_error(path, "read", e))?;
             let key = id.as_u128();
-            Ok(read_jobs(&txn, path, key..=key)?.pop())
+            Ok(read_jobs(&txn, path, key..=key, Detail::Whole)?.pop())
         })
         .map_err(|m| panicked(path, "reading", m))?
     }
@@ -879,8 +961,19 @@ impl Store for RedbStore {
         }
         match self.checked.take() {
             Some(jobs) => Ok(jobs),
-            None => load_all(self.db()?, &self.path),
+            None => load_all(self.db()?, &self.path, Detail::Scheduling),
         }
+    }
+
+    /// Point reads by id in one read transaction.
+    fn payloads(&mut self, ids: &[JobId], history: bool) -> Result<Vec<Payloads>, StoreError> {
+        let db = self.db()?;
+        let path = &self.path;
+        guard::catch(|| {
+            let txn = db.begin_read().map_err(|e| redb_error(path, "read", e))?;
+            read_payloads(&txn, path, ids, history)
+        })
+        .map_err(|m| panicked(path, "reading", m))?
     }
 
     fn commit(&mut self, changes: &ChangeSet) -> Result<(), StoreError> {

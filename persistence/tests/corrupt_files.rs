@@ -19,7 +19,9 @@ fn make_store(path: &Path, clean: bool) {
     let mut core = backwork_scheduler::Scheduler::new(
         Default::default(),
         Box::new(backwork_scheduler::AllowAll),
-    );
+    )
+    // the seed's jobs whole, payloads included: a core without a store keeps them
+    .without_persistence();
     let now = "2026-01-01T00:00:00Z".parse().unwrap();
     let mut store = RedbStore::open(path, OpenMode::CreateIfMissing).unwrap();
     for batch in 0..JOBS / 20 {

@@ -10,7 +10,9 @@ use backwork_scheduler::{ChangeSet, Event, JobId, JobRequest, Scheduler, StopRea
 
 /// A store holding one job whose record is `patch`ed after encoding (written with redb directly).
 fn store_with_patched_record(path: &Path, patch: impl Fn(&mut Vec<u8>)) -> JobId {
-    let mut core = Scheduler::new(Default::default(), Box::new(backwork_scheduler::AllowAll));
+    let mut core = Scheduler::new(Default::default(), Box::new(backwork_scheduler::AllowAll))
+        // the seed's jobs whole, payloads included: a core without a store keeps them
+        .without_persistence();
     let now = "2026-01-01T00:00:00Z".parse().unwrap();
     let id = JobId::new_v7(now, [7; 10]);
     core.handle(

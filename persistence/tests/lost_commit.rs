@@ -12,7 +12,9 @@ use common::Disk;
 
 /// Change sets of 20 jobs each, every record carrying a findable marker.
 fn batches(n: usize) -> Vec<ChangeSet> {
-    let mut core = Scheduler::new(Default::default(), Box::new(AllowAll));
+    let mut core = Scheduler::new(Default::default(), Box::new(AllowAll))
+        // the seed's jobs whole, payloads included: a core without a store keeps them
+        .without_persistence();
     let now = "2026-01-01T00:00:00Z".parse().unwrap();
     (0..n)
         .map(|b| {

@@ -1,17 +1,19 @@
 //! The in-memory store and the redb store keep the same thing: the same change sets, committed
-//! to both, load back identically — and identical to the jobs the scheduling core holds (their
-//! inputs, outputs and bounded histories included) — through enqueues with inputs, the
+//! to both, load back identically — identical to the jobs the scheduling core holds — and give
+//! back the same payloads and bounded histories by id, identical to those a core without a
+//! store (fed the same inputs) keeps itself — through enqueues with inputs, the
 //! `update` policy, runs with and without outputs, retries, a history longer than
 //! `history_len`, cancels, pruning, and a crash recovered with `Event::Interrupted`. Guards
 //! against the two stores drifting apart (tests run on the memory store, users on redb) and
-//! against a change set that misses a payload or a run.
+//! against a change set that misses a payload or a run, and against the core keeping payloads
+//! another way with a store than without one.
 
 use std::time::Duration;
 
 use backwork_persistence::{OpenMode, RedbStore};
 use backwork_scheduler::{
     Action, AllowAll, ChangeSet, Config, ConflictPolicy, Event, Interruption, Job, JobId,
-    JobRequest, MemoryStore, RunOutcome, Scheduler, Selector, Store, Time,
+    JobRequest, MemoryStore, Payloads, Reply, RunOutcome, Scheduler, Selector, Store, Time,
 };
 use chrono::TimeDelta;
 use serde_json::json;
@@ -29,19 +31,75 @@ impl Both {
         self.commits += 1;
     }
 
-    /// Both stores load exactly the jobs the core holds.
-    fn check(&mut self, core: &Scheduler, when: &str) {
-        let held: Vec<Job> = core.jobs().collect();
+    /// Both stores load exactly the jobs the core holds, and give back by id the payloads and
+    /// histories the shadow core keeps.
+    fn check(&mut self, core: &Cores, when: &str) {
+        let held: Vec<Job> = core.core.jobs().collect();
         let memory = self.memory.load().unwrap();
         let redb = self.redb.load().unwrap();
         assert_eq!(memory, redb, "{when}: the memory and redb stores differ");
         assert_eq!(redb, held, "{when}: the stores differ from the core");
+        let ids: Vec<JobId> = held.iter().map(|j| j.id).collect();
+        let kept: Vec<Payloads> = ids
+            .iter()
+            .map(|id| core.shadow.payloads(*id).expect("the shadow has every job"))
+            .collect();
+        let memory = self.memory.payloads(&ids, true).unwrap();
+        let redb = self.redb.payloads(&ids, true).unwrap();
+        assert_eq!(memory, redb, "{when}: the stores' payloads differ");
+        assert_eq!(
+            redb, kept,
+            "{when}: the stores' payloads differ from the shadow's"
+        );
+        let bare: Vec<Job> = core
+            .shadow
+            .jobs()
+            .map(|mut j| {
+                j.request.input = serde_json::Value::Null;
+                j.output = None;
+                j.history.clear();
+                j
+            })
+            .collect();
+        assert_eq!(
+            bare, held,
+            "{when}: the two cores' scheduling fields differ"
+        );
     }
 }
 
-fn drain(core: &mut Scheduler, both: &mut Both) -> Vec<(JobId, u32)> {
+/// The core under test (its driver keeps the stores) and a shadow fed the same inputs without
+/// a store, which keeps payloads and histories itself.
+struct Cores {
+    core: Scheduler,
+    shadow: Scheduler,
+}
+
+impl Cores {
+    fn new() -> Cores {
+        Cores {
+            core: Scheduler::new(config(), Box::new(AllowAll)),
+            shadow: Scheduler::new(config(), Box::new(AllowAll)).without_persistence(),
+        }
+    }
+
+    fn handle(&mut self, now: Time, event: Event) -> Result<Reply, backwork_scheduler::CoreError> {
+        let shadow = self.shadow.handle(now, event.clone());
+        while self.shadow.poll_action().is_some() {}
+        let reply = self.core.handle(now, event);
+        assert_eq!(reply, shadow, "both cores answer alike");
+        reply
+    }
+
+    /// The job whole, as the shadow keeps it.
+    fn job(&self, id: JobId) -> Option<Job> {
+        self.shadow.job(id)
+    }
+}
+
+fn drain(core: &mut Cores, both: &mut Both) -> Vec<(JobId, u32)> {
     let mut started = Vec::new();
-    while let Some(action) = core.poll_action() {
+    while let Some(action) = core.core.poll_action() {
         match action {
             Action::Persist(cs) => both.commit(&cs),
             Action::Start(s) => started.push((s.id, s.attempt)),
@@ -69,12 +127,12 @@ fn the_same_commits_load_the_same_jobs_from_memory_and_redb() {
         redb: RedbStore::open(&path, OpenMode::CreateIfMissing).unwrap(),
         commits: 0,
     };
-    let mut core = Scheduler::new(config(), Box::new(AllowAll));
+    let mut core = Cores::new();
     let mut now: Time = "2026-05-01T10:00:00Z".parse().unwrap();
     core.handle(now, Event::Load(Vec::new())).unwrap();
     drain(&mut core, &mut both);
     let id = |n: u8| JobId::new_v7("2026-05-01T10:00:00Z".parse().unwrap(), [n; 10]);
-    let enqueue = |core: &mut Scheduler, both: &mut Both, now: Time, n: u8, r: JobRequest| {
+    let enqueue = |core: &mut Cores, both: &mut Both, now: Time, n: u8, r: JobRequest| {
         core.handle(
             now,
             Event::Enqueue {
@@ -246,10 +304,14 @@ fn the_same_commits_load_the_same_jobs_from_memory_and_redb() {
     both.redb.close().unwrap();
     both.redb = RedbStore::open(&path, OpenMode::MustExist).unwrap();
     now += TimeDelta::seconds(30);
-    let mut core = Scheduler::new(config(), Box::new(AllowAll));
+    let mut core = Cores::new();
     let jobs = both.redb.load().unwrap();
     assert_eq!(jobs, both.memory.load().unwrap(), "after the reopen");
-    core.handle(now, Event::Load(jobs)).unwrap();
+    // the shadow, without a store, reloads whole jobs: what the stores give back by id
+    let whole: Vec<Job> = both.memory.snapshot();
+    core.shadow.handle(now, Event::Load(whole)).unwrap();
+    while core.shadow.poll_action().is_some() {}
+    core.core.handle(now, Event::Load(jobs)).unwrap();
     drain(&mut core, &mut both);
     core.handle(
         now,

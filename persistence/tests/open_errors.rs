@@ -13,7 +13,9 @@ fn make_store(path: &std::path::Path, n: usize) {
     let mut core = backwork_scheduler::Scheduler::new(
         Default::default(),
         Box::new(backwork_scheduler::AllowAll),
-    );
+    )
+    // the seed's jobs whole, payloads included: a core without a store keeps them
+    .without_persistence();
     let now = "2026-01-01T00:00:00Z".parse().unwrap();
     for i in 0..n {
         let mut bytes = [0u8; 10];

@@ -10,7 +10,9 @@ use backwork_persistence::{OpenMode, RedbStore, StoreError};
 use backwork_scheduler::{AllowAll, ChangeSet, Event, JobId, JobRequest, Scheduler, Store};
 
 fn change(i: u64) -> ChangeSet {
-    let mut core = Scheduler::new(Default::default(), Box::new(AllowAll));
+    let mut core = Scheduler::new(Default::default(), Box::new(AllowAll))
+        // the seed's jobs whole, payloads included: a core without a store keeps them
+        .without_persistence();
     let now = "2026-01-01T00:00:00Z".parse().unwrap();
     let mut bytes = [0u8; 10];
     bytes[2..].copy_from_slice(&i.to_be_bytes());

@@ -1,5 +1,6 @@
 //! Jobs written through the store come back identical after a reopen — scheduling fields,
-//! inputs, outputs and histories — one at a time (`get`) and all at once (`load`), and removing
+//! inputs, outputs and histories — one at a time (`get`), by id (`payloads`) and all at once
+//! (`load`, which gives the scheduling fields only: the core keeps no payloads), and removing
 //! a job removes its record, its payloads and its runs in the same commit. Guards against a
 //! field lost or altered by the record encoding and against rows left behind by a removal.
 
@@ -14,7 +15,9 @@ use std::time::Duration;
 
 /// Jobs made by the real core, so the records have realistic contents.
 fn jobs() -> Vec<Job> {
-    let mut core = Scheduler::new(Default::default(), Box::new(backwork_scheduler::AllowAll));
+    // without a store, the core keeps the payloads: the jobs come whole
+    let mut core = Scheduler::new(Default::default(), Box::new(backwork_scheduler::AllowAll))
+        .without_persistence();
     let now = "2026-01-01T00:00:00Z".parse().unwrap();
     let reqs = [
         JobRequest::once("a")
@@ -96,7 +99,39 @@ fn jobs_survive_a_reopen_and_a_removal_leaves_nothing() {
 
     let mut store = RedbStore::open(&path, OpenMode::MustExist).unwrap();
     assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
-    assert_eq!(store.load().unwrap(), jobs);
+    let bare: Vec<Job> = jobs
+        .iter()
+        .map(|j| {
+            let mut j = j.clone();
+            j.request.input = serde_json::Value::Null;
+            j.output = None;
+            j.history.clear();
+            j
+        })
+        .collect();
+    assert_eq!(
+        store.load().unwrap(),
+        bare,
+        "a load skips payloads and runs"
+    );
+    let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
+    let payloads = store.payloads(&ids, true).unwrap();
+    for (job, p) in jobs.iter().zip(&payloads) {
+        assert_eq!(
+            (&p.input, &p.output, &p.history),
+            (&job.request.input, &job.output, &job.history),
+            "the payloads of {} by id",
+            job.id
+        );
+    }
+    let without_runs = store.payloads(&[done.id], false).unwrap();
+    assert!(without_runs[0].history.is_empty() && without_runs[0].output == done.output);
+    let unknown = JobId::new_v7("2026-01-01T00:00:00Z".parse().unwrap(), [200; 10]);
+    assert_eq!(
+        store.payloads(&[unknown], true).unwrap(),
+        [backwork_scheduler::Payloads::default()],
+        "an unknown id has empty payloads"
+    );
     assert_eq!(store.get(done.id).unwrap().as_ref(), Some(&done));
     assert_eq!(store.get(jobs[1].id).unwrap().as_ref(), Some(&jobs[1]));
 

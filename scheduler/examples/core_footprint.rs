@@ -1,6 +1,9 @@
 //! How many bytes the core keeps per pending job: the sizes of its per-job types, and the heap
-//! that `n` W9-like jobs (one-off, kind `nobody`, due in an hour, no input) leave allocated in a
-//! core, with and without persisting (counted by a global allocator that tallies live bytes).
+//! that `n` W9-like jobs (one-off, kind `nobody`, due in an hour, no input — and again with a
+//! 1 KiB input each) leave allocated in a core, with and without persisting (counted by a
+//! global allocator that tallies live bytes). A persisting core (its driver keeps a store)
+//! holds no payloads: its bytes per job are the same with an input as without. A core without
+//! a store keeps the inputs itself.
 //!
 //! ```sh
 //! cargo run --release -p backwork-scheduler --example core_footprint -- 1000000
@@ -36,8 +39,9 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 /// The live heap a core holds after `n` enqueues; `spread`: each at its own millisecond (every
-/// job then has its own due instant), else all at one instant (like a bulk enqueue).
-fn fill(n: usize, persist: bool, spread: bool) -> usize {
+/// job then has its own due instant), else all at one instant (like a bulk enqueue); `input`:
+/// each job's input (its own copy, as each request brings one).
+fn fill(n: usize, persist: bool, spread: bool, input: &serde_json::Value) -> usize {
     let before = LIVE.load(Ordering::Relaxed);
     let mut core = Scheduler::new(Config::default(), Box::new(AllowAll));
     if !persist {
@@ -53,7 +57,9 @@ fn fill(n: usize, persist: bool, spread: bool) -> usize {
         let mut b = [0u8; 10];
         b[2..].copy_from_slice(&i.to_be_bytes());
         let id = JobId::new_v7(now, b);
-        let request = JobRequest::once("nobody").delay(Duration::from_secs(3600));
+        let request = JobRequest::once("nobody")
+            .delay(Duration::from_secs(3600))
+            .input(input.clone());
         core.handle(now, Event::Enqueue { id, request })
             .expect("enqueue");
         while core.poll_action().is_some() {}
@@ -137,11 +143,25 @@ fn main() {
         (after - before) / n.max(1)
     );
     drop(set);
-    for (persist, spread) in [(true, false), (false, false), (true, true)] {
-        let bytes = fill(n, persist, spread);
+    // a 1 KiB input: an object whose one string makes 1 024 bytes of JSON
+    let kib = serde_json::json!({ "k": "x".repeat(1024 - r#"{"k":""}"#.len()) });
+    assert_eq!(
+        serde_json::to_string(&kib).map(|s| s.len()).ok(),
+        Some(1024)
+    );
+    let none = serde_json::Value::Null;
+    for (persist, spread, input) in [
+        (true, false, &none),
+        (true, false, &kib),
+        (false, false, &none),
+        (false, false, &kib),
+        (true, true, &none),
+    ] {
+        let bytes = fill(n, persist, spread, input);
         let instants = if spread { "each its own" } else { "one" };
+        let input = if input.is_null() { "none" } else { "1 KiB" };
         println!(
-            "core heap with {n} pending jobs (persist {persist}, due instants: {instants}): {:.1} MB, {} B per job",
+            "core heap with {n} pending jobs (persist {persist}, due instants: {instants}, input {input}): {:.1} MB, {} B per job",
             bytes as f64 / 1e6,
             bytes / n.max(1)
         );

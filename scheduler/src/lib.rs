@@ -21,10 +21,10 @@ pub use core::{
     Action, After, AllowAll, Anchor, AppHold, Backoff, BackoffKind, CatchUp, Chain, ChainLink,
     ChangeSet, Config, ConflictPolicy, CoreError, CronSchedule, Decision, Disposition, Event,
     ExpeditedQuota, Force, HoldKind, InputMerger, Interruption, Jitter, Job, JobId, JobRef,
-    JobRequest, JobState, MIN_PREFIX_LEN, MergeError, OsState, OutOfQuotaPolicy, Policy,
+    JobRequest, JobState, MIN_PREFIX_LEN, MergeError, OsState, OutOfQuotaPolicy, Payloads, Policy,
     PolicyContext, PolicyJob, PolicyReason, PolicyStop, Reply, RunOutcome, RunRecord, RunResult,
-    RunWrite, SHORT_ID_LEN, Schedule, Scheduler, Selector, StartJob, StopReason, Time, Unique,
-    Upstream, WaitReason, jitter_offset, next_cron, parse_cron,
+    RunWrite, SHORT_ID_LEN, Schedule, Scheduler, Selector, StartInput, StartJob, StopReason, Time,
+    Unique, Upstream, WaitReason, jitter_offset, next_cron, parse_cron,
 };
 pub use runtime::{
     ChainReceipt, Clock, FnWorker, JobProgress, JobUpdate, ManualClock, Receipt, Runtime,

@@ -5,16 +5,23 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
 
-use crate::core::{ChangeSet, Job, JobId, RunRecord};
+use crate::core::{ChangeSet, Job, JobId, Payloads, RunRecord};
 
-/// Where job records live. The runtime loads every record once at start, then writes each batch
-/// of changes with [`Store::commit`], which must return only once the changes are durable: the
-/// runtime acknowledges a change to its caller, and starts a worker, only after that.
+/// Where job records live. The runtime loads every record's scheduling fields once at start,
+/// then writes each batch of changes with [`Store::commit`], which must return only once the
+/// changes are durable: the runtime acknowledges a change to its caller, and starts a worker,
+/// only after that. Payloads and run histories stay in the store: the runtime reads them by id
+/// ([`Store::payloads`]) when a run starts or someone asks for a job.
 ///
 /// Implementations are called from a blocking thread, one call at a time.
 pub trait Store: Send + 'static {
-    /// Every stored job.
+    /// Every stored job, without its payloads and history (input `Null`, output `None`, no
+    /// runs): what the scheduling core needs.
     fn load(&mut self) -> Result<Vec<Job>, StoreError>;
+
+    /// The payloads of the jobs `ids`, in the same order, read by id; their runs too when
+    /// `history` (else left empty). A job the store does not hold gets empty payloads.
+    fn payloads(&mut self, ids: &[JobId], history: bool) -> Result<Vec<Payloads>, StoreError>;
 
     /// Writes `changes` atomically and durably.
     fn commit(&mut self, changes: &ChangeSet) -> Result<(), StoreError>;
@@ -155,6 +162,20 @@ struct MemoryInner {
 }
 
 impl MemoryInner {
+    fn payloads(&self, id: JobId, history: bool) -> Payloads {
+        let Some(job) = self.jobs.get(&id) else {
+            return Payloads::default();
+        };
+        Payloads {
+            input: job.request.input.clone(),
+            output: job.output.clone(),
+            history: match self.runs.get(&id) {
+                Some(runs) if history => runs.values().cloned().collect(),
+                _ => Vec::new(),
+            },
+        }
+    }
+
     fn job(&self, id: JobId) -> Option<Job> {
         let mut job = self.jobs.get(&id)?.clone();
         if let Some(runs) = self.runs.get(&id) {
@@ -199,13 +220,13 @@ impl MemoryStore {
         store
     }
 
-    /// A copy of every stored record, in id order.
+    /// A copy of every stored record, whole (payloads and history included), in id order.
     pub fn snapshot(&self) -> Vec<Job> {
         let inner = self.lock();
         inner.jobs.keys().filter_map(|id| inner.job(*id)).collect()
     }
 
-    /// The stored record of `id`.
+    /// The stored record of `id`, whole.
     pub fn get(&self, id: JobId) -> Option<Job> {
         self.lock().job(id)
     }
@@ -223,7 +244,22 @@ impl MemoryStore {
 
 impl Store for MemoryStore {
     fn load(&mut self) -> Result<Vec<Job>, StoreError> {
-        Ok(self.snapshot())
+        let inner = self.lock();
+        Ok(inner
+            .jobs
+            .values()
+            .map(|job| {
+                let mut job = job.clone();
+                job.request.input = Value::Null;
+                job.output = None;
+                job
+            })
+            .collect())
+    }
+
+    fn payloads(&mut self, ids: &[JobId], history: bool) -> Result<Vec<Payloads>, StoreError> {
+        let inner = self.lock();
+        Ok(ids.iter().map(|id| inner.payloads(*id, history)).collect())
     }
 
     fn commit(&mut self, changes: &ChangeSet) -> Result<(), StoreError> {

@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use backwork_scheduler::{
-    ChangeSet, Job, JobRequest, JobState, MemoryStore, Runtime, RuntimeError, RuntimeHandle, Store,
-    StoreError, WorkResult, worker_fn,
+    ChangeSet, Job, JobId, JobRequest, JobState, MemoryStore, Payloads, Runtime, RuntimeError,
+    RuntimeHandle, Store, StoreError, WorkResult, worker_fn,
 };
 
 /// A [`MemoryStore`] whose commits wait at a gate: each commit takes one verdict from the test
@@ -29,6 +29,10 @@ struct GatedStore {
 impl Store for GatedStore {
     fn load(&mut self) -> Result<Vec<Job>, StoreError> {
         self.inner.load()
+    }
+
+    fn payloads(&mut self, ids: &[JobId], history: bool) -> Result<Vec<Payloads>, StoreError> {
+        self.inner.payloads(ids, history)
     }
 
     fn commit(&mut self, changes: &ChangeSet) -> Result<(), StoreError> {

@@ -7,14 +7,16 @@
 mod common;
 
 use backwork_scheduler::{
-    Action, AllowAll, Config, Event, Interruption, Job, JobRequest, JobState, RunResult,
+    Action, AllowAll, Config, Event, Interruption, Job, JobRequest, JobState, RunResult, Store,
 };
 use chrono::TimeDelta;
 use common::*;
 
 fn crash_and_reload(h: &Harness, at: backwork_scheduler::Time) -> Harness {
-    let stored: Vec<Job> = h.core.jobs().collect();
+    // what the store holds, loaded by a fresh core over the same store
+    let stored: Vec<Job> = h.store.clone().load().expect("a memory store loads");
     let mut fresh = Harness::with(Config::default(), Box::new(AllowAll));
+    fresh.store = h.store.clone();
     fresh.jump_to(at);
     fresh.handle(Event::Load(stored)).unwrap();
     fresh

@@ -7,7 +7,7 @@ mod common;
 use backwork_scheduler::{
     Action, AllowAll, Config, CoreError, Decision, Event, HoldKind, Job, JobRequest, JobState,
     Policy, PolicyContext, PolicyJob, PolicyReason, PolicyStop, Reply, RunOutcome, RunResult,
-    Selector, StopReason, Time, WaitReason,
+    Selector, StopReason, Store, Time, WaitReason,
 };
 use chrono::TimeDelta;
 use common::*;
@@ -123,8 +123,10 @@ fn the_attempt_is_persisted_before_the_run_starts() {
 }
 
 fn reload(h: &Harness, at: Time, config: Config) -> Harness {
-    let stored: Vec<Job> = h.core.jobs().collect();
+    // what the store holds, loaded by a fresh core over the same store
+    let stored: Vec<Job> = h.store.clone().load().expect("a memory store loads");
     let mut fresh = Harness::with(config, Box::new(AllowAll));
+    fresh.store = h.store.clone();
     fresh.jump_to(at);
     let reply = fresh.handle(Event::Load(stored)).unwrap();
     assert!(matches!(reply, Reply::Loaded { .. }));

@@ -375,7 +375,12 @@ impl Scheduler {
         Ok(job)
     }
 
-    pub(super) fn update_in_place(&mut self, id: JobId, request: JobRequest) {
+    pub(super) fn update_in_place(&mut self, id: JobId, mut request: JobRequest) {
+        if self.persist && self.jobs.contains(&id) {
+            // the new request's input replaces the stored one (`Null`: deletes it)
+            self.dirty_inputs
+                .insert(id, std::mem::take(&mut request.input));
+        }
         self.jobs.replace_request(id, request);
         let Some(job) = self.jobs.get(&id) else {
             return;
@@ -388,7 +393,6 @@ impl Scheduler {
                 *job = placed;
             }
         }
-        self.dirty_inputs.insert(id);
         self.reindex(id);
     }
 }

@@ -227,10 +227,15 @@ impl Scheduler {
         let input = std::mem::take(&mut request.input);
         let job = self.initial_job(now, id, request, prerequisites)?;
         let prerequisites = job.prerequisites.clone();
-        if !input.is_null() {
-            // a new job has no stored input to replace: a null one writes nothing
-            self.dirty_inputs.insert(id);
-        }
+        let input = if self.persist {
+            if !input.is_null() {
+                // a new job has no stored input to replace: a null one writes nothing
+                self.dirty_inputs.insert(id, input);
+            }
+            Value::Null // the store keeps it, not the core
+        } else {
+            input
+        };
         self.jobs.insert(
             job,
             Payloads {

@@ -145,70 +145,7 @@ impl Scheduler {
         }
     }
 
-    /// The input of job `id` as its worker gets it: its own, or with prerequisites the merge
-    /// of its own input and their outputs (and what they passed on).
-    fn start_input(&self, id: JobId) -> Result<(Value, Option<Box<Upstream>>), MergeError> {
-        let own = self.jobs.input(&id);
-        let Some(job) = self.jobs.get(&id).filter(|j| !j.prerequisites.is_empty()) else {
-            return Ok((own, None));
-        };
-        let merger = job.request.input_merger;
-        let null = Value::Null;
-        let outputs = merge_inputs(
-            merger,
-            job.prerequisites
-                .iter()
-                .map(|p| self.jobs.output(p).unwrap_or(&null)),
-        )
-        .map_err(|e| match e {
-            // name the place in the whole merge: the job's own input is input 0
-            MergeError::NotAnObject { index, found } => MergeError::NotAnObject {
-                index: index + 1,
-                found,
-            },
-            other => other,
-        })?;
-        let input = merge_inputs(merger, [&own, &outputs])?;
-        Ok((
-            input,
-            Some(Box::new(Upstream {
-                outputs,
-                own_input: own,
-            })),
-        ))
-    }
-
-    /// A job whose inputs cannot be merged fails without running (WorkManager's merge throws
-    /// and the work fails): the attempt is recorded with the reason.
-    fn fail_unmergeable(&mut self, now: Time, id: JobId, error: MergeError) {
-        let Some(job) = self.jobs.get_mut(&id) else {
-            return;
-        };
-        job.attempt = job.attempt.saturating_add(1);
-        job.runs_total = job.runs_total.saturating_add(1);
-        let attempt = job.attempt;
-        self.push_history(
-            id,
-            RunRecord {
-                attempt,
-                started: now,
-                finished: now,
-                result: RunResult::Failure,
-                output: None,
-                stop_reason: None,
-                note: Some(format!(
-                    "not started: the input could not be merged from the prerequisites' outputs: {error}"
-                )),
-            },
-        );
-        self.finish_job(now, id, JobState::Failed, None);
-    }
-
     pub(super) fn start(&mut self, now: Time, id: JobId) {
-        let (input, upstream) = match self.start_input(id) {
-            Ok(v) => v,
-            Err(e) => return self.fail_unmergeable(now, id, e),
-        };
         let Some(job) = self.jobs.get_mut(&id) else {
             return;
         };
@@ -224,9 +161,9 @@ impl Scheduler {
             id,
             kind: job.request.kind.clone(),
             attempt: job.attempt,
-            input,
             cycle: job.cycle,
-            upstream,
+            prerequisites: job.prerequisites.clone(),
+            input_merger: job.request.input_merger,
         };
         let deadline = job.request.timeout.map(|d| schedule::add(now, d));
         let policy_deadline = self.policy.run_deadline(now, job.policy_view());

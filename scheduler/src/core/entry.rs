@@ -163,17 +163,14 @@ impl Entry {
     pub fn set_stop_reason(&mut self, reason: Option<StopReason>) {
         self.stop_reason = reason.map(Box::new);
     }
-
-    /// The run numbers of a history of `len` records (see [`Job::history_numbers`]).
-    pub fn history_numbers(&self, len: usize) -> impl DoubleEndedIterator<Item = u64> + use<> {
-        history_numbers(len, self.state == JobState::Running, self.runs_total)
-    }
 }
 
-/// What a job has besides its entry: the input payload (`Null`: none), the last output, the
-/// recent runs.
+/// What a job has besides its scheduling fields: the input payload (`Null`: none), the last
+/// output, the recent runs. A store keeps them apart from the job's record and gives them back
+/// by id ([`Store::payloads`](crate::Store::payloads)); a core without a store keeps them itself
+/// ([`Scheduler::payloads`](super::Scheduler::payloads)).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct Payloads {
+pub struct Payloads {
     /// The input payload.
     pub input: Value,
     /// Output of the last run.

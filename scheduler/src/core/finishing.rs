@@ -37,6 +37,10 @@ impl Scheduler {
                 None,
                 Some("the run was dropped after its grace period".to_string()),
             ),
+            RunOutcome::NotStarted(why) => {
+                // a failure that no retry would mend: the same outputs merge the same way
+                (RunResult::Failure, None, Some(why))
+            }
         };
         let output = match output {
             Some(v) => {
@@ -116,9 +120,7 @@ impl Scheduler {
             RunResult::Success => {
                 job.last_success_started = Some(active.started);
                 job.stop_reason = None;
-                if self.jobs.set_output(id, output) {
-                    self.dirty_outputs.insert(id);
-                }
+                self.set_output(id, output);
                 if recurring {
                     self.advance_slot(now, id);
                 } else {
@@ -127,15 +129,28 @@ impl Scheduler {
             }
             RunResult::Retry => self.retry(now, id),
             _ => {
-                if self.jobs.set_output(id, output) {
-                    self.dirty_outputs.insert(id);
-                }
+                self.set_output(id, output);
                 if recurring {
                     self.advance_slot(now, id);
                 } else {
                     self.finish_job(now, id, JobState::Failed, None);
                 }
             }
+        }
+    }
+
+    /// Job `id`'s last output is now `output`: written to the store (the core keeps none when
+    /// a store does), or kept in the table (no store).
+    pub(super) fn set_output(&mut self, id: JobId, output: Option<Value>) {
+        if !self.persist {
+            self.jobs.set_output(id, output);
+            return;
+        }
+        // Without the stored output at hand, a `None` clears it only where an earlier run may
+        // have left one (a first run has nothing to clear).
+        let earlier = self.jobs.get(&id).is_some_and(|j| j.runs_total > 1);
+        if output.is_some() || earlier || self.dirty_outputs.contains_key(&id) {
+            self.dirty_outputs.insert(id, output);
         }
     }
 
@@ -147,10 +162,9 @@ impl Scheduler {
                 self.dirty_runs.push(RunWrite {
                     id,
                     number: job.runs_total,
-                    record: record.clone(),
+                    record,
                 });
-            }
-            if self.keep_history {
+            } else if self.keep_history {
                 self.jobs.push_history(id, record, cap);
             }
             self.touch(id);

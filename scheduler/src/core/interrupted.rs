@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{JobId, RunResult, RunWrite, Scheduler, Time};
+use super::{JobId, RunWrite, Scheduler, Time};
 
 /// One run a crash interrupted, as its driver found it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,25 +29,27 @@ impl Scheduler {
     /// Amends the `crashed` history records that [`Event::Load`](super::Event::Load) just wrote.
     pub(super) fn interrupted(&mut self, now: Time, runs: Vec<Interruption>) {
         for run in runs {
-            let Some(history) = self.jobs.history_mut(&run.id) else {
-                continue;
-            };
-            let len = history.len();
-            let Some(record) = history.back_mut() else {
-                continue;
-            };
-            if record.result != RunResult::Crashed || record.attempt != run.attempt {
-                continue;
-            }
-            let ended = run.ended.clamp(record.started, now.max(record.started));
-            record.finished = ended;
-            record.note = Some(run.note);
-            let record = record.clone();
+            // only the record the load wrote, while it is still the job's latest
             let Some(job) = self.jobs.get_mut(&run.id) else {
                 continue;
             };
+            let Some((number, record)) = self.crashed.get(&run.id) else {
+                continue;
+            };
+            if record.attempt != run.attempt || job.runs_total != *number {
+                continue;
+            }
+            let Some((number, mut record)) = self.crashed.remove(&run.id) else {
+                continue;
+            };
+            let ended = run.ended.clamp(record.started, now.max(record.started));
+            record.finished = ended;
+            record.note = Some(run.note);
             job.last_finished = Some(ended);
-            if let Some(number) = job.history_numbers(len).last() {
+            if let Some(last) = self.jobs.history_mut(&run.id).and_then(|h| h.back_mut()) {
+                *last = record.clone(); // a core without a store keeps the history itself
+            }
+            if self.persist {
                 self.dirty_runs.push(RunWrite {
                     id: run.id,
                     number,

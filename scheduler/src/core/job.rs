@@ -820,6 +820,20 @@ pub enum RunOutcome {
     Panicked(String),
     /// The runtime dropped the run after a stop request's grace period ran out.
     Aborted,
+    /// The run's worker never ran: its input could not be made (the merge of its
+    /// prerequisites' outputs failed, see [`RunOutcome::not_started`]). A failure, recorded
+    /// with this note; it is not retried.
+    NotStarted(String),
+}
+
+impl RunOutcome {
+    /// The outcome of a run whose input could not be merged from its prerequisites' outputs
+    /// (WorkManager's merge throws and the work fails).
+    pub fn not_started(error: &super::MergeError) -> RunOutcome {
+        RunOutcome::NotStarted(format!(
+            "not started: the input could not be merged from the prerequisites' outputs: {error}"
+        ))
+    }
 }
 
 /// The result of one run, as kept in a job's history.

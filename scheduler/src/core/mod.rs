@@ -83,7 +83,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use chain::{After, Chain, ChainLink};
-use entry::{Entry, Payloads};
+use entry::Entry;
+pub use entry::Payloads;
 pub use error::CoreError;
 pub use expedited::{ExpeditedQuota, OutOfQuotaPolicy};
 pub use interrupted::Interruption;
@@ -379,9 +380,10 @@ pub enum Reply {
 /// payloads and runs.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ChangeSet {
-    /// Jobs to insert or replace: from the core, each with its scheduling fields and its last
-    /// output, but no input (`Value::Null`) and no history — a store writes only the scheduling
-    /// fields from it and takes the payloads and runs from the lists below.
+    /// Jobs to insert or replace: from the core, each with its scheduling fields but no input
+    /// (`Value::Null`), no output and no history — a store writes only the scheduling fields
+    /// from it and takes the payloads and runs from the lists below (the core does not keep
+    /// them: these lists carry the ones it was given since the last change set).
     pub upserts: Vec<Job>,
     /// Ids to delete, with their payloads and runs.
     pub removes: Vec<JobId>,
@@ -444,7 +446,9 @@ impl ChangeSet {
     }
 }
 
-/// A run the driver must start.
+/// A run the driver must start. It carries what the core knows; the run's input payload is the
+/// driver's to read (from its store, or from [`Scheduler::payloads`] without one) and to make
+/// with [`StartJob::input`], after the start is durable and before the worker runs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StartJob {
     /// The job.
@@ -453,11 +457,21 @@ pub struct StartJob {
     pub kind: String,
     /// The attempt number (1-based in the current cycle; already durable).
     pub attempt: u32,
+    /// How many cycles of the job had ended when it started (part of its idempotency key).
+    pub cycle: u64,
+    /// The jobs whose outputs are merged into its input, in order (empty: its input is its
+    /// own).
+    pub prerequisites: Box<[JobId]>,
+    /// How they are merged.
+    pub input_merger: InputMerger,
+}
+
+/// A starting run's input, as its worker gets it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartInput {
     /// The input payload: the job's own, or for a job with prerequisites the merge of its own
     /// input and their outputs by its [`InputMerger`] (WorkManager's `getInputData`).
     pub input: Value,
-    /// How many cycles of the job had ended when it started (part of its idempotency key).
-    pub cycle: u64,
     /// For a job with prerequisites: what they passed on (its `input` is then the merge of its
     /// own input and this).
     pub upstream: Option<Box<Upstream>>,
@@ -478,6 +492,45 @@ impl StartJob {
     /// every start (a driver without workers, such as the simulator, never needs it).
     pub fn idempotency_key(&self) -> String {
         entry::idempotency_key(self.id, self.cycle, self.attempt)
+    }
+
+    /// The run's input from the job's own input `own` and its prerequisites' outputs
+    /// (`outputs[i]` is that of `prerequisites[i]`; `None`: it has none). The one place a
+    /// chained job's input is made.
+    ///
+    /// # Errors
+    /// [`MergeError`] when the inputs cannot be merged: report the run as
+    /// [`RunOutcome::not_started`] (it fails without running, as WorkManager's merge throws).
+    pub fn input(&self, own: Value, outputs: &[Option<Value>]) -> Result<StartInput, MergeError> {
+        if self.prerequisites.is_empty() {
+            return Ok(StartInput {
+                input: own,
+                upstream: None,
+            });
+        }
+        let null = Value::Null;
+        let merger = self.input_merger;
+        let merged = merge_inputs(
+            merger,
+            (0..self.prerequisites.len())
+                .map(|i| outputs.get(i).and_then(Option::as_ref).unwrap_or(&null)),
+        )
+        .map_err(|e| match e {
+            // name the place in the whole merge: the job's own input is input 0
+            MergeError::NotAnObject { index, found } => MergeError::NotAnObject {
+                index: index + 1,
+                found,
+            },
+            other => other,
+        })?;
+        let input = merge_inputs(merger, [&own, &merged])?;
+        Ok(StartInput {
+            input,
+            upstream: Some(Box::new(Upstream {
+                outputs: merged,
+                own_input: own,
+            })),
+        })
     }
 }
 
@@ -550,10 +603,13 @@ pub struct Scheduler {
     /// Whether the core keeps each job's recent runs ([`Scheduler::without_run_history`]).
     keep_history: bool,
     dirty: BTreeSet<JobId>,
-    /// Jobs whose input the next change set writes.
-    dirty_inputs: BTreeSet<JobId>,
-    /// Jobs whose output the next change set writes.
-    dirty_outputs: BTreeSet<JobId>,
+    /// The inputs the next change set writes (the core does not keep them: the store does).
+    dirty_inputs: BTreeMap<JobId, Value>,
+    /// The outputs the next change set writes (`None`: clear the stored one).
+    dirty_outputs: BTreeMap<JobId, Option<Value>>,
+    /// The `crashed` runs the last load recorded, by job, with their numbers: what
+    /// [`Event::Interrupted`] may amend (the core keeps no history when a store does).
+    crashed: BTreeMap<JobId, (u64, RunRecord)>,
     /// Run records the next change set writes.
     dirty_runs: Vec<RunWrite>,
     removed: Vec<JobId>,
@@ -570,7 +626,7 @@ impl Scheduler {
     /// A core with `config` and `policy`, assuming a healthy device until told otherwise.
     pub fn new(config: Config, policy: Box<dyn Policy>) -> Self {
         Scheduler {
-            jobs: Table::new(config.retention),
+            jobs: Table::new(config.retention, false),
             config,
             policy,
             now: min_time(),
@@ -589,8 +645,9 @@ impl Scheduler {
             persist: true,
             keep_history: true,
             dirty: BTreeSet::new(),
-            dirty_inputs: BTreeSet::new(),
-            dirty_outputs: BTreeSet::new(),
+            dirty_inputs: BTreeMap::new(),
+            dirty_outputs: BTreeMap::new(),
+            crashed: BTreeMap::new(),
             dirty_runs: Vec::new(),
             removed: Vec::new(),
             pending: Vec::new(),
@@ -600,15 +657,18 @@ impl Scheduler {
     }
 
     /// A core for a driver that keeps no store (a simulation): it emits no
-    /// [`Action::Persist`], saving a copy of every changed record.
+    /// [`Action::Persist`], saving a copy of every changed record, and keeps the jobs' inputs,
+    /// outputs and histories itself ([`Scheduler::payloads`]), since no store does. Must be
+    /// called before the first input.
     pub fn without_persistence(mut self) -> Self {
         self.persist = false;
+        self.jobs = Table::new(self.config.retention, true);
         self
     }
 
-    /// A core that keeps no run history of its jobs ([`Scheduler::last_run`] is `None`; a
-    /// store still gets every run to write): for a driver that records runs itself (a
-    /// simulation), saving a record per run.
+    /// A core [without persistence](Scheduler::without_persistence) that keeps no run history
+    /// of its jobs either ([`Scheduler::last_run`] is `None`): for a driver that records runs
+    /// itself (a simulation), saving a record per run. (A core with a store keeps none anyway.)
     pub fn without_run_history(mut self) -> Self {
         self.keep_history = false;
         self
@@ -751,12 +811,22 @@ impl Scheduler {
         [due, running, prune].into_iter().flatten().min()
     }
 
-    /// The job with this id, whole: its entry with its input, output and history.
+    /// The job with this id. A core that persists (its driver keeps a store) holds no
+    /// payloads: the job's input is `Null`, its output `None` and its history empty — read
+    /// them from the store ([`Store::payloads`](crate::Store::payloads)). A core
+    /// [without persistence](Scheduler::without_persistence) gives them whole.
     pub fn job(&self, id: JobId) -> Option<Job> {
         self.jobs.get(&id).map(|e| self.jobs.whole(e))
     }
 
-    /// Every job, whole, in id order (which is enqueue order).
+    /// The payloads and history the core keeps of job `id`: those of a core
+    /// [without persistence](Scheduler::without_persistence); empty for a core whose driver
+    /// keeps a store (the store has them). `None` for an unknown job.
+    pub fn payloads(&self, id: JobId) -> Option<Payloads> {
+        self.jobs.contains(&id).then(|| self.jobs.payloads(&id))
+    }
+
+    /// Every job, in id order (which is enqueue order); payloads as [`Scheduler::job`] says.
     pub fn jobs(&self) -> impl Iterator<Item = Job> + '_ {
         self.jobs.entries().map(|e| self.jobs.whole(e))
     }
@@ -776,7 +846,9 @@ impl Scheduler {
         self.jobs.get(&id).and_then(|e| e.unique_name())
     }
 
-    /// The latest run of job `id` that ended, if any.
+    /// The latest run of job `id` that ended, if the core keeps histories (a core
+    /// [without persistence](Scheduler::without_persistence); with a store, the runs are in the
+    /// change sets and the store).
     pub fn last_run(&self, id: JobId) -> Option<&RunRecord> {
         self.jobs.history(&id).back()
     }
@@ -1022,13 +1094,11 @@ impl Scheduler {
             .collect();
         let inputs = dirty_inputs
             .into_iter()
-            .filter(|id| self.jobs.contains(id))
-            .map(|id| (id, self.jobs.input(&id)))
+            .filter(|(id, _)| self.jobs.contains(id))
             .collect();
         let outputs = dirty_outputs
             .into_iter()
-            .filter(|id| self.jobs.contains(id))
-            .map(|id| (id, self.jobs.output(&id).cloned()))
+            .filter(|(id, _)| self.jobs.contains(id))
             .collect();
         runs.retain(|r| self.jobs.contains(&r.id)); // not those of a job removed since
         let changes = ChangeSet {

@@ -20,6 +20,7 @@ impl Scheduler {
         self.dirty_inputs.clear();
         self.dirty_outputs.clear();
         self.dirty_runs.clear();
+        self.crashed.clear();
         self.removed.clear();
         self.pending.clear();
         self.actions.clear();
@@ -30,6 +31,7 @@ impl Scheduler {
             return Err(CoreError::AlreadyLoaded);
         }
         let count = jobs.len();
+        self.crashed.clear();
         for job in jobs {
             if let Schedule::Cron { expr, .. } = &job.request.schedule {
                 // parsed once here, not at every look at the job
@@ -59,6 +61,8 @@ impl Scheduler {
                     stop_reason: Some(StopReason::Unknown),
                     note: Some("the process died during this run".into()),
                 };
+                // its number: the run that crashed was the last one started
+                self.crashed.insert(id, (job.runs_total, record.clone()));
                 self.push_history(id, record);
                 self.retry(now, id);
             } else if !job.state.is_finished() {

@@ -9,6 +9,11 @@
 //! changes (enqueued, blocked, running: none of them finished) touch no index and are written on
 //! the entry itself ([`Table::get_mut`]).
 //!
+//! The payload side tables are filled only in a table that keeps payloads ([`Table::new`]'s
+//! `keep_payloads`: a core whose driver keeps no store). With a store, payloads and runs go to
+//! the store in change sets and are read back from it by id; the table's side tables stay
+//! empty and every payload method is a no-op, so the same code runs either way.
+//!
 //! What waits to be dispatched (the lanes, policy deferrals, runs in progress) is the
 //! scheduler's, not the table's: it is rebuilt from the entries after a load.
 
@@ -49,20 +54,37 @@ pub(crate) struct Table {
     last_request: Option<Arc<JobRequest>>,
     /// How long finished jobs are kept.
     retention: Duration,
+    /// Whether inputs, outputs and histories are kept here (no store holds them).
+    keep_payloads: bool,
 }
 
 impl Table {
-    /// An empty table whose finished jobs are kept for `retention`.
-    pub fn new(retention: Duration) -> Table {
+    /// An empty table whose finished jobs are kept for `retention`, keeping the jobs' payloads
+    /// and histories when `keep_payloads` (else they are dropped as they come).
+    pub fn new(retention: Duration, keep_payloads: bool) -> Table {
         Table {
             retention,
+            keep_payloads,
             ..Table::default()
         }
     }
 
     /// Drops every job.
     pub fn clear(&mut self) {
-        *self = Table::new(self.retention);
+        *self = Table::new(self.retention, self.keep_payloads);
+    }
+
+    /// The payloads and history the table keeps of job `id` (empty when it keeps none).
+    pub fn payloads(&self, id: &JobId) -> Payloads {
+        Payloads {
+            input: self.input(id),
+            output: self.outputs.get(id).cloned(),
+            history: self
+                .histories
+                .get(id)
+                .map(|h| h.iter().cloned().collect())
+                .unwrap_or_default(),
+        }
     }
 
     /// How many jobs there are.
@@ -106,27 +128,15 @@ impl Table {
         all.into_iter()
     }
 
-    /// The whole job `id`: its entry with its payloads and history.
+    /// The whole job `id`: its entry with the payloads and history the table keeps.
     pub fn whole(&self, e: &Entry) -> Job {
-        e.to_job(Payloads {
-            input: self.inputs.get(&e.id).cloned().unwrap_or_default(),
-            output: self.outputs.get(&e.id).cloned(),
-            history: self
-                .histories
-                .get(&e.id)
-                .map(|h| h.iter().cloned().collect())
-                .unwrap_or_default(),
-        })
+        e.to_job(self.payloads(&e.id))
     }
 
-    /// Entry `e` as a job with its output but without its input and history: what a change
-    /// set's upsert gets (a store takes the payloads from their own lists).
+    /// Entry `e` as a job without its payloads and history: what a change set's upsert gets
+    /// (a store takes the payloads and runs from their own lists).
     pub fn upsert_view(&self, e: &Entry) -> Job {
-        e.to_job(Payloads {
-            input: Value::Null,
-            output: self.outputs.get(&e.id).cloned(),
-            history: Vec::new(),
-        })
+        e.to_job(Payloads::default())
     }
 
     /// `request` as the table keeps it: shared with the last one inserted when equal. Its
@@ -144,7 +154,9 @@ impl Table {
     /// Adds `entry` with `payloads` to every collection.
     pub fn insert(&mut self, entry: Entry, payloads: Payloads) {
         let id = entry.id;
-        if !payloads.input.is_null() {
+        if !self.keep_payloads {
+            // a store holds them
+        } else if !payloads.input.is_null() {
             self.inputs.insert(id, payloads.input);
         }
         if let Some(output) = payloads.output {
@@ -252,7 +264,9 @@ impl Table {
             count_tags(&mut self.unfinished_tags, &shared.tags, true);
         }
         job.request = shared;
-        if input.is_null() {
+        if !self.keep_payloads {
+            // a store holds it
+        } else if input.is_null() {
             self.inputs.remove(&id);
         } else {
             self.inputs.insert(id, input);
@@ -298,13 +312,11 @@ impl Table {
         self.inputs.get(id).cloned().unwrap_or_default()
     }
 
-    /// Job `id`'s last output.
-    pub fn output(&self, id: &JobId) -> Option<&Value> {
-        self.outputs.get(id)
-    }
-
     /// Sets (or clears) job `id`'s last output; true when it changed.
     pub fn set_output(&mut self, id: JobId, output: Option<Value>) -> bool {
+        if !self.keep_payloads {
+            return false;
+        }
         if self.outputs.get(&id) == output.as_ref() || !self.entries.contains_key(&id) {
             return false;
         }
@@ -331,7 +343,7 @@ impl Table {
 
     /// Adds `record` to job `id`'s history, keeping the last `cap`.
     pub fn push_history(&mut self, id: JobId, record: RunRecord, cap: usize) {
-        if !self.entries.contains_key(&id) {
+        if !self.keep_payloads || !self.entries.contains_key(&id) {
             return;
         }
         // a ring: the oldest record goes without moving the others
@@ -432,7 +444,7 @@ mod tests {
     #[test]
     fn the_indexes_follow_a_job_through_its_life() {
         let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("a valid instant");
-        let mut t = Table::new(Duration::from_secs(3600));
+        let mut t = Table::new(Duration::from_secs(3600), true);
         let request = JobRequest::once("k")
             .tag("a")
             .unique("n", ConflictPolicy::Append)
@@ -503,7 +515,7 @@ mod tests {
         assert_eq!(t.unfinished_with_tag("a"), 0);
         assert_eq!(t.named("n"), &[one]);
         assert!(t.dependents(&one).is_empty());
-        assert!(t.output(&two).is_none() && t.history(&two).is_empty());
+        assert!(t.payloads(&two) == Payloads::default());
         t.remove(one);
         assert!(t.is_empty() && t.named("n").is_empty() && t.unfinished_with_tag("b") == 0);
     }

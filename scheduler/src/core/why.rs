@@ -307,11 +307,9 @@ impl Scheduler {
                             WaitReason::Backoff {
                                 until: gates.due,
                                 attempt: job.attempt,
-                                stopped_by: self
-                                    .jobs
-                                    .history(&id)
-                                    .back()
-                                    .and_then(|r| r.stop_reason.clone()),
+                                // the last run's (cleared at each start, set when one
+                                // is stopped): the core keeps no history with a store
+                                stopped_by: job.stop_reason.as_deref().cloned(),
                             }
                         } else {
                             WaitReason::NotDue { until: gates.due }

@@ -44,8 +44,8 @@ pub use worker::{FnWorker, WorkContext, WorkResult, Worker, worker_fn};
 
 use crate::core::{
     Action, AllowAll, ChangeSet, Config, CoreError, Disposition, Event, Force, Interruption, Job,
-    JobId, JobRequest, JobState, Policy, Reply, RunOutcome, RunResult, Scheduler, Selector,
-    StopReason, Time, WaitReason, humanize_approx,
+    JobId, JobRequest, JobState, Payloads, Policy, Reply, RunOutcome, RunResult, Scheduler,
+    Selector, StartInput, StartJob, StopReason, Time, WaitReason, humanize_approx,
 };
 use crate::store::{MemoryStore, Store, StoreError};
 
@@ -121,7 +121,8 @@ pub struct JobUpdate {
     pub attempt: u32,
     /// The last stop reason, if any.
     pub stop_reason: Option<StopReason>,
-    /// The last output, if any.
+    /// The output a run wrote, in the update of the change that wrote it; `None` in other
+    /// updates (the core keeps no outputs: [`RuntimeHandle::job`] reads the job's last one).
     pub output: Option<Value>,
     /// The latest progress the running worker reported ([`WorkContext::set_progress`]); `None`
     /// when the job is not running or its run has reported none. A progress report is an
@@ -211,10 +212,10 @@ pub(crate) enum Command {
     },
     Job {
         id: JobId,
-        reply: Reply1<Option<Job>>,
+        reply: Reply1<Result<Option<Job>, RuntimeError>>,
     },
     Jobs {
-        reply: Reply1<Vec<Job>>,
+        reply: Reply1<Result<Vec<Job>, RuntimeError>>,
     },
     Device {
         reply: Reply1<DeviceState>,
@@ -224,6 +225,8 @@ pub(crate) enum Command {
     },
     Inspect {
         selector: Option<Selector>,
+        /// Read each job's payloads and history from the store too.
+        payloads: bool,
         reply: Reply1<Result<Vec<Inspected>, RuntimeError>>,
     },
     Why {
@@ -409,14 +412,15 @@ impl RuntimeHandle {
         self.event(Event::Prune { older_than }).await
     }
 
-    /// The job's current record.
+    /// The job's current record, whole: its input, output and history are read from the store.
     pub async fn job(&self, id: JobId) -> Result<Option<Job>, RuntimeError> {
-        self.call(|reply| Command::Job { id, reply }).await
+        self.call(|reply| Command::Job { id, reply }).await?
     }
 
-    /// Every job's current record, in enqueue order.
+    /// Every job's current record, whole (each one's payloads and history read from the
+    /// store), in enqueue order.
     pub async fn jobs(&self) -> Result<Vec<Job>, RuntimeError> {
-        self.call(|reply| Command::Jobs { reply }).await
+        self.call(|reply| Command::Jobs { reply }).await?
     }
 
     /// The device state the scheduler decides by (the probe's latest report).
@@ -435,12 +439,33 @@ impl RuntimeHandle {
 
     /// The jobs the selector names (every job for `None`), in enqueue order, each with every
     /// reason it is not running now — one consistent snapshot.
+    ///
+    /// The jobs come without their payloads and history (input `Null`, output `None`, no runs):
+    /// [`RuntimeHandle::inspect_whole`] reads those from the store too.
     pub async fn inspect(
         &self,
         selector: Option<Selector>,
     ) -> Result<Vec<(Job, Vec<WaitReason>)>, RuntimeError> {
-        self.call(|reply| Command::Inspect { selector, reply })
-            .await?
+        self.call(|reply| Command::Inspect {
+            selector,
+            payloads: false,
+            reply,
+        })
+        .await?
+    }
+
+    /// As [`RuntimeHandle::inspect`], each job whole: its input, output and history read from
+    /// the store (a point read per job), as `show` prints them.
+    pub async fn inspect_whole(
+        &self,
+        selector: Option<Selector>,
+    ) -> Result<Vec<(Job, Vec<WaitReason>)>, RuntimeError> {
+        self.call(|reply| Command::Inspect {
+            selector,
+            payloads: true,
+            reply,
+        })
+        .await?
     }
 
     /// Every reason the job is not running now.
@@ -833,7 +858,41 @@ enum Input {
 }
 
 /// What a commit's blocking task hands back: the changes it wrote and whether they are durable.
-type Committed = (ChangeSet, Result<(), StoreError>);
+type Committed = (ChangeSet, Result<(), StoreError>, Reads);
+
+/// The payloads the starts of a batch need (each starting job's and its prerequisites'), read
+/// by id after the batch's commit, on the thread that made it.
+type Reads = Option<Result<BTreeMap<JobId, Payloads>, StoreError>>;
+
+/// The ids whose payloads the starts among `effects` need (their own and their prerequisites').
+fn start_reads(effects: &[Action]) -> Vec<JobId> {
+    let mut ids = Vec::new();
+    for effect in effects {
+        if let Action::Start(start) = effect {
+            ids.push(start.id);
+            ids.extend(start.prerequisites.iter().copied());
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// Commits `changes` to `store`, then (once durable) reads the payloads of `wanted`.
+fn commit_and_read(
+    store: &mut dyn Store,
+    changes: &ChangeSet,
+    wanted: &[JobId],
+) -> (Result<(), StoreError>, Reads) {
+    let result = store.commit(changes);
+    if result.is_err() || wanted.is_empty() {
+        return (result, None);
+    }
+    let reads = store
+        .payloads(wanted, false)
+        .map(|ps| wanted.iter().copied().zip(ps).collect());
+    (result, Some(reads))
+}
 
 /// The commit on its way to the disk, and what waits for it to be durable: the answers to the
 /// callers whose changes it holds (and to every read taken with them) and the starts, stops and
@@ -993,8 +1052,8 @@ impl Actor {
                     let Some(flight) = self.inflight.take() else {
                         continue;
                     };
-                    let (changes, result) = done.map_err(|_| RuntimeError::Stopped)?;
-                    self.settle(changes, result, flight.effects, flight.replies)
+                    let (changes, result, reads) = done.map_err(|_| RuntimeError::Stopped)?;
+                    self.settle(changes, result, reads, flight.effects, flight.replies)
                         .await?;
                 }
                 Input::Reopen => {
@@ -1142,6 +1201,38 @@ impl Actor {
         }));
     }
 
+    /// Answers `tx` with `jobs` made whole — their payloads (and runs, when `history`) read
+    /// from the store, which the core does not hold — passed through `make`. Like every
+    /// answer it waits for the commit of its batch; the reads then run on a blocking thread,
+    /// off the actor.
+    fn respond_whole<T: Send + 'static>(
+        &mut self,
+        tx: oneshot::Sender<Result<T, RuntimeError>>,
+        mut jobs: Vec<Job>,
+        history: bool,
+        make: impl FnOnce(Vec<Job>) -> T + Send + 'static,
+    ) {
+        let store = Arc::clone(&self.store);
+        self.replies.push(Box::new(move |_| {
+            if jobs.is_empty() {
+                let _ = tx.send(Ok(make(jobs)));
+                return;
+            }
+            tokio::task::spawn_blocking(move || {
+                let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
+                let read = lock(&store).payloads(&ids, history);
+                let _ = tx.send(read.map_err(RuntimeError::from).map(|payloads| {
+                    for (job, p) in jobs.iter_mut().zip(payloads) {
+                        job.request.input = p.input;
+                        job.output = p.output;
+                        job.history = p.history;
+                    }
+                    make(jobs)
+                }));
+            });
+        }));
+    }
+
     fn take(&mut self, input: Input) {
         // the time asleep first, so that no limit of a run frozen by the suspend runs out
         // before it is moved (whatever woke the actor: the late timer, logind's resume…)
@@ -1270,14 +1361,18 @@ impl Actor {
                 self.respond_after_commit(reply, result);
             }
             Command::Job { id, reply } => {
-                let job = self.core.job(id);
-                self.respond(reply, job);
+                let job: Vec<Job> = self.core.job(id).into_iter().collect();
+                self.respond_whole(reply, job, true, |mut jobs| jobs.pop());
             }
             Command::Jobs { reply } => {
                 let jobs = self.core.jobs().collect();
-                self.respond(reply, jobs);
+                self.respond_whole(reply, jobs, true, |jobs| jobs);
             }
-            Command::Inspect { selector, reply } => {
+            Command::Inspect {
+                selector,
+                payloads,
+                reply,
+            } => {
                 let now = self.clock.now();
                 let ids: Result<Vec<JobId>, CoreError> = match &selector {
                     Some(s) => self.core.resolve(s),
@@ -1290,9 +1385,17 @@ impl Actor {
                             let why = self.core.why(now, id).unwrap_or_default();
                             Some((job, why))
                         })
-                        .collect()
+                        .collect::<Vec<_>>()
                 });
-                self.respond(reply, out);
+                match out {
+                    Ok(found) if payloads => {
+                        let (jobs, whys): (Vec<Job>, Vec<_>) = found.into_iter().unzip();
+                        self.respond_whole(reply, jobs, true, move |jobs| {
+                            jobs.into_iter().zip(whys).collect()
+                        });
+                    }
+                    out => self.respond(reply, out),
+                }
             }
             Command::Device { reply } => {
                 let device = *self.core.device();
@@ -1463,13 +1566,14 @@ impl Actor {
         let effects = std::mem::take(&mut self.effects);
         let replies = std::mem::take(&mut self.replies);
         if changes.is_empty() {
-            return self.settle(changes, Ok(()), effects, replies).await;
+            return self.settle(changes, Ok(()), None, effects, replies).await;
         }
         if let Some(down) = &self.down {
             // the store cannot take it; the store is not even asked
             let e = down.error.clone();
-            return self.settle(changes, Err(e), effects, replies).await;
+            return self.settle(changes, Err(e), None, effects, replies).await;
         }
+        let wanted = start_reads(&effects);
         self.handle.counters.commits.fetch_add(1, Ordering::Relaxed);
         let store = Arc::clone(&self.store);
         // Nothing can come in during this commit (no run is out, no caller is waiting to be
@@ -1482,12 +1586,14 @@ impl Actor {
             && tokio::runtime::Handle::current().runtime_flavor()
                 == tokio::runtime::RuntimeFlavor::MultiThread
         {
-            let result = tokio::task::block_in_place(|| lock(&store).commit(&changes));
-            return self.settle(changes, result, effects, replies).await;
+            let (result, reads) = tokio::task::block_in_place(|| {
+                commit_and_read(&mut **lock(&store), &changes, &wanted)
+            });
+            return self.settle(changes, result, reads, effects, replies).await;
         }
         let task = tokio::task::spawn_blocking(move || {
-            let r = lock(&store).commit(&changes);
-            (changes, r)
+            let (r, reads) = commit_and_read(&mut **lock(&store), &changes, &wanted);
+            (changes, r, reads)
         });
         self.inflight = Some(InFlight {
             task,
@@ -1506,6 +1612,7 @@ impl Actor {
         &mut self,
         changes: ChangeSet,
         result: Result<(), StoreError>,
+        reads: Reads,
         effects: Vec<Action>,
         replies: Vec<Respond>,
     ) -> Result<(), RuntimeError> {
@@ -1536,8 +1643,12 @@ impl Actor {
         // observers: only build updates when someone listens (this is the hot path of bulk work)
         if self.updates.receiver_count() > 0 || !self.watchers.is_empty() {
             let now = self.clock.now();
+            // the core keeps no outputs: an update's is the one this batch wrote
+            let outputs: BTreeMap<JobId, &Option<Value>> =
+                changes.outputs.iter().map(|(id, o)| (*id, o)).collect();
             for job in &changes.upserts {
-                let update = JobUpdate::of(job, now, self.progress.get(&job.id));
+                let mut update = JobUpdate::of(job, now, self.progress.get(&job.id));
+                update.output = outputs.get(&job.id).and_then(|o| (*o).clone());
                 self.publish(update);
             }
         }
@@ -1545,7 +1656,7 @@ impl Actor {
             r(None);
         }
         for effect in effects {
-            self.carry_out(effect);
+            self.carry_out(effect, &reads);
         }
         Ok(())
     }
@@ -1642,7 +1753,16 @@ impl Actor {
         let Some(state) = self.core.state_of(id) else {
             return;
         };
-        let Some(run) = self.core.last_run(id).filter(|r| r.attempt == attempt) else {
+        // the core keeps no history when a store does: the run is among those just handed
+        let run = self
+            .batch_rest
+            .runs
+            .iter()
+            .rev()
+            .find(|r| r.id == id)
+            .map(|r| &r.record)
+            .or_else(|| self.core.last_run(id));
+        let Some(run) = run.filter(|r| r.attempt == attempt) else {
             return;
         };
         let took = humanize_approx(
@@ -1695,12 +1815,55 @@ impl Actor {
         }
     }
 
-    fn carry_out(&mut self, action: Action) {
+    /// The input of the run `start`, from the payloads read after its commit (`reads`), or
+    /// read now if there are none (a start that rode in no commit). A merge that fails, or a
+    /// read that does, is the run's outcome instead.
+    fn start_input(&self, start: &StartJob, reads: &Reads) -> Result<StartInput, RunOutcome> {
+        let unreadable = |e: &StoreError| {
+            RunOutcome::Retry(Some(Value::String(format!(
+                "the run's input could not be read from the store: {e}"
+            ))))
+        };
+        let read_now;
+        let read = match reads {
+            Some(read) => read.as_ref().map_err(unreadable)?,
+            None => {
+                let wanted = start_reads(std::slice::from_ref(&Action::Start(start.clone())));
+                read_now = lock(&self.store)
+                    .payloads(&wanted, false)
+                    .map(|ps| wanted.iter().copied().zip(ps).collect::<BTreeMap<_, _>>())
+                    .map_err(|e| unreadable(&e))?;
+                &read_now
+            }
+        };
+        let own = read
+            .get(&start.id)
+            .map(|p| p.input.clone())
+            .unwrap_or_default();
+        let outputs: Vec<Option<Value>> = start
+            .prerequisites
+            .iter()
+            .map(|p| read.get(p).and_then(|p| p.output.clone()))
+            .collect();
+        start
+            .input(own, &outputs)
+            .map_err(|e| RunOutcome::not_started(&e))
+    }
+
+    fn carry_out(&mut self, action: Action, reads: &Reads) {
         match action {
             Action::Persist(_) => {}
             Action::Start(start) => {
                 let id = start.id;
                 let attempt = start.attempt;
+                let input = match self.start_input(&start, reads) {
+                    Ok(input) => input,
+                    Err(outcome) => {
+                        // reported like any run's end, after the start that is now durable
+                        let _ = self.done_tx.send((id, attempt, outcome));
+                        return;
+                    }
+                };
                 let Some(worker) = self.workers.get(&start.kind).cloned() else {
                     // The core starts only registered kinds; report rather than lose the run.
                     let _ = self.done_tx.send((
@@ -1729,8 +1892,8 @@ impl Actor {
                 let ctx = WorkContext {
                     id,
                     kind: start.kind,
-                    input: start.input,
-                    upstream: start.upstream,
+                    input: input.input,
+                    upstream: input.upstream,
                     attempt,
                     idempotency_key,
                     cancel: token.clone(),

@@ -1,5 +1,7 @@
 //! A minimal driver for the sans-IO core, used by the semantics tests: it keeps a virtual `now`,
-//! drains actions into a log, and can complete runs automatically.
+//! drains actions into a log, commits each change set to a `MemoryStore` (the core keeps no
+//! payloads when its driver keeps a store: inputs, outputs and histories are read back from
+//! it, as the runtime does), and can complete runs automatically.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -7,9 +9,10 @@ use std::time::Duration;
 
 use backwork_scheduler::core::add;
 use backwork_scheduler::{
-    Action, AllowAll, Config, CoreError, DeviceState, Event, Job, JobId, JobRequest, Policy, Reply,
-    RunOutcome, Scheduler, Time,
+    Action, AllowAll, Config, CoreError, DeviceState, Event, Job, JobId, JobRequest, MemoryStore,
+    MergeError, Policy, Reply, RunOutcome, Scheduler, StartInput, StartJob, Store, Time,
 };
+use serde_json::Value;
 
 pub const KIND: &str = "work";
 
@@ -49,8 +52,25 @@ pub struct Harness {
     pub running: BTreeMap<JobId, u32>,
     /// The deadlines the core asked to be woken at, and was (`advance` stops at each).
     pub wakes: Vec<Time>,
+    /// Where every change set is committed, as it comes.
+    pub store: MemoryStore,
+    /// The input each run's worker got, in start order (a run whose input could not be made
+    /// has none: it was reported not started).
+    pub inputs: Vec<(JobId, Value)>,
     next_id: u64,
     auto: Option<Auto>,
+}
+
+/// The input of run `start`, its payloads read from `store` (as the runtime does after the
+/// start's commit).
+pub fn start_input(store: &mut MemoryStore, start: &StartJob) -> Result<StartInput, MergeError> {
+    let mut ids = vec![start.id];
+    ids.extend(start.prerequisites.iter().copied());
+    let payloads = store.payloads(&ids, false).expect("a memory store reads");
+    let mut payloads = payloads.into_iter();
+    let own = payloads.next().map(|p| p.input).unwrap_or_default();
+    let outputs: Vec<Option<Value>> = payloads.map(|p| p.output).collect();
+    start.input(own, &outputs)
 }
 
 impl Harness {
@@ -67,6 +87,8 @@ impl Harness {
             log: Vec::new(),
             running: BTreeMap::new(),
             wakes: Vec::new(),
+            store: MemoryStore::new(),
+            inputs: Vec::new(),
             next_id: 0,
             auto: None,
         };
@@ -101,16 +123,38 @@ impl Harness {
 
     fn drain(&mut self) {
         let mut started = Vec::new();
+        let mut not_started = Vec::new();
         while let Some(action) = self.core.poll_action() {
-            if let Action::Start(s) = &action {
-                self.running.insert(s.id, s.attempt);
-                started.push((s.id, s.attempt));
+            match &action {
+                Action::Persist(changes) => {
+                    self.store.commit(changes).expect("a memory store commits");
+                }
+                Action::Start(s) => match start_input(&mut self.store, s) {
+                    Ok(input) => {
+                        self.inputs.push((s.id, input.input));
+                        self.running.insert(s.id, s.attempt);
+                        started.push((s.id, s.attempt));
+                    }
+                    Err(e) => not_started.push((s.id, s.attempt, RunOutcome::not_started(&e))),
+                },
+                _ => {}
             }
             self.log.push((self.now, action));
         }
+        for (id, attempt, outcome) in not_started {
+            let _ = self.core.handle(
+                self.now,
+                Event::Finished {
+                    id,
+                    attempt,
+                    outcome,
+                },
+            );
+            self.drain();
+        }
         if let Some(mut auto) = self.auto.take() {
             for (id, attempt) in started {
-                let job = self.core.job(id).expect("started job exists");
+                let job = self.job(id);
                 if let Some(outcome) = auto(&job, attempt) {
                     self.running.remove(&id);
                     let _ = self.core.handle(
@@ -182,8 +226,23 @@ impl Harness {
         self.now = target;
     }
 
+    /// Job `id` whole: the core's entry with its payloads and history from the store.
     pub fn job(&self, id: JobId) -> Job {
-        self.core.job(id).expect("job exists")
+        let mut job = self.core.job(id).expect("job exists");
+        if let Some(stored) = self.store.get(id) {
+            job.request.input = stored.request.input;
+            job.output = stored.output;
+            job.history = stored.history;
+        }
+        job
+    }
+
+    /// The input the last run of `id` got, if a worker of it ran.
+    pub fn started_input(&self, id: JobId) -> Option<Value> {
+        self.inputs
+            .iter()
+            .rev()
+            .find_map(|(i, v)| (*i == id).then(|| v.clone()))
     }
 
     /// Start instants of `id`'s runs, in order.
