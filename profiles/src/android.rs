@@ -751,6 +751,16 @@ impl AndroidPolicy {
         Some(hi)
     }
 
+    /// Whether a job starting at `now` joins a timing session rather than opening one: a
+    /// session is open, or the last one ended less than the coalescing time ago (it is
+    /// reopened, as [`Policy::on_started`] does).
+    fn start_joins_session(&self, now: Time) -> bool {
+        let coalesce = self.settings.session_coalescing;
+        self.sessions
+            .back()
+            .is_some_and(|s| s.end.is_none_or(|e| add(e, coalesce) > now))
+    }
+
     /// If a quota holds the app's jobs at `now`: until when, and why. The quota is the app's,
     /// so every job asking at one instant gets the same answer (computed once).
     fn quota_block(&mut self, now: Time) -> Option<Hold> {
@@ -820,7 +830,12 @@ impl AndroidPolicy {
                 PolicyReason::new("standby_quota_jobs", HoldKind::Quota, msg),
             ));
         }
-        if u.sessions >= l.max_sessions {
+        // a start that joins a session (one is open, or the last ended less than the
+        // coalescing time ago) opens none, so the session count never holds it:
+        // QuotaController.updateExecutionStatsLocked, "Exclude active sessions from the session
+        // count so that new jobs aren't prevented from starting due to an app hitting the
+        // session limit"
+        if u.sessions >= l.max_sessions && !self.start_joins_session(now) {
             let t = until(l.window, &|u| u.sessions < l.max_sessions);
             let msg = format!(
                 "standby bucket {bucket}: {} sessions per {window} used",

@@ -183,10 +183,13 @@ impl Policy for IosPolicy {
         ))
     }
 
-    /// A task whose budget runs out expires (its expiration handler runs) and is not launched
-    /// again unless the app submits a new request (BGTask `expirationHandler`): a one-off job
-    /// fails; a periodic job, which models the app resubmitting from its handler, moves on.
-    fn deadline_expires_request(&self, _job: PolicyJob<'_>) -> bool {
+    /// A request is used up by its launch: the system does not launch its task again unless
+    /// the app submits a new request (BGTaskScheduler `submit(_:)`; a task whose budget runs
+    /// out has its `expirationHandler` called and is over). Whatever the run's outcome — done,
+    /// failed, asking for a retry, its own time limit or the budget running out — a one-off
+    /// job ends with its run; a periodic job, which models the app resubmitting from its
+    /// handler, moves on to its next slot.
+    fn launch_uses_up_request(&self, _job: PolicyJob<'_>) -> bool {
         true
     }
 

@@ -921,6 +921,10 @@ pub fn simulate_with_progress(
         screen_on: true,
         ..DeviceState::default()
     });
+    // the starting bucket the scenario names is in force from the start
+    if let (Some(app), Some(b)) = (&p.app, scenario.device.bucket) {
+        app.set_bucket(b);
+    }
     // the bucket lane is android's (the ios profile keeps only a force-quit)
     let bucket = match (&p.app, p.name) {
         (Some(app), "android") => vec![(start, app.bucket().to_string())],
@@ -953,9 +957,6 @@ pub fn simulate_with_progress(
         states: vec![(start, device)],
         rejected: Vec::new(),
     };
-    if let (Some(app), Some(b)) = (&sim.app, scenario.device.bucket) {
-        app.set_bucket(b);
-    }
     sim.feed(Event::WorkerRegistered(KIND.into()))?;
     sim.feed(Event::DeviceChanged(device))?;
     sim.feed(Event::Load(Vec::new()))?;
@@ -1159,7 +1160,11 @@ pub fn simulate_with_progress(
             .collect();
         for (id, attempt, fails, started) in done {
             progressed = true;
-            sim.running.remove(&id);
+            if sim.running.remove(&id).is_none() {
+                // stopped at this same instant by what an earlier end set off (a quota or a
+                // window used up): recorded once, as stopped
+                continue;
+            }
             sim.record(
                 id,
                 started,

@@ -1089,3 +1089,163 @@ fn a_quota_held_app_shows_the_deep_doze_it_waited_through() {
         minutes(quota)
     );
 }
+
+/// Apple, BGTaskScheduler `submit(_:)`: a request is used up when the system launches its task;
+/// it is not launched again unless the app submits a new one. So a refresh whose work fails, or
+/// asks for a retry, or hits the job's own time limit is launched once (review: 11 launches).
+#[test]
+fn ios_a_request_is_used_up_by_its_launch_whatever_its_outcome() {
+    for outcome in [
+        r#"outcome = { fail = 1.0, duration = "5s" }"#,
+        r#"timeout = "20s"
+        outcome = { duration = "2m" }"#,
+    ] {
+        let r = run(&format!(
+            r#"
+            profile = "ios"
+            start = "2026-11-23T00:00:00Z"
+            duration = "12h"
+            device = {{ screen = "on", charging = false }}
+
+            [[job]]
+            name = "feed"
+            task = "refresh"
+            in = "1m"
+            {outcome}
+        "#
+        ));
+        let runs = &r.jobs[0].runs;
+        assert_eq!(runs.len(), 1, "{outcome}: {runs:?}");
+        assert_ne!(runs[0].outcome, RunResult::Success, "{outcome}");
+    }
+}
+
+/// AOSP QuotaController.updateExecutionStatsLocked: "Exclude active sessions from the session
+/// count so that new jobs aren't prevented from starting due to an app hitting the session
+/// limit". A rare-bucket app whose quota frees starts every ready job in one session — it used
+/// to spend each of its 3 sessions a day on one job, and a one-off job never got one.
+#[test]
+fn jobs_ready_together_share_a_session_under_the_session_cap() {
+    let r = run(r#"
+        profile = "android"
+        start = "2026-11-23T00:00:00Z"
+        duration = "3d"
+        device = { screen = "on", charging = false, bucket = "rare" }
+
+        [[job]]
+        name = "a"
+        every = "15m"
+        count = 6
+        outcome = { duration = "3s" }
+
+        [[job]]
+        name = "x"
+        in = "2h"
+        outcome = { duration = "3s" }
+    "#);
+    let x = r.jobs.iter().find(|j| j.name == "x").unwrap();
+    assert_eq!(
+        x.runs.len(),
+        1,
+        "the one-off job gets a session: {:?}",
+        x.runs
+    );
+    // the periodic copies share a session when it opens: on the second day, every copy's first
+    // run belongs to the first session (the profile's concurrency lets a few run at once, the
+    // others follow within the coalescing time)
+    let day2 = t("2026-11-24T00:00:00Z");
+    let mut all: Vec<_> = r.jobs.iter().flat_map(|j| j.runs.iter().cloned()).collect();
+    all.sort_by_key(|run| run.start);
+    let day2_runs: Vec<_> = all
+        .iter()
+        .filter(|run| run.start >= day2)
+        .cloned()
+        .collect();
+    let first_session_end = sessions_of(&day2_runs)[0].1;
+    for j in r.jobs.iter().filter(|j| j.name.starts_with("a-")) {
+        let first = j.runs.iter().find(|run| run.start >= day2).unwrap();
+        assert!(
+            first.start <= first_session_end,
+            "{} first runs on day 2 at {}, after the first session ended at {first_session_end}",
+            j.name,
+            first.start
+        );
+    }
+    // and the cap still holds: at most 3 sessions in any rolling 24 h
+    for n in sessions_in_rolling_day(&all) {
+        assert!(n <= 3, "{n} sessions in 24 h");
+    }
+}
+
+/// For each timing session of `runs` (sorted by start), how many sessions start in the 24 h
+/// from its start.
+fn sessions_in_rolling_day(runs: &[backwork_simulator::RunReport]) -> Vec<usize> {
+    let sessions = sessions_of(runs);
+    sessions
+        .iter()
+        .map(|(s, _)| {
+            sessions
+                .iter()
+                .filter(|(o, _)| *o >= *s && *o < *s + TimeDelta::hours(24))
+                .count()
+        })
+        .collect()
+}
+
+/// A run that ends at the instant another run's end stops it (the working_set bucket's job
+/// time used up) is reported once, as stopped — it was listed both stopped and succeeded.
+#[test]
+fn a_run_stopped_at_its_own_end_is_reported_once() {
+    let r = run(r#"
+        profile = "android"
+        start = "2026-11-23T00:00:00Z"
+        duration = "6h"
+        seed = 1
+        device = { screen = "on", charging = false, bucket = "working_set" }
+
+        [[job]]
+        name = "a"
+        every = "15m"
+        count = 3
+        outcome = { duration = "9m" }
+    "#);
+    for j in &r.jobs {
+        for pair in j.runs.windows(2) {
+            assert!(pair[0].start != pair[1].start, "{}: {pair:?}", j.name);
+        }
+        let n = j.runs.len() as u64;
+        assert_eq!(j.succeeded + j.failed + j.stopped, n, "{}", j.name);
+    }
+}
+
+/// The starting bucket a scenario names (`device.bucket`) is the bucket lane's first value.
+#[test]
+fn the_bucket_lane_starts_with_the_scenarios_bucket() {
+    let r = run(r#"
+        profile = "android"
+        start = "2026-11-23T00:00:00Z"
+        duration = "1h"
+        device = { screen = "on", charging = false, bucket = "rare" }
+
+        [[job]]
+        name = "a"
+        every = "15m"
+    "#);
+    assert_eq!(r.bucket[0].1, "rare", "{:?}", r.bucket);
+}
+
+/// Timing sessions as QuotaController forms them from runs sorted by start: runs that overlap
+/// or start less than 5 s after the session's end (`TIMING_SESSION_COALESCING_DURATION_MS`)
+/// join it. Each session's start and end.
+fn sessions_of(runs: &[backwork_simulator::RunReport]) -> Vec<(Time, Time)> {
+    let mut sessions: Vec<(Time, Time)> = Vec::new();
+    for run in runs {
+        match sessions.last_mut() {
+            Some((_, end)) if run.start < *end + TimeDelta::seconds(5) => {
+                *end = (*end).max(run.end);
+            }
+            _ => sessions.push((run.start, run.end)),
+        }
+    }
+    sessions
+}

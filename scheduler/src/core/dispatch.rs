@@ -448,7 +448,7 @@ impl Scheduler {
             let expires = self
                 .jobs
                 .get(&id)
-                .is_some_and(|j| self.policy.deadline_expires_request(j.policy_view()));
+                .is_some_and(|j| self.policy.launch_uses_up_request(j.policy_view()));
             let reason = if expires {
                 StopReason::Expired(reason)
             } else {

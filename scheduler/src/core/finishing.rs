@@ -16,12 +16,14 @@ impl Scheduler {
         if active.expedited {
             self.ej_ledger.finished(now);
         }
+        let mut used_up = false;
         if let Some(job) = self.jobs.get(&id) {
             let view = PolicyJob {
                 expedited: active.expedited,
                 ..job.policy_view()
             };
             self.policy.on_finished(now, view, ran_for);
+            used_up = self.policy.launch_uses_up_request(view);
         }
         let (mut result, output, mut note) = match outcome {
             RunOutcome::Success(out) => (RunResult::Success, out, None),
@@ -59,6 +61,11 @@ impl Scheduler {
         };
         if active.stop.is_some() {
             result = RunResult::Stopped;
+        } else if result == RunResult::Retry && used_up {
+            result = RunResult::Failure;
+            note.get_or_insert_with(|| {
+                "the worker asked for a retry, but its request was used up by its launch (the platform does not launch it again: the app must submit it anew)".to_string()
+            });
         } else if result == RunResult::Retry
             && let Some(m) = self
                 .jobs
@@ -100,11 +107,13 @@ impl Scheduler {
         let recurring = job.request.schedule.is_recurring();
         if let Some(reason) = active.stop {
             job.set_stop_reason(Some(reason.clone()));
-            if reason.is_free() {
+            // a stop that ends the launch (not the process's shutdown) uses the request up
+            let ends_launch = used_up && reason != StopReason::Shutdown;
+            if reason.is_free() && !ends_launch {
                 job.attempt = job.attempt.saturating_sub(1);
                 job.state = JobState::Enqueued;
                 self.reindex(id);
-            } else if matches!(reason, StopReason::Expired(_)) {
+            } else if ends_launch || matches!(reason, StopReason::Expired(_)) {
                 // the request is used up: no retry
                 if recurring {
                     self.advance_slot(now, id);

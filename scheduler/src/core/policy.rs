@@ -219,10 +219,14 @@ pub trait Policy: Send + fmt::Debug + 'static {
         None
     }
 
-    /// Whether a stop at the instant [`Policy::run_deadline`] gave uses up the job's request
-    /// (`StopReason::Expired`: an iOS task that ran out of budget is not launched again) rather
-    /// than putting it back in the queue (`StopReason::Policy`, the default).
-    fn deadline_expires_request(&self, _job: PolicyJob<'_>) -> bool {
+    /// Whether a launch uses up the job's request: whatever the run's outcome — it fails, asks
+    /// for a retry, hits its own time limit or the policy's deadline — no retry follows (an
+    /// iOS `BGTaskRequest` is consumed when the system launches its task: the app must submit
+    /// a new one). A one-off job then ends with its run; a recurring one (the app resubmitting
+    /// from its handler) moves to its next slot. A stop at the instant
+    /// [`Policy::run_deadline`] gave is then `StopReason::Expired` rather than
+    /// `StopReason::Policy`. `false` (the default): the job is retried as its request says.
+    fn launch_uses_up_request(&self, _job: PolicyJob<'_>) -> bool {
         false
     }
 
@@ -295,8 +299,8 @@ impl Policy for Box<dyn Policy> {
     fn run_deadline(&mut self, now: Time, job: PolicyJob<'_>) -> Option<(Time, PolicyStop)> {
         (**self).run_deadline(now, job)
     }
-    fn deadline_expires_request(&self, job: PolicyJob<'_>) -> bool {
-        (**self).deadline_expires_request(job)
+    fn launch_uses_up_request(&self, job: PolicyJob<'_>) -> bool {
+        (**self).launch_uses_up_request(job)
     }
     fn hold(&self, now: Time) -> Option<(Time, PolicyReason)> {
         (**self).hold(now)
