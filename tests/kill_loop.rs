@@ -302,39 +302,51 @@ fn kill_loop_loses_nothing_acknowledged() {
     let log = lines(&dir.join("runs.log"));
     let chains = lines(&dir.join("chains.log"));
     assert!(!chains.is_empty(), "the workload enqueued no chain");
+    // each line is `KIND ITER ID REST`: the positions of each (kind, id) in the log, found once
+    // (scanning the whole log for every link made this check quadratic in the kills)
+    let mut at: BTreeMap<&str, BTreeMap<&str, Vec<usize>>> = BTreeMap::new();
+    for (i, l) in log.iter().enumerate() {
+        let p: Vec<&str> = l.split(' ').collect();
+        if p.len() == 4 {
+            at.entry(p[0]).or_default().entry(p[2]).or_default().push(i);
+        }
+    }
+    let positions = |kind: &str, id: &str| -> Vec<usize> {
+        at.get(kind)
+            .and_then(|by_id| by_id.get(id))
+            .cloned()
+            .unwrap_or_default()
+    };
     let mut linked = 0;
     for chain in &chains {
         let ids: Vec<&str> = chain.split(' ').collect();
         for pair in ids.windows(2) {
             let (before, link) = (pair[0], pair[1]);
-            let field = |l: &str, kind: &str, id: &str| {
-                let p: Vec<&str> = l.split(' ').collect();
-                p.len() == 4 && p[0] == kind && p[2] == id
-            };
-            let Some(first_start) = log.iter().position(|l| field(l, "start", link)) else {
+            let Some(&first_start) = positions("start", link).first() else {
                 continue; // never ran: the drain above would have failed
             };
             linked += 1;
-            let last_start = log[..first_start]
+            let last_start = positions("start", before)
                 .iter()
-                .rposition(|l| field(l, "start", before))
+                .rev()
+                .find(|&&i| i < first_start)
+                .copied()
                 .unwrap_or_else(|| panic!("link {link} started before {before} ever ran"));
             assert!(
-                log[last_start..first_start]
+                positions("end", before)
                     .iter()
-                    .any(|l| field(l, "end", before)),
+                    .any(|&i| last_start < i && i < first_start),
                 "link {link} started before its prerequisite {before}'s last run ended"
             );
-            for l in log.iter().filter(|l| field(l, "input", link)) {
+            let inputs = positions("input", link);
+            for &i in &inputs {
                 assert!(
-                    l.ends_with(&format!(" {before}")),
-                    "link {link} got {l}, not {before}'s output"
+                    log[i].ends_with(&format!(" {before}")),
+                    "link {link} got {}, not {before}'s output",
+                    log[i]
                 );
             }
-            assert!(
-                log.iter().any(|l| field(l, "input", link)),
-                "link {link} got no input from {before}"
-            );
+            assert!(!inputs.is_empty(), "link {link} got no input from {before}");
         }
     }
     assert!(linked > 0, "no chain link ran");
