@@ -891,24 +891,54 @@ impl AndroidPolicy {
     }
 
     /// Outside the active bucket, jobs wait until enough are ready or the oldest has waited
-    /// long enough; then the whole batch goes.
-    fn batch_hold(&mut self, now: Time, id: JobId) -> Option<Decision> {
+    /// long enough; then the whole batch goes. As AOSP JobSchedulerService's
+    /// `MaybeReadyJobQueueFunctor` (Android 12 and 13, and the same rules in 14–16) decides
+    /// `shouldForceBatchJob`: an expedited job is never batched ("Never batch expedited jobs,
+    /// even for RESTRICTED apps"); a job of the restricted bucket always is ("Restricted jobs
+    /// must always be batched": no `MAX_NON_ACTIVE_JOB_BATCH_DELAY_MS` lets it go alone); a job
+    /// that failed before (`getNumFailures() > 0`: a retry) is not; the others are, outside the
+    /// active bucket, until the oldest has waited `MAX_NON_ACTIVE_JOB_BATCH_DELAY_MS`. Whether
+    /// the device charges plays no part. A job that is not force-batched lets the whole batch go
+    /// (`postProcessLocked`: `unbatchedCount > 0` queues every runnable job).
+    fn batch_hold(&mut self, now: Time, job: PolicyJob<'_>) -> Option<Decision> {
         let bucket = self.bucket.bucket();
-        if bucket == Bucket::Active || self.released.contains(&id) {
+        let id = job.id;
+        if self.released.contains(&id) {
+            return None;
+        }
+        let restricted = bucket == Bucket::Restricted;
+        // (an expedited job within its quota never comes here: the core starts it past the
+        // profile's holds; one sent back to the ordinary queue is not treated as expedited)
+        let unbatched = !restricted && (bucket == Bucket::Active || job.attempt > 0);
+        if unbatched {
+            // an unbatched job runs, and the batch with it
+            if !self.batch.is_empty() {
+                self.release = true;
+                self.released
+                    .extend(std::mem::take(&mut self.batch).into_keys());
+            }
             return None;
         }
         let since = *self.batch.entry(id).or_insert(now);
         let oldest = self.batch.values().min().copied().unwrap_or(since);
         let deadline = add(oldest, self.settings.batch_max_wait);
-        if self.batch.len() >= self.settings.batch_ready_jobs || now >= deadline {
+        if self.batch.len() >= self.settings.batch_ready_jobs || (!restricted && now >= deadline) {
             self.release = self.batch.len() > 1;
             self.released
                 .extend(std::mem::take(&mut self.batch).into_keys());
             return None;
         }
-        Some(Decision::Defer {
-            until: deadline,
-            reason: PolicyReason::new(
+        let reason = if restricted {
+            PolicyReason::new(
+                "standby_batching",
+                HoldKind::Batching,
+                format!(
+                    "bucket {bucket}: batched until {} jobs are ready (restricted jobs are always batched)",
+                    self.settings.batch_ready_jobs
+                ),
+            )
+        } else {
+            PolicyReason::new(
                 "standby_batching",
                 HoldKind::Batching,
                 format!(
@@ -916,7 +946,15 @@ impl AndroidPolicy {
                     self.settings.batch_ready_jobs,
                     humantime::format_duration(self.settings.batch_max_wait)
                 ),
-            ),
+            )
+        };
+        if restricted {
+            // nothing but more ready jobs lets a restricted batch go: no wake-up of its own
+            return Some(Decision::Deny { reason });
+        }
+        Some(Decision::Defer {
+            until: deadline,
+            reason,
         })
     }
 
@@ -959,13 +997,10 @@ impl Policy for AndroidPolicy {
             Some((Some(until), reason)) => return Decision::Defer { until, reason },
             None => {}
         }
-        if self.charging {
-            return Decision::Allow; // no batching while charging
-        }
         // batching gathers the jobs that are ready — within quota — (AOSP JobSchedulerService:
         // `MIN_READY_NON_ACTIVE_JOBS_COUNT` counts jobs whose constraints, `WITHIN_QUOTA`
         // among them, are satisfied), so it comes after the app-wide holds
-        self.batch_hold(now, job.id).unwrap_or(Decision::Allow)
+        self.batch_hold(now, job).unwrap_or(Decision::Allow)
     }
 
     /// Force-quit, Doze's idle periods and the app's quotas (QuotaController keeps them per
