@@ -125,6 +125,13 @@ pub struct AndroidSettings {
     /// Light Doze starts this long after the screen goes off on battery.
     #[serde(with = "humantime_serde")]
     pub light_idle_after: Duration,
+    /// When light Doze is due while jobs run, it waits for them to finish, at most this long;
+    /// then it begins and stops them (DeviceIdleController's `LIGHT_STATE_PRE_IDLE` and
+    /// `LIGHT_PRE_IDLE_TIMEOUT`, 3 min in Android 12 and 13: "the amount of time we will wait
+    /// from the point where we decide we would like to go idle until we actually do, while
+    /// waiting for jobs and other current activity to finish").
+    #[serde(with = "humantime_serde")]
+    pub light_pre_idle_timeout: Duration,
     /// The first light-idle period; each next one is longer by this much…
     #[serde(with = "humantime_serde")]
     pub light_idle_step: Duration,
@@ -210,6 +217,7 @@ impl Default for AndroidSettings {
         let m = |n: u64| Duration::from_secs(n * 60);
         AndroidSettings {
             light_idle_after: m(5),
+            light_pre_idle_timeout: m(3),
             light_idle_step: m(5),
             light_idle_max: m(15),
             light_maintenance_min: m(1),
@@ -493,6 +501,11 @@ pub struct AndroidPolicy {
     light_from: Option<Time>,
     /// Jobs running now (on battery or not).
     running: usize,
+    /// Since when jobs have been running without a break (`None`: none runs).
+    busy_since: Option<Time>,
+    /// Light Doze was due while jobs ran (`LIGHT_STATE_PRE_IDLE`): it began at this instant,
+    /// when they finished or `light_pre_idle_timeout` ran out ("s:predone").
+    pre_idle_end: Option<Time>,
     /// The app's timing sessions, oldest first: one history across bucket changes.
     sessions: VecDeque<Session>,
     /// The jobs running in the open session (started on battery).
@@ -533,6 +546,8 @@ impl AndroidPolicy {
             still_since: None,
             light_from: None,
             running: 0,
+            busy_since: None,
+            pre_idle_end: None,
             sessions: VecDeque::new(),
             open: std::collections::BTreeSet::new(),
             quota_memo: None,
@@ -632,13 +647,76 @@ impl AndroidPolicy {
         })
     }
 
+    /// When light Doze is due for a screen-off at `off` (`light_idle_after` later, or after the
+    /// motion that ended deep Doze).
+    fn light_due(&self, off: Time) -> Time {
+        add(
+            self.light_from.unwrap_or(off),
+            self.settings.light_idle_after,
+        )
+    }
+
+    /// When light Doze begins, as far as it is known at `now`: when it is due — unless jobs ran
+    /// then: DeviceIdleController's `LIGHT_STATE_INACTIVE` step goes to `LIGHT_STATE_PRE_IDLE`
+    /// "if (!isOpsInactiveLocked())" ("We have some active ops going on... give them a chance
+    /// to finish before going in to our first idle"), and light idle begins when they finish
+    /// (`exitMaintenanceEarlyIfNeededLocked`, "s:predone") or `LIGHT_PRE_IDLE_TIMEOUT` after it
+    /// was due, whichever comes first. `None`: not yet known (they still run; at the latest
+    /// [`AndroidPolicy::pre_idle_deadline`]).
+    fn light_idle_start(&self, off: Time, now: Time) -> Option<Time> {
+        let due = self.light_due(off);
+        if now < due {
+            return Some(due); // not yet due: what it will be does not matter before then
+        }
+        if let Some(end) = self.pre_idle_end.filter(|e| *e >= due) {
+            return Some(end);
+        }
+        if self.running > 0 && self.busy_since.is_some_and(|b| b <= due) {
+            let latest = add(due, self.settings.light_pre_idle_timeout);
+            return (now >= latest).then_some(latest);
+        }
+        Some(due)
+    }
+
+    /// While the screen is off on battery and light Doze has not begun: the instant by which
+    /// it begins whatever runs (when it is due plus `LIGHT_PRE_IDLE_TIMEOUT`), or deep Doze
+    /// if that comes first — a run still going then is stopped: DeviceIdleJobsController
+    /// restricts jobs in light idle as in deep idle (`updateIdleMode(isDeviceIdleMode() ||
+    /// isLightDeviceIdleMode())`).
+    fn pre_idle_deadline(&self, now: Time) -> Option<(Time, PolicyStop)> {
+        let off = self.doze_since?;
+        if !matches!(self.doze_phase(now), DozePhase::Awake) {
+            return None;
+        }
+        let light = add(self.light_due(off), self.settings.light_pre_idle_timeout);
+        let deep = self.deep_start(off).filter(|d| *d >= now);
+        Some(match deep {
+            Some(d) if d < light => (
+                d,
+                PolicyStop::new("doze_began", "deep Doze began while it ran"),
+            ),
+            _ => (
+                light.max(now),
+                PolicyStop::new(
+                    "doze_began",
+                    format!(
+                        "light Doze began while it ran (running jobs get {} to finish: LIGHT_PRE_IDLE_TIMEOUT)",
+                        humantime::format_duration(self.settings.light_pre_idle_timeout)
+                    ),
+                ),
+            ),
+        })
+    }
+
     /// Light Doze at `now` (ignoring deep Doze), and the number of its idle/maintenance cycle.
     fn light_phase(&self, now: Time) -> (DozePhase, u32) {
         let Some(off) = self.doze_since else {
             return (DozePhase::Awake, 0);
         };
         let s = &self.settings;
-        let light_start = add(self.light_from.unwrap_or(off), s.light_idle_after);
+        let Some(light_start) = self.light_idle_start(off, now) else {
+            return (DozePhase::Awake, 0);
+        };
         if now < light_start {
             return (DozePhase::Awake, 0);
         }
@@ -1048,10 +1126,9 @@ impl Policy for AndroidPolicy {
                 until: self
                     .doze_since
                     .map(|off| {
-                        add(
-                            self.light_from.unwrap_or(off),
-                            self.settings.light_idle_after,
-                        )
+                        self.light_idle_start(off, now).unwrap_or_else(|| {
+                            add(self.light_due(off), self.settings.light_pre_idle_timeout)
+                        })
                     })
                     .filter(|start| *start > now),
             },
@@ -1108,6 +1185,11 @@ impl Policy for AndroidPolicy {
                 PolicyStop::new("doze_window_closed", "the Doze maintenance window closed"),
             );
         }
+        if let Some(d) = self.pre_idle_deadline(now)
+            && d.0 < deadline.0
+        {
+            deadline = d;
+        }
         if !self.quota_free() {
             // the session's time (overlapping runs count once) runs out for every job of the
             // app at the same instant
@@ -1157,6 +1239,7 @@ impl Policy for AndroidPolicy {
                 self.light_cut = None;
                 self.deep_cut = None;
                 self.light_from = None;
+                self.pre_idle_end = None;
             }
             _ => {}
         }
@@ -1170,6 +1253,7 @@ impl Policy for AndroidPolicy {
                 {
                     self.light_from = Some(now);
                     self.light_cut = None;
+                    self.pre_idle_end = None;
                 }
             } else {
                 self.still_since = Some(now);
@@ -1196,7 +1280,20 @@ impl Policy for AndroidPolicy {
         }
     }
 
+    /// A run going when the screen goes off on battery is stopped when Doze begins (light Doze
+    /// waiting for it at most `LIGHT_PRE_IDLE_TIMEOUT`).
+    fn deadline_after_device(
+        &mut self,
+        now: Time,
+        _job: PolicyJob<'_>,
+    ) -> Option<(Time, PolicyStop)> {
+        self.pre_idle_deadline(now)
+    }
+
     fn on_started(&mut self, now: Time, job: PolicyJob<'_>) {
+        if self.running == 0 {
+            self.busy_since = Some(now);
+        }
         self.running += 1;
         self.batch.remove(&job.id);
         self.released.remove(&job.id);
@@ -1267,6 +1364,18 @@ impl Policy for AndroidPolicy {
 
     fn on_finished(&mut self, now: Time, job: PolicyJob<'_>, _ran_for: Duration) {
         self.running = self.running.saturating_sub(1);
+        if self.running == 0 {
+            // the last run ended: a light Doze that waited for it (`LIGHT_STATE_PRE_IDLE`)
+            // begins now ("s:predone")
+            if let (Some(busy), Some(off)) = (self.busy_since, self.doze_since) {
+                let due = self.light_due(off);
+                if busy <= due && now > due && self.pre_idle_end.is_none_or(|e| e < due) {
+                    self.pre_idle_end =
+                        Some(now.min(add(due, self.settings.light_pre_idle_timeout)));
+                }
+            }
+            self.busy_since = None;
+        }
         self.quota_memo = None;
         if self.open.remove(&job.id)
             && self.open.is_empty()

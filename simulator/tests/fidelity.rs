@@ -1364,3 +1364,49 @@ fn batching_ignores_charging_and_restricted_jobs_are_always_batched() {
         "an expedited job is never batched"
     );
 }
+
+/// AOSP DeviceIdleController (Android 12 and 13), `stepLightIdleStateLocked`, state
+/// `LIGHT_STATE_INACTIVE`: "if (!isOpsInactiveLocked()) { // We have some active ops going
+/// on... give them a chance to finish before going in to our first idle. mLightState =
+/// LIGHT_STATE_PRE_IDLE; scheduleLightAlarmLocked(mConstants.LIGHT_PRE_IDLE_TIMEOUT)" —
+/// `DEFAULT_LIGHT_PRE_IDLE_TIMEOUT` = 3 min; `exitMaintenanceEarlyIfNeededLocked` steps on
+/// ("s:predone") once no job is active. DeviceIdleJobsController restricts jobs in light idle
+/// too (`updateIdleMode(mPowerManager.isDeviceIdleMode() ||
+/// mPowerManager.isLightDeviceIdleMode())`). Screen off on battery at 00:01: light Doze is due
+/// at 00:06. A 20-minute run started at 00:00 holds it off until 00:09 and is stopped then; a
+/// 5-minute run from 00:03 holds it off until it ends, at 00:08. A run used to go on through
+/// light idle.
+#[test]
+fn light_doze_waits_for_running_jobs_at_most_three_minutes_then_stops_them() {
+    let scenario = |job: &str| {
+        format!(
+            "profile = \"android\"\nstart = \"2026-11-23T00:00:00Z\"\nduration = \"30m\"\n\
+             device = {{ screen = \"on\", charging = false }}\n\
+             [[event]]\nat = \"1m\"\nscreen = \"off\"\n{job}"
+        )
+    };
+    let light_idle_from = |r: &Report| {
+        r.os_state
+            .iter()
+            .find(|(_, c)| c == "light_idle")
+            .map(|(t, _)| *t)
+    };
+    let long = run(&scenario(
+        "[[job]]\nname = \"long\"\nin = \"0s\"\noutcome = { duration = \"20m\" }\n",
+    ));
+    let runs = &long.jobs[0].runs;
+    assert_eq!(runs[0].start, t("2026-11-23T00:00:00Z"));
+    assert_eq!(runs[0].end, t("2026-11-23T00:09:00Z"), "{runs:?}");
+    assert_eq!(runs[0].stop.as_deref(), Some("doze_began"));
+    assert_eq!(light_idle_from(&long), Some(t("2026-11-23T00:09:00Z")));
+    let short = run(&scenario(
+        "[[job]]\nname = \"short\"\nin = \"3m\"\noutcome = { duration = \"5m\" }\n",
+    ));
+    let runs = &short.jobs[0].runs;
+    assert_eq!(runs[0].end, t("2026-11-23T00:08:00Z"), "{runs:?}");
+    assert_eq!(runs[0].outcome, RunResult::Success);
+    assert_eq!(light_idle_from(&short), Some(t("2026-11-23T00:08:00Z")));
+    // nothing running when it is due: light Doze begins on time
+    let none = run(&scenario("[[job]]\nname = \"later\"\nin = \"20m\"\n"));
+    assert_eq!(light_idle_from(&none), Some(t("2026-11-23T00:06:00Z")));
+}
