@@ -1410,3 +1410,49 @@ fn light_doze_waits_for_running_jobs_at_most_three_minutes_then_stops_them() {
     let none = run(&scenario("[[job]]\nname = \"later\"\nin = \"20m\"\n"));
     assert_eq!(light_idle_from(&none), Some(t("2026-11-23T00:06:00Z")));
 }
+
+/// Apple, `BGProcessingTask`: "Processing tasks run only when the device is idle. The system
+/// terminates any background processing tasks running when the user starts using the device.
+/// Background refresh tasks aren't affected." The screen comes on 10 s into an 8-minute
+/// processing run and a 20-second refresh run: the processing run stops then, its request
+/// used up (no second launch when the device is idle again); the refresh runs to its end. The
+/// processing run used to go on.
+#[test]
+fn ios_processing_tasks_stop_when_the_user_starts_using_the_device() {
+    let r = run(r#"
+        profile = "ios"
+        start = "2026-11-23T00:00:00Z"
+        duration = "2h"
+        device = { screen = "off", charging = true }
+
+        [[job]]
+        name = "index"
+        task = "processing"
+        outcome = { duration = "8m" }
+
+        [[job]]
+        name = "refresh"
+        task = "refresh"
+        outcome = { duration = "20s" }
+
+        [[event]]
+        at = "10s"
+        screen = "on"
+
+        [[event]]
+        at = "30m"
+        screen = "off"
+    "#);
+    let job = |name: &str| r.jobs.iter().find(|j| j.name == name).unwrap();
+    let index = &job("index").runs;
+    assert_eq!(index.len(), 1, "{index:?}");
+    assert_eq!(index[0].start, t("2026-11-23T00:00:00Z"));
+    assert_eq!(index[0].end, t("2026-11-23T00:00:10Z"));
+    assert_eq!(index[0].stop.as_deref(), Some("ios_processing_user_active"));
+    let sentence = &r.reasons["ios_processing_user_active"];
+    assert!(sentence.starts_with("expired: "), "{sentence}");
+    let refresh = &job("refresh").runs;
+    assert_eq!(refresh.len(), 1, "{refresh:?}");
+    assert_eq!(refresh[0].end, t("2026-11-23T00:00:20Z"));
+    assert_eq!(refresh[0].outcome, RunResult::Success);
+}
