@@ -510,6 +510,9 @@ pub struct AndroidPolicy {
     sessions: VecDeque<Session>,
     /// The jobs running in the open session (started on battery).
     open: std::collections::BTreeSet<JobId>,
+    /// The app's regular (not expedited) runs in progress, on battery or not: those the
+    /// quota starts timing when the charger is unplugged.
+    running_regular: std::collections::BTreeSet<JobId>,
     /// Jobs held for a batch (not in the active bucket, on battery), since when.
     batch: std::collections::BTreeMap<JobId, Time>,
     /// Jobs of a batch that was let go: they start whenever a slot is free.
@@ -550,6 +553,7 @@ impl AndroidPolicy {
             pre_idle_end: None,
             sessions: VecDeque::new(),
             open: std::collections::BTreeSet::new(),
+            running_regular: std::collections::BTreeSet::new(),
             quota_memo: None,
             usage_memo: None,
             rate: None,
@@ -1036,6 +1040,112 @@ impl AndroidPolicy {
         })
     }
 
+    /// When the app's quota stops its runs (all at once: overlapping runs count once), if it
+    /// applies now (not while charging outside the restricted bucket).
+    fn quota_deadline(&mut self, now: Time) -> Option<(Time, PolicyStop)> {
+        if self.quota_free() {
+            return None;
+        }
+        let mut deadline: Option<(Time, PolicyStop)> = None;
+        {
+            // the session's time (overlapping runs count once) runs out for every job of the
+            // app at the same instant
+            let (bucket, l) = self.limits();
+            let [u, _, d] = self.usages(now);
+            // the bucket's allowed time, where it can run out (not when the window is no longer
+            // than the allowed time: see `quota_hold`)…
+            if l.max_job_time < l.window {
+                let out = add(now, l.max_job_time.saturating_sub(u.time));
+                if deadline.as_ref().is_none_or(|x| out < x.0) {
+                    deadline = Some((
+                        out,
+                        PolicyStop::new(
+                            "standby_quota_time",
+                            format!("standby bucket {bucket}: job-time quota used up"),
+                        ),
+                    ));
+                }
+            }
+            // …and the daily limit of every bucket (`MAX_EXECUTION_TIME_MS`)
+            let daily = self.settings.max_execution_per_day;
+            let out = add(now, daily.saturating_sub(d.time));
+            if deadline.as_ref().is_none_or(|x| out < x.0) {
+                deadline = Some((
+                    out,
+                    PolicyStop::new(
+                        "daily_execution_limit",
+                        format!(
+                            "{} of job time per day used",
+                            humantime::format_duration(daily)
+                        ),
+                    ),
+                ));
+            }
+        }
+        deadline
+    }
+
+    /// `n` of the app's jobs start being counted at `now` (started, or running as the charger
+    /// is unplugged): they join the open timing session, or one that ended less than the
+    /// coalescing time ago, or begin a new one; the rate-limiting window counts them.
+    fn count_start(&mut self, now: Time, n: u32) {
+        let coalesce = self.settings.session_coalescing;
+        let new_session = match self.sessions.back_mut() {
+            // a session is open: the run joins it
+            Some(s) if s.end.is_none() => {
+                s.jobs += n;
+                false
+            }
+            // the last session ended less than the coalescing time ago: it is reopened
+            Some(s) if s.end.is_some_and(|e| add(e, coalesce) > now) => {
+                s.end = None;
+                s.jobs += n;
+                false
+            }
+            _ => {
+                let next = match self.sessions.back() {
+                    Some(last) => Session {
+                        jobs: n,
+                        ..last.next(now)
+                    },
+                    None => Session {
+                        start: now,
+                        end: None,
+                        jobs: n,
+                        jobs_before: 0,
+                        time_before: Duration::ZERO,
+                    },
+                };
+                self.sessions.push_back(next);
+                true
+            }
+        };
+        let rate = match self.rate {
+            Some(w) if now < w.ends => w,
+            _ => RateWindow {
+                ends: add(now, self.settings.rate_limit_window),
+                jobs: 0,
+                sessions: 0,
+            },
+        };
+        self.rate = Some(RateWindow {
+            jobs: rate.jobs.saturating_add(n),
+            sessions: rate.sessions.saturating_add(u32::from(new_session)),
+            ..rate
+        });
+        // a start adds a job (and maybe a session) to every window at `now`, and no time yet
+        if let Some((at, _, usages)) = &mut self.usage_memo {
+            if *at == now {
+                for u in usages.iter_mut() {
+                    u.jobs += n;
+                    u.sessions += u32::from(new_session);
+                }
+            } else {
+                self.usage_memo = None;
+            }
+        }
+    }
+
     fn forget_old(&mut self, now: Time) {
         let horizon = [
             self.settings.active.window,
@@ -1190,47 +1300,43 @@ impl Policy for AndroidPolicy {
         {
             deadline = d;
         }
-        if !self.quota_free() {
-            // the session's time (overlapping runs count once) runs out for every job of the
-            // app at the same instant
-            let (bucket, l) = self.limits();
-            let [u, _, d] = self.usages(now);
-            // the bucket's allowed time, where it can run out (not when the window is no longer
-            // than the allowed time: see `quota_hold`)…
-            if l.max_job_time < l.window {
-                let out = add(now, l.max_job_time.saturating_sub(u.time));
-                if out < deadline.0 {
-                    deadline = (
-                        out,
-                        PolicyStop::new(
-                            "standby_quota_time",
-                            format!("standby bucket {bucket}: job-time quota used up"),
-                        ),
-                    );
-                }
-            }
-            // …and the daily limit of every bucket (`MAX_EXECUTION_TIME_MS`)
-            let daily = self.settings.max_execution_per_day;
-            let out = add(now, daily.saturating_sub(d.time));
-            if out < deadline.0 {
-                deadline = (
-                    out,
-                    PolicyStop::new(
-                        "daily_execution_limit",
-                        format!(
-                            "{} of job time per day used",
-                            humantime::format_duration(daily)
-                        ),
-                    ),
-                );
-            }
+        if let Some(d) = self.quota_deadline(now)
+            && d.0 < deadline.0
+        {
+            deadline = d;
         }
         Some(deadline)
     }
 
     fn on_device(&mut self, now: Time, device: &DeviceState) {
+        let was_free = self.quota_free();
         self.charging = device.charging;
         self.quota_memo = None;
+        match (was_free, self.quota_free()) {
+            // QuotaController's Timer `onStateChangedLocked`: "if (isQuotaFree) {
+            // emitSessionLocked(nowElapsed); }" — plugged in, the open session ends now…
+            (false, true) => {
+                if !self.open.is_empty() {
+                    self.open.clear();
+                    if let Some(last) = self.sessions.back_mut()
+                        && last.end.is_none()
+                    {
+                        last.end = Some(now);
+                    }
+                }
+                self.usage_memo = None;
+            }
+            // …and unplugged, "Start timing from unplug": the runs in progress begin a session
+            // now and count as jobs (`mBgJobCount = mRunningBgJobs.size();
+            // incrementJobCountLocked(..., mBgJobCount)`)
+            (true, false) if !self.running_regular.is_empty() && self.open.is_empty() => {
+                self.usage_memo = None;
+                let n = u32::try_from(self.running_regular.len()).unwrap_or(u32::MAX);
+                self.count_start(now, n);
+                self.open = self.running_regular.clone();
+            }
+            _ => {}
+        }
         let dozable = !device.screen_on && !device.charging;
         match (dozable, self.doze_since) {
             (true, None) => self.doze_since = Some(now),
@@ -1281,13 +1387,25 @@ impl Policy for AndroidPolicy {
     }
 
     /// A run going when the screen goes off on battery is stopped when Doze begins (light Doze
-    /// waiting for it at most `LIGHT_PRE_IDLE_TIMEOUT`).
+    /// waiting for it at most `LIGHT_PRE_IDLE_TIMEOUT`); one going when the charger is
+    /// unplugged, when the quota that starts timing it then runs out.
     fn deadline_after_device(
         &mut self,
         now: Time,
-        _job: PolicyJob<'_>,
+        job: PolicyJob<'_>,
     ) -> Option<(Time, PolicyStop)> {
-        self.pre_idle_deadline(now)
+        let doze = self.pre_idle_deadline(now);
+        // unplugged: the quota times a regular run from now (QuotaController "Start timing
+        // from unplug"), and stops it when it runs out
+        let quota = if job.expedited {
+            None
+        } else {
+            self.quota_deadline(now)
+        };
+        match (doze, quota) {
+            (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
+            (a, b) => a.or(b),
+        }
     }
 
     fn on_started(&mut self, now: Time, job: PolicyJob<'_>) {
@@ -1298,6 +1416,9 @@ impl Policy for AndroidPolicy {
         self.batch.remove(&job.id);
         self.released.remove(&job.id);
         self.quota_memo = None;
+        if !job.expedited {
+            self.running_regular.insert(job.id);
+        }
         if self.quota_free() {
             return; // QuotaController counts no session while quota is free
         }
@@ -1307,63 +1428,13 @@ impl Policy for AndroidPolicy {
             // that ledger, with the limit `expedited_quota` gives
             return;
         }
-        let coalesce = self.settings.session_coalescing;
-        let new_session = match self.sessions.back_mut() {
-            // a session is open: the run joins it
-            Some(s) if s.end.is_none() => {
-                s.jobs += 1;
-                false
-            }
-            // the last session ended less than the coalescing time ago: it is reopened
-            Some(s) if s.end.is_some_and(|e| add(e, coalesce) > now) => {
-                s.end = None;
-                s.jobs += 1;
-                false
-            }
-            _ => {
-                let next = match self.sessions.back() {
-                    Some(last) => last.next(now),
-                    None => Session {
-                        start: now,
-                        end: None,
-                        jobs: 1,
-                        jobs_before: 0,
-                        time_before: Duration::ZERO,
-                    },
-                };
-                self.sessions.push_back(next);
-                true
-            }
-        };
-        let rate = match self.rate {
-            Some(w) if now < w.ends => w,
-            _ => RateWindow {
-                ends: add(now, self.settings.rate_limit_window),
-                jobs: 0,
-                sessions: 0,
-            },
-        };
-        self.rate = Some(RateWindow {
-            jobs: rate.jobs.saturating_add(1),
-            sessions: rate.sessions.saturating_add(u32::from(new_session)),
-            ..rate
-        });
-        // a start adds a job (and maybe a session) to every window at `now`, and no time yet
-        if let Some((at, _, usages)) = &mut self.usage_memo {
-            if *at == now {
-                for u in usages.iter_mut() {
-                    u.jobs += 1;
-                    u.sessions += u32::from(new_session);
-                }
-            } else {
-                self.usage_memo = None;
-            }
-        }
+        self.count_start(now, 1);
         self.open.insert(job.id);
     }
 
     fn on_finished(&mut self, now: Time, job: PolicyJob<'_>, _ran_for: Duration) {
         self.running = self.running.saturating_sub(1);
+        self.running_regular.remove(&job.id);
         if self.running == 0 {
             // the last run ended: a light Doze that waited for it (`LIGHT_STATE_PRE_IDLE`)
             // begins now ("s:predone")

@@ -1456,3 +1456,46 @@ fn ios_processing_tasks_stop_when_the_user_starts_using_the_device() {
     assert_eq!(refresh[0].end, t("2026-11-23T00:00:20Z"));
     assert_eq!(refresh[0].outcome, RunResult::Success);
 }
+
+/// AOSP QuotaController (Android 12 and 13), `Timer.onStateChangedLocked`: "if (isQuotaFree)
+/// { emitSessionLocked(nowElapsed); } else if (!isActive() && shouldTrackLocked()) { // Start
+/// timing from unplug. if (mRunningBgJobs.size() > 0) { mStartTimeElapsed = nowElapsed; …".
+/// In the working-set bucket (`ALLOWED_TIME_PER_PERIOD_MS` = 10 min per
+/// `WINDOW_SIZE_WORKING_MS` = 2 h; batching off with `batch_ready_jobs = 1` to look at the
+/// quota alone), an 8-minute run on battery leaves 2 minutes; a 9-minute run started on the
+/// charger at 00:20 is timed from the unplug at 00:22 and stopped at 00:24. It used to run to
+/// its end, never counted.
+#[test]
+fn a_run_going_when_the_charger_is_unplugged_counts_against_the_quota_from_then() {
+    let r = run(r#"
+        profile = "android"
+        start = "2026-11-23T00:00:00Z"
+        duration = "1h"
+        overrides = { batch_ready_jobs = 1 }
+        device = { screen = "on", charging = false, bucket = "working_set" }
+
+        [[job]]
+        name = "first"
+        in = "0s"
+        outcome = { duration = "8m" }
+
+        [[job]]
+        name = "second"
+        in = "20m"
+        outcome = { duration = "9m" }
+
+        [[event]]
+        at = "10m"
+        charging = true
+
+        [[event]]
+        at = "22m"
+        charging = false
+    "#);
+    let first = &r.jobs[0].runs;
+    assert_eq!(first[0].end, t("2026-11-23T00:08:00Z"), "{first:?}");
+    let second = &r.jobs[1].runs;
+    assert_eq!(second[0].start, t("2026-11-23T00:20:00Z"), "{second:?}");
+    assert_eq!(second[0].end, t("2026-11-23T00:24:00Z"), "{second:?}");
+    assert_eq!(second[0].stop.as_deref(), Some("standby_quota_time"));
+}
