@@ -138,10 +138,13 @@ pub struct AndroidSettings {
     /// …up to this (5 → 10 → 15 min).
     #[serde(with = "humantime_serde")]
     pub light_idle_max: Duration,
-    /// The first light maintenance window; each next one doubles…
+    /// A light maintenance window lasts at least this (`LIGHT_IDLE_MAINTENANCE_MIN_BUDGET`,
+    /// 1 min): the budget starts here, and a window that ends early, its work done, adds what
+    /// it left of this minimum to the next one's budget…
     #[serde(with = "humantime_serde")]
     pub light_maintenance_min: Duration,
-    /// …up to this (1 → 2 → 4 → 5 min).
+    /// …which is at most this (`LIGHT_IDLE_MAINTENANCE_MAX_BUDGET`, 5 min). Windows that run
+    /// their whole budget leave the minimum to the next.
     #[serde(with = "humantime_serde")]
     pub light_maintenance_max: Duration,
     /// Deep Doze starts this long after the screen goes off on battery, the device stationary
@@ -490,7 +493,14 @@ pub struct AndroidPolicy {
     doze_since: Option<Time>,
     /// A light maintenance window that ended early, its work done: light-idle period `k`
     /// starts at this instant (DeviceIdleController's `exitMaintenanceEarlyIfNeededLocked`).
-    light_cut: Option<(Time, u32)>,
+    ///
+    /// With it, the budget of the next light maintenance window (`mCurLightIdleBudget` after
+    /// the early exit).
+    light_cut: Option<(Time, u32, Duration)>,
+    /// The last light maintenance window a job ran in, `(since, until, k)`: light Doze is
+    /// walked on from it (the windows after it that no job ran in had nothing to do and ended
+    /// at once). A later `light_cut` takes over.
+    light_visit: Option<(Time, Time, u32)>,
     /// The same for a deep maintenance window (AOSP ends both kinds early).
     deep_cut: Option<(Time, u32)>,
     /// The device is moving: deep Doze waits until it is still.
@@ -544,6 +554,7 @@ impl AndroidPolicy {
             charging: true,
             doze_since: None,
             light_cut: None,
+            light_visit: None,
             deep_cut: None,
             moving: false,
             still_since: None,
@@ -584,8 +595,22 @@ impl AndroidPolicy {
             };
             self.deep_cut = Some((now, k + 1));
         } else {
-            let (_, k) = self.light_phase(now);
-            self.light_cut = Some((now, k + 1));
+            let (phase, k) = self.light_phase(now);
+            // DeviceIdleController, leaving `LIGHT_STATE_IDLE_MAINTENANCE`: "if (duration <
+            // LIGHT_IDLE_MAINTENANCE_MIN_BUDGET) { // We didn't use up all of our minimum
+            // budget; add this to the reserve. mCurLightIdleBudget += (MIN_BUDGET - duration);
+            // } else { // We used more than our minimum budget; this comes out of the reserve.
+            // mCurLightIdleBudget -= (duration - MIN_BUDGET); }" — the window's budget plus
+            // the minimum minus what it lasted, either way
+            let budget = match phase {
+                DozePhase::Maintenance { since, until, .. } => {
+                    let planned = (until - since).to_std().unwrap_or_default();
+                    let lasted = (now - since).to_std().unwrap_or_default();
+                    (planned + self.settings.light_maintenance_min).saturating_sub(lasted)
+                }
+                _ => self.settings.light_maintenance_min,
+            };
+            self.light_cut = Some((now, k + 1, budget));
         }
         true
     }
@@ -724,21 +749,69 @@ impl AndroidPolicy {
         if now < light_start {
             return (DozePhase::Awake, 0);
         }
-        let (from, first) = match self.light_cut {
-            Some((at, k)) if at <= now => (at, k),
-            _ => (light_start, 0),
+        let cut = self.light_cut.filter(|(at, ..)| *at <= now);
+        let visit = self
+            .light_visit
+            .filter(|(since, ..)| *since <= now && cut.is_none_or(|(at, ..)| *since >= at));
+        let (from, first, budget) = match (visit, cut) {
+            (Some((since, until, k)), _) => {
+                if now < until {
+                    let phase = DozePhase::Maintenance {
+                        deep: false,
+                        since,
+                        until,
+                    };
+                    return (phase, k);
+                }
+                // a window used to its end leaves the minimum to the next
+                (until, k + 1, s.light_maintenance_min)
+            }
+            (None, Some((at, k, budget))) => (at, k, budget),
+            (None, None) => (light_start, 0, s.light_maintenance_min),
         };
-        let (phase, k) = walk(
-            from,
-            now,
-            false,
-            |k| {
-                s.light_idle_step
-                    .saturating_mul((k + first).saturating_add(1))
-                    .min(s.light_idle_max)
-            },
-            |k| doubling(s.light_maintenance_min, s.light_maintenance_max, k + first),
-        );
+        // a window lasts the budget, within `LIGHT_IDLE_MAINTENANCE_MIN_BUDGET` and `…_MAX_BUDGET`
+        // ("if (mCurLightIdleBudget < MIN_BUDGET) … else if (> MAX_BUDGET) …;
+        // scheduleLightAlarmLocked(mCurLightIdleBudget)"), the budget starting at the minimum
+        // (`LIGHT_STATE_INACTIVE`). A window no job ran in had nothing to do: it ended at once
+        // (`exitMaintenanceEarlyIfNeededLocked`), adding the minimum to the reserve; one a job
+        // ran in to its end used its whole budget, leaving the minimum to the next
+        let idle = |k: u32| {
+            s.light_idle_step
+                .saturating_mul((k + first).saturating_add(1))
+                .min(s.light_idle_max)
+        };
+        let (mut t, mut budget) = (from, budget);
+        let mut found = (DozePhase::Awake, 0);
+        for k in 0..u32::MAX {
+            let idle_end = add(t, idle(k));
+            if now < idle_end {
+                found = (
+                    DozePhase::Idle {
+                        deep: false,
+                        until: idle_end,
+                    },
+                    k,
+                );
+                break;
+            }
+            let len = budget
+                .min(s.light_maintenance_max)
+                .max(s.light_maintenance_min);
+            let end = add(idle_end, len);
+            if now < end {
+                found = (
+                    DozePhase::Maintenance {
+                        deep: false,
+                        since: idle_end,
+                        until: end,
+                    },
+                    k,
+                );
+                break;
+            }
+            (t, budget) = (idle_end, len + s.light_maintenance_min);
+        }
+        let (phase, k) = found;
         (phase, k + first)
     }
 
@@ -1343,6 +1416,7 @@ impl Policy for AndroidPolicy {
             (false, Some(_)) => {
                 self.doze_since = None;
                 self.light_cut = None;
+                self.light_visit = None;
                 self.deep_cut = None;
                 self.light_from = None;
                 self.pre_idle_end = None;
@@ -1359,6 +1433,7 @@ impl Policy for AndroidPolicy {
                 {
                     self.light_from = Some(now);
                     self.light_cut = None;
+                    self.light_visit = None;
                     self.pre_idle_end = None;
                 }
             } else {
@@ -1409,6 +1484,15 @@ impl Policy for AndroidPolicy {
     }
 
     fn on_started(&mut self, now: Time, job: PolicyJob<'_>) {
+        if let DozePhase::Maintenance {
+            deep: false,
+            since,
+            until,
+        } = self.doze_phase(now)
+        {
+            let (_, k) = self.light_phase(now);
+            self.light_visit = Some((since, until, k));
+        }
         if self.running == 0 {
             self.busy_since = Some(now);
         }

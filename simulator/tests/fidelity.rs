@@ -1499,3 +1499,43 @@ fn a_run_going_when_the_charger_is_unplugged_counts_against_the_quota_from_then(
     assert_eq!(second[0].end, t("2026-11-23T00:24:00Z"), "{second:?}");
     assert_eq!(second[0].stop.as_deref(), Some("standby_quota_time"));
 }
+
+/// AOSP DeviceIdleController (Android 12 and 13), `stepLightIdleStateLocked`: a light
+/// maintenance window lasts the budget `mCurLightIdleBudget`, which starts at
+/// `LIGHT_IDLE_MAINTENANCE_MIN_BUDGET` (1 min) and is kept within it and
+/// `LIGHT_IDLE_MAINTENANCE_MAX_BUDGET` (5 min); as a window ends, "We didn't use up all of our
+/// minimum budget; add this to the reserve" (`+= MIN_BUDGET - duration`) or "We used more than
+/// our minimum budget; this comes out of the reserve" (`-= duration - MIN_BUDGET`). Screen off
+/// on battery at 00:00 (deep Doze pushed past the scenario), light idle 00:05–00:10 (5 min),
+/// 00:10–00:20 (10), 00:20–00:35 (15): the windows at 00:10 and 00:20 have nothing to do and
+/// end at once, so the window at 00:35 has 3 minutes; a 20-minute job added at 00:25 uses all
+/// three, which leaves the minimum: its next window, after 15 minutes of idle, lasts 1 minute.
+/// The windows were 1 → 2 → 4 → 5 minutes whatever they were used for.
+#[test]
+fn light_maintenance_windows_last_the_budget_reserve() {
+    let r = run(r#"
+        profile = "android"
+        start = "2026-11-23T00:00:00Z"
+        duration = "1h"
+        overrides = { deep_idle_after = "10h" }
+        device = { screen = "off", charging = false }
+
+        [[job]]
+        name = "long"
+        added = "25m"
+        outcome = { duration = "20m" }
+    "#);
+    let runs = &r.jobs[0].runs;
+    let span = |i: usize| (runs[i].start, runs[i].end);
+    assert_eq!(
+        span(0),
+        (t("2026-11-23T00:35:00Z"), t("2026-11-23T00:38:00Z")),
+        "{runs:?}"
+    );
+    assert_eq!(runs[0].stop.as_deref(), Some("doze_window_closed"));
+    assert_eq!(
+        span(1),
+        (t("2026-11-23T00:53:00Z"), t("2026-11-23T00:54:00Z")),
+        "{runs:?}"
+    );
+}
