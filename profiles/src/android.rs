@@ -125,16 +125,26 @@ pub struct AndroidSettings {
     /// Light Doze starts this long after the screen goes off on battery.
     #[serde(with = "humantime_serde")]
     pub light_idle_after: Duration,
+    /// When light Doze is due while jobs run, it waits for them to finish, at most this long;
+    /// then it begins and stops them (DeviceIdleController's `LIGHT_STATE_PRE_IDLE` and
+    /// `LIGHT_PRE_IDLE_TIMEOUT`, 3 min in Android 12 and 13: "the amount of time we will wait
+    /// from the point where we decide we would like to go idle until we actually do, while
+    /// waiting for jobs and other current activity to finish").
+    #[serde(with = "humantime_serde")]
+    pub light_pre_idle_timeout: Duration,
     /// The first light-idle period; each next one is longer by this much…
     #[serde(with = "humantime_serde")]
     pub light_idle_step: Duration,
     /// …up to this (5 → 10 → 15 min).
     #[serde(with = "humantime_serde")]
     pub light_idle_max: Duration,
-    /// The first light maintenance window; each next one doubles…
+    /// A light maintenance window lasts at least this (`LIGHT_IDLE_MAINTENANCE_MIN_BUDGET`,
+    /// 1 min): the budget starts here, and a window that ends early, its work done, adds what
+    /// it left of this minimum to the next one's budget…
     #[serde(with = "humantime_serde")]
     pub light_maintenance_min: Duration,
-    /// …up to this (1 → 2 → 4 → 5 min).
+    /// …which is at most this (`LIGHT_IDLE_MAINTENANCE_MAX_BUDGET`, 5 min). Windows that run
+    /// their whole budget leave the minimum to the next.
     #[serde(with = "humantime_serde")]
     pub light_maintenance_max: Duration,
     /// Deep Doze starts this long after the screen goes off on battery, the device stationary
@@ -210,6 +220,7 @@ impl Default for AndroidSettings {
         let m = |n: u64| Duration::from_secs(n * 60);
         AndroidSettings {
             light_idle_after: m(5),
+            light_pre_idle_timeout: m(3),
             light_idle_step: m(5),
             light_idle_max: m(15),
             light_maintenance_min: m(1),
@@ -482,7 +493,14 @@ pub struct AndroidPolicy {
     doze_since: Option<Time>,
     /// A light maintenance window that ended early, its work done: light-idle period `k`
     /// starts at this instant (DeviceIdleController's `exitMaintenanceEarlyIfNeededLocked`).
-    light_cut: Option<(Time, u32)>,
+    ///
+    /// With it, the budget of the next light maintenance window (`mCurLightIdleBudget` after
+    /// the early exit).
+    light_cut: Option<(Time, u32, Duration)>,
+    /// The last light maintenance window a job ran in, `(since, until, k)`: light Doze is
+    /// walked on from it (the windows after it that no job ran in had nothing to do and ended
+    /// at once). A later `light_cut` takes over.
+    light_visit: Option<(Time, Time, u32)>,
     /// The same for a deep maintenance window (AOSP ends both kinds early).
     deep_cut: Option<(Time, u32)>,
     /// The device is moving: deep Doze waits until it is still.
@@ -493,10 +511,18 @@ pub struct AndroidPolicy {
     light_from: Option<Time>,
     /// Jobs running now (on battery or not).
     running: usize,
+    /// Since when jobs have been running without a break (`None`: none runs).
+    busy_since: Option<Time>,
+    /// Light Doze was due while jobs ran (`LIGHT_STATE_PRE_IDLE`): it began at this instant,
+    /// when they finished or `light_pre_idle_timeout` ran out ("s:predone").
+    pre_idle_end: Option<Time>,
     /// The app's timing sessions, oldest first: one history across bucket changes.
     sessions: VecDeque<Session>,
     /// The jobs running in the open session (started on battery).
     open: std::collections::BTreeSet<JobId>,
+    /// The app's regular (not expedited) runs in progress, on battery or not: those the
+    /// quota starts timing when the charger is unplugged.
+    running_regular: std::collections::BTreeSet<JobId>,
     /// Jobs held for a batch (not in the active bucket, on battery), since when.
     batch: std::collections::BTreeMap<JobId, Time>,
     /// Jobs of a batch that was let go: they start whenever a slot is free.
@@ -528,13 +554,17 @@ impl AndroidPolicy {
             charging: true,
             doze_since: None,
             light_cut: None,
+            light_visit: None,
             deep_cut: None,
             moving: false,
             still_since: None,
             light_from: None,
             running: 0,
+            busy_since: None,
+            pre_idle_end: None,
             sessions: VecDeque::new(),
             open: std::collections::BTreeSet::new(),
+            running_regular: std::collections::BTreeSet::new(),
             quota_memo: None,
             usage_memo: None,
             rate: None,
@@ -565,8 +595,22 @@ impl AndroidPolicy {
             };
             self.deep_cut = Some((now, k + 1));
         } else {
-            let (_, k) = self.light_phase(now);
-            self.light_cut = Some((now, k + 1));
+            let (phase, k) = self.light_phase(now);
+            // DeviceIdleController, leaving `LIGHT_STATE_IDLE_MAINTENANCE`: "if (duration <
+            // LIGHT_IDLE_MAINTENANCE_MIN_BUDGET) { // We didn't use up all of our minimum
+            // budget; add this to the reserve. mCurLightIdleBudget += (MIN_BUDGET - duration);
+            // } else { // We used more than our minimum budget; this comes out of the reserve.
+            // mCurLightIdleBudget -= (duration - MIN_BUDGET); }" — the window's budget plus
+            // the minimum minus what it lasted, either way
+            let budget = match phase {
+                DozePhase::Maintenance { since, until, .. } => {
+                    let planned = (until - since).to_std().unwrap_or_default();
+                    let lasted = (now - since).to_std().unwrap_or_default();
+                    (planned + self.settings.light_maintenance_min).saturating_sub(lasted)
+                }
+                _ => self.settings.light_maintenance_min,
+            };
+            self.light_cut = Some((now, k + 1, budget));
         }
         true
     }
@@ -632,31 +676,142 @@ impl AndroidPolicy {
         })
     }
 
+    /// When light Doze is due for a screen-off at `off` (`light_idle_after` later, or after the
+    /// motion that ended deep Doze).
+    fn light_due(&self, off: Time) -> Time {
+        add(
+            self.light_from.unwrap_or(off),
+            self.settings.light_idle_after,
+        )
+    }
+
+    /// When light Doze begins, as far as it is known at `now`: when it is due — unless jobs ran
+    /// then: DeviceIdleController's `LIGHT_STATE_INACTIVE` step goes to `LIGHT_STATE_PRE_IDLE`
+    /// "if (!isOpsInactiveLocked())" ("We have some active ops going on... give them a chance
+    /// to finish before going in to our first idle"), and light idle begins when they finish
+    /// (`exitMaintenanceEarlyIfNeededLocked`, "s:predone") or `LIGHT_PRE_IDLE_TIMEOUT` after it
+    /// was due, whichever comes first. `None`: not yet known (they still run; at the latest
+    /// [`AndroidPolicy::pre_idle_deadline`]).
+    fn light_idle_start(&self, off: Time, now: Time) -> Option<Time> {
+        let due = self.light_due(off);
+        if now < due {
+            return Some(due); // not yet due: what it will be does not matter before then
+        }
+        if let Some(end) = self.pre_idle_end.filter(|e| *e >= due) {
+            return Some(end);
+        }
+        if self.running > 0 && self.busy_since.is_some_and(|b| b <= due) {
+            let latest = add(due, self.settings.light_pre_idle_timeout);
+            return (now >= latest).then_some(latest);
+        }
+        Some(due)
+    }
+
+    /// While the screen is off on battery and light Doze has not begun: the instant by which
+    /// it begins whatever runs (when it is due plus `LIGHT_PRE_IDLE_TIMEOUT`), or deep Doze
+    /// if that comes first — a run still going then is stopped: DeviceIdleJobsController
+    /// restricts jobs in light idle as in deep idle (`updateIdleMode(isDeviceIdleMode() ||
+    /// isLightDeviceIdleMode())`).
+    fn pre_idle_deadline(&self, now: Time) -> Option<(Time, PolicyStop)> {
+        let off = self.doze_since?;
+        if !matches!(self.doze_phase(now), DozePhase::Awake) {
+            return None;
+        }
+        let light = add(self.light_due(off), self.settings.light_pre_idle_timeout);
+        let deep = self.deep_start(off).filter(|d| *d >= now);
+        Some(match deep {
+            Some(d) if d < light => (
+                d,
+                PolicyStop::new("doze_began", "deep Doze began while it ran"),
+            ),
+            _ => (
+                light.max(now),
+                PolicyStop::new(
+                    "doze_began",
+                    format!(
+                        "light Doze began while it ran (running jobs get {} to finish: LIGHT_PRE_IDLE_TIMEOUT)",
+                        humantime::format_duration(self.settings.light_pre_idle_timeout)
+                    ),
+                ),
+            ),
+        })
+    }
+
     /// Light Doze at `now` (ignoring deep Doze), and the number of its idle/maintenance cycle.
     fn light_phase(&self, now: Time) -> (DozePhase, u32) {
         let Some(off) = self.doze_since else {
             return (DozePhase::Awake, 0);
         };
         let s = &self.settings;
-        let light_start = add(self.light_from.unwrap_or(off), s.light_idle_after);
+        let Some(light_start) = self.light_idle_start(off, now) else {
+            return (DozePhase::Awake, 0);
+        };
         if now < light_start {
             return (DozePhase::Awake, 0);
         }
-        let (from, first) = match self.light_cut {
-            Some((at, k)) if at <= now => (at, k),
-            _ => (light_start, 0),
+        let cut = self.light_cut.filter(|(at, ..)| *at <= now);
+        let visit = self
+            .light_visit
+            .filter(|(since, ..)| *since <= now && cut.is_none_or(|(at, ..)| *since >= at));
+        let (from, first, budget) = match (visit, cut) {
+            (Some((since, until, k)), _) => {
+                if now < until {
+                    let phase = DozePhase::Maintenance {
+                        deep: false,
+                        since,
+                        until,
+                    };
+                    return (phase, k);
+                }
+                // a window used to its end leaves the minimum to the next
+                (until, k + 1, s.light_maintenance_min)
+            }
+            (None, Some((at, k, budget))) => (at, k, budget),
+            (None, None) => (light_start, 0, s.light_maintenance_min),
         };
-        let (phase, k) = walk(
-            from,
-            now,
-            false,
-            |k| {
-                s.light_idle_step
-                    .saturating_mul((k + first).saturating_add(1))
-                    .min(s.light_idle_max)
-            },
-            |k| doubling(s.light_maintenance_min, s.light_maintenance_max, k + first),
-        );
+        // a window lasts the budget, within `LIGHT_IDLE_MAINTENANCE_MIN_BUDGET` and `…_MAX_BUDGET`
+        // ("if (mCurLightIdleBudget < MIN_BUDGET) … else if (> MAX_BUDGET) …;
+        // scheduleLightAlarmLocked(mCurLightIdleBudget)"), the budget starting at the minimum
+        // (`LIGHT_STATE_INACTIVE`). A window no job ran in had nothing to do: it ended at once
+        // (`exitMaintenanceEarlyIfNeededLocked`), adding the minimum to the reserve; one a job
+        // ran in to its end used its whole budget, leaving the minimum to the next
+        let idle = |k: u32| {
+            s.light_idle_step
+                .saturating_mul((k + first).saturating_add(1))
+                .min(s.light_idle_max)
+        };
+        let (mut t, mut budget) = (from, budget);
+        let mut found = (DozePhase::Awake, 0);
+        for k in 0..u32::MAX {
+            let idle_end = add(t, idle(k));
+            if now < idle_end {
+                found = (
+                    DozePhase::Idle {
+                        deep: false,
+                        until: idle_end,
+                    },
+                    k,
+                );
+                break;
+            }
+            let len = budget
+                .min(s.light_maintenance_max)
+                .max(s.light_maintenance_min);
+            let end = add(idle_end, len);
+            if now < end {
+                found = (
+                    DozePhase::Maintenance {
+                        deep: false,
+                        since: idle_end,
+                        until: end,
+                    },
+                    k,
+                );
+                break;
+            }
+            (t, budget) = (idle_end, len + s.light_maintenance_min);
+        }
+        let (phase, k) = found;
         (phase, k + first)
     }
 
@@ -891,24 +1046,54 @@ impl AndroidPolicy {
     }
 
     /// Outside the active bucket, jobs wait until enough are ready or the oldest has waited
-    /// long enough; then the whole batch goes.
-    fn batch_hold(&mut self, now: Time, id: JobId) -> Option<Decision> {
+    /// long enough; then the whole batch goes. As AOSP JobSchedulerService's
+    /// `MaybeReadyJobQueueFunctor` (Android 12 and 13, and the same rules in 14–16) decides
+    /// `shouldForceBatchJob`: an expedited job is never batched ("Never batch expedited jobs,
+    /// even for RESTRICTED apps"); a job of the restricted bucket always is ("Restricted jobs
+    /// must always be batched": no `MAX_NON_ACTIVE_JOB_BATCH_DELAY_MS` lets it go alone); a job
+    /// that failed before (`getNumFailures() > 0`: a retry) is not; the others are, outside the
+    /// active bucket, until the oldest has waited `MAX_NON_ACTIVE_JOB_BATCH_DELAY_MS`. Whether
+    /// the device charges plays no part. A job that is not force-batched lets the whole batch go
+    /// (`postProcessLocked`: `unbatchedCount > 0` queues every runnable job).
+    fn batch_hold(&mut self, now: Time, job: PolicyJob<'_>) -> Option<Decision> {
         let bucket = self.bucket.bucket();
-        if bucket == Bucket::Active || self.released.contains(&id) {
+        let id = job.id;
+        if self.released.contains(&id) {
+            return None;
+        }
+        let restricted = bucket == Bucket::Restricted;
+        // (an expedited job within its quota never comes here: the core starts it past the
+        // profile's holds; one sent back to the ordinary queue is not treated as expedited)
+        let unbatched = !restricted && (bucket == Bucket::Active || job.attempt > 0);
+        if unbatched {
+            // an unbatched job runs, and the batch with it
+            if !self.batch.is_empty() {
+                self.release = true;
+                self.released
+                    .extend(std::mem::take(&mut self.batch).into_keys());
+            }
             return None;
         }
         let since = *self.batch.entry(id).or_insert(now);
         let oldest = self.batch.values().min().copied().unwrap_or(since);
         let deadline = add(oldest, self.settings.batch_max_wait);
-        if self.batch.len() >= self.settings.batch_ready_jobs || now >= deadline {
+        if self.batch.len() >= self.settings.batch_ready_jobs || (!restricted && now >= deadline) {
             self.release = self.batch.len() > 1;
             self.released
                 .extend(std::mem::take(&mut self.batch).into_keys());
             return None;
         }
-        Some(Decision::Defer {
-            until: deadline,
-            reason: PolicyReason::new(
+        let reason = if restricted {
+            PolicyReason::new(
+                "standby_batching",
+                HoldKind::Batching,
+                format!(
+                    "bucket {bucket}: batched until {} jobs are ready (restricted jobs are always batched)",
+                    self.settings.batch_ready_jobs
+                ),
+            )
+        } else {
+            PolicyReason::new(
                 "standby_batching",
                 HoldKind::Batching,
                 format!(
@@ -916,8 +1101,122 @@ impl AndroidPolicy {
                     self.settings.batch_ready_jobs,
                     humantime::format_duration(self.settings.batch_max_wait)
                 ),
-            ),
+            )
+        };
+        if restricted {
+            // nothing but more ready jobs lets a restricted batch go: no wake-up of its own
+            return Some(Decision::Deny { reason });
+        }
+        Some(Decision::Defer {
+            until: deadline,
+            reason,
         })
+    }
+
+    /// When the app's quota stops its runs (all at once: overlapping runs count once), if it
+    /// applies now (not while charging outside the restricted bucket).
+    fn quota_deadline(&mut self, now: Time) -> Option<(Time, PolicyStop)> {
+        if self.quota_free() {
+            return None;
+        }
+        let mut deadline: Option<(Time, PolicyStop)> = None;
+        {
+            // the session's time (overlapping runs count once) runs out for every job of the
+            // app at the same instant
+            let (bucket, l) = self.limits();
+            let [u, _, d] = self.usages(now);
+            // the bucket's allowed time, where it can run out (not when the window is no longer
+            // than the allowed time: see `quota_hold`)…
+            if l.max_job_time < l.window {
+                let out = add(now, l.max_job_time.saturating_sub(u.time));
+                if deadline.as_ref().is_none_or(|x| out < x.0) {
+                    deadline = Some((
+                        out,
+                        PolicyStop::new(
+                            "standby_quota_time",
+                            format!("standby bucket {bucket}: job-time quota used up"),
+                        ),
+                    ));
+                }
+            }
+            // …and the daily limit of every bucket (`MAX_EXECUTION_TIME_MS`)
+            let daily = self.settings.max_execution_per_day;
+            let out = add(now, daily.saturating_sub(d.time));
+            if deadline.as_ref().is_none_or(|x| out < x.0) {
+                deadline = Some((
+                    out,
+                    PolicyStop::new(
+                        "daily_execution_limit",
+                        format!(
+                            "{} of job time per day used",
+                            humantime::format_duration(daily)
+                        ),
+                    ),
+                ));
+            }
+        }
+        deadline
+    }
+
+    /// `n` of the app's jobs start being counted at `now` (started, or running as the charger
+    /// is unplugged): they join the open timing session, or one that ended less than the
+    /// coalescing time ago, or begin a new one; the rate-limiting window counts them.
+    fn count_start(&mut self, now: Time, n: u32) {
+        let coalesce = self.settings.session_coalescing;
+        let new_session = match self.sessions.back_mut() {
+            // a session is open: the run joins it
+            Some(s) if s.end.is_none() => {
+                s.jobs += n;
+                false
+            }
+            // the last session ended less than the coalescing time ago: it is reopened
+            Some(s) if s.end.is_some_and(|e| add(e, coalesce) > now) => {
+                s.end = None;
+                s.jobs += n;
+                false
+            }
+            _ => {
+                let next = match self.sessions.back() {
+                    Some(last) => Session {
+                        jobs: n,
+                        ..last.next(now)
+                    },
+                    None => Session {
+                        start: now,
+                        end: None,
+                        jobs: n,
+                        jobs_before: 0,
+                        time_before: Duration::ZERO,
+                    },
+                };
+                self.sessions.push_back(next);
+                true
+            }
+        };
+        let rate = match self.rate {
+            Some(w) if now < w.ends => w,
+            _ => RateWindow {
+                ends: add(now, self.settings.rate_limit_window),
+                jobs: 0,
+                sessions: 0,
+            },
+        };
+        self.rate = Some(RateWindow {
+            jobs: rate.jobs.saturating_add(n),
+            sessions: rate.sessions.saturating_add(u32::from(new_session)),
+            ..rate
+        });
+        // a start adds a job (and maybe a session) to every window at `now`, and no time yet
+        if let Some((at, _, usages)) = &mut self.usage_memo {
+            if *at == now {
+                for u in usages.iter_mut() {
+                    u.jobs += n;
+                    u.sessions += u32::from(new_session);
+                }
+            } else {
+                self.usage_memo = None;
+            }
+        }
     }
 
     fn forget_old(&mut self, now: Time) {
@@ -959,13 +1258,10 @@ impl Policy for AndroidPolicy {
             Some((Some(until), reason)) => return Decision::Defer { until, reason },
             None => {}
         }
-        if self.charging {
-            return Decision::Allow; // no batching while charging
-        }
         // batching gathers the jobs that are ready — within quota — (AOSP JobSchedulerService:
         // `MIN_READY_NON_ACTIVE_JOBS_COUNT` counts jobs whose constraints, `WITHIN_QUOTA`
         // among them, are satisfied), so it comes after the app-wide holds
-        self.batch_hold(now, job.id).unwrap_or(Decision::Allow)
+        self.batch_hold(now, job).unwrap_or(Decision::Allow)
     }
 
     /// Force-quit, Doze's idle periods and the app's quotas (QuotaController keeps them per
@@ -1013,10 +1309,9 @@ impl Policy for AndroidPolicy {
                 until: self
                     .doze_since
                     .map(|off| {
-                        add(
-                            self.light_from.unwrap_or(off),
-                            self.settings.light_idle_after,
-                        )
+                        self.light_idle_start(off, now).unwrap_or_else(|| {
+                            add(self.light_due(off), self.settings.light_pre_idle_timeout)
+                        })
                     })
                     .filter(|start| *start > now),
             },
@@ -1073,55 +1368,58 @@ impl Policy for AndroidPolicy {
                 PolicyStop::new("doze_window_closed", "the Doze maintenance window closed"),
             );
         }
-        if !self.quota_free() {
-            // the session's time (overlapping runs count once) runs out for every job of the
-            // app at the same instant
-            let (bucket, l) = self.limits();
-            let [u, _, d] = self.usages(now);
-            // the bucket's allowed time, where it can run out (not when the window is no longer
-            // than the allowed time: see `quota_hold`)…
-            if l.max_job_time < l.window {
-                let out = add(now, l.max_job_time.saturating_sub(u.time));
-                if out < deadline.0 {
-                    deadline = (
-                        out,
-                        PolicyStop::new(
-                            "standby_quota_time",
-                            format!("standby bucket {bucket}: job-time quota used up"),
-                        ),
-                    );
-                }
-            }
-            // …and the daily limit of every bucket (`MAX_EXECUTION_TIME_MS`)
-            let daily = self.settings.max_execution_per_day;
-            let out = add(now, daily.saturating_sub(d.time));
-            if out < deadline.0 {
-                deadline = (
-                    out,
-                    PolicyStop::new(
-                        "daily_execution_limit",
-                        format!(
-                            "{} of job time per day used",
-                            humantime::format_duration(daily)
-                        ),
-                    ),
-                );
-            }
+        if let Some(d) = self.pre_idle_deadline(now)
+            && d.0 < deadline.0
+        {
+            deadline = d;
+        }
+        if let Some(d) = self.quota_deadline(now)
+            && d.0 < deadline.0
+        {
+            deadline = d;
         }
         Some(deadline)
     }
 
     fn on_device(&mut self, now: Time, device: &DeviceState) {
+        let was_free = self.quota_free();
         self.charging = device.charging;
         self.quota_memo = None;
+        match (was_free, self.quota_free()) {
+            // QuotaController's Timer `onStateChangedLocked`: "if (isQuotaFree) {
+            // emitSessionLocked(nowElapsed); }" — plugged in, the open session ends now…
+            (false, true) => {
+                if !self.open.is_empty() {
+                    self.open.clear();
+                    if let Some(last) = self.sessions.back_mut()
+                        && last.end.is_none()
+                    {
+                        last.end = Some(now);
+                    }
+                }
+                self.usage_memo = None;
+            }
+            // …and unplugged, "Start timing from unplug": the runs in progress begin a session
+            // now and count as jobs (`mBgJobCount = mRunningBgJobs.size();
+            // incrementJobCountLocked(..., mBgJobCount)`)
+            (true, false) if !self.running_regular.is_empty() && self.open.is_empty() => {
+                self.usage_memo = None;
+                let n = u32::try_from(self.running_regular.len()).unwrap_or(u32::MAX);
+                self.count_start(now, n);
+                self.open = self.running_regular.clone();
+            }
+            _ => {}
+        }
         let dozable = !device.screen_on && !device.charging;
         match (dozable, self.doze_since) {
             (true, None) => self.doze_since = Some(now),
             (false, Some(_)) => {
                 self.doze_since = None;
                 self.light_cut = None;
+                self.light_visit = None;
                 self.deep_cut = None;
                 self.light_from = None;
+                self.pre_idle_end = None;
             }
             _ => {}
         }
@@ -1135,6 +1433,8 @@ impl Policy for AndroidPolicy {
                 {
                     self.light_from = Some(now);
                     self.light_cut = None;
+                    self.light_visit = None;
+                    self.pre_idle_end = None;
                 }
             } else {
                 self.still_since = Some(now);
@@ -1161,11 +1461,48 @@ impl Policy for AndroidPolicy {
         }
     }
 
+    /// A run going when the screen goes off on battery is stopped when Doze begins (light Doze
+    /// waiting for it at most `LIGHT_PRE_IDLE_TIMEOUT`); one going when the charger is
+    /// unplugged, when the quota that starts timing it then runs out.
+    fn deadline_after_device(
+        &mut self,
+        now: Time,
+        job: PolicyJob<'_>,
+    ) -> Option<(Time, PolicyStop)> {
+        let doze = self.pre_idle_deadline(now);
+        // unplugged: the quota times a regular run from now (QuotaController "Start timing
+        // from unplug"), and stops it when it runs out
+        let quota = if job.expedited {
+            None
+        } else {
+            self.quota_deadline(now)
+        };
+        match (doze, quota) {
+            (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
+            (a, b) => a.or(b),
+        }
+    }
+
     fn on_started(&mut self, now: Time, job: PolicyJob<'_>) {
+        if let DozePhase::Maintenance {
+            deep: false,
+            since,
+            until,
+        } = self.doze_phase(now)
+        {
+            let (_, k) = self.light_phase(now);
+            self.light_visit = Some((since, until, k));
+        }
+        if self.running == 0 {
+            self.busy_since = Some(now);
+        }
         self.running += 1;
         self.batch.remove(&job.id);
         self.released.remove(&job.id);
         self.quota_memo = None;
+        if !job.expedited {
+            self.running_regular.insert(job.id);
+        }
         if self.quota_free() {
             return; // QuotaController counts no session while quota is free
         }
@@ -1175,63 +1512,25 @@ impl Policy for AndroidPolicy {
             // that ledger, with the limit `expedited_quota` gives
             return;
         }
-        let coalesce = self.settings.session_coalescing;
-        let new_session = match self.sessions.back_mut() {
-            // a session is open: the run joins it
-            Some(s) if s.end.is_none() => {
-                s.jobs += 1;
-                false
-            }
-            // the last session ended less than the coalescing time ago: it is reopened
-            Some(s) if s.end.is_some_and(|e| add(e, coalesce) > now) => {
-                s.end = None;
-                s.jobs += 1;
-                false
-            }
-            _ => {
-                let next = match self.sessions.back() {
-                    Some(last) => last.next(now),
-                    None => Session {
-                        start: now,
-                        end: None,
-                        jobs: 1,
-                        jobs_before: 0,
-                        time_before: Duration::ZERO,
-                    },
-                };
-                self.sessions.push_back(next);
-                true
-            }
-        };
-        let rate = match self.rate {
-            Some(w) if now < w.ends => w,
-            _ => RateWindow {
-                ends: add(now, self.settings.rate_limit_window),
-                jobs: 0,
-                sessions: 0,
-            },
-        };
-        self.rate = Some(RateWindow {
-            jobs: rate.jobs.saturating_add(1),
-            sessions: rate.sessions.saturating_add(u32::from(new_session)),
-            ..rate
-        });
-        // a start adds a job (and maybe a session) to every window at `now`, and no time yet
-        if let Some((at, _, usages)) = &mut self.usage_memo {
-            if *at == now {
-                for u in usages.iter_mut() {
-                    u.jobs += 1;
-                    u.sessions += u32::from(new_session);
-                }
-            } else {
-                self.usage_memo = None;
-            }
-        }
+        self.count_start(now, 1);
         self.open.insert(job.id);
     }
 
     fn on_finished(&mut self, now: Time, job: PolicyJob<'_>, _ran_for: Duration) {
         self.running = self.running.saturating_sub(1);
+        self.running_regular.remove(&job.id);
+        if self.running == 0 {
+            // the last run ended: a light Doze that waited for it (`LIGHT_STATE_PRE_IDLE`)
+            // begins now ("s:predone")
+            if let (Some(busy), Some(off)) = (self.busy_since, self.doze_since) {
+                let due = self.light_due(off);
+                if busy <= due && now > due && self.pre_idle_end.is_none_or(|e| e < due) {
+                    self.pre_idle_end =
+                        Some(now.min(add(due, self.settings.light_pre_idle_timeout)));
+                }
+            }
+            self.busy_since = None;
+        }
         self.quota_memo = None;
         if self.open.remove(&job.id)
             && self.open.is_empty()

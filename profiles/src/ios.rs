@@ -197,6 +197,27 @@ impl Policy for IosPolicy {
         self.device = *device;
     }
 
+    /// Apple, `BGProcessingTask`: "Processing tasks run only when the device is idle. The
+    /// system terminates any background processing tasks running when the user starts using
+    /// the device. Background refresh tasks aren't affected." A processing run is stopped as
+    /// the screen comes on; its launch is over (the request is used up by it:
+    /// [`Policy::launch_uses_up_request`]).
+    fn deadline_after_device(
+        &mut self,
+        now: Time,
+        job: PolicyJob<'_>,
+    ) -> Option<(Time, PolicyStop)> {
+        (self.device.screen_on && is_processing(&job.request.tags)).then(|| {
+            (
+                now,
+                PolicyStop::new(
+                    "ios_processing_user_active",
+                    "the user started using the device: iOS terminates processing tasks then",
+                ),
+            )
+        })
+    }
+
     fn on_started(&mut self, now: Time, job: PolicyJob<'_>) {
         if !is_processing(&job.request.tags) {
             self.last_refresh = Some(now);

@@ -64,6 +64,10 @@ struct Sim<'a> {
     spec_of: FxHashMap<JobId, (usize, String)>,
     running: BTreeMap<JobId, Running>,
     wakeups: u64,
+    /// The wake-ups within the whole days simulated (for a per-day figure).
+    wakeups_whole_days: u64,
+    /// The end of the whole days simulated.
+    whole_end: Time,
     /// Each job's report (looked up at every run, never walked: hashed).
     reports: FxHashMap<JobId, JobReport>,
     /// What holds each job back for reasons of its own, and since when.
@@ -940,6 +944,11 @@ pub fn simulate_with_progress(
         spec_of: FxHashMap::default(),
         running: BTreeMap::new(),
         wakeups: 0,
+        wakeups_whole_days: 0,
+        whole_end: start
+            + chrono::TimeDelta::days(
+                (backwork_scheduler::core::add(start, scenario.duration) - start).num_days(),
+            ),
         reports: FxHashMap::default(),
         held: BTreeMap::new(),
         ready: ReadyGroup::new(start),
@@ -1198,6 +1207,9 @@ pub fn simulate_with_progress(
         if sim.core.poll_timeout().is_some_and(|d| d <= sim.now) {
             step = Step::Full;
             sim.wakeups += 1;
+            if sim.now < sim.whole_end {
+                sim.wakeups_whole_days += 1;
+            }
             sim.feed(Event::Timeout)?;
         } else if !progressed && next_gate != Some(sim.now) && !os_changed {
             return Err(SimError::Profile(format!(
@@ -1238,9 +1250,14 @@ pub fn simulate_with_progress(
             }
             r.cancelled = job
                 .filter(|j| j.state == backwork_scheduler::JobState::Cancelled)
-                .map(|j| {
-                    j.stop_reason
-                        .map_or_else(|| "cancelled".to_string(), |s| s.to_string())
+                .map(|j| match j.stop_reason {
+                    // nothing in a scenario cancels a job but a later add of its name
+                    // (`on_conflict = "replace"`, an iOS resubmit), which cancels the jobs
+                    // waiting for it with it
+                    None | Some(backwork_scheduler::StopReason::Cancelled) => {
+                        "replaced by a later [[job]] with its name (on_conflict = replace), or by the replacement of a job it waited for".to_string()
+                    }
+                    Some(s) => s.to_string(),
                 });
             r.per_day = (whole_days > 0).then(|| {
                 let n = r
@@ -1272,6 +1289,8 @@ pub fn simulate_with_progress(
         start,
         end,
         wakeups: sim.wakeups,
+        wakeups_per_day: (whole_days > 0)
+            .then(|| (sim.wakeups_whole_days as f64 / whole_days as f64 * 10.0).round() / 10.0),
         quota_hits,
         reasons: sim.reasons,
         families: sim.families,

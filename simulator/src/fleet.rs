@@ -89,7 +89,11 @@ pub fn simulate_fleet_with_progress(
             j.added = Some(shift(j.added.unwrap_or_default(), install));
         }
         let report = simulate(&device)?;
-        let per_day = report.jobs.iter().filter_map(|j| j.per_day).sum();
+        let per_day = report
+            .jobs
+            .iter()
+            .filter_map(|j| j.per_day)
+            .fold(0.0, |a, b| a + b); // (a sum of nothing is -0.0)
         let minutes = report
             .jobs
             .iter()
@@ -178,9 +182,12 @@ impl FleetReport {
             "per minute with any requests: mean {:.2}, p99 {}",
             self.mean_per_active_minute, self.p99_per_minute
         );
-        let n = self.runs_per_day.len().max(1) as f64;
-        let mean_runs: f64 = self.runs_per_day.iter().sum::<f64>() / n;
-        let _ = writeln!(s, "successful runs per device per day: {mean_runs:.1}");
+        // per day only over whole days, as a job's `per_day`: less than a day says nothing
+        if (self.end - self.start).num_days() > 0 {
+            let n = self.runs_per_day.len().max(1) as f64;
+            let mean_runs: f64 = self.runs_per_day.iter().fold(0.0, |a, b| a + b) / n;
+            let _ = writeln!(s, "successful runs per device per day: {mean_runs:.1}");
+        }
         s
     }
 }

@@ -154,6 +154,9 @@ pub struct Report {
     pub end: Time,
     /// How many times the scheduler's timer woke it.
     pub wakeups: u64,
+    /// Wake-ups per day, over the whole days simulated (`None` for less than a day).
+    #[serde(default)]
+    pub wakeups_per_day: Option<f64>,
     /// How many waits to start a quota held back, over all jobs.
     pub quota_hits: u64,
     /// The sentence of every code in the report: the hold reasons' and the stops'.
@@ -273,13 +276,12 @@ impl Report {
             backwork_scheduler::core::humanize_approx(length),
             self.seed
         );
-        // per day only over whole days: an hour says nothing per day
-        let whole_days = (self.end - self.start).num_days();
-        let per_day = if whole_days > 0 {
-            format!(" ({:.1} per day)", self.wakeups as f64 / self.days())
-        } else {
-            String::new()
-        };
+        // per day only over whole days: an hour says nothing per day, and the half day of a
+        // 36-hour run is not a day's worth
+        let per_day = self
+            .wakeups_per_day
+            .map(|d| format!(" ({d:.1} per day over the whole days)"))
+            .unwrap_or_default();
         let _ = writeln!(
             s,
             "wake-ups: {}{per_day}; quota hits: {}",
@@ -365,12 +367,15 @@ impl Report {
                 if hidden > 0 && (HALF..n - HALF).contains(&k) {
                     continue;
                 }
-                let outcome = match &r.stop {
+                let mut outcome = match &r.stop {
                     Some(code) => {
                         format!("stopped: {}", self.reasons.get(code).unwrap_or(code))
                     }
                     None => r.outcome.to_string(),
                 };
+                if let Some(p) = r.progress {
+                    let _ = write!(outcome, " (progress {p}%)");
+                }
                 let _ = writeln!(
                     s,
                     "    {}  {:>8}  {outcome}",

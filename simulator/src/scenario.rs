@@ -335,6 +335,16 @@ impl JobSpec {
                 ),
             });
         }
+        // progress is reported as the run goes: it never goes back
+        if let Some(w) = self.outcome.progress.windows(2).find(|w| w[1] < w[0]) {
+            return Err(SimError::Job {
+                job: self.name.clone(),
+                detail: format!(
+                    "outcome.progress goes back from {} to {}; list the values a run reports in order, each at least the one before",
+                    w[0], w[1]
+                ),
+            });
+        }
         let mut tags = self.tags.clone();
         // iOS: a submit with the same identifier replaces the pending request
         let policy = match self.task {
@@ -512,6 +522,42 @@ impl Scenario {
                 "a standby bucket applies to the android profile only, and this scenario's profile is {}; drop bucket or use profile = \"android\"",
                 s.profile
             )));
+        }
+        // motion matters to android's deep Doze only: elsewhere it would be silently ignored
+        let moving = std::iter::once(&s.device)
+            .chain(s.events.iter().map(|e| &e.device))
+            .any(|d| d.moving.is_some());
+        if moving && s.profile != "android" {
+            return Err(SimError::Scenario(format!(
+                "moving applies to the android profile only (deep Doze waits for a still device), and this scenario's profile is {}; drop moving or use profile = \"android\"",
+                s.profile
+            )));
+        }
+        // a one-off job due only after the end (its `in` or `at`) would never run
+        let end = backwork_scheduler::core::add(s.start, s.duration);
+        for j in s
+            .jobs
+            .iter()
+            .filter(|j| j.after.is_empty() && j.every.is_none() && j.cron.is_none())
+        {
+            let added = backwork_scheduler::core::add(s.start, j.added.unwrap_or_default());
+            let Ok(request) = j.request("simulated", &j.name, added) else {
+                continue; // its own error is reported when it is added
+            };
+            if let backwork_scheduler::Schedule::Once { delay, not_before } = request.schedule {
+                let due =
+                    backwork_scheduler::core::add(added, delay).max(not_before.unwrap_or(added));
+                if due >= end {
+                    return Err(SimError::Job {
+                        job: j.name.clone(),
+                        detail: format!(
+                            "it is due at {}, at or after the end of the scenario ({}), so it would never run; make in or at earlier, or lengthen duration",
+                            due.format("%Y-%m-%d %H:%M:%S UTC"),
+                            end.format("%Y-%m-%d %H:%M:%S UTC")
+                        ),
+                    });
+                }
+            }
         }
         let event = |e: &EventSpec| format!("[[event]] at {}", humantime::format_duration(e.at));
         for (setting, spec) in std::iter::once(("`device.battery`".to_string(), &s.device)).chain(

@@ -146,3 +146,47 @@ fn values_that_would_do_nothing_are_refused() {
     let e = parse("[[job]]\nname = \"j\"\nin = \"1m\"\ntask = \"refresh\"\n").unwrap_err();
     assert!(e.to_string().contains("ios profile only"), "{e}");
 }
+
+/// More values that would silently do nothing or mean nothing (review of issue 13, L7):
+/// `moving` outside android (only its deep Doze looks at motion, as only it has standby
+/// buckets); a one-off job due at or after the end (`in`, `at`); progress that goes back.
+#[test]
+fn motion_outside_android_late_one_offs_and_decreasing_progress_are_refused() {
+    let job = "[[job]]\nname = \"j\"\nevery = \"1h\"\n";
+    for profile in ["desktop", "ios"] {
+        let head = HEAD.replace("android", profile);
+        let e =
+            Scenario::from_toml(&format!("{head}device = {{ moving = true }}\n{job}")).unwrap_err();
+        assert!(e.to_string().contains("android profile only"), "{e}");
+        let e = Scenario::from_toml(&format!(
+            "{head}[[event]]\nat = \"1h\"\nmoving = true\n{job}"
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("android profile only"), "{e}");
+    }
+    parse(&format!("device = {{ moving = true }}\n{job}")).unwrap();
+    // due after the 24 h: refused, naming the instants
+    let e = parse("[[job]]\nname = \"late\"\nin = \"25h\"\n").unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("due at 2026-11-24 01:00:00 UTC, at or after the end of the scenario (2026-11-24 00:00:00 UTC)"),
+        "{e}"
+    );
+    let e = parse("[[job]]\nname = \"late\"\nadded = \"23h\"\nin = \"1h\"\n").unwrap_err();
+    assert!(e.to_string().contains("would never run"), "{e}");
+    let e = parse("[[job]]\nname = \"late\"\nat = \"2026-11-25T00:00:00Z\"\n").unwrap_err();
+    assert!(e.to_string().contains("would never run"), "{e}");
+    parse("[[job]]\nname = \"soon\"\nin = \"23h\"\n").unwrap();
+    // progress goes up (or stays)
+    let e = simulate(
+        &parse("[[job]]\nname = \"p\"\nevery = \"1h\"\noutcome = { duration = \"1m\", progress = [50, 20] }\n")
+            .unwrap(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("goes back from 50 to 20"), "{e}");
+    simulate(
+        &parse("[[job]]\nname = \"p\"\nevery = \"1h\"\noutcome = { duration = \"1m\", progress = [20, 20, 100] }\n")
+            .unwrap(),
+    )
+    .unwrap();
+}

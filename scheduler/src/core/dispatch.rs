@@ -380,6 +380,24 @@ impl Scheduler {
     pub(super) fn device_changed(&mut self, now: Time, device: DeviceState) {
         self.device = device;
         self.policy.on_device(now, &device);
+        // the policy may stop runs in progress by a new instant in the new state
+        for (id, a) in self.active.iter_mut() {
+            if a.stop.is_some() {
+                continue;
+            }
+            let Some(job) = self.jobs.get(id) else {
+                continue;
+            };
+            let view = PolicyJob {
+                expedited: a.expedited,
+                ..job.policy_view()
+            };
+            if let Some((at, reason)) = self.policy.deadline_after_device(now, view)
+                && a.policy_deadline.as_ref().is_none_or(|(t, _)| at < *t)
+            {
+                a.policy_deadline = Some((at.max(now), reason));
+            }
+        }
         // jobs waiting on the device, and ready ones, are filed again against the new state
         for (key, id) in self.lanes.take_device_dependent(&mut self.jobs) {
             self.lanes.wait_for_time(&mut self.jobs, key, key, id);

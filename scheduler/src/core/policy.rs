@@ -219,6 +219,19 @@ pub trait Policy: Send + fmt::Debug + 'static {
         None
     }
 
+    /// Called for each run in progress after the device changed (after [`Policy::on_device`]):
+    /// an instant at which the policy stops it now that the device is in its new state (light
+    /// Doze beginning while it runs, an iOS processing task when the user starts using the
+    /// device), with its reason. It replaces the run's policy deadline when it comes sooner;
+    /// as there, the stop is not charged to the job. `None` (the default): nothing changes.
+    fn deadline_after_device(
+        &mut self,
+        _now: Time,
+        _job: PolicyJob<'_>,
+    ) -> Option<(Time, PolicyStop)> {
+        None
+    }
+
     /// Whether a launch uses up the job's request: whatever the run's outcome — it fails, asks
     /// for a retry, hits its own time limit or the policy's deadline — no retry follows (an
     /// iOS `BGTaskRequest` is consumed when the system launches its task: the app must submit
@@ -298,6 +311,13 @@ impl Policy for Box<dyn Policy> {
     }
     fn run_deadline(&mut self, now: Time, job: PolicyJob<'_>) -> Option<(Time, PolicyStop)> {
         (**self).run_deadline(now, job)
+    }
+    fn deadline_after_device(
+        &mut self,
+        now: Time,
+        job: PolicyJob<'_>,
+    ) -> Option<(Time, PolicyStop)> {
+        (**self).deadline_after_device(now, job)
     }
     fn launch_uses_up_request(&self, job: PolicyJob<'_>) -> bool {
         (**self).launch_uses_up_request(job)
