@@ -4,12 +4,10 @@
 //! profile or the device, so it is not in `held_back_ms`, but a user tuning a schedule wants to
 //! see it: `batching_ms`, and a line of the text report.
 
-use backwork_simulator::{Report, Scenario, simulate};
-use chrono::TimeDelta;
+mod common;
+use common::run;
 
-fn run(toml: &str) -> Report {
-    simulate(&Scenario::from_toml(toml).expect("scenario")).expect("simulation")
-}
+use chrono::TimeDelta;
 
 #[test]
 fn a_job_that_waits_to_share_a_wake_up_is_late_by_batching_not_held_back() {

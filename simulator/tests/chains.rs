@@ -3,19 +3,10 @@
 //! core), a failed prerequisite ends it unrun, and a chain the file cannot mean — a name that is
 //! not an earlier job, a recurring link — is refused with a sentence naming the job.
 
-use backwork_simulator::{Report, Scenario, SimError, simulate};
-use chrono::TimeDelta;
+mod common;
+use common::{at, run};
 
-fn run(toml: &str) -> Report {
-    simulate(&Scenario::from_toml(toml).expect("scenario")).expect("simulation")
-}
-
-fn at(s: i64) -> backwork_scheduler::Time {
-    chrono::DateTime::parse_from_rfc3339("2026-11-23T00:00:00Z")
-        .expect("instant")
-        .to_utc()
-        + TimeDelta::seconds(s)
-}
+use backwork_simulator::{Scenario, SimError};
 
 #[test]
 fn a_chain_runs_link_after_link_and_fans_in() {

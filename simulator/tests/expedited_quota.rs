@@ -5,19 +5,10 @@
 //! the bucket's batching exactly like an ordinary job added with it. Guards against an
 //! expedited job that waits for Doze, and a quota that never runs out.
 
-use backwork_scheduler::Time;
-use backwork_simulator::{Report, Scenario, simulate};
+mod common;
+use common::{run, t};
+
 use chrono::TimeDelta;
-
-fn run(toml: &str) -> Report {
-    let report = simulate(&Scenario::from_toml(toml).unwrap()).unwrap();
-    eprintln!("{}", report.text());
-    report
-}
-
-fn t(s: &str) -> Time {
-    chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc()
-}
 
 const SCENARIO: &str = r#"
     profile = "android"

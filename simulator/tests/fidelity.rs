@@ -1,18 +1,11 @@
 //! Fidelity: the profiles against the numbers they emulate (DESIGN §6), through the simulator.
 
+mod common;
+use common::{run, t};
+
 use backwork_scheduler::{RunResult, Time};
 use backwork_simulator::{Report, Scenario, simulate};
 use chrono::TimeDelta;
-
-fn run(toml: &str) -> Report {
-    let report = simulate(&Scenario::from_toml(toml).unwrap()).unwrap();
-    eprintln!("{}", report.text());
-    report
-}
-
-fn t(s: &str) -> Time {
-    chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc()
-}
 
 /// Screen off on battery at 00:00: light Doze from 00:05, deep Doze from 01:00 with idle periods
 /// of 60, 120, 240 and 360 min; jobs run only inside the maintenance windows.

@@ -4,14 +4,13 @@
 //! outside the simulated span, and adjacent intervals of one code are merged (the report stays
 //! bounded). Guards against the picture and the numbers telling two stories.
 
+mod common;
+use common::run;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use backwork_simulator::{HeldInterval, Report, Scenario, simulate};
-
-fn run(toml: &str) -> Report {
-    simulate(&Scenario::from_toml(toml).expect("scenario")).expect("simulation")
-}
+use backwork_simulator::{HeldInterval, Report};
 
 /// The milliseconds `[a0, a1)` and `[b0, b1)` share.
 fn overlap(a: &HeldInterval, b: &HeldInterval) -> u64 {

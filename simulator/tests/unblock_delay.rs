@@ -7,19 +7,8 @@
 //! completed gets `setLastEnqueueTime(now)`), and `WorkSpec.calculateNextRunTime`, which puts a
 //! one-time job at `lastEnqueueTime + initialDelay`.
 
-use backwork_simulator::{Report, Scenario, simulate};
-use chrono::TimeDelta;
-
-fn run(toml: &str) -> Report {
-    simulate(&Scenario::from_toml(toml).expect("scenario")).expect("simulation")
-}
-
-fn at(s: i64) -> backwork_scheduler::Time {
-    chrono::DateTime::parse_from_rfc3339("2026-11-23T00:00:00Z")
-        .expect("instant")
-        .to_utc()
-        + TimeDelta::seconds(s)
-}
+mod common;
+use common::{at, run};
 
 #[test]
 fn a_chained_jobs_delay_runs_from_the_end_of_a_late_prerequisite() {
