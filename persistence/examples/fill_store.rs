@@ -69,7 +69,7 @@ fn main() {
         }
         let t = Instant::now();
         for job in &batch.upserts {
-            std::hint::black_box(backwork_persistence::fuzzing::encode(job));
+            std::hint::black_box(backwork_persistence::fuzzing::encode(job, None));
         }
         encode += t.elapsed();
         let t = Instant::now();

@@ -10,10 +10,10 @@ fn id() -> JobId {
     JobId::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001)
 }
 
-/// A job's record as a commit writes it.
-pub fn encode(job: &Job) -> Vec<u8> {
+/// A job's record as a commit writes it, keeping `inline` (an input's JSON text) inside it.
+pub fn encode(job: &Job, inline: Option<&[u8]>) -> Vec<u8> {
     let mut out = Vec::new();
-    record::encode_job(job, &mut out).expect("every job has a record");
+    record::encode_job(job, inline, &mut out).expect("every job has a record");
     out
 }
 
@@ -27,7 +27,7 @@ pub fn record(data: &[u8]) {
     let _ = record::decode_run(data);
     if let Ok(job) = record::decode_legacy(data) {
         let mut bytes = Vec::new();
-        if record::encode_job(&job, &mut bytes).is_ok() {
+        if record::encode_job(&job, None, &mut bytes).is_ok() {
             job_record(&bytes);
         }
     }
@@ -38,8 +38,12 @@ fn job_record(data: &[u8]) {
     let Ok(job) = record::decode_job(id(), data) else {
         return;
     };
-    let once = encode(&job);
-    let again = record::decode_job(id(), &once).map(|j| encode(&j));
+    let inline = record::inline_input(data).expect("a record that decodes has its parts");
+    let once = encode(&job, inline);
+    let again = record::decode_job(id(), &once).map(|j| {
+        let inline = record::inline_input(&once).expect("a record just written has its parts");
+        encode(&j, inline)
+    });
     assert_eq!(again.as_ref(), Ok(&once), "a record encodes back to itself");
     let now = backwork_scheduler::fuzzing::instant_of(1_764_374_400_i64.to_le_bytes());
     backwork_scheduler::fuzzing::drive(vec![job], Vec::new(), now);

@@ -79,17 +79,28 @@ pub(crate) fn migrate_to_3(txn: &WriteTransaction) -> Result<Migrated, Migration
         let mut buf = Vec::new();
         for job in &old {
             let id = job.id.as_u128();
+            // the input inside the record when it is small, else in `payloads`
+            let mut input = Vec::new();
+            if !job.request.input.is_null() {
+                record::encode_payload(&job.request.input, &mut input)
+                    .map_err(|e| MigrationError::Record(id, e))?;
+            }
+            let inline = record::input_goes_inline(&input);
             buf.clear();
-            record::encode_job(job, &mut buf).map_err(|e| MigrationError::Record(id, e))?;
+            record::encode_job(
+                job,
+                (inline && !input.is_empty()).then_some(&input[..]),
+                &mut buf,
+            )
+            .map_err(|e| MigrationError::Record(id, e))?;
             jobs.insert(id, buf.as_slice())?;
-            let input = Some(&job.request.input).filter(|v| !v.is_null());
-            for (slot, value) in [(INPUT, input), (OUTPUT, job.output.as_ref())] {
-                if let Some(v) = value {
-                    buf.clear();
-                    record::encode_payload(v, &mut buf)
-                        .map_err(|e| MigrationError::Record(id, e))?;
-                    payloads.insert((id, slot), buf.as_slice())?;
-                }
+            if !inline {
+                payloads.insert((id, INPUT), input.as_slice())?;
+            }
+            if let Some(v) = &job.output {
+                buf.clear();
+                record::encode_payload(v, &mut buf).map_err(|e| MigrationError::Record(id, e))?;
+                payloads.insert((id, OUTPUT), buf.as_slice())?;
             }
             for (number, run) in job.history_numbers().zip(&job.history) {
                 buf.clear();

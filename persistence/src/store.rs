@@ -1,5 +1,6 @@
 //! [`RedbStore`]: the scheduler's store on a redb file.
 
+use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
@@ -12,6 +13,7 @@ use redb::{
     Builder, Database, DatabaseError, Durability, ReadableDatabase, ReadableTable,
     ReadableTableMetadata, StorageBackend, StorageError,
 };
+use serde_json::Value;
 
 use crate::backend::Backend;
 use crate::guard;
@@ -434,8 +436,14 @@ fn read_jobs(
         for row in table.range(range.clone()).map_err(|e| rerr(e.into()))? {
             let (id, bytes) = row.map_err(|e| rerr(e.into()))?;
             let id = id.value();
-            let job = record::decode_job(JobId::from_u128(id), bytes.value())
+            let mut job = record::decode_job(JobId::from_u128(id), bytes.value())
                 .map_err(|e| corrupt_record(path, id, &e))?;
+            if detail != Detail::Scheduling
+                && let Some(json) =
+                    record::inline_input(bytes.value()).map_err(|e| corrupt_record(path, id, &e))?
+            {
+                set_payload(path, &mut job, INPUT, json, detail == Detail::Whole)?;
+            }
             jobs.push(job);
         }
     }
@@ -501,6 +509,7 @@ fn read_payloads(
     history: bool,
 ) -> Result<Vec<Payloads>, StoreError> {
     let rerr = |e: redb::Error| redb_error(path, "read", e);
+    let jobs = txn.open_table(JOBS).map_err(|e| rerr(e.into()))?;
     let payloads = txn.open_table(PAYLOADS).map_err(|e| rerr(e.into()))?;
     let runs = if history {
         Some(txn.open_table(RUNS).map_err(|e| rerr(e.into()))?)
@@ -511,7 +520,23 @@ fn read_payloads(
     for id in ids {
         let key = id.as_u128();
         let mut p = Payloads::default();
-        for slot in [INPUT, OUTPUT] {
+        // the input inside the record, if it is there (then `payloads` has none)
+        let inline = match jobs.get(key).map_err(|e| rerr(e.into()))? {
+            Some(rec) => record::inline_input(rec.value())
+                .map_err(|e| corrupt_record(path, key, &e))?
+                .map(record::decode_payload)
+                .transpose()
+                .map_err(|e| corrupt_record(path, key, &e))?,
+            None => None,
+        };
+        let slots: &[u8] = match inline {
+            Some(input) => {
+                p.input = input;
+                &[OUTPUT]
+            }
+            None => &[INPUT, OUTPUT],
+        };
+        for &slot in slots {
             if let Some(bytes) = payloads.get((key, slot)).map_err(|e| rerr(e.into()))? {
                 let value = record::decode_payload(bytes.value())
                     .map_err(|e| corrupt_record(path, key, &e))?;
@@ -871,34 +896,93 @@ impl RedbStore {
                 action: "commit",
                 detail: e.to_string(),
             })?;
-        if !changes.upserts.is_empty() || !changes.removes.is_empty() {
+        // Each job's input goes inside its record when it is small (one row of one table for an
+        // enqueue), else to `payloads`. A record rewritten without a new input keeps the input
+        // it holds; `payloads` is touched only for the inputs it keeps or may keep.
+        let mut given: HashMap<u128, &Value> = changes
+            .inputs
+            .iter()
+            .map(|(id, v)| (id.as_u128(), v))
+            .collect();
+        // (id, slot, the JSON to write or `None` to delete)
+        let mut payload_writes: Vec<(u128, u8, Option<Vec<u8>>)> = Vec::new();
+        let mut input = Vec::new();
+        if !changes.upserts.is_empty() || !changes.removes.is_empty() || !given.is_empty() {
             let mut jobs = txn.open_table(JOBS).map_err(|e| err(e.into()))?;
             for job in &changes.upserts {
+                let id = job.id.as_u128();
+                input.clear();
+                let new_input = given.remove(&id);
+                let inline = match new_input {
+                    Some(v) if !v.is_null() => {
+                        record::encode_payload(v, &mut input).map_err(encode_err)?;
+                        if record::input_goes_inline(&input) {
+                            true
+                        } else {
+                            payload_writes.push((id, INPUT, Some(input.clone())));
+                            false
+                        }
+                    }
+                    Some(_) => {
+                        payload_writes.push((id, INPUT, None));
+                        false
+                    }
+                    // no new input: the record keeps the one it holds
+                    None => match jobs.get(id).map_err(|e| err(e.into()))? {
+                        Some(old) => match record::inline_input(old.value()) {
+                            Ok(Some(kept)) => {
+                                input.extend_from_slice(kept);
+                                true
+                            }
+                            _ => false,
+                        },
+                        None => false,
+                    },
+                };
                 buf.clear();
-                record::encode_job(job, &mut buf).map_err(encode_err)?;
-                jobs.insert(job.id.as_u128(), buf.as_slice())
-                    .map_err(|e| err(e.into()))?;
+                record::encode_job(job, inline.then_some(&input[..]), &mut buf)
+                    .map_err(encode_err)?;
+                let replaced = jobs
+                    .insert(id, buf.as_slice())
+                    .map_err(|e| err(e.into()))?
+                    .is_some();
+                // a new inline input replaces one an older record may have kept in `payloads`
+                if replaced && inline && new_input.is_some() {
+                    payload_writes.push((id, INPUT, None));
+                }
+            }
+            // an input for a job whose record this change set does not rewrite (the core sends
+            // none such; kept correct anyway): to `payloads`, and out of the record
+            for (id, v) in given.drain() {
+                let old = match jobs.get(id).map_err(|e| err(e.into()))? {
+                    Some(old) => old.value().to_vec(),
+                    None => continue, // no such job: nothing to give an input to
+                };
+                if matches!(record::inline_input(&old), Ok(Some(_))) {
+                    let job = record::decode_job(JobId::from_u128(id), &old)
+                        .map_err(|e| corrupt_record(&path, id, &e))?;
+                    buf.clear();
+                    record::encode_job(&job, None, &mut buf).map_err(encode_err)?;
+                    jobs.insert(id, buf.as_slice()).map_err(|e| err(e.into()))?;
+                }
+                if v.is_null() {
+                    payload_writes.push((id, INPUT, None));
+                } else {
+                    input.clear();
+                    record::encode_payload(v, &mut input).map_err(encode_err)?;
+                    payload_writes.push((id, INPUT, Some(input.clone())));
+                }
             }
             for id in &changes.removes {
                 jobs.remove(id.as_u128()).map_err(|e| err(e.into()))?;
             }
         }
-        if !changes.inputs.is_empty() || !changes.outputs.is_empty() || !changes.removes.is_empty()
+        if !payload_writes.is_empty() || !changes.outputs.is_empty() || !changes.removes.is_empty()
         {
             let mut payloads = txn.open_table(PAYLOADS).map_err(|e| err(e.into()))?;
-            let slots = changes
-                .inputs
-                .iter()
-                .map(|(id, v)| (id, INPUT, Some(v).filter(|v| !v.is_null())))
-                .chain(
-                    changes
-                        .outputs
-                        .iter()
-                        .map(|(id, v)| (id, OUTPUT, v.as_ref())),
-                );
-            for (id, slot, value) in slots {
-                let key = (id.as_u128(), slot);
-                match value {
+            for (id, v) in &changes.outputs {
+                let key = (id.as_u128(), OUTPUT);
+                match v {
                     Some(v) => {
                         buf.clear();
                         record::encode_payload(v, &mut buf).map_err(encode_err)?;
@@ -908,6 +992,18 @@ impl RedbStore {
                     }
                     None => {
                         payloads.remove(key).map_err(|e| err(e.into()))?;
+                    }
+                }
+            }
+            for (id, slot, json) in &payload_writes {
+                match json {
+                    Some(json) => {
+                        payloads
+                            .insert((*id, *slot), json.as_slice())
+                            .map_err(|e| err(e.into()))?;
+                    }
+                    None => {
+                        payloads.remove((*id, *slot)).map_err(|e| err(e.into()))?;
                     }
                 }
             }

@@ -30,7 +30,7 @@ fn store_with_patched_record(path: &Path, patch: impl Fn(&mut Vec<u8>)) -> JobId
         store.commit(&ChangeSet::whole([job.clone()])).unwrap();
         store.close().unwrap();
     }
-    let mut bytes = encode(&job);
+    let mut bytes = encode(&job, None);
     patch(&mut bytes);
     let db = redb::Database::open(path).unwrap();
     let txn = db.begin_write().unwrap();
@@ -65,8 +65,8 @@ fn refused(path: &Path, id: JobId) -> String {
 fn a_newer_record_format_is_refused_naming_the_job() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.redb");
-    // byte 0 is the record's format version; this binary reads 1 to 3
-    let id = store_with_patched_record(&path, |b| b[0] = 4);
+    // byte 0 is the record's format version; this binary reads 1 to 4
+    let id = store_with_patched_record(&path, |b| b[0] = 5);
     let text = refused(&path, id);
     assert!(text.contains("newer"), "{text}");
 }
@@ -77,10 +77,10 @@ fn an_unknown_stop_reason_is_refused_naming_the_job() {
     let path = dir.path().join("store.redb");
     // The record ends with: stop_reason = Some (1) · variant 7, prerequisite failed · its job id
     // (16 bytes) · finished_at = None (0) · force (0, 0) · (format 3) input merger (0) ·
-    // expedited = None (0).
+    // expedited = None (0) · (format 4) no input inside the record (0).
     // Variant 10 does not exist (yet): 8 and 9 are the coded policy stops.
     let id = store_with_patched_record(&path, |b| {
-        let at = b.len() - 22;
+        let at = b.len() - 23;
         assert_eq!(
             (b[at - 1], b[at]),
             (1, 7),

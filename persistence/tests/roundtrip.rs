@@ -70,6 +70,8 @@ fn jobs_survive_a_reopen_and_a_removal_leaves_nothing() {
         "quota: 3 runs a day",
     )));
     done.output = Some(json!(null));
+    // an input over the 256 bytes a record keeps inside itself: stored in `payloads`
+    done.request.input = json!({ "blob": "x".repeat(300) });
     done.finished_at = Some("2026-01-01T00:00:01.123456789Z".parse().unwrap());
     done.history = (0..2)
         .map(|k| RunRecord {
@@ -92,9 +94,13 @@ fn jobs_survive_a_reopen_and_a_removal_leaves_nothing() {
     assert_eq!(
         rows_of(&path, done.id),
         (2, 2),
-        "an input, an output and two runs"
+        "an input too big for its record, an output and two runs"
     );
-    assert_eq!(rows_of(&path, jobs[0].id), (1, 0), "an input");
+    assert_eq!(
+        rows_of(&path, jobs[0].id),
+        (0, 0),
+        "a small input lives inside its record"
+    );
     assert_eq!(rows_of(&path, jobs[1].id), (0, 0), "no input is no row");
 
     let mut store = RedbStore::open(&path, OpenMode::MustExist).unwrap();
