@@ -589,6 +589,15 @@ pub fn inline_input(bytes: &[u8]) -> Result<Option<&[u8]>, RecordError> {
     parts(bytes).map(|(_, _, f4)| f4.input)
 }
 
+/// False when the record certainly keeps no input inside itself, told without decoding it (a
+/// commit asks for every job it rewrites): a record older than format 4, or a format 4 record
+/// whose last byte is `0` — field 30 when it is none. A record that keeps a valid input ends
+/// with the last byte of a JSON text instead, never `0` (JSON escapes every control
+/// character). True: ask [`inline_input`].
+pub fn may_keep_input(bytes: &[u8]) -> bool {
+    bytes.first().is_some_and(|&f| f >= 4) && bytes.last() != Some(&0)
+}
+
 /// The body of a record after its format byte, if the format is between `oldest` and `known`.
 fn body(bytes: &[u8], known: u8, oldest: u8) -> Result<&[u8], RecordError> {
     match bytes.split_first() {
@@ -1024,6 +1033,25 @@ mod tests {
         let mut v5 = v4;
         v5[0] = 5;
         assert_eq!(decode_job(job.id, &v5), Err(RecordError::NewerFormat(5)));
+    }
+
+    /// A record without an input inside is told by its last byte; one with an input is not
+    /// (whatever the JSON text ends with), and neither is a record older than format 4.
+    #[test]
+    fn a_record_without_an_input_inside_is_told_by_its_last_byte() {
+        let job = admitted(JobRequest::once("sync"));
+        for json in [&b"1"[..], b"\"x\"", b"[1,{}]", b"{\"a\":null}", b"true"] {
+            let mut bytes = Vec::new();
+            encode_job(&job, Some(json), &mut bytes).unwrap();
+            assert!(may_keep_input(&bytes), "{json:?}");
+        }
+        let mut without = Vec::new();
+        encode_job(&job, None, &mut without).unwrap();
+        assert!(!may_keep_input(&without));
+        let mut v3 = without[..without.len() - 1].to_vec();
+        v3[0] = 3;
+        assert!(!may_keep_input(&v3));
+        assert!(!may_keep_input(&[]));
     }
 
     /// The inline rule: up to 256 bytes of JSON text inside the record, more in `payloads`.

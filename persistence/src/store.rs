@@ -929,14 +929,16 @@ impl RedbStore {
                     }
                     // no new input: the record keeps the one it holds
                     None => match jobs.get(id).map_err(|e| err(e.into()))? {
-                        Some(old) => match record::inline_input(old.value()) {
-                            Ok(Some(kept)) => {
-                                input.extend_from_slice(kept);
-                                true
+                        Some(old) if record::may_keep_input(old.value()) => {
+                            match record::inline_input(old.value()) {
+                                Ok(Some(kept)) => {
+                                    input.extend_from_slice(kept);
+                                    true
+                                }
+                                _ => false,
                             }
-                            _ => false,
-                        },
-                        None => false,
+                        }
+                        _ => false,
                     },
                 };
                 buf.clear();
