@@ -75,7 +75,7 @@
 //! | 27 | force | two bools: time, constraints |
 //! | 28 | input_merger (format 3) | enum {0 overwriting, 1 array_creating}; a format 1 or 2 record has no such field and reads as overwriting |
 //! | 29 | expedited (format 3) | option of enum {0 run_as_non_expedited, 1 drop}: the out-of-quota policy of an expedited job; none: not expedited |
-//! | 30 | input (format 4) | option of bytes (varint length, then the input's JSON text, at most 256 bytes): the job's input when it is small; none: the input is `null` or in `payloads`. A record of format 1 to 3 has none |
+//! | 30 | input (format 4) | option of bytes (varint length, then the input's JSON text, at most 256 bytes): the job's input when it is small; none: the input is `null` or in `payloads`. A record of format 1 to 3 has none. A format 4 record without one ends with the byte `0`; one with one ends with the last byte of a JSON text, never `0` |
 //!
 //! The job's id is the key, not part of the record. Its output and history are in `payloads`
 //! and `runs`; its input is field 30 or in `payloads`.
