@@ -381,23 +381,24 @@ impl Scheduler {
         self.device = device;
         self.policy.on_device(now, &device);
         // the policy may stop runs in progress by a new instant in the new state
-        for (id, a) in self.active.iter_mut() {
+        let (jobs, policy) = (&self.jobs, &mut self.policy);
+        self.active.update_all(|id, a| {
             if a.stop.is_some() {
-                continue;
+                return;
             }
-            let Some(job) = self.jobs.get(id) else {
-                continue;
+            let Some(job) = jobs.get(id) else {
+                return;
             };
             let view = PolicyJob {
                 expedited: a.expedited,
                 ..job.policy_view()
             };
-            if let Some((at, reason)) = self.policy.deadline_after_device(now, view)
+            if let Some((at, reason)) = policy.deadline_after_device(now, view)
                 && a.policy_deadline.as_ref().is_none_or(|(t, _)| at < *t)
             {
                 a.policy_deadline = Some((at.max(now), reason));
             }
-        }
+        });
         // jobs waiting on the device, and ready ones, are filed again against the new state
         for (key, id) in self.lanes.take_device_dependent(&mut self.jobs) {
             self.lanes.wait_for_time(&mut self.jobs, key, key, id);
@@ -445,20 +446,29 @@ impl Scheduler {
             // waits too. A shutdown's grace periods still run out: stopping must end.
             return;
         }
-        let timed_out: Vec<JobId> = self
-            .active
+        // only the runs filed under a deadline that has come are looked at (not every run at
+        // every input); each pass goes in id order, as the actions it asks for do
+        let due = self.active.due(now);
+        let timed_out: Vec<JobId> = due
             .iter()
-            .filter(|(_, a)| a.stop.is_none() && a.deadline.is_some_and(|d| d <= now))
-            .map(|(id, _)| *id)
+            .copied()
+            .filter(|id| {
+                self.active
+                    .get(id)
+                    .is_some_and(|a| a.stop.is_none() && a.deadline.is_some_and(|d| d <= now))
+            })
             .collect();
         for id in timed_out {
             self.request_stop(now, id, StopReason::Timeout, self.config.grace);
         }
-        let policy_stops: Vec<(JobId, PolicyStop)> = self
-            .active
+        let policy_stops: Vec<(JobId, PolicyStop)> = due
             .iter()
-            .filter_map(|(id, a)| match (&a.stop, &a.policy_deadline) {
-                (None, Some((at, reason))) if *at <= now => Some((*id, reason.clone())),
+            .filter_map(|id| match self.active.get(id) {
+                Some(Active {
+                    stop: None,
+                    policy_deadline: Some((at, reason)),
+                    ..
+                }) if *at <= now => Some((*id, reason.clone())),
                 _ => None,
             })
             .collect();
@@ -474,10 +484,17 @@ impl Scheduler {
             };
             self.request_stop(now, id, reason, self.config.grace);
         }
-        for (id, a) in self.active.iter_mut() {
-            if a.abort_at.is_some_and(|t| t <= now) {
-                a.abort_at = None;
-                self.pending.push(Action::Abort { id: *id });
+        // (the stops just asked for may end their grace at once)
+        for id in self.active.due(now) {
+            let abort = self.active.update(&id, |a| {
+                let due = a.abort_at.is_some_and(|t| t <= now);
+                if due {
+                    a.abort_at = None;
+                }
+                due
+            });
+            if abort == Some(true) {
+                self.pending.push(Action::Abort { id });
             }
         }
         self.prune_finished(now, self.config.retention);
@@ -490,16 +507,21 @@ impl Scheduler {
         reason: StopReason,
         grace: Duration,
     ) {
-        let Some(a) = self.active.get_mut(&id) else {
-            return;
-        };
         let abort_at = schedule::add(now, grace);
-        if a.stop.is_none() {
-            a.stop = Some(reason.clone());
-            a.abort_at = Some(abort_at);
+        let asked = self.active.update(&id, |a| {
+            if a.stop.is_none() {
+                a.stop = Some(reason.clone());
+                a.abort_at = Some(abort_at);
+                true
+            } else {
+                if let Some(at) = a.abort_at {
+                    a.abort_at = Some(at.min(abort_at));
+                }
+                false
+            }
+        });
+        if asked == Some(true) {
             self.pending.push(Action::Stop { id, reason });
-        } else if let Some(at) = a.abort_at {
-            a.abort_at = Some(at.min(abort_at));
         }
     }
 }

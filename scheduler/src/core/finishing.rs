@@ -346,9 +346,8 @@ impl Scheduler {
     pub(super) fn cancel_one(&mut self, now: Time, id: JobId, reason: StopReason) {
         if self.active.contains_key(&id) {
             self.request_stop(now, id, StopReason::Cancelled, self.config.grace);
-            if let Some(a) = self.active.get_mut(&id) {
-                a.stop = Some(StopReason::Cancelled);
-            }
+            self.active
+                .update(&id, |a| a.stop = Some(StopReason::Cancelled));
         }
         self.finish_job(now, id, JobState::Cancelled, Some(reason));
     }

@@ -69,6 +69,7 @@ mod merge;
 mod name;
 mod policy;
 mod recovery;
+mod runs;
 mod schedule;
 mod spec;
 mod table;
@@ -590,7 +591,8 @@ pub struct Scheduler {
     /// The policy's app-wide hold in force, if any: the ready jobs not forced are parked
     /// behind it, none asked about or re-filed, until it ends or the world changes.
     app_hold: Option<AppHold>,
-    active: BTreeMap<JobId, Active>,
+    /// The runs in progress, filed by their next deadline (see [`runs`]).
+    active: runs::Runs,
     device: DeviceState,
     kinds: BTreeSet<String>,
     cron_cache: BTreeMap<String, CronSchedule>,
@@ -636,7 +638,7 @@ impl Scheduler {
             demotions: 0,
             ej_ledger: expedited::Ledger::default(),
             app_hold: None,
-            active: BTreeMap::new(),
+            active: runs::Runs::default(),
             device: DeviceState::default(),
             kinds: BTreeSet::new(),
             cron_cache: BTreeMap::new(),
@@ -791,18 +793,7 @@ impl Scheduler {
             None => self.lanes.next_wake_after(now),
         }
         .map(|t| self.policy.plan_wake(now, t));
-        let running = self
-            .active
-            .values()
-            .filter_map(|a| {
-                if a.stop.is_some() {
-                    a.abort_at
-                } else {
-                    let policy = a.policy_deadline.as_ref().map(|(t, _)| *t);
-                    [a.deadline, policy].into_iter().flatten().min()
-                }
-            })
-            .min();
+        let running = self.active.next_deadline();
         if self.asleep_since.is_some() && !self.shutting_down {
             // nothing is due before the resume, which is an input of its own (see `expire`)
             return None;

@@ -92,14 +92,14 @@ impl Scheduler {
     /// it added to their limits (they were frozen with it), and missed slots follow their
     /// catch-up policy.
     pub(super) fn suspended(&mut self, now: Time, slept: Duration) {
-        for run in self.active.values_mut() {
+        self.active.update_all(|_, run| {
             for t in [&mut run.deadline, &mut run.abort_at].into_iter().flatten() {
                 *t = schedule::add(*t, slept);
             }
             if let Some((t, _)) = &mut run.policy_deadline {
                 *t = schedule::add(*t, slept);
             }
-        }
+        });
         self.apply_catch_up(now);
     }
 

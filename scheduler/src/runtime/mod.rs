@@ -1547,18 +1547,25 @@ impl Actor {
             return Ok(());
         }
         let mut changes = std::mem::take(&mut self.batch_rest);
-        let mut batch = std::mem::take(&mut self.batch);
-        // by id (the store writes its keys in order), each job's last entry winning: the sort
-        // is stable, so among one job's entries the last to arrive comes last (ids arrive
-        // nearly sorted — they grow with time — so this is close to one pass)
-        batch.sort_by_key(|(id, _)| *id);
-        changes.upserts.reserve(batch.len());
-        let mut entries = batch.into_iter().peekable();
-        while let Some((id, job)) = entries.next() {
-            if entries.peek().is_some_and(|(next, _)| *next == id) {
+        let batch = std::mem::take(&mut self.batch);
+        // by id (the store writes its keys in order), each job's last entry winning. The
+        // order is found on (id, arrival) pairs — the entries themselves, whole jobs of a few
+        // hundred bytes, are moved once, not through every step of a sort
+        let mut order: Vec<(JobId, usize)> = batch
+            .iter()
+            .enumerate()
+            .map(|(at, (id, _))| (*id, at))
+            .collect();
+        order.sort_unstable();
+        let mut entries: Vec<Option<Option<Job>>> =
+            batch.into_iter().map(|(_, job)| Some(job)).collect();
+        changes.upserts.reserve(order.len());
+        let mut order = order.into_iter().peekable();
+        while let Some((id, at)) = order.next() {
+            if order.peek().is_some_and(|(next, _)| *next == id) {
                 continue; // a later entry replaces this one
             }
-            match job {
+            match entries[at].take().flatten() {
                 Some(job) => changes.upserts.push(job),
                 None => changes.removes.push(id),
             }
