@@ -165,10 +165,21 @@ enum Backend {
     Local { runtime: Runtime, ctx: Context },
 }
 
+/// How long a command line that runs the queue itself (no daemon answers) keeps finished jobs:
+/// a century, i.e. it never drops them on its own. Only the daemon knows its `--retention`; a
+/// `list` or `show` run while it is down must not drop, with some other retention, the jobs the
+/// daemon keeps. `prune` still drops them when asked ([`LOCAL_PRUNE_AGE`]).
+const LOCAL_RETENTION: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// The age past which `prune` without `--older-than` drops finished jobs when no daemon answers:
+/// the default of `daemon --retention` (1 day), since the daemon's own is not known.
+pub const LOCAL_PRUNE_AGE: Duration = Duration::from_secs(86_400);
+
 /// The core's configuration when the command line runs the queue itself.
 fn local_config() -> Config {
     Config {
         payload_cap: PAYLOAD_CAP,
+        retention: LOCAL_RETENTION,
         ..Config::default()
     }
 }
@@ -290,7 +301,16 @@ impl Session {
     pub async fn call(&mut self, request: Request) -> Result<Response, CliError> {
         let response = match &mut self.backend {
             Backend::Remote(client) => client.call(&request).await?,
-            Backend::Local { runtime, ctx } => dispatch(&runtime.handle(), ctx, request).await,
+            Backend::Local { runtime, ctx } => {
+                // the queue's own retention is the daemon's: `prune` says which age it drops
+                let request = match request {
+                    Request::Prune { older_than: None } => Request::Prune {
+                        older_than: Some(LOCAL_PRUNE_AGE),
+                    },
+                    other => other,
+                };
+                dispatch(&runtime.handle(), ctx, request).await
+            }
         };
         match response {
             Response::Error { kind, message } => Err(CliError::new(kind, message)),

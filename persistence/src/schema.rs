@@ -47,8 +47,9 @@ pub(crate) fn weekday_numbered(expr: &str) -> bool {
 }
 
 /// Schema 1 or 2 → 3, in the caller's transaction: every JSON record is decoded with the old
-/// form and rewritten as a job record, its input and output in `payloads` and its history in
-/// `runs`; schema 2's index tables are dropped. A cron whose weekday numbers changed meaning
+/// form and rewritten as a job record (with its input inside when that is small, see
+/// [`record::input_goes_inline`]), a larger input and its output in `payloads` and its history
+/// in `runs`; schema 2's index tables are dropped. A cron whose weekday numbers changed meaning
 /// is kept as written and logged (one warning per job).
 pub(crate) fn migrate_to_3(txn: &WriteTransaction) -> Result<Migrated, MigrationError> {
     let mut old: Vec<Job> = Vec::new();

@@ -11,7 +11,7 @@ use super::name::NameError;
 pub enum CoreError {
     /// The input payload is larger than the configured cap.
     #[error(
-        "the input payload is {size} bytes, over the cap of {cap} bytes; store large data elsewhere and pass a reference (a path or a key), or raise the payload cap"
+        "the input payload is {size} bytes, over the cap of {cap} bytes; store large data elsewhere and pass a reference (a path or a key) (a program that embeds backwork may raise `Config::payload_cap`)"
     )]
     PayloadTooLarge {
         /// Serialized size of the payload.
