@@ -92,7 +92,13 @@ fn init_logging(quiet: u8, verbose: u8, daemon: bool) {
     };
     // an empty variable is unset (`Environment=RUST_LOG=` in a unit); a filter that does not
     // parse is named on stderr and the default is used, rather than logging nothing
-    let mut filter = tracing_subscriber::EnvFilter::new(level);
+    // (a verb still says what the store itself warns about when it opens it: a migration's
+    // changed cron weekdays, a commit dropped on damage — said once, to the person upgrading)
+    let mut filter = if daemon || quiet > 0 {
+        tracing_subscriber::EnvFilter::new(level)
+    } else {
+        tracing_subscriber::EnvFilter::new(format!("{level},backwork_persistence=warn"))
+    };
     for name in ["BACKWORK_LOG", "RUST_LOG"] {
         let Some(value) = std::env::var(name).ok().filter(|v| !v.trim().is_empty()) else {
             continue;

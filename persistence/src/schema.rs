@@ -33,8 +33,8 @@ pub(crate) struct Migrated {
     /// Records rewritten.
     pub records: usize,
     /// Jobs with a six- or seven-field cron whose weekday field has a number (see
-    /// [`weekday_numbered`]).
-    pub weekday_crons: Vec<JobId>,
+    /// [`weekday_numbered`]), with the expression.
+    pub weekday_crons: Vec<(JobId, String)>,
 }
 
 /// True for a six- or seven-field cron expression (seconds first) whose day-of-week field has
@@ -50,7 +50,7 @@ pub(crate) fn weekday_numbered(expr: &str) -> bool {
 /// form and rewritten as a job record (with its input inside when that is small, see
 /// [`record::input_goes_inline`]), a larger input and its output in `payloads` and its history
 /// in `runs`; schema 2's index tables are dropped. A cron whose weekday numbers changed meaning
-/// is kept as written and logged (one warning per job).
+/// is kept as written and listed in [`Migrated::weekday_crons`] (the caller warns once per job).
 pub(crate) fn migrate_to_3(txn: &WriteTransaction) -> Result<Migrated, MigrationError> {
     let mut old: Vec<Job> = Vec::new();
     {
@@ -111,12 +111,7 @@ pub(crate) fn migrate_to_3(txn: &WriteTransaction) -> Result<Migrated, Migration
             if let Schedule::Cron { expr, .. } = &job.request.schedule
                 && weekday_numbered(expr)
             {
-                tracing::warn!(
-                    job = %job.id,
-                    cron = %expr,
-                    "this job's cron expression numbers weekdays; they now follow crontab(5) (0 or 7 Sunday, 1 Monday … 6 Saturday), not the 1 = Sunday of backwork's schema 2 and older: check that it still names the days you mean"
-                );
-                out.weekday_crons.push(job.id);
+                out.weekday_crons.push((job.id, expr.clone()));
             }
         }
     }
@@ -172,6 +167,7 @@ mod tests {
         let done = migrate_to_3(&txn).unwrap();
         assert_eq!(done.records, 8);
         let t0 = "2026-03-02T08:00:00Z".parse().unwrap();
-        assert_eq!(done.weekday_crons, [JobId::new_v7(t0, [3; 10])]);
+        let ids: Vec<JobId> = done.weekday_crons.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, [JobId::new_v7(t0, [3; 10])]);
     }
 }

@@ -279,7 +279,11 @@ impl std::fmt::Debug for Source {
 
 /// Reads the schema version, migrates an older layout and creates missing tables — writing only
 /// when something is missing or old, so opening a current store on a full disk needs no space.
-fn prepare_schema(db: &Database, path: &Path) -> Result<(), StoreError> {
+///
+/// `report`: log what a migration did (the migration, and each cron whose weekday numbers
+/// changed meaning). The check of a file migrates a throw-away copy in memory first, and says
+/// nothing, so each is said once, by the open that writes it.
+fn prepare_schema(db: &Database, path: &Path, report: bool) -> Result<(), StoreError> {
     let err = |e: redb::Error| redb_error(path, "read its schema", e);
     let current = {
         let txn = db.begin_read().map_err(|e| err(e.into()))?;
@@ -341,12 +345,21 @@ fn prepare_schema(db: &Database, path: &Path) -> Result<(), StoreError> {
             MigrationError::Redb(e) => err(e),
             MigrationError::Record(id, e) => corrupt_record(path, id, &e),
         })?;
-        tracing::info!(
-            records = done.records,
-            from = version,
-            to = SCHEMA_VERSION,
-            "migrated the job store"
-        );
+        if report {
+            tracing::info!(
+                records = done.records,
+                from = version,
+                to = SCHEMA_VERSION,
+                "migrated the job store"
+            );
+            for (job, cron) in &done.weekday_crons {
+                tracing::warn!(
+                    %job,
+                    %cron,
+                    "this job's cron expression numbers weekdays; they now follow crontab(5) (0 or 7 Sunday, 1 Monday … 6 Saturday), not the 1 = Sunday of backwork's schema 2 and older: check that it still names the days you mean"
+                );
+            }
+        }
     }
     {
         let mut meta = txn.open_table(META).map_err(|e| err(e.into()))?;
@@ -719,7 +732,7 @@ impl RedbStore {
                 ),
             }
         }
-        guard::catch(|| prepare_schema(&db, path))
+        guard::catch(|| prepare_schema(&db, path, false))
             .map_err(|m| panicked(path, "reading the schema", m))??;
         let jobs = load_all(&db, path, Detail::Checked)?;
         Ok((db, jobs))
@@ -737,7 +750,7 @@ impl RedbStore {
         let db = guard::catch(|| builder().create_with_backend(direct))
             .map_err(|m| panicked(&path, "opening the file", m))?
             .map_err(|e| database_error(&path, e))?;
-        guard::catch(|| prepare_schema(&db, &path))
+        guard::catch(|| prepare_schema(&db, &path, true))
             .map_err(|m| panicked(&path, "preparing the schema", m))??;
         self.db = Some(db);
         self.writable = true;
