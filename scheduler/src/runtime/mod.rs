@@ -1153,6 +1153,12 @@ impl Actor {
 
     fn feed(&mut self, event: Event) -> Result<Reply, CoreError> {
         let now = self.clock.now();
+        self.feed_at(now, event)
+    }
+
+    /// [`Actor::feed`] at `now`: every part of one request (each job of a bulk enqueue) is
+    /// taken at the request's one instant.
+    fn feed_at(&mut self, now: Time, event: Event) -> Result<Reply, CoreError> {
         let reply = self.core.handle(now, event);
         self.drain_actions();
         reply
@@ -1316,7 +1322,7 @@ impl Actor {
         };
         match cmd {
             Command::Enqueue { request, reply } => {
-                let result = self.enqueue_one(request);
+                let result = self.enqueue_one(self.clock.now(), request);
                 self.respond_after_commit(reply, result);
             }
             Command::EnqueueChain { chain, reply } => {
@@ -1348,7 +1354,15 @@ impl Actor {
                 self.respond_after_commit(reply, result);
             }
             Command::EnqueueMany { requests, reply } => {
-                let results: Vec<_> = requests.into_iter().map(|r| self.enqueue_one(r)).collect();
+                // one request, one instant: its jobs share it (and the wake-up planner's entry
+                // for their latest start, instead of one per job)
+                let now = self.clock.now();
+                // its changes at once: a batch grown by doubling holds up to twice as much
+                self.batch.reserve(requests.len());
+                let results: Vec<_> = requests
+                    .into_iter()
+                    .map(|r| self.enqueue_one(now, r))
+                    .collect();
                 self.replies.push(Box::new(move |err| {
                     let _ = reply.send(match err {
                         Some(e) => Err(e.clone().into()),
@@ -1500,9 +1514,10 @@ impl Actor {
         self.publish(update);
     }
 
-    fn enqueue_one(&mut self, request: JobRequest) -> Result<Receipt, CoreError> {
-        let id = self.ids.next(self.clock.now());
-        self.feed(Event::Enqueue { id, request }).map(|r| match r {
+    /// Enqueues `request` at `now` (the instant of the request it belongs to).
+    fn enqueue_one(&mut self, now: Time, request: JobRequest) -> Result<Receipt, CoreError> {
+        let id = self.ids.next(now);
+        self.feed_at(now, Event::Enqueue { id, request }).map(|r| match r {
             Reply::Enqueued {
                 id,
                 disposition,
