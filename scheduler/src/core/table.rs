@@ -21,7 +21,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustc_hash::FxHashMap;
+use std::hash::Hasher as _;
+
+use hashbrown::HashTable;
 use serde_json::Value;
 
 use super::entry::{self, Entry, Payloads};
@@ -31,10 +33,10 @@ use super::schedule;
 /// Every job the core holds, and the indexes over them.
 #[derive(Debug, Default)]
 pub(crate) struct Table {
-    /// Every job's compact entry (boxed: the map's slots hold a pointer, not the entry).
+    /// Every job's compact entry, in place in a slab indexed by id (see [`Slots`]).
     /// Hashed, not ordered: it is looked up many times at every state change, and iterated in
     /// id order only by [`Table::ids`] and [`Table::entries`] (a load, a listing), which sort.
-    entries: FxHashMap<JobId, Box<Entry>>,
+    entries: Slots,
     /// The input payloads that are not null.
     inputs: BTreeMap<JobId, Value>,
     /// The outputs of last runs, for the jobs that have one.
@@ -104,26 +106,26 @@ impl Table {
 
     /// The entry of job `id`.
     pub fn get(&self, id: &JobId) -> Option<&Entry> {
-        self.entries.get(id).map(|e| &**e)
+        self.entries.get(id)
     }
 
     /// The entry of job `id`, to change. A change of state into or out of a finished one goes
     /// through [`Table::finish`] / [`Table::revive`], a new request through
     /// [`Table::replace_request`]; every other field is the caller's.
     pub fn get_mut(&mut self, id: &JobId) -> Option<&mut Entry> {
-        self.entries.get_mut(id).map(|e| &mut **e)
+        self.entries.get_mut(id)
     }
 
     /// Every job's id, in id order.
     pub fn ids(&self) -> impl Iterator<Item = JobId> + use<> {
-        let mut ids: Vec<JobId> = self.entries.keys().copied().collect();
+        let mut ids: Vec<JobId> = self.entries.values().map(|e| e.id).collect();
         ids.sort_unstable();
         ids.into_iter()
     }
 
     /// Every entry, in id order.
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
-        let mut all: Vec<&Entry> = self.entries.values().map(|e| &**e).collect();
+        let mut all: Vec<&Entry> = self.entries.values().collect();
         all.sort_unstable_by_key(|e| e.id);
         all.into_iter()
     }
@@ -179,11 +181,11 @@ impl Table {
         for p in &entry.prerequisites {
             self.dependents.entry(*p).or_default().push(id);
         }
-        self.entries.insert(id, Box::new(entry));
+        self.entries.insert(entry);
     }
 
     /// Takes job `id` out of every collection.
-    pub fn remove(&mut self, id: JobId) -> Option<Box<Entry>> {
+    pub fn remove(&mut self, id: JobId) -> Option<Entry> {
         let job = self.entries.remove(&id)?;
         self.inputs.remove(&id);
         self.outputs.remove(&id);
@@ -393,6 +395,124 @@ impl Table {
         if let Some(at) = to {
             self.prune_at.insert((at, from.1));
         }
+    }
+}
+
+/// How many entries a chunk of [`Slots`] holds (a power of two).
+const CHUNK: usize = 1024;
+
+/// The entries, stored in place in fixed-size chunks, and an index from a job's id to its
+/// slot that does not store the entry: 4 bytes a slot (a `u32`), hashed by id (FxHash),
+/// compared through the slot's own id. No box per entry, no key copied beside it, and a
+/// growing table never moves its entries (a new chunk is added; a freed slot is reused).
+#[derive(Debug, Default)]
+struct Slots {
+    /// The slots; `None`: free (listed in `free`).
+    chunks: Vec<Box<[Option<Entry>]>>,
+    /// The free slots, the last freed last.
+    free: Vec<u32>,
+    /// Each stored entry's slot, by the hash of its id.
+    index: HashTable<u32>,
+}
+
+/// The hash of `id` in the index.
+fn hash(id: &JobId) -> u64 {
+    let mut h = rustc_hash::FxHasher::default();
+    h.write_u128(id.as_u128());
+    h.finish()
+}
+
+impl Slots {
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    fn at(chunks: &[Box<[Option<Entry>]>], slot: u32) -> Option<&Entry> {
+        let slot = slot as usize;
+        chunks.get(slot / CHUNK)?.get(slot % CHUNK)?.as_ref()
+    }
+
+    fn at_mut(chunks: &mut [Box<[Option<Entry>]>], slot: u32) -> Option<&mut Entry> {
+        let slot = slot as usize;
+        chunks.get_mut(slot / CHUNK)?.get_mut(slot % CHUNK)?.as_mut()
+    }
+
+    /// The slot of job `id`.
+    fn slot(&self, id: &JobId) -> Option<u32> {
+        let chunks = &self.chunks;
+        self.index
+            .find(hash(id), |&s| Slots::at(chunks, s).is_some_and(|e| e.id == *id))
+            .copied()
+    }
+
+    fn contains_key(&self, id: &JobId) -> bool {
+        self.slot(id).is_some()
+    }
+
+    fn get(&self, id: &JobId) -> Option<&Entry> {
+        Slots::at(&self.chunks, self.slot(id)?)
+    }
+
+    fn get_mut(&mut self, id: &JobId) -> Option<&mut Entry> {
+        let slot = self.slot(id)?;
+        Slots::at_mut(&mut self.chunks, slot)
+    }
+
+    /// Stores `entry`, replacing the entry of the same id if there is one.
+    fn insert(&mut self, entry: Entry) {
+        if let Some(old) = self.get_mut(&entry.id) {
+            *old = entry;
+            return;
+        }
+        let id = entry.id;
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                let next = self.chunks.len() * CHUNK;
+                let slot = u32::try_from(next).expect("fewer than 2^32 jobs in one core");
+                self.chunks.push(std::iter::repeat_with(|| None).take(CHUNK).collect());
+                // the new chunk's slots but the first are free, the lowest taken first
+                self.free.extend((slot + 1..slot + CHUNK as u32).rev());
+                slot
+            }
+        };
+        if let Some(place) = self
+            .chunks
+            .get_mut(slot as usize / CHUNK)
+            .and_then(|c| c.get_mut(slot as usize % CHUNK))
+        {
+            *place = Some(entry);
+        }
+        let chunks = &self.chunks;
+        self.index.insert_unique(hash(&id), slot, |&s| {
+            Slots::at(chunks, s).map_or(0, |e| hash(&e.id))
+        });
+    }
+
+    /// Takes job `id`'s entry out, freeing its slot.
+    fn remove(&mut self, id: &JobId) -> Option<Entry> {
+        let chunks = &self.chunks;
+        let (slot, _) = self
+            .index
+            .find_entry(hash(id), |&s| Slots::at(chunks, s).is_some_and(|e| e.id == *id))
+            .ok()?
+            .remove();
+        let entry = self
+            .chunks
+            .get_mut(slot as usize / CHUNK)
+            .and_then(|c| c.get_mut(slot as usize % CHUNK))
+            .and_then(Option::take);
+        self.free.push(slot);
+        entry
+    }
+
+    /// Every entry, in no particular order.
+    fn values(&self) -> impl Iterator<Item = &Entry> {
+        self.chunks.iter().flat_map(|c| c.iter().flatten())
     }
 }
 
