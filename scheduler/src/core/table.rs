@@ -14,6 +14,10 @@
 //! the store in change sets and are read back from it by id; the table's side tables stay
 //! empty and every payload method is a no-op, so the same code runs either way.
 //!
+//! The entries are stored in place ([`Slots`]): a slab of fixed-size chunks with a free list,
+//! and an index from id to slot (a `hashbrown::HashTable<u32>`, hashed by id with FxHash,
+//! compared through the slot's own id) — no box per entry, no copy of the id beside it.
+//!
 //! What waits to be dispatched (the lanes, policy deferrals, runs in progress) is the
 //! scheduler's, not the table's: it is rebuilt from the entries after a load.
 
@@ -168,7 +172,7 @@ impl Table {
             self.histories.insert(id, payloads.history.into());
         }
         if entry.state.is_finished() {
-            if let Some(at) = entry.finished_at {
+            if let Some(at) = entry.finished_at() {
                 self.prune_at
                     .insert((schedule::add(at, self.retention), id));
             }
@@ -178,7 +182,7 @@ impl Table {
         if let Some(name) = entry.unique_name() {
             self.by_name.entry(name.to_string()).or_default().push(id);
         }
-        for p in &entry.prerequisites {
+        for p in entry.prerequisites() {
             self.dependents.entry(*p).or_default().push(id);
         }
         self.entries.insert(entry);
@@ -191,7 +195,7 @@ impl Table {
         self.outputs.remove(&id);
         self.histories.remove(&id);
         if job.state.is_finished() {
-            if let Some(at) = job.finished_at {
+            if let Some(at) = job.finished_at() {
                 self.prune_at
                     .remove(&(schedule::add(at, self.retention), id));
             }
@@ -207,7 +211,7 @@ impl Table {
             }
         }
         self.dependents.remove(&id);
-        for p in &job.prerequisites {
+        for p in job.prerequisites() {
             if let Some(ds) = self.dependents.get_mut(p) {
                 ds.retain(|d| *d != id);
             }
@@ -226,7 +230,7 @@ impl Table {
             count_tags(&mut self.unfinished_tags, &job.request.tags, false);
         }
         job.state = state;
-        job.finished_at = Some(now);
+        job.set_finished_at(Some(now));
         self.prune_at
             .insert((schedule::add(now, self.retention), id));
     }
@@ -239,14 +243,14 @@ impl Table {
             return;
         };
         if job.state.is_finished() {
-            if let Some(at) = job.finished_at {
+            if let Some(at) = job.finished_at() {
                 self.prune_at
                     .remove(&(schedule::add(at, self.retention), id));
             }
             count_tags(&mut self.unfinished_tags, &job.request.tags, true);
         }
         job.state = state;
-        job.finished_at = None;
+        job.set_finished_at(None);
     }
 
     /// Replaces job `id`'s request (the `update` conflict policy) and its input, keeping its
@@ -302,7 +306,7 @@ impl Table {
             .entries
             .get(&id)
             .filter(|j| j.state.is_finished())
-            .and_then(|j| j.finished_at)
+            .and_then(|j| j.finished_at())
         {
             self.prune_at
                 .insert((schedule::add(at, self.retention), id));
@@ -438,14 +442,19 @@ impl Slots {
 
     fn at_mut(chunks: &mut [Box<[Option<Entry>]>], slot: u32) -> Option<&mut Entry> {
         let slot = slot as usize;
-        chunks.get_mut(slot / CHUNK)?.get_mut(slot % CHUNK)?.as_mut()
+        chunks
+            .get_mut(slot / CHUNK)?
+            .get_mut(slot % CHUNK)?
+            .as_mut()
     }
 
     /// The slot of job `id`.
     fn slot(&self, id: &JobId) -> Option<u32> {
         let chunks = &self.chunks;
         self.index
-            .find(hash(id), |&s| Slots::at(chunks, s).is_some_and(|e| e.id == *id))
+            .find(hash(id), |&s| {
+                Slots::at(chunks, s).is_some_and(|e| e.id == *id)
+            })
             .copied()
     }
 
@@ -474,7 +483,8 @@ impl Slots {
             None => {
                 let next = self.chunks.len() * CHUNK;
                 let slot = u32::try_from(next).expect("fewer than 2^32 jobs in one core");
-                self.chunks.push(std::iter::repeat_with(|| None).take(CHUNK).collect());
+                self.chunks
+                    .push(std::iter::repeat_with(|| None).take(CHUNK).collect());
                 // the new chunk's slots but the first are free, the lowest taken first
                 self.free.extend((slot + 1..slot + CHUNK as u32).rev());
                 slot
@@ -498,7 +508,9 @@ impl Slots {
         let chunks = &self.chunks;
         let (slot, _) = self
             .index
-            .find_entry(hash(id), |&s| Slots::at(chunks, s).is_some_and(|e| e.id == *id))
+            .find_entry(hash(id), |&s| {
+                Slots::at(chunks, s).is_some_and(|e| e.id == *id)
+            })
             .ok()?
             .remove();
         let entry = self
@@ -533,29 +545,11 @@ fn count_tags(counts: &mut BTreeMap<String, usize>, tags: &BTreeSet<String>, up:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::job::{ConflictPolicy, Force};
+    use crate::core::job::ConflictPolicy;
 
     fn entry(table: &mut Table, n: u128, request: JobRequest, at: Time) -> Entry {
-        Entry {
-            id: JobId::from_u128(n),
-            request: table.share(request),
-            state: JobState::Enqueued,
-            backing_off: false,
-            force: Force::default(),
-            attempt: 0,
-            enqueued_at: at,
-            not_before: at,
-            window_end: None,
-            last_started: None,
-            last_finished: None,
-            last_success_started: None,
-            finished_at: None,
-            runs_total: 0,
-            cycle: 0,
-            prerequisites: Box::new([]),
-            stop_reason: None,
-            lane: None,
-        }
+        let request = table.share(request);
+        Entry::new(JobId::from_u128(n), request, JobState::Enqueued, at)
     }
 
     /// Every index follows a job through insert, finish, revive, a new request and remove: the
@@ -580,7 +574,7 @@ mod tests {
             },
         );
         let mut second = entry(&mut t, 2, bare, at);
-        second.prerequisites = Box::new([JobId::from_u128(1)]);
+        second.set_prerequisites(Box::new([JobId::from_u128(1)]));
         t.insert(second, Payloads::default());
         let (one, two) = (JobId::from_u128(1), JobId::from_u128(2));
         assert!(
@@ -638,5 +632,50 @@ mod tests {
         assert!(t.payloads(&two) == Payloads::default());
         t.remove(one);
         assert!(t.is_empty() && t.named("n").is_empty() && t.unfinished_with_tag("b") == 0);
+    }
+
+    /// The slab finds every entry by its id through removals and reuses of slots, across
+    /// chunks and a growing index: what is looked up is what was stored under that id.
+    #[test]
+    fn the_slab_finds_each_entry_through_removals_and_reused_slots() {
+        let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("a valid instant");
+        let mut t = Table::new(Duration::from_secs(3600), false);
+        let n = 3 * CHUNK as u128 + 5;
+        for i in 0..n {
+            let e = entry(&mut t, i, JobRequest::once("k"), at);
+            t.insert(e, Payloads::default());
+        }
+        // every third job goes, then as many new ones come into the freed slots
+        for i in (0..n).step_by(3) {
+            assert!(t.remove(JobId::from_u128(i)).is_some());
+        }
+        assert!(t.remove(JobId::from_u128(0)).is_none(), "already gone");
+        for i in (0..n).step_by(3) {
+            let mut e = entry(&mut t, n + i, JobRequest::once("k"), at);
+            e.attempt = 7;
+            t.insert(e, Payloads::default());
+        }
+        assert_eq!(t.len(), n as usize);
+        assert_eq!(t.entries.chunks.len(), 4, "the freed slots were reused");
+        for i in 0..n {
+            let old = t.get(&JobId::from_u128(i));
+            let new = t.get(&JobId::from_u128(n + i));
+            if i % 3 == 0 {
+                assert!(old.is_none());
+                assert_eq!(
+                    new.map(|e| (e.id, e.attempt)),
+                    Some((JobId::from_u128(n + i), 7))
+                );
+            } else {
+                assert_eq!(
+                    old.map(|e| (e.id, e.attempt)),
+                    Some((JobId::from_u128(i), 0))
+                );
+                assert!(new.is_none());
+            }
+        }
+        let ids: Vec<JobId> = t.ids().collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids come in id order");
+        assert_eq!(ids.len(), n as usize);
     }
 }

@@ -1517,27 +1517,28 @@ impl Actor {
     /// Enqueues `request` at `now` (the instant of the request it belongs to).
     fn enqueue_one(&mut self, now: Time, request: JobRequest) -> Result<Receipt, CoreError> {
         let id = self.ids.next(now);
-        self.feed_at(now, Event::Enqueue { id, request }).map(|r| match r {
-            Reply::Enqueued {
-                id,
-                disposition,
-                warnings,
-            } => {
-                for w in &warnings {
-                    tracing::warn!(job = %id, "{w}");
-                }
-                Receipt {
+        self.feed_at(now, Event::Enqueue { id, request })
+            .map(|r| match r {
+                Reply::Enqueued {
                     id,
                     disposition,
                     warnings,
+                } => {
+                    for w in &warnings {
+                        tracing::warn!(job = %id, "{w}");
+                    }
+                    Receipt {
+                        id,
+                        disposition,
+                        warnings,
+                    }
                 }
-            }
-            _ => Receipt {
-                id,
-                disposition: Disposition::Inserted,
-                warnings: Vec::new(),
-            },
-        })
+                _ => Receipt {
+                    id,
+                    disposition: Disposition::Inserted,
+                    warnings: Vec::new(),
+                },
+            })
     }
 
     fn publish(&mut self, update: JobUpdate) {
