@@ -1568,16 +1568,26 @@ impl Actor {
         // is stable, so among one job's entries the last to arrive comes last (ids arrive
         // nearly sorted — they grow with time — so this is close to one pass)
         batch.sort_by_key(|(id, _)| *id);
-        changes.upserts.reserve(batch.len());
-        let mut entries = batch.into_iter().peekable();
-        while let Some((id, job)) = entries.next() {
-            if entries.peek().is_some_and(|(next, _)| *next == id) {
-                continue; // a later entry replaces this one
+        batch.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                std::mem::swap(later, kept); // a later entry replaces this one
             }
-            match job {
-                Some(job) => changes.upserts.push(job),
-                None => changes.removes.push(id),
-            }
+            same
+        });
+        changes.removes.extend(
+            batch
+                .iter()
+                .filter(|(_, job)| job.is_none())
+                .map(|(id, _)| *id),
+        );
+        // collected in place: the batch's buffer becomes the upserts' (no second copy of a
+        // big batch's jobs at once)
+        let upserts: Vec<Job> = batch.into_iter().filter_map(|(_, job)| job).collect();
+        if changes.upserts.is_empty() {
+            changes.upserts = upserts;
+        } else {
+            changes.upserts.extend(upserts);
         }
         let effects = std::mem::take(&mut self.effects);
         let replies = std::mem::take(&mut self.replies);
