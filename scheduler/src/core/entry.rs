@@ -557,7 +557,7 @@ mod tests {
         ];
         for t in exact {
             assert_eq!(At::new(t).time(), t);
-            assert_eq!(Some(At::new(t)).map(At::time), Some(t));
+            assert_eq!(time(at(Some(t))), Some(t));
             for u in exact {
                 assert_eq!(At::new(t).cmp(&At::new(u)), t.cmp(&u), "{t} and {u}");
             }

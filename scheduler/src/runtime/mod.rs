@@ -1567,7 +1567,10 @@ impl Actor {
         // by id (the store writes its keys in order), each job's last entry winning: the sort
         // is stable, so among one job's entries the last to arrive comes last (ids arrive
         // nearly sorted — they grow with time — so this is close to one pass)
-        batch.sort_by_key(|(id, _)| *id);
+        if !batch.is_sorted_by_key(|(id, _)| *id) {
+            // (a stable sort's scratch space is a copy of up to 8 MB: not for a sorted batch)
+            batch.sort_by_key(|(id, _)| *id);
+        }
         batch.dedup_by(|later, kept| {
             let same = later.0 == kept.0;
             if same {
