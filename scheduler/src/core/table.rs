@@ -259,6 +259,11 @@ impl Table {
         let Some(job) = self.entries.get(&id) else {
             return;
         };
+        // the lanes find a filed job by its request's kind and constraints
+        debug_assert!(
+            job.lane.is_none(),
+            "a job's request is replaced while it is filed"
+        );
         request.unique = job.request.unique.clone();
         let input = std::mem::take(&mut request.input);
         let shared = entry::share(request, &mut self.last_request);
