@@ -487,11 +487,14 @@ impl Slots {
             Some(slot) => slot,
             None => {
                 let next = self.chunks.len() * CHUNK;
+                // 2^32 entries would take over 400 GB: memory runs out long before
                 let slot = u32::try_from(next).expect("fewer than 2^32 jobs in one core");
                 self.chunks
                     .push(std::iter::repeat_with(|| None).take(CHUNK).collect());
-                // the new chunk's slots but the first are free, the lowest taken first
-                self.free.extend((slot + 1..slot + CHUNK as u32).rev());
+                // the new chunk's slots but the first are free, the lowest taken first (its
+                // last slot is at most `u32::MAX`)
+                self.free
+                    .extend((slot + 1..=slot + (CHUNK as u32 - 1)).rev());
                 slot
             }
         };
