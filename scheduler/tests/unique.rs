@@ -101,6 +101,33 @@ fn update_keeps_id_and_enqueue_time() {
     assert_eq!(h.starts(a), [e + TimeDelta::hours(6)]);
 }
 
+/// A job waits for a worker in the lane of its request's kind; an update that changes the kind
+/// takes it out of that lane first (the lanes find a job by its request's kind): it starts with
+/// a worker of the new kind, and a worker of the old kind registered later finds nothing of it.
+#[test]
+fn update_of_a_job_waiting_for_a_worker_moves_it_to_its_new_kind() {
+    let mut h = Harness::new();
+    let (a, _) = enqueue_named(
+        &mut h,
+        JobRequest::once("nobody").unique("n", ConflictPolicy::Update),
+    );
+    assert!(h.starts(a).is_empty(), "no worker of its kind");
+    let (b, d) = enqueue_named(
+        &mut h,
+        JobRequest::once(KIND).unique("n", ConflictPolicy::Update),
+    );
+    assert_eq!((b, d), (a, Disposition::Updated));
+    assert_eq!(h.starts(a), [h.now], "a worker of the new kind runs it");
+    h.handle(backwork_scheduler::Event::WorkerRegistered("nobody".into()))
+        .unwrap();
+    assert_eq!(
+        h.starts(a).len(),
+        1,
+        "the old kind's lane kept nothing of it"
+    );
+    assert_eq!(h.job(a).state, JobState::Running);
+}
+
 #[test]
 fn periodic_update_changes_the_interval_but_keeps_the_anchor() {
     let mut h = Harness::new().auto_succeed();

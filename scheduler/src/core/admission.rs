@@ -347,30 +347,13 @@ impl Scheduler {
                 .get(p)
                 .is_some_and(|p| p.state != JobState::Succeeded)
         });
-        let mut job = Entry {
-            id,
-            request: self.jobs.share(request),
-            state: if blocked {
-                JobState::Blocked
-            } else {
-                JobState::Enqueued
-            },
-            enqueued_at: now,
-            attempt: 0,
-            not_before: now,
-            backing_off: false,
-            window_end: None,
-            last_started: None,
-            last_finished: None,
-            last_success_started: None,
-            runs_total: 0,
-            cycle: 0,
-            prerequisites: prerequisites.into_boxed_slice(),
-            stop_reason: None,
-            finished_at: None,
-            force: Force::default(),
-            lane: None,
+        let state = if blocked {
+            JobState::Blocked
+        } else {
+            JobState::Enqueued
         };
+        let mut job = Entry::new(id, self.jobs.share(request), state, now);
+        job.set_prerequisites(prerequisites.into_boxed_slice());
         self.place(&mut job)?;
         Ok(job)
     }
@@ -381,6 +364,8 @@ impl Scheduler {
             self.dirty_inputs
                 .insert(id, std::mem::take(&mut request.input));
         }
+        // out of its lane first: a lane finds a job by its request's kind and constraints
+        self.lanes.remove(&mut self.jobs, id);
         self.jobs.replace_request(id, request);
         let Some(job) = self.jobs.get(&id) else {
             return;

@@ -226,7 +226,7 @@ impl Scheduler {
     ) -> Result<(), CoreError> {
         let input = std::mem::take(&mut request.input);
         let job = self.initial_job(now, id, request, prerequisites)?;
-        let prerequisites = job.prerequisites.clone();
+        let prerequisites = Box::<[JobId]>::from(job.prerequisites());
         let input = if self.persist {
             if !input.is_null() {
                 // a new job has no stored input to replace: a null one writes nothing
@@ -275,7 +275,7 @@ impl Scheduler {
             return;
         };
         let states: Vec<(JobId, Option<JobState>)> = job
-            .prerequisites
+            .prerequisites()
             .iter()
             .map(|p| (*p, self.jobs.get(p).map(|p| p.state)))
             .collect();

@@ -3,6 +3,8 @@
 //! the policy allow; the device and policy changes that re-file jobs, and the timed work
 //! (time limits, grace periods) of runs in progress.
 
+use super::entry::nanos;
+use super::lanes::Lane;
 use super::*;
 
 /// The time gates of one enqueued job (see `Scheduler::gates`).
@@ -154,15 +156,15 @@ impl Scheduler {
         job.state = JobState::Running;
         job.attempt = job.attempt.saturating_add(1);
         job.runs_total = job.runs_total.saturating_add(1);
-        job.last_started = Some(now);
-        job.stop_reason = None;
+        job.set_last_started(Some(now));
+        job.set_stop_reason(None);
         job.force = Force::default();
         let start = StartJob {
             id,
             kind: job.request.kind.clone(),
             attempt: job.attempt,
             cycle: job.cycle,
-            prerequisites: job.prerequisites.clone(),
+            prerequisites: job.prerequisites().into(),
             input_merger: job.request.input_merger,
         };
         let deadline = job.request.timeout.map(|d| schedule::add(now, d));
@@ -195,25 +197,27 @@ impl Scheduler {
         self.pending.push(Action::Start(start));
     }
 
-    /// Files a job whose time gates are open in the lane of what it waits for next.
-    pub(super) fn classify(&mut self, key: Time, id: JobId) {
+    /// Files a job whose time gates are open (filed under `key`, in nanoseconds as the lanes
+    /// keep it) in the lane of what it waits for next.
+    pub(super) fn classify(&mut self, key: i64, id: JobId) {
         let Some(job) = self.jobs.get(&id) else {
             return;
         };
-        if !self.kinds.contains(&job.request.kind) {
-            let kind = job.request.kind.clone();
-            self.lanes.wait_for_worker(&mut self.jobs, key, id, kind);
+        let lane = if !self.kinds.contains(&job.request.kind) {
+            Lane::NoWorker
         } else if !job.force.constraints && !job.request.constraints.satisfied_by(&self.device) {
-            let needs = job.request.constraints;
-            self.lanes.wait_for_device(&mut self.jobs, key, id, needs);
+            Lane::Device
         } else {
             // expedited work passes the policy's holds as forced work does (JobScheduler runs
             // expedited jobs in Doze and past standby quotas), and goes first among the ready
             let expedited = self.is_expedited(job);
             let forced = job.force.time || expedited;
-            let key = if expedited { min_time() } else { key };
-            self.lanes.ready(&mut self.jobs, key, id, forced);
-        }
+            let key = if expedited { nanos(min_time()) } else { key };
+            self.lanes
+                .file(&mut self.jobs, Lane::Ready(forced), key, id);
+            return;
+        };
+        self.lanes.file(&mut self.jobs, lane, key, id);
     }
 
     /// Whether `job` waits as expedited work: its request is expedited and the expedited quota
@@ -265,12 +269,12 @@ impl Scheduler {
     /// The time gates of an enqueued job, each with the instant it opens: the one computation
     /// that dispatch (through [`Scheduler::gate_of`]), `why` and `list` use.
     pub(super) fn gates(&self, job: &Entry) -> Gates {
-        let min_interval = match (job.request.min_interval, job.last_success_started) {
+        let min_interval = match (job.request.min_interval, job.last_success_started()) {
             (Some(mi), Some(last)) => Some(schedule::add(last, mi)),
             _ => None,
         };
         Gates {
-            due: job.not_before,
+            due: job.not_before(),
             backing_off: job.backing_off,
             min_interval,
             policy: self.deferred.get(&job.id).cloned(),
@@ -314,7 +318,7 @@ impl Scheduler {
             job.request.schedule,
             Schedule::Periodic { flex: Some(_), .. }
         ) && !job.backing_off;
-        let latest = match job.window_end {
+        let latest = match job.window_end() {
             Some(end) if flexed && end >= gate => end,
             _ => schedule::add(gate, self.batch_slack(job)),
         };
@@ -333,7 +337,7 @@ impl Scheduler {
     /// period's window start, or the next cron slot. `None` for one-off jobs and periods anchored
     /// after the run (those begin when this run ends).
     pub(super) fn next_slot(&self, job: &Entry) -> Option<Time> {
-        let end = job.window_end?;
+        let end = job.window_end()?;
         match &job.request.schedule {
             Schedule::Periodic {
                 every,

@@ -98,7 +98,7 @@ impl Scheduler {
         let Some(job) = self.jobs.get_mut(&id) else {
             return;
         };
-        job.last_finished = Some(now);
+        job.set_last_finished(Some(now));
         if job.state.is_finished() {
             // cancelled while it ran: the record is final already
             self.touch(id);
@@ -127,8 +127,8 @@ impl Scheduler {
         }
         match result {
             RunResult::Success => {
-                job.last_success_started = Some(active.started);
-                job.stop_reason = None;
+                job.set_last_success_started(Some(active.started));
+                job.set_stop_reason(None);
                 self.set_output(id, output);
                 if recurring {
                     self.advance_slot(now, id);
@@ -195,7 +195,7 @@ impl Scheduler {
             return;
         }
         let delay = backoff_delay(&job.request.backoff, job.attempt, job.id.seed());
-        job.not_before = schedule::add(now, delay);
+        job.set_not_before(schedule::add(now, delay));
         job.backing_off = true;
         job.state = JobState::Enqueued;
         self.reindex(id);
@@ -266,7 +266,7 @@ impl Scheduler {
         self.reindex(id);
         // a finished prerequisite is kept while a dependent of it is unfinished (its output is
         // the dependent's input): once none is, its retention counts again
-        let prerequisites = self.jobs.get(&id).map(|j| j.prerequisites.to_vec());
+        let prerequisites = self.jobs.get(&id).map(|j| j.prerequisites().to_vec());
         for p in prerequisites.unwrap_or_default() {
             if !self.has_unfinished_dependent(p) {
                 self.jobs.refile_prune(p);
@@ -282,7 +282,7 @@ impl Scheduler {
             }
             match state {
                 JobState::Succeeded => {
-                    let ready = dep.prerequisites.iter().all(|p| {
+                    let ready = dep.prerequisites().iter().all(|p| {
                         self.jobs
                             .get(p)
                             .is_none_or(|p| p.state == JobState::Succeeded)
@@ -400,7 +400,7 @@ impl Scheduler {
                     live: *live,
                 });
             }
-            if let Some(p) = job.prerequisites.iter().find(|p| {
+            if let Some(p) = job.prerequisites().iter().find(|p| {
                 self.jobs
                     .get(p)
                     .is_some_and(|p| matches!(p.state, JobState::Failed | JobState::Cancelled))
@@ -415,7 +415,7 @@ impl Scheduler {
             let Some(job) = self.jobs.get(id) else {
                 continue;
             };
-            let state = if job.prerequisites.iter().all(|p| {
+            let state = if job.prerequisites().iter().all(|p| {
                 self.jobs
                     .get(p)
                     .is_none_or(|p| p.state == JobState::Succeeded)
@@ -430,7 +430,7 @@ impl Scheduler {
             };
             job.attempt = 0;
             job.cycle = job.cycle.saturating_add(1);
-            job.stop_reason = None;
+            job.set_stop_reason(None);
             job.backing_off = false;
             job.force = Force::default();
             if job.request.schedule.is_recurring() {
@@ -441,8 +441,8 @@ impl Scheduler {
                     *job = placed;
                 }
             } else {
-                job.not_before = now;
-                job.window_end = None;
+                job.set_not_before(now);
+                job.set_window_end(None);
             }
             self.reindex(*id);
             self.dirty.insert(*id);
@@ -503,7 +503,7 @@ impl Scheduler {
                 .jobs
                 .get(&id)
                 .filter(|j| j.state.is_finished())
-                .and_then(|j| j.finished_at)
+                .and_then(|j| j.finished_at())
             else {
                 self.jobs.requeue_prune((key, id), None);
                 continue;

@@ -45,7 +45,7 @@ impl Scheduler {
             let ended = run.ended.clamp(record.started, now.max(record.started));
             record.finished = ended;
             record.note = Some(run.note);
-            job.last_finished = Some(ended);
+            job.set_last_finished(Some(ended));
             if let Some(last) = self.jobs.history_mut(&run.id).and_then(|h| h.back_mut()) {
                 *last = record.clone(); // a core without a store keeps the history itself
             }

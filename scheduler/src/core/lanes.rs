@@ -11,21 +11,35 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use backwork_constraints::{Constraint, Constraints};
+use backwork_constraints::Constraint;
 use std::ops::Bound::{Excluded, Included, Unbounded};
 
-use super::job::{JobId, Time};
+use super::entry::{instant, nanos};
+use super::job::{JobId, JobRequest, Time};
 use super::table::Table;
 
 /// The lane a job waits in.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Lane {
-    /// Waiting for its gates to open; may start as late as the instant held here (batching).
-    Timed(Time),
-    NoWorker(String),
-    Device(Constraints),
+    /// Waiting for its gates to open; may start as late as the instant held here (batching),
+    /// in nanoseconds (see [`nanos`]).
+    Timed(i64),
+    /// Waiting for a worker of its request's kind.
+    NoWorker,
+    /// Waiting for the device to satisfy its request's constraints.
+    Device,
     /// Ready; `true` for a job forced past its time gates (it passes an app-wide hold too).
     Ready(bool),
+}
+
+/// Where a job is filed, as its entry keeps it (24 bytes, no allocation): its lane and the
+/// instant it is filed under there, in nanoseconds. What a lane's sets are keyed by beyond
+/// that (the kind of a job waiting for a worker, the constraints of one waiting for the
+/// device) is its request's: a request is not replaced while its job is filed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LanePos {
+    lane: Lane,
+    key: i64,
 }
 
 /// A lane's sort key: the instant the job is filed under, as nanoseconds since the epoch,
@@ -34,8 +48,8 @@ pub(crate) enum Lane {
 /// every state change, and most of their keys share an instant.
 ///
 /// The nanoseconds saturate outside the years 1677–2262 (`i64`), which keeps the order (ties
-/// there go by id, as ties do): the exact instant a job is filed under is kept on its entry,
-/// and `now` — what the keys are compared with — is never that far out.
+/// there go by id, as ties do); an entry keeps its instants the same way ([`nanos`], one
+/// conversion), and `now` — what the keys are compared with — is never that far out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Key {
     at: i64,
@@ -44,10 +58,10 @@ pub(crate) struct Key {
 }
 
 impl Key {
-    fn new(at: Time, id: JobId) -> Key {
+    fn at_nanos(at: i64, id: JobId) -> Key {
         let id = id.as_u128();
         Key {
-            at: nanos(at),
+            at,
             hi: (id >> 64) as u64,
             lo: id as u64,
         }
@@ -66,24 +80,6 @@ impl Key {
         JobId::from_u128((u128::from(self.hi) << 64) | u128::from(self.lo))
     }
 }
-
-/// `t` as nanoseconds since the Unix epoch, saturated to `i64` (see [`Key`]).
-fn nanos(t: Time) -> i64 {
-    t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 {
-        i64::MIN
-    } else {
-        i64::MAX
-    })
-}
-
-/// The instant `nanos` nanoseconds after the Unix epoch (the inverse of [`nanos`] within its
-/// range).
-fn instant(nanos: i64) -> Time {
-    chrono::DateTime::from_timestamp_nanos(nanos)
-}
-
-/// Where a job is filed: its lane and the key it is filed under there.
-pub(crate) type LanePos = (Lane, Time);
 
 #[derive(Debug, Default)]
 pub(super) struct Lanes {
@@ -118,21 +114,22 @@ impl Lanes {
         self.take(jobs, id);
     }
 
-    /// Takes `id` out of whichever lane it is in; the instant it was filed under.
-    fn take(&mut self, jobs: &mut Table, id: JobId) -> Option<Time> {
-        let (lane, key) = jobs.get_mut(&id).and_then(|e| e.lane.take())?;
+    /// Takes `id` out of whichever lane it is in; the instant it was filed under (in
+    /// nanoseconds: most callers drop it).
+    fn take(&mut self, jobs: &mut Table, id: JobId) -> Option<i64> {
+        let entry = jobs.get_mut(&id)?;
+        let pos = entry.lane.take()?;
         self.count -= 1;
-        self.unlink(lane, key, id);
-        Some(key)
+        self.unlink(pos, &entry.request, id);
+        Some(pos.key)
     }
 
-    /// Takes `id`, filed at `key` in `lane`, out of that lane's sets.
-    fn unlink(&mut self, lane: Lane, key: Time, id: JobId) {
-        let k = Key::new(key, id);
-        match lane {
+    /// Takes `id`, filed at `pos` with `request`, out of that lane's sets.
+    fn unlink(&mut self, pos: LanePos, request: &JobRequest, id: JobId) {
+        let k = Key::at_nanos(pos.key, id);
+        match pos.lane {
             Lane::Timed(latest) => {
                 self.timed.remove(&k);
-                let latest = nanos(latest);
                 if let Some(n) = self.latest.get_mut(&latest) {
                     *n -= 1;
                     if *n == 0 {
@@ -140,17 +137,18 @@ impl Lanes {
                     }
                 }
             }
-            Lane::NoWorker(kind) => {
-                if let Some(set) = self.no_worker.get_mut(&kind) {
+            Lane::NoWorker => {
+                let kind = &request.kind;
+                if let Some(set) = self.no_worker.get_mut(kind) {
                     set.remove(&k);
                     if set.is_empty() {
-                        self.no_worker.remove(&kind);
+                        self.no_worker.remove(kind);
                     }
                 }
             }
-            Lane::Device(needs) => {
+            Lane::Device => {
                 self.device.remove(&k);
-                for c in needs.iter() {
+                for c in request.constraints.iter() {
                     if let Some(n) = self.device_needs.get_mut(&c) {
                         *n -= 1;
                         if *n == 0 {
@@ -177,32 +175,44 @@ impl Lanes {
     }
 
     fn put(&mut self, jobs: &mut Table, lane: Lane, key: Time, id: JobId) {
+        self.file(jobs, lane, nanos(key), id);
+    }
+
+    /// Files `id` in `lane` under `key` (nanoseconds, see [`nanos`]).
+    pub fn file(&mut self, jobs: &mut Table, lane: Lane, key: i64, id: JobId) {
         let Some(entry) = jobs.get_mut(&id) else {
             return; // only a job of the table is filed
         };
+        let pos = LanePos { lane, key };
         // a job filed elsewhere (callers take it out first) is unlinked
-        match entry.lane.replace((lane.clone(), key)) {
-            Some((old, old_key)) => self.unlink(old, old_key, id),
+        match entry.lane.replace(pos) {
+            Some(old) => self.unlink(old, &entry.request, id),
             None => self.count += 1,
         }
-        let k = Key::new(key, id);
-        match &lane {
+        let k = Key::at_nanos(pos.key, id);
+        match lane {
             Lane::Timed(latest) => {
                 self.timed.insert(k);
-                *self.latest.entry(nanos(*latest)).or_default() += 1;
+                *self.latest.entry(latest).or_default() += 1;
             }
-            Lane::NoWorker(kind) => {
-                self.no_worker.entry(kind.clone()).or_default().insert(k);
-            }
-            Lane::Device(needs) => {
+            Lane::NoWorker => match self.no_worker.get_mut(&entry.request.kind) {
+                Some(set) => {
+                    set.insert(k);
+                }
+                None => {
+                    self.no_worker
+                        .insert(entry.request.kind.clone(), BTreeSet::from([k]));
+                }
+            },
+            Lane::Device => {
                 self.device.insert(k);
-                for c in needs.iter() {
+                for c in entry.request.constraints.iter() {
                     *self.device_needs.entry(c).or_default() += 1;
                 }
             }
             Lane::Ready(forced) => {
                 self.ready.insert(k);
-                if *forced {
+                if forced {
                     self.ready_forced.insert(k);
                 }
                 self.note(id);
@@ -245,8 +255,11 @@ impl Lanes {
         now: Time,
         limit: usize,
     ) -> Option<(Time, Vec<JobId>, bool)> {
-        let gate = match jobs.get(&id).and_then(|e| e.lane.as_ref()) {
-            Some((Lane::Timed(_), gate)) => *gate,
+        let gate = match jobs.get(&id).and_then(|e| e.lane) {
+            Some(LanePos {
+                lane: Lane::Timed(_),
+                key,
+            }) => instant(key),
             _ => return None,
         };
         let wake = self.next_wake_after(now)?;
@@ -278,17 +291,7 @@ impl Lanes {
     /// Files `id` to wait for its time gates to open at `key`; it may start as late as `latest`
     /// (at least `key`) so that it shares a wake-up with other jobs.
     pub fn wait_for_time(&mut self, jobs: &mut Table, key: Time, latest: Time, id: JobId) {
-        self.put(jobs, Lane::Timed(latest.max(key)), key, id);
-    }
-
-    /// Files `id` (due since `key`) to wait for a worker of `kind`.
-    pub fn wait_for_worker(&mut self, jobs: &mut Table, key: Time, id: JobId, kind: String) {
-        self.put(jobs, Lane::NoWorker(kind), key, id);
-    }
-
-    /// Files `id` (due since `key`) to wait for the device to satisfy its constraints `needs`.
-    pub fn wait_for_device(&mut self, jobs: &mut Table, key: Time, id: JobId, needs: Constraints) {
-        self.put(jobs, Lane::Device(needs), key, id);
+        self.put(jobs, Lane::Timed(nanos(latest.max(key))), key, id);
     }
 
     /// The constraints that jobs waiting for the device need.
@@ -296,18 +299,15 @@ impl Lanes {
         self.device_needs.keys().copied().collect()
     }
 
-    /// Files `id` (due since `key`) as ready to start; `forced` when it was forced past its
-    /// time gates (the policy is not asked).
-    pub fn ready(&mut self, jobs: &mut Table, key: Time, id: JobId, forced: bool) {
-        self.put(jobs, Lane::Ready(forced), key, id);
-    }
-
     /// Whether `id` waits in the ready lane, not forced: held by an app-wide hold when one is
     /// in force.
     pub fn is_parked(&self, jobs: &Table, id: JobId) -> bool {
         matches!(
-            jobs.get(&id).and_then(|e| e.lane.as_ref()),
-            Some((Lane::Ready(false), _))
+            jobs.get(&id).and_then(|e| e.lane),
+            Some(LanePos {
+                lane: Lane::Ready(false),
+                ..
+            })
         )
     }
 
@@ -316,8 +316,9 @@ impl Lanes {
         self.ready.len() - self.ready_forced.len()
     }
 
-    /// Takes the earliest timed job whose gates are open at `now`.
-    pub fn pop_due(&mut self, jobs: &mut Table, now: Time) -> Option<(Time, JobId)> {
+    /// Takes the earliest timed job whose gates are open at `now`, with the instant it was
+    /// filed under (as kept: [`Lanes::file`] takes it back as it is).
+    pub fn pop_due(&mut self, jobs: &mut Table, now: Time) -> Option<(i64, JobId)> {
         let first = *self.timed.first()?;
         if first.at > nanos(now) {
             return None;
@@ -372,7 +373,7 @@ impl Lanes {
         keys.into_iter()
             .filter_map(|k| {
                 let id = k.job();
-                self.take(jobs, id).map(|key| (key, id))
+                self.take(jobs, id).map(|key| (instant(key), id))
             })
             .collect()
     }

@@ -1043,12 +1043,12 @@ impl Scheduler {
     /// dependent is unfinished), so it needs no field of its own and survives a restart. A
     /// prerequisite that is unfinished or gone adds nothing.
     fn schedule_origin(&self, job: &Entry) -> Time {
-        job.prerequisites
+        job.prerequisites()
             .iter()
             .filter_map(|p| self.jobs.get(p))
             .filter(|p| p.state == JobState::Succeeded)
-            .filter_map(|p| p.finished_at)
-            .fold(job.enqueued_at, Time::max)
+            .filter_map(|p| p.finished_at())
+            .fold(job.enqueued_at(), Time::max)
     }
 
     /// `due` delayed by the job's jitter for its current cycle (decided once per slot: the
@@ -1128,11 +1128,10 @@ fn cron_of(
 /// from `origin` (see [`Scheduler::schedule_origin`]); `cron` is the parsed expression of a cron
 /// job.
 fn place(job: &mut Entry, origin: Time, cron: Option<&CronSchedule>) -> Result<(), CoreError> {
-    match &job.request.schedule {
+    let (due, end) = match &job.request.schedule {
         Schedule::Once { delay, not_before } => {
             let by_delay = schedule::add(origin, *delay);
-            job.not_before = not_before.map_or(by_delay, |t| t.max(by_delay));
-            job.window_end = None;
+            (not_before.map_or(by_delay, |t| t.max(by_delay)), None)
         }
         Schedule::Periodic {
             every,
@@ -1145,11 +1144,10 @@ fn place(job: &mut Entry, origin: Time, cron: Option<&CronSchedule>) -> Result<(
                 *flex,
                 anchor.unwrap_or_default(),
                 schedule::add(origin, *initial_delay),
-                job.last_started,
-                job.last_finished,
+                job.last_started(),
+                job.last_finished(),
             );
-            job.not_before = w.start;
-            job.window_end = Some(w.end);
+            (w.start, Some(w.end))
         }
         Schedule::Cron { expr, tz } => {
             let parsed = match cron {
@@ -1158,26 +1156,31 @@ fn place(job: &mut Entry, origin: Time, cron: Option<&CronSchedule>) -> Result<(
             };
             // The first slot after the last run started (at most one run per slot, no burst of
             // missed slots), or after the enqueue for a job that never ran.
-            let after = job.last_started.unwrap_or(origin);
+            let after = job.last_started().unwrap_or(origin);
             let slot = next_cron(&parsed, *tz, after)
                 .ok_or_else(|| CoreError::CronNeverFires { expr: expr.clone() })?;
-            job.not_before = slot;
-            job.window_end = Some(slot);
+            (slot, Some(slot))
         }
-    }
+    };
     job.backing_off = false;
-    job.not_before = jittered(job, job.not_before);
+    job.set_window_end(end);
+    job.set_not_before(jitter_within(job, due, end));
     Ok(())
 }
 
 /// `due` delayed by the job's jitter for its current cycle; a flexed periodic job stays inside
 /// its window.
 fn jittered(job: &Entry, due: Time) -> Time {
+    jitter_within(job, due, job.window_end())
+}
+
+/// [`jittered`] for a job whose current window ends at `window_end`.
+fn jitter_within(job: &Entry, due: Time, window_end: Option<Time>) -> Time {
     let Some(j) = job.request.jitter else {
         return due;
     };
     let at = schedule::add(due, schedule::jitter_offset(job.id, j, job.cycle));
-    match (&job.request.schedule, job.window_end) {
+    match (&job.request.schedule, window_end) {
         (Schedule::Periodic { flex: Some(_), .. }, Some(end)) => at.min(end.max(due)),
         _ => at,
     }

@@ -47,10 +47,10 @@ impl Scheduler {
             };
             if job.state == JobState::Running {
                 recovered += 1;
-                let started = job.last_started.unwrap_or(now);
+                let started = job.last_started().unwrap_or(now);
                 let attempt = job.attempt;
                 job.set_stop_reason(Some(StopReason::Unknown));
-                job.last_finished = Some(now);
+                job.set_last_finished(Some(now));
                 job.state = JobState::Enqueued;
                 let record = RunRecord {
                     attempt,
@@ -118,9 +118,11 @@ impl Scheduler {
         if job.state != JobState::Enqueued || job.backing_off {
             return false;
         }
-        match (&job.request.schedule, job.window_end) {
-            (Schedule::Periodic { .. }, Some(end)) => end.max(job.not_before) < now,
-            (Schedule::Cron { .. }, Some(_)) => self.latest_start(job, job.not_before) < now,
+        match &job.request.schedule {
+            Schedule::Periodic { .. } => job.window_passed(now),
+            Schedule::Cron { .. } if job.has_window() => {
+                self.latest_start(job, job.not_before()) < now
+            }
             _ => false,
         }
     }
@@ -140,7 +142,7 @@ impl Scheduler {
             if job.request.jitter.is_some() {
                 let due = self.jittered(job, now);
                 if let Some(job) = self.jobs.get_mut(&id) {
-                    job.not_before = due;
+                    job.set_not_before(due);
                 }
                 self.reindex(id);
             }
@@ -157,7 +159,7 @@ impl Scheduler {
         // the current slot is missed (its jitter was decided once); later ones that end
         // before `look_from` cannot be kept either
         let mut after = candidate
-            .window_end
+            .window_end()
             .map_or(look_from, |end| end.max(look_from));
         let mut placed = false;
         for _ in 0..10_000 {
@@ -166,8 +168,8 @@ impl Scheduler {
             };
             candidate.attempt = 0;
             candidate.cycle = candidate.cycle.saturating_add(1);
-            candidate.window_end = Some(end);
-            candidate.not_before = self.jittered(&candidate, start);
+            candidate.set_window_end(Some(end));
+            candidate.set_not_before(self.jittered(&candidate, start));
             if !self.slot_missed(&candidate, now) {
                 placed = true;
                 break;

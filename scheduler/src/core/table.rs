@@ -14,6 +14,10 @@
 //! the store in change sets and are read back from it by id; the table's side tables stay
 //! empty and every payload method is a no-op, so the same code runs either way.
 //!
+//! The entries are stored in place ([`Slots`]): a slab of fixed-size chunks with a free list,
+//! and an index from id to slot (a `hashbrown::HashTable<u32>`, hashed by id with FxHash,
+//! compared through the slot's own id) — no box per entry, no copy of the id beside it.
+//!
 //! What waits to be dispatched (the lanes, policy deferrals, runs in progress) is the
 //! scheduler's, not the table's: it is rebuilt from the entries after a load.
 
@@ -21,7 +25,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustc_hash::FxHashMap;
+use std::hash::Hasher as _;
+
+use hashbrown::HashTable;
 use serde_json::Value;
 
 use super::entry::{self, Entry, Payloads};
@@ -31,10 +37,10 @@ use super::schedule;
 /// Every job the core holds, and the indexes over them.
 #[derive(Debug, Default)]
 pub(crate) struct Table {
-    /// Every job's compact entry (boxed: the map's slots hold a pointer, not the entry).
+    /// Every job's compact entry, in place in a slab indexed by id (see [`Slots`]).
     /// Hashed, not ordered: it is looked up many times at every state change, and iterated in
     /// id order only by [`Table::ids`] and [`Table::entries`] (a load, a listing), which sort.
-    entries: FxHashMap<JobId, Box<Entry>>,
+    entries: Slots,
     /// The input payloads that are not null.
     inputs: BTreeMap<JobId, Value>,
     /// The outputs of last runs, for the jobs that have one.
@@ -104,26 +110,26 @@ impl Table {
 
     /// The entry of job `id`.
     pub fn get(&self, id: &JobId) -> Option<&Entry> {
-        self.entries.get(id).map(|e| &**e)
+        self.entries.get(id)
     }
 
     /// The entry of job `id`, to change. A change of state into or out of a finished one goes
     /// through [`Table::finish`] / [`Table::revive`], a new request through
     /// [`Table::replace_request`]; every other field is the caller's.
     pub fn get_mut(&mut self, id: &JobId) -> Option<&mut Entry> {
-        self.entries.get_mut(id).map(|e| &mut **e)
+        self.entries.get_mut(id)
     }
 
     /// Every job's id, in id order.
     pub fn ids(&self) -> impl Iterator<Item = JobId> + use<> {
-        let mut ids: Vec<JobId> = self.entries.keys().copied().collect();
+        let mut ids: Vec<JobId> = self.entries.values().map(|e| e.id).collect();
         ids.sort_unstable();
         ids.into_iter()
     }
 
     /// Every entry, in id order.
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
-        let mut all: Vec<&Entry> = self.entries.values().map(|e| &**e).collect();
+        let mut all: Vec<&Entry> = self.entries.values().collect();
         all.sort_unstable_by_key(|e| e.id);
         all.into_iter()
     }
@@ -166,7 +172,7 @@ impl Table {
             self.histories.insert(id, payloads.history.into());
         }
         if entry.state.is_finished() {
-            if let Some(at) = entry.finished_at {
+            if let Some(at) = entry.finished_at() {
                 self.prune_at
                     .insert((schedule::add(at, self.retention), id));
             }
@@ -176,20 +182,20 @@ impl Table {
         if let Some(name) = entry.unique_name() {
             self.by_name.entry(name.to_string()).or_default().push(id);
         }
-        for p in &entry.prerequisites {
+        for p in entry.prerequisites() {
             self.dependents.entry(*p).or_default().push(id);
         }
-        self.entries.insert(id, Box::new(entry));
+        self.entries.insert(entry);
     }
 
     /// Takes job `id` out of every collection.
-    pub fn remove(&mut self, id: JobId) -> Option<Box<Entry>> {
+    pub fn remove(&mut self, id: JobId) -> Option<Entry> {
         let job = self.entries.remove(&id)?;
         self.inputs.remove(&id);
         self.outputs.remove(&id);
         self.histories.remove(&id);
         if job.state.is_finished() {
-            if let Some(at) = job.finished_at {
+            if let Some(at) = job.finished_at() {
                 self.prune_at
                     .remove(&(schedule::add(at, self.retention), id));
             }
@@ -205,7 +211,7 @@ impl Table {
             }
         }
         self.dependents.remove(&id);
-        for p in &job.prerequisites {
+        for p in job.prerequisites() {
             if let Some(ds) = self.dependents.get_mut(p) {
                 ds.retain(|d| *d != id);
             }
@@ -224,7 +230,7 @@ impl Table {
             count_tags(&mut self.unfinished_tags, &job.request.tags, false);
         }
         job.state = state;
-        job.finished_at = Some(now);
+        job.set_finished_at(Some(now));
         self.prune_at
             .insert((schedule::add(now, self.retention), id));
     }
@@ -237,14 +243,14 @@ impl Table {
             return;
         };
         if job.state.is_finished() {
-            if let Some(at) = job.finished_at {
+            if let Some(at) = job.finished_at() {
                 self.prune_at
                     .remove(&(schedule::add(at, self.retention), id));
             }
             count_tags(&mut self.unfinished_tags, &job.request.tags, true);
         }
         job.state = state;
-        job.finished_at = None;
+        job.set_finished_at(None);
     }
 
     /// Replaces job `id`'s request (the `update` conflict policy) and its input, keeping its
@@ -253,6 +259,11 @@ impl Table {
         let Some(job) = self.entries.get(&id) else {
             return;
         };
+        // the lanes find a filed job by its request's kind and constraints
+        debug_assert!(
+            job.lane.is_none(),
+            "a job's request is replaced while it is filed"
+        );
         request.unique = job.request.unique.clone();
         let input = std::mem::take(&mut request.input);
         let shared = entry::share(request, &mut self.last_request);
@@ -300,7 +311,7 @@ impl Table {
             .entries
             .get(&id)
             .filter(|j| j.state.is_finished())
-            .and_then(|j| j.finished_at)
+            .and_then(|j| j.finished_at())
         {
             self.prune_at
                 .insert((schedule::add(at, self.retention), id));
@@ -396,6 +407,135 @@ impl Table {
     }
 }
 
+/// How many entries a chunk of [`Slots`] holds (a power of two).
+const CHUNK: usize = 1024;
+
+/// The entries, stored in place in fixed-size chunks, and an index from a job's id to its
+/// slot that does not store the entry: 4 bytes a slot (a `u32`), hashed by id (FxHash),
+/// compared through the slot's own id. No box per entry, no key copied beside it, and a
+/// growing table never moves its entries (a new chunk is added; a freed slot is reused).
+#[derive(Debug, Default)]
+struct Slots {
+    /// The slots; `None`: free (listed in `free`).
+    chunks: Vec<Box<[Option<Entry>]>>,
+    /// The free slots, the last freed last.
+    free: Vec<u32>,
+    /// Each stored entry's slot, by the hash of its id.
+    index: HashTable<u32>,
+}
+
+/// The hash of `id` in the index.
+fn hash(id: &JobId) -> u64 {
+    let mut h = rustc_hash::FxHasher::default();
+    h.write_u128(id.as_u128());
+    h.finish()
+}
+
+impl Slots {
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    fn at(chunks: &[Box<[Option<Entry>]>], slot: u32) -> Option<&Entry> {
+        let slot = slot as usize;
+        chunks.get(slot / CHUNK)?.get(slot % CHUNK)?.as_ref()
+    }
+
+    fn at_mut(chunks: &mut [Box<[Option<Entry>]>], slot: u32) -> Option<&mut Entry> {
+        let slot = slot as usize;
+        chunks
+            .get_mut(slot / CHUNK)?
+            .get_mut(slot % CHUNK)?
+            .as_mut()
+    }
+
+    /// The slot of job `id`.
+    fn slot(&self, id: &JobId) -> Option<u32> {
+        let chunks = &self.chunks;
+        self.index
+            .find(hash(id), |&s| {
+                Slots::at(chunks, s).is_some_and(|e| e.id == *id)
+            })
+            .copied()
+    }
+
+    fn contains_key(&self, id: &JobId) -> bool {
+        self.slot(id).is_some()
+    }
+
+    fn get(&self, id: &JobId) -> Option<&Entry> {
+        Slots::at(&self.chunks, self.slot(id)?)
+    }
+
+    fn get_mut(&mut self, id: &JobId) -> Option<&mut Entry> {
+        let slot = self.slot(id)?;
+        Slots::at_mut(&mut self.chunks, slot)
+    }
+
+    /// Stores `entry`, replacing the entry of the same id if there is one.
+    fn insert(&mut self, entry: Entry) {
+        if let Some(old) = self.get_mut(&entry.id) {
+            *old = entry;
+            return;
+        }
+        let id = entry.id;
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                let next = self.chunks.len() * CHUNK;
+                // 2^32 entries would take over 400 GB: memory runs out long before
+                let slot = u32::try_from(next).expect("fewer than 2^32 jobs in one core");
+                self.chunks
+                    .push(std::iter::repeat_with(|| None).take(CHUNK).collect());
+                // the new chunk's slots but the first are free, the lowest taken first (its
+                // last slot is at most `u32::MAX`)
+                self.free
+                    .extend((slot + 1..=slot + (CHUNK as u32 - 1)).rev());
+                slot
+            }
+        };
+        if let Some(place) = self
+            .chunks
+            .get_mut(slot as usize / CHUNK)
+            .and_then(|c| c.get_mut(slot as usize % CHUNK))
+        {
+            *place = Some(entry);
+        }
+        let chunks = &self.chunks;
+        self.index.insert_unique(hash(&id), slot, |&s| {
+            Slots::at(chunks, s).map_or(0, |e| hash(&e.id))
+        });
+    }
+
+    /// Takes job `id`'s entry out, freeing its slot.
+    fn remove(&mut self, id: &JobId) -> Option<Entry> {
+        let chunks = &self.chunks;
+        let (slot, _) = self
+            .index
+            .find_entry(hash(id), |&s| {
+                Slots::at(chunks, s).is_some_and(|e| e.id == *id)
+            })
+            .ok()?
+            .remove();
+        let entry = self
+            .chunks
+            .get_mut(slot as usize / CHUNK)
+            .and_then(|c| c.get_mut(slot as usize % CHUNK))
+            .and_then(Option::take);
+        self.free.push(slot);
+        entry
+    }
+
+    /// Every entry, in no particular order.
+    fn values(&self) -> impl Iterator<Item = &Entry> {
+        self.chunks.iter().flat_map(|c| c.iter().flatten())
+    }
+}
+
 /// Adds (`up`) or takes away one job carrying `tags` from the per-tag counts.
 fn count_tags(counts: &mut BTreeMap<String, usize>, tags: &BTreeSet<String>, up: bool) {
     for tag in tags {
@@ -413,29 +553,11 @@ fn count_tags(counts: &mut BTreeMap<String, usize>, tags: &BTreeSet<String>, up:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::job::{ConflictPolicy, Force};
+    use crate::core::job::ConflictPolicy;
 
     fn entry(table: &mut Table, n: u128, request: JobRequest, at: Time) -> Entry {
-        Entry {
-            id: JobId::from_u128(n),
-            request: table.share(request),
-            state: JobState::Enqueued,
-            backing_off: false,
-            force: Force::default(),
-            attempt: 0,
-            enqueued_at: at,
-            not_before: at,
-            window_end: None,
-            last_started: None,
-            last_finished: None,
-            last_success_started: None,
-            finished_at: None,
-            runs_total: 0,
-            cycle: 0,
-            prerequisites: Box::new([]),
-            stop_reason: None,
-            lane: None,
-        }
+        let request = table.share(request);
+        Entry::new(JobId::from_u128(n), request, JobState::Enqueued, at)
     }
 
     /// Every index follows a job through insert, finish, revive, a new request and remove: the
@@ -460,7 +582,7 @@ mod tests {
             },
         );
         let mut second = entry(&mut t, 2, bare, at);
-        second.prerequisites = Box::new([JobId::from_u128(1)]);
+        second.set_prerequisites(Box::new([JobId::from_u128(1)]));
         t.insert(second, Payloads::default());
         let (one, two) = (JobId::from_u128(1), JobId::from_u128(2));
         assert!(
@@ -518,5 +640,50 @@ mod tests {
         assert!(t.payloads(&two) == Payloads::default());
         t.remove(one);
         assert!(t.is_empty() && t.named("n").is_empty() && t.unfinished_with_tag("b") == 0);
+    }
+
+    /// The slab finds every entry by its id through removals and reuses of slots, across
+    /// chunks and a growing index: what is looked up is what was stored under that id.
+    #[test]
+    fn the_slab_finds_each_entry_through_removals_and_reused_slots() {
+        let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("a valid instant");
+        let mut t = Table::new(Duration::from_secs(3600), false);
+        let n = 3 * CHUNK as u128 + 5;
+        for i in 0..n {
+            let e = entry(&mut t, i, JobRequest::once("k"), at);
+            t.insert(e, Payloads::default());
+        }
+        // every third job goes, then as many new ones come into the freed slots
+        for i in (0..n).step_by(3) {
+            assert!(t.remove(JobId::from_u128(i)).is_some());
+        }
+        assert!(t.remove(JobId::from_u128(0)).is_none(), "already gone");
+        for i in (0..n).step_by(3) {
+            let mut e = entry(&mut t, n + i, JobRequest::once("k"), at);
+            e.attempt = 7;
+            t.insert(e, Payloads::default());
+        }
+        assert_eq!(t.len(), n as usize);
+        assert_eq!(t.entries.chunks.len(), 4, "the freed slots were reused");
+        for i in 0..n {
+            let old = t.get(&JobId::from_u128(i));
+            let new = t.get(&JobId::from_u128(n + i));
+            if i % 3 == 0 {
+                assert!(old.is_none());
+                assert_eq!(
+                    new.map(|e| (e.id, e.attempt)),
+                    Some((JobId::from_u128(n + i), 7))
+                );
+            } else {
+                assert_eq!(
+                    old.map(|e| (e.id, e.attempt)),
+                    Some((JobId::from_u128(i), 0))
+                );
+                assert!(new.is_none());
+            }
+        }
+        let ids: Vec<JobId> = t.ids().collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids come in id order");
+        assert_eq!(ids.len(), n as usize);
     }
 }

@@ -266,17 +266,17 @@ impl Scheduler {
         let mut out = Vec::new();
         match job.state {
             JobState::Running => out.push(WaitReason::Running {
-                since: job.last_started.unwrap_or(now),
+                since: job.last_started().unwrap_or(now),
                 attempt: job.attempt,
             }),
             s if s.is_finished() => out.push(WaitReason::Finished {
                 state: s,
-                at: job.finished_at,
-                stop_reason: job.stop_reason.as_deref().cloned(),
+                at: job.finished_at(),
+                stop_reason: job.stop_reason().cloned(),
             }),
             JobState::Blocked => out.push(WaitReason::Blocked {
                 on: job
-                    .prerequisites
+                    .prerequisites()
                     .iter()
                     .copied()
                     .filter_map(|p| {
@@ -309,7 +309,7 @@ impl Scheduler {
                                 attempt: job.attempt,
                                 // the last run's (cleared at each start, set when one
                                 // is stopped): the core keeps no history with a store
-                                stopped_by: job.stop_reason.as_deref().cloned(),
+                                stopped_by: job.stop_reason().cloned(),
                             }
                         } else {
                             WaitReason::NotDue { until: gates.due }

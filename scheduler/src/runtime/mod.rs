@@ -1153,6 +1153,12 @@ impl Actor {
 
     fn feed(&mut self, event: Event) -> Result<Reply, CoreError> {
         let now = self.clock.now();
+        self.feed_at(now, event)
+    }
+
+    /// [`Actor::feed`] at `now`: every part of one request (each job of a bulk enqueue) is
+    /// taken at the request's one instant.
+    fn feed_at(&mut self, now: Time, event: Event) -> Result<Reply, CoreError> {
         let reply = self.core.handle(now, event);
         self.drain_actions();
         reply
@@ -1316,7 +1322,7 @@ impl Actor {
         };
         match cmd {
             Command::Enqueue { request, reply } => {
-                let result = self.enqueue_one(request);
+                let result = self.enqueue_one(self.clock.now(), request);
                 self.respond_after_commit(reply, result);
             }
             Command::EnqueueChain { chain, reply } => {
@@ -1348,7 +1354,15 @@ impl Actor {
                 self.respond_after_commit(reply, result);
             }
             Command::EnqueueMany { requests, reply } => {
-                let results: Vec<_> = requests.into_iter().map(|r| self.enqueue_one(r)).collect();
+                // one request, one instant: its jobs share it (and the wake-up planner's entry
+                // for their latest start, instead of one per job)
+                let now = self.clock.now();
+                // its changes at once: a batch grown by doubling holds up to twice as much
+                self.batch.reserve(requests.len());
+                let results: Vec<_> = requests
+                    .into_iter()
+                    .map(|r| self.enqueue_one(now, r))
+                    .collect();
                 self.replies.push(Box::new(move |err| {
                     let _ = reply.send(match err {
                         Some(e) => Err(e.clone().into()),
@@ -1500,29 +1514,31 @@ impl Actor {
         self.publish(update);
     }
 
-    fn enqueue_one(&mut self, request: JobRequest) -> Result<Receipt, CoreError> {
-        let id = self.ids.next(self.clock.now());
-        self.feed(Event::Enqueue { id, request }).map(|r| match r {
-            Reply::Enqueued {
-                id,
-                disposition,
-                warnings,
-            } => {
-                for w in &warnings {
-                    tracing::warn!(job = %id, "{w}");
-                }
-                Receipt {
+    /// Enqueues `request` at `now` (the instant of the request it belongs to).
+    fn enqueue_one(&mut self, now: Time, request: JobRequest) -> Result<Receipt, CoreError> {
+        let id = self.ids.next(now);
+        self.feed_at(now, Event::Enqueue { id, request })
+            .map(|r| match r {
+                Reply::Enqueued {
                     id,
                     disposition,
                     warnings,
+                } => {
+                    for w in &warnings {
+                        tracing::warn!(job = %id, "{w}");
+                    }
+                    Receipt {
+                        id,
+                        disposition,
+                        warnings,
+                    }
                 }
-            }
-            _ => Receipt {
-                id,
-                disposition: Disposition::Inserted,
-                warnings: Vec::new(),
-            },
-        })
+                _ => Receipt {
+                    id,
+                    disposition: Disposition::Inserted,
+                    warnings: Vec::new(),
+                },
+            })
     }
 
     fn publish(&mut self, update: JobUpdate) {
@@ -1547,28 +1563,46 @@ impl Actor {
             return Ok(());
         }
         let mut changes = std::mem::take(&mut self.batch_rest);
-        let batch = std::mem::take(&mut self.batch);
-        // by id (the store writes its keys in order), each job's last entry winning. The
-        // order is found on (id, arrival) pairs — the entries themselves, whole jobs of a few
-        // hundred bytes, are moved once, not through every step of a sort
-        let mut order: Vec<(JobId, usize)> = batch
-            .iter()
-            .enumerate()
-            .map(|(at, (id, _))| (*id, at))
-            .collect();
-        order.sort_unstable();
-        let mut entries: Vec<Option<Option<Job>>> =
-            batch.into_iter().map(|(_, job)| Some(job)).collect();
-        changes.upserts.reserve(order.len());
-        let mut order = order.into_iter().peekable();
-        while let Some((id, at)) = order.next() {
-            if order.peek().is_some_and(|(next, _)| *next == id) {
-                continue; // a later entry replaces this one
+        let mut batch = std::mem::take(&mut self.batch);
+        // by id (the store writes its keys in order), each job's last entry winning: among one
+        // job's entries the last to arrive comes last. A bulk enqueue's batch is in order
+        // already and is left as it is (no scratch copy of a big batch); another is ordered on
+        // (id, arrival) pairs and its entries — whole jobs of a few hundred bytes — are moved
+        // once, not through every step of a sort
+        if !batch.is_sorted_by_key(|(id, _)| *id) {
+            let mut order: Vec<(JobId, usize)> = batch
+                .iter()
+                .enumerate()
+                .map(|(at, (id, _))| (*id, at))
+                .collect();
+            order.sort_unstable();
+            let mut slots: Vec<Option<(JobId, Option<Job>)>> =
+                batch.into_iter().map(Some).collect();
+            batch = order
+                .into_iter()
+                .filter_map(|(_, at)| slots[at].take())
+                .collect();
+        }
+        batch.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                std::mem::swap(later, kept); // a later entry replaces this one
             }
-            match entries[at].take().flatten() {
-                Some(job) => changes.upserts.push(job),
-                None => changes.removes.push(id),
-            }
+            same
+        });
+        changes.removes.extend(
+            batch
+                .iter()
+                .filter(|(_, job)| job.is_none())
+                .map(|(id, _)| *id),
+        );
+        // collected in place: the batch's buffer becomes the upserts' (no second copy of a
+        // big batch's jobs at once)
+        let upserts: Vec<Job> = batch.into_iter().filter_map(|(_, job)| job).collect();
+        if changes.upserts.is_empty() {
+            changes.upserts = upserts;
+        } else {
+            changes.upserts.extend(upserts);
         }
         let effects = std::mem::take(&mut self.effects);
         let replies = std::mem::take(&mut self.replies);
