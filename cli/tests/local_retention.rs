@@ -10,7 +10,7 @@ mod common;
 
 use std::path::Path;
 
-use common::backwork;
+use common::{backwork, v2_fixture};
 use serde_json::Value;
 
 fn jobs(store: &Path, socket: &Path) -> Vec<Value> {
@@ -26,12 +26,7 @@ fn jobs(store: &Path, socket: &Path) -> Vec<Value> {
 #[test]
 fn reads_without_a_daemon_keep_finished_jobs_and_prune_drops_them_when_asked() {
     let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("v2.redb");
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../persistence/tests/fixtures/v2.redb"),
-        &store,
-    )
-    .unwrap();
+    let store = v2_fixture(dir.path());
     // nothing answers here: every command opens the store itself
     let socket = dir.path().join("none.sock");
 

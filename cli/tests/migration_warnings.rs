@@ -7,21 +7,14 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::backwork;
+use common::{backwork, v2_fixture};
 
 const WARNING: &str = "numbers weekdays; they now follow crontab(5)";
 
 #[test]
 fn a_verb_that_migrates_the_store_says_once_which_crons_changed_meaning() {
     let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("v2.redb");
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../persistence/tests/fixtures/v2.redb"),
-        &store,
-    )
-    .unwrap();
+    let store = v2_fixture(dir.path());
     let socket = dir.path().join("none.sock");
 
     let first = backwork(&["list", "--all"], &store, &socket);

@@ -917,8 +917,8 @@ impl RedbStore {
             .iter()
             .map(|(id, v)| (id.as_u128(), v))
             .collect();
-        // (id, slot, the JSON to write or `None` to delete)
-        let mut payload_writes: Vec<(u128, u8, Option<Vec<u8>>)> = Vec::new();
+        // inputs for `payloads`: (id, the JSON to write or `None` to delete)
+        let mut input_writes: Vec<(u128, Option<Vec<u8>>)> = Vec::new();
         let mut input = Vec::new();
         if !changes.upserts.is_empty() || !changes.removes.is_empty() || !given.is_empty() {
             let mut jobs = txn.open_table(JOBS).map_err(|e| err(e.into()))?;
@@ -932,12 +932,12 @@ impl RedbStore {
                         if record::input_goes_inline(&input) {
                             true
                         } else {
-                            payload_writes.push((id, INPUT, Some(input.clone())));
+                            input_writes.push((id, Some(input.clone())));
                             false
                         }
                     }
                     Some(_) => {
-                        payload_writes.push((id, INPUT, None));
+                        input_writes.push((id, None));
                         false
                     }
                     // no new input: the record keeps the one it holds
@@ -963,7 +963,7 @@ impl RedbStore {
                     .is_some();
                 // a new inline input replaces one an older record may have kept in `payloads`
                 if replaced && inline && new_input.is_some() {
-                    payload_writes.push((id, INPUT, None));
+                    input_writes.push((id, None));
                 }
             }
             // an input for a job whose record this change set does not rewrite (the core sends
@@ -981,19 +981,18 @@ impl RedbStore {
                     jobs.insert(id, buf.as_slice()).map_err(|e| err(e.into()))?;
                 }
                 if v.is_null() {
-                    payload_writes.push((id, INPUT, None));
+                    input_writes.push((id, None));
                 } else {
                     input.clear();
                     record::encode_payload(v, &mut input).map_err(encode_err)?;
-                    payload_writes.push((id, INPUT, Some(input.clone())));
+                    input_writes.push((id, Some(input.clone())));
                 }
             }
             for id in &changes.removes {
                 jobs.remove(id.as_u128()).map_err(|e| err(e.into()))?;
             }
         }
-        if !payload_writes.is_empty() || !changes.outputs.is_empty() || !changes.removes.is_empty()
-        {
+        if !input_writes.is_empty() || !changes.outputs.is_empty() || !changes.removes.is_empty() {
             let mut payloads = txn.open_table(PAYLOADS).map_err(|e| err(e.into()))?;
             for (id, v) in &changes.outputs {
                 let key = (id.as_u128(), OUTPUT);
@@ -1010,15 +1009,15 @@ impl RedbStore {
                     }
                 }
             }
-            for (id, slot, json) in &payload_writes {
+            for (id, json) in &input_writes {
                 match json {
                     Some(json) => {
                         payloads
-                            .insert((*id, *slot), json.as_slice())
+                            .insert((*id, INPUT), json.as_slice())
                             .map_err(|e| err(e.into()))?;
                     }
                     None => {
-                        payloads.remove((*id, *slot)).map_err(|e| err(e.into()))?;
+                        payloads.remove((*id, INPUT)).map_err(|e| err(e.into()))?;
                     }
                 }
             }

@@ -27,6 +27,19 @@ pub fn backwork(args: &[&str], store: impl AsRef<Path>, socket: impl AsRef<Path>
         .unwrap()
 }
 
+/// A copy, in `dir`, of the committed schema-2 store (`persistence/tests/fixtures/v2.redb`, made
+/// by `persistence/examples/make_v2_fixture.rs`): eight jobs of every kind, as backwork wrote
+/// them before schema 3.
+pub fn v2_fixture(dir: &Path) -> PathBuf {
+    let store = dir.join("v2.redb");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../persistence/tests/fixtures/v2.redb"),
+        &store,
+    )
+    .unwrap();
+    store
+}
+
 /// The short id `list` and the logs show for the id `backwork add` printed: the id's last 12
 /// hex digits (the random part of a version-7 UUID, RFC 9562 §5.7).
 pub fn short(id: &str) -> String {
