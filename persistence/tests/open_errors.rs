@@ -129,8 +129,14 @@ fn a_missing_store_is_created_only_when_asked() {
     assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
 }
 
+/// Held by the tests that fork a child and by the one that names this process as the holder:
+/// between its fork and its exec, a child holds every descriptor of this process (close-on-exec
+/// closes them only at the exec), so the other test would see it holding the store too.
+static FORKS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn a_second_open_in_this_process_is_refused() {
+    let _no_fork = FORKS.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.redb");
     let _first = RedbStore::open(&path, OpenMode::CreateIfMissing).unwrap();
@@ -162,6 +168,7 @@ fn helper_hold_store() {
 
 #[test]
 fn a_second_process_gets_the_in_use_error() {
+    let _fork = FORKS.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.redb");
     let mut child = Command::new(std::env::current_exe().unwrap())
