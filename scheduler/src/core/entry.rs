@@ -12,11 +12,9 @@
 //! have them); a [`Job`] is built from an entry and those tables when someone asks for one
 //! ([`Scheduler::job`](super::Scheduler::job)).
 
-use std::cell::Cell;
 use std::fmt::Write as _;
 use std::num::NonZeroI64;
 
-use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -58,112 +56,25 @@ impl At {
     }
 }
 
-/// `t` as nanoseconds since the Unix epoch, saturated to `i64::MIN + 1 ..= i64::MAX` (the
-/// years 1677–2262): the one conversion of an instant into the core's compact records (the
-/// lanes' keys, the entries' instants). The same value as chrono's `timestamp_nanos_opt`,
-/// with the day remembered (see [`LAST_DAY`]).
+/// `t` as nanoseconds since the Unix epoch (chrono's `timestamp_nanos_opt`), saturated to
+/// `i64::MIN + 1 ..= i64::MAX` (the years 1677–2262): the one conversion of an instant into
+/// the core's compact records (the lanes' keys, the entries' instants).
 #[inline]
 pub(crate) fn nanos(t: Time) -> i64 {
-    // the UTC fields, not the local ones (which pass through the zone's offset)
-    let naive = t.naive_utc();
-    let (start, day) = LAST_DAY.get();
-    if naive.date() == day
-        && let Some(n) = start.checked_add(in_day(naive.time()))
-    {
-        return n.max(i64::MIN + 1);
-    }
-    nanos_of_another_day(t)
-}
-
-/// [`nanos`] for an instant that is not on the day remembered.
-#[cold]
-#[inline(never)]
-fn nanos_of_another_day(t: Time) -> i64 {
-    let naive = t.naive_utc();
-    let days = i64::from(naive.date().num_days_from_ce()) - EPOCH_DAYS_FROM_CE;
-    let start = days.checked_mul(NANOS_PER_DAY);
-    if let Some(start) = start {
-        LAST_DAY.set((start, naive.date()));
-    }
-    start
-        .and_then(|start| start.checked_add(in_day(naive.time())))
-        .or_else(|| t.timestamp_nanos_opt())
-        .unwrap_or_else(|| {
-            if t.timestamp() < 0 {
-                i64::MIN
-            } else {
-                i64::MAX
-            }
+    t.timestamp_nanos_opt()
+        .unwrap_or(if t.timestamp() < 0 {
+            i64::MIN
+        } else {
+            i64::MAX
         })
         .max(i64::MIN + 1)
 }
 
-/// The nanoseconds since midnight of `time` (a leap second's included, as chrono counts them).
-fn in_day(time: NaiveTime) -> i64 {
-    i64::from(time.num_seconds_from_midnight()) * NANOS_PER_SEC + i64::from(time.nanosecond())
-}
-
 /// The instant `nanos` nanoseconds after the Unix epoch (the inverse of [`nanos`] within its
-/// range): chrono's `from_timestamp_nanos`, with the day remembered (see [`LAST_DAY`]).
+/// range).
 #[inline]
 pub(crate) fn instant(nanos: i64) -> Time {
-    let (start, day) = LAST_DAY.get();
-    if let Some(in_day) = nanos.checked_sub(start)
-        && (0..NANOS_PER_DAY).contains(&in_day)
-        && let Some(time) = time_of_day(in_day)
-    {
-        return NaiveDateTime::new(day, time).and_utc();
-    }
-    instant_on_another_day(nanos)
-}
-
-/// [`instant`] for an instant that is not on the day remembered.
-#[cold]
-#[inline(never)]
-fn instant_on_another_day(nanos: i64) -> Time {
-    let days = nanos.div_euclid(NANOS_PER_DAY);
-    // `i64` nanoseconds span less than 300 years: the day number fits an `i32`
-    let date = i32::try_from(days + EPOCH_DAYS_FROM_CE)
-        .ok()
-        .and_then(NaiveDate::from_num_days_from_ce_opt);
-    if let (Some(date), Some(start)) = (date, days.checked_mul(NANOS_PER_DAY)) {
-        LAST_DAY.set((start, date));
-    }
-    match (date, time_of_day(nanos.rem_euclid(NANOS_PER_DAY))) {
-        (Some(date), Some(time)) => NaiveDateTime::new(date, time).and_utc(),
-        _ => chrono::DateTime::from_timestamp_nanos(nanos),
-    }
-}
-
-/// The time of day `in_day` nanoseconds after midnight (`0..NANOS_PER_DAY`).
-fn time_of_day(in_day: i64) -> Option<NaiveTime> {
-    // unsigned divisions; the casts lose nothing in that range
-    let in_day = in_day as u64;
-    NaiveTime::from_num_seconds_from_midnight_opt(
-        (in_day / NANOS_PER_SEC as u64) as u32,
-        (in_day % NANOS_PER_SEC as u64) as u32,
-    )
-}
-
-const NANOS_PER_SEC: i64 = 1_000_000_000;
-const NANOS_PER_DAY: i64 = 86_400 * NANOS_PER_SEC;
-/// The Unix epoch's day number counted from 0001-01-01 (day 1), chrono's `num_days_from_ce`.
-const EPOCH_DAYS_FROM_CE: i64 = 719_163;
-
-thread_local! {
-    /// The day last converted by [`nanos`] or [`instant`]: its first nanosecond since the Unix
-    /// epoch, and its date. Instants converted one after the other are mostly on one day, and
-    /// finding a date's number (or a number's date) is most of a conversion's cost. A cache of
-    /// a pure function: it changes no result.
-    static LAST_DAY: Cell<(i64, NaiveDate)> = const {
-        Cell::new((
-            0,
-            match NaiveDate::from_ymd_opt(1970, 1, 1) {
-                Some(epoch) => epoch,
-                None => NaiveDate::MIN,
-            },
-        ))
-    };
+    chrono::DateTime::from_timestamp_nanos(nanos)
 }
 
 fn at(t: Option<Time>) -> Option<At> {
@@ -533,7 +444,10 @@ pub(crate) fn history_numbers(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::{DateTime, TimeDelta};
+    use chrono::{DateTime, NaiveDate, TimeDelta};
+
+    const NANOS_PER_SEC: i64 = 1_000_000_000;
+    const NANOS_PER_DAY: i64 = 86_400 * NANOS_PER_SEC;
 
     /// An entry is at most 112 bytes (W9: 1 M pending jobs in 256 MB, DESIGN §9), and an
     /// optional instant costs no more than an instant.
@@ -577,7 +491,7 @@ mod tests {
         }
     }
 
-    /// The conversions give chrono's own values, whichever day they converted last.
+    /// The conversions give chrono's own values, over the whole range and a leap second.
     #[test]
     fn the_conversions_agree_with_chrono() {
         let mut n: i64 = 0x1234_5678_9abc_def0;
