@@ -39,13 +39,15 @@ pub fn error_response(e: &RuntimeError) -> Response {
     Response::error(runtime_error_kind(e), e.to_string())
 }
 
-/// The kind of a store error: a damaged or too-new store is `Corrupt`, anything else
+/// The kind of a store error: a damaged or too-new store (or a file that is no store) is
+/// `Corrupt`, anything else
 /// `Unavailable`.
 pub fn store_error_kind(e: &StoreError) -> ErrorKind {
     match e {
         StoreError::Corrupt { .. }
         | StoreError::Truncated { .. }
         | StoreError::Empty { .. }
+        | StoreError::NotAStore { .. }
         | StoreError::NewerSchema { .. } => ErrorKind::Corrupt,
         _ => ErrorKind::Unavailable,
     }

@@ -94,6 +94,34 @@ fn storage_error(path: &Path, action: &'static str, e: StorageError) -> StoreErr
     }
 }
 
+/// The 9 bytes every redb file begins with: `redb`, then 0x1A 0x0A 0xA9 0x0D 0x0A (redb's
+/// `docs/design.md`, "Database header": the magic number).
+const REDB_MAGIC: [u8; 9] = *b"redb\x1A\x0A\xA9\x0D\x0A";
+
+/// Refuses a file that does not begin with [`REDB_MAGIC`] (a file shorter than it must begin
+/// with its first bytes: a store cut that short is reported by redb as truncated).
+fn check_signature(file: &fs::File, path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::FileExt;
+    let mut head = [0u8; 16];
+    let mut n = 0;
+    while n < head.len() {
+        match file.read_at(&mut head[n..], n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_error(path, "read", &e)),
+        }
+    }
+    let k = n.min(REDB_MAGIC.len());
+    if head[..k] == REDB_MAGIC[..k] {
+        return Ok(());
+    }
+    Err(StoreError::NotAStore {
+        path: path_str(path),
+        detail: format!("it begins with \"{}\"", head[..n].escape_ascii()),
+    })
+}
+
 /// redb reports a cut-off file as corruption ("truncated below stored layout"); a file whose
 /// length is not a whole number of pages was certainly cut off too.
 fn corrupt_or_truncated(path: &Path, detail: String) -> StoreError {
@@ -675,6 +703,7 @@ impl RedbStore {
                         path: path_str(&self.path),
                     });
                 }
+                check_signature(&file, &self.path)?;
                 let backend = FileBackend::new(file).map_err(|e| database_error(&self.path, e))?;
                 Ok((Box::new(backend), Some(identity(&meta))))
             }

@@ -80,9 +80,39 @@ fn a_corrupt_file_is_refused_and_left_alone() {
         .collect();
     fs::write(&path, &garbage).unwrap();
     let err = RedbStore::open(&path, OpenMode::CreateIfMissing).unwrap_err();
-    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
-    assert!(err.to_string().contains("magic number"), "{err}");
+    // it does not begin with redb's magic number (redb's docs/design.md, "Database header")
+    assert!(matches!(err, StoreError::NotAStore { .. }), "{err:?}");
+    assert!(err.to_string().contains("is not a job store"), "{err}");
     assert_eq!(fs::read(&path).unwrap(), garbage);
+    // with redb's 9-byte magic number in front, the same bytes are a damaged store
+    let mut damaged = b"redb\x1A\x0A\xA9\x0D\x0A".to_vec();
+    damaged.extend_from_slice(&garbage[9..]);
+    fs::write(&path, &damaged).unwrap();
+    let err = RedbStore::open(&path, OpenMode::CreateIfMissing).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    assert_eq!(fs::read(&path).unwrap(), damaged);
+}
+
+#[test]
+fn a_text_file_is_no_store_and_is_left_alone() {
+    // pointing the store at the wrong file: a short text file is not "truncated", and the
+    // error shows how it begins
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.txt");
+    for text in [&b"hello, world!\n\n"[..], b"x", b"redis dump\n"] {
+        fs::write(&path, text).unwrap();
+        let err = RedbStore::open(&path, OpenMode::CreateIfMissing).unwrap_err();
+        assert!(matches!(err, StoreError::NotAStore { .. }), "{err:?}");
+        let said = err.to_string();
+        assert!(said.contains("left untouched"), "{said}");
+        let first = String::from_utf8_lossy(&text[..text.len().min(5)]).to_string();
+        assert!(said.contains(&first), "{said}");
+        assert_eq!(fs::read(&path).unwrap(), text);
+    }
+    // the first bytes of a store, cut short, are a truncated store
+    fs::write(&path, b"redb\x1A").unwrap();
+    let err = RedbStore::open(&path, OpenMode::CreateIfMissing).unwrap_err();
+    assert!(matches!(err, StoreError::Truncated { .. }), "{err:?}");
 }
 
 #[test]

@@ -72,6 +72,19 @@ pub enum StoreError {
         /// The store file.
         path: String,
     },
+    /// The file at the store's path is not a redb database: it does not begin with redb's
+    /// 9-byte magic number (`redb`, then `0x1A 0x0A 0xA9 0x0D 0x0A`: redb's `docs/design.md`,
+    /// "Database header"). A wrong path, most often; or a store whose first bytes were
+    /// overwritten.
+    #[error(
+        "the file {path} is not a job store: it does not begin with redb's file signature ({detail}); it was left untouched. Check the store's path (--store or BACKWORK_STORE); if this file was a store, its first bytes were overwritten: restore it from a backup"
+    )]
+    NotAStore {
+        /// The file.
+        path: String,
+        /// What it begins with instead.
+        detail: String,
+    },
     /// The store file is shorter than its contents say: it was cut off.
     #[error(
         "the job store {path} is truncated ({detail}); it was left untouched. Restore it from a backup, or move it aside to start with an empty store"
