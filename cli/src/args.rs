@@ -16,7 +16,8 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 and keeps them across crashes and reboots.\n\n\
 `backwork daemon` runs command jobs; the other verbs talk to it through its control socket, or to any app \
 that serves one. When nothing answers, they open the store directly. Where the store and the socket are: \
-each verb's --store and --socket, or BACKWORK_STORE and BACKWORK_SOCKET.",
+each verb's --store and --socket, or BACKWORK_STORE and BACKWORK_SOCKET. A store named so must be the one \
+the server on the socket serves, or the verb refuses.",
     after_help = "Examples:\n  backwork daemon &\n  backwork add --every 6h --requires charging --requires unmetered \\\n      --unique photos-sync -- rsync -a ~/photos nas:photos\n  backwork list\n  backwork why photos-sync\n  backwork run photos-sync --ignore-constraints"
 )]
 pub struct Cli {
@@ -35,7 +36,8 @@ pub struct Cli {
 /// environment variable (an empty variable counts as unset), else the default.
 #[derive(Debug, Clone, Default, Args)]
 pub struct Paths {
-    /// The job store [default: $XDG_DATA_HOME/backwork/store.redb; env: BACKWORK_STORE].
+    /// The job store [default: $XDG_DATA_HOME/backwork/store.redb; env: BACKWORK_STORE]; with
+    /// a server on the socket, the store it serves.
     #[arg(
         long,
         global = true,

@@ -92,9 +92,12 @@ impl RunDir {
                 .create(&path)
                 .or_else(|e| if path.is_dir() { Ok(()) } else { Err(e) })
                 .map_err(err)?;
-            if let Some(parent) = path.parent() {
-                sync_dir(parent).map_err(err)?;
-            }
+            // (the parent of a bare name such as `store.redb.runs` is "": this directory)
+            let parent = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            sync_dir(parent).map_err(err)?;
         }
         Ok(RunDir { path })
     }

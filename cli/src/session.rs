@@ -1,6 +1,7 @@
 //! How a verb reaches the queue: through the control socket when a daemon or an app serves it,
 //! else by opening the store itself and answering with the same dispatcher.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -22,6 +23,35 @@ pub fn store_path(flag: Option<&Path>) -> Result<PathBuf, CliError> {
         Some(p) => Ok(p.to_path_buf()),
         None => default_store_path().map_err(CliError::from),
     }
+}
+
+/// Checks that the server on `socket` serves the store `named` by hand (`--store` or
+/// `BACKWORK_STORE`): a verb never acts on another store than the one it was told. A server
+/// that does not say its store (an app's) is taken at its word.
+async fn same_store(client: &mut Client, named: &Path, socket: &Path) -> Result<(), CliError> {
+    let Response::Pong { server } = client.call(&Request::Ping).await? else {
+        return Ok(());
+    };
+    let Some(serving) = server.store else {
+        return Ok(());
+    };
+    let same = match (std::fs::metadata(named), std::fs::metadata(&serving)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => std::path::absolute(named).is_ok_and(|n| n == serving),
+    };
+    if same {
+        return Ok(());
+    }
+    Err(CliError::invalid(format!(
+        "the {} on the control socket {} (process {}) serves the job store {}, not {}, which --store or BACKWORK_STORE names; leave the store out to use that {}, or give the socket of the process that serves {} with --socket",
+        server.role,
+        socket.display(),
+        server.pid,
+        serving.display(),
+        named.display(),
+        server.role,
+        named.display()
+    )))
 }
 
 /// The daemon's overrides of what the host probe reads (`--metered`, `--idle-source`,
@@ -213,7 +243,10 @@ impl Session {
         create: Option<&JobRequest>,
         timeout: Duration,
     ) -> Result<Option<Session>, CliError> {
-        if let Some(client) = Client::connect_within(socket, timeout).await? {
+        if let Some(mut client) = Client::connect_within(socket, timeout).await? {
+            if let Some(named) = store {
+                same_store(&mut client, named, socket).await?;
+            }
             return Ok(Some(Session {
                 backend: Backend::Remote(client),
             }));
@@ -244,7 +277,10 @@ impl Session {
             client.is_some()
         })
         .await;
-        if let Some(client) = client {
+        if let Some(mut client) = client {
+            if let Some(named) = store {
+                same_store(&mut client, named, socket).await?;
+            }
             return Ok(Some(Session {
                 backend: Backend::Remote(client),
             }));

@@ -76,3 +76,21 @@ fn eight_adds_at_once_without_a_daemon_all_succeed() {
         assert!(listed.contains(&id), "{id} lost: {listed}");
     }
 }
+
+/// A daemon told `--store NAME` with a bare file name, in a directory without a store yet,
+/// creates the store and its run directory there and serves (it used to create the store and
+/// then stop with "could not use the run directory NAME.runs: No such file or directory": it
+/// fsynced the run directory's parent, "", instead of ".").
+#[test]
+fn a_new_store_named_by_a_relative_path_is_created_and_served() {
+    let d = common::Daemon::start_with(
+        r#"cd "$(dirname "$BACKWORK_STORE")""#,
+        &["--store", "relative.redb"],
+    );
+    assert!(d.path("relative.redb").is_file());
+    assert!(d.path("relative.redb.runs").is_dir());
+    // the daemon, started in its directory with a bare name, says which store it serves by
+    // its whole path: the verb naming that path is served
+    let out = common::backwork(&["list"], d.path("relative.redb"), d.socket());
+    assert!(out.status.success(), "{out:?}");
+}

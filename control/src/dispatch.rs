@@ -48,6 +48,7 @@ pub fn store_error_kind(e: &StoreError) -> ErrorKind {
         | StoreError::Truncated { .. }
         | StoreError::Empty { .. }
         | StoreError::NotAStore { .. }
+        | StoreError::NotAFile { .. }
         | StoreError::NewerSchema { .. } => ErrorKind::Corrupt,
         _ => ErrorKind::Unavailable,
     }

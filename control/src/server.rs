@@ -111,9 +111,11 @@ impl ControlSocket {
         self
     }
 
-    /// Says which store the runtime uses, for `ping`.
+    /// Says which store the runtime uses, for `ping`: made absolute against this process's
+    /// working directory, so a client elsewhere can tell whether it names the same file.
     pub fn store_path(mut self, path: impl Into<PathBuf>) -> Self {
-        self.info.store = Some(path.into());
+        let path = path.into();
+        self.info.store = Some(std::path::absolute(&path).unwrap_or(path));
         self
     }
 

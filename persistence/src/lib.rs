@@ -23,9 +23,10 @@
 //!   on a file that passed the check, i.e. after a crash or a failed commit (the repair's
 //!   progress is logged at INFO). A file that is empty, truncated, corrupt — a redb panic
 //!   included (caught, its message kept as the detail) — held by another process, of a newer
-//!   schema, or no redb file at all (it does not begin with redb's magic number:
+//!   schema, or no redb file at all (a directory, a device, a FIFO, a link to nothing:
+//!   [`StoreError::NotAFile`]; a file that does not begin with redb's magic number:
 //!   [`StoreError::NotAStore`]) gets its own [`StoreError`] with advice and is left
-//!   byte-for-byte unchanged.
+//!   byte-for-byte unchanged. One this user may not write is [`StoreError::PermissionDenied`].
 //! - **Latest commit unreadable.** redb opens a file whose latest commit cannot be read at the
 //!   commit before. That is right for a commit that failed half-way (never acknowledged) and
 //!   wrong for damage to an acknowledged one: a reopen in the process that acknowledged the

@@ -63,6 +63,10 @@ fn path_str(p: &Path) -> String {
 
 fn io_error(path: &Path, action: &'static str, e: &io::Error) -> StoreError {
     match e.kind() {
+        io::ErrorKind::PermissionDenied => StoreError::PermissionDenied {
+            path: path_str(path),
+            action,
+        },
         io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => StoreError::DiskFull {
             path: path_str(path),
         },
@@ -98,10 +102,53 @@ fn storage_error(path: &Path, action: &'static str, e: StorageError) -> StoreErr
 /// `docs/design.md`, "Database header": the magic number).
 const REDB_MAGIC: [u8; 9] = *b"redb\x1A\x0A\xA9\x0D\x0A";
 
-/// Refuses a file that does not begin with [`REDB_MAGIC`] (a file shorter than it must begin
-/// with its first bytes: a store cut that short is reported by redb as truncated).
-fn check_signature(file: &fs::File, path: &Path) -> Result<(), StoreError> {
-    use std::os::unix::fs::FileExt;
+/// Checks that `path` names something that can be a store before it is opened for writing:
+/// a regular file (through symbolic links) that is not empty and begins with [`REDB_MAGIC`].
+/// Read-only, so a file this user may only read is still told apart from a store.
+fn check_file(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{FileExt, FileTypeExt};
+    let not_a_file = |kind: String| StoreError::NotAFile {
+        path: path_str(path),
+        kind,
+    };
+    let meta = match fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(match fs::read_link(path) {
+                Ok(target) => not_a_file(format!(
+                    "a symbolic link to a missing file ({})",
+                    target.display()
+                )),
+                Err(_) => StoreError::Missing {
+                    path: path_str(path),
+                },
+            });
+        }
+        Err(e) => return Err(io_error(path, "open", &e)),
+    };
+    let kind = meta.file_type();
+    let other = if kind.is_dir() {
+        Some("a directory")
+    } else if kind.is_char_device() {
+        Some("a character device")
+    } else if kind.is_block_device() {
+        Some("a block device")
+    } else if kind.is_fifo() {
+        Some("a FIFO")
+    } else if kind.is_socket() {
+        Some("a socket")
+    } else {
+        None
+    };
+    if let Some(other) = other {
+        return Err(not_a_file(other.to_string()));
+    }
+    if meta.len() == 0 {
+        return Err(StoreError::Empty {
+            path: path_str(path),
+        });
+    }
+    let file = fs::File::open(path).map_err(|e| io_error(path, "open", &e))?;
     let mut head = [0u8; 16];
     let mut n = 0;
     while n < head.len() {
@@ -113,13 +160,21 @@ fn check_signature(file: &fs::File, path: &Path) -> Result<(), StoreError> {
         }
     }
     let k = n.min(REDB_MAGIC.len());
-    if head[..k] == REDB_MAGIC[..k] {
-        return Ok(());
+    if head[..k] != REDB_MAGIC[..k] {
+        return Err(StoreError::NotAStore {
+            path: path_str(path),
+            begins: head[..n].escape_ascii().to_string(),
+        });
     }
-    Err(StoreError::NotAStore {
-        path: path_str(path),
-        detail: format!("it begins with \"{}\"", head[..n].escape_ascii()),
-    })
+    if n < REDB_MAGIC.len() {
+        return Err(StoreError::Truncated {
+            path: path_str(path),
+            detail: format!(
+                "it is {n} bytes long: the first bytes of redb's file signature and nothing more"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// redb reports a cut-off file as corruption ("truncated below stored layout"); a file whose
@@ -628,7 +683,8 @@ impl RedbStore {
     /// A missing file is created without ever replacing one (see [`OpenMode::CreateIfMissing`]).
     pub fn open(path: impl AsRef<Path>, mode: OpenMode) -> Result<RedbStore, StoreError> {
         let path = path.as_ref().to_path_buf();
-        match fs::metadata(&path) {
+        // (a symbolic link to nothing is found, and refused by the check, not created through)
+        match fs::symlink_metadata(&path) {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => match mode {
                 OpenMode::MustExist => {
@@ -685,6 +741,7 @@ impl RedbStore {
         match &self.source {
             Source::Backend(make) => Ok((make(), None)),
             Source::File(_) => {
+                check_file(&self.path)?;
                 let file = OpenOptions::new()
                     .read(true)
                     .write(true)
@@ -698,12 +755,6 @@ impl RedbStore {
                 let meta = file
                     .metadata()
                     .map_err(|e| io_error(&self.path, "open", &e))?;
-                if meta.len() == 0 {
-                    return Err(StoreError::Empty {
-                        path: path_str(&self.path),
-                    });
-                }
-                check_signature(&file, &self.path)?;
                 let backend = FileBackend::new(file).map_err(|e| database_error(&self.path, e))?;
                 Ok((Box::new(backend), Some(identity(&meta))))
             }

@@ -4,6 +4,8 @@
 
 use std::fs;
 use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use backwork_persistence::{OpenMode, RedbStore, StoreError};
@@ -113,6 +115,64 @@ fn a_text_file_is_no_store_and_is_left_alone() {
     fs::write(&path, b"redb\x1A").unwrap();
     let err = RedbStore::open(&path, OpenMode::CreateIfMissing).unwrap_err();
     assert!(matches!(err, StoreError::Truncated { .. }), "{err:?}");
+    assert!(err.to_string().contains("5 bytes long"), "{err}");
+}
+
+#[test]
+fn a_path_that_names_no_file_is_no_store_and_nothing_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("a-directory");
+    fs::create_dir(&sub).unwrap();
+    let fifo = dir.path().join("a-fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let dangling = dir.path().join("dangling.redb");
+    std::os::unix::fs::symlink(dir.path().join("gone.redb"), &dangling).unwrap();
+    for (path, what) in [
+        (sub.as_path(), "a directory"),
+        (Path::new("/dev/null"), "a character device"),
+        (fifo.as_path(), "a FIFO"),
+        (dangling.as_path(), "a symbolic link to"),
+    ] {
+        for mode in [OpenMode::CreateIfMissing, OpenMode::MustExist] {
+            let err = RedbStore::open(path, mode).unwrap_err();
+            assert!(matches!(err, StoreError::NotAFile { .. }), "{err:?}");
+            assert!(err.to_string().contains(what), "{err}");
+        }
+    }
+    // nothing was made through the link, and the directory holds what it held
+    assert!(!dir.path().join("gone.redb").exists());
+    assert_eq!(fs::read_dir(&sub).unwrap().count(), 0);
+}
+
+#[test]
+fn a_store_this_user_may_not_write_is_refused_as_such() {
+    if nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: root may write any file");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    make_store(&path, 1);
+    let before = fs::read(&path).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o444)).unwrap();
+    let err = RedbStore::open(&path, OpenMode::MustExist).unwrap_err();
+    assert!(
+        matches!(err, StoreError::PermissionDenied { .. }),
+        "{err:?}"
+    );
+    assert_eq!(fs::read(&path).unwrap(), before);
+    // a text file this user may only read is still told to be no store at all
+    let text = dir.path().join("notes.txt");
+    fs::write(&text, "hello\n").unwrap();
+    fs::set_permissions(&text, fs::Permissions::from_mode(0o444)).unwrap();
+    let err = RedbStore::open(&text, OpenMode::MustExist).unwrap_err();
+    assert!(matches!(err, StoreError::NotAStore { .. }), "{err:?}");
 }
 
 #[test]

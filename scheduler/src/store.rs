@@ -72,18 +72,38 @@ pub enum StoreError {
         /// The store file.
         path: String,
     },
-    /// The file at the store's path is not a redb database: it does not begin with redb's
-    /// 9-byte magic number (`redb`, then `0x1A 0x0A 0xA9 0x0D 0x0A`: redb's `docs/design.md`,
-    /// "Database header"). A wrong path, most often; or a store whose first bytes were
-    /// overwritten.
+    /// The store's path names no regular file: a directory, a device, a FIFO, a socket, or a
+    /// symbolic link to nothing. A wrong path, most often.
     #[error(
-        "the file {path} is not a job store: it does not begin with redb's file signature ({detail}); it was left untouched. Check the store's path (--store or BACKWORK_STORE); if this file was a store, its first bytes were overwritten: restore it from a backup"
+        "{path} is {kind}, not a job store file; it was left untouched. Check the store's path (--store or BACKWORK_STORE)"
+    )]
+    NotAFile {
+        /// The path.
+        path: String,
+        /// What it is: "a directory", "a FIFO", "a symbolic link to a missing file (…)".
+        kind: String,
+    },
+    /// The file does not begin with redb's 9-byte magic number (`redb`, then
+    /// `0x1A 0x0A 0xA9 0x0D 0x0A`: redb's `docs/design.md`, "Database header"), so it is no
+    /// store: a wrong path, most often, or a store whose first bytes were overwritten.
+    #[error(
+        "the file {path} is not a job store: it does not begin with redb's file signature (it begins with \"{begins}\"); it was left untouched. Check the store's path (--store or BACKWORK_STORE); a store whose first bytes were overwritten must be restored from a backup"
     )]
     NotAStore {
         /// The file.
         path: String,
-        /// What it begins with instead.
-        detail: String,
+        /// Its first bytes (up to 16), escaped.
+        begins: String,
+    },
+    /// This user may not read or write the store (or create it there).
+    #[error(
+        "the job store {path} failed to {action}: permission denied; it was left untouched. Run backwork as the user who owns the file, or give this user read and write access to the file and its directory"
+    )]
+    PermissionDenied {
+        /// The store file.
+        path: String,
+        /// What was being done.
+        action: &'static str,
     },
     /// The store file is shorter than its contents say: it was cut off.
     #[error(
