@@ -809,7 +809,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         _ => None,
     };
     let session = if matches!(request, Request::Device) {
-        Session::remote(&socket, answer_timeout).await?
+        Session::remote(&socket, store, answer_timeout).await?
     } else {
         Session::open(&socket, store, create.as_ref(), answer_timeout).await?
     };

@@ -35,9 +35,11 @@ async fn same_store(client: &mut Client, named: &Path, socket: &Path) -> Result<
     let Some(serving) = server.store else {
         return Ok(());
     };
-    let same = match (std::fs::metadata(named), std::fs::metadata(&serving)) {
+    // (a name relative to this directory is shown whole: the server's is)
+    let named = std::path::absolute(named).unwrap_or_else(|_| named.to_path_buf());
+    let same = match (std::fs::metadata(&named), std::fs::metadata(&serving)) {
         (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
-        _ => std::path::absolute(named).is_ok_and(|n| n == serving),
+        _ => named == serving,
     };
     if same {
         return Ok(());
@@ -222,13 +224,21 @@ pub struct Session {
 impl Session {
     /// Connects to the server on `socket`, without falling back to the store: `None` when no
     /// server answers (`device` then probes the machine itself; it needs no store, even one
-    /// another process holds).
-    pub async fn remote(socket: &Path, timeout: Duration) -> Result<Option<Session>, CliError> {
-        Ok(Client::connect_within(socket, timeout)
-            .await?
-            .map(|client| Session {
-                backend: Backend::Remote(client),
-            }))
+    /// another process holds). A store named by hand must be the server's, as for [`Session::open`].
+    pub async fn remote(
+        socket: &Path,
+        store: Option<&Path>,
+        timeout: Duration,
+    ) -> Result<Option<Session>, CliError> {
+        let Some(mut client) = Client::connect_within(socket, timeout).await? else {
+            return Ok(None);
+        };
+        if let Some(named) = store {
+            same_store(&mut client, named, socket).await?;
+        }
+        Ok(Some(Session {
+            backend: Backend::Remote(client),
+        }))
     }
 
     /// Connects to the server on `socket`; if none answers, opens the store at `store`,

@@ -20,6 +20,7 @@ fn a_verb_naming_another_store_than_the_daemons_is_refused() {
         &["add", "--", "echo", "elsewhere"][..],
         &["list"],
         &["prune"],
+        &["device"],
     ] {
         let out = backwork(args, &other, d.socket());
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
@@ -39,6 +40,19 @@ fn a_verb_naming_another_store_than_the_daemons_is_refused() {
     // with --store on the command line, and through a symbolic link to the daemon's store
     let link = d.path("link.redb");
     std::os::unix::fs::symlink(d.store(), &link).unwrap();
+    // and a relative name is shown whole, as the daemon's is
+    let out = Command::new(BIN)
+        .args(["list", "--store", "other.redb"])
+        .current_dir(d.path(""))
+        .env("BACKWORK_SOCKET", d.socket())
+        .env_remove("BACKWORK_STORE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("not {},", other.display())),
+        "{out:?}"
+    );
     for (store, code) in [(&link, Some(0)), (&other, Some(2))] {
         let out = Command::new(BIN)
             .args(["list", "--store"])

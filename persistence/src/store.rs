@@ -72,7 +72,10 @@ fn io_error(path: &Path, action: &'static str, e: &io::Error) -> StoreError {
         },
         io::ErrorKind::UnexpectedEof => StoreError::Truncated {
             path: path_str(path),
-            detail: e.to_string(),
+            detail: match fs::metadata(path) {
+                Ok(m) => format!("it is {} bytes long, and redb read past its end", m.len()),
+                Err(_) => e.to_string(),
+            },
         },
         io::ErrorKind::InvalidData => corrupt_or_truncated(path, e.to_string()),
         _ => StoreError::Io {
@@ -113,6 +116,11 @@ fn check_file(path: &Path) -> Result<(), StoreError> {
     };
     let meta = match fs::metadata(path) {
         Ok(meta) => meta,
+        Err(e) if e.raw_os_error() == Some(nix::errno::Errno::ELOOP as i32) => {
+            return Err(not_a_file(
+                "a symbolic link that leads back to itself".to_string(),
+            ));
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(match fs::read_link(path) {
                 Ok(target) => not_a_file(format!(
@@ -170,7 +178,8 @@ fn check_file(path: &Path) -> Result<(), StoreError> {
         return Err(StoreError::Truncated {
             path: path_str(path),
             detail: format!(
-                "it is {n} bytes long: the first bytes of redb's file signature and nothing more"
+                "it is {n} byte{} long: the first of redb's file signature and nothing more",
+                if n == 1 { "" } else { "s" }
             ),
         });
     }
@@ -189,7 +198,9 @@ fn corrupt_or_truncated(path: &Path, detail: String) -> StoreError {
     } else if !len.is_multiple_of(4096) {
         StoreError::Truncated {
             path: path_str(path),
-            detail: format!("its length, {len} bytes, is not a whole number of pages: {detail}"),
+            detail: format!(
+                "it is {len} bytes long, not a whole number of 4096-byte pages (redb: {detail})"
+            ),
         }
     } else {
         StoreError::Corrupt {

@@ -133,11 +133,15 @@ fn a_path_that_names_no_file_is_no_store_and_nothing_is_created() {
     );
     let dangling = dir.path().join("dangling.redb");
     std::os::unix::fs::symlink(dir.path().join("gone.redb"), &dangling).unwrap();
+    let (loop1, loop2) = (dir.path().join("loop1"), dir.path().join("loop2"));
+    std::os::unix::fs::symlink(&loop2, &loop1).unwrap();
+    std::os::unix::fs::symlink(&loop1, &loop2).unwrap();
     for (path, what) in [
         (sub.as_path(), "a directory"),
         (Path::new("/dev/null"), "a character device"),
         (fifo.as_path(), "a FIFO"),
-        (dangling.as_path(), "a symbolic link to"),
+        (dangling.as_path(), "a symbolic link to a missing file"),
+        (loop1.as_path(), "a symbolic link that leads back to itself"),
     ] {
         for mode in [OpenMode::CreateIfMissing, OpenMode::MustExist] {
             let err = RedbStore::open(path, mode).unwrap_err();

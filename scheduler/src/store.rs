@@ -97,7 +97,7 @@ pub enum StoreError {
     },
     /// This user may not read or write the store (or create it there).
     #[error(
-        "the job store {path} failed to {action}: permission denied; it was left untouched. Run backwork as the user who owns the file, or give this user read and write access to the file and its directory"
+        "the job store {path} failed to {action}: permission denied. Run backwork as a user who may read and write the store (and write its directory, to create it), or give this user that access"
     )]
     PermissionDenied {
         /// The store file.
