@@ -56,6 +56,21 @@ async fn same_store(client: &mut Client, named: &Path, socket: &Path) -> Result<
     )))
 }
 
+/// A session on `client`, once the server is known to serve the store named by hand, if one
+/// was (see [`same_store`]).
+async fn remote_session(
+    mut client: Client,
+    store: Option<&Path>,
+    socket: &Path,
+) -> Result<Session, CliError> {
+    if let Some(named) = store {
+        same_store(&mut client, named, socket).await?;
+    }
+    Ok(Session {
+        backend: Backend::Remote(client),
+    })
+}
+
 /// The daemon's overrides of what the host probe reads (`--metered`, `--idle-source`,
 /// `--idle-load-below`); the default reads everything.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -230,15 +245,10 @@ impl Session {
         store: Option<&Path>,
         timeout: Duration,
     ) -> Result<Option<Session>, CliError> {
-        let Some(mut client) = Client::connect_within(socket, timeout).await? else {
-            return Ok(None);
-        };
-        if let Some(named) = store {
-            same_store(&mut client, named, socket).await?;
+        match Client::connect_within(socket, timeout).await? {
+            Some(client) => remote_session(client, store, socket).await.map(Some),
+            None => Ok(None),
         }
-        Ok(Some(Session {
-            backend: Backend::Remote(client),
-        }))
     }
 
     /// Connects to the server on `socket`; if none answers, opens the store at `store`,
@@ -253,13 +263,8 @@ impl Session {
         create: Option<&JobRequest>,
         timeout: Duration,
     ) -> Result<Option<Session>, CliError> {
-        if let Some(mut client) = Client::connect_within(socket, timeout).await? {
-            if let Some(named) = store {
-                same_store(&mut client, named, socket).await?;
-            }
-            return Ok(Some(Session {
-                backend: Backend::Remote(client),
-            }));
+        if let Some(client) = Client::connect_within(socket, timeout).await? {
+            return remote_session(client, store, socket).await.map(Some);
         }
         let path = store_path(store)?;
         if let Some(request) = create
@@ -287,13 +292,8 @@ impl Session {
             client.is_some()
         })
         .await;
-        if let Some(mut client) = client {
-            if let Some(named) = store {
-                same_store(&mut client, named, socket).await?;
-            }
-            return Ok(Some(Session {
-                backend: Backend::Remote(client),
-            }));
+        if let Some(client) = client {
+            return remote_session(client, store, socket).await.map(Some);
         }
         let opened = match opened {
             Ok(Some(s)) => s,

@@ -109,7 +109,8 @@ const REDB_MAGIC: [u8; 9] = *b"redb\x1A\x0A\xA9\x0D\x0A";
 /// a regular file (through symbolic links) that is not empty and begins with [`REDB_MAGIC`].
 /// Read-only, so a file this user may only read is still told apart from a store.
 fn check_file(path: &Path) -> Result<(), StoreError> {
-    use std::os::unix::fs::{FileExt, FileTypeExt};
+    use std::io::Read;
+    use std::os::unix::fs::FileTypeExt;
     let not_a_file = |kind: String| StoreError::NotAFile {
         path: path_str(path),
         kind,
@@ -156,22 +157,16 @@ fn check_file(path: &Path) -> Result<(), StoreError> {
             path: path_str(path),
         });
     }
-    let file = fs::File::open(path).map_err(|e| io_error(path, "open", &e))?;
-    let mut head = [0u8; 16];
-    let mut n = 0;
-    while n < head.len() {
-        match file.read_at(&mut head[n..], n as u64) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(io_error(path, "read", &e)),
-        }
-    }
+    let mut head = Vec::with_capacity(16);
+    fs::File::open(path)
+        .and_then(|f| io::Read::take(f, 16).read_to_end(&mut head))
+        .map_err(|e| io_error(path, "read", &e))?;
+    let n = head.len();
     let k = n.min(REDB_MAGIC.len());
     if head[..k] != REDB_MAGIC[..k] {
         return Err(StoreError::NotAStore {
             path: path_str(path),
-            begins: head[..n].escape_ascii().to_string(),
+            begins: head.escape_ascii().to_string(),
         });
     }
     if n < REDB_MAGIC.len() {
