@@ -16,6 +16,15 @@ use redb::ReadableDatabase;
 use serde_json::{Value, json};
 
 /// A core whose change sets go to `store` as they come; returns the starts it asked for.
+/// The store at `path` opened again, and a fresh core loaded from it.
+fn reopen(path: &std::path::Path, now: Time) -> (RedbStore, Scheduler) {
+    let mut store = RedbStore::open(path, OpenMode::MustExist).unwrap();
+    let mut core = Scheduler::new(Default::default(), Box::new(AllowAll));
+    let jobs = store.load().unwrap();
+    feed(&mut core, &mut store, now, Event::Load(jobs));
+    (store, core)
+}
+
 fn feed(core: &mut Scheduler, store: &mut RedbStore, now: Time, event: Event) -> Vec<JobId> {
     core.handle(now, event).expect("the core takes the event");
     let mut starts = Vec::new();
@@ -123,10 +132,7 @@ fn an_input_reads_back_as_given_wherever_it_is_kept() {
     assert_eq!(input_rows(&path, id), 1, "a large input is in `payloads`");
 
     // back to a small input: inside the record, and the row in `payloads` is gone
-    let mut store = RedbStore::open(&path, OpenMode::MustExist).unwrap();
-    let mut core = Scheduler::new(Default::default(), Box::new(AllowAll));
-    let jobs = store.load().unwrap();
-    feed(&mut core, &mut store, now, Event::Load(jobs));
+    let (mut store, mut core) = reopen(&path, now);
     let other = json!([1, 2, 3]);
     feed(
         &mut core,
@@ -142,10 +148,7 @@ fn an_input_reads_back_as_given_wherever_it_is_kept() {
     assert_eq!(input_rows(&path, id), 0, "no stale copy left in `payloads`");
 
     // to no input at all, then removed
-    let mut store = RedbStore::open(&path, OpenMode::MustExist).unwrap();
-    let mut core = Scheduler::new(Default::default(), Box::new(AllowAll));
-    let jobs = store.load().unwrap();
-    feed(&mut core, &mut store, now, Event::Load(jobs));
+    let (mut store, mut core) = reopen(&path, now);
     feed(
         &mut core,
         &mut store,
